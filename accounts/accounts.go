@@ -1,0 +1,242 @@
+// Package accounts owns users: sign-up, login, tokens and contacts.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+
+	"moim/api"
+	"moim/sqldb"
+)
+
+// User is a Moim account.
+type User struct {
+	ID           int64     `gorm:"primaryKey" json:"id"`
+	Username     string    `gorm:"size:32;not null;uniqueIndex" json:"username"`
+	DisplayName  string    `gorm:"size:64;not null" json:"display_name"`
+	PasswordHash string    `gorm:"size:60;not null" json:"-"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// Contact is one entry in a user's address book.
+type Contact struct {
+	UserID    int64 `gorm:"primaryKey;autoIncrement:false"`
+	ContactID int64 `gorm:"primaryKey;autoIncrement:false;index"`
+	CreatedAt time.Time
+}
+
+// Accounts serves the account routes.
+type Accounts struct {
+	db     *gorm.DB
+	rdb    redis.UniversalClient
+	prefix string
+	tokens *Tokens
+	cost   int
+	// dummyHash is compared against when the username is unknown, so a
+	// login takes as long whether or not the user exists.
+	dummyHash []byte
+}
+
+// New returns the accounts module. bcryptCost is MOIM_BCRYPT_COST; prefix
+// namespaces its Redis keys.
+func New(db *gorm.DB, rdb redis.UniversalClient, prefix string, tokens *Tokens, bcryptCost int) (*Accounts, error) {
+	dummy, err := bcrypt.GenerateFromPassword([]byte("moim-timing-equaliser"), bcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: bcrypt cost %d: %w", bcryptCost, err)
+	}
+	return &Accounts{db: db, rdb: rdb, prefix: prefix, tokens: tokens, cost: bcryptCost, dummyHash: dummy}, nil
+}
+
+// Migrate creates or updates the accounts tables.
+func (a *Accounts) Migrate() error {
+	if err := a.db.AutoMigrate(&User{}, &Contact{}); err != nil {
+		return fmt.Errorf("accounts: migrate: %w", err)
+	}
+	return nil
+}
+
+var usernameRE = regexp.MustCompile(`^[a-z0-9_.-]{3,32}$`)
+
+func normalizeUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// CheckDisplayName trims a display name and checks it is 1–64 printable runes.
+func CheckDisplayName(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	n := utf8.RuneCountInString(s)
+	if n < 1 || n > 64 || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", api.Validation("display_name must be 1 to 64 printable characters")
+	}
+	return s, nil
+}
+
+func checkPassword(p string) error {
+	if len(p) < 8 || len(p) > 72 {
+		return api.Validation("password must be 8 to 72 bytes long")
+	}
+	return nil
+}
+
+// Signup creates a user.
+func (a *Accounts) Signup(ctx context.Context, username, password, displayName string) (*User, error) {
+	username = normalizeUsername(username)
+	if !usernameRE.MatchString(username) {
+		return nil, api.Validation("username must be 3 to 32 characters of a-z, 0-9, '_', '.' or '-'")
+	}
+	if err := checkPassword(password); err != nil {
+		return nil, err
+	}
+	displayName, err := CheckDisplayName(displayName)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), a.cost)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: hash password: %w", err)
+	}
+	u := &User{Username: username, DisplayName: displayName, PasswordHash: string(hash)}
+	if err := a.db.WithContext(ctx).Create(u).Error; err != nil {
+		if sqldb.IsDuplicate(err) {
+			return nil, api.Conflict("username_taken", "that username is taken")
+		}
+		return nil, fmt.Errorf("accounts: create user %q: %w", username, err)
+	}
+	return u, nil
+}
+
+// Failed logins per username are capped so a password cannot be guessed
+// online; the window restarts with each failure.
+const (
+	maxLoginFailures = 10
+	loginFailWindow  = 10 * time.Minute
+)
+
+// loginFailKey counts recent failed logins of one username.
+func (a *Accounts) loginFailKey(username string) string {
+	return a.prefix + ":login-fail:{" + username + "}"
+}
+
+var errBadLogin = api.Unauthorized("wrong username or password")
+
+// Login checks a password and issues a token.
+func (a *Accounts) Login(ctx context.Context, username, password string) (string, time.Time, *User, error) {
+	username = normalizeUsername(username)
+	key := a.loginFailKey(username)
+	fails, err := a.rdb.Get(ctx, key).Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", time.Time{}, nil, fmt.Errorf("accounts: read login failures: %w", err)
+	}
+	if fails >= maxLoginFailures {
+		return "", time.Time{}, nil, api.Errorf(429, "rate_limited", "too many failed logins; wait a few minutes")
+	}
+	var u User
+	err = a.db.WithContext(ctx).Where("username = ?", username).Take(&u).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		_ = bcrypt.CompareHashAndPassword(a.dummyHash, []byte(password))
+		return "", time.Time{}, nil, a.loginFailed(ctx, key)
+	case err != nil:
+		return "", time.Time{}, nil, fmt.Errorf("accounts: find user %q: %w", username, err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return "", time.Time{}, nil, a.loginFailed(ctx, key)
+	}
+	if fails > 0 {
+		a.rdb.Del(ctx, key)
+	}
+	tok, exp, err := a.tokens.Issue(u.ID)
+	if err != nil {
+		return "", time.Time{}, nil, err
+	}
+	return tok, exp, &u, nil
+}
+
+func (a *Accounts) loginFailed(ctx context.Context, key string) error {
+	pipe := a.rdb.TxPipeline()
+	pipe.Incr(ctx, key)
+	pipe.Expire(ctx, key, loginFailWindow)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("accounts: count login failure: %w", err)
+	}
+	return errBadLogin
+}
+
+// Get returns one user.
+func (a *Accounts) Get(ctx context.Context, id int64) (*User, error) {
+	var u User
+	err := a.db.WithContext(ctx).Take(&u, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, api.NotFound("user")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("accounts: get user %d: %w", id, err)
+	}
+	return &u, nil
+}
+
+// Contacts lists a user's contacts by display name.
+func (a *Accounts) Contacts(ctx context.Context, userID int64) ([]User, error) {
+	users := []User{}
+	err := a.db.WithContext(ctx).
+		Joins("JOIN contacts ON contacts.contact_id = users.id").
+		Where("contacts.user_id = ?", userID).
+		Order("users.display_name, users.id").Find(&users).Error
+	if err != nil {
+		return nil, fmt.Errorf("accounts: list contacts of %d: %w", userID, err)
+	}
+	return users, nil
+}
+
+// AddContact adds the user with the given id, or else the given username,
+// to userID's contacts. It reports whether the contact is new.
+func (a *Accounts) AddContact(ctx context.Context, userID, contactID int64, username string) (*User, bool, error) {
+	var u User
+	q := a.db.WithContext(ctx)
+	var err error
+	switch {
+	case contactID > 0 && username == "":
+		err = q.Take(&u, contactID).Error
+	case contactID == 0 && username != "":
+		err = q.Where("username = ?", normalizeUsername(username)).Take(&u).Error
+	default:
+		return nil, false, api.Validation("give exactly one of user_id or username")
+	}
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, false, api.NotFound("user")
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("accounts: find contact: %w", err)
+	}
+	if u.ID == userID {
+		return nil, false, api.Validation("you cannot add yourself as a contact")
+	}
+	err = q.Create(&Contact{UserID: userID, ContactID: u.ID}).Error
+	if sqldb.IsDuplicate(err) {
+		return &u, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("accounts: add contact %d for %d: %w", u.ID, userID, err)
+	}
+	return &u, true, nil
+}
+
+// RemoveContact removes a contact; removing one that is not there is 404.
+func (a *Accounts) RemoveContact(ctx context.Context, userID, contactID int64) error {
+	res := a.db.WithContext(ctx).Where("user_id = ? AND contact_id = ?", userID, contactID).Delete(&Contact{})
+	if res.Error != nil {
+		return fmt.Errorf("accounts: remove contact %d of %d: %w", contactID, userID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return api.NotFound("contact")
+	}
+	return nil
+}

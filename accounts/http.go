@@ -1,0 +1,100 @@
+package accounts
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"moim/api"
+)
+
+// Routes registers the account routes under r (mounted at /api).
+// Sign-up and login are public; everything else needs a token.
+func (a *Accounts) Routes(r fiber.Router, auth fiber.Handler) {
+	r.Post("/auth/signup", a.handleSignup)
+	r.Post("/auth/login", a.handleLogin)
+	r.Get("/me", auth, a.handleMe)
+	r.Get("/contacts", auth, a.handleContacts)
+	r.Post("/contacts", auth, a.handleAddContact)
+	r.Delete("/contacts/:user_id", auth, a.handleRemoveContact)
+}
+
+func (a *Accounts) handleSignup(c *fiber.Ctx) error {
+	var req struct {
+		Username    string `json:"username"`
+		Password    string `json:"password"`
+		DisplayName string `json:"display_name"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	u, err := a.Signup(c.UserContext(), req.Username, req.Password, req.DisplayName)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(u)
+}
+
+func (a *Accounts) handleLogin(c *fiber.Ctx) error {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	tok, exp, u, err := a.Login(c.UserContext(), req.Username, req.Password)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "user": u})
+}
+
+func (a *Accounts) handleMe(c *fiber.Ctx) error {
+	u, err := a.Get(c.UserContext(), UserID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(u)
+}
+
+func (a *Accounts) handleContacts(c *fiber.Ctx) error {
+	users, err := a.Contacts(c.UserContext(), UserID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"contacts": users})
+}
+
+func (a *Accounts) handleAddContact(c *fiber.Ctx) error {
+	var req struct {
+		UserID   int64  `json:"user_id"`
+		Username string `json:"username"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	if req.UserID < 0 {
+		return api.Validation("user_id must be a positive integer")
+	}
+	u, created, err := a.AddContact(c.UserContext(), UserID(c), req.UserID, req.Username)
+	if err != nil {
+		return err
+	}
+	status := fiber.StatusOK
+	if created {
+		status = fiber.StatusCreated
+	}
+	return c.Status(status).JSON(u)
+}
+
+func (a *Accounts) handleRemoveContact(c *fiber.Ctx) error {
+	id, err := api.ParamID(c, "user_id")
+	if err != nil {
+		return err
+	}
+	if err := a.RemoveContact(c.UserContext(), UserID(c), id); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -1,0 +1,103 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+)
+
+// Mirror keeps each room's member set in Redis so the hub can answer
+// "may this user send to this room" with one SISMEMBER, no SQL on the send
+// path. SQL stays the source of truth; the mirror is written in the same
+// step as every membership change and rebuilt when Redis has lost it.
+type Mirror struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+// NewMirror returns a mirror whose keys start with prefix.
+func NewMirror(rdb redis.UniversalClient, prefix string) *Mirror {
+	return &Mirror{rdb: rdb, prefix: prefix}
+}
+
+// MembersKey is the set of user ids in a room. The room id is the hash tag,
+// so every key of one room lives in one Redis Cluster slot and a room's Lua
+// scripts can touch them together.
+func (m *Mirror) MembersKey(roomID int64) string {
+	return m.prefix + ":room:{" + strconv.FormatInt(roomID, 10) + "}:members"
+}
+
+// syncedKey marks that the mirror was built from SQL; it vanishes with the
+// rest of the data when Redis restarts empty (as the embedded one does).
+func (m *Mirror) syncedKey() string { return m.prefix + ":members-synced" }
+
+// IsMember reports whether userID is in roomID.
+func (m *Mirror) IsMember(ctx context.Context, roomID, userID int64) (bool, error) {
+	ok, err := m.rdb.SIsMember(ctx, m.MembersKey(roomID), userID).Result()
+	if err != nil {
+		return false, fmt.Errorf("rooms: check membership of %d in %d: %w", userID, roomID, err)
+	}
+	return ok, nil
+}
+
+func (m *Mirror) add(ctx context.Context, roomID int64, userIDs ...int64) error {
+	members := make([]any, len(userIDs))
+	for i, id := range userIDs {
+		members[i] = id
+	}
+	if err := m.rdb.SAdd(ctx, m.MembersKey(roomID), members...).Err(); err != nil {
+		return fmt.Errorf("rooms: mirror %d members into room %d: %w", len(userIDs), roomID, err)
+	}
+	return nil
+}
+
+func (m *Mirror) remove(ctx context.Context, roomID, userID int64) error {
+	if err := m.rdb.SRem(ctx, m.MembersKey(roomID), userID).Err(); err != nil {
+		return fmt.Errorf("rooms: mirror removal of %d from room %d: %w", userID, roomID, err)
+	}
+	return nil
+}
+
+func (m *Mirror) drop(ctx context.Context, roomID int64) error {
+	if err := m.rdb.Del(ctx, m.MembersKey(roomID)).Err(); err != nil {
+		return fmt.Errorf("rooms: drop mirror of room %d: %w", roomID, err)
+	}
+	return nil
+}
+
+// Rebuild copies every membership from SQL into Redis unless the mirror is
+// already marked as built. A change that races a rebuild can be undone by
+// it; rebuilds only run when Redis came up empty, before clients arrive.
+func (m *Mirror) Rebuild(ctx context.Context, db *gorm.DB) (int, error) {
+	n, err := m.rdb.Exists(ctx, m.syncedKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("rooms: check mirror: %w", err)
+	}
+	if n == 1 {
+		return 0, nil
+	}
+	var copied int
+	var batch []Member
+	err = db.WithContext(ctx).Order("room_id, user_id").FindInBatches(&batch, 5000, func(*gorm.DB, int) error {
+		pipe := m.rdb.Pipeline()
+		for _, mb := range batch {
+			pipe.SAdd(ctx, m.MembersKey(mb.RoomID), mb.UserID)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		copied += len(batch)
+		return nil
+	}).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return copied, fmt.Errorf("rooms: rebuild mirror after %d members: %w", copied, err)
+	}
+	if err := m.rdb.Set(ctx, m.syncedKey(), "1", 0).Err(); err != nil {
+		return copied, fmt.Errorf("rooms: mark mirror built: %w", err)
+	}
+	return copied, nil
+}

@@ -1,0 +1,628 @@
+// Package rooms owns chat rooms and their members: creation, 1:1 rooms,
+// search, joining with an optional password, roles and the Redis mirror
+// of membership that the hub checks on every send.
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+
+	"moim/accounts"
+	"moim/api"
+	"moim/sqldb"
+)
+
+// Roles a member can hold. The owner created the room; admins manage it.
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Room is a group chat or a 1:1 conversation.
+type Room struct {
+	ID           int64  `gorm:"primaryKey"`
+	Name         string `gorm:"size:100;not null;index"`
+	Description  string `gorm:"size:500;not null"`
+	PasswordHash string `gorm:"size:60;not null"`
+	OwnerID      int64  `gorm:"not null;index"`
+	Direct       bool   `gorm:"not null"`
+	// DirectKey is "lo:hi" of the two user ids for a 1:1 room and NULL
+	// otherwise; its unique index makes opening a 1:1 chat idempotent.
+	DirectKey *string `gorm:"size:41;uniqueIndex"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Member is a user's place in a room.
+type Member struct {
+	RoomID   int64     `gorm:"primaryKey;autoIncrement:false"`
+	UserID   int64     `gorm:"primaryKey;autoIncrement:false;index"`
+	Role     string    `gorm:"size:8;not null"`
+	JoinedAt time.Time `gorm:"not null"`
+}
+
+// View is a room as the API shows it to one user.
+type View struct {
+	ID          int64     `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	OwnerID     int64     `json:"owner_id"`
+	Direct      bool      `json:"direct"`
+	HasPassword bool      `json:"has_password"`
+	MemberCount int64     `json:"member_count"`
+	Role        string    `json:"role,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// MemberView is one member as listed to the room.
+type MemberView struct {
+	UserID      int64     `json:"user_id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"`
+	Role        string    `json:"role"`
+	JoinedAt    time.Time `json:"joined_at"`
+}
+
+// Rooms serves the room routes.
+type Rooms struct {
+	db     *gorm.DB
+	mirror *Mirror
+	cost   int
+}
+
+// New returns the rooms module; bcryptCost hashes room passwords.
+func New(db *gorm.DB, mirror *Mirror, bcryptCost int) *Rooms {
+	return &Rooms{db: db, mirror: mirror, cost: bcryptCost}
+}
+
+// Migrate creates or updates the room tables.
+func (s *Rooms) Migrate() error {
+	if err := s.db.AutoMigrate(&Room{}, &Member{}); err != nil {
+		return fmt.Errorf("rooms: migrate: %w", err)
+	}
+	return nil
+}
+
+// Mirror is the Redis copy of membership.
+func (s *Rooms) Mirror() *Mirror { return s.mirror }
+
+// mirrored runs a SQL change and its Redis mirror as one step: the SQL
+// transaction commits only if Redis took the change, and the Redis change
+// is undone if the commit itself fails.
+func (s *Rooms) mirrored(ctx context.Context, change func(tx *gorm.DB) error, mirror, undo func() error) error {
+	done := false
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := change(tx); err != nil {
+			return err
+		}
+		if err := mirror(); err != nil {
+			return err
+		}
+		done = true
+		return nil
+	})
+	if err != nil && done {
+		_ = undo()
+	}
+	return err
+}
+
+func checkName(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if n := utf8.RuneCountInString(s); n < 1 || n > 100 || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", api.Validation("name must be 1 to 100 printable characters")
+	}
+	return s, nil
+}
+
+func checkDescription(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if utf8.RuneCountInString(s) > 500 {
+		return "", api.Validation("description must be at most 500 characters")
+	}
+	return s, nil
+}
+
+func (s *Rooms) hashPassword(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	if len(p) > 72 {
+		return "", api.Validation("password must be at most 72 bytes")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(p), s.cost)
+	if err != nil {
+		return "", fmt.Errorf("rooms: hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// Create makes a room owned by ownerID with the listed users as members.
+func (s *Rooms) Create(ctx context.Context, ownerID int64, name, description, password string, memberIDs []int64) (*View, error) {
+	name, err := checkName(name)
+	if err != nil {
+		return nil, err
+	}
+	if description, err = checkDescription(description); err != nil {
+		return nil, err
+	}
+	if len(memberIDs) > 1000 {
+		return nil, api.Validation("member_ids may list at most 1000 users; invite the rest later")
+	}
+	ids := uniqueOthers(memberIDs, ownerID)
+	if err := s.checkUsersExist(ctx, ids); err != nil {
+		return nil, err
+	}
+	hash, err := s.hashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	room := &Room{Name: name, Description: description, PasswordHash: hash, OwnerID: ownerID}
+	now := time.Now().UTC()
+	err = s.mirrored(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(room).Error; err != nil {
+			return fmt.Errorf("rooms: create room: %w", err)
+		}
+		members := []Member{{RoomID: room.ID, UserID: ownerID, Role: RoleOwner, JoinedAt: now}}
+		for _, id := range ids {
+			members = append(members, Member{RoomID: room.ID, UserID: id, Role: RoleMember, JoinedAt: now})
+		}
+		if err := tx.CreateInBatches(members, 500).Error; err != nil {
+			return fmt.Errorf("rooms: add %d members to room %d: %w", len(members), room.ID, err)
+		}
+		return nil
+	}, func() error {
+		return s.mirror.add(ctx, room.ID, append([]int64{ownerID}, ids...)...)
+	}, func() error {
+		return s.mirror.drop(ctx, room.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.view(ctx, room.ID, ownerID)
+}
+
+func uniqueOthers(ids []int64, self int64) []int64 {
+	seen := map[int64]bool{self: true}
+	out := []int64{}
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (s *Rooms) checkUsersExist(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var found []int64
+	if err := s.db.WithContext(ctx).Model(&accounts.User{}).Where("id IN ?", ids).Pluck("id", &found).Error; err != nil {
+		return fmt.Errorf("rooms: check %d users: %w", len(ids), err)
+	}
+	if len(found) == len(ids) {
+		return nil
+	}
+	have := map[int64]bool{}
+	for _, id := range found {
+		have[id] = true
+	}
+	var missing []string
+	for _, id := range ids {
+		if !have[id] {
+			missing = append(missing, strconv.FormatInt(id, 10))
+		}
+	}
+	return api.Validation("no such user: " + strings.Join(missing, ", "))
+}
+
+// Direct opens the 1:1 room between userID and peerID, creating it the
+// first time. It reports whether the room is new.
+func (s *Rooms) Direct(ctx context.Context, userID, peerID int64) (*View, bool, error) {
+	if peerID == userID {
+		return nil, false, api.Validation("a 1:1 chat needs another user")
+	}
+	var ae *api.Error
+	if err := s.checkUsersExist(ctx, []int64{peerID}); errors.As(err, &ae) {
+		return nil, false, api.NotFound("user")
+	} else if err != nil {
+		return nil, false, err
+	}
+	lo, hi := min(userID, peerID), max(userID, peerID)
+	key := fmt.Sprintf("%d:%d", lo, hi)
+	var existing Room
+	err := s.db.WithContext(ctx).Where("direct_key = ?", key).Take(&existing).Error
+	if err == nil {
+		v, err := s.view(ctx, existing.ID, userID)
+		return v, false, err
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, false, fmt.Errorf("rooms: find 1:1 room %s: %w", key, err)
+	}
+	room := &Room{Name: "", OwnerID: userID, Direct: true, DirectKey: &key}
+	now := time.Now().UTC()
+	err = s.mirrored(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(room).Error; err != nil {
+			return err
+		}
+		return tx.Create([]Member{
+			{RoomID: room.ID, UserID: lo, Role: RoleMember, JoinedAt: now},
+			{RoomID: room.ID, UserID: hi, Role: RoleMember, JoinedAt: now},
+		}).Error
+	}, func() error {
+		return s.mirror.add(ctx, room.ID, lo, hi)
+	}, func() error {
+		return s.mirror.drop(ctx, room.ID)
+	})
+	if sqldb.IsDuplicate(err) {
+		// The peer opened the same chat a moment earlier.
+		return s.Direct(ctx, userID, peerID)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("rooms: create 1:1 room %s: %w", key, err)
+	}
+	v, err := s.view(ctx, room.ID, userID)
+	return v, true, err
+}
+
+// viewRow is what the view query scans.
+type viewRow struct {
+	Room
+	MemberCount int64
+	Role        *string
+}
+
+// views selects rooms as seen by userID (role is empty where userID is
+// not a member).
+func (s *Rooms) views(ctx context.Context, userID int64) *gorm.DB {
+	return s.db.WithContext(ctx).Table("rooms").
+		Select("rooms.*, (SELECT COUNT(*) FROM members mc WHERE mc.room_id = rooms.id) AS member_count, me.role AS role").
+		Joins("LEFT JOIN members me ON me.room_id = rooms.id AND me.user_id = ?", userID)
+}
+
+func (s *Rooms) toViews(ctx context.Context, userID int64, rows []viewRow) ([]View, error) {
+	out := make([]View, len(rows))
+	var direct []int64
+	for i, r := range rows {
+		out[i] = View{ID: r.ID, Name: r.Name, Description: r.Description, OwnerID: r.OwnerID, Direct: r.Direct,
+			HasPassword: r.PasswordHash != "", MemberCount: r.MemberCount, CreatedAt: r.CreatedAt}
+		if r.Role != nil {
+			out[i].Role = *r.Role
+		}
+		if r.Direct {
+			direct = append(direct, r.ID)
+		}
+	}
+	if len(direct) == 0 {
+		return out, nil
+	}
+	// A 1:1 room is named after the other person, which differs per viewer.
+	var peers []struct {
+		RoomID      int64
+		DisplayName string
+	}
+	err := s.db.WithContext(ctx).Table("members").Select("members.room_id, users.display_name").
+		Joins("JOIN users ON users.id = members.user_id").
+		Where("members.room_id IN ? AND members.user_id <> ?", direct, userID).Scan(&peers).Error
+	if err != nil {
+		return nil, fmt.Errorf("rooms: name %d 1:1 rooms: %w", len(direct), err)
+	}
+	names := map[int64]string{}
+	for _, p := range peers {
+		names[p.RoomID] = p.DisplayName
+	}
+	for i := range out {
+		if out[i].Direct {
+			out[i].Name = names[out[i].ID]
+		}
+	}
+	return out, nil
+}
+
+func (s *Rooms) view(ctx context.Context, roomID, userID int64) (*View, error) {
+	var rows []viewRow
+	if err := s.views(ctx, userID).Where("rooms.id = ?", roomID).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("rooms: read room %d: %w", roomID, err)
+	}
+	if len(rows) == 0 {
+		return nil, api.NotFound("room")
+	}
+	vs, err := s.toViews(ctx, userID, rows)
+	if err != nil {
+		return nil, err
+	}
+	return &vs[0], nil
+}
+
+// Mine lists userID's rooms, newest first.
+func (s *Rooms) Mine(ctx context.Context, userID int64) ([]View, error) {
+	var rows []viewRow
+	err := s.views(ctx, userID).Where("me.user_id IS NOT NULL").Order("rooms.id DESC").Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("rooms: list rooms of %d: %w", userID, err)
+	}
+	return s.toViews(ctx, userID, rows)
+}
+
+// likeEscaper makes user text literal inside LIKE; '!' is the escape
+// character because a backslash means different things in MySQL and SQLite.
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+
+// Search finds group rooms whose name contains q, case-insensitively, in id
+// order after cursor. Password rooms are listed; joining them needs it.
+func (s *Rooms) Search(ctx context.Context, userID int64, q string, limit int, cursor int64) ([]View, int64, error) {
+	q = strings.TrimSpace(q)
+	if utf8.RuneCountInString(q) > 100 {
+		return nil, 0, api.Validation("q must be at most 100 characters")
+	}
+	tx := s.views(ctx, userID).Where("rooms.direct = ? AND rooms.id > ?", false, cursor)
+	if q != "" {
+		tx = tx.Where("LOWER(rooms.name) LIKE ? ESCAPE '!'", "%"+likeEscaper.Replace(strings.ToLower(q))+"%")
+	}
+	var rows []viewRow
+	if err := tx.Order("rooms.id").Limit(limit + 1).Scan(&rows).Error; err != nil {
+		return nil, 0, fmt.Errorf("rooms: search %q: %w", q, err)
+	}
+	var next int64
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = rows[limit-1].ID
+	}
+	vs, err := s.toViews(ctx, userID, rows)
+	return vs, next, err
+}
+
+// Role returns userID's role in roomID: 404 when the room does not exist,
+// 403 not_member when the user is not in it.
+func (s *Rooms) Role(ctx context.Context, roomID, userID int64) (string, *Room, error) {
+	var room Room
+	err := s.db.WithContext(ctx).Take(&room, roomID).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", nil, api.NotFound("room")
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("rooms: read room %d: %w", roomID, err)
+	}
+	var m Member
+	err = s.db.WithContext(ctx).Where("room_id = ? AND user_id = ?", roomID, userID).Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", &room, api.NotMember()
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("rooms: read membership of %d in %d: %w", userID, roomID, err)
+	}
+	return m.Role, &room, nil
+}
+
+// IsAdmin reports whether a role may manage the room.
+func IsAdmin(role string) bool { return role == RoleOwner || role == RoleAdmin }
+
+// Get returns a room to one of its members.
+func (s *Rooms) Get(ctx context.Context, roomID, userID int64) (*View, error) {
+	if _, _, err := s.Role(ctx, roomID, userID); err != nil {
+		return nil, err
+	}
+	return s.view(ctx, roomID, userID)
+}
+
+// Patch is a partial update; nil fields stay as they are, an empty
+// password removes it.
+type Patch struct {
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+	Password    *string `json:"password"`
+}
+
+// Update applies a patch; admins only.
+func (s *Rooms) Update(ctx context.Context, roomID, userID int64, p Patch) (*View, error) {
+	role, room, err := s.Role(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if !IsAdmin(role) || room.Direct {
+		return nil, api.Forbidden("only the room's owner and admins can change it")
+	}
+	set := map[string]any{}
+	if p.Name != nil {
+		if set["name"], err = checkName(*p.Name); err != nil {
+			return nil, err
+		}
+	}
+	if p.Description != nil {
+		if set["description"], err = checkDescription(*p.Description); err != nil {
+			return nil, err
+		}
+	}
+	if p.Password != nil {
+		if set["password_hash"], err = s.hashPassword(*p.Password); err != nil {
+			return nil, err
+		}
+	}
+	if len(set) > 0 {
+		if err := s.db.WithContext(ctx).Model(room).Updates(set).Error; err != nil {
+			return nil, fmt.Errorf("rooms: update room %d: %w", roomID, err)
+		}
+	}
+	return s.view(ctx, roomID, userID)
+}
+
+// Delete removes a room and its memberships; the owner only.
+func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
+	role, _, err := s.Role(ctx, roomID, userID)
+	if err != nil {
+		return err
+	}
+	if role != RoleOwner {
+		return api.Forbidden("only the room's owner can delete it")
+	}
+	var ids []int64
+	return s.mirrored(ctx, func(tx *gorm.DB) error {
+		if err := tx.Model(&Member{}).Where("room_id = ?", roomID).Pluck("user_id", &ids).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("room_id = ?", roomID).Delete(&Member{}).Error; err != nil {
+			return err
+		}
+		return tx.Delete(&Room{}, roomID).Error
+	}, func() error {
+		return s.mirror.drop(ctx, roomID)
+	}, func() error {
+		return s.mirror.add(ctx, roomID, ids...)
+	})
+}
+
+// Join adds userID to a group room, checking its password if it has one.
+// Joining a room one is already in is not an error.
+func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string) (*View, error) {
+	_, room, err := s.Role(ctx, roomID, userID)
+	var ae *api.Error
+	switch {
+	case err == nil:
+		return s.view(ctx, roomID, userID)
+	case !errors.As(err, &ae) || ae.Code != "not_member":
+		return nil, err
+	}
+	if room.Direct {
+		return nil, api.Forbidden("1:1 chats cannot be joined")
+	}
+	if room.PasswordHash != "" && bcrypt.CompareHashAndPassword([]byte(room.PasswordHash), []byte(password)) != nil {
+		return nil, api.Errorf(403, "wrong_password", "the room's password is wrong")
+	}
+	err = s.mirrored(ctx, func(tx *gorm.DB) error {
+		return tx.Create(&Member{RoomID: roomID, UserID: userID, Role: RoleMember, JoinedAt: time.Now().UTC()}).Error
+	}, func() error {
+		return s.mirror.add(ctx, roomID, userID)
+	}, func() error {
+		return s.mirror.remove(ctx, roomID, userID)
+	})
+	if err != nil && !sqldb.IsDuplicate(err) {
+		return nil, fmt.Errorf("rooms: join %d to room %d: %w", userID, roomID, err)
+	}
+	return s.view(ctx, roomID, userID)
+}
+
+// removeMember deletes a membership in SQL and Redis together.
+func (s *Rooms) removeMember(ctx context.Context, roomID int64, m Member) error {
+	return s.mirrored(ctx, func(tx *gorm.DB) error {
+		return tx.Where("room_id = ? AND user_id = ?", roomID, m.UserID).Delete(&Member{}).Error
+	}, func() error {
+		return s.mirror.remove(ctx, roomID, m.UserID)
+	}, func() error {
+		return s.mirror.add(ctx, roomID, m.UserID)
+	})
+}
+
+// Leave removes the caller from a room. The owner of a group cannot leave
+// it (it would have nobody in charge); they delete it instead.
+func (s *Rooms) Leave(ctx context.Context, roomID, userID int64) error {
+	role, _, err := s.Role(ctx, roomID, userID)
+	if err != nil {
+		return err
+	}
+	if role == RoleOwner {
+		return api.Conflict("owner_cannot_leave", "the owner cannot leave the room; delete it instead")
+	}
+	return s.removeMember(ctx, roomID, Member{UserID: userID})
+}
+
+// member reads targetID's membership, 404 if absent.
+func (s *Rooms) member(ctx context.Context, roomID, targetID int64) (*Member, error) {
+	var m Member
+	err := s.db.WithContext(ctx).Where("room_id = ? AND user_id = ?", roomID, targetID).Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, api.NotFound("member")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rooms: read member %d of room %d: %w", targetID, roomID, err)
+	}
+	return &m, nil
+}
+
+// Kick removes targetID. Admins may remove members; only the owner may
+// remove an admin; nobody removes the owner.
+func (s *Rooms) Kick(ctx context.Context, roomID, userID, targetID int64) error {
+	role, room, err := s.Role(ctx, roomID, userID)
+	if err != nil {
+		return err
+	}
+	if !IsAdmin(role) || room.Direct {
+		return api.Forbidden("only the room's owner and admins can remove members")
+	}
+	if targetID == userID {
+		return api.Validation("to remove yourself, leave the room")
+	}
+	target, err := s.member(ctx, roomID, targetID)
+	if err != nil {
+		return err
+	}
+	if target.Role == RoleOwner || (target.Role == RoleAdmin && role != RoleOwner) {
+		return api.Forbidden("only the owner can remove an admin, and nobody can remove the owner")
+	}
+	return s.removeMember(ctx, roomID, *target)
+}
+
+// SetRole makes a member an admin or a plain member; the owner only.
+func (s *Rooms) SetRole(ctx context.Context, roomID, userID, targetID int64, newRole string) (*MemberView, error) {
+	if newRole != RoleAdmin && newRole != RoleMember {
+		return nil, api.Validation(`role must be "admin" or "member"`)
+	}
+	role, _, err := s.Role(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if role != RoleOwner {
+		return nil, api.Forbidden("only the room's owner can change roles")
+	}
+	target, err := s.member(ctx, roomID, targetID)
+	if err != nil {
+		return nil, err
+	}
+	if target.Role == RoleOwner {
+		return nil, api.Validation("the owner's role cannot be changed")
+	}
+	err = s.db.WithContext(ctx).Model(&Member{}).Where("room_id = ? AND user_id = ?", roomID, targetID).Update("role", newRole).Error
+	if err != nil {
+		return nil, fmt.Errorf("rooms: set role of %d in %d: %w", targetID, roomID, err)
+	}
+	ms, err := s.members(ctx, roomID, targetID)
+	if err != nil || len(ms) == 0 {
+		return nil, err
+	}
+	return &ms[0], nil
+}
+
+// Members lists a room's members to one of them.
+func (s *Rooms) Members(ctx context.Context, roomID, userID int64) ([]MemberView, error) {
+	if _, _, err := s.Role(ctx, roomID, userID); err != nil {
+		return nil, err
+	}
+	return s.members(ctx, roomID, 0)
+}
+
+// members lists a room's members, or only onlyID when it is non-zero.
+func (s *Rooms) members(ctx context.Context, roomID, onlyID int64) ([]MemberView, error) {
+	out := []MemberView{}
+	tx := s.db.WithContext(ctx).Table("members").
+		Select("members.user_id, users.username, users.display_name, members.role, members.joined_at").
+		Joins("JOIN users ON users.id = members.user_id").
+		Where("members.room_id = ?", roomID)
+	if onlyID != 0 {
+		tx = tx.Where("members.user_id = ?", onlyID)
+	}
+	if err := tx.Order("members.joined_at, members.user_id").Scan(&out).Error; err != nil {
+		return nil, fmt.Errorf("rooms: list members of %d: %w", roomID, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"gorm.io/gorm"
+
+	"moim/sqldb"
+)
+
+// backends are the three stores a node uses, external or embedded.
+type backends struct {
+	redis redis.UniversalClient
+	mongo *mongo.Client
+	mdb   *mongo.Database
+	sql   *gorm.DB
+	// closers run in reverse order on shutdown.
+	closers []func()
+}
+
+// openBackends connects to (or embeds) Redis, the MongoDB-wire store and
+// the SQL database, retrying unreachable ones until cfg.StartupTimeout.
+func openBackends(ctx context.Context, cfg Config, log *slog.Logger) (_ *backends, err error) {
+	b := &backends{}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	if cfg.Embedded() || cfg.MongoURI == "" || cfg.MySQLDSN == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, &configError{"MOIM_DATA_DIR", err.Error()}
+		}
+	}
+	if err := b.openRedis(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if err := b.openMongo(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if err := b.openSQL(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *backends) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
+}
+
+func (b *backends) openRedis(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.RedisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		b.closers = append(b.closers, mr.Close)
+		b.redis = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		b.closers = append(b.closers, func() { _ = b.redis.Close() })
+		log.Info("redis: embedded (miniredis, in memory; gone when the node stops)", "addr", mr.Addr())
+		return nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return &configError{"MOIM_REDIS_URL", err.Error()}
+	}
+	b.redis = redis.NewClient(opts)
+	b.closers = append(b.closers, func() { _ = b.redis.Close() })
+	if err := retry(ctx, cfg.StartupTimeout, "MOIM_REDIS_URL", func(ctx context.Context) error {
+		return b.redis.Ping(ctx).Err()
+	}); err != nil {
+		return err
+	}
+	log.Info("redis: external", "addr", opts.Addr, "db", opts.DB)
+	return nil
+}
+
+func (b *backends) openMongo(ctx context.Context, cfg Config, log *slog.Logger) error {
+	uri, kind := cfg.MongoURI, "external"
+	dbName := "moim"
+	if uri == "" {
+		dir := filepath.Join(cfg.DataDir, "ferretdb")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return &configError{"MOIM_DATA_DIR", err.Error()}
+		}
+		f, err := ferretdb.New(&ferretdb.Config{
+			Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+			Handler:   "sqlite",
+			SQLiteURL: "file:" + dir + "/",
+			// FerretDB is chatty below warn; only its problems matter here.
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "ferretdb"),
+		})
+		if err != nil {
+			return fmt.Errorf("embedded ferretdb: %w", err)
+		}
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := f.Run(runCtx); err != nil && runCtx.Err() == nil {
+				log.Error("embedded ferretdb stopped", "err", err)
+			}
+		}()
+		b.closers = append(b.closers, func() { stop(); <-done })
+		uri, kind = f.MongoDBURI(), "embedded (FerretDB on SQLite in "+dir+")"
+	} else {
+		var err error
+		if dbName, err = mongoDatabase(uri); err != nil {
+			return err
+		}
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(2 * time.Second))
+	if err != nil {
+		return &configError{"MOIM_MONGO_URI", err.Error()}
+	}
+	b.mongo = client
+	b.closers = append(b.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = client.Disconnect(ctx)
+	})
+	if err := retry(ctx, cfg.StartupTimeout, "MOIM_MONGO_URI", func(ctx context.Context) error {
+		return client.Ping(ctx, nil)
+	}); err != nil {
+		return err
+	}
+	b.mdb = client.Database(dbName)
+	log.Info("mongo: "+kind, "database", dbName)
+	return nil
+}
+
+func (b *backends) openSQL(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.MySQLDSN == "" {
+		db, err := sqldb.OpenSQLite(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("embedded sqlite: %w", err)
+		}
+		b.sql = db
+		b.closeSQL()
+		log.Info("sql: embedded (SQLite)", "file", filepath.Join(cfg.DataDir, "moim.db"))
+		return nil
+	}
+	var db *gorm.DB
+	err := retry(ctx, cfg.StartupTimeout, "MOIM_MYSQL_DSN", func(ctx context.Context) error {
+		var err error
+		if db == nil {
+			if db, err = sqldb.OpenMySQL(cfg.MySQLDSN); err != nil {
+				return err
+			}
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return err
+		}
+		return sqlDB.PingContext(ctx)
+	})
+	if err != nil {
+		return err
+	}
+	b.sql = db
+	b.closeSQL()
+	log.Info("sql: external (MySQL/MariaDB)")
+	return nil
+}
+
+func (b *backends) closeSQL() {
+	b.closers = append(b.closers, func() {
+		if sqlDB, err := b.sql.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+}
+
+// retry calls ping until it succeeds or timeout passes, backing off from
+// 100 ms to 2 s, and names the setting when it gives up.
+func retry(ctx context.Context, timeout time.Duration, setting string, ping func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
+		err := ping(attempt)
+		cancelAttempt()
+		if err == nil {
+			return nil
+		}
+		var ce *configError
+		if errors.As(err, &ce) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return &unreachableError{setting: setting, timeout: timeout, err: err}
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// unreachableError is a backend that did not answer within the startup
+// timeout; the node exits with 1.
+type unreachableError struct {
+	setting string
+	timeout time.Duration
+	err     error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("%s: not reachable after %s: %v", e.setting, e.timeout, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// jwtSecret returns the configured secret or, in fully embedded mode, the
+// one generated on first start and kept in the data directory.
+func jwtSecret(cfg Config) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), nil
+	}
+	path := filepath.Join(cfg.DataDir, "jwt-secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("generate JWT secret: %w", err)
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, &configError{"MOIM_DATA_DIR", "cannot keep the JWT secret: " + err.Error()}
+	}
+	return []byte(secret), nil
+}
+
+// mongoDatabase is the URI's path, or "moim".
+func mongoDatabase(uri string) (string, error) {
+	u, err := url.Parse(uri)
+	if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
+		return "", &configError{"MOIM_MONGO_URI", "must be a mongodb:// or mongodb+srv:// URI"}
+	}
+	if name := strings.Trim(u.Path, "/"); name != "" {
+		return name, nil
+	}
+	return "moim", nil
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of a node. Each field is read from an
+// environment variable and may be overridden by the flag of the same name
+// (MOIM_REDIS_URL ↔ -redis-url).
+type Config struct {
+	// Addr is where REST, WebSocket and metrics listen. Default ":8080".
+	Addr string
+	// DataDir holds the embedded backends' files and the generated JWT
+	// secret. Default "./data", beside where the node is started.
+	DataDir string
+	// RedisURL is redis://[user:pass@]host:port/db; empty embeds an
+	// in-process Redis (miniredis) that lives as long as the process.
+	RedisURL string
+	// RedisPrefix starts every Redis key, so several deployments (or test
+	// runs) can share one Redis. Default "moim".
+	RedisPrefix string
+	// MongoURI is mongodb://…; empty embeds FerretDB on SQLite in DataDir.
+	// The database is the URI's path, "moim" when it has none.
+	MongoURI string
+	// MySQLDSN is go-sql-driver's DSN (user:pass@tcp(host:3306)/moim);
+	// empty uses an SQLite file in DataDir.
+	MySQLDSN string
+	// JWTSecret signs login tokens (at least 32 bytes). Required when any
+	// backend is external, since every node must share it; in fully
+	// embedded mode one is generated once and kept in DataDir.
+	JWTSecret string
+	// TokenTTL is how long a login lasts. Default 24h.
+	TokenTTL time.Duration
+	// NodeID names this node in logs, metrics and Redis. Default: hostname.
+	NodeID string
+	// BcryptCost hashes passwords. Default 10 (about 50 ms a hash); load
+	// tests that create thousands of users set 4, the minimum.
+	BcryptCost int
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string
+	// StartupTimeout bounds how long start-up retries an unreachable
+	// backend before giving up. Default 15s: long enough for a container
+	// orchestrator's dependencies to come up, short enough to fail visibly.
+	StartupTimeout time.Duration
+}
+
+// setting ties a Config field to its env var and flag.
+type setting struct {
+	env, flag, def, usage string
+}
+
+var settings = []setting{
+	{"MOIM_ADDR", "addr", ":8080", "listen address for HTTP and WebSocket"},
+	{"MOIM_DATA_DIR", "data-dir", "./data", "directory for embedded backends and the generated JWT secret"},
+	{"MOIM_REDIS_URL", "redis-url", "", "Redis URL (redis://host:6379/0); empty embeds an in-process Redis"},
+	{"MOIM_REDIS_PREFIX", "redis-prefix", "moim", "prefix of every Redis key"},
+	{"MOIM_MONGO_URI", "mongo-uri", "", "MongoDB URI (mongodb://host:27017/moim); empty embeds FerretDB on SQLite"},
+	{"MOIM_MYSQL_DSN", "mysql-dsn", "", "MySQL/MariaDB DSN (user:pass@tcp(host:3306)/moim); empty uses SQLite"},
+	{"MOIM_JWT_SECRET", "jwt-secret", "", "secret for signing tokens, at least 32 bytes; required with any external backend"},
+	{"MOIM_TOKEN_TTL", "token-ttl", "24h", "how long a login token is valid"},
+	{"MOIM_NODE_ID", "node-id", "", "this node's name (default: hostname)"},
+	{"MOIM_BCRYPT_COST", "bcrypt-cost", "10", "bcrypt cost for passwords, 4 to 31"},
+	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
+}
+
+// configError is a setting that cannot be used; the node exits with 2.
+type configError struct {
+	setting string
+	msg     string
+}
+
+func (e *configError) Error() string { return e.setting + ": " + e.msg }
+
+// loadConfig reads env through getenv, then flags from args.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("moim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	vals := map[string]*string{}
+	for _, s := range settings {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		vals[s.env] = fs.String(s.flag, def, s.usage+" ($"+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, &configError{"flags", err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return Config{}, &configError{"flags", "unexpected argument " + strconv.Quote(fs.Arg(0))}
+	}
+	get := func(env string) string { return strings.TrimSpace(*vals[env]) }
+	cfg := Config{
+		Addr:        get("MOIM_ADDR"),
+		DataDir:     get("MOIM_DATA_DIR"),
+		RedisURL:    get("MOIM_REDIS_URL"),
+		RedisPrefix: get("MOIM_REDIS_PREFIX"),
+		MongoURI:    get("MOIM_MONGO_URI"),
+		MySQLDSN:    get("MOIM_MYSQL_DSN"),
+		JWTSecret:   *vals["MOIM_JWT_SECRET"],
+		NodeID:      get("MOIM_NODE_ID"),
+		LogLevel:    strings.ToLower(get("MOIM_LOG_LEVEL")),
+	}
+	var err error
+	if cfg.TokenTTL, err = positiveDuration("MOIM_TOKEN_TTL", get("MOIM_TOKEN_TTL")); err != nil {
+		return Config{}, err
+	}
+	if cfg.StartupTimeout, err = positiveDuration("MOIM_STARTUP_TIMEOUT", get("MOIM_STARTUP_TIMEOUT")); err != nil {
+		return Config{}, err
+	}
+	cfg.BcryptCost, err = strconv.Atoi(get("MOIM_BCRYPT_COST"))
+	if err != nil || cfg.BcryptCost < 4 || cfg.BcryptCost > 31 {
+		return Config{}, &configError{"MOIM_BCRYPT_COST", "must be an integer from 4 to 31"}
+	}
+	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		return Config{}, err
+	}
+	if cfg.DataDir == "" {
+		return Config{}, &configError{"MOIM_DATA_DIR", "must not be empty"}
+	}
+	if cfg.RedisPrefix == "" || strings.ContainsAny(cfg.RedisPrefix, "{} ") {
+		return Config{}, &configError{"MOIM_REDIS_PREFIX", "must be non-empty without braces or spaces"}
+	}
+	if cfg.NodeID == "" {
+		if cfg.NodeID, err = os.Hostname(); err != nil || cfg.NodeID == "" {
+			cfg.NodeID = "moim"
+		}
+	}
+	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
+		return Config{}, &configError{"MOIM_JWT_SECRET", "must be at least 32 bytes"}
+	}
+	if cfg.JWTSecret == "" && !cfg.Embedded() {
+		return Config{}, &configError{"MOIM_JWT_SECRET", "is required when any backend is external (every node must share it); set it to 32 or more random bytes"}
+	}
+	return cfg, nil
+}
+
+// Embedded reports whether every backend runs in-process.
+func (c Config) Embedded() bool {
+	return c.RedisURL == "" && c.MongoURI == "" && c.MySQLDSN == ""
+}
+
+func positiveDuration(name, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, &configError{name, fmt.Sprintf("%q is not a positive duration such as 15s or 24h", s)}
+	}
+	return d, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, &configError{"MOIM_LOG_LEVEL", "must be debug, info, warn or error"}
+	}
+	return l, nil
+}

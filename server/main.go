@@ -1,0 +1,150 @@
+// Command server runs one Moim node: REST API, WebSocket hub and metrics on
+// one port. With no backend URLs it embeds Redis, a MongoDB-wire store and
+// SQLite, so `go run ./server` works with nothing but Go installed.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"moim/accounts"
+	"moim/api"
+	"moim/rooms"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run is main with its inputs made explicit; it returns the exit code:
+// 0 after a clean shutdown, 2 for bad configuration, 1 otherwise.
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "moim:", err)
+		return 2
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.NodeID)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := startNode(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "moim:", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			return 2
+		}
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		n.close()
+		fmt.Fprintln(stderr, "moim: MOIM_ADDR:", err)
+		return 2
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	if err := n.serve(ctx, ln); err != nil {
+		log.Error("stopped with error", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// node is one running Moim server.
+type node struct {
+	cfg      Config
+	log      *slog.Logger
+	backends *backends
+	app      *fiber.App
+}
+
+// startNode opens the backends, migrates the schema and builds the HTTP
+// app; it does not listen yet.
+func startNode(ctx context.Context, cfg Config, log *slog.Logger) (*node, error) {
+	b, err := openBackends(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{cfg: cfg, log: log, backends: b}
+	if err := n.build(ctx); err != nil {
+		b.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *node) build(ctx context.Context) error {
+	secret, err := jwtSecret(n.cfg)
+	if err != nil {
+		return err
+	}
+	tokens := accounts.NewTokens(secret, n.cfg.TokenTTL)
+	acc, err := accounts.New(n.backends.sql, n.backends.redis, n.cfg.RedisPrefix, tokens, n.cfg.BcryptCost)
+	if err != nil {
+		return err
+	}
+	rms := rooms.New(n.backends.sql, rooms.NewMirror(n.backends.redis, n.cfg.RedisPrefix), n.cfg.BcryptCost)
+	if err := acc.Migrate(); err != nil {
+		return err
+	}
+	if err := rms.Migrate(); err != nil {
+		return err
+	}
+	copied, err := rms.Mirror().Rebuild(ctx, n.backends.sql)
+	if err != nil {
+		return err
+	}
+	if copied > 0 {
+		n.log.Info("rebuilt the Redis membership mirror from SQL", "members", copied)
+	}
+
+	reg := newRegistry()
+	app := fiber.New(fiber.Config{
+		AppName:               "moim",
+		BodyLimit:             64 << 10,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		DisableStartupMessage: true,
+		ErrorHandler:          api.ErrorHandler(n.log),
+	})
+	app.Use(newHTTPMetrics(reg).middleware)
+	app.Use(recover.New())
+	opsRoutes(app, n.backends.checks(), reg)
+	r := app.Group("/api")
+	auth := tokens.Require()
+	acc.Routes(r, auth)
+	rms.Routes(r, auth)
+	n.app = app
+	return nil
+}
+
+// serve answers on ln until ctx ends, then shuts down gracefully.
+func (n *node) serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- n.app.Listener(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		n.log.Info("shutting down")
+		err = n.app.ShutdownWithTimeout(10 * time.Second)
+	}
+	n.close()
+	return err
+}
+
+func (n *node) close() { n.backends.close() }

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"io/fs"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"moim/server/swaggerui"
+)
+
+//go:embed openapi.json
+var openapiJSON []byte
+
+// check is one dependency /readyz probes.
+type check struct {
+	name string
+	ping func(context.Context) error
+}
+
+func (b *backends) checks() []check {
+	return []check{
+		{"redis", func(ctx context.Context) error { return b.redis.Ping(ctx).Err() }},
+		{"mongo", func(ctx context.Context) error { return b.mongo.Ping(ctx, nil) }},
+		{"sql", func(ctx context.Context) error {
+			db, err := b.sql.DB()
+			if err != nil {
+				return err
+			}
+			return db.PingContext(ctx)
+		}},
+	}
+}
+
+// opsRoutes are the endpoints operators and load balancers use.
+func opsRoutes(app *fiber.App, checks []check, reg *prometheus.Registry) {
+	app.Get("/healthz", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	app.Get("/readyz", func(c *fiber.Ctx) error { return readyz(c, checks) })
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	app.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+		return c.Send(openapiJSON)
+	})
+	app.Get("/swagger-ui", func(c *fiber.Ctx) error { return c.Redirect("/swagger-ui/index.html") })
+	app.Get("/swagger-ui/*", swaggerAsset)
+}
+
+// readyz pings every backend concurrently; 503 names the ones that failed.
+func readyz(c *fiber.Ctx, checks []check) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	results := make([]error, len(checks))
+	done := make(chan int, len(checks))
+	for i, ch := range checks {
+		go func() {
+			results[i] = ch.ping(ctx)
+			done <- i
+		}()
+	}
+	for range checks {
+		<-done
+	}
+	status := fiber.Map{}
+	var down []string
+	for i, ch := range checks {
+		if results[i] != nil {
+			status[ch.name] = results[i].Error()
+			down = append(down, ch.name)
+		} else {
+			status[ch.name] = "ok"
+		}
+	}
+	if len(down) > 0 {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+			"error":  fiber.Map{"code": "unavailable", "message": strings.Join(down, ", ") + " not reachable"},
+			"checks": status,
+		})
+	}
+	return c.JSON(fiber.Map{"status": "ready", "checks": status})
+}
+
+var assetTypes = map[string]string{
+	".html": fiber.MIMETextHTMLCharsetUTF8,
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".png":  "image/png",
+}
+
+func swaggerAsset(c *fiber.Ctx) error {
+	name := c.Params("*")
+	if name == "" {
+		name = "index.html"
+	}
+	data, err := fs.ReadFile(swaggerui.FS, name)
+	ctype, known := assetTypes[path.Ext(name)]
+	if err != nil || !known {
+		return fiber.ErrNotFound
+	}
+	c.Set(fiber.HeaderContentType, ctype)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	return c.Send(data)
+}

@@ -1,0 +1,92 @@
+// Package sqldb opens Moim's relational database: MySQL 8 or MariaDB 10.11
+// through GORM when a DSN is configured, otherwise an SQLite file in the
+// data directory so a node runs with nothing installed.
+package sqldb
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	gmysql "gorm.io/driver/mysql"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	// The embedded MongoDB-wire store (FerretDB) already links modernc's
+	// pure-Go SQLite under the driver name "sqlite"; GORM reuses it so one
+	// SQLite engine serves both and the binary builds with CGO_ENABLED=0.
+	_ "modernc.org/sqlite"
+)
+
+// OpenMySQL connects to MySQL or MariaDB. The DSN is go-sql-driver's
+// format; parseTime and utf8mb4 are forced because Moim stores times and
+// Korean text.
+func OpenMySQL(dsn string) (*gorm.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse DSN: %w", err)
+	}
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["charset"] = "utf8mb4"
+	cfg.Collation = "utf8mb4_unicode_ci"
+	db, err := gorm.Open(gmysql.New(gmysql.Config{DSNConfig: cfg}), gormConfig())
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	// Bounded so a load spike queues in the pool instead of exhausting the
+	// server's max_connections (151 by default) across several nodes.
+	sqlDB.SetMaxOpenConns(32)
+	sqlDB.SetMaxIdleConns(32)
+	sqlDB.SetConnMaxLifetime(30 * time.Minute)
+	return db, nil
+}
+
+// OpenSQLite opens (creating if needed) moim.db in dir.
+func OpenSQLite(dir string) (*gorm.DB, error) {
+	// WAL lets readers run beside the writer; immediate transactions and a
+	// busy timeout make concurrent writers wait instead of failing.
+	dsn := "file:" + filepath.Join(dir, "moim.db") +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+	db, err := gorm.Open(sqlite.Dialector{DriverName: "sqlite", DSN: dsn}, gormConfig())
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(8)
+	return db, nil
+}
+
+func gormConfig() *gorm.Config {
+	return &gorm.Config{
+		Logger:  logger.Discard,
+		NowFunc: func() time.Time { return time.Now().UTC() },
+	}
+}
+
+// IsDuplicate reports whether err is a unique-key violation, in MySQL's or
+// SQLite's words (GORM's own translation does not know modernc's driver).
+func IsDuplicate(err error) bool {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
