@@ -49,7 +49,9 @@ func NotMember() *Error {
 }
 
 // NotFound reports a missing resource.
-func NotFound(what string) *Error { return Errorf(fiber.StatusNotFound, "not_found", what+" not found") }
+func NotFound(what string) *Error {
+	return Errorf(fiber.StatusNotFound, "not_found", what+" not found")
+}
 
 // Conflict reports a request that clashes with the current state.
 func Conflict(code, message string) *Error { return Errorf(fiber.StatusConflict, code, message) }

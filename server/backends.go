@@ -105,8 +105,8 @@ func (b *backends) openMongo(ctx context.Context, cfg Config, log *slog.Logger) 
 			Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 			Handler:   "sqlite",
 			SQLiteURL: "file:" + dir + "/",
-			// FerretDB is chatty below warn; only its problems matter here.
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "ferretdb"),
+			// FerretDB logs protocol chatter (even at warn, e.g. commands it lacks); only its errors matter.
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "ferretdb"),
 		})
 		if err != nil {
 			return fmt.Errorf("embedded ferretdb: %w", err)

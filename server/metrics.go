@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -42,17 +43,21 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 // after the chain so the recorded status is the one the client sees.
 func (m *httpMetrics) middleware(c *fiber.Ctx) error {
 	start := time.Now()
+	self := c.Route()
 	if err := c.Next(); err != nil {
 		if herr := c.App().ErrorHandler(c, err); herr != nil {
 			return herr
 		}
 	}
-	route := c.Route()
-	path := route.Path
-	if route.Method == "USE" && c.Response().StatusCode() == fiber.StatusNotFound {
-		path = "unmatched"
+	// The route is still this middleware's own when nothing matched; raw
+	// paths would let any client grow the label space without bound.
+	path := "unmatched"
+	if r := c.Route(); r != self {
+		path = r.Path
 	}
-	m.requests.WithLabelValues(path, c.Method(), strconv.Itoa(c.Response().StatusCode())).Inc()
-	m.duration.WithLabelValues(path, c.Method()).Observe(time.Since(start).Seconds())
+	// fiber's strings alias the request buffer; labels outlive it.
+	method := strings.Clone(c.Method())
+	m.requests.WithLabelValues(path, method, strconv.Itoa(c.Response().StatusCode())).Inc()
+	m.duration.WithLabelValues(path, method).Observe(time.Since(start).Seconds())
 	return nil
 }

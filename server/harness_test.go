@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+
+	"moim/sqldb"
+)
+
+// The tests run against real services named by these variables (.ci/run
+// starts them with scripts/services.sh). Under CI=true a missing or
+// unreachable service fails the test; elsewhere the node falls back to
+// its embedded backend and the test log says so.
+const (
+	envRedis = "MOIM_TEST_REDIS_URL"
+	envMySQL = "MOIM_TEST_MYSQL_DSN" // server-level DSN; each node gets its own database
+	envMongo = "MOIM_TEST_MONGO_URI" // optional: real MongoDB (GitHub Actions); FerretDB otherwise
+)
+
+const testSecret = "test-secret-test-secret-test-secret-0123456789"
+
+var inCI = os.Getenv("CI") == "true"
+
+func randomName(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// testConfig is a node's config wired to the test services, with every
+// resource (Redis prefix, database, data dir) private to this test.
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	cfg := Config{
+		Addr:           "127.0.0.1:0",
+		DataDir:        t.TempDir(),
+		RedisPrefix:    randomName("t"),
+		JWTSecret:      testSecret,
+		TokenTTL:       24 * time.Hour,
+		NodeID:         "test",
+		BcryptCost:     4,
+		LogLevel:       "warn",
+		StartupTimeout: 5 * time.Second,
+	}
+	cfg.RedisURL = serviceURL(t, envRedis, "Redis")
+	if cfg.RedisURL != "" {
+		t.Cleanup(func() { dropRedisPrefix(t, cfg.RedisURL, cfg.RedisPrefix) })
+	}
+	if admin := serviceURL(t, envMySQL, "MariaDB/MySQL"); admin != "" {
+		cfg.MySQLDSN = createDatabase(t, admin)
+	}
+	if uri := os.Getenv(envMongo); uri != "" {
+		cfg.MongoURI = strings.TrimSuffix(uri, "/") + "/" + randomName("moim_t_")
+	}
+	return cfg
+}
+
+func serviceURL(t *testing.T, env, what string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		if inCI {
+			t.Fatalf("CI=true but %s is not set: the tests need a real %s", env, what)
+		}
+		t.Logf("%s not set: using the embedded stand-in for %s", env, what)
+	}
+	return v
+}
+
+// createDatabase makes a fresh database on the server in adminDSN and
+// returns a DSN for it; the database is dropped when the test ends.
+func createDatabase(t *testing.T, adminDSN string) string {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(adminDSN)
+	if err != nil {
+		t.Fatalf("%s: %v", envMySQL, err)
+	}
+	cfg.DBName = ""
+	admin, err := sqldb.OpenMySQL(cfg.FormatDSN())
+	if err != nil {
+		t.Fatalf("%s unreachable: %v", envMySQL, err)
+	}
+	name := randomName("moim_t_")
+	if err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci").Error; err != nil {
+		t.Fatalf("%s: create database: %v", envMySQL, err)
+	}
+	t.Cleanup(func() {
+		defer closeDB(admin)
+		if err := admin.Exec("DROP DATABASE " + name).Error; err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	cfg.DBName = name
+	return cfg.FormatDSN()
+}
+
+func closeDB(db *gorm.DB) {
+	if s, err := db.DB(); err == nil {
+		_ = s.Close()
+	}
+}
+
+func dropRedisPrefix(t *testing.T, url, prefix string) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		rdb.Del(ctx, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Logf("clean redis prefix %s: %v", prefix, err)
+	}
+}
+
+// testNode is a node listening on a loopback port.
+type testNode struct {
+	*node
+	url  string
+	stop func()
+}
+
+// startTestNode starts a node with cfg and stops it when the test ends.
+func startTestNode(t *testing.T, cfg Config) *testNode {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := startNode(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("start node: %v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		cancel()
+		n.close()
+		t.Fatalf("listen: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.serve(ctx, ln) }()
+	var once sync.Once
+	tn := &testNode{node: n, url: "http://" + ln.Addr().String()}
+	tn.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node stopped with error: %v", err)
+			}
+		})
+	}
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+// testWriter sends node logs to the test log, shown when a test fails.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// client calls the REST API as one user.
+type client struct {
+	t     *testing.T
+	base  string
+	token string
+	id    int64
+}
+
+func (n *testNode) anon(t *testing.T) *client { return &client{t: t, base: n.url} }
+
+// user signs up a fresh user and logs them in.
+func (n *testNode) user(t *testing.T, name string) *client {
+	t.Helper()
+	c := n.anon(t)
+	username := strings.ToLower(name) + "_" + randomName("")[:6]
+	var u struct{ ID int64 }
+	c.must(201, "POST", "/api/auth/signup", map[string]any{"username": username, "password": "password1", "display_name": name}, &u)
+	var login struct{ Token string }
+	c.must(200, "POST", "/api/auth/login", map[string]any{"username": username, "password": "password1"}, &login)
+	c.token, c.id = login.Token, u.ID
+	return c
+}
+
+// do sends body (JSON-encoded unless it is a string or []byte) and decodes
+// the reply into out when out is non-nil.
+func (c *client) do(method, path string, body any, out any) int {
+	c.t.Helper()
+	status, raw := c.raw(method, path, body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			c.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	return status
+}
+
+func (c *client) raw(method, path string, body any) (int, []byte) {
+	c.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, c.base+path, r)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s: read: %v", method, path, err)
+	}
+	return resp.StatusCode, raw
+}
+
+// must fails the test unless the status is want.
+func (c *client) must(want int, method, path string, body, out any) {
+	c.t.Helper()
+	status, raw := c.raw(method, path, body)
+	if status != want {
+		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, raw)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			c.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+}
+
+// apiError is the one error shape.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// fails asserts a request fails with status and code in the one error
+// shape, with a human message and no internals, and returns the message.
+func (c *client) fails(status int, code, method, path string, body any) string {
+	c.t.Helper()
+	got, raw := c.raw(method, path, body)
+	var e apiError
+	if err := json.Unmarshal(raw, &e); err != nil {
+		c.t.Fatalf("%s %s: error body is not JSON: %q", method, path, raw)
+	}
+	if got != status || e.Error.Code != code {
+		c.t.Fatalf("%s %s: got %d %q, want %d %q: %s", method, path, got, e.Error.Code, status, code, raw)
+	}
+	if e.Error.Message == "" || strings.Contains(string(raw), "goroutine") || strings.Contains(string(raw), ".go:") {
+		c.t.Fatalf("%s %s: error message empty or leaks internals: %s", method, path, raw)
+	}
+	return e.Error.Message
+}
+
+func urlf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

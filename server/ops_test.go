@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOperationsEndpoints(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	c := n.anon(t)
+	var health struct{ Status string }
+	c.must(200, "GET", "/healthz", nil, &health)
+	var ready struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	c.must(200, "GET", "/readyz", nil, &ready)
+	if health.Status != "ok" || ready.Status != "ready" || ready.Checks["redis"] != "ok" || ready.Checks["mongo"] != "ok" || ready.Checks["sql"] != "ok" {
+		t.Fatalf("healthz %+v, readyz %+v", health, ready)
+	}
+
+	n.user(t, "Metered")
+	c.fails(404, "not_found", "GET", "/no/such/route", nil)
+	status, raw := c.raw("GET", "/metrics", nil)
+	metrics := string(raw)
+	for _, want := range []string{
+		`moim_http_requests_total{method="POST",route="/api/auth/signup",status="201"} 1`,
+		`moim_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`moim_http_request_duration_seconds_bucket{method="POST",route="/api/auth/login"`,
+		"go_goroutines ",
+		"process_resident_memory_bytes ",
+	} {
+		if status != 200 || !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics (status %d) lacks %q:\n%s", status, want, grepLines(metrics, "moim_http_requests_total"))
+		}
+	}
+
+	status, raw = c.raw("GET", "/swagger-ui/index.html", nil)
+	if status != 200 || !strings.Contains(string(raw), "swagger-ui-bundle.js") {
+		t.Fatalf("swagger ui index: %d %.200s", status, raw)
+	}
+	for _, asset := range []string{"swagger-ui-bundle.js", "swagger-ui.css", "swagger-initializer.js"} {
+		if status, raw := c.raw("GET", "/swagger-ui/"+asset, nil); status != 200 || len(raw) == 0 {
+			t.Fatalf("swagger asset %s: %d", asset, status)
+		}
+	}
+	c.fails(404, "not_found", "GET", "/swagger-ui/../openapi.json.go", nil)
+}
+
+func TestTooLargeAndUnknownRoutes(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	c := n.user(t, "Big")
+	big := `{"name":"` + strings.Repeat("x", 70<<10) + `"}`
+	c.fails(413, "too_large", "POST", "/api/rooms", big)
+	c.fails(404, "not_found", "GET", "/api/nothing-here", nil)
+	c.fails(405, "method_not_allowed", "PUT", "/api/auth/login", map[string]any{})
+	// The node still serves after the oversized body.
+	c.must(200, "GET", "/api/me", nil, nil)
+}
+
+// TestOpenAPIDescribesEveryRoute fails when a route is added without
+// documenting it, or the document names a route that does not exist.
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	n.anon(t).must(200, "GET", "/openapi.json", nil, &doc)
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi version %q", doc.OpenAPI)
+	}
+	documented := map[string]bool{}
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			if m != "parameters" {
+				documented[strings.ToUpper(m)+" "+p] = true
+			}
+		}
+	}
+	param := regexp.MustCompile(`:([a-z_]+)`)
+	served := map[string]bool{}
+	for _, r := range n.app.GetRoutes(true) {
+		if r.Method == "HEAD" || r.Method == "USE" || r.Path == "/swagger-ui/*" {
+			continue
+		}
+		p := param.ReplaceAllString(strings.TrimSuffix(r.Path, "/"), "{$1}")
+		served[r.Method+" "+p] = true
+	}
+	var missing, extra []string
+	for k := range served {
+		if !documented[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range documented {
+		if !served[k] && k != "GET /swagger-ui/index.html" {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	if len(missing) > 0 || len(extra) > 0 {
+		t.Fatalf("openapi.json is out of step with the routes:\n  not documented: %v\n  documented but not served: %v", missing, extra)
+	}
+}
+
+// TestReadyzNamesTheBackendThatIsDown runs a node on its own redis-server
+// process, kills it, and expects /readyz to say Redis is the problem.
+func TestReadyzNamesTheBackendThatIsDown(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if inCI {
+			t.Fatal("CI=true but redis-server is not installed")
+		}
+		t.Skip("redis-server not installed")
+	}
+	port := freePort(t)
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	waitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
+	cfg := testConfig(t)
+	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	n := startTestNode(t, cfg)
+	n.anon(t).must(200, "GET", "/readyz", nil, nil)
+
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	killed = true
+	var body struct {
+		Error  struct{ Code, Message string }
+		Checks map[string]string
+	}
+	n.anon(t).must(503, "GET", "/readyz", nil, &body)
+	if body.Error.Code != "unavailable" || !strings.Contains(body.Error.Message, "redis") || body.Checks["redis"] == "ok" || body.Checks["sql"] != "ok" {
+		t.Fatalf("readyz with Redis down: %+v", body)
+	}
+	// A request that needs Redis gets a 503, not a 500.
+	n.anon(t).fails(503, "unavailable", "POST", "/api/auth/login", map[string]any{"username": "someone", "password": "password1"})
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitTCP(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not come up", addr)
+}
+
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
