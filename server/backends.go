@@ -15,6 +15,7 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/alicebob/miniredis/v2"
+	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -157,6 +158,9 @@ func (b *backends) openSQL(ctx context.Context, cfg Config, log *slog.Logger) er
 		b.closeSQL()
 		log.Info("sql: embedded (SQLite)", "file", filepath.Join(cfg.DataDir, "moim.db"))
 		return nil
+	}
+	if _, err := mysql.ParseDSN(cfg.MySQLDSN); err != nil {
+		return &configError{"MOIM_MYSQL_DSN", err.Error()}
 	}
 	var db *gorm.DB
 	err := retry(ctx, cfg.StartupTimeout, "MOIM_MYSQL_DSN", func(ctx context.Context) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/redis/go-redis/v9"
 
 	"moim/accounts"
 	"moim/api"
@@ -37,6 +38,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	level, _ := parseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.NodeID)
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -148,3 +150,11 @@ func (n *node) serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (n *node) close() { n.backends.close() }
+
+// redisLogger sends go-redis's own messages (pool dial failures and the
+// like) to the node's log instead of a bare stderr logger.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"moim/rooms"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigDefaultsEnvAndFlags(t *testing.T) {
+	cfg, err := loadConfig(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":8080" || cfg.DataDir != "./data" || cfg.BcryptCost != 10 || cfg.TokenTTL != 24*time.Hour || !cfg.Embedded() || cfg.NodeID == "" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	cfg, err = loadConfig([]string{"-addr", ":9999", "-bcrypt-cost", "4"},
+		env(map[string]string{"MOIM_ADDR": ":7000", "MOIM_NODE_ID": "n1", "MOIM_BCRYPT_COST": "12"}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":9999" || cfg.NodeID != "n1" || cfg.BcryptCost != 4 {
+		t.Fatalf("flags must override env, env must override defaults: %+v", cfg)
+	}
+}
+
+func TestConfigRejectsBadSettings(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	cases := []struct {
+		env     map[string]string
+		setting string
+	}{
+		{map[string]string{"MOIM_REDIS_URL": "redis://127.0.0.1:6379"}, "MOIM_JWT_SECRET"},
+		{map[string]string{"MOIM_MYSQL_DSN": "u:p@tcp(h:3306)/db"}, "MOIM_JWT_SECRET"},
+		{map[string]string{"MOIM_JWT_SECRET": "short"}, "MOIM_JWT_SECRET"},
+		{map[string]string{"MOIM_BCRYPT_COST": "3"}, "MOIM_BCRYPT_COST"},
+		{map[string]string{"MOIM_BCRYPT_COST": "ten"}, "MOIM_BCRYPT_COST"},
+		{map[string]string{"MOIM_TOKEN_TTL": "forever"}, "MOIM_TOKEN_TTL"},
+		{map[string]string{"MOIM_STARTUP_TIMEOUT": "-1s"}, "MOIM_STARTUP_TIMEOUT"},
+		{map[string]string{"MOIM_LOG_LEVEL": "loud"}, "MOIM_LOG_LEVEL"},
+		{map[string]string{"MOIM_REDIS_PREFIX": "a{b}"}, "MOIM_REDIS_PREFIX"},
+		{map[string]string{"MOIM_JWT_SECRET": secret, "MOIM_DATA_DIR": " "}, "MOIM_DATA_DIR"},
+	}
+	for _, tc := range cases {
+		_, err := loadConfig(nil, env(tc.env), &bytes.Buffer{})
+		var ce *configError
+		if !errors.As(err, &ce) || ce.setting != tc.setting {
+			t.Errorf("env %v: got %v, want an error naming %s", tc.env, err, tc.setting)
+		}
+	}
+}
+
+// TestExitCodes runs the node's main path: bad config exits 2 with one
+// line naming the setting; an unreachable service exits 1 naming it.
+func TestExitCodes(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	cases := []struct {
+		env  map[string]string
+		code int
+		line string
+	}{
+		{map[string]string{"MOIM_REDIS_URL": "redis://127.0.0.1:1/0"}, 2, "MOIM_JWT_SECRET"},
+		{map[string]string{"MOIM_REDIS_URL": "http://nope", "MOIM_JWT_SECRET": secret}, 2, "MOIM_REDIS_URL"},
+		{map[string]string{"MOIM_MONGO_URI": "postgres://x", "MOIM_JWT_SECRET": secret}, 2, "MOIM_MONGO_URI"},
+		{map[string]string{"MOIM_MYSQL_DSN": "not a dsn", "MOIM_JWT_SECRET": secret}, 2, "MOIM_MYSQL_DSN"},
+		{map[string]string{"MOIM_REDIS_URL": "redis://127.0.0.1:1/0", "MOIM_JWT_SECRET": secret, "MOIM_STARTUP_TIMEOUT": "300ms"}, 1, "MOIM_REDIS_URL: not reachable after 300ms"},
+		{map[string]string{"MOIM_MYSQL_DSN": "u:p@tcp(127.0.0.1:1)/x", "MOIM_JWT_SECRET": secret, "MOIM_STARTUP_TIMEOUT": "300ms"}, 1, "MOIM_MYSQL_DSN: not reachable after 300ms"},
+	}
+	for _, tc := range cases {
+		tc.env["MOIM_DATA_DIR"] = t.TempDir()
+		var stderr bytes.Buffer
+		code := run(nil, env(tc.env), &stderr)
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		last := lines[len(lines)-1]
+		if code != tc.code || !strings.HasPrefix(last, "moim: ") || !strings.Contains(last, tc.line) {
+			t.Errorf("env %v: exit %d with %q; want exit %d and a line naming %q", tc.env, code, last, tc.code, tc.line)
+		}
+	}
+}
+
+// TestEmbeddedNodeKeepsDataAcrossRestart is the newcomer's path: no
+// services configured, a node started, stopped and started again on the
+// same data directory.
+func TestEmbeddedNodeKeepsDataAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := loadConfig([]string{"-data-dir", dir, "-addr", "127.0.0.1:0", "-bcrypt-cost", "4", "-log-level", "warn"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := startTestNode(t, cfg)
+	alice, bob := first.user(t, "Alice"), first.user(t, "Bob")
+	room := alice.createRoom(map[string]any{"name": "Running club", "member_ids": []int64{bob.id}})
+	var me struct{ Username string }
+	alice.must(200, "GET", "/api/me", nil, &me)
+	first.stop()
+
+	secret, err := os.ReadFile(filepath.Join(dir, "jwt-secret"))
+	if err != nil || len(strings.TrimSpace(string(secret))) < 32 {
+		t.Fatalf("the generated JWT secret is not kept in the data dir: %v", err)
+	}
+	second := startTestNode(t, cfg)
+	c := second.anon(t)
+	c.must(200, "POST", "/api/auth/login", map[string]any{"username": me.Username, "password": "password1"}, nil)
+	// Tokens issued before the restart still work: the secret was kept.
+	alice.base, bob.base = second.url, second.url
+	if alice.myRoles()[room.ID] != "owner" || bob.myRoles()[room.ID] != "member" {
+		t.Fatal("the room did not survive the restart")
+	}
+	// The embedded Redis starts empty; the membership mirror is rebuilt.
+	second.mirrored(t, room.ID, map[int64]bool{alice.id: true, bob.id: true})
+}
+
+func TestMirrorIsRebuiltWhenRedisLosesIt(t *testing.T) {
+	cfg := testConfig(t)
+	n := startTestNode(t, cfg)
+	owner, guest := n.user(t, "Owner"), n.user(t, "Guest")
+	room := owner.createRoom(map[string]any{"name": "Choir", "member_ids": []int64{guest.id}})
+	ctx := context.Background()
+	m := rooms.NewMirror(n.backends.redis, cfg.RedisPrefix)
+	if err := n.backends.redis.Del(ctx, m.MembersKey(room.ID), cfg.RedisPrefix+":members-synced").Err(); err != nil {
+		t.Fatal(err)
+	}
+	copied, err := m.Rebuild(ctx, n.backends.sql)
+	if err != nil || copied != 2 {
+		t.Fatalf("rebuild copied %d members, err %v; want 2", copied, err)
+	}
+	n.mirrored(t, room.ID, map[int64]bool{owner.id: true, guest.id: true})
+	if copied, _ = m.Rebuild(ctx, n.backends.sql); copied != 0 {
+		t.Fatalf("a second rebuild copied %d members; the mirror was already built", copied)
+	}
+}
+
