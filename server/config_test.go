@@ -140,4 +140,3 @@ func TestMirrorIsRebuiltWhenRedisLosesIt(t *testing.T) {
 		t.Fatalf("a second rebuild copied %d members; the mirror was already built", copied)
 	}
 }
-

@@ -178,7 +178,6 @@ func waitTCP(t *testing.T, addr string) {
 	t.Fatalf("%s did not come up", addr)
 }
 
-
 func grepLines(s, substr string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
