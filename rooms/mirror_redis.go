@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
@@ -15,25 +14,21 @@ import (
 // path. SQL stays the source of truth; the mirror is written in the same
 // step as every membership change and rebuilt when Redis has lost it.
 type Mirror struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb  redis.UniversalClient
+	keys Keys
 }
 
-// NewMirror returns a mirror whose keys start with prefix.
-func NewMirror(rdb redis.UniversalClient, prefix string) *Mirror {
-	return &Mirror{rdb: rdb, prefix: prefix}
+// NewMirror returns a mirror that names its keys with keys.
+func NewMirror(rdb redis.UniversalClient, keys Keys) *Mirror {
+	return &Mirror{rdb: rdb, keys: keys}
 }
 
-// MembersKey is the set of user ids in a room. The room id is the hash tag,
-// so every key of one room lives in one Redis Cluster slot and a room's Lua
-// scripts can touch them together.
-func (m *Mirror) MembersKey(roomID int64) string {
-	return m.prefix + ":room:{" + strconv.FormatInt(roomID, 10) + "}:members"
-}
+// MembersKey is the set of user ids in a room.
+func (m *Mirror) MembersKey(roomID int64) string { return m.keys.Members(roomID) }
 
 // syncedKey marks that the mirror was built from SQL; it vanishes with the
 // rest of the data when Redis restarts empty (as the embedded one does).
-func (m *Mirror) syncedKey() string { return m.prefix + ":members-synced" }
+func (m *Mirror) syncedKey() string { return m.keys.Prefix + ":members-synced" }
 
 // IsMember reports whether userID is in roomID.
 func (m *Mirror) IsMember(ctx context.Context, roomID, userID int64) (bool, error) {

@@ -78,6 +78,29 @@ type Rooms struct {
 	db     *gorm.DB
 	mirror *Mirror
 	cost   int
+	notify Notifier
+}
+
+// Notifier hears of every committed membership change, so the hub can
+// start or stop delivering the room to those users' connections.
+type Notifier func(ctx context.Context, roomID int64, userIDs []int64, joined bool)
+
+// OnChange sets the membership notifier; call it before serving.
+func (s *Rooms) OnChange(n Notifier) { s.notify = n }
+
+func (s *Rooms) changed(ctx context.Context, roomID int64, userIDs []int64, joined bool) {
+	if s.notify != nil && len(userIDs) > 0 {
+		s.notify(ctx, roomID, userIDs, joined)
+	}
+}
+
+// IDsOf lists the rooms a user is in.
+func (s *Rooms) IDsOf(ctx context.Context, userID int64) ([]int64, error) {
+	var ids []int64
+	if err := s.db.WithContext(ctx).Model(&Member{}).Where("user_id = ?", userID).Pluck("room_id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("rooms: rooms of user %d: %w", userID, err)
+	}
+	return ids, nil
 }
 
 // New returns the rooms module; bcryptCost hashes room passwords.
@@ -189,6 +212,7 @@ func (s *Rooms) Create(ctx context.Context, ownerID int64, name, description, pa
 	if err != nil {
 		return nil, err
 	}
+	s.changed(ctx, room.ID, append([]int64{ownerID}, ids...), true)
 	return s.view(ctx, room.ID, ownerID)
 }
 
@@ -273,6 +297,7 @@ func (s *Rooms) Direct(ctx context.Context, userID, peerID int64) (*View, bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("rooms: create 1:1 room %s: %w", key, err)
 	}
+	s.changed(ctx, room.ID, []int64{lo, hi}, true)
 	v, err := s.view(ctx, room.ID, userID)
 	return v, true, err
 }
@@ -468,7 +493,7 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 		return api.Forbidden("only the room's owner can delete it")
 	}
 	var ids []int64
-	return s.mirrored(ctx, func(tx *gorm.DB) error {
+	err = s.mirrored(ctx, func(tx *gorm.DB) error {
 		if err := tx.Model(&Member{}).Where("room_id = ?", roomID).Pluck("user_id", &ids).Error; err != nil {
 			return err
 		}
@@ -481,6 +506,10 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 	}, func() error {
 		return s.mirror.add(ctx, roomID, ids...)
 	})
+	if err == nil {
+		s.changed(ctx, roomID, ids, false)
+	}
+	return err
 }
 
 // Join adds userID to a group room, checking its password if it has one.
@@ -510,18 +539,25 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string)
 	if err != nil && !sqldb.IsDuplicate(err) {
 		return nil, fmt.Errorf("rooms: join %d to room %d: %w", userID, roomID, err)
 	}
+	if err == nil {
+		s.changed(ctx, roomID, []int64{userID}, true)
+	}
 	return s.view(ctx, roomID, userID)
 }
 
 // removeMember deletes a membership in SQL and Redis together.
 func (s *Rooms) removeMember(ctx context.Context, roomID int64, m Member) error {
-	return s.mirrored(ctx, func(tx *gorm.DB) error {
+	err := s.mirrored(ctx, func(tx *gorm.DB) error {
 		return tx.Where("room_id = ? AND user_id = ?", roomID, m.UserID).Delete(&Member{}).Error
 	}, func() error {
 		return s.mirror.remove(ctx, roomID, m.UserID)
 	}, func() error {
 		return s.mirror.add(ctx, roomID, m.UserID)
 	})
+	if err == nil {
+		s.changed(ctx, roomID, []int64{m.UserID}, false)
+	}
+	return err
 }
 
 // Leave removes the caller from a room. The owner of a group cannot leave

@@ -43,6 +43,14 @@ type Config struct {
 	// BcryptCost hashes passwords. Default 10 (about 50 ms a hash); load
 	// tests that create thousands of users set 4, the minimum.
 	BcryptCost int
+	// StreamShards is how many persistence streams (and hash-tag groups of
+	// room keys) Redis holds. Default 16: enough to spread over a Redis
+	// Cluster's masters and over several batchers. Fixed once data exists.
+	StreamShards int
+	// AllowedOrigins are the browser origins that may open a WebSocket,
+	// comma-separated. Default: the request's own host; in fully embedded
+	// mode any origin.
+	AllowedOrigins []string
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// StartupTimeout bounds how long start-up retries an unreachable
@@ -67,6 +75,8 @@ var settings = []setting{
 	{"MOIM_TOKEN_TTL", "token-ttl", "24h", "how long a login token is valid"},
 	{"MOIM_NODE_ID", "node-id", "", "this node's name (default: hostname)"},
 	{"MOIM_BCRYPT_COST", "bcrypt-cost", "10", "bcrypt cost for passwords, 4 to 31"},
+	{"MOIM_STREAM_SHARDS", "stream-shards", "16", "number of Redis persistence stream shards; fixed once data exists"},
+	{"MOIM_ALLOWED_ORIGINS", "allowed-origins", "", "comma-separated browser origins allowed on /ws (default: same host; any in embedded mode)"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
 }
@@ -119,6 +129,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	cfg.BcryptCost, err = strconv.Atoi(get("MOIM_BCRYPT_COST"))
 	if err != nil || cfg.BcryptCost < 4 || cfg.BcryptCost > 31 {
 		return Config{}, &configError{"MOIM_BCRYPT_COST", "must be an integer from 4 to 31"}
+	}
+	cfg.StreamShards, err = strconv.Atoi(get("MOIM_STREAM_SHARDS"))
+	if err != nil || cfg.StreamShards < 1 || cfg.StreamShards > 1024 {
+		return Config{}, &configError{"MOIM_STREAM_SHARDS", "must be an integer from 1 to 1024"}
+	}
+	for _, o := range strings.Split(get("MOIM_ALLOWED_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+		}
 	}
 	if _, err := parseLevel(cfg.LogLevel); err != nil {
 		return Config{}, err

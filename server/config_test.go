@@ -127,7 +127,7 @@ func TestMirrorIsRebuiltWhenRedisLosesIt(t *testing.T) {
 	owner, guest := n.user(t, "Owner"), n.user(t, "Guest")
 	room := owner.createRoom(map[string]any{"name": "Choir", "member_ids": []int64{guest.id}})
 	ctx := context.Background()
-	m := rooms.NewMirror(n.backends.redis, cfg.RedisPrefix)
+	m := rooms.NewMirror(n.backends.redis, rooms.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards})
 	if err := n.backends.redis.Del(ctx, m.MembersKey(room.ID), cfg.RedisPrefix+":members-synced").Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,7 @@ func testConfig(t *testing.T) Config {
 		TokenTTL:       24 * time.Hour,
 		NodeID:         "test",
 		BcryptCost:     4,
+		StreamShards:   4,
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
 	}

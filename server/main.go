@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 	"moim/accounts"
 	"moim/api"
+	"moim/hub"
 	"moim/rooms"
 )
 
@@ -31,6 +33,7 @@ func main() {
 // run is main with its inputs made explicit; it returns the exit code:
 // 0 after a clean shutdown, 2 for bad configuration, 1 otherwise.
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	stderr = &lockedWriter{w: stderr}
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "moim:", err)
@@ -72,6 +75,7 @@ type node struct {
 	log      *slog.Logger
 	backends *backends
 	app      *fiber.App
+	hub      *hub.Hub
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -99,7 +103,8 @@ func (n *node) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rms := rooms.New(n.backends.sql, rooms.NewMirror(n.backends.redis, n.cfg.RedisPrefix), n.cfg.BcryptCost)
+	keys := rooms.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards}
+	rms := rooms.New(n.backends.sql, rooms.NewMirror(n.backends.redis, keys), n.cfg.BcryptCost)
 	if err := acc.Migrate(); err != nil {
 		return err
 	}
@@ -115,6 +120,15 @@ func (n *node) build(ctx context.Context) error {
 	}
 
 	reg := newRegistry()
+	n.hub, err = hub.New(hub.Config{
+		NodeID:         n.cfg.NodeID,
+		AllowedOrigins: n.cfg.AllowedOrigins,
+		AnyOrigin:      n.cfg.Embedded() && len(n.cfg.AllowedOrigins) == 0,
+	}, n.backends.redis, keys, directory{acc, rms}, nil, reg, n.log)
+	if err != nil {
+		return err
+	}
+	rms.OnChange(n.hub.MembershipChanged)
 	app := fiber.New(fiber.Config{
 		AppName:               "moim",
 		BodyLimit:             64 << 10,
@@ -130,8 +144,29 @@ func (n *node) build(ctx context.Context) error {
 	auth := tokens.Require()
 	acc.Routes(r, auth)
 	rms.Routes(r, auth)
+	app.Get("/ws", auth, n.hub.Handler(accounts.UserID))
+	// The hub owns upgraded connections; fasthttp must not close them.
+	app.Server().KeepHijackedConns = true
 	n.app = app
 	return nil
+}
+
+// directory gives the hub what it needs from accounts and rooms.
+type directory struct {
+	acc *accounts.Accounts
+	rms *rooms.Rooms
+}
+
+func (d directory) DisplayName(ctx context.Context, userID int64) (string, error) {
+	u, err := d.acc.Get(ctx, userID)
+	if err != nil {
+		return "", err
+	}
+	return u.DisplayName, nil
+}
+
+func (d directory) RoomIDs(ctx context.Context, userID int64) ([]int64, error) {
+	return d.rms.IDsOf(ctx, userID)
 }
 
 // serve answers on ln until ctx ends, then shuts down gracefully.
@@ -149,7 +184,25 @@ func (n *node) serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-func (n *node) close() { n.backends.close() }
+// close says goodbye (1001) to WebSocket clients, then closes backends.
+func (n *node) close() {
+	if n.hub != nil {
+		n.hub.Close()
+	}
+	n.backends.close()
+}
+
+// lockedWriter serializes writes from the logger, go-redis and run itself.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 // redisLogger sends go-redis's own messages (pool dial failures and the
 // like) to the node's log instead of a bare stderr logger.

@@ -1,0 +1,197 @@
+package hub
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"moim/rooms"
+)
+
+//go:embed send.lua
+var sendLua string
+
+var sendScript = redis.NewScript(sendLua)
+
+// Broker is the hub's Redis side: the send script, the room streams and
+// the pub/sub subscription that delivers rooms this node has members in.
+type Broker struct {
+	rdb  redis.UniversalClient
+	keys rooms.Keys
+	// RecentLen caps each room's recent stream (approximately).
+	recentLen int
+	dedupeTTL time.Duration
+	ps        *redis.PubSub
+}
+
+func newBroker(rdb redis.UniversalClient, keys rooms.Keys, recentLen int) *Broker {
+	return &Broker{rdb: rdb, keys: keys, recentLen: recentLen, dedupeTTL: 24 * time.Hour}
+}
+
+// Draft is a message before Redis gives it a seq: its JSON is split
+// around the seq so the script can splice it in without re-encoding.
+type Draft struct {
+	Room int64
+	From int64 // 0 for server-side producers
+	CID  string // client id; server-side producers use their idempotency key
+	Head []byte
+	Tail []byte
+	TS   int64
+}
+
+// Accepted is what the script decided for a draft.
+type Accepted struct {
+	Seq int64
+	TS  int64
+	Dup bool // the same (user, cid) was accepted before; Seq is the original
+}
+
+var (
+	errNotMember = errors.New("hub: not a member of the room")
+	errNoSeq     = errors.New("hub: room seq counter missing")
+)
+
+// Accept runs the send script once: one Redis round trip per message.
+func (b *Broker) Accept(ctx context.Context, d *Draft) (Accepted, error) {
+	keys := []string{b.keys.Members(d.Room), b.keys.Seq(d.Room), b.keys.Dedupe(d.Room, d.From, d.CID), b.keys.Recent(d.Room), b.keys.Persist(b.keys.Shard(d.Room))}
+	res, err := sendScript.Run(ctx, b.rdb, keys,
+		d.From, d.Head, d.Tail, b.recentLen, int(b.dedupeTTL.Seconds()), b.keys.Channel(d.Room), d.Room, d.TS).StringSlice()
+	if err != nil {
+		return Accepted{}, fmt.Errorf("hub: send script for room %d: %w", d.Room, err)
+	}
+	switch res[0] {
+	case "not_member":
+		return Accepted{}, errNotMember
+	case "noseq":
+		return Accepted{}, errNoSeq
+	}
+	seq, err1 := strconv.ParseInt(res[1], 10, 64)
+	ts, err2 := strconv.ParseInt(res[2], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return Accepted{}, fmt.Errorf("hub: send script reply %q: %w", res, err)
+	}
+	return Accepted{Seq: seq, TS: ts, Dup: res[0] == "dup"}, nil
+}
+
+// RestoreSeq sets a missing seq counter to the highest seq known, from the
+// recent stream and from storedMax (the message store), so a room's seqs
+// keep increasing even after Redis lost its data. SETNX keeps a counter
+// another node restored first.
+func (b *Broker) RestoreSeq(ctx context.Context, room int64, storedMax int64) error {
+	last, err := b.rdb.XRevRangeN(ctx, b.keys.Recent(room), "+", "-", 1).Result()
+	if err != nil {
+		return fmt.Errorf("hub: read recent tail of room %d: %w", room, err)
+	}
+	high := storedMax
+	if len(last) == 1 {
+		high = max(high, streamSeq(last[0].ID))
+	}
+	if err := b.rdb.SetNX(ctx, b.keys.Seq(room), high, 0).Err(); err != nil {
+		return fmt.Errorf("hub: restore seq of room %d: %w", room, err)
+	}
+	return nil
+}
+
+// Recent returns up to limit messages of room after seq, oldest first,
+// from the recent stream; first is the lowest seq the stream still holds
+// (0 when empty), so the caller knows whether older ones must come from
+// the store.
+func (b *Broker) Recent(ctx context.Context, room, after int64, limit int) (msgs [][]byte, first int64, err error) {
+	key := b.keys.Recent(room)
+	head, err := b.rdb.XRangeN(ctx, key, "-", "+", 1).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("hub: read recent head of room %d: %w", room, err)
+	}
+	if len(head) == 0 {
+		return nil, 0, nil
+	}
+	first = streamSeq(head[0].ID)
+	start := max(after+1, first)
+	entries, err := b.rdb.XRangeN(ctx, key, strconv.FormatInt(start, 10)+"-0", "+", int64(limit)).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("hub: read recent of room %d after %d: %w", room, after, err)
+	}
+	msgs = make([][]byte, 0, len(entries))
+	for _, e := range entries {
+		if m, ok := e.Values["m"].(string); ok {
+			msgs = append(msgs, []byte(m))
+		}
+	}
+	return msgs, first, nil
+}
+
+func streamSeq(id string) int64 {
+	s, _, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// Publish sends an ephemeral event (typing, read, deleted) to a room's
+// subscribers without storing it.
+func (b *Broker) Publish(ctx context.Context, room int64, payload []byte) error {
+	if err := b.rdb.Publish(ctx, b.keys.Channel(room), payload).Err(); err != nil {
+		return fmt.Errorf("hub: publish to room %d: %w", room, err)
+	}
+	return nil
+}
+
+// MarkRead raises a member's read position (never lowers it) and reports
+// whether it moved.
+func (b *Broker) MarkRead(ctx context.Context, room, user, seq int64) (bool, error) {
+	moved, err := markReadScript.Run(ctx, b.rdb, []string{b.keys.Reads(room)}, user, seq).Int()
+	if err != nil {
+		return false, fmt.Errorf("hub: mark read in room %d: %w", room, err)
+	}
+	return moved == 1, nil
+}
+
+var markReadScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > cur then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0`)
+
+// subscribe starts the node's pub/sub connection with the membership
+// channel; rooms are added as local members appear.
+func (b *Broker) subscribe(ctx context.Context) error {
+	b.ps = b.rdb.Subscribe(ctx, b.keys.MembershipChannel())
+	if _, err := b.ps.Receive(ctx); err != nil {
+		return fmt.Errorf("hub: subscribe: %w", err)
+	}
+	return nil
+}
+
+func (b *Broker) subscribeRooms(ctx context.Context, rooms ...int64) error {
+	return b.ps.Subscribe(ctx, b.channels(rooms)...)
+}
+
+func (b *Broker) unsubscribeRooms(ctx context.Context, rooms ...int64) error {
+	return b.ps.Unsubscribe(ctx, b.channels(rooms)...)
+}
+
+func (b *Broker) channels(rooms []int64) []string {
+	chs := make([]string, len(rooms))
+	for i, r := range rooms {
+		chs[i] = b.keys.Channel(r)
+	}
+	return chs
+}
+
+// roomOf parses a room channel name back to its id.
+func roomOf(channel string) (int64, bool) {
+	s, ok := strings.CutSuffix(channel, ":ch")
+	if !ok {
+		return 0, false
+	}
+	i := strings.LastIndexByte(s, ':')
+	id, err := strconv.ParseInt(s[i+1:], 10, 64)
+	return id, err == nil
+}

@@ -1,0 +1,127 @@
+package hub
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Conn is one client WebSocket. While idle it holds no goroutine and no
+// read buffer: the poller hands it to a worker when bytes arrive, and
+// writes go straight to the socket unless the client is slow.
+type Conn struct {
+	id   uint64
+	fd   int
+	user int64
+	name string
+	tcp  *net.TCPConn
+	raw  rawConn
+	hub  *Hub
+
+	// Read side: touched only by the one worker the poller hands c to.
+	pending []byte // a partial frame; nil when idle
+	message []byte // fragments of a message being reassembled
+	inFrag  bool
+	bucket  tokenBucket
+
+	lastRead atomic.Int64 // unix nanoseconds of the last frame received
+
+	// Write side. One writer at a time: either the caller of write, when
+	// nothing is queued, or the flusher goroutine of a slow connection.
+	mu       sync.Mutex
+	queue    [][]byte
+	queued   int
+	flushing bool
+	closed   bool
+}
+
+// statusTryAgainLater (1013) closes a client that reads too slowly; gobwas
+// does not name it.
+const statusTryAgainLater ws.StatusCode = 1013
+
+// write sends one compiled frame. It never blocks on a slow client: what
+// the socket does not take is queued for a flusher goroutine, and a client
+// whose queue passes the limit is closed with 1013.
+func (c *Conn) write(frame []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if !c.flushing {
+		n, err := c.writeNow(frame)
+		if err != nil {
+			c.mu.Unlock()
+			c.hub.drop(c, err)
+			return
+		}
+		if n == len(frame) {
+			c.mu.Unlock()
+			return
+		}
+		frame = frame[n:]
+	}
+	if c.queued+len(frame) > c.hub.cfg.WriteQueueBytes {
+		c.mu.Unlock()
+		c.hub.metrics.slowCloses.Inc()
+		c.hub.closeConn(c, statusTryAgainLater, "too slow reading messages")
+		return
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
+	c.mu.Unlock()
+}
+
+// flush drains the queue with blocking writes through Go's poller; it
+// runs only while a client is behind.
+func (c *Conn) flush() {
+	for {
+		c.mu.Lock()
+		q := c.queue
+		c.queue, c.queued = nil, 0
+		if len(q) == 0 || c.closed {
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		_ = c.tcp.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout))
+		for _, b := range q {
+			if _, err := c.tcp.Write(b); err != nil {
+				c.mu.Lock()
+				c.flushing = false
+				c.mu.Unlock()
+				c.hub.drop(c, err)
+				return
+			}
+		}
+		_ = c.tcp.SetWriteDeadline(time.Time{})
+	}
+}
+
+// tokenBucket limits how fast one connection may send messages.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func (b *tokenBucket) allow(now time.Time, rate float64, burst int) bool {
+	if b.last.IsZero() {
+		b.tokens = float64(burst)
+	} else {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -1,0 +1,108 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gofiber/fiber/v2"
+
+	"moim/api"
+)
+
+// Handler upgrades GET /ws. It runs after the token middleware, so a bad
+// or missing token is a 401 before any WebSocket exists; userID reads the
+// authenticated caller.
+func (h *Hub) Handler(userID func(*fiber.Ctx) int64) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if !strings.EqualFold(c.Get(fiber.HeaderUpgrade), "websocket") {
+			return api.BadRequest("expected a WebSocket upgrade (Upgrade: websocket)")
+		}
+		if !h.originAllowed(c.Get(fiber.HeaderOrigin), string(c.Request().Host())) {
+			return api.Forbidden("origin not allowed")
+		}
+		uid := userID(c)
+		ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
+		defer cancel()
+		name, err := h.dir.DisplayName(ctx, uid)
+		if err != nil {
+			return err
+		}
+		roomIDs, err := h.dir.RoomIDs(ctx, uid)
+		if err != nil {
+			return err
+		}
+		// gobwas/ws performs the handshake on the raw connection, from the
+		// request bytes fasthttp already read.
+		req := append([]byte(nil), c.Request().Header.Header()...)
+		c.Context().HijackSetNoResponse(true)
+		c.Context().Hijack(func(nc net.Conn) { h.upgrade(nc, req, uid, name, roomIDs) })
+		return nil
+	}
+}
+
+func (h *Hub) originAllowed(origin, host string) bool {
+	if origin == "" || h.cfg.AnyOrigin {
+		return true // not a browser, or any origin allowed
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if len(h.cfg.AllowedOrigins) == 0 {
+		return strings.EqualFold(u.Host, host)
+	}
+	for _, o := range h.cfg.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// unwrapper is fasthttp's hijacked connection, which wraps the socket.
+type unwrapper interface{ UnsafeConn() net.Conn }
+
+func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, name string, roomIDs []int64) {
+	conn := nc
+	if u, ok := nc.(unwrapper); ok {
+		conn = u.UnsafeConn()
+	}
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		h.log.Error("websocket over a non-TCP connection", "type", fmt.Sprintf("%T", conn))
+		_ = nc.Close()
+		return
+	}
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{io.MultiReader(bytes.NewReader(req), tcp), tcp}
+	_ = tcp.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := (ws.Upgrader{}).Upgrade(rw); err != nil {
+		h.log.Debug("websocket handshake failed", "err", err)
+		_ = tcp.Close()
+		return
+	}
+	_ = tcp.SetDeadline(time.Time{})
+	raw, fd, err := rawOf(tcp)
+	if err != nil {
+		_ = tcp.Close()
+		return
+	}
+	c := &Conn{id: h.nextID.Add(1), fd: fd, user: uid, name: name, tcp: tcp, raw: raw, hub: h}
+	c.lastRead.Store(time.Now().UnixNano())
+	if err := h.register(c, roomIDs); err != nil {
+		h.log.Warn("subscribe on connect", "user", uid, "err", err)
+	}
+	c.write(textFrame(encode(readyEvent{Type: "ready", User: uid, Node: h.cfg.NodeID})))
+	if err := h.poller.add(c); err != nil {
+		h.drop(c, err)
+	}
+}

@@ -1,0 +1,39 @@
+package hub
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	connections prometheus.Gauge
+	framesIn    prometheus.Counter
+	framesOut   prometheus.Counter
+	accepted    prometheus.Counter
+	deliveries  prometheus.Counter
+	latency     prometheus.Histogram
+	errors      *prometheus.CounterVec
+	slowCloses  prometheus.Counter
+	redisRTT    prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "moim_hub_connections", Help: "Open WebSocket connections on this node."}),
+		framesIn:    prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_frames_in_total", Help: "WebSocket frames received."}),
+		framesOut:   prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_frames_out_total", Help: "WebSocket frames written (or queued) to clients."}),
+		accepted:    prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_messages_accepted_total", Help: "Chat messages stored in Redis and acknowledged."}),
+		deliveries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_deliveries_total", Help: "Messages written to local recipients."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "moim_hub_delivery_latency_seconds",
+			Help:    "From a message's acceptance to its frame being written to a local recipient.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		errors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moim_hub_errors_total", Help: "Error events sent to clients, by code."}, []string{"code"}),
+		slowCloses: prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_slow_consumer_closes_total", Help: "Connections closed with 1013 because their write queue overflowed."}),
+		redisRTT: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "moim_hub_redis_send_seconds",
+			Help:    "Round trip of the send script to Redis.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5},
+		}),
+	}
+	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.redisRTT)
+	return m
+}

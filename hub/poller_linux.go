@@ -1,0 +1,130 @@
+//go:build linux
+
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller owns idle connections: one epoll instance watched by one
+// goroutine, which hands a readable connection to a bounded pool of
+// workers. Registration is level-triggered and one-shot: a connection
+// reports readiness once, is handled by exactly one worker, and is re-armed
+// when that worker is done; bytes left in the socket fire it again, so
+// nothing is lost and no connection is read by two workers at once.
+type poller struct {
+	epfd  int
+	mu    sync.RWMutex
+	conns map[uint64]*Conn
+	work  chan *Conn
+	wake  int // eventfd that interrupts epoll_wait on close
+}
+
+func newPoller(workers int, handle func(*Conn)) (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("hub: epoll_create: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("hub: eventfd: %w", err)
+	}
+	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan *Conn, workers*64), wake: wake}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil {
+		p.closeFDs()
+		return nil, fmt.Errorf("hub: watch eventfd: %w", err)
+	}
+	for range workers {
+		go func() {
+			for c := range p.work {
+				handle(c)
+			}
+		}()
+	}
+	go p.loop()
+	return p, nil
+}
+
+const wakeID = 0 // connection ids start at 1
+
+func (p *poller) loop() {
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			close(p.work)
+			return
+		}
+		for i := range events[:n] {
+			id := eventID(&events[i])
+			if id == wakeID {
+				close(p.work)
+				p.closeFDs()
+				return
+			}
+			p.mu.RLock()
+			c := p.conns[id]
+			p.mu.RUnlock()
+			if c != nil {
+				p.work <- c
+			}
+		}
+	}
+}
+
+// The connection id travels in the event's 8 data bytes (Fd and Pad), so
+// a reused file descriptor can never be mistaken for the old connection.
+func eventID(ev *unix.EpollEvent) uint64 { return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32 }
+
+func eventFor(id uint64) *unix.EpollEvent {
+	return &unix.EpollEvent{
+		Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
+		Fd:     int32(uint32(id)),
+		Pad:    int32(uint32(id >> 32)),
+	}
+}
+
+// add starts watching c.
+func (p *poller) add(c *Conn) error {
+	p.mu.Lock()
+	p.conns[c.id] = c
+	p.mu.Unlock()
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, eventFor(c.id)); err != nil {
+		p.remove(c)
+		return fmt.Errorf("hub: epoll add: %w", err)
+	}
+	return nil
+}
+
+// rearm asks for the next readiness of c after a worker handled it.
+func (p *poller) rearm(c *Conn) error {
+	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, eventFor(c.id))
+}
+
+// remove stops watching c; it must be called before c's socket closes.
+func (p *poller) remove(c *Conn) {
+	p.mu.Lock()
+	delete(p.conns, c.id)
+	p.mu.Unlock()
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+}
+
+// close stops the loop and the workers.
+func (p *poller) close() {
+	var one [8]byte
+	one[0] = 1
+	_, _ = unix.Write(p.wake, one[:])
+}
+
+func (p *poller) closeFDs() {
+	unix.Close(p.epfd)
+	unix.Close(p.wake)
+}

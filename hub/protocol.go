@@ -1,0 +1,136 @@
+package hub
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// inbound is any client frame of protocol v1 (docs/PROTOCOL.md).
+type inbound struct {
+	Type    string           `json:"type"`
+	Room    int64            `json:"room"`
+	CID     string           `json:"cid"`
+	Body    string           `json:"body"`
+	ReplyTo int64            `json:"reply_to"`
+	Seq     int64            `json:"seq"`
+	Rooms   map[string]int64 `json:"rooms"`
+}
+
+// Limits of a chat message.
+const (
+	maxBody = 4000 // characters
+	maxCID  = 64
+)
+
+// Kinds of message.
+const (
+	KindText   = "text"
+	KindSystem = "system"
+	KindFee    = "fee"
+)
+
+func validCID(cid string) bool {
+	if cid == "" || len(cid) > maxCID {
+		return false
+	}
+	for i := 0; i < len(cid); i++ {
+		// Printable ASCII without ':' keeps the dedupe key unambiguous.
+		if c := cid[i]; c < 0x21 || c > 0x7e || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+func validBody(body string) bool {
+	n := utf8.RuneCountInString(body)
+	return n >= 1 && n <= maxBody
+}
+
+// draft encodes a message around its seq: Head ends with `"seq":` and Tail
+// holds the rest, so the JSON is built once, here, for every recipient.
+func draft(room, from int64, name, body, cid, kind string, replyTo, ts int64) *Draft {
+	head := make([]byte, 0, 48)
+	head = append(head, `{"type":"msg","room":`...)
+	head = strconv.AppendInt(head, room, 10)
+	head = append(head, `,"seq":`...)
+	tail := make([]byte, 0, 96+len(body)+len(name))
+	tail = append(tail, `,"from":`...)
+	tail = strconv.AppendInt(tail, from, 10)
+	tail = append(tail, `,"name":`...)
+	tail = appendJSONString(tail, name)
+	tail = append(tail, `,"body":`...)
+	tail = appendJSONString(tail, body)
+	tail = append(tail, `,"cid":`...)
+	tail = appendJSONString(tail, cid)
+	tail = append(tail, `,"ts":`...)
+	tail = strconv.AppendInt(tail, ts, 10)
+	if replyTo > 0 {
+		tail = append(tail, `,"reply_to":`...)
+		tail = strconv.AppendInt(tail, replyTo, 10)
+	}
+	tail = append(tail, `,"kind":`...)
+	tail = appendJSONString(tail, kind)
+	tail = append(tail, '}')
+	return &Draft{Room: room, From: from, CID: cid, Head: head, Tail: tail, TS: ts}
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+// Server → client events other than msg. Each is encoded once per event.
+type (
+	readyEvent struct {
+		Type string `json:"type"`
+		User int64  `json:"user"`
+		Node string `json:"node"`
+	}
+	ackEvent struct {
+		Type string `json:"type"`
+		CID  string `json:"cid"`
+		Room int64  `json:"room"`
+		Seq  int64  `json:"seq"`
+		TS   int64  `json:"ts"`
+	}
+	syncedEvent struct {
+		Type string `json:"type"`
+		Room int64  `json:"room"`
+		Seq  int64  `json:"seq"`
+	}
+	readEvent struct {
+		Type string `json:"type"`
+		Room int64  `json:"room"`
+		User int64  `json:"user"`
+		Seq  int64  `json:"seq"`
+	}
+	typingEvent struct {
+		Type string `json:"type"`
+		Room int64  `json:"room"`
+		User int64  `json:"user"`
+	}
+	errorEvent struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		CID     string `json:"cid,omitempty"`
+		Room    int64  `json:"room,omitempty"`
+	}
+)
+
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // the event types above always marshal
+	}
+	return b
+}
+
+// membershipEvent travels on the membership channel between nodes.
+type membershipEvent struct {
+	Room   int64   `json:"room"`
+	Users  []int64 `json:"users"`
+	Joined bool    `json:"joined"`
+}

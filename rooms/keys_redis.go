@@ -1,0 +1,50 @@
+package rooms
+
+import "strconv"
+
+// Keys names every Redis key and channel of a room. All of one room's keys
+// carry the same hash tag, its shard, so a room's Lua script touches one
+// Redis Cluster slot together with that shard's persistence stream.
+type Keys struct {
+	// Prefix starts every key (MOIM_REDIS_PREFIX).
+	Prefix string
+	// Shards is how many persistence streams rooms are spread over
+	// (MOIM_STREAM_SHARDS). It must not change while data exists.
+	Shards int
+}
+
+// Shard is the persistence shard a room belongs to.
+func (k Keys) Shard(roomID int64) int { return int(uint64(roomID) % uint64(k.Shards)) }
+
+func (k Keys) room(roomID int64, what string) string {
+	return k.Prefix + ":{" + strconv.Itoa(k.Shard(roomID)) + "}:room:" + strconv.FormatInt(roomID, 10) + ":" + what
+}
+
+// Members is the set of user ids in a room.
+func (k Keys) Members(roomID int64) string { return k.room(roomID, "members") }
+
+// Seq is the room's last assigned message sequence number.
+func (k Keys) Seq(roomID int64) string { return k.room(roomID, "seq") }
+
+// Recent is the room's capped stream of recent messages; entry ids are
+// "<seq>-0", so a range read after a seq is one XRANGE.
+func (k Keys) Recent(roomID int64) string { return k.room(roomID, "recent") }
+
+// Dedupe remembers the seq given to one (user, client id) send, so a
+// retried send is acknowledged again instead of stored twice.
+func (k Keys) Dedupe(roomID, userID int64, cid string) string {
+	return k.room(roomID, "cid:"+strconv.FormatInt(userID, 10)+":"+cid)
+}
+
+// Reads is a hash of user id → highest seq the user has read.
+func (k Keys) Reads(roomID int64) string { return k.room(roomID, "reads") }
+
+// Channel is the pub/sub channel a room's events are delivered on.
+func (k Keys) Channel(roomID int64) string { return k.room(roomID, "ch") }
+
+// Persist is one shard of the durable stream the batcher drains into the
+// message store.
+func (k Keys) Persist(shard int) string { return k.Prefix + ":{" + strconv.Itoa(shard) + "}:persist" }
+
+// MembershipChannel carries membership changes to every node.
+func (k Keys) MembershipChannel() string { return k.Prefix + ":membership" }
