@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// wsClient is a real WebSocket client (gobwas/ws) of one user.
+type wsClient struct {
+	t    *testing.T
+	conn net.Conn
+	rw   io.ReadWriter // reads through the dialer's buffer, if it kept bytes
+	user int64
+}
+
+// frameMsg is any server frame of protocol v1.
+type frameMsg struct {
+	Type    string `json:"type"`
+	Room    int64  `json:"room"`
+	Seq     int64  `json:"seq"`
+	From    int64  `json:"from"`
+	Name    string `json:"name"`
+	Body    string `json:"body"`
+	CID     string `json:"cid"`
+	TS      int64  `json:"ts"`
+	Kind    string `json:"kind"`
+	ReplyTo int64  `json:"reply_to"`
+	User    int64  `json:"user"`
+	Node    string `json:"node"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (n *testNode) wsURL() string { return "ws" + strings.TrimPrefix(n.url, "http") + "/ws" }
+
+// connect opens a WebSocket as c and waits for "ready".
+func (n *testNode) connect(c *client) *wsClient {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, br, _, err := ws.Dial(ctx, n.wsURL()+"?token="+c.token)
+	if err != nil {
+		c.t.Fatalf("dial %s: %v", n.wsURL(), err)
+	}
+	w := &wsClient{t: c.t, conn: conn, rw: conn, user: c.id}
+	if br != nil {
+		// The server's first frames may have arrived with the handshake.
+		w.rw = struct {
+			io.Reader
+			io.Writer
+		}{br, conn}
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	if f := w.next(); f.Type != "ready" || f.User != c.id || f.Node == "" {
+		c.t.Fatalf("first frame %+v, want ready for user %d", f, c.id)
+	}
+	return w
+}
+
+func (w *wsClient) send(v any) {
+	w.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.sendRaw(b)
+}
+
+func (w *wsClient) sendRaw(b []byte) {
+	w.t.Helper()
+	_ = w.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := wsutil.WriteClientText(w.rw, b); err != nil {
+		w.t.Fatalf("write: %v", err)
+	}
+}
+
+// next reads the next data frame (answering pings), failing after 5 s.
+func (w *wsClient) next() frameMsg {
+	w.t.Helper()
+	f, err := w.read(5 * time.Second)
+	if err != nil {
+		w.t.Fatalf("user %d: read: %v", w.user, err)
+	}
+	return f
+}
+
+func (w *wsClient) read(timeout time.Duration) (frameMsg, error) {
+	_ = w.conn.SetReadDeadline(time.Now().Add(timeout))
+	b, err := wsutil.ReadServerText(w.rw)
+	if err != nil {
+		return frameMsg{}, err
+	}
+	var f frameMsg
+	if err := json.Unmarshal(b, &f); err != nil {
+		w.t.Fatalf("frame %q is not JSON: %v", b, err)
+	}
+	return f, nil
+}
+
+// await skips frames until one of type typ arrives.
+func (w *wsClient) await(typ string) frameMsg {
+	w.t.Helper()
+	for {
+		if f := w.next(); f.Type == typ {
+			return f
+		} else if f.Type == "error" && typ != "error" {
+			w.t.Fatalf("user %d waiting for %s got error %s: %s", w.user, typ, f.Code, f.Message)
+		}
+	}
+}
+
+// say sends a message and returns its ack.
+func (w *wsClient) say(room int64, cid, body string) frameMsg {
+	w.t.Helper()
+	w.send(map[string]any{"type": "send", "room": room, "cid": cid, "body": body})
+	return w.await("ack")
+}
+
+// closeCode reads until the server closes and returns the close code.
+func (w *wsClient) closeCode() ws.StatusCode {
+	w.t.Helper()
+	_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		h, err := ws.ReadHeader(w.rw)
+		if err != nil {
+			w.t.Fatalf("waiting for close: %v", err)
+		}
+		payload := make([]byte, h.Length)
+		if _, err := io.ReadFull(w.rw, payload); err != nil {
+			w.t.Fatalf("waiting for close: %v", err)
+		}
+		if h.OpCode == ws.OpClose {
+			code, _ := ws.ParseCloseFrameData(payload)
+			return code
+		}
+	}
+}

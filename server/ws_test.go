@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+func TestWebSocketRejectsBadTokensBeforeUpgrade(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	for _, tok := range []string{"", "garbage", "a.b.c"} {
+		req, _ := http.NewRequest("GET", n.url+"/ws?token="+tok, nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("token %q: status %d, want 401 before the upgrade", tok, resp.StatusCode)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, _, err := ws.Dial(ctx, n.wsURL()+"?token=nope"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("dial with a bad token: %v, want a 401 handshake failure", err)
+	}
+}
+
+func TestSendAckDeliverInOrder(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice, bob, carol := n.user(t, "Alice"), n.user(t, "Bob"), n.user(t, "Carol")
+	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id}})
+	wa, wb, wc := n.connect(alice), n.connect(bob), n.connect(carol)
+	wa2 := n.connect(alice) // a second device
+
+	for i := 1; i <= 20; i++ {
+		ack := wa.say(room.ID, fmt.Sprintf("c%d", i), fmt.Sprintf("안녕 %d", i))
+		if ack.Seq != int64(i) || ack.Room != room.ID || ack.CID != fmt.Sprintf("c%d", i) || ack.TS == 0 {
+			t.Fatalf("ack %d = %+v", i, ack)
+		}
+	}
+	for _, w := range []*wsClient{wb, wa2} {
+		for i := 1; i <= 20; i++ {
+			m := w.await("msg")
+			if m.Seq != int64(i) || m.From != alice.id || m.Name != "Alice" || m.Body != fmt.Sprintf("안녕 %d", i) || m.Kind != "text" {
+				t.Fatalf("user %d got %+v as message %d", w.user, m, i)
+			}
+		}
+	}
+	// Carol is not a member: she gets nothing and cannot send.
+	wc.send(map[string]any{"type": "send", "room": room.ID, "cid": "x", "body": "hi"})
+	if f := wc.next(); f.Type != "error" || f.Code != "not_member" || f.CID != "x" {
+		t.Fatalf("non-member send got %+v", f)
+	}
+}
+
+func TestRetriedSendIsStoredOnce(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
+	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id}})
+	wa, wb := n.connect(alice), n.connect(bob)
+	first := wa.say(room.ID, "same-cid", "once")
+	again := wa.say(room.ID, "same-cid", "once")
+	if first.Seq != again.Seq || first.TS != again.TS {
+		t.Fatalf("retry acked %+v, first %+v: a retried cid must get the original seq", again, first)
+	}
+	next := wa.say(room.ID, "other-cid", "twice")
+	if next.Seq != first.Seq+1 {
+		t.Fatalf("next seq %d after %d", next.Seq, first.Seq)
+	}
+	if m := wb.await("msg"); m.Seq != first.Seq {
+		t.Fatalf("got %+v", m)
+	}
+	if m := wb.await("msg"); m.Seq != next.Seq {
+		t.Fatalf("the retried message was delivered twice: got %+v", m)
+	}
+}
+
+func TestSendValidation(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice := n.user(t, "Alice")
+	room := alice.createRoom(map[string]any{"name": "Club"})
+	w := n.connect(alice)
+	cases := []struct {
+		frame string
+		code  string
+	}{
+		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"a","body":""}`, "bad_request"},
+		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"a","body":"` + strings.Repeat("가", 4001) + `"}`, "bad_request"},
+		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"","body":"x"}`, "bad_request"},
+		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"` + strings.Repeat("c", 65) + `","body":"x"}`, "bad_request"},
+		{`{"type":"send","room":0,"cid":"a","body":"x"}`, "bad_request"},
+		{`{"type":"send","room":999999,"cid":"a","body":"x"}`, "not_member"},
+		{`{"type":"fly"}`, "bad_request"},
+		{`not json`, "bad_request"},
+		{`{"type":"sync","rooms":{"abc":1}}`, "bad_request"},
+		{`{"type":"sync","rooms":{"999999":0}}`, "not_member"},
+	}
+	for _, tc := range cases {
+		w.sendRaw([]byte(tc.frame))
+		if f := w.next(); f.Type != "error" || f.Code != tc.code {
+			t.Fatalf("frame %.80s: got %+v, want error %s", tc.frame, f, tc.code)
+		}
+	}
+	// The connection survived every request-level error.
+	if ack := w.say(room.ID, "ok", "4000 자 " + strings.Repeat("가", 3990)); ack.Seq != 1 {
+		t.Fatalf("after errors: %+v", ack)
+	}
+	w.send(map[string]any{"type": "ping"})
+	w.await("pong")
+}
+
+func TestSyncAfterReconnect(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
+	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id}})
+	wa, wb := n.connect(alice), n.connect(bob)
+	wa.say(room.ID, "m1", "one")
+	if m := wb.await("msg"); m.Seq != 1 {
+		t.Fatal(m)
+	}
+	wb.conn.Close() // bob goes offline
+	for i := 2; i <= 6; i++ {
+		wa.say(room.ID, fmt.Sprintf("m%d", i), fmt.Sprintf("missed %d", i))
+	}
+	wb = n.connect(bob)
+	wb.send(map[string]any{"type": "sync", "rooms": map[string]int64{fmt.Sprint(room.ID): 1}})
+	for i := 2; i <= 6; i++ {
+		if m := wb.await("msg"); m.Seq != int64(i) || m.Body != fmt.Sprintf("missed %d", i) {
+			t.Fatalf("sync gave %+v as %d", m, i)
+		}
+	}
+	if s := wb.await("synced"); s.Room != room.ID || s.Seq != 6 {
+		t.Fatalf("synced %+v", s)
+	}
+}
+
+func TestMembershipChangesReachLiveConnections(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
+	room := alice.createRoom(map[string]any{"name": "Open club"})
+	wa, wb := n.connect(alice), n.connect(bob)
+	bob.must(200, "POST", urlf("/api/rooms/%d/join", room.ID), nil, nil)
+	// Membership propagates through Redis; the next message reaches Bob.
+	deadline := time.Now().Add(5 * time.Second)
+	for seq := int64(1); ; seq++ {
+		wa.say(room.ID, fmt.Sprint("j", seq), "welcome")
+		if f, err := wb.read(300 * time.Millisecond); err == nil && f.Type == "msg" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a member who joined while connected never received the room's messages")
+		}
+		wb = n.connect(bob)
+	}
+	bob.must(204, "POST", urlf("/api/rooms/%d/leave", room.ID), nil, nil)
+	time.Sleep(200 * time.Millisecond)
+	wb.send(map[string]any{"type": "send", "room": room.ID, "cid": "after-leave", "body": "x"})
+	if f := wb.await("error"); f.Code != "not_member" {
+		t.Fatalf("send after leaving: %+v", f)
+	}
+}
