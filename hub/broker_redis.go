@@ -38,7 +38,7 @@ func newBroker(rdb redis.UniversalClient, keys rooms.Keys, recentLen int) *Broke
 // around the seq so the script can splice it in without re-encoding.
 type Draft struct {
 	Room int64
-	From int64 // 0 for server-side producers
+	From int64  // 0 for server-side producers
 	CID  string // client id; server-side producers use their idempotency key
 	Head []byte
 	Tail []byte

@@ -103,7 +103,7 @@ func closeFrame(code ws.StatusCode, reason string) []byte {
 
 // Frames the hub sends often are compiled once.
 var (
-	pingFrame         = compile(ws.OpPing, nil)
-	goingAwayFrame    = closeFrame(ws.StatusGoingAway, "node shutting down")
-	closeNormalFrame  = closeFrame(ws.StatusNormalClosure, "")
+	pingFrame        = compile(ws.OpPing, nil)
+	goingAwayFrame   = closeFrame(ws.StatusGoingAway, "node shutting down")
+	closeNormalFrame = closeFrame(ws.StatusNormalClosure, "")
 )

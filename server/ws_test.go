@@ -112,7 +112,7 @@ func TestSendValidation(t *testing.T) {
 		}
 	}
 	// The connection survived every request-level error.
-	if ack := w.say(room.ID, "ok", "4000 자 " + strings.Repeat("가", 3990)); ack.Seq != 1 {
+	if ack := w.say(room.ID, "ok", "4000 자 "+strings.Repeat("가", 3990)); ack.Seq != 1 {
 		t.Fatalf("after errors: %+v", ack)
 	}
 	w.send(map[string]any{"type": "ping"})
