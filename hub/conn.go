@@ -22,6 +22,10 @@ type Conn struct {
 	hub  *Hub
 
 	// Read side: touched only by the one worker the poller hands c to.
+	// readMu is never contended (one-shot epoll hands c to one worker at a
+	// time); it tells the race detector and the memory model that the
+	// next worker sees what the last one left.
+	readMu  sync.Mutex
 	pending []byte // a partial frame; nil when idle
 	message []byte // fragments of a message being reassembled
 	inFrag  bool

@@ -467,17 +467,27 @@ func (h *Hub) finish(c *Conn) {
 // handle runs on a worker when c is readable: it reads what arrived,
 // handles every complete frame, keeps a partial one, and re-arms c.
 func (h *Hub) handle(c *Conn) {
+	c.readMu.Lock()
+	if h.readFrames(c) {
+		c.readMu.Unlock()
+		h.rearm(c)
+		return
+	}
+	c.readMu.Unlock()
+}
+
+// readFrames handles what is readable on c and reports whether c stays open.
+func (h *Hub) readFrames(c *Conn) bool {
 	bp := h.scratch.Get().(*[]byte)
 	defer h.scratch.Put(bp)
 	buf := *bp
 	n, err := c.readSome(buf)
 	switch {
 	case err == errWouldBlock:
-		h.rearm(c)
-		return
+		return true
 	case err != nil || n == 0:
 		h.drop(c, err)
-		return
+		return false
 	}
 	data := buf[:n]
 	if c.pending != nil {
@@ -492,19 +502,19 @@ func (h *Hub) handle(c *Conn) {
 		var ce *closeError
 		if errors.As(err, &ce) {
 			h.closeConn(c, ce.code, ce.reason)
-			return
+			return false
 		}
 		data = data[used:]
 		c.lastRead.Store(time.Now().UnixNano())
 		h.metrics.framesIn.Inc()
 		if !h.frame(c, hd, payload) {
-			return
+			return false
 		}
 	}
 	if len(data) > 0 {
 		c.pending = append([]byte(nil), data...)
 	}
-	h.rearm(c)
+	return true
 }
 
 func (h *Hub) rearm(c *Conn) {
@@ -523,7 +533,7 @@ func (h *Hub) frame(c *Conn, hd ws.Header, payload []byte) bool {
 		return true
 	case ws.OpClose:
 		code, _ := ws.ParseCloseFrameData(payload)
-		if code == 0 || !code.IsProtocolDefined() && !code.IsApplicationSpec() {
+		if !echoable(code) {
 			code = ws.StatusNormalClosure
 		}
 		h.closeConn(c, code, "")
@@ -589,6 +599,12 @@ func (h *Hub) message(c *Conn, msg []byte) bool {
 		h.fail(c, "bad_request", "unknown type "+strconv.Quote(in.Type), in.CID, 0)
 	}
 	return true
+}
+
+// echoable reports whether a client's close code may be sent back (RFC
+// 6455 7.4: 1004–1006 and 1015 never travel in a close frame).
+func echoable(code ws.StatusCode) bool {
+	return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006) || (code >= 3000 && code <= 4999)
 }
 
 var pongEvent = textFrame([]byte(`{"type":"pong"}`))

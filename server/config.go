@@ -51,6 +51,11 @@ type Config struct {
 	// comma-separated. Default: the request's own host; in fully embedded
 	// mode any origin.
 	AllowedOrigins []string
+	// SendRate and SendBurst are each WebSocket's token bucket for sends
+	// and typing. Default 20/s with bursts of 40: far above a person
+	// typing, low enough that one client cannot flood a room.
+	SendRate  float64
+	SendBurst int
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// StartupTimeout bounds how long start-up retries an unreachable
@@ -77,6 +82,8 @@ var settings = []setting{
 	{"MOIM_BCRYPT_COST", "bcrypt-cost", "10", "bcrypt cost for passwords, 4 to 31"},
 	{"MOIM_STREAM_SHARDS", "stream-shards", "16", "number of Redis persistence stream shards; fixed once data exists"},
 	{"MOIM_ALLOWED_ORIGINS", "allowed-origins", "", "comma-separated browser origins allowed on /ws (default: same host; any in embedded mode)"},
+	{"MOIM_SEND_RATE", "send-rate", "20", "messages per second one WebSocket may send"},
+	{"MOIM_SEND_BURST", "send-burst", "40", "burst of messages one WebSocket may send"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
 }
@@ -133,6 +140,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	cfg.StreamShards, err = strconv.Atoi(get("MOIM_STREAM_SHARDS"))
 	if err != nil || cfg.StreamShards < 1 || cfg.StreamShards > 1024 {
 		return Config{}, &configError{"MOIM_STREAM_SHARDS", "must be an integer from 1 to 1024"}
+	}
+	cfg.SendRate, err = strconv.ParseFloat(get("MOIM_SEND_RATE"), 64)
+	if err != nil || cfg.SendRate <= 0 {
+		return Config{}, &configError{"MOIM_SEND_RATE", "must be a positive number"}
+	}
+	cfg.SendBurst, err = strconv.Atoi(get("MOIM_SEND_BURST"))
+	if err != nil || cfg.SendBurst < 1 {
+		return Config{}, &configError{"MOIM_SEND_BURST", "must be a positive integer"}
 	}
 	for _, o := range strings.Split(get("MOIM_ALLOWED_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {

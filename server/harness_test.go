@@ -57,6 +57,8 @@ func testConfig(t *testing.T) Config {
 		NodeID:         "test",
 		BcryptCost:     4,
 		StreamShards:   4,
+		SendRate:       20,
+		SendBurst:      40,
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
 	}

@@ -124,6 +124,8 @@ func (n *node) build(ctx context.Context) error {
 		NodeID:         n.cfg.NodeID,
 		AllowedOrigins: n.cfg.AllowedOrigins,
 		AnyOrigin:      n.cfg.Embedded() && len(n.cfg.AllowedOrigins) == 0,
+		SendRate:       n.cfg.SendRate,
+		SendBurst:      n.cfg.SendBurst,
 	}, n.backends.redis, keys, directory{acc, rms}, nil, reg, n.log)
 	if err != nil {
 		return err

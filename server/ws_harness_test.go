@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ type wsClient struct {
 	conn net.Conn
 	rw   io.ReadWriter // reads through the dialer's buffer, if it kept bytes
 	user int64
+	wmu  sync.Mutex // senders and pong replies share the connection
 }
 
 // frameMsg is any server frame of protocol v1.
@@ -76,6 +80,8 @@ func (w *wsClient) send(v any) {
 
 func (w *wsClient) sendRaw(b []byte) {
 	w.t.Helper()
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	_ = w.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if err := wsutil.WriteClientText(w.rw, b); err != nil {
 		w.t.Fatalf("write: %v", err)
@@ -94,15 +100,45 @@ func (w *wsClient) next() frameMsg {
 
 func (w *wsClient) read(timeout time.Duration) (frameMsg, error) {
 	_ = w.conn.SetReadDeadline(time.Now().Add(timeout))
-	b, err := wsutil.ReadServerText(w.rw)
-	if err != nil {
-		return frameMsg{}, err
+	return w.readFrame()
+}
+
+// closedError is the server's close frame.
+type closedError struct{ code ws.StatusCode }
+
+func (e closedError) Error() string { return fmt.Sprintf("closed by server with %d", e.code) }
+
+// readFrame reads the next text frame, answering pings; a close frame is
+// returned as closedError.
+func (w *wsClient) readFrame() (frameMsg, error) {
+	for {
+		h, err := ws.ReadHeader(w.rw)
+		if err != nil {
+			return frameMsg{}, err
+		}
+		payload := make([]byte, h.Length)
+		if _, err := io.ReadFull(w.rw, payload); err != nil {
+			return frameMsg{}, err
+		}
+		switch h.OpCode {
+		case ws.OpClose:
+			code, _ := ws.ParseCloseFrameData(payload)
+			return frameMsg{}, closedError{code}
+		case ws.OpPing:
+			w.wmu.Lock()
+			err := ws.WriteFrame(w.conn, ws.MaskFrameInPlace(ws.NewPongFrame(payload)))
+			w.wmu.Unlock()
+			if err != nil {
+				return frameMsg{}, err
+			}
+		case ws.OpText:
+			var f frameMsg
+			if err := json.Unmarshal(payload, &f); err != nil {
+				return frameMsg{}, fmt.Errorf("frame %q is not JSON: %w", payload, err)
+			}
+			return f, nil
+		}
 	}
-	var f frameMsg
-	if err := json.Unmarshal(b, &f); err != nil {
-		w.t.Fatalf("frame %q is not JSON: %v", b, err)
-	}
-	return f, nil
 }
 
 // await skips frames until one of type typ arrives.
@@ -129,17 +165,13 @@ func (w *wsClient) closeCode() ws.StatusCode {
 	w.t.Helper()
 	_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		h, err := ws.ReadHeader(w.rw)
+		_, err := w.readFrame()
+		var ce closedError
+		if errors.As(err, &ce) {
+			return ce.code
+		}
 		if err != nil {
 			w.t.Fatalf("waiting for close: %v", err)
-		}
-		payload := make([]byte, h.Length)
-		if _, err := io.ReadFull(w.rw, payload); err != nil {
-			w.t.Fatalf("waiting for close: %v", err)
-		}
-		if h.OpCode == ws.OpClose {
-			code, _ := ws.ParseCloseFrameData(payload)
-			return code
 		}
 	}
 }

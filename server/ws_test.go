@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -167,5 +168,136 @@ func TestMembershipChangesReachLiveConnections(t *testing.T) {
 	wb.send(map[string]any{"type": "send", "room": room.ID, "cid": "after-leave", "body": "x"})
 	if f := wb.await("error"); f.Code != "not_member" {
 		t.Fatalf("send after leaving: %+v", f)
+	}
+}
+
+// rawFrame writes one client frame with the given fin bit and opcode.
+func (w *wsClient) rawFrame(fin bool, op ws.OpCode, payload []byte) {
+	w.t.Helper()
+	f := ws.NewFrame(op, fin, append([]byte(nil), payload...))
+	f = ws.MaskFrameInPlace(f)
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	_ = w.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := ws.WriteFrame(w.conn, f); err != nil {
+		w.t.Fatalf("write frame: %v", err)
+	}
+}
+
+func TestFrameLimitsCloseWithTheRightCode(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice := n.user(t, "Alice")
+	cases := []struct {
+		name  string
+		write func(w *wsClient)
+		code  ws.StatusCode
+	}{
+		{"frame over 64 KiB", func(w *wsClient) { w.rawFrame(true, ws.OpText, make([]byte, 64<<10+1)) }, ws.StatusMessageTooBig},
+		{"fragments over 64 KiB", func(w *wsClient) {
+			w.rawFrame(false, ws.OpText, make([]byte, 40<<10))
+			w.rawFrame(true, ws.OpContinuation, make([]byte, 30<<10))
+		}, ws.StatusMessageTooBig},
+		{"binary frame", func(w *wsClient) { w.rawFrame(true, ws.OpBinary, []byte{1, 2, 3}) }, ws.StatusUnsupportedData},
+		{"invalid UTF-8", func(w *wsClient) { w.rawFrame(true, ws.OpText, []byte{'{', 0xff, 0xfe, '}'}) }, ws.StatusInvalidFramePayloadData},
+		{"continuation without start", func(w *wsClient) { w.rawFrame(true, ws.OpContinuation, []byte("x")) }, ws.StatusProtocolError},
+		{"client close is echoed", func(w *wsClient) {
+			w.rawFrame(true, ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"))
+		}, ws.StatusNormalClosure},
+		{"client close 4000 is echoed", func(w *wsClient) {
+			w.rawFrame(true, ws.OpClose, ws.NewCloseFrameBody(4000, "app"))
+		}, 4000},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			alice.t = t
+			w := n.connect(alice)
+			tc.write(w)
+			if got := w.closeCode(); got != tc.code {
+				t.Fatalf("close code %d, want %d", got, tc.code)
+			}
+		})
+	}
+}
+
+func TestFragmentsAndPingsAreHandled(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice := n.user(t, "Alice")
+	room := alice.createRoom(map[string]any{"name": "Club"})
+	w := n.connect(alice)
+	msg := []byte(fmt.Sprintf(`{"type":"send","room":%d,"cid":"frag","body":"%s"}`, room.ID, strings.Repeat("조각", 1500)))
+	// Three fragments with a ping between them, split mid-rune.
+	w.rawFrame(false, ws.OpText, msg[:1001])
+	w.rawFrame(true, ws.OpPing, []byte("are you there"))
+	w.rawFrame(false, ws.OpContinuation, msg[1001:2003])
+	w.rawFrame(true, ws.OpContinuation, msg[2003:])
+	_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	h, err := ws.ReadHeader(w.rw)
+	if err != nil || h.OpCode != ws.OpPong {
+		t.Fatalf("first frame after ping: %+v %v, want pong", h, err)
+	}
+	pong := make([]byte, h.Length)
+	if _, err := io.ReadFull(w.rw, pong); err != nil || string(pong) != "are you there" {
+		t.Fatalf("pong payload %q %v", pong, err)
+	}
+	if ack := w.await("ack"); ack.CID != "frag" || ack.Seq != 1 {
+		t.Fatalf("ack %+v", ack)
+	}
+	if m := w.await("msg"); m.Body != strings.Repeat("조각", 1500) {
+		t.Fatalf("reassembled body differs (%d runes)", len([]rune(m.Body)))
+	}
+}
+
+// TestSlowReaderDoesNotSlowOthers fills a non-reading client's queue until
+// it is closed with 1013 while a reading member keeps getting everything.
+func TestSlowReaderDoesNotSlowOthers(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SendRate, cfg.SendBurst = 1e6, 1e6
+	n := startTestNode(t, cfg)
+	alice, bob, slow := n.user(t, "Alice"), n.user(t, "Bob"), n.user(t, "Slow")
+	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id, slow.id}})
+	ws := n.connect(slow)
+	_ = ws // never reads again
+	wb := n.connect(bob)
+	wa := n.connect(alice)
+	body := strings.Repeat("x", 3900)
+	// 3,000 × ~4 KiB = 12 MiB: more than the socket buffers and the 1 MiB queue.
+	const total = 3000
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= total; i++ {
+			if _, err := wb.read(10 * time.Second); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := 1; i <= total; i++ {
+		wa.send(map[string]any{"type": "send", "room": room.ID, "cid": fmt.Sprint("s", i), "body": body})
+		if i%50 == 0 {
+			drainAcks(t, wa, 50)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the reading member stalled: %v", err)
+	}
+	status, raw := n.anon(t).raw("GET", "/metrics", nil)
+	if status != 200 || !strings.Contains(string(raw), "moim_hub_slow_consumer_closes_total 1") {
+		t.Fatalf("slow consumer not closed and counted:\n%s", grepLines(string(raw), "slow_consumer"))
+	}
+}
+
+// drainAcks reads frames until n acks arrived (the sender also gets its
+// own messages back).
+func drainAcks(t *testing.T, w *wsClient, n int) {
+	t.Helper()
+	for n > 0 {
+		f := w.next()
+		switch f.Type {
+		case "ack":
+			n--
+		case "error":
+			t.Fatalf("error %s: %s", f.Code, f.Message)
+		}
 	}
 }
