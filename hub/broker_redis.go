@@ -14,10 +14,22 @@ import (
 	"moim/rooms"
 )
 
-//go:embed send.lua
-var sendLua string
+// The Lua scripts, one round trip each.
+var (
+	//go:embed send.lua
+	sendLua string
+	//go:embed read.lua
+	readLua string
+	//go:embed presence.lua
+	presenceLua string
+	//go:embed delete.lua
+	deleteLua string
 
-var sendScript = redis.NewScript(sendLua)
+	sendScript     = redis.NewScript(sendLua)
+	markReadScript = redis.NewScript(readLua)
+	presenceScript = redis.NewScript(presenceLua)
+	deleteScript   = redis.NewScript(deleteLua)
+)
 
 // Broker is the hub's Redis side: the send script, the room streams and
 // the pub/sub subscription that delivers rooms this node has members in.
@@ -141,6 +153,62 @@ func (b *Broker) Publish(ctx context.Context, room int64, payload []byte) error 
 	return nil
 }
 
+// Message reads one message of a room from the recent stream; nil when
+// the stream no longer (or never) held it.
+func (b *Broker) Message(ctx context.Context, room, seq int64) ([]byte, error) {
+	id := strconv.FormatInt(seq, 10) + "-0"
+	entries, err := b.rdb.XRange(ctx, b.keys.Recent(room), id, id).Result()
+	if err != nil {
+		return nil, fmt.Errorf("hub: read message %d of room %d: %w", seq, room, err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	m, _ := entries[0].Values["m"].(string)
+	return []byte(m), nil
+}
+
+// Delete tombstones a message; false means it was already deleted.
+func (b *Broker) Delete(ctx context.Context, room, seq, by int64) (bool, error) {
+	ev := encode(deletedEvent{Type: "deleted", Room: room, Seq: seq, By: by})
+	n, err := deleteScript.Run(ctx, b.rdb, []string{b.keys.Deleted(room), b.keys.Persist(b.keys.Shard(room))},
+		room, seq, by, b.keys.Channel(room), ev).Int()
+	if err != nil {
+		return false, fmt.Errorf("hub: delete message %d of room %d: %w", seq, room, err)
+	}
+	return n == 1, nil
+}
+
+// deletedIn returns which seqs of a room are deleted.
+func (b *Broker) deletedIn(ctx context.Context, room int64) (map[int64]bool, error) {
+	ms, err := b.rdb.SMembers(ctx, b.keys.Deleted(room)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("hub: read deleted of room %d: %w", room, err)
+	}
+	out := make(map[int64]bool, len(ms))
+	for _, m := range ms {
+		if n, err := strconv.ParseInt(m, 10, 64); err == nil {
+			out[n] = true
+		}
+	}
+	return out, nil
+}
+
+// PublishAll sends one ephemeral event to several rooms in one pipeline.
+func (b *Broker) PublishAll(ctx context.Context, rooms []int64, payload []byte) error {
+	if len(rooms) == 0 {
+		return nil
+	}
+	pipe := b.rdb.Pipeline()
+	for _, r := range rooms {
+		pipe.Publish(ctx, b.keys.Channel(r), payload)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("hub: publish to %d rooms: %w", len(rooms), err)
+	}
+	return nil
+}
+
 // MarkRead raises a member's read position (never lowers it) and reports
 // whether it moved.
 func (b *Broker) MarkRead(ctx context.Context, room, user, seq int64) (bool, error) {
@@ -150,14 +218,6 @@ func (b *Broker) MarkRead(ctx context.Context, room, user, seq int64) (bool, err
 	}
 	return moved == 1, nil
 }
-
-var markReadScript = redis.NewScript(`
-local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > cur then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  return 1
-end
-return 0`)
 
 // subscribe starts the node's pub/sub connection with the membership
 // channel; rooms are added as local members appear.

@@ -26,6 +26,7 @@ type Conn struct {
 	// time); it tells the race detector and the memory model that the
 	// next worker sees what the last one left.
 	readMu  sync.Mutex
+	rsys    syscalls
 	pending []byte // a partial frame; nil when idle
 	message []byte // fragments of a message being reassembled
 	inFrag  bool
@@ -36,6 +37,7 @@ type Conn struct {
 	// Write side. One writer at a time: either the caller of write, when
 	// nothing is queued, or the flusher goroutine of a slow connection.
 	mu       sync.Mutex
+	wsys     syscalls
 	queue    [][]byte
 	queued   int
 	flushing bool

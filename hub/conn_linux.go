@@ -3,7 +3,10 @@
 package hub
 
 import (
+	"fmt"
+	"net"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,58 +15,80 @@ type rawConn = syscall.RawConn
 
 var errWouldBlock error = unix.EAGAIN
 
+// syscalls holds a connection's raw read and write callbacks, built once
+// per connection: a closure per call would escape to the heap on every
+// write, three allocations per recipient in a fan-out.
+type syscalls struct {
+	buf     []byte
+	n       int
+	err     error
+	readFn  func(fd uintptr) bool
+	writeFn func(fd uintptr) bool
+}
+
+func (s *syscalls) init() {
+	s.readFn = func(fd uintptr) bool {
+		for {
+			s.n, s.err = unix.Read(int(fd), s.buf)
+			if s.err != unix.EINTR {
+				return true
+			}
+		}
+	}
+	s.writeFn = func(fd uintptr) bool {
+		for {
+			s.n, s.err = unix.Write(int(fd), s.buf)
+			if s.err != unix.EINTR {
+				return true
+			}
+		}
+	}
+}
+
 // readSome reads what the socket has without blocking. Go's poller already
 // owns the descriptor, so conn.Read on a partial frame would park the
 // worker; the raw read returns EAGAIN instead, and RawConn keeps the
-// descriptor from being closed and reused under us.
+// descriptor from being closed and reused under us. Callers hold readMu.
 func (c *Conn) readSome(buf []byte) (int, error) {
-	var n int
-	var rerr error
-	err := c.raw.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = unix.Read(int(fd), buf)
-			if rerr != unix.EINTR {
-				return true
-			}
-		}
-	})
+	s := &c.rsys
+	s.buf = buf
+	err := c.raw.Read(s.readFn)
+	s.buf = nil
 	if err != nil {
 		return 0, err
 	}
-	return max(n, 0), rerr
+	return max(s.n, 0), s.err
 }
 
 // writeNow writes as much of b as the socket takes without blocking.
+// Callers hold c.mu.
 func (c *Conn) writeNow(b []byte) (int, error) {
-	var n int
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for {
-			n, werr = unix.Write(int(fd), b)
-			if werr != unix.EINTR {
-				return true
-			}
-		}
-	})
+	s := &c.wsys
+	s.buf = b
+	err := c.raw.Write(s.writeFn)
+	s.buf = nil
 	if err != nil {
 		return 0, err
 	}
-	if werr == unix.EAGAIN {
-		return max(n, 0), nil
+	if s.err == unix.EAGAIN {
+		return max(s.n, 0), nil
 	}
-	return max(n, 0), werr
+	return max(s.n, 0), s.err
 }
 
-func rawOf(c interface {
-	SyscallConn() (syscall.RawConn, error)
-}) (rawConn, int, error) {
-	raw, err := c.SyscallConn()
+// newConn takes over an upgraded socket.
+func (h *Hub) newConn(tcp *net.TCPConn, user int64, name string) (*Conn, error) {
+	raw, err := tcp.SyscallConn()
 	if err != nil {
-		return nil, 0, err
+		return nil, fmt.Errorf("hub: raw conn: %w", err)
 	}
 	fd := -1
 	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return nil, 0, err
+		return nil, fmt.Errorf("hub: descriptor: %w", err)
 	}
-	return raw, fd, nil
+	c := &Conn{id: h.nextID.Add(1), fd: fd, user: user, name: name, tcp: tcp, raw: raw, hub: h}
+	c.rsys.init()
+	c.wsys.init()
+	c.lastRead.Store(time.Now().UnixNano())
+	return c, nil
 }

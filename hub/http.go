@@ -91,18 +91,52 @@ func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, name string, roomIDs [
 		return
 	}
 	_ = tcp.SetDeadline(time.Time{})
-	raw, fd, err := rawOf(tcp)
+	c, err := h.newConn(tcp, uid, name)
 	if err != nil {
 		_ = tcp.Close()
 		return
 	}
-	c := &Conn{id: h.nextID.Add(1), fd: fd, user: uid, name: name, tcp: tcp, raw: raw, hub: h}
-	c.lastRead.Store(time.Now().UnixNano())
-	if err := h.register(c, roomIDs); err != nil {
+	first, err := h.register(c, roomIDs)
+	if err != nil {
 		h.log.Warn("subscribe on connect", "user", uid, "err", err)
 	}
 	c.write(textFrame(encode(readyEvent{Type: "ready", User: uid, Node: h.cfg.NodeID})))
+	if first {
+		rooms := make(map[int64]struct{}, len(roomIDs))
+		for _, r := range roomIDs {
+			rooms[r] = struct{}{}
+		}
+		h.announce(uid, true, rooms)
+	}
 	if err := h.poller.add(c); err != nil {
 		h.drop(c, err)
+	}
+}
+
+// PresenceHandler serves GET /api/rooms/:id/presence: which members are
+// online on any node.
+func (h *Hub) PresenceHandler(userID func(*fiber.Ctx) int64) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		room, err := api.ParamID(c, "id")
+		if err != nil {
+			return err
+		}
+		ids, err := h.dir.MemberIDs(c.UserContext(), room, userID(c))
+		if err != nil {
+			return err
+		}
+		online, err := h.broker.Online(c.UserContext(), ids)
+		if err != nil {
+			return err
+		}
+		type member struct {
+			UserID int64 `json:"user_id"`
+			Online bool  `json:"online"`
+		}
+		out := make([]member, len(ids))
+		for i, id := range ids {
+			out[i] = member{id, online[id]}
+		}
+		return c.JSON(fiber.Map{"members": out})
 	}
 }

@@ -83,6 +83,11 @@ func (c *Config) defaults() {
 type Directory interface {
 	DisplayName(ctx context.Context, userID int64) (string, error)
 	RoomIDs(ctx context.Context, userID int64) ([]int64, error)
+	// IsAdmin reports whether the user may manage the room (owner or admin).
+	IsAdmin(ctx context.Context, roomID, userID int64) (bool, error)
+	// MemberIDs lists a room's members to one of them (an api error for
+	// anyone else).
+	MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error)
 }
 
 // History is the durable message store, for sync older than the recent
@@ -182,13 +187,14 @@ func (h *Hub) Close() {
 }
 
 // register adds an upgraded connection to the hub's maps and subscribes
-// the rooms that had no local member before.
-func (h *Hub) register(c *Conn, roomIDs []int64) error {
+// the rooms that had no local member before. first reports the user's
+// first connection on this node.
+func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.conns[c] = struct{}{}
 	u := h.users[c.user]
-	if u == nil {
+	if first = u == nil; first {
 		u = &local{conns: map[*Conn]struct{}{}, rooms: map[int64]struct{}{}}
 		for _, r := range roomIDs {
 			u.rooms[r] = struct{}{}
@@ -204,11 +210,11 @@ func (h *Hub) register(c *Conn, roomIDs []int64) error {
 	}
 	h.metrics.connections.Inc()
 	if len(fresh) == 0 {
-		return nil
+		return first, nil
 	}
 	// Subscribing under h.mu keeps (un)subscribe commands in the order of
 	// the map changes that caused them.
-	return h.broker.subscribeRooms(context.Background(), fresh...)
+	return first, h.broker.subscribeRooms(context.Background(), fresh...)
 }
 
 // addToRoom reports whether the room had no local connection before.
@@ -257,11 +263,34 @@ func (h *Hub) unregister(c *Conn) {
 	}
 	if len(u.conns) == 0 {
 		delete(h.users, c.user)
+		go h.announce(c.user, false, u.rooms)
 	}
 	if len(empty) > 0 {
 		if err := h.broker.unsubscribeRooms(context.Background(), empty...); err != nil {
 			h.log.Warn("unsubscribe", "rooms", len(empty), "err", err)
 		}
+	}
+}
+
+// announce records a user's presence on this node and, when that flips
+// the user's global presence, tells the rooms they are in.
+func (h *Hub) announce(user int64, online bool, rooms map[int64]struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	flipped, err := h.broker.setOnline(ctx, h.cfg.NodeID, user, online)
+	if err != nil {
+		h.log.Warn("presence", "user", user, "err", err)
+		return
+	}
+	if !flipped {
+		return
+	}
+	ids := make([]int64, 0, len(rooms))
+	for r := range rooms {
+		ids = append(ids, r)
+	}
+	if err := h.broker.PublishAll(ctx, ids, encode(presenceEvent{Type: "presence", User: user, Online: online})); err != nil {
+		h.log.Warn("presence", "user", user, "err", err)
 	}
 }
 
@@ -408,10 +437,22 @@ func (h *Hub) keepalive(ctx context.Context) {
 	defer h.done.Done()
 	t := time.NewTicker(h.cfg.PingInterval)
 	defer t.Stop()
+	beat := time.NewTicker(presenceTTL / 3)
+	defer beat.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-beat.C:
+			h.mu.RLock()
+			users := make([]int64, 0, len(h.users))
+			for u := range h.users {
+				users = append(users, u)
+			}
+			h.mu.RUnlock()
+			if err := h.broker.heartbeat(ctx, h.cfg.NodeID, users); err != nil {
+				h.log.Warn("presence heartbeat", "err", err)
+			}
 		case now := <-t.C:
 			h.mu.RLock()
 			all := make([]*Conn, 0, len(h.conns))
@@ -593,6 +634,8 @@ func (h *Hub) message(c *Conn, msg []byte) bool {
 		h.read(c, &in)
 	case "typing":
 		h.typing(c, &in)
+	case "delete":
+		h.delete(c, &in)
 	case "ping":
 		c.write(pongEvent)
 	default:
@@ -722,6 +765,17 @@ func (h *Hub) missed(ctx context.Context, room, after int64) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(recent) > 0 {
+		deleted, err := h.broker.deletedIn(ctx, room)
+		if err != nil {
+			return nil, err
+		}
+		for i, m := range recent {
+			if deleted[seqOf(m)] {
+				recent[i] = rooms.Tombstone(m)
+			}
+		}
+	}
 	if h.history == nil || (first > 0 && first <= after+1) {
 		return recent, nil
 	}
@@ -778,6 +832,60 @@ func (h *Hub) read(c *Conn, in *inbound) {
 	if err != nil {
 		h.fail(c, "unavailable", "read receipt not stored; try again", "", in.Room)
 	}
+}
+
+// delete tombstones a message: its author may, and so may room admins.
+func (h *Hub) delete(c *Conn, in *inbound) {
+	if in.Room <= 0 || in.Seq <= 0 {
+		h.fail(c, "bad_request", "delete needs a room and a seq", "", in.Room)
+		return
+	}
+	if !h.isMember(c.user, in.Room) {
+		h.fail(c, "not_member", "you are not a member of this room", "", in.Room)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := h.find(ctx, in.Room, in.Seq)
+	if err != nil {
+		h.fail(c, "unavailable", "delete failed; try again", "", in.Room)
+		return
+	}
+	if msg == nil {
+		h.fail(c, "not_found", "no such message", "", in.Room)
+		return
+	}
+	var m struct {
+		From int64 `json:"from"`
+	}
+	_ = json.Unmarshal(msg, &m)
+	if m.From != c.user {
+		admin, err := h.dir.IsAdmin(ctx, in.Room, c.user)
+		if err != nil {
+			h.fail(c, "unavailable", "delete failed; try again", "", in.Room)
+			return
+		}
+		if !admin {
+			h.fail(c, "forbidden", "only the author or a room admin can delete a message", "", in.Room)
+			return
+		}
+	}
+	if _, err := h.broker.Delete(ctx, in.Room, in.Seq, c.user); err != nil {
+		h.fail(c, "unavailable", "delete failed; try again", "", in.Room)
+	}
+}
+
+// find reads one message from the recent stream, else from the store.
+func (h *Hub) find(ctx context.Context, room, seq int64) ([]byte, error) {
+	msg, err := h.broker.Message(ctx, room, seq)
+	if err != nil || msg != nil || h.history == nil {
+		return msg, err
+	}
+	msgs, err := h.history.After(ctx, room, seq-1, 1)
+	if err != nil || len(msgs) == 0 || seqOf(msgs[0]) != seq {
+		return nil, err
+	}
+	return msgs[0], nil
 }
 
 func (h *Hub) typing(c *Conn, in *inbound) {

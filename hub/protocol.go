@@ -111,6 +111,17 @@ type (
 		Room int64  `json:"room"`
 		User int64  `json:"user"`
 	}
+	presenceEvent struct {
+		Type   string `json:"type"`
+		User   int64  `json:"user"`
+		Online bool   `json:"online"`
+	}
+	deletedEvent struct {
+		Type string `json:"type"`
+		Room int64  `json:"room"`
+		Seq  int64  `json:"seq"`
+		By   int64  `json:"by"`
+	}
 	errorEvent struct {
 		Type    string `json:"type"`
 		Code    string `json:"code"`

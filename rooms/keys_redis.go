@@ -48,3 +48,14 @@ func (k Keys) Persist(shard int) string { return k.Prefix + ":{" + strconv.Itoa(
 
 // MembershipChannel carries membership changes to every node.
 func (k Keys) MembershipChannel() string { return k.Prefix + ":membership" }
+
+// Presence is a sorted set of the nodes a user is connected to, scored
+// by when that node's claim expires; the user is online while any claim
+// is current, so a crashed node's users go offline on their own.
+func (k Keys) Presence(userID int64) string {
+	return k.Prefix + ":{u" + strconv.FormatInt(userID, 10) + "}:presence"
+}
+
+// Deleted is the set of a room's deleted seqs, applied to what sync
+// serves from the recent stream.
+func (k Keys) Deleted(roomID int64) string { return k.room(roomID, "deleted") }

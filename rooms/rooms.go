@@ -5,6 +5,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -62,6 +63,9 @@ type View struct {
 	MemberCount int64     `json:"member_count"`
 	Role        string    `json:"role,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Unread and LastMessage are filled in the caller's own room list.
+	Unread      *int64          `json:"unread,omitempty"`
+	LastMessage json.RawMessage `json:"last_message,omitempty"`
 }
 
 // MemberView is one member as listed to the room.
@@ -371,14 +375,32 @@ func (s *Rooms) view(ctx context.Context, roomID, userID int64) (*View, error) {
 	return &vs[0], nil
 }
 
-// Mine lists userID's rooms, newest first.
+// Mine lists userID's rooms, newest first, each with the user's unread
+// count and the last message.
 func (s *Rooms) Mine(ctx context.Context, userID int64) ([]View, error) {
 	var rows []viewRow
 	err := s.views(ctx, userID).Where("me.user_id IS NOT NULL").Order("rooms.id DESC").Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("rooms: list rooms of %d: %w", userID, err)
 	}
-	return s.toViews(ctx, userID, rows)
+	vs, err := s.toViews(ctx, userID, rows)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(vs))
+	for i, v := range vs {
+		ids[i] = v.ID
+	}
+	act, err := s.mirror.activity(ctx, ids, userID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vs {
+		a := act[vs[i].ID]
+		vs[i].Unread = &a.unread
+		vs[i].LastMessage = a.last
+	}
+	return vs, nil
 }
 
 // likeEscaper makes user text literal inside LIKE; '!' is the escape

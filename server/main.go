@@ -147,6 +147,7 @@ func (n *node) build(ctx context.Context) error {
 	acc.Routes(r, auth)
 	rms.Routes(r, auth)
 	app.Get("/ws", auth, n.hub.Handler(accounts.UserID))
+	r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
 	n.app = app
@@ -165,6 +166,26 @@ func (d directory) DisplayName(ctx context.Context, userID int64) (string, error
 		return "", err
 	}
 	return u.DisplayName, nil
+}
+
+func (d directory) IsAdmin(ctx context.Context, roomID, userID int64) (bool, error) {
+	role, _, err := d.rms.Role(ctx, roomID, userID)
+	if err != nil {
+		return false, err
+	}
+	return rooms.IsAdmin(role), nil
+}
+
+func (d directory) MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error) {
+	ms, err := d.rms.Members(ctx, roomID, viewerID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	return ids, nil
 }
 
 func (d directory) RoomIDs(ctx context.Context, userID int64) ([]int64, error) {

@@ -41,6 +41,9 @@ type frameMsg struct {
 	Node    string `json:"node"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Online  bool   `json:"online"`
+	By      int64  `json:"by"`
+	Deleted bool   `json:"deleted"`
 }
 
 func (n *testNode) wsURL() string { return "ws" + strings.TrimPrefix(n.url, "http") + "/ws" }

@@ -108,7 +108,7 @@ func TestSendValidation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		w.sendRaw([]byte(tc.frame))
-		if f := w.next(); f.Type != "error" || f.Code != tc.code {
+		if f := w.await("error"); f.Code != tc.code {
 			t.Fatalf("frame %.80s: got %+v, want error %s", tc.frame, f, tc.code)
 		}
 	}
@@ -231,13 +231,22 @@ func TestFragmentsAndPingsAreHandled(t *testing.T) {
 	w.rawFrame(false, ws.OpContinuation, msg[1001:2003])
 	w.rawFrame(true, ws.OpContinuation, msg[2003:])
 	_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	h, err := ws.ReadHeader(w.rw)
-	if err != nil || h.OpCode != ws.OpPong {
-		t.Fatalf("first frame after ping: %+v %v, want pong", h, err)
-	}
-	pong := make([]byte, h.Length)
-	if _, err := io.ReadFull(w.rw, pong); err != nil || string(pong) != "are you there" {
-		t.Fatalf("pong payload %q %v", pong, err)
+	for {
+		h, err := ws.ReadHeader(w.rw)
+		if err != nil {
+			t.Fatalf("waiting for pong: %v", err)
+		}
+		payload := make([]byte, h.Length)
+		if _, err := io.ReadFull(w.rw, payload); err != nil {
+			t.Fatal(err)
+		}
+		if h.OpCode == ws.OpText { // presence and other events may come first
+			continue
+		}
+		if h.OpCode != ws.OpPong || string(payload) != "are you there" {
+			t.Fatalf("got %v %q, want the pong echoing the ping", h.OpCode, payload)
+		}
+		break
 	}
 	if ack := w.await("ack"); ack.CID != "frag" || ack.Seq != 1 {
 		t.Fatalf("ack %+v", ack)
@@ -299,5 +308,146 @@ func drainAcks(t *testing.T, w *wsClient, n int) {
 		case "error":
 			t.Fatalf("error %s: %s", f.Code, f.Message)
 		}
+	}
+}
+
+func TestPresenceReadsTypingAndUnread(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
+	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id}})
+	presence := func(c *client) map[int64]bool {
+		var p struct {
+			Members []struct {
+				UserID int64 `json:"user_id"`
+				Online bool  `json:"online"`
+			} `json:"members"`
+		}
+		c.must(200, "GET", urlf("/api/rooms/%d/presence", room.ID), nil, &p)
+		out := map[int64]bool{}
+		for _, m := range p.Members {
+			out[m.UserID] = m.Online
+		}
+		return out
+	}
+	if p := presence(alice); p[alice.id] || p[bob.id] || len(p) != 2 {
+		t.Fatalf("nobody is connected, presence says %v", p)
+	}
+	n.user(t, "Eve").fails(403, "not_member", "GET", urlf("/api/rooms/%d/presence", room.ID), nil)
+
+	wa := n.connect(alice)
+	wb := n.connect(bob)
+	if f := wa.await("presence"); f.User != alice.id && f.User != bob.id {
+		t.Fatalf("presence event %+v", f)
+	}
+	if p := presence(alice); !p[alice.id] || !p[bob.id] {
+		t.Fatalf("both connected, presence says %v", p)
+	}
+
+	for i := 1; i <= 3; i++ {
+		wa.say(room.ID, fmt.Sprint("u", i), fmt.Sprint("message ", i))
+	}
+	unread := func(c *client) (int64, frameMsg) {
+		var l struct {
+			Rooms []struct {
+				ID          int64    `json:"id"`
+				Unread      *int64   `json:"unread"`
+				LastMessage frameMsg `json:"last_message"`
+			} `json:"rooms"`
+		}
+		c.must(200, "GET", "/api/rooms", nil, &l)
+		if len(l.Rooms) != 1 || l.Rooms[0].Unread == nil {
+			t.Fatalf("room list %+v", l)
+		}
+		return *l.Rooms[0].Unread, l.Rooms[0].LastMessage
+	}
+	if u, last := unread(bob); u != 3 || last.Seq != 3 || last.Body != "message 3" {
+		t.Fatalf("bob: unread %d, last %+v; want 3 and message 3", u, last)
+	}
+	wb.send(map[string]any{"type": "read", "room": room.ID, "seq": 2})
+	if f := wa.await("read"); f.User != bob.id || f.Seq != 2 {
+		t.Fatalf("read receipt %+v", f)
+	}
+	if u, _ := unread(bob); u != 1 {
+		t.Fatalf("after reading to 2 of 3, unread = %d", u)
+	}
+	wb.send(map[string]any{"type": "read", "room": room.ID, "seq": 1}) // never goes back
+	if u, _ := unread(bob); u != 1 {
+		t.Fatalf("a lower read position moved unread to %d", u)
+	}
+
+	wb.send(map[string]any{"type": "typing", "room": room.ID})
+	if f := wa.await("typing"); f.User != bob.id || f.Room != room.ID {
+		t.Fatalf("typing %+v", f)
+	}
+
+	wb.conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for presence(alice)[bob.id] {
+		if time.Now().After(deadline) {
+			t.Fatal("bob disconnected but stays online")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if f := wa.await("presence"); f.User != bob.id || f.Online {
+		t.Fatalf("offline event %+v", f)
+	}
+}
+
+func TestDeleteMessages(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	owner, author, other := n.user(t, "Owner"), n.user(t, "Author"), n.user(t, "Other")
+	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{author.id, other.id}})
+	wo, wa, wx := n.connect(owner), n.connect(author), n.connect(other)
+	first := wa.say(room.ID, "d1", "oops")
+	second := wa.say(room.ID, "d2", "keep")
+
+	wx.send(map[string]any{"type": "delete", "room": room.ID, "seq": first.Seq})
+	if f := wx.await("error"); f.Code != "forbidden" {
+		t.Fatalf("another member deleting: %+v", f)
+	}
+	wa.send(map[string]any{"type": "delete", "room": room.ID, "seq": first.Seq})
+	if f := wo.await("deleted"); f.Seq != first.Seq || f.Room != room.ID {
+		t.Fatalf("deleted event %+v", f)
+	}
+	wo.send(map[string]any{"type": "delete", "room": room.ID, "seq": second.Seq}) // admins may
+	if f := wx.await("deleted"); f.Seq != first.Seq || f.By != author.id {
+		t.Fatalf("first deleted event seen by another member: %+v", f)
+	}
+	if f := wx.await("deleted"); f.Seq != second.Seq || f.By != owner.id {
+		t.Fatalf("admin delete: %+v", f)
+	}
+	wa.send(map[string]any{"type": "delete", "room": room.ID, "seq": 99})
+	if f := wa.await("error"); f.Code != "not_found" {
+		t.Fatalf("deleting a missing message: %+v", f)
+	}
+	// Sync shows tombstones: same seqs, bodies gone.
+	wx.send(map[string]any{"type": "sync", "rooms": map[string]int64{fmt.Sprint(room.ID): 0}})
+	for _, seq := range []int64{first.Seq, second.Seq} {
+		m := wx.await("msg")
+		if m.Seq != seq || m.Body != "" || !m.Deleted || m.From != author.id {
+			t.Fatalf("synced %+v, want the tombstone of %d", m, seq)
+		}
+	}
+}
+
+func TestSendRateLimit(t *testing.T) {
+	n := startTestNode(t, testConfig(t)) // 20/s, burst 40
+	alice := n.user(t, "Alice")
+	room := alice.createRoom(map[string]any{"name": "Club"})
+	w := n.connect(alice)
+	for i := 0; i < 60; i++ {
+		w.send(map[string]any{"type": "send", "room": room.ID, "cid": fmt.Sprint("r", i), "body": "spam"})
+	}
+	acks, limited := 0, 0
+	for acks+limited < 60 {
+		switch f := w.next(); {
+		case f.Type == "ack":
+			acks++
+		case f.Type == "error" && f.Code == "rate_limited":
+			limited++
+		}
+	}
+	if acks < 40 || acks > 50 || limited == 0 {
+		t.Fatalf("60 sends at once: %d acked, %d rate_limited; want the burst of 40 (plus refill) through", acks, limited)
 	}
 }
