@@ -117,6 +117,9 @@ type Hub struct {
 	scratch sync.Pool
 	stop    context.CancelFunc
 	done    sync.WaitGroup
+	// announcing counts presence updates still running, so Close waits
+	// for the last goodbyes before Redis goes away.
+	announcing sync.WaitGroup
 }
 
 // local is one user's connections on this node and the rooms they are in.
@@ -180,6 +183,7 @@ func (h *Hub) Close() {
 	for _, c := range all {
 		h.closeConn(c, ws.StatusGoingAway, "node shutting down")
 	}
+	h.announcing.Wait()
 	h.stop()
 	_ = h.broker.ps.Close()
 	h.poller.close()
@@ -263,7 +267,11 @@ func (h *Hub) unregister(c *Conn) {
 	}
 	if len(u.conns) == 0 {
 		delete(h.users, c.user)
-		go h.announce(c.user, false, u.rooms)
+		h.announcing.Add(1)
+		go func() {
+			defer h.announcing.Done()
+			h.announce(c.user, false, u.rooms)
+		}()
 	}
 	if len(empty) > 0 {
 		if err := h.broker.unsubscribeRooms(context.Background(), empty...); err != nil {

@@ -148,9 +148,11 @@ func (w *wsClient) readFrame() (frameMsg, error) {
 func (w *wsClient) await(typ string) frameMsg {
 	w.t.Helper()
 	for {
-		if f := w.next(); f.Type == typ {
+		f := w.next()
+		if f.Type == typ {
 			return f
-		} else if f.Type == "error" && typ != "error" {
+		}
+		if f.Type == "error" && typ != "error" {
 			w.t.Fatalf("user %d waiting for %s got error %s: %s", w.user, typ, f.Code, f.Message)
 		}
 	}

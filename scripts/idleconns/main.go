@@ -7,17 +7,25 @@
 // node's /metrics (and /proc/PID/status when -pid is given), dials -conns
 // WebSockets to /ws spread over those users and over -sources loopback
 // source addresses, waits for each connection's "ready" frame, lets the
-// node settle for three seconds, reads the same figures again and prints
-// a table and one JSON line. It exits 1 when fewer than -conns connections
-// reached "ready".
+// node settle (-settle, three seconds), reads the same figures again and
+// prints a table and one JSON line. It exits 1 when fewer than -conns
+// connections reached "ready".
 //
-// Start the node with cheap password hashing and enough descriptors, then
-// point the tool at it:
+// Start the node with cheap password hashing and enough descriptors (a
+// shell without CAP_SYS_RESOURCE cannot pass its hard limit, ulimit -Hn;
+// use that instead), then point the tool at it. The exec makes $! the
+// node's own PID:
 //
 //	go build -o /tmp/moim-idle ./server
-//	(ulimit -n 200000; MOIM_BCRYPT_COST=4 MOIM_DATA_DIR=$(mktemp -d) \
-//	  MOIM_ADDR=127.0.0.1:18555 /tmp/moim-idle) &
+//	(ulimit -n 200000 && MOIM_BCRYPT_COST=4 MOIM_DATA_DIR=$(mktemp -d) \
+//	  MOIM_ADDR=127.0.0.1:18555 exec /tmp/moim-idle) &
+//	until curl -sf http://127.0.0.1:18555/readyz >/dev/null; do sleep 0.2; done
 //	go run ./scripts/idleconns -url http://127.0.0.1:18555 -conns 10000 -pid $!
+//
+// The goroutine delta after three seconds is mostly not the connections':
+// fasthttp keeps the workers that served the upgrades (about one per dial
+// in flight) parked for 10 s before it stops them. -settle 15s measures
+// after they are gone.
 //
 // The connections are idle while measured: nothing reads them, and the
 // node's pings (every 30 s) wait in the socket. With -hold the tool keeps
@@ -33,6 +41,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -61,7 +70,6 @@ import (
 
 const (
 	password      = "password1"
-	settle        = 3 * time.Second
 	perSource     = 20000 // connections per loopback source address by default
 	keepaliveSize = 1000  // connections per ping-answering goroutine during -hold
 )
@@ -74,6 +82,7 @@ type options struct {
 	pid         int
 	hold        time.Duration
 	concurrency int
+	settle      time.Duration
 }
 
 func main() {
@@ -94,6 +103,7 @@ func run() int {
 	pid := fs.Int("pid", 0, "PID of the node on this host, to read VmRSS and Threads from /proc/PID/status (optional)")
 	hold := fs.Duration("hold", 0, "how long to keep the connections open after measuring (answering the node's pings meanwhile); Ctrl-C ends it early")
 	conc := fs.Int("dial-concurrency", 200, "number of WebSocket dials in flight at once")
+	settle := fs.Duration("settle", 3*time.Second, "how long to let the node settle after the last connection is ready, before measuring again (fasthttp's idle workers linger 10 s)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -109,11 +119,11 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "idleconns: -url must be http(s)://host:port, got %q\n", *rawURL)
 		return 2
 	}
-	if *conns < 1 || *users < 1 || *conc < 1 || *sources < 0 || *pid < 0 || *hold < 0 {
-		fmt.Fprintln(os.Stderr, "idleconns: -conns, -users and -dial-concurrency must be positive; -sources, -pid and -hold not negative")
+	if *conns < 1 || *users < 1 || *conc < 1 || *sources < 0 || *pid < 0 || *hold < 0 || *settle < 0 {
+		fmt.Fprintln(os.Stderr, "idleconns: -conns, -users and -dial-concurrency must be positive; -sources, -pid, -hold and -settle not negative")
 		return 2
 	}
-	o := options{base: base, conns: *conns, users: *users, sources: *sources, pid: *pid, hold: *hold, concurrency: *conc}
+	o := options{base: base, conns: *conns, users: *users, sources: *sources, pid: *pid, hold: *hold, concurrency: *conc, settle: *settle}
 	if o.sources == 0 {
 		o.sources = (o.conns + perSource - 1) / perSource
 	}
@@ -323,7 +333,18 @@ func (o options) tokens(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return toks, errors.Join(errs...)
+	failed := 0
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if first != nil {
+		return nil, fmt.Errorf("%d of %d users failed; the first: %w", failed, o.users, first)
+	}
+	return toks, nil
 }
 
 // client is one open WebSocket.
@@ -561,6 +582,12 @@ func measure(ctx context.Context, o options) int {
 		logf("before: %v", err)
 		return 1
 	}
+	if o.pid > 0 {
+		// A wrapper's PID ((...) & without exec) is the usual mistake.
+		if vm := float64(before.vmRSSKiB) * 1024; vm < before.rss/2 || vm > before.rss*2 {
+			logf("WARNING: -pid %d has VmRSS %s but the node reports %s; is it the node's PID?", o.pid, mib(int64(vm)), mib(int64(before.rss)))
+		}
+	}
 	logf("dialing %d WebSockets, %d at a time, from %d source address(es)", o.conns, o.concurrency, o.sources)
 	start := time.Now()
 	clients, errs := o.dialAll(ctx, toks)
@@ -590,9 +617,9 @@ func measure(ctx context.Context, o options) int {
 			logf("%d× dial failed: %s", e.n, e.msg)
 		}
 	}
-	logf("%d of %d connections ready in %.1fs; settling %s", len(open), o.conns, dialTime.Seconds(), settle)
+	logf("%d of %d connections ready in %.1fs; settling %s", len(open), o.conns, dialTime.Seconds(), o.settle)
 	select {
-	case <-time.After(settle):
+	case <-time.After(o.settle):
 	case <-ctx.Done():
 		logf("interrupted")
 		return 1
