@@ -138,6 +138,39 @@ func (b *Broker) Recent(ctx context.Context, room, after int64, limit int) (msgs
 	return msgs, first, nil
 }
 
+// RecentBefore returns up to limit messages of room before seq (0: the
+// newest), newest first, from the recent stream.
+func (b *Broker) RecentBefore(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
+	end := "+"
+	if before > 0 {
+		if before == 1 {
+			return nil, nil
+		}
+		end = strconv.FormatInt(before-1, 10) + "-0"
+	}
+	entries, err := b.rdb.XRevRangeN(ctx, b.keys.Recent(room), end, "-", int64(limit)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("hub: read recent of room %d before %d: %w", room, before, err)
+	}
+	msgs := make([][]byte, 0, len(entries))
+	for _, e := range entries {
+		if m, ok := e.Values["m"].(string); ok {
+			msgs = append(msgs, []byte(m))
+		}
+	}
+	return msgs, nil
+}
+
+// IsMember checks the Redis membership mirror (the REST paths use it; a
+// connection uses its node's view).
+func (b *Broker) IsMember(ctx context.Context, room, user int64) (bool, error) {
+	ok, err := b.rdb.SIsMember(ctx, b.keys.Members(room), user).Result()
+	if err != nil {
+		return false, fmt.Errorf("hub: membership of %d in %d: %w", user, room, err)
+	}
+	return ok, nil
+}
+
 func streamSeq(id string) int64 {
 	s, _, _ := strings.Cut(id, "-")
 	n, _ := strconv.ParseInt(s, 10, 64)

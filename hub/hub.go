@@ -93,7 +93,11 @@ type Directory interface {
 // History is the durable message store, for sync older than the recent
 // stream and for restoring a lost seq counter.
 type History interface {
+	// After is oldest first, Before and Search newest first; every entry
+	// is an encoded msg event.
 	After(ctx context.Context, room, seq int64, limit int) ([][]byte, error)
+	Before(ctx context.Context, room, seq int64, limit int) ([][]byte, error)
+	Search(ctx context.Context, room int64, q string, limit int) ([][]byte, error)
 	MaxSeq(ctx context.Context, room int64) (int64, error)
 }
 
@@ -749,7 +753,7 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 			h.fail(c, "not_member", "you are not a member of this room", "", room)
 			continue
 		}
-		msgs, err := h.missed(ctx, room, after)
+		msgs, err := h.After(ctx, room, after, h.cfg.SyncLimit)
 		if err != nil {
 			h.log.Warn("sync failed", "room", room, "err", err)
 			h.fail(c, "unavailable", "sync failed; try again", "", room)
@@ -766,30 +770,21 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 	}
 }
 
-// missed is what a member missed after seq: the store's part older than
-// the recent stream, then the recent stream, at most SyncLimit messages.
-func (h *Hub) missed(ctx context.Context, room, after int64) ([][]byte, error) {
-	recent, first, err := h.broker.Recent(ctx, room, after, h.cfg.SyncLimit)
+// After returns up to limit messages of room after seq, oldest first: the
+// store's part older than the recent stream, then the recent stream, so a
+// message is readable the moment it is acknowledged, stored or not.
+func (h *Hub) After(ctx context.Context, room, after int64, limit int) ([][]byte, error) {
+	recent, first, err := h.broker.Recent(ctx, room, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	if len(recent) > 0 {
-		deleted, err := h.broker.deletedIn(ctx, room)
-		if err != nil {
-			return nil, err
-		}
-		for i, m := range recent {
-			if deleted[seqOf(m)] {
-				recent[i] = rooms.Tombstone(m)
-			}
-		}
+	if recent, err = h.tombstones(ctx, room, recent); err != nil {
+		return nil, err
 	}
 	if h.history == nil || (first > 0 && first <= after+1) {
 		return recent, nil
 	}
-	// The recent stream starts after what the client has (or is empty):
-	// older messages come from the store.
-	older, err := h.history.After(ctx, room, after, h.cfg.SyncLimit)
+	older, err := h.history.After(ctx, room, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -799,10 +794,50 @@ func (h *Hub) missed(ctx context.Context, room, after int64) ([][]byte, error) {
 		}
 	}
 	out := append(older, recent...)
-	if len(out) > h.cfg.SyncLimit {
-		out = out[:h.cfg.SyncLimit]
+	return out[:min(len(out), limit)], nil
+}
+
+// Before returns up to limit messages of room before seq (0: the newest),
+// newest first, from the recent stream and then the store.
+func (h *Hub) Before(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
+	recent, err := h.broker.RecentBefore(ctx, room, before, limit)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	if recent, err = h.tombstones(ctx, room, recent); err != nil {
+		return nil, err
+	}
+	if len(recent) == limit || h.history == nil {
+		return recent, nil
+	}
+	from := before
+	if len(recent) > 0 {
+		from = seqOf(recent[len(recent)-1])
+	} else if from == 0 {
+		from = 1 << 62
+	}
+	older, err := h.history.Before(ctx, room, from, limit-len(recent))
+	if err != nil {
+		return nil, err
+	}
+	return append(recent, older...), nil
+}
+
+// tombstones blanks the messages of a room that were deleted.
+func (h *Hub) tombstones(ctx context.Context, room int64, msgs [][]byte) ([][]byte, error) {
+	if len(msgs) == 0 {
+		return msgs, nil
+	}
+	deleted, err := h.broker.deletedIn(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range msgs {
+		if deleted[seqOf(m)] {
+			msgs[i] = rooms.Tombstone(m)
+		}
+	}
+	return msgs, nil
 }
 
 var seqField = []byte(`"seq":`)

@@ -56,6 +56,10 @@ type Config struct {
 	// typing, low enough that one client cannot flood a room.
 	SendRate  float64
 	SendBurst int
+	// Roles restricts what this node does: any of api (REST), hub
+	// (WebSocket) and batcher (drains Redis into the store). Default all
+	// three; operators may split them across processes.
+	Roles []string
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// StartupTimeout bounds how long start-up retries an unreachable
@@ -84,6 +88,7 @@ var settings = []setting{
 	{"MOIM_ALLOWED_ORIGINS", "allowed-origins", "", "comma-separated browser origins allowed on /ws (default: same host; any in embedded mode)"},
 	{"MOIM_SEND_RATE", "send-rate", "20", "messages per second one WebSocket may send"},
 	{"MOIM_SEND_BURST", "send-burst", "40", "burst of messages one WebSocket may send"},
+	{"MOIM_ROLES", "roles", "api,hub,batcher", "what this node runs: any of api, hub, batcher"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
 }
@@ -154,6 +159,18 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
 		}
 	}
+	for _, r := range strings.Split(get("MOIM_ROLES"), ",") {
+		switch r = strings.TrimSpace(r); r {
+		case "api", "hub", "batcher":
+			cfg.Roles = append(cfg.Roles, r)
+		case "":
+		default:
+			return Config{}, &configError{"MOIM_ROLES", "unknown role " + strconv.Quote(r) + "; use api, hub, batcher"}
+		}
+	}
+	if len(cfg.Roles) == 0 {
+		return Config{}, &configError{"MOIM_ROLES", "name at least one of api, hub, batcher"}
+	}
 	if _, err := parseLevel(cfg.LogLevel); err != nil {
 		return Config{}, err
 	}
@@ -175,6 +192,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return Config{}, &configError{"MOIM_JWT_SECRET", "is required when any backend is external (every node must share it); set it to 32 or more random bytes"}
 	}
 	return cfg, nil
+}
+
+func (c Config) hasRole(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
 }
 
 // Embedded reports whether every backend runs in-process.

@@ -59,6 +59,7 @@ func testConfig(t *testing.T) Config {
 		StreamShards:   4,
 		SendRate:       20,
 		SendBurst:      40,
+		Roles:          []string{"api", "hub", "batcher"},
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
 	}

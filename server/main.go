@@ -24,6 +24,7 @@ import (
 	"moim/api"
 	"moim/hub"
 	"moim/rooms"
+	"moim/store"
 )
 
 func main() {
@@ -76,6 +77,9 @@ type node struct {
 	backends *backends
 	app      *fiber.App
 	hub      *hub.Hub
+	batcher  *store.Batcher
+	// stopBatcher ends the batcher after it stored what it had read.
+	stopBatcher func()
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -120,13 +124,29 @@ func (n *node) build(ctx context.Context) error {
 	}
 
 	reg := newRegistry()
+	msgs, err := store.Open(ctx, n.backends.mdb)
+	if err != nil {
+		return err
+	}
+	if n.cfg.hasRole("batcher") {
+		n.batcher = store.NewBatcher(store.BatcherConfig{Consumer: n.cfg.NodeID}, n.backends.redis, keys, msgs, reg, n.log)
+		bctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := n.batcher.Run(bctx); err != nil {
+				n.log.Error("batcher stopped", "err", err)
+			}
+		}()
+		n.stopBatcher = func() { stop(); <-done }
+	}
 	n.hub, err = hub.New(hub.Config{
 		NodeID:         n.cfg.NodeID,
 		AllowedOrigins: n.cfg.AllowedOrigins,
 		AnyOrigin:      n.cfg.Embedded() && len(n.cfg.AllowedOrigins) == 0,
 		SendRate:       n.cfg.SendRate,
 		SendBurst:      n.cfg.SendBurst,
-	}, n.backends.redis, keys, directory{acc, rms}, nil, reg, n.log)
+	}, n.backends.redis, keys, directory{acc, rms}, msgs, reg, n.log)
 	if err != nil {
 		return err
 	}
@@ -141,13 +161,18 @@ func (n *node) build(ctx context.Context) error {
 	})
 	app.Use(newHTTPMetrics(reg).middleware)
 	app.Use(recover.New())
-	opsRoutes(app, n.backends.checks(), reg)
-	r := app.Group("/api")
+	opsRoutes(app, n.checks(), reg)
 	auth := tokens.Require()
-	acc.Routes(r, auth)
-	rms.Routes(r, auth)
-	app.Get("/ws", auth, n.hub.Handler(accounts.UserID))
-	r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
+	if n.cfg.hasRole("api") {
+		r := app.Group("/api")
+		acc.Routes(r, auth)
+		rms.Routes(r, auth)
+		r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
+		n.hub.MessageRoutes(r, auth, accounts.UserID)
+	}
+	if n.cfg.hasRole("hub") {
+		app.Get("/ws", auth, n.hub.Handler(accounts.UserID))
+	}
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
 	n.app = app
@@ -211,6 +236,9 @@ func (n *node) serve(ctx context.Context, ln net.Listener) error {
 func (n *node) close() {
 	if n.hub != nil {
 		n.hub.Close()
+	}
+	if n.stopBatcher != nil {
+		n.stopBatcher()
 	}
 	n.backends.close()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"io/fs"
 	"path"
 	"strings"
@@ -23,19 +24,45 @@ var openapiJSON []byte
 type check struct {
 	name string
 	ping func(context.Context) error
+	// info marks a check whose message is detail, never a failure.
+	info bool
+}
+
+// checks are the backends, plus the batcher's backlog when this node runs
+// one: readiness reports it but does not fail on it, since a backlog is
+// the batcher doing its job while the store catches up.
+func (n *node) checks() []check {
+	cs := n.backends.checks()
+	if n.batcher != nil {
+		cs = append(cs, check{"batcher", func(context.Context) error {
+			n, age := n.batcher.Backlog()
+			return backlogInfo{n, age}
+		}, true})
+	}
+	return cs
+}
+
+// backlogInfo is the batcher's state shown in /readyz.
+type backlogInfo struct {
+	n   int64
+	age time.Duration
+}
+
+func (b backlogInfo) Error() string {
+	return fmt.Sprintf("backlog %d messages, oldest %.1fs", b.n, b.age.Seconds())
 }
 
 func (b *backends) checks() []check {
 	return []check{
-		{"redis", func(ctx context.Context) error { return b.redis.Ping(ctx).Err() }},
-		{"mongo", func(ctx context.Context) error { return b.mongo.Ping(ctx, nil) }},
+		{"redis", func(ctx context.Context) error { return b.redis.Ping(ctx).Err() }, false},
+		{"mongo", func(ctx context.Context) error { return b.mongo.Ping(ctx, nil) }, false},
 		{"sql", func(ctx context.Context) error {
 			db, err := b.sql.DB()
 			if err != nil {
 				return err
 			}
 			return db.PingContext(ctx)
-		}},
+		}, false},
 	}
 }
 
@@ -72,11 +99,14 @@ func readyz(c *fiber.Ctx, checks []check) error {
 	status := fiber.Map{}
 	var down []string
 	for i, ch := range checks {
-		if results[i] != nil {
+		switch {
+		case results[i] == nil:
+			status[ch.name] = "ok"
+		case ch.info:
+			status[ch.name] = results[i].Error()
+		default:
 			status[ch.name] = results[i].Error()
 			down = append(down, ch.name)
-		} else {
-			status[ch.name] = "ok"
 		}
 	}
 	if len(down) > 0 {

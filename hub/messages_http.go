@@ -1,0 +1,155 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"moim/api"
+)
+
+// MessageRoutes registers history, search and REST sending under r
+// (mounted at /api); all need a token.
+func (h *Hub) MessageRoutes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx) int64) {
+	r.Get("/rooms/:id/messages", auth, h.member(userID, h.handleHistory))
+	r.Get("/rooms/:id/messages/search", auth, h.member(userID, h.handleSearch))
+	r.Post("/rooms/:id/messages", auth, h.member(userID, h.handlePost))
+}
+
+type roomHandler func(c *fiber.Ctx, room, user int64) error
+
+// member admits only members of the room in the path.
+func (h *Hub) member(userID func(*fiber.Ctx) int64, next roomHandler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		room, err := api.ParamID(c, "id")
+		if err != nil {
+			return err
+		}
+		user := userID(c)
+		ok, err := h.broker.IsMember(c.UserContext(), room, user)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return api.NotMember()
+		}
+		return next(c, room, user)
+	}
+}
+
+// messageList writes encoded msg events as {"messages":[…]} without
+// decoding them.
+func messageList(c *fiber.Ctx, msgs [][]byte) error {
+	raw := make([]json.RawMessage, len(msgs))
+	for i, m := range msgs {
+		raw[i] = m
+	}
+	return c.JSON(fiber.Map{"messages": raw})
+}
+
+func seqParam(c *fiber.Ctx, name string) (int64, error) {
+	s := c.Query(name)
+	if s == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, api.Validation(name + " must be a seq (a non-negative integer)")
+	}
+	return n, nil
+}
+
+// handleHistory: ?after=SEQ oldest first, else ?before=SEQ (default: the
+// newest) newest first.
+func (h *Hub) handleHistory(c *fiber.Ctx, room, _ int64) error {
+	limit, err := api.Limit(c, 50, 100)
+	if err != nil {
+		return err
+	}
+	before, err := seqParam(c, "before")
+	if err != nil {
+		return err
+	}
+	after, err := seqParam(c, "after")
+	if err != nil {
+		return err
+	}
+	if before >= 0 && after >= 0 {
+		return api.Validation("give before or after, not both")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	var msgs [][]byte
+	if after >= 0 {
+		msgs, err = h.After(ctx, room, after, limit)
+	} else {
+		msgs, err = h.Before(ctx, room, max(before, 0), limit)
+	}
+	if err != nil {
+		return err
+	}
+	return messageList(c, msgs)
+}
+
+func (h *Hub) handleSearch(c *fiber.Ctx, room, _ int64) error {
+	limit, err := api.Limit(c, 20, 100)
+	if err != nil {
+		return err
+	}
+	q := strings.TrimSpace(c.Query("q"))
+	if n := utf8.RuneCountInString(q); n < 1 || n > 100 {
+		return api.Validation("q must be 1 to 100 characters")
+	}
+	if h.history == nil {
+		return api.Errorf(fiber.StatusServiceUnavailable, "unavailable", "search needs the message store")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	msgs, err := h.history.Search(ctx, room, q, limit)
+	if err != nil {
+		return err
+	}
+	return messageList(c, msgs)
+}
+
+// handlePost sends a message over REST through the hub's own path (bots
+// and integrations) and answers with the ack.
+func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
+	var req struct {
+		CID     string `json:"cid"`
+		Body    string `json:"body"`
+		ReplyTo int64  `json:"reply_to"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	switch {
+	case !validCID(req.CID):
+		return api.Validation("cid must be 1 to 64 printable ASCII characters without ':'")
+	case !validBody(req.Body):
+		return api.Validation("body must be 1 to 4000 characters")
+	case req.ReplyTo < 0:
+		return api.Validation("reply_to must be a seq")
+	}
+	name, err := h.dir.DisplayName(c.UserContext(), user)
+	if err != nil {
+		return err
+	}
+	acc, err := h.accept(draft(room, user, name, req.Body, req.CID, KindText, req.ReplyTo, time.Now().UnixMilli()))
+	if err == errNotMember {
+		return api.NotMember()
+	}
+	if err != nil {
+		return api.Errorf(fiber.StatusServiceUnavailable, "unavailable", "message not stored; retry with the same cid")
+	}
+	status := fiber.StatusCreated
+	if acc.Dup {
+		status = fiber.StatusOK
+	}
+	return c.Status(status).JSON(ackEvent{Type: "ack", CID: req.CID, Room: room, Seq: acc.Seq, TS: acc.TS})
+}
