@@ -39,12 +39,28 @@ func (m *Mirror) IsMember(ctx context.Context, roomID, userID int64) (bool, erro
 	return ok, nil
 }
 
-func (m *Mirror) add(ctx context.Context, roomID int64, userIDs ...int64) error {
-	members := make([]any, len(userIDs))
-	for i, id := range userIDs {
-		members[i] = id
+// open starts a new room in Redis: its members, and its seq counter at 0
+// so the first message needs no look-up in the store.
+func (m *Mirror) open(ctx context.Context, roomID int64, userIDs ...int64) error {
+	pipe := m.rdb.TxPipeline()
+	pipe.SetNX(ctx, m.keys.Seq(roomID), 0, 0)
+	pipe.SAdd(ctx, m.keys.Members(roomID), toAny(userIDs)...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("rooms: open room %d in redis: %w", roomID, err)
 	}
-	if err := m.rdb.SAdd(ctx, m.MembersKey(roomID), members...).Err(); err != nil {
+	return nil
+}
+
+func toAny(ids []int64) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
+
+func (m *Mirror) add(ctx context.Context, roomID int64, userIDs ...int64) error {
+	if err := m.rdb.SAdd(ctx, m.MembersKey(roomID), toAny(userIDs)...).Err(); err != nil {
 		return fmt.Errorf("rooms: mirror %d members into room %d: %w", len(userIDs), roomID, err)
 	}
 	return nil

@@ -209,7 +209,7 @@ func (s *Rooms) Create(ctx context.Context, ownerID int64, name, description, pa
 		}
 		return nil
 	}, func() error {
-		return s.mirror.add(ctx, room.ID, append([]int64{ownerID}, ids...)...)
+		return s.mirror.open(ctx, room.ID, append([]int64{ownerID}, ids...)...)
 	}, func() error {
 		return s.mirror.drop(ctx, room.ID)
 	})
@@ -290,7 +290,7 @@ func (s *Rooms) Direct(ctx context.Context, userID, peerID int64) (*View, bool, 
 			{RoomID: room.ID, UserID: hi, Role: RoleMember, JoinedAt: now},
 		}).Error
 	}, func() error {
-		return s.mirror.add(ctx, room.ID, lo, hi)
+		return s.mirror.open(ctx, room.ID, lo, hi)
 	}, func() error {
 		return s.mirror.drop(ctx, room.ID)
 	})

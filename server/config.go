@@ -60,6 +60,13 @@ type Config struct {
 	// (WebSocket) and batcher (drains Redis into the store). Default all
 	// three; operators may split them across processes.
 	Roles []string
+	// ClaimIdle is how long a persistence entry may stay pending under a
+	// batcher before another claims it. Default 30s: far above a normal
+	// batch write, short enough that a dead node's backlog moves soon.
+	ClaimIdle time.Duration
+	// MirrorCheck is how often a node checks that Redis still holds the
+	// membership mirror. Default 5s.
+	MirrorCheck time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// StartupTimeout bounds how long start-up retries an unreachable
@@ -89,6 +96,8 @@ var settings = []setting{
 	{"MOIM_SEND_RATE", "send-rate", "20", "messages per second one WebSocket may send"},
 	{"MOIM_SEND_BURST", "send-burst", "40", "burst of messages one WebSocket may send"},
 	{"MOIM_ROLES", "roles", "api,hub,batcher", "what this node runs: any of api, hub, batcher"},
+	{"MOIM_CLAIM_IDLE", "claim-idle", "30s", "how long a batcher's unstored entries wait before another batcher claims them"},
+	{"MOIM_MIRROR_CHECK", "mirror-check", "5s", "how often to check Redis still holds the membership mirror"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
 }
@@ -136,6 +145,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return Config{}, err
 	}
 	if cfg.StartupTimeout, err = positiveDuration("MOIM_STARTUP_TIMEOUT", get("MOIM_STARTUP_TIMEOUT")); err != nil {
+		return Config{}, err
+	}
+	if cfg.ClaimIdle, err = positiveDuration("MOIM_CLAIM_IDLE", get("MOIM_CLAIM_IDLE")); err != nil {
+		return Config{}, err
+	}
+	if cfg.MirrorCheck, err = positiveDuration("MOIM_MIRROR_CHECK", get("MOIM_MIRROR_CHECK")); err != nil {
 		return Config{}, err
 	}
 	cfg.BcryptCost, err = strconv.Atoi(get("MOIM_BCRYPT_COST"))

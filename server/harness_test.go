@@ -60,6 +60,8 @@ func testConfig(t *testing.T) Config {
 		SendRate:       20,
 		SendBurst:      40,
 		Roles:          []string{"api", "hub", "batcher"},
+		ClaimIdle:      30 * time.Second,
+		MirrorCheck:    200 * time.Millisecond,
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
 	}

@@ -80,6 +80,7 @@ type node struct {
 	batcher  *store.Batcher
 	// stopBatcher ends the batcher after it stored what it had read.
 	stopBatcher func()
+	stopWatch   func()
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -115,13 +116,10 @@ func (n *node) build(ctx context.Context) error {
 	if err := rms.Migrate(); err != nil {
 		return err
 	}
-	copied, err := rms.Mirror().Rebuild(ctx, n.backends.sql)
-	if err != nil {
+	if err := n.rebuildMirror(ctx, rms.Mirror()); err != nil {
 		return err
 	}
-	if copied > 0 {
-		n.log.Info("rebuilt the Redis membership mirror from SQL", "members", copied)
-	}
+	n.watchMirror(rms.Mirror())
 
 	reg := newRegistry()
 	msgs, err := store.Open(ctx, n.backends.mdb)
@@ -129,7 +127,7 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	if n.cfg.hasRole("batcher") {
-		n.batcher = store.NewBatcher(store.BatcherConfig{Consumer: n.cfg.NodeID}, n.backends.redis, keys, msgs, reg, n.log)
+		n.batcher = store.NewBatcher(store.BatcherConfig{Consumer: n.cfg.NodeID, ClaimIdle: n.cfg.ClaimIdle}, n.backends.redis, keys, msgs, reg, n.log)
 		bctx, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
@@ -217,6 +215,38 @@ func (d directory) RoomIDs(ctx context.Context, userID int64) ([]int64, error) {
 	return d.rms.IDsOf(ctx, userID)
 }
 
+func (n *node) rebuildMirror(ctx context.Context, m *rooms.Mirror) error {
+	copied, err := m.Rebuild(ctx, n.backends.sql)
+	if copied > 0 {
+		n.log.Info("rebuilt the Redis membership mirror from SQL", "members", copied)
+	}
+	return err
+}
+
+// watchMirror rebuilds the membership mirror when Redis loses it while
+// the node runs (a restart without persistence, a failover, FLUSHALL):
+// until then members' sends would be refused as not_member.
+func (n *node) watchMirror(m *rooms.Mirror) {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(n.cfg.MirrorCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := n.rebuildMirror(ctx, m); err != nil && ctx.Err() == nil {
+					n.log.Warn("membership mirror", "err", err)
+				}
+			}
+		}
+	}()
+	n.stopWatch = func() { stop(); <-done }
+}
+
 // serve answers on ln until ctx ends, then shuts down gracefully.
 func (n *node) serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
@@ -239,6 +269,9 @@ func (n *node) close() {
 	}
 	if n.stopBatcher != nil {
 		n.stopBatcher()
+	}
+	if n.stopWatch != nil {
+		n.stopWatch()
 	}
 	n.backends.close()
 }

@@ -77,14 +77,23 @@ func (b *Batcher) streams() []string {
 	return s
 }
 
-// Run drains until ctx ends, then returns after storing what it had read.
-func (b *Batcher) Run(ctx context.Context) error {
-	streams := b.streams()
+// ensureGroups creates the consumer group on every shard that lacks it
+// (first start, or Redis lost its data), reading from the beginning.
+func (b *Batcher) ensureGroups(ctx context.Context, streams []string) error {
 	for _, s := range streams {
 		err := b.rdb.XGroupCreateMkStream(ctx, s, group, "0").Err()
 		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 			return fmt.Errorf("store: create group on %s: %w", s, err)
 		}
+	}
+	return nil
+}
+
+// Run drains until ctx ends, then returns after storing what it had read.
+func (b *Batcher) Run(ctx context.Context) error {
+	streams := b.streams()
+	if err := b.ensureGroups(ctx, streams); err != nil {
+		return err
 	}
 	go b.watch(ctx, streams)
 	// First what this consumer read before a crash or restart.
@@ -100,7 +109,18 @@ func (b *Batcher) Run(ctx context.Context) error {
 			b.claim(ctx, streams)
 			lastClaim = time.Now()
 		}
-		if _, err := b.round(ctx, streams, ">"); err != nil && ctx.Err() == nil {
+		_, err := b.round(ctx, streams, ">")
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case strings.Contains(err.Error(), "NOGROUP"):
+			// Redis restarted empty or was flushed: start over on what
+			// the hub appends from now on.
+			b.log.Warn("batcher: consumer group gone; recreating it", "err", err)
+			if err := b.ensureGroups(ctx, streams); err != nil {
+				b.log.Warn("batcher", "err", err)
+				b.sleep(ctx, time.Second)
+			}
+		default:
 			b.log.Warn("batcher read", "err", err)
 			b.sleep(ctx, time.Second)
 		}

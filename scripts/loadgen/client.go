@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// maxFrame bounds a server frame the client accepts (the server's own
+// limit is 64 KiB; a sync could be bigger, but the generator sends none).
+const maxFrame = 1 << 20
+
+// maxSeqIndex bounds the per-connection slice of delivery counts indexed
+// by seq; rooms are fresh each run, so their seqs start at 1.
+const maxSeqIndex = 1 << 22
+
+// client is one user's WebSocket during a stage. Its reader goroutine
+// alone touches recv, extra and acks until the stage closes it.
+type client struct {
+	st   *stage
+	acct *account
+	room *room
+	conn net.Conn
+	br   *bufio.Reader
+	wmu  sync.Mutex // sender workers and pong replies share the socket
+	dead atomic.Bool
+
+	buf   []byte           // frame payload, reused
+	frag  []byte           // a fragmented message being reassembled
+	recv  []uint8          // deliveries per seq of the client's room
+	extra map[int64]uint32 // deliveries of seqs beyond maxSeqIndex
+	acks  []int64          // seqs the server acked to this client
+}
+
+var errFrameTooBig = errors.New("server frame larger than 1 MiB")
+
+// readFrame reads one server frame (unmasked, but unmasked if masked) into
+// *buf without allocating once buf is big enough.
+func readFrame(br *bufio.Reader, buf *[]byte) (fin bool, op ws.OpCode, payload []byte, err error) {
+	var hd [2]byte
+	if _, err = io.ReadFull(br, hd[:]); err != nil {
+		return
+	}
+	fin = hd[0]&0x80 != 0
+	op = ws.OpCode(hd[0] & 0x0f)
+	masked := hd[1]&0x80 != 0
+	n := uint64(hd[1] & 0x7f)
+	var ext [8]byte
+	switch n {
+	case 126:
+		if _, err = io.ReadFull(br, ext[:2]); err != nil {
+			return
+		}
+		n = uint64(binary.BigEndian.Uint16(ext[:2]))
+	case 127:
+		if _, err = io.ReadFull(br, ext[:8]); err != nil {
+			return
+		}
+		n = binary.BigEndian.Uint64(ext[:8])
+	}
+	var mask [4]byte
+	if masked {
+		if _, err = io.ReadFull(br, mask[:]); err != nil {
+			return
+		}
+	}
+	if n > maxFrame {
+		err = errFrameTooBig
+		return
+	}
+	if uint64(cap(*buf)) < n {
+		*buf = make([]byte, n, max(n, 512))
+	}
+	payload = (*buf)[:n]
+	if _, err = io.ReadFull(br, payload); err != nil {
+		return
+	}
+	if masked {
+		ws.Cipher(payload, mask, 0)
+	}
+	return
+}
+
+// appendClientFrame appends a masked client frame (RFC 6455 5.3) to dst.
+func appendClientFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
+	dst = append(dst, 0x80|byte(op))
+	switch n := len(payload); {
+	case n < 126:
+		dst = append(dst, 0x80|byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0x80|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	var mask [4]byte
+	binary.LittleEndian.PutUint32(mask[:], rand.Uint32())
+	dst = append(dst, mask[:]...)
+	start := len(dst)
+	dst = append(dst, payload...)
+	ws.Cipher(dst[start:], mask, 0)
+	return dst
+}
+
+// writeRaw writes a whole frame under the write lock.
+func (c *client) writeRaw(frame []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.conn.Write(frame)
+	return err
+}
+
+// sendWarmup writes a room's warm-up message with cid.
+func (c *client) sendWarmup(cid string) error {
+	p := []byte(`{"type":"send","room":`)
+	p = strconv.AppendInt(p, c.room.id, 10)
+	p = append(p, `,"cid":"`...)
+	p = append(p, cid...)
+	p = append(p, `","body":"`+warmBody+`"}`...)
+	return c.writeRaw(appendClientFrame(nil, ws.OpText, p))
+}
+
+// sender is one sender worker's scratch space.
+type sender struct {
+	payload []byte
+	frame   []byte
+	pad     []byte
+}
+
+// send writes one chat message. The body carries the send time: "lg
+// <unixNano> <cid> xxx…", padded to -body-size bytes; the cid carries it
+// too, for the ack.
+func (c *client) send(s *sender, n uint64) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	now := time.Now().UnixNano()
+	p := s.payload[:0]
+	p = append(p, `{"type":"send","room":`...)
+	p = strconv.AppendInt(p, c.room.id, 10)
+	p = append(p, `,"cid":"`...)
+	cidStart := len(p)
+	p = append(p, "lg-"...)
+	p = strconv.AppendInt(p, now, 10)
+	p = append(p, '-')
+	p = strconv.AppendUint(p, n, 36)
+	cid := p[cidStart:]
+	p = append(p, `","body":"lg `...)
+	bodyStart := len(p)
+	p = strconv.AppendInt(p, now, 10)
+	p = append(p, ' ')
+	p = append(p, cid...)
+	if pad := c.st.o.bodySize - (len(p) - bodyStart + 3); pad > 0 {
+		p = append(p, ' ')
+		p = append(p, s.pad[:min(pad-1, len(s.pad))]...)
+	}
+	p = append(p, `"}`...)
+	s.payload = p
+	s.frame = appendClientFrame(s.frame[:0], ws.OpText, p)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.conn.Write(s.frame)
+	return err
+}
+
+// readLoop reads the client's frames until the connection ends.
+func (c *client) readLoop() {
+	defer c.st.readers.Done()
+	inFrag := false
+	for {
+		fin, op, payload, err := readFrame(c.br, &c.buf)
+		if err != nil {
+			c.dead.Store(true)
+			if !c.st.closing.Load() {
+				c.st.errs.add("conn_lost")
+				c.st.logOnce("conn_lost", "user %s: connection lost: %v", c.acct.name, err)
+			}
+			return
+		}
+		switch op {
+		case ws.OpPing:
+			pong := appendClientFrame(nil, ws.OpPong, payload)
+			if err := c.writeRaw(pong); err != nil && !c.st.closing.Load() {
+				c.st.errs.add("write")
+			}
+		case ws.OpClose:
+			c.dead.Store(true)
+			if !c.st.closing.Load() {
+				code, reason := ws.ParseCloseFrameData(payload)
+				key := fmt.Sprintf("closed_%d", code)
+				c.st.errs.add(key)
+				c.st.logOnce(key, "user %s: server closed the connection with %d %q", c.acct.name, code, reason)
+			}
+			return
+		case ws.OpText:
+			if !fin {
+				c.frag = append(c.frag[:0], payload...)
+				inFrag = true
+				continue
+			}
+			c.handle(payload)
+		case ws.OpContinuation:
+			if !inFrag {
+				continue
+			}
+			c.frag = append(c.frag, payload...)
+			if fin {
+				inFrag = false
+				c.handle(c.frag)
+			}
+		}
+	}
+}
+
+// frame is any server frame the generator reads.
+type frame struct {
+	Type    string `json:"type"`
+	Room    int64  `json:"room"`
+	Seq     int64  `json:"seq"`
+	Body    string `json:"body"`
+	CID     string `json:"cid"`
+	User    int64  `json:"user"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+var (
+	msgPrefix   = []byte(`{"type":"msg","room":`)
+	seqKey      = []byte(`,"seq":`)
+	lgBodyKey   = []byte(`"body":"lg `)
+	warmBodyKey = []byte(`"body":"` + warmBody)
+	lgCIDStart  = "lg-"
+	warmCID     = "wu-"
+)
+
+// warmBody starts the body of a warm-up message.
+const warmBody = "loadgen warm-up"
+
+// leadingInt parses the decimal digits at the start of b.
+func leadingInt(b []byte) (v int64, n int) {
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' && n < 19 {
+		v = v*10 + int64(b[n]-'0')
+		n++
+	}
+	return v, n
+}
+
+// parseMsg reads a msg frame the way the server encodes it (type, room,
+// seq first) without decoding all of it. sent is 0 when the body is not
+// the generator's, -1 for a warm-up message.
+func parseMsg(p []byte) (room, seq, sent int64, ok bool) {
+	if !bytes.HasPrefix(p, msgPrefix) {
+		return 0, 0, 0, false
+	}
+	rest := p[len(msgPrefix):]
+	room, n := leadingInt(rest)
+	if n == 0 {
+		return 0, 0, 0, false
+	}
+	rest = rest[n:]
+	if !bytes.HasPrefix(rest, seqKey) {
+		return 0, 0, 0, false
+	}
+	rest = rest[len(seqKey):]
+	seq, n = leadingInt(rest)
+	if n == 0 {
+		return 0, 0, 0, false
+	}
+	// A key with an unescaped closing quote is structural, so the body
+	// key cannot be faked by a string's content.
+	if i := bytes.Index(rest, lgBodyKey); i >= 0 {
+		sent, _ = leadingInt(rest[i+len(lgBodyKey):])
+	} else if bytes.Contains(rest, warmBodyKey) {
+		sent = -1
+	}
+	return room, seq, sent, true
+}
+
+// bodySent is the send time in a generator's body, 0 for any other body
+// and -1 for a warm-up message.
+func bodySent(body string) int64 {
+	if strings.HasPrefix(body, warmBody) {
+		return -1
+	}
+	if len(body) < 4 || body[:3] != "lg " {
+		return 0
+	}
+	v, _ := leadingInt([]byte(body[3:]))
+	return v
+}
+
+// cidSent is the send time in a generator's cid (a message's or a
+// warm-up's), 0 for any other cid.
+func cidSent(cid string) int64 {
+	if len(cid) < 4 || (cid[:3] != lgCIDStart && cid[:3] != warmCID) {
+		return 0
+	}
+	v, _ := leadingInt([]byte(cid[3:]))
+	return v
+}
+
+func (c *client) handle(p []byte) {
+	now := time.Now().UnixNano()
+	if room, seq, sent, ok := parseMsg(p); ok {
+		c.delivered(room, seq, sent, now)
+		return
+	}
+	var f frame
+	if err := json.Unmarshal(p, &f); err != nil {
+		c.st.errs.add("bad_frame")
+		c.st.logOnce("bad_frame", "user %s: frame %.120q is not JSON: %v", c.acct.name, p, err)
+		return
+	}
+	switch f.Type {
+	case "msg":
+		c.delivered(f.Room, f.Seq, bodySent(f.Body), now)
+	case "ack":
+		if f.Room != c.room.id {
+			c.st.foreign.Add(1)
+			return
+		}
+		if strings.HasPrefix(f.CID, warmCID) {
+			c.room.warmed(f)
+			return
+		}
+		c.acks = append(c.acks, f.Seq)
+		c.st.acked.Add(1)
+		c.st.expectedLive.Add(int64(len(c.room.members)))
+		if sent := cidSent(f.CID); sent > 0 {
+			c.st.ackLat.record(now - sent)
+		}
+	case "error":
+		if strings.HasPrefix(f.CID, warmCID) {
+			c.st.warmErrs.add(f.Code)
+			c.st.logOnce("warm-up error "+f.Code, "user %s: warm-up send: error %s: %s", c.acct.name, f.Code, f.Message)
+			c.room.warmed(f)
+			return
+		}
+		c.st.errs.add(f.Code)
+		if cidSent(f.CID) > 0 {
+			c.st.failedSends.Add(1)
+		}
+		c.st.logOnce("error "+f.Code, "user %s: error %s: %s (cid %q)", c.acct.name, f.Code, f.Message, f.CID)
+	}
+	// ready, presence, read, typing, pong, synced…: not measured.
+}
+
+// delivered records a msg at this recipient.
+func (c *client) delivered(room, seq, sent, now int64) {
+	if room != c.room.id {
+		c.st.foreign.Add(1)
+		return
+	}
+	if sent < 0 {
+		c.st.warmDelivered.Add(1)
+		return
+	}
+	switch {
+	case seq > 0 && seq < maxSeqIndex:
+		if int(seq) >= len(c.recv) {
+			c.recv = append(c.recv, make([]uint8, int(seq)+1-len(c.recv)+64)...)
+		}
+		if c.recv[seq] < 255 {
+			c.recv[seq]++
+		}
+	default:
+		if c.extra == nil {
+			c.extra = map[int64]uint32{}
+		}
+		c.extra[seq]++
+	}
+	c.st.delivered.Add(1)
+	if sent > 0 {
+		lat := now - sent
+		c.st.lat.record(lat)
+		c.st.live.Load().record(lat)
+	}
+}
+
+// count is how often seq reached this client.
+func (c *client) count(seq int64) int {
+	if seq > 0 && seq < int64(len(c.recv)) {
+		return int(c.recv[seq])
+	}
+	return int(c.extra[seq])
+}

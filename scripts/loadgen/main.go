@@ -1,0 +1,387 @@
+// Command loadgen is the load generator Moim measures itself with: it
+// signs up users, puts them in rooms, opens one WebSocket per user and
+// sends chat messages at a paced rate, measuring end-to-end latency at
+// every recipient, acks at every sender, loss and duplicates, and
+// optionally the server's CPU and memory and the persisted history.
+//
+// Start the node with cheap password hashing, a per-connection send limit
+// above what one generator user sends (rate ÷ users, messages per second,
+// plus room for bursts) and enough descriptors. The exec makes $! the
+// node's own PID, for -pid:
+//
+//	go build -o /tmp/moim ./server
+//	(ulimit -n 100000 && MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 \
+//	  MOIM_DATA_DIR=$(mktemp -d) MOIM_ADDR=127.0.0.1:8080 exec /tmp/moim) &
+//	until curl -sf http://127.0.0.1:8080/readyz >/dev/null; do sleep 0.2; done
+//	go run ./scripts/loadgen -url http://127.0.0.1:8080 -users 5000 -room-size 10 -rate 5000 -duration 60s -pid $!
+//	go run ./scripts/loadgen -stages 100:100,1000:1000,5000:5000 -duration 60s -pid $!
+//
+// Each stage signs up (or logs in: usernames are deterministic, -prefix
+// plus a five-digit number, so a second run reuses them) its users, makes
+// fresh rooms of -room-size users each (the first member creates the room
+// with the others as members), dials the WebSockets, waits -settle, sends
+// for -duration, waits up to -drain for stragglers, closes everything and
+// counts. Messages carry their send time (unix nanoseconds) in the body,
+// so latency is measured at every recipient, the sender included; the
+// generator and the node must share a clock (run them on one host).
+//
+// The result is a table per stage on stdout, then one JSON line per
+// stage. A stage passes a latency limit when delivery p99 is at most the
+// limit, no acked message was lost and no error happened; the exit code
+// is 0 when every stage passes every -limits entry, else 1 (2 for bad
+// flags).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// perSource is how many connections one loopback source address carries
+// by default (Linux gives each about 28,000 ephemeral ports).
+const perSource = 20000
+
+var stderr = os.Stderr
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(stderr, "loadgen: "+format+"\n", args...)
+}
+
+// stageSpec is one stage: how many users and how many messages a second.
+type stageSpec struct {
+	users int
+	rate  float64
+}
+
+type options struct {
+	base           *url.URL
+	wsBase         string // ws://host/ws?token=
+	stages         []stageSpec
+	roomSize       int
+	duration       time.Duration
+	drain          time.Duration
+	settle         time.Duration
+	prefix         string
+	password       string
+	bodySize       int
+	sources        int
+	bind           bool
+	dialConc       int
+	setupConc      int
+	senders        int
+	warmup         bool
+	historyCheck   bool
+	historyTimeout time.Duration
+	pids           []int
+	limits         []time.Duration
+}
+
+// loadgen is one run: its options, REST client and the users so far.
+type loadgen struct {
+	o        *options
+	http     *http.Client
+	accounts []*account
+	runID    string
+	// historyLimit is the page size of the history check.
+	historyLimit atomic.Int64
+}
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+var prefixRE = regexp.MustCompile(`^[a-z0-9_.-]{1,27}$`)
+
+func parseFlags(args []string) (*options, error) {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprint(w, `usage: go run ./scripts/loadgen [flags]
+
+Drives a Moim node with group-chat traffic over its public REST API and
+WebSocket and reports, per stage: target and achieved send rate, sent,
+acked, expected and received deliveries, lost, duplicates, errors by code,
+delivery latency at every recipient (p50/p90/p99/p99.9/max) and ack
+latency, a PASS/FAIL verdict per latency limit, and (with -pid) the
+node's CPU and memory. Progress is printed every second on stderr.
+
+Start the node for a load test with:
+  MOIM_BCRYPT_COST=4   so signing up thousands of users takes seconds;
+  MOIM_SEND_RATE and MOIM_SEND_BURST well above rate/users (the messages
+    per second each generator user sends), e.g. 1000 and 1000; the
+    default 20/s and 40 fail larger rates with rate_limited errors;
+  ulimit -n above the number of users (plus a few hundred).
+For example:
+  (ulimit -n 100000 && MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 \
+    MOIM_DATA_DIR=$(mktemp -d) MOIM_ADDR=127.0.0.1:8080 exec go-built-server) &
+  go run ./scripts/loadgen -users 5000 -room-size 10 -rate 5000 -duration 60s -pid $!
+
+Exit status: 0 when every stage passes every -limits entry, 1 otherwise,
+2 for bad flags.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	rawURL := fs.String("url", "http://127.0.0.1:8080", "base URL of the Moim node (REST under /api, WebSocket at /ws)")
+	users := fs.Int("users", 100, "number of users, one WebSocket each (ignored with -stages)")
+	rate := fs.Float64("rate", 100, "messages per second over all users, paced centrally (ignored with -stages)")
+	stages := fs.String("stages", "", "stages as users:rate pairs, comma-separated, each lasting -duration, e.g. 100:100,1000:1000,5000:5000 (replaces -users and -rate)")
+	roomSize := fs.Int("room-size", 10, "members per room; users are grouped in order, the last room may be smaller")
+	duration := fs.Duration("duration", 60*time.Second, "how long each stage sends")
+	drain := fs.Duration("drain", 5*time.Second, "how long after sending stops to wait for outstanding acks and deliveries (ends early once everything arrived)")
+	settle := fs.Duration("settle", time.Second, "pause between the last WebSocket's ready and the first send")
+	prefix := fs.String("prefix", "lg_", "username prefix; users are PREFIX00001, PREFIX00002, … and are reused by later runs")
+	password := fs.String("password", "loadgen-password", "password of the generator users (8 to 72 bytes)")
+	bodySize := fs.Int("body-size", 100, "message body length in bytes (at least the ~50 the timestamp and cid take, at most 4000)")
+	sources := fs.Int("sources", 0, "loopback source addresses 127.0.0.1…127.0.0.N to spread WebSockets over when the node is on loopback (default: ceil(users/20000); only used when above 1)")
+	dialConc := fs.Int("dial-concurrency", 200, "WebSocket dials in flight at once")
+	setupConc := fs.Int("setup-concurrency", 64, "REST requests (sign-up, login, room creation, history) in flight at once")
+	senders := fs.Int("senders", 4*runtime.GOMAXPROCS(0), "writer goroutines the pacer hands sends to")
+	warmup := fs.Bool("warmup", true, "before measuring, send one message into each new room and wait for it (a room's first message makes the node restore its seq counter from the message store); reported apart. -warmup=false measures cold rooms")
+	historyCheck := fs.Bool("history-check", false, "after the drain, read every room's history (GET /api/rooms/{id}/messages?after=SEQ&limit=500) until every acked seq is there; reports how long that took and fails the stage if it never completes")
+	historyTimeout := fs.Duration("history-timeout", 60*time.Second, "how long -history-check polls for the history to become complete")
+	pids := fs.String("pid", "", "comma-separated PIDs on this host (e.g. the node and redis-server) whose CPU time (/proc/PID/stat) and peak VmRSS (/proc/PID/status, sampled every second) are reported per stage")
+	limits := fs.String("limits", "1000ms,2000ms", "delivery p99 limits for the verdicts, comma-separated; the exit code needs every stage to pass all of them")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o := &options{
+		roomSize: *roomSize, duration: *duration, drain: *drain, settle: *settle,
+		prefix: *prefix, password: *password, bodySize: *bodySize, sources: *sources,
+		dialConc: *dialConc, setupConc: *setupConc, senders: *senders,
+		warmup: *warmup, historyCheck: *historyCheck, historyTimeout: *historyTimeout,
+	}
+	base, err := url.Parse(strings.TrimSuffix(*rawURL, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("-url must be http(s)://host:port, got %q", *rawURL)
+	}
+	o.base = base
+	scheme := "ws"
+	if base.Scheme == "https" {
+		scheme = "wss"
+	}
+	o.wsBase = scheme + "://" + base.Host + base.Path + "/ws?token="
+	o.bind = isLoopback(base.Hostname())
+
+	if *stages != "" {
+		for _, part := range strings.Split(*stages, ",") {
+			u, r, ok := strings.Cut(strings.TrimSpace(part), ":")
+			n, err1 := strconv.Atoi(u)
+			f, err2 := strconv.ParseFloat(r, 64)
+			if !ok || err1 != nil || err2 != nil || n < 1 || f <= 0 {
+				return nil, fmt.Errorf("-stages: %q is not users:rate with users ≥ 1 and rate > 0", part)
+			}
+			o.stages = append(o.stages, stageSpec{n, f})
+		}
+	} else {
+		if *users < 1 || *rate <= 0 {
+			return nil, errors.New("-users must be at least 1 and -rate above 0")
+		}
+		o.stages = []stageSpec{{*users, *rate}}
+	}
+	switch {
+	case o.roomSize < 1 || o.roomSize > 1001:
+		return nil, errors.New("-room-size must be 1 to 1001 (a room is created with at most 1000 member_ids)")
+	case o.duration <= 0:
+		return nil, errors.New("-duration must be positive")
+	case o.drain < 0 || o.settle < 0 || o.historyTimeout <= 0:
+		return nil, errors.New("-drain and -settle must not be negative, -history-timeout must be positive")
+	case !prefixRE.MatchString(o.prefix):
+		return nil, errors.New("-prefix must be 1 to 27 characters of a-z, 0-9, '_', '.' or '-' (usernames are at most 32)")
+	case len(o.password) < 8 || len(o.password) > 72:
+		return nil, errors.New("-password must be 8 to 72 bytes")
+	case o.bodySize < 0 || o.bodySize > 4000:
+		return nil, errors.New("-body-size must be 0 to 4000")
+	case o.sources < 0 || o.sources > 1<<24-2:
+		return nil, errors.New("-sources must be 0 to 16777214")
+	case o.dialConc < 1 || o.setupConc < 1 || o.senders < 1:
+		return nil, errors.New("-dial-concurrency, -setup-concurrency and -senders must be positive")
+	}
+	maxUsers := 0
+	for _, s := range o.stages {
+		maxUsers = max(maxUsers, s.users)
+	}
+	if maxUsers > 99999 && len(o.prefix) > 26 {
+		return nil, errors.New("-prefix too long for six-digit user numbers")
+	}
+	if o.sources == 0 {
+		o.sources = (maxUsers + perSource - 1) / perSource
+	}
+	for _, p := range strings.Split(*pids, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-pid: %q is not a PID", p)
+		}
+		if _, err := readProc(n); err != nil {
+			return nil, fmt.Errorf("-pid %d: %v", n, err)
+		}
+		o.pids = append(o.pids, n)
+	}
+	for _, l := range strings.Split(*limits, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(l))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("-limits: %q is not a positive duration", l)
+		}
+		o.limits = append(o.limits, d)
+	}
+	return o, nil
+}
+
+func run(args []string) int {
+	o, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		logf("%v", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	maxUsers := 0
+	for _, s := range o.stages {
+		maxUsers = max(maxUsers, s.users)
+	}
+	raiseNoFile(maxUsers + o.setupConc + 256)
+	if !o.bind && o.sources > 1 {
+		logf("%s is not loopback: dialing from the default source address, -sources ignored", o.base.Hostname())
+	}
+	lg := &loadgen{
+		o: o,
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			MaxIdleConns: 2 * o.setupConc, MaxIdleConnsPerHost: 2 * o.setupConc, IdleConnTimeout: 30 * time.Second,
+		}},
+		runID: strconv.FormatUint(rand.Uint64()&0xffffffffff, 36),
+	}
+	lg.historyLimit.Store(historyPage)
+	var results []*result
+	for i, spec := range o.stages {
+		if ctx.Err() != nil {
+			break
+		}
+		r := lg.runStage(ctx, i+1, spec)
+		results = append(results, r)
+		if r.Failure != "" && r.Sent == 0 {
+			logf("stage %d failed before sending; skipping the rest", i+1)
+			break
+		}
+	}
+	pass := len(results) == len(o.stages) && ctx.Err() == nil
+	for _, r := range results {
+		r.print(os.Stdout, o.limits)
+		pass = pass && r.Pass
+	}
+	fmt.Println()
+	for _, r := range results {
+		fmt.Println(r.jsonLine())
+	}
+	if !pass {
+		return 1
+	}
+	return 0
+}
+
+// runStage runs one stage from set-up to verdict.
+func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result {
+	o := lg.o
+	res := &result{
+		Stage: n, Users: spec.users, RoomSize: o.roomSize, DurationS: o.duration.Seconds(),
+		TargetRate: spec.rate, Errors: map[string]int64{},
+	}
+	fail := func(format string, args ...any) *result {
+		res.Failure = fmt.Sprintf(format, args...)
+		logf("stage %d: %s", n, res.Failure)
+		res.judge(o.limits)
+		return res
+	}
+	logf("stage %d: %d users in rooms of %d, %g msg/s for %s (each user sends %.3g/s; the node's MOIM_SEND_RATE must be above that)",
+		n, spec.users, o.roomSize, spec.rate, o.duration, spec.rate/float64(spec.users))
+	setup := time.Now()
+	accts, err := lg.ensureAccounts(ctx, spec.users)
+	if err != nil {
+		return fail("set up users: %v", err)
+	}
+	st := newStage(n, spec, o, accts)
+	res.Rooms = len(st.rooms)
+	defer st.closeAll()
+	if err := lg.createRooms(ctx, st); err != nil {
+		return fail("create rooms: %v", err)
+	}
+	if err := lg.dialAll(ctx, st); err != nil {
+		return fail("open WebSockets: %v", err)
+	}
+	res.SetupS = round2(time.Since(setup).Seconds())
+	if o.warmup {
+		res.Warmup = lg.warmup(ctx, st)
+	}
+	select {
+	case <-time.After(o.settle):
+	case <-ctx.Done():
+	}
+	// Errors while connecting count; say so now, as they are not traffic.
+	before := st.errs.snapshot()
+	if len(before) > 0 {
+		logf("stage %d: errors before sending, counted: %s", n, formatErrors(before))
+	}
+
+	watch := startProcWatch(o.pids)
+	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
+	st.sendStart = time.Now()
+	go st.progress(stopProgress, progressDone)
+	st.pace(ctx)
+	res.DrainS = round2(st.drain(ctx).Seconds())
+	close(stopProgress)
+	<-progressDone
+	st.closeAll()
+	res.Procs, res.LoadgenCPUS = watch.finish(st.delivered.Load())
+	res.LoadgenCPUS = round2(res.LoadgenCPUS)
+	for i := range res.Procs {
+		res.Procs[i].CPUSeconds = round2(res.Procs[i].CPUSeconds)
+	}
+
+	acked := st.ackedSeqs()
+	st.evaluate(res, acked)
+	res.Sent, res.Acked, res.NotSent = st.sent.Load(), st.acked.Load(), st.notSent.Load()
+	res.Received, res.Foreign = st.delivered.Load(), st.foreign.Load()
+	res.AchievedRate = round2(float64(res.Sent) / o.duration.Seconds())
+	if ctx.Err() != nil {
+		res.Failure = "interrupted"
+	}
+	res.Behind = res.AchievedRate < 0.98*spec.rate
+	if res.Behind {
+		logf("stage %d: behind: achieved %.0f/s of %g/s target", n, res.AchievedRate, spec.rate)
+	}
+	if o.historyCheck && ctx.Err() == nil {
+		logf("stage %d: checking the history of %d rooms", n, len(st.rooms))
+		res.History = lg.checkHistory(ctx, st, acked)
+	}
+	res.Errors = st.errs.snapshot()
+	res.ErrorsTotal = st.errs.total.Load()
+	res.Latency = st.lat.summary()
+	res.AckLatency = st.ackLat.summary()
+	if neg := st.lat.neg.Load(); neg > 0 {
+		logf("stage %d: %d deliveries arrived before they were sent (clock step?); counted as 0 ms", n, neg)
+	}
+	res.judge(o.limits)
+	return res
+}

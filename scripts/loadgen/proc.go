@@ -1,0 +1,183 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat:
+// 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// procSample is one reading of a process.
+type procSample struct {
+	cpuTicks int64 // utime + stime
+	rssKiB   int64 // VmRSS
+	at       time.Time
+}
+
+// readProc reads /proc/PID/stat and /proc/PID/status; pid 0 is this
+// process.
+func readProc(pid int) (procSample, error) {
+	dir := "/proc/self"
+	if pid > 0 {
+		dir = "/proc/" + strconv.Itoa(pid)
+	}
+	s := procSample{at: time.Now()}
+	b, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return s, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: fields
+	// are counted after its last ')'. utime and stime are fields 14, 15.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return s, fmt.Errorf("%s/stat: no command name", dir)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return s, fmt.Errorf("%s/stat: only %d fields", dir, len(f)+2)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return s, fmt.Errorf("%s/stat: bad utime/stime %q %q", dir, f[11], f[12])
+	}
+	s.cpuTicks = ut + st
+	b, err = os.ReadFile(dir + "/status")
+	if err != nil {
+		return s, err
+	}
+	s.rssKiB = -1
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			if fs := strings.Fields(v); len(fs) > 0 {
+				s.rssKiB, _ = strconv.ParseInt(fs[0], 10, 64)
+			}
+		}
+	}
+	if s.rssKiB < 0 {
+		return s, fmt.Errorf("%s/status has no VmRSS (a zombie?)", dir)
+	}
+	return s, nil
+}
+
+// procName is the command name of pid, for the report.
+func procName(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// procResult is what one -pid process used during a stage.
+type procResult struct {
+	PID          int     `json:"pid"`
+	Name         string  `json:"name"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	CPUPercent   float64 `json:"cpu_percent"` // of one core, over the window
+	WindowS      float64 `json:"window_seconds"`
+	PeakRSSKiB   int64   `json:"peak_rss_kib"`
+	CPUMsPer1000 float64 `json:"cpu_ms_per_1000_deliveries"`
+	Err          string  `json:"error,omitempty"`
+}
+
+// procWatch samples the -pid processes (and this one) at a stage's start,
+// every second for the peak RSS, and at its end.
+type procWatch struct {
+	pids  []int
+	mu    sync.Mutex
+	start []procSample
+	peak  []int64
+	errs  []error
+	self  procSample
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startProcWatch(pids []int) *procWatch {
+	w := &procWatch{
+		pids: pids, start: make([]procSample, len(pids)), peak: make([]int64, len(pids)),
+		errs: make([]error, len(pids)), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	for i, pid := range pids {
+		w.start[i], w.errs[i] = readProc(pid)
+		w.peak[i] = w.start[i].rssKiB
+	}
+	w.self, _ = readProc(0)
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+				w.sample()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *procWatch) sample() []procSample {
+	out := make([]procSample, len(w.pids))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, pid := range w.pids {
+		s, err := readProc(pid)
+		out[i] = s
+		if err != nil {
+			if w.errs[i] == nil {
+				w.errs[i] = err
+			}
+			continue
+		}
+		w.peak[i] = max(w.peak[i], s.rssKiB)
+	}
+	return out
+}
+
+// finish takes the end samples; received scales CPU-ms per 1000
+// deliveries. It returns the figures per pid and this process's CPU
+// seconds.
+func (w *procWatch) finish(received int64) ([]procResult, float64) {
+	close(w.stop)
+	<-w.done
+	end := w.sample()
+	out := make([]procResult, len(w.pids))
+	for i, pid := range w.pids {
+		r := procResult{PID: pid, Name: procName(pid)}
+		if w.errs[i] != nil {
+			r.Err = w.errs[i].Error()
+			out[i] = r
+			continue
+		}
+		ticks := end[i].cpuTicks - w.start[i].cpuTicks
+		r.CPUSeconds = float64(ticks) / clockTicks
+		r.WindowS = round2(end[i].at.Sub(w.start[i].at).Seconds())
+		if r.WindowS > 0 {
+			r.CPUPercent = round2(r.CPUSeconds / r.WindowS * 100)
+		}
+		r.PeakRSSKiB = w.peak[i]
+		if received > 0 {
+			r.CPUMsPer1000 = round2(r.CPUSeconds * 1000 / (float64(received) / 1000))
+		}
+		out[i] = r
+	}
+	self, err := readProc(0)
+	var selfCPU float64
+	if err == nil {
+		selfCPU = float64(self.cpuTicks-w.self.cpuTicks) / clockTicks
+	}
+	return out, selfCPU
+}
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }

@@ -1,0 +1,376 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// account is one generator user, kept across stages.
+type account struct {
+	name  string
+	id    int64
+	token string
+}
+
+// room is one room of a stage: members[0] created it.
+type room struct {
+	id      int64
+	members []*client
+	warm    chan frame // the warm-up message's ack or error
+}
+
+// warmed hands the warm-up's answer to whoever waits for it.
+func (r *room) warmed(f frame) {
+	select {
+	case r.warm <- f:
+	default:
+	}
+}
+
+// apiError is a non-2xx answer of the REST API.
+type apiError struct {
+	status int
+	code   string
+	body   string
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("HTTP %d %s: %s", e.status, e.code, e.body)
+}
+
+// retryable reports whether a failed request may succeed when repeated.
+func retryable(err error) bool {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.status >= 500 || ae.status == http.StatusTooManyRequests
+	}
+	return !errors.Is(err, context.Canceled)
+}
+
+// do sends a JSON request and decodes a 2xx JSON answer into out.
+func (lg *loadgen) do(ctx context.Context, method, path, token string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, lg.o.base.String()+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := lg.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var env struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(data, &env)
+		return &apiError{status: resp.StatusCode, code: env.Error.Code, body: string(bytes.TrimSpace(data))}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// withRetry runs f up to three times while its error is retryable.
+func withRetry(ctx context.Context, f func() error) error {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+			}
+		}
+		if err = f(); err == nil || !retryable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// parallel runs f(i) for i in [0, n) on conc goroutines and returns the
+// first error (the rest still run) and how many failed.
+func parallel(ctx context.Context, n, conc int, f func(i int) error) (int, error) {
+	var (
+		next   atomic.Int64
+		failed atomic.Int64
+		mu     sync.Mutex
+		first  error
+		wg     sync.WaitGroup
+	)
+	for range min(conc, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(i); err != nil {
+					failed.Add(1)
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err()
+	}
+	return int(failed.Load()), first
+}
+
+// ensureAccounts signs up (or finds) and logs in the first n generator
+// users; earlier stages' logins are reused.
+func (lg *loadgen) ensureAccounts(ctx context.Context, n int) ([]*account, error) {
+	have := len(lg.accounts)
+	if have >= n {
+		return lg.accounts[:n], nil
+	}
+	fresh := make([]*account, n-have)
+	var created atomic.Int64
+	start := time.Now()
+	failed, err := parallel(ctx, len(fresh), lg.o.setupConc, func(i int) error {
+		a := &account{name: fmt.Sprintf("%s%05d", lg.o.prefix, have+i+1)}
+		err := withRetry(ctx, func() error {
+			err := lg.do(ctx, http.MethodPost, "/api/auth/signup", "", map[string]string{
+				"username": a.name, "password": lg.o.password, "display_name": "Load " + a.name,
+			}, nil)
+			var ae *apiError
+			if errors.As(err, &ae) && ae.status == http.StatusConflict {
+				return nil // username_taken: a earlier run's user, log in
+			}
+			if err == nil {
+				created.Add(1)
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sign up %s: %w", a.name, err)
+		}
+		var login struct {
+			Token string `json:"token"`
+			User  struct {
+				ID int64 `json:"id"`
+			} `json:"user"`
+		}
+		err = withRetry(ctx, func() error {
+			return lg.do(ctx, http.MethodPost, "/api/auth/login", "", map[string]string{
+				"username": a.name, "password": lg.o.password,
+			}, &login)
+		})
+		if err != nil {
+			return fmt.Errorf("log in %s (an existing user with another password? use -prefix or -password): %w", a.name, err)
+		}
+		if login.Token == "" || login.User.ID <= 0 {
+			return fmt.Errorf("log in %s: answer has no token or user id", a.name)
+		}
+		a.id, a.token = login.User.ID, login.Token
+		fresh[i] = a
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%d of %d users failed; the first: %w", failed, len(fresh), err)
+	}
+	lg.accounts = append(lg.accounts, fresh...)
+	logf("users %s%05d…%s%05d ready in %.1fs (%d signed up, %d existed)",
+		lg.o.prefix, 1, lg.o.prefix, n, time.Since(start).Seconds(), created.Load(), int64(len(fresh))-created.Load())
+	return lg.accounts[:n], nil
+}
+
+// createRooms creates the stage's rooms, each by its first member with
+// the others as member_ids.
+func (lg *loadgen) createRooms(ctx context.Context, st *stage) error {
+	start := time.Now()
+	failed, err := parallel(ctx, len(st.rooms), lg.o.setupConc, func(i int) error {
+		r := st.rooms[i]
+		ids := make([]int64, 0, len(r.members)-1)
+		for _, m := range r.members[1:] {
+			ids = append(ids, m.acct.id)
+		}
+		var view struct {
+			ID int64 `json:"id"`
+		}
+		err := withRetry(ctx, func() error {
+			return lg.do(ctx, http.MethodPost, "/api/rooms", r.members[0].acct.token, map[string]any{
+				"name":       fmt.Sprintf("loadgen %s stage %d room %d", lg.runID, st.n, i+1),
+				"member_ids": ids,
+			}, &view)
+		})
+		if err != nil {
+			return fmt.Errorf("create room %d: %w", i+1, err)
+		}
+		if view.ID <= 0 {
+			return fmt.Errorf("create room %d: answer has no id", i+1)
+		}
+		r.id = view.ID
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%d of %d rooms failed; the first: %w", failed, len(st.rooms), err)
+	}
+	logf("%d rooms of up to %d members created in %.1fs", len(st.rooms), lg.o.roomSize, time.Since(start).Seconds())
+	return nil
+}
+
+// sourceIP is the i-th (0-based) loopback source address: 127.0.0.1, …
+func sourceIP(i int) net.IP {
+	ip := make(net.IP, 4)
+	binary.BigEndian.PutUint32(ip, 127<<24+uint32(i)+1)
+	return ip
+}
+
+// isLoopback reports whether host names this machine's loopback.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// dial opens c's WebSocket, from source when non-nil, and waits for its
+// "ready".
+func (lg *loadgen) dial(ctx context.Context, c *client, source net.IP) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	nd := &net.Dialer{}
+	if source != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: source}
+	}
+	d := ws.Dialer{NetDial: nd.DialContext}
+	conn, br, _, err := d.Dial(ctx, lg.o.wsBase+url.QueryEscape(c.acct.token))
+	if err != nil {
+		return err
+	}
+	if br == nil {
+		br = bufio.NewReaderSize(conn, 4096)
+	}
+	// else: the server's first frames came with the handshake; br holds
+	// them and keeps reading conn after them.
+	dl, _ := ctx.Deadline()
+	_ = conn.SetReadDeadline(dl)
+	for {
+		fin, op, payload, err := readFrame(br, &c.buf)
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("read first frame: %w", err)
+		}
+		if op == ws.OpPing || op == ws.OpPong {
+			continue
+		}
+		var f frame
+		if op != ws.OpText || !fin || json.Unmarshal(payload, &f) != nil || f.Type != "ready" {
+			conn.Close()
+			return fmt.Errorf("first frame is %v %.80q, want ready", op, payload)
+		}
+		if f.User != c.acct.id {
+			conn.Close()
+			return fmt.Errorf("ready for user %d, want %d", f.User, c.acct.id)
+		}
+		break
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	c.conn, c.br = conn, br
+	return nil
+}
+
+// dialAll opens every client's WebSocket and starts its reader.
+func (lg *loadgen) dialAll(ctx context.Context, st *stage) error {
+	start := time.Now()
+	var done atomic.Int64
+	bind := lg.o.sources > 1 && lg.o.bind
+	failed, err := parallel(ctx, len(st.clients), lg.o.dialConc, func(i int) error {
+		c := st.clients[i]
+		var src net.IP
+		if bind {
+			src = sourceIP(i % lg.o.sources)
+		}
+		err := withRetry(ctx, func() error { return lg.dial(ctx, c, src) })
+		if err != nil {
+			return fmt.Errorf("user %s: %w", c.acct.name, err)
+		}
+		st.readers.Add(1)
+		go c.readLoop()
+		if n := done.Add(1); n%5000 == 0 {
+			logf("%d WebSockets ready (%.1fs)", n, time.Since(start).Seconds())
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%d of %d WebSockets failed; the first: %w", failed, len(st.clients), err)
+	}
+	src := "the default source address"
+	if bind {
+		src = fmt.Sprintf("%d source addresses 127.0.0.1…%s", lg.o.sources, sourceIP(lg.o.sources-1))
+	}
+	logf("%d WebSockets ready in %.1fs from %s", len(st.clients), time.Since(start).Seconds(), src)
+	return nil
+}
+
+// raiseNoFile lifts the soft descriptor limit to the hard one and warns
+// when even that is below what the run needs.
+func raiseNoFile(need int) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		logf("cannot read RLIMIT_NOFILE: %v", err)
+		return
+	}
+	if lim.Cur < lim.Max {
+		old := lim.Cur
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			logf("cannot raise RLIMIT_NOFILE from %d to %d: %v", old, lim.Max, err)
+			lim.Cur = old
+		}
+	}
+	if lim.Cur < uint64(need) {
+		logf("WARNING: RLIMIT_NOFILE is %d, below the %d this run needs; raise the hard limit (ulimit -Hn) or expect \"too many open files\"", lim.Cur, need)
+	} else {
+		logf("RLIMIT_NOFILE is %d", lim.Cur)
+	}
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }

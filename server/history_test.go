@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/redis/go-redis/v9"
+
+	"moim/store"
+)
+
+type messageList struct {
+	Messages []frameMsg `json:"messages"`
+}
+
+// waitStored waits until the node's store holds n messages of room.
+func waitStored(t *testing.T, n *testNode, room int64, want int64) {
+	t.Helper()
+	st, err := store.Open(context.Background(), n.backends.mdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := st.Count(context.Background(), room)
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("room %d: %d messages stored (err %v), want %d", room, got, err, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func seqs(ms []frameMsg) []int64 {
+	out := make([]int64, len(ms))
+	for i, m := range ms {
+		out[i] = m.Seq
+	}
+	return out
+}
+
+func TestHistoryPagesAndSearch(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
+	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id}})
+	var ack struct{ Seq int64 }
+	for i := 1; i <= 120; i++ {
+		body := fmt.Sprintf("message %d", i)
+		switch i {
+		case 7:
+			body = "회비 납부 안내 (.*) {\"$gt\":\"\"}"
+		case 77:
+			body = "다음 주 회비는 만원입니다"
+		}
+		alice.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": fmt.Sprint("h", i), "body": body}, &ack)
+		if ack.Seq != int64(i) {
+			t.Fatalf("REST send %d got seq %d", i, ack.Seq)
+		}
+	}
+	alice.must(200, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "h5", "body": "message 5"}, &ack)
+	if ack.Seq != 5 {
+		t.Fatalf("a retried REST send got seq %d, want the original 5", ack.Seq)
+	}
+	base := urlf("/api/rooms/%d/messages", room.ID)
+	// Readable at once, before or after the batcher stored it.
+	var l messageList
+	bob.must(200, "GET", base, nil, &l)
+	if len(l.Messages) != 50 || l.Messages[0].Seq != 120 || l.Messages[49].Seq != 71 {
+		t.Fatalf("newest page: %v", seqs(l.Messages))
+	}
+	waitStored(t, n, room.ID, 120)
+
+	// Page back to the start, newest first.
+	var got []int64
+	before := ""
+	for {
+		bob.must(200, "GET", base+"?limit=40"+before, nil, &l)
+		if len(l.Messages) == 0 {
+			break
+		}
+		got = append(got, seqs(l.Messages)...)
+		before = fmt.Sprint("&before=", l.Messages[len(l.Messages)-1].Seq)
+	}
+	for i, s := range got {
+		if s != int64(120-i) {
+			t.Fatalf("paging back: %v", got)
+		}
+	}
+	if len(got) != 120 {
+		t.Fatalf("paging back found %d messages", len(got))
+	}
+	bob.must(200, "GET", base+"?after=100&limit=100", nil, &l)
+	if s := seqs(l.Messages); len(s) != 20 || s[0] != 101 || s[19] != 120 {
+		t.Fatalf("after 100: %v", s)
+	}
+	if l.Messages[0].Body != "message 101" || l.Messages[0].From != alice.id || l.Messages[0].Name != "Alice" || l.Messages[0].Kind != "text" {
+		t.Fatalf("history entry %+v", l.Messages[0])
+	}
+
+	search := func(q string) []int64 {
+		var r messageList
+		bob.must(200, "GET", base+"/search?q="+url.QueryEscape(q), nil, &r)
+		return seqs(r.Messages)
+	}
+	if s := search("회비"); len(s) != 2 || s[0] != 77 || s[1] != 7 {
+		t.Fatalf("search 회비: %v", s)
+	}
+	if s := search("MESSAGE 11"); len(s) != 11 { // 11, 110..119, newest first
+		t.Fatalf("case-insensitive search: %v", s)
+	}
+	for _, q := range []string{".*", `{"$gt":""}`, "(.*)"} {
+		if s := search(q); len(s) != 1 || s[0] != 7 {
+			t.Fatalf("search %q must be literal text: %v", q, s)
+		}
+	}
+	if s := search("$where"); len(s) != 0 {
+		t.Fatalf("search $where: %v", s)
+	}
+	bob.fails(400, "validation", "GET", base+"/search?q=", nil)
+	bob.fails(400, "validation", "GET", base+"?limit=101", nil)
+	bob.fails(400, "validation", "GET", base+"?before=5&after=1", nil)
+	bob.fails(400, "validation", "GET", base+"?before=x", nil)
+	bob.fails(400, "validation", "POST", base, map[string]any{"cid": "x", "body": ""})
+	eve := n.user(t, "Eve")
+	eve.fails(403, "not_member", "GET", base, nil)
+	eve.fails(403, "not_member", "GET", base+"/search?q=x", nil)
+	eve.fails(403, "not_member", "POST", base, map[string]any{"cid": "x", "body": "hi"})
+}
+
+// TestSeqSurvivesRedisDataLoss flushes everything the node keeps in
+// Redis: the membership mirror comes back from SQL, the seq counter from
+// the store, and nothing stored is overwritten or duplicated.
+func TestSeqSurvivesRedisDataLoss(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	alice := n.user(t, "Alice")
+	room := alice.createRoom(map[string]any{"name": "Club"})
+	w := n.connect(alice)
+	for i := 1; i <= 5; i++ {
+		w.say(room.ID, fmt.Sprint("a", i), fmt.Sprint("before ", i))
+	}
+	waitStored(t, n, room.ID, 5)
+
+	ctx := context.Background()
+	iter := n.backends.redis.Scan(ctx, 0, n.cfg.RedisPrefix+":*", 1000).Iterator()
+	var flushed int
+	for iter.Next(ctx) {
+		n.backends.redis.Del(ctx, iter.Val())
+		flushed++
+	}
+	if flushed == 0 {
+		t.Fatal("found nothing to flush")
+	}
+	// Sends are refused until the mirror is rebuilt (within MirrorCheck).
+	deadline := time.Now().Add(10 * time.Second)
+	var ack frameMsg
+	for i := 6; ; {
+		w.send(map[string]any{"type": "send", "room": room.ID, "cid": fmt.Sprint("a", i), "body": fmt.Sprint("after ", i)})
+		f := w.next()
+		for f.Type != "ack" && f.Type != "error" {
+			f = w.next()
+		}
+		if f.Type == "ack" {
+			ack = f
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sends still refused after flushing Redis: %+v", f)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ack.Seq != 6 {
+		t.Fatalf("first seq after Redis lost its data is %d, want 6", ack.Seq)
+	}
+	waitStored(t, n, room.ID, 6)
+	var l messageList
+	alice.must(200, "GET", urlf("/api/rooms/%d/messages?after=0", room.ID), nil, &l)
+	if s := seqs(l.Messages); len(s) != 6 || s[5] != 6 || l.Messages[4].Body != "before 5" || l.Messages[5].Body != "after 6" {
+		t.Fatalf("history after the flush: %+v", l.Messages)
+	}
+}
+
+// startFerret runs a standalone FerretDB (the MongoDB wire protocol on
+// SQLite in dir) on addr until the returned stop is called.
+func startFerret(t *testing.T, dir, addr string) (stop func()) {
+	t.Helper()
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dir + "/",
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.Run(ctx)
+	}()
+	waitTCP(t, addr)
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// TestStoreOutageLosesNothing stops the message store, sends 10,000
+// messages, starts it again: all of them end up stored exactly once.
+func TestStoreOutageLosesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ferret")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	stopFerret := startFerret(t, dir, addr)
+	cfg := testConfig(t)
+	cfg.MongoURI = "mongodb://" + addr + "/moim"
+	cfg.SendRate, cfg.SendBurst = 1e6, 1e6
+	n := startTestNode(t, cfg)
+	alice := n.user(t, "Alice")
+	room := alice.createRoom(map[string]any{"name": "Club"})
+	stopFerret()
+
+	const total, senders = 10000, 10
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		w := n.connect(alice)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < total/senders; i++ {
+				w.send(map[string]any{"type": "send", "room": room.ID, "cid": fmt.Sprintf("s%d-%d", s, i), "body": "while the store is down"})
+			}
+			acks := 0
+			for acks < total/senders {
+				f, err := w.read(30 * time.Second)
+				if err != nil {
+					t.Errorf("sender %d: %v after %d acks", s, err, acks)
+					return
+				}
+				if f.Type == "ack" {
+					acks++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if backlog := metricValue(t, n, "moim_store_backlog"); backlog < total/2 {
+		t.Fatalf("backlog %v while the store is down; want the unstored messages counted", backlog)
+	}
+	startFerret(t, dir, addr)
+	waitStored(t, n, room.ID, total)
+	var l messageList
+	alice.must(200, "GET", urlf("/api/rooms/%d/messages?after=%d&limit=100", room.ID, total-100), nil, &l)
+	if s := seqs(l.Messages); len(s) != 100 || s[0] != total-99 || s[99] != total {
+		t.Fatalf("the newest stored page: %v", s)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, n, "moim_store_backlog") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("backlog did not fall back to zero")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestDeadBatchersEntriesAreClaimed leaves entries pending under a
+// consumer that never acknowledges them; a live batcher claims them and
+// stores each exactly once.
+func TestDeadBatchersEntriesAreClaimed(t *testing.T) {
+	cfg := testConfig(t)
+	if cfg.RedisURL == "" {
+		t.Skip("needs a Redis shared by two nodes: set MOIM_TEST_REDIS_URL")
+	}
+	if cfg.MongoURI == "" { // both nodes need the same store
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		startFerret(t, t.TempDir(), addr)
+		cfg.MongoURI = "mongodb://" + addr + "/moim"
+	}
+	api := cfg
+	api.Roles = []string{"api", "hub"}
+	first := startTestNode(t, api)
+	alice := first.user(t, "Alice")
+	room := alice.createRoom(map[string]any{"name": "Club"})
+	for i := 1; i <= 300; i++ {
+		alice.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": fmt.Sprint("c", i), "body": "x"}, nil)
+	}
+	// A batcher reads everything and dies before storing it.
+	ctx := context.Background()
+	rdb := first.backends.redis
+	var streams []string
+	for s := 0; s < cfg.StreamShards; s++ {
+		key := fmt.Sprintf("%s:{%d}:persist", cfg.RedisPrefix, s)
+		if err := rdb.XGroupCreateMkStream(ctx, key, "moim-store", "0").Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			t.Fatal(err)
+		}
+		streams = append(streams, key)
+	}
+	for _, key := range streams {
+		if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "moim-store", Consumer: "dead-node", Streams: []string{key, ">"}, Count: 1000, Block: -1}).Err(); err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+	}
+	// A node with a batcher claims them once they have idled ClaimIdle.
+	second := cfg
+	second.DataDir = t.TempDir()
+	second.Roles = []string{"batcher"}
+	second.ClaimIdle = 300 * time.Millisecond
+	n2 := startTestNode(t, second)
+	waitStored(t, n2, room.ID, 300)
+}
+
+// metricValue reads one unlabelled sample from a node's /metrics.
+func metricValue(t *testing.T, n *testNode, name string) float64 {
+	t.Helper()
+	_, raw := n.anon(t).raw("GET", "/metrics", nil)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}
+
