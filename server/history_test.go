@@ -340,4 +340,3 @@ func metricValue(t *testing.T, n *testNode, name string) float64 {
 	t.Fatalf("metric %s not found", name)
 	return 0
 }
-
