@@ -108,7 +108,7 @@ func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, name string, roomIDs [
 		}
 		h.announce(uid, true, rooms)
 	}
-	if err := h.poller.add(c); err != nil {
+	if err := h.watch(c); err != nil {
 		h.drop(c, err)
 	}
 }

@@ -483,6 +483,18 @@ func (h *Hub) keepalive(ctx context.Context) {
 	}
 }
 
+// watch hands c to the poller unless it was closed already (a failed
+// first write): adding a closed descriptor could register whichever new
+// connection reused its number under c's id.
+func (h *Hub) watch(c *Conn) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	return h.poller.add(c)
+}
+
 // closeConn sends a close frame with code and closes the socket.
 func (h *Hub) closeConn(c *Conn, code ws.StatusCode, reason string) {
 	c.mu.Lock()

@@ -67,6 +67,11 @@ func (b *backends) close() {
 	b.closers = nil
 }
 
+// redisPoolSize covers the hub's 64 workers, each waiting on one send
+// script at a time, plus fan-out, the batcher and REST; go-redis's default
+// (10 per CPU, 20 here) made workers queue for connections under load.
+const redisPoolSize = 128
+
 func (b *backends) openRedis(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.RedisURL == "" {
 		mr := miniredis.NewMiniRedis()
@@ -74,7 +79,7 @@ func (b *backends) openRedis(ctx context.Context, cfg Config, log *slog.Logger) 
 			return fmt.Errorf("embedded redis: %w", err)
 		}
 		b.closers = append(b.closers, mr.Close)
-		b.redis = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		b.redis = redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: redisPoolSize})
 		b.closers = append(b.closers, func() { _ = b.redis.Close() })
 		log.Info("redis: embedded (miniredis, in memory; gone when the node stops)", "addr", mr.Addr())
 		return nil
@@ -82,6 +87,9 @@ func (b *backends) openRedis(ctx context.Context, cfg Config, log *slog.Logger) 
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return &configError{"MOIM_REDIS_URL", err.Error()}
+	}
+	if opts.PoolSize == 0 {
+		opts.PoolSize = redisPoolSize
 	}
 	b.redis = redis.NewClient(opts)
 	b.closers = append(b.closers, func() { _ = b.redis.Close() })

@@ -46,7 +46,10 @@ func randomName(prefix string) string {
 
 // testConfig is a node's config wired to the test services, with every
 // resource (Redis prefix, database, data dir) private to this test.
-func testConfig(t *testing.T) Config {
+func testConfig(t *testing.T) Config { return benchConfig(t) }
+
+// benchConfig is testConfig for any testing.TB.
+func benchConfig(t testing.TB) Config {
 	t.Helper()
 	cfg := Config{
 		Addr:           "127.0.0.1:0",
@@ -78,7 +81,7 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
-func serviceURL(t *testing.T, env, what string) string {
+func serviceURL(t testing.TB, env, what string) string {
 	t.Helper()
 	v := os.Getenv(env)
 	if v == "" {
@@ -92,7 +95,7 @@ func serviceURL(t *testing.T, env, what string) string {
 
 // createDatabase makes a fresh database on the server in adminDSN and
 // returns a DSN for it; the database is dropped when the test ends.
-func createDatabase(t *testing.T, adminDSN string) string {
+func createDatabase(t testing.TB, adminDSN string) string {
 	t.Helper()
 	cfg, err := mysql.ParseDSN(adminDSN)
 	if err != nil {
@@ -123,7 +126,7 @@ func closeDB(db *gorm.DB) {
 	}
 }
 
-func dropRedisPrefix(t *testing.T, url, prefix string) {
+func dropRedisPrefix(t testing.TB, url, prefix string) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return
@@ -148,7 +151,10 @@ type testNode struct {
 }
 
 // startTestNode starts a node with cfg and stops it when the test ends.
-func startTestNode(t *testing.T, cfg Config) *testNode {
+func startTestNode(t *testing.T, cfg Config) *testNode { return startBenchNode(t, cfg) }
+
+// startBenchNode is startTestNode for any testing.TB.
+func startBenchNode(t testing.TB, cfg Config) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -180,7 +186,7 @@ func startTestNode(t *testing.T, cfg Config) *testNode {
 }
 
 // testWriter sends node logs to the test log, shown when a test fails.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))

@@ -48,7 +48,11 @@ type Batcher struct {
 	metrics *batcherMetrics
 	backlog atomic.Int64
 	oldest  atomic.Int64 // unix ms of the oldest unstored entry, 0 when none
+	stored  atomic.Int64
 }
+
+// Stored is how many messages this batcher has written.
+func (b *Batcher) Stored() int64 { return b.stored.Load() }
 
 // NewBatcher returns a batcher; Run starts it.
 func NewBatcher(cfg BatcherConfig, rdb redis.UniversalClient, keys rooms.Keys, st *Store, reg prometheus.Registerer, log *slog.Logger) *Batcher {
@@ -218,6 +222,7 @@ func (b *Batcher) flush(batch []redis.XStream) {
 			b.metrics.flush.Observe(time.Since(start).Seconds())
 			b.metrics.batch.Observe(float64(len(msgs)))
 			b.metrics.stored.Add(float64(len(msgs)))
+			b.stored.Add(int64(len(msgs)))
 			break
 		}
 		b.metrics.errors.Inc()

@@ -37,6 +37,8 @@ type client struct {
 	br   *bufio.Reader
 	wmu  sync.Mutex // sender workers and pong replies share the socket
 	dead atomic.Bool
+	// dropped: the connection ended during the stage, not by the stage
+	dropped atomic.Bool
 
 	buf   []byte           // frame payload, reused
 	frag  []byte           // a fragmented message being reassembled
@@ -47,8 +49,8 @@ type client struct {
 
 var errFrameTooBig = errors.New("server frame larger than 1 MiB")
 
-// readFrame reads one server frame (unmasked, but unmasked if masked) into
-// *buf without allocating once buf is big enough.
+// readFrame reads one server frame into *buf (unmasking it should the
+// server mask it), without allocating once buf is big enough.
 func readFrame(br *bufio.Reader, buf *[]byte) (fin bool, op ws.OpCode, payload []byte, err error) {
 	var hd [2]byte
 	if _, err = io.ReadFull(br, hd[:]); err != nil {
@@ -184,6 +186,7 @@ func (c *client) readLoop() {
 		if err != nil {
 			c.dead.Store(true)
 			if !c.st.closing.Load() {
+				c.dropped.Store(true)
 				c.st.errs.add("conn_lost")
 				c.st.logOnce("conn_lost", "user %s: connection lost: %v", c.acct.name, err)
 			}
@@ -198,6 +201,7 @@ func (c *client) readLoop() {
 		case ws.OpClose:
 			c.dead.Store(true)
 			if !c.st.closing.Load() {
+				c.dropped.Store(true)
 				code, reason := ws.ParseCloseFrameData(payload)
 				key := fmt.Sprintf("closed_%d", code)
 				c.st.errs.add(key)

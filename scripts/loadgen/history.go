@@ -122,8 +122,9 @@ func (lg *loadgen) readHistory(ctx context.Context, h *roomHistory, requests *at
 			if errors.As(err, &ae) && ae.status == http.StatusBadRequest {
 				if m := limitRE.FindStringSubmatch(ae.body); m != nil {
 					if n, _ := strconv.ParseInt(m[1], 10, 64); n > 0 && n < limit {
-						lg.historyLimit.CompareAndSwap(limit, n)
-						logf("history: the node caps limit at %d; paging by %d", n, n)
+						if lg.historyLimit.CompareAndSwap(limit, n) {
+							logf("history: the node caps limit at %d; paging by %d", n, n)
+						}
 						continue
 					}
 				}

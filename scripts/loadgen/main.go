@@ -19,9 +19,11 @@
 // Each stage signs up (or logs in: usernames are deterministic, -prefix
 // plus a five-digit number, so a second run reuses them) its users, makes
 // fresh rooms of -room-size users each (the first member creates the room
-// with the others as members), dials the WebSockets, waits -settle, sends
-// for -duration, waits up to -drain for stragglers, closes everything and
-// counts. Messages carry their send time (unix nanoseconds) in the body,
+// with the others as members), dials the WebSockets, sends one unmeasured
+// message into each new room (-warmup: a room's first message makes the
+// node restore its seq counter from the message store), waits -settle,
+// sends for -duration, waits up to -drain for stragglers, closes
+// everything and counts. Messages carry their send time (unix nanoseconds) in the body,
 // so latency is measured at every recipient, the sender included; the
 // generator and the node must share a clock (run them on one host).
 //
@@ -84,6 +86,7 @@ type options struct {
 	setupConc      int
 	senders        int
 	warmup         bool
+	warmupConc     int
 	historyCheck   bool
 	historyTimeout time.Duration
 	pids           []int
@@ -151,7 +154,8 @@ Flags:
 	setupConc := fs.Int("setup-concurrency", 64, "REST requests (sign-up, login, room creation, history) in flight at once")
 	senders := fs.Int("senders", 4*runtime.GOMAXPROCS(0), "writer goroutines the pacer hands sends to")
 	warmup := fs.Bool("warmup", true, "before measuring, send one message into each new room and wait for it (a room's first message makes the node restore its seq counter from the message store); reported apart. -warmup=false measures cold rooms")
-	historyCheck := fs.Bool("history-check", false, "after the drain, read every room's history (GET /api/rooms/{id}/messages?after=SEQ&limit=500) until every acked seq is there; reports how long that took and fails the stage if it never completes")
+	warmupConc := fs.Int("warmup-concurrency", 8, "rooms warmed up at once (each first message may make the node query the message store)")
+	historyCheck := fs.Bool("history-check", false, "after the drain, read every room's history (GET /api/rooms/{id}/messages?after=SEQ&limit=500, as the room's creator, paging from the last seq; a lower server cap on limit is followed) until every acked seq is there; reports how long that took and fails the stage if it never completes. The route serves a room's newest messages (about 1000) from Redis and older ones from the message store, so the store itself is only exercised for rooms that got more than that")
 	historyTimeout := fs.Duration("history-timeout", 60*time.Second, "how long -history-check polls for the history to become complete")
 	pids := fs.String("pid", "", "comma-separated PIDs on this host (e.g. the node and redis-server) whose CPU time (/proc/PID/stat) and peak VmRSS (/proc/PID/status, sampled every second) are reported per stage")
 	limits := fs.String("limits", "1000ms,2000ms", "delivery p99 limits for the verdicts, comma-separated; the exit code needs every stage to pass all of them")
@@ -165,7 +169,7 @@ Flags:
 		roomSize: *roomSize, duration: *duration, drain: *drain, settle: *settle,
 		prefix: *prefix, password: *password, bodySize: *bodySize, sources: *sources,
 		dialConc: *dialConc, setupConc: *setupConc, senders: *senders,
-		warmup: *warmup, historyCheck: *historyCheck, historyTimeout: *historyTimeout,
+		warmup: *warmup, warmupConc: *warmupConc, historyCheck: *historyCheck, historyTimeout: *historyTimeout,
 	}
 	base, err := url.Parse(strings.TrimSuffix(*rawURL, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
@@ -210,8 +214,8 @@ Flags:
 		return nil, errors.New("-body-size must be 0 to 4000")
 	case o.sources < 0 || o.sources > 1<<24-2:
 		return nil, errors.New("-sources must be 0 to 16777214")
-	case o.dialConc < 1 || o.setupConc < 1 || o.senders < 1:
-		return nil, errors.New("-dial-concurrency, -setup-concurrency and -senders must be positive")
+	case o.dialConc < 1 || o.setupConc < 1 || o.senders < 1 || o.warmupConc < 1:
+		return nil, errors.New("-dial-concurrency, -setup-concurrency, -warmup-concurrency and -senders must be positive")
 	}
 	maxUsers := 0
 	for _, s := range o.stages {
@@ -233,6 +237,10 @@ Flags:
 		}
 		if _, err := readProc(n); err != nil {
 			return nil, fmt.Errorf("-pid %d: %v", n, err)
+		}
+		switch name := procName(n); name {
+		case "bash", "sh", "dash", "zsh", "env", "go":
+			logf("WARNING: -pid %d is %q, not the node itself (a wrapper's PID?); its CPU and RSS are not the node's", n, name)
 		}
 		o.pids = append(o.pids, n)
 	}
@@ -354,6 +362,7 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	<-progressDone
 	st.closeAll()
 	res.Procs, res.LoadgenCPUS = watch.finish(st.delivered.Load())
+	res.Host = watch.host(res.Procs, res.LoadgenCPUS)
 	res.LoadgenCPUS = round2(res.LoadgenCPUS)
 	for i := range res.Procs {
 		res.Procs[i].CPUSeconds = round2(res.Procs[i].CPUSeconds)
@@ -363,7 +372,9 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	st.evaluate(res, acked)
 	res.Sent, res.Acked, res.NotSent = st.sent.Load(), st.acked.Load(), st.notSent.Load()
 	res.Received, res.Foreign = st.delivered.Load(), st.foreign.Load()
-	res.AchievedRate = round2(float64(res.Sent) / o.duration.Seconds())
+	// The window is the whole duration unless an interrupt cut it short.
+	window := min(o.duration, st.sendEndTime().Sub(st.sendStart))
+	res.AchievedRate = round2(float64(res.Sent) / max(window.Seconds(), 1e-3))
 	if ctx.Err() != nil {
 		res.Failure = "interrupted"
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,30 @@ func readProc(pid int) (procSample, error) {
 	return s, nil
 }
 
+// hostCPU reads the aggregate line of /proc/stat: busy and total ticks.
+func hostCPU() (busy, total int64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %q: %v", line, err)
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total, nil
+}
+
 // procName is the command name of pid, for the report.
 func procName(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
@@ -97,8 +122,10 @@ type procWatch struct {
 	peak  []int64
 	errs  []error
 	self  procSample
-	stop  chan struct{}
-	done  chan struct{}
+	// host CPU ticks at the start, to tell how busy the machine was
+	hostBusy, hostTotal int64
+	stop                chan struct{}
+	done                chan struct{}
 }
 
 func startProcWatch(pids []int) *procWatch {
@@ -111,6 +138,7 @@ func startProcWatch(pids []int) *procWatch {
 		w.peak[i] = w.start[i].rssKiB
 	}
 	w.self, _ = readProc(0)
+	w.hostBusy, w.hostTotal, _ = hostCPU()
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(time.Second)
@@ -143,6 +171,32 @@ func (w *procWatch) sample() []procSample {
 		w.peak[i] = max(w.peak[i], s.rssKiB)
 	}
 	return out
+}
+
+// hostUsage is how busy the whole machine was during a stage: a run
+// that shares its host with other work measures that work too.
+type hostUsage struct {
+	Cores       int     `json:"cores"`
+	BusyPercent float64 `json:"busy_percent"` // of all cores
+	// OtherCPUS is CPU time used by processes other than the -pid ones
+	// and the generator, in core-seconds.
+	OtherCPUS float64 `json:"other_cpu_seconds"`
+}
+
+// host reports the machine's load over the stage; call after finish.
+func (w *procWatch) host(procs []procResult, selfCPU float64) hostUsage {
+	busy, total, err := hostCPU()
+	if err != nil || total <= w.hostTotal {
+		return hostUsage{}
+	}
+	cores := runtime.NumCPU()
+	u := hostUsage{Cores: cores, BusyPercent: round2(float64(busy-w.hostBusy) / float64(total-w.hostTotal) * 100)}
+	other := float64(busy-w.hostBusy)/clockTicks - selfCPU
+	for _, p := range procs {
+		other -= p.CPUSeconds
+	}
+	u.OtherCPUS = round2(max(0, other))
+	return u
 }
 
 // finish takes the end samples; received scales CPU-ms per 1000

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -372,5 +371,3 @@ func raiseNoFile(need int) {
 		logf("RLIMIT_NOFILE is %d", lim.Cur)
 	}
 }
-
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }

@@ -177,6 +177,17 @@ loop:
 			}
 		}
 	}
+	// The last ticks may coalesce with the end: hand out what was due by
+	// then, unless that is a backlog the grace period cannot absorb.
+	if ctx.Err() == nil && total-issued <= int64(st.spec.rate/100)+1 {
+		for ; issued < total; issued++ {
+			c := pick()
+			if c == nil {
+				break
+			}
+			jobs <- c
+		}
+	}
 	// Due but never handed out counts as not sent too.
 	if due := min(total, int64(time.Since(start).Seconds()*st.spec.rate)+1); due > issued {
 		st.notSent.Add(due - issued)
@@ -274,6 +285,9 @@ func (st *stage) evaluate(res *result, acked map[*room][]int64) {
 				switch n := m.count(s); {
 				case n == 0:
 					res.Lost++
+					if m.dropped.Load() {
+						res.LostDropped++
+					}
 				case n > 1:
 					res.Duplicates += int64(n - 1)
 				}

@@ -202,10 +202,13 @@ type result struct {
 	Acked   int64 `json:"acked"`
 	// Expected is every acked message times its room's members: each
 	// member's one connection, the sender's own included.
-	Expected   int64 `json:"expected_deliveries"`
-	Received   int64 `json:"received_deliveries"`
-	Lost       int64 `json:"lost"`
-	Duplicates int64 `json:"duplicates"`
+	Expected int64 `json:"expected_deliveries"`
+	Received int64 `json:"received_deliveries"`
+	Lost     int64 `json:"lost"`
+	// LostDropped is the part of Lost owed to connections that ended
+	// during the stage (conn_lost, closed_NNNN errors).
+	LostDropped int64 `json:"lost_to_dropped_connections"`
+	Duplicates  int64 `json:"duplicates"`
 	// UnackedReceived counts deliveries of messages whose ack never came.
 	UnackedReceived int64 `json:"unacked_received"`
 	// Foreign counts msg frames for rooms outside this stage (ignored).
@@ -219,6 +222,7 @@ type result struct {
 	Procs       []procResult      `json:"procs,omitempty"`
 	// LoadgenCPUS is the generator's own CPU time over the same window.
 	LoadgenCPUS float64        `json:"loadgen_cpu_seconds"`
+	Host        hostUsage      `json:"host"`
 	Warmup      *warmupResult  `json:"warmup,omitempty"`
 	History     *historyResult `json:"history,omitempty"`
 	SetupS      float64        `json:"setup_seconds"`
@@ -267,7 +271,11 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 	fmt.Fprintf(tw, "acked\t%d\n", r.Acked)
 	fmt.Fprintf(tw, "expected deliveries\t%d\n", r.Expected)
 	fmt.Fprintf(tw, "received deliveries\t%d\n", r.Received)
-	fmt.Fprintf(tw, "lost\t%d\n", r.Lost)
+	if r.LostDropped > 0 {
+		fmt.Fprintf(tw, "lost\t%d (%d of them to connections that ended during the stage)\n", r.Lost, r.LostDropped)
+	} else {
+		fmt.Fprintf(tw, "lost\t%d\n", r.Lost)
+	}
 	fmt.Fprintf(tw, "duplicates\t%d\n", r.Duplicates)
 	if r.UnackedReceived > 0 || r.Foreign > 0 {
 		fmt.Fprintf(tw, "other deliveries\t%d of unacked messages, %d for other rooms\n", r.UnackedReceived, r.Foreign)
@@ -285,6 +293,13 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 			p.PID, p.Name, p.CPUSeconds, p.CPUPercent, p.CPUMsPer1000, float64(p.PeakRSSKiB)/1024)
 	}
 	fmt.Fprintf(tw, "loadgen CPU\t%.2fs\n", r.LoadgenCPUS)
+	if h := r.Host; h.Cores > 0 {
+		note := ""
+		if len(r.Procs) > 0 && h.OtherCPUS > 0.1*r.DurationS {
+			note = "  (other work shared the host: figures may be skewed)"
+		}
+		fmt.Fprintf(tw, "host CPU\t%.0f%% busy of %d cores; %.1f core-seconds outside the generator and -pid processes%s\n", h.BusyPercent, h.Cores, h.OtherCPUS, note)
+	}
 	if h := r.History; h != nil {
 		switch {
 		case h.Error != "":

@@ -31,7 +31,7 @@ func (lg *loadgen) warmup(ctx context.Context, st *stage) *warmupResult {
 	start := time.Now()
 	res := &warmupResult{Rooms: len(st.rooms)}
 	var acked, attempts, expected atomic.Int64
-	_, _ = parallel(ctx, len(st.rooms), lg.o.setupConc, func(i int) error {
+	_, _ = parallel(ctx, len(st.rooms), lg.o.warmupConc, func(i int) error {
 		r := st.rooms[i]
 		c := r.members[0]
 		cid := warmCID + strconv.FormatInt(time.Now().UnixNano(), 10) + "-" + strconv.Itoa(i)

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"moim/store"
+)
+
+// BenchmarkStoredPerMinute pushes messages through the real send path
+// (the hub's script into Redis Streams) from many goroutines and reports
+// how many the batcher stores per minute, end to end, and how long the
+// last message waited in Redis. Run it with -benchtime 1x:
+//
+//	go test -run '^$' -bench StoredPerMinute -benchtime 1x ./server
+func BenchmarkStoredPerMinute(b *testing.B) {
+	const total, producers, rooms = 20000, 32, 100
+	for i := 0; i < b.N; i++ {
+		cfg := benchConfig(b)
+		n := startBenchNode(b, cfg)
+		ctx := context.Background()
+		st, err := store.Open(ctx, n.backends.mdb)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids := make([]int64, rooms)
+		for r := range ids {
+			ids[r] = int64(r + 1)
+			if err := n.backends.redis.Set(ctx, fmt.Sprintf("%s:{%d}:room:%d:seq", cfg.RedisPrefix, int(ids[r])%cfg.StreamShards, ids[r]), 0, 0).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for p := 0; p < producers; p++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := p; k < total; k += producers {
+					room := ids[k%rooms]
+					seq, err := n.hub.Post(ctx, room, "system", "benchmark message with a body of about sixty bytes, 한글 포함", fmt.Sprint("b", k))
+					if seq == 0 && err == nil {
+						b.Errorf("post %d: no seq", k)
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		accepted := time.Since(start)
+		for n.batcher.Stored() < total {
+			if time.Since(start) > 5*time.Minute {
+				b.Fatalf("only %d of %d stored after 5 minutes", n.batcher.Stored(), total)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		all := time.Since(start)
+		b.ReportMetric(float64(total)/all.Minutes(), "stored/min")
+		b.ReportMetric(float64(total)/accepted.Minutes(), "accepted/min")
+		b.ReportMetric((all-accepted).Seconds()*1000, "ms-drain-after-last-accept")
+		var stored int64
+		for _, r := range ids {
+			c, err := st.Count(ctx, r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			stored += c
+		}
+		if stored != total {
+			b.Fatalf("the store holds %d messages, want %d", stored, total)
+		}
+		n.stop()
+	}
+}
