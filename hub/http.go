@@ -96,11 +96,16 @@ func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, name string, roomIDs [
 		_ = tcp.Close()
 		return
 	}
+	// "ready" goes out before the connection joins its rooms, so it is the
+	// first frame; what is published in between reaches the client through
+	// the sync it sends after "ready", which is read only after the join.
+	c.write(textFrame(encode(readyEvent{Type: "ready", User: uid, Node: h.cfg.NodeID})))
 	first, err := h.register(c, roomIDs)
 	if err != nil {
 		h.log.Warn("subscribe on connect", "user", uid, "err", err)
+		h.closeConn(c, ws.StatusInternalServerError, "could not join your rooms; reconnect")
+		return
 	}
-	c.write(textFrame(encode(readyEvent{Type: "ready", User: uid, Node: h.cfg.NodeID})))
 	if first {
 		rooms := make(map[int64]struct{}, len(roomIDs))
 		for _, r := range roomIDs {

@@ -1,0 +1,32 @@
+//go:build !linux
+
+package hub
+
+// poller, off Linux, gives each connection a goroutine that reads and
+// handles frames; it keeps the hub working where epoll does not exist.
+type poller struct {
+	handle func(*Conn)
+}
+
+func newPoller(_ int, handle func(*Conn)) (*poller, error) {
+	return &poller{handle: handle}, nil
+}
+
+func (p *poller) add(c *Conn) error {
+	go func() {
+		for {
+			c.mu.Lock()
+			closed := c.closed
+			c.mu.Unlock()
+			if closed {
+				return
+			}
+			p.handle(c)
+		}
+	}()
+	return nil
+}
+
+func (p *poller) rearm(*Conn) error { return nil }
+func (p *poller) remove(*Conn)      {}
+func (p *poller) close()            {}
