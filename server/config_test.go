@@ -103,6 +103,7 @@ func TestEmbeddedNodeKeepsDataAcrossRestart(t *testing.T) {
 	room := alice.createRoom(map[string]any{"name": "Running club", "member_ids": []int64{bob.id}})
 	var me struct{ Username string }
 	alice.must(200, "GET", "/api/me", nil, &me)
+	alice.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "keep", "body": "저장되나요?"}, nil)
 	first.stop()
 
 	secret, err := os.ReadFile(filepath.Join(dir, "jwt-secret"))
@@ -117,8 +118,19 @@ func TestEmbeddedNodeKeepsDataAcrossRestart(t *testing.T) {
 	if alice.myRoles()[room.ID] != "owner" || bob.myRoles()[room.ID] != "member" {
 		t.Fatal("the room did not survive the restart")
 	}
-	// The embedded Redis starts empty; the membership mirror is rebuilt.
+	// The embedded Redis starts empty; the membership mirror is rebuilt,
+	// and the message written before the stop comes from the store.
 	second.mirrored(t, room.ID, map[int64]bool{alice.id: true, bob.id: true})
+	var l messageList
+	bob.must(200, "GET", urlf("/api/rooms/%d/messages", room.ID), nil, &l)
+	if len(l.Messages) != 1 || l.Messages[0].Body != "저장되나요?" || l.Messages[0].Seq != 1 {
+		t.Fatalf("history after restart: %+v", l.Messages)
+	}
+	var ack struct{ Seq int64 }
+	alice.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "next", "body": "next"}, &ack)
+	if ack.Seq != 2 {
+		t.Fatalf("the first message after a restart got seq %d, want 2", ack.Seq)
+	}
 }
 
 func TestMirrorIsRebuiltWhenRedisLosesIt(t *testing.T) {

@@ -129,7 +129,14 @@ func (b *Batcher) Run(ctx context.Context) error {
 			b.sleep(ctx, time.Second)
 		}
 	}
-	return nil
+	// Shutting down: the hub has stopped accepting, so store what is left
+	// (an embedded Redis forgets it on exit).
+	for {
+		n, err := b.round(context.Background(), streams, ">")
+		if err != nil || n == 0 {
+			return nil
+		}
+	}
 }
 
 // round reads one batch from every shard (new entries with ">", this
