@@ -101,9 +101,5 @@ func closeFrame(code ws.StatusCode, reason string) []byte {
 	return compile(ws.OpClose, ws.NewCloseFrameBody(code, reason))
 }
 
-// Frames the hub sends often are compiled once.
-var (
-	pingFrame        = compile(ws.OpPing, nil)
-	goingAwayFrame   = closeFrame(ws.StatusGoingAway, "node shutting down")
-	closeNormalFrame = closeFrame(ws.StatusNormalClosure, "")
-)
+// pingFrame is compiled once; keepalive sends it to every connection.
+var pingFrame = compile(ws.OpPing, nil)

@@ -430,18 +430,22 @@ func (h *Hub) deliver(events <-chan event) {
 	}
 }
 
-func acceptedAt(payload []byte) int64 {
-	i := bytes.Index(payload, tsField)
+func acceptedAt(payload []byte) int64 { return intField(payload, tsField) }
+
+// intField reads the first integer after field (`"seq":`) in an encoded
+// event without decoding all of it; 0 when absent.
+func intField(payload, field []byte) int64 {
+	i := bytes.Index(payload, field)
 	if i < 0 {
 		return 0
 	}
-	rest := payload[i+len(tsField):]
+	rest := payload[i+len(field):]
 	j := 0
 	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
 		j++
 	}
-	ts, _ := strconv.ParseInt(string(rest[:j]), 10, 64)
-	return ts
+	n, _ := strconv.ParseInt(string(rest[:j]), 10, 64)
+	return n
 }
 
 // keepalive pings every connection and closes the silent ones.
@@ -854,20 +858,8 @@ func (h *Hub) tombstones(ctx context.Context, room int64, msgs [][]byte) ([][]by
 
 var seqField = []byte(`"seq":`)
 
-// seqOf reads the seq of an encoded msg without decoding all of it.
-func seqOf(msg []byte) int64 {
-	i := bytes.Index(msg, seqField)
-	if i < 0 {
-		return 0
-	}
-	rest := msg[i+len(seqField):]
-	j := 0
-	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
-		j++
-	}
-	n, _ := strconv.ParseInt(string(rest[:j]), 10, 64)
-	return n
-}
+// seqOf reads the seq of an encoded msg.
+func seqOf(msg []byte) int64 { return intField(msg, seqField) }
 
 func (h *Hub) read(c *Conn, in *inbound) {
 	if in.Room <= 0 || in.Seq <= 0 {
