@@ -40,6 +40,7 @@ type Broker struct {
 	recentLen int
 	dedupeTTL time.Duration
 	ps        *redis.PubSub
+	reqs      chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
 }
 
 func newBroker(rdb redis.UniversalClient, keys rooms.Keys, recentLen int) *Broker {
@@ -69,11 +70,12 @@ var (
 	errNoSeq     = errors.New("hub: room seq counter missing")
 )
 
-// Accept runs the send script once: one Redis round trip per message.
+// Accept runs the send script once: one Redis round trip per message, shared
+// with whatever other sends are in flight.
 func (b *Broker) Accept(ctx context.Context, d *Draft) (Accepted, error) {
 	keys := []string{b.keys.Members(d.Room), b.keys.Seq(d.Room), b.keys.Dedupe(d.Room, d.From, d.CID), b.keys.Recent(d.Room), b.keys.Persist(b.keys.Shard(d.Room))}
-	res, err := sendScript.Run(ctx, b.rdb, keys,
-		d.From, d.Head, d.Tail, b.recentLen, int(b.dedupeTTL.Seconds()), b.keys.Channel(d.Room), d.Room, d.TS).StringSlice()
+	res, err := b.runSend(ctx, keys,
+		d.From, d.Head, d.Tail, b.recentLen, int(b.dedupeTTL.Seconds()), b.keys.Channel(d.Room), d.Room, d.TS)
 	if err != nil {
 		return Accepted{}, fmt.Errorf("hub: send script for room %d: %w", d.Room, err)
 	}
