@@ -340,3 +340,44 @@ func metricValue(t *testing.T, n *testNode, name string) float64 {
 	t.Fatalf("metric %s not found", name)
 	return 0
 }
+
+// TestBatcherCarriesOnAfterRedisRestarts restarts Redis (append-only, so
+// it keeps its data) between batches: the batcher reconnects and stores
+// what comes after.
+func TestBatcherCarriesOnAfterRedisRestarts(t *testing.T) {
+	port, dir := freePort(t), t.TempDir()
+	stopRedis := startRedis(t, port, dir)
+	cfg := testConfig(t)
+	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	n := startTestNode(t, cfg)
+	alice := n.user(t, "Alice")
+	room := alice.createRoom(map[string]any{"name": "Club"})
+	send := func(from, to int) {
+		for i := from; i <= to; i++ {
+			alice.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": fmt.Sprint("r", i), "body": fmt.Sprint("message ", i)}, nil)
+		}
+	}
+	send(1, 100)
+	waitStored(t, n, room.ID, 100)
+
+	stopRedis()
+	startRedis(t, port, dir)
+	deadline := time.Now().Add(15 * time.Second)
+	for { // the first request after the restart may meet a dead pooled connection
+		status, _ := alice.raw("POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "r101", "body": "message 101"})
+		if status == 201 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sends still fail after Redis came back: %d", status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	send(102, 200)
+	waitStored(t, n, room.ID, 200)
+	var l messageList
+	alice.must(200, "GET", urlf("/api/rooms/%d/messages?after=95&limit=10", room.ID), nil, &l)
+	if s := seqs(l.Messages); len(s) != 10 || s[0] != 96 || s[9] != 105 {
+		t.Fatalf("seqs across the restart: %v", s)
+	}
+}

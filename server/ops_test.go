@@ -1,6 +1,7 @@
 package main
 
 import (
+	"sync"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -115,34 +116,14 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 // TestReadyzNamesTheBackendThatIsDown runs a node on its own redis-server
 // process, kills it, and expects /readyz to say Redis is the problem.
 func TestReadyzNamesTheBackendThatIsDown(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if inCI {
-			t.Fatal("CI=true but redis-server is not installed")
-		}
-		t.Skip("redis-server not installed")
-	}
 	port := freePort(t)
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	waitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
+	stopRedis := startRedis(t, port, t.TempDir())
 	cfg := testConfig(t)
 	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	n := startTestNode(t, cfg)
 	n.anon(t).must(200, "GET", "/readyz", nil, nil)
 
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	killed = true
+	stopRedis()
 	var body struct {
 		Error  struct{ Code, Message string }
 		Checks map[string]string
@@ -153,6 +134,33 @@ func TestReadyzNamesTheBackendThatIsDown(t *testing.T) {
 	}
 	// A request that needs Redis gets a 503, not a 500.
 	n.anon(t).fails(503, "unavailable", "POST", "/api/auth/login", map[string]any{"username": "someone", "password": "password1"})
+}
+
+// startRedis runs a private redis-server on port with its files in dir
+// (append-only on, so a restart keeps the data) until stop is called.
+func startRedis(t *testing.T, port int, dir string) (stop func()) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if inCI {
+			t.Fatal("CI=true but redis-server is not installed")
+		}
+		t.Skip("redis-server not installed")
+	}
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", dir, "--save", "", "--appendonly", "yes")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	waitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
+	return stop
 }
 
 func freePort(t *testing.T) int {
