@@ -35,8 +35,8 @@ func (n *node) checks() []check {
 	cs := n.backends.checks()
 	if n.batcher != nil {
 		cs = append(cs, check{"batcher", func(context.Context) error {
-			n, age := n.batcher.Backlog()
-			return backlogInfo{n, age}
+			count, age := n.batcher.Backlog()
+			return backlogInfo{count, age}
 		}, true})
 	}
 	return cs
