@@ -216,19 +216,8 @@ func (n *testNode) user(t *testing.T, name string) *client {
 	return c
 }
 
-// do sends body (JSON-encoded unless it is a string or []byte) and decodes
-// the reply into out when out is non-nil.
-func (c *client) do(method, path string, body any, out any) int {
-	c.t.Helper()
-	status, raw := c.raw(method, path, body)
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			c.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
-		}
-	}
-	return status
-}
-
+// raw sends body (JSON-encoded unless it is a string or []byte) and
+// returns the status and the reply.
 func (c *client) raw(method, path string, body any) (int, []byte) {
 	c.t.Helper()
 	var r io.Reader
