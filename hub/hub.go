@@ -744,9 +744,14 @@ func (h *Hub) accept(d *Draft) (Accepted, error) {
 }
 
 // Post publishes a server-side message (kind system or fee) into a room
-// through the same path as a member's message. idem makes retries safe.
-func (h *Hub) Post(ctx context.Context, room int64, kind, body, idem string) (int64, error) {
+// through the same path as a member's message; idem makes retries safe and
+// fee, when not nil, is carried as the message's structured "fee" field.
+func (h *Hub) Post(ctx context.Context, room int64, kind, body, idem string, fee json.RawMessage) (int64, error) {
 	d := draft(room, 0, "", body, idem, kind, 0, time.Now().UnixMilli())
+	if fee != nil {
+		d.Tail = append(d.Tail[:len(d.Tail)-1], `,"fee":`...)
+		d.Tail = append(append(d.Tail, fee...), '}')
+	}
 	acc, err := h.accept(d)
 	return acc.Seq, err
 }

@@ -67,6 +67,9 @@ type Config struct {
 	// MirrorCheck is how often a node checks that Redis still holds the
 	// membership mirror. Default 5s.
 	MirrorCheck time.Duration
+	// MaxAmount caps one money transfer, in won. Default 100,000,000
+	// (1억): far above club dues, low enough to stop a typo's extra zeros.
+	MaxAmount int64
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// StartupTimeout bounds how long start-up retries an unreachable
@@ -98,6 +101,7 @@ var settings = []setting{
 	{"MOIM_ROLES", "roles", "api,hub,batcher", "what this node runs: any of api, hub, batcher"},
 	{"MOIM_CLAIM_IDLE", "claim-idle", "30s", "how long a batcher's unstored entries wait before another batcher claims them"},
 	{"MOIM_MIRROR_CHECK", "mirror-check", "5s", "how often to check Redis still holds the membership mirror"},
+	{"MOIM_MAX_AMOUNT", "max-amount", "100000000", "largest single money transfer, in won"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
 }
@@ -152,6 +156,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	if cfg.MirrorCheck, err = positiveDuration("MOIM_MIRROR_CHECK", get("MOIM_MIRROR_CHECK")); err != nil {
 		return Config{}, err
+	}
+	cfg.MaxAmount, err = strconv.ParseInt(get("MOIM_MAX_AMOUNT"), 10, 64)
+	if err != nil || cfg.MaxAmount < 1 {
+		return Config{}, &configError{"MOIM_MAX_AMOUNT", "must be a positive whole number of won"}
 	}
 	cfg.BcryptCost, err = strconv.Atoi(get("MOIM_BCRYPT_COST"))
 	if err != nil || cfg.BcryptCost < 4 || cfg.BcryptCost > 31 {

@@ -65,6 +65,7 @@ func benchConfig(t testing.TB) Config {
 		Roles:          []string{"api", "hub", "batcher"},
 		ClaimIdle:      30 * time.Second,
 		MirrorCheck:    200 * time.Millisecond,
+		MaxAmount:      100_000_000,
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
 	}
@@ -207,7 +208,7 @@ func (n *testNode) anon(t *testing.T) *client { return &client{t: t, base: n.url
 func (n *testNode) user(t *testing.T, name string) *client {
 	t.Helper()
 	c := n.anon(t)
-	username := strings.ToLower(name) + "_" + randomName("")[:6]
+	username := "u_" + randomName("")
 	var u struct{ ID int64 }
 	c.must(201, "POST", "/api/auth/signup", map[string]any{"username": username, "password": "password1", "display_name": name}, &u)
 	var login struct{ Token string }

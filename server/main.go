@@ -22,6 +22,7 @@ import (
 
 	"moim/accounts"
 	"moim/api"
+	"moim/fees"
 	"moim/hub"
 	"moim/rooms"
 	"moim/store"
@@ -81,6 +82,7 @@ type node struct {
 	// stopBatcher ends the batcher after it stored what it had read.
 	stopBatcher func()
 	stopWatch   func()
+	stopRelay   func()
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -111,6 +113,10 @@ func (n *node) build(ctx context.Context) error {
 	keys := rooms.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards}
 	rms := rooms.New(n.backends.sql, rooms.NewMirror(n.backends.redis, keys), n.cfg.BcryptCost)
 	if err := acc.Migrate(); err != nil {
+		return err
+	}
+	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount)
+	if err := money.Migrate(); err != nil {
 		return err
 	}
 	if err := rms.Migrate(); err != nil {
@@ -149,6 +155,7 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	rms.OnChange(n.hub.MembershipChanged)
+	n.runRelay(money)
 	app := fiber.New(fiber.Config{
 		AppName:               "moim",
 		BodyLimit:             64 << 10,
@@ -167,6 +174,7 @@ func (n *node) build(ctx context.Context) error {
 		rms.Routes(r, auth)
 		r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
 		n.hub.MessageRoutes(r, auth, accounts.UserID)
+		money.Routes(r, auth, accounts.UserID)
 	}
 	if n.cfg.hasRole("hub") {
 		app.Get("/ws", auth, n.hub.Handler(accounts.UserID))
@@ -189,6 +197,11 @@ func (d directory) DisplayName(ctx context.Context, userID int64) (string, error
 		return "", err
 	}
 	return u.DisplayName, nil
+}
+
+func (d directory) Role(ctx context.Context, roomID, userID int64) (string, error) {
+	role, _, err := d.rms.Role(ctx, roomID, userID)
+	return role, err
 }
 
 func (d directory) IsAdmin(ctx context.Context, roomID, userID int64) (bool, error) {
@@ -247,6 +260,17 @@ func (n *node) watchMirror(m *rooms.Mirror) {
 	n.stopWatch = func() { stop(); <-done }
 }
 
+// runRelay announces committed fee events in their rooms until close.
+func (n *node) runRelay(money *fees.Fees) {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		money.Relay(ctx, n.hub, n.log)
+	}()
+	n.stopRelay = func() { stop(); <-done }
+}
+
 // serve answers on ln until ctx ends, then shuts down gracefully.
 func (n *node) serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
@@ -256,7 +280,11 @@ func (n *node) serve(ctx context.Context, ln net.Listener) error {
 	case err = <-errc:
 	case <-ctx.Done():
 		n.log.Info("shutting down")
-		err = n.app.ShutdownWithTimeout(10 * time.Second)
+		// Past the timeout, connections still open (clients holding
+		// keep-alives) are cut by closing the node; that is not a failure.
+		if err := n.app.ShutdownWithTimeout(10 * time.Second); err != nil {
+			n.log.Warn("HTTP connections still open after 10s; closing them", "err", err)
+		}
 	}
 	n.close()
 	return err
@@ -264,6 +292,9 @@ func (n *node) serve(ctx context.Context, ln net.Listener) error {
 
 // close says goodbye (1001) to WebSocket clients, then closes backends.
 func (n *node) close() {
+	if n.stopRelay != nil {
+		n.stopRelay()
+	}
 	if n.hub != nil {
 		n.hub.Close()
 	}

@@ -180,3 +180,26 @@ func (w *wsClient) closeCode() ws.StatusCode {
 		}
 	}
 }
+
+// readRaw reads the next text frame's bytes, answering pings.
+func (w *wsClient) readRaw() ([]byte, error) {
+	for {
+		h, err := ws.ReadHeader(w.rw)
+		if err != nil {
+			return nil, err
+		}
+		payload := make([]byte, h.Length)
+		if _, err := io.ReadFull(w.rw, payload); err != nil {
+			return nil, err
+		}
+		switch h.OpCode {
+		case ws.OpText:
+			return payload, nil
+		case ws.OpClose:
+			code, _ := ws.ParseCloseFrameData(payload)
+			return nil, closedError{code}
+		}
+	}
+}
+
+func deadlineIn(seconds int) time.Time { return time.Now().Add(time.Duration(seconds) * time.Second) }

@@ -29,6 +29,8 @@ type Message struct {
 	ReplyTo int64  `bson:"reply_to,omitempty" json:"reply_to,omitempty"`
 	Kind    string `bson:"kind" json:"kind"`
 	Deleted bool   `bson:"deleted,omitempty" json:"deleted,omitempty"`
+	// Fee holds a fee event's structured fields (kind "fee").
+	Fee map[string]any `bson:"fee,omitempty" json:"fee,omitempty"`
 }
 
 // Store is the messages collection.

@@ -1,0 +1,227 @@
+package fees
+
+import (
+	"bytes"
+	"encoding/csv"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"moim/api"
+)
+
+// Routes registers the fees routes under r (mounted at /api); all need a
+// token. userID reads the authenticated caller.
+func (f *Fees) Routes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx) int64) {
+	h := &handlers{f: f, user: userID}
+	r.Get("/wallet", auth, h.wallet)
+	r.Get("/wallet/transactions", auth, h.walletLines)
+	r.Post("/wallet/deposit", auth, h.deposit)
+	r.Post("/rooms/:id/fund", auth, h.openFund)
+	r.Get("/rooms/:id/fund", auth, h.fund)
+	r.Post("/rooms/:id/fund/pay", auth, h.pay)
+	r.Post("/rooms/:id/fund/spend", auth, h.spend)
+	r.Post("/rooms/:id/fund/refund", auth, h.refund)
+	r.Get("/rooms/:id/fund/ledger", auth, h.ledger)
+}
+
+type handlers struct {
+	f    *Fees
+	user func(*fiber.Ctx) int64
+}
+
+// transferView is a transfer as the API returns it.
+type transferView struct {
+	ID        int64     `json:"id"`
+	Kind      string    `json:"kind"`
+	Amount    int64     `json:"amount"`
+	RoomID    int64     `json:"room_id,omitempty"`
+	MemberID  int64     `json:"member_id,omitempty"`
+	Period    string    `json:"period,omitempty"`
+	Memo      string    `json:"memo,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// done answers a transfer: 201 when it happened now, 200 for a repeat.
+func done(c *fiber.Ctx, t *Transfer, err error) error {
+	if err != nil {
+		return err
+	}
+	status := fiber.StatusCreated
+	if t.Replayed {
+		status = fiber.StatusOK
+	}
+	return c.Status(status).JSON(transferView{ID: t.ID, Kind: t.Kind, Amount: t.Amount, RoomID: t.RoomID,
+		MemberID: t.MemberID, Period: t.Period, Memo: t.Memo, CreatedAt: t.CreatedAt})
+}
+
+type moneyReq struct {
+	Amount         int64  `json:"amount"`
+	IdempotencyKey string `json:"idempotency_key"`
+	Period         string `json:"period"`
+	Memo           string `json:"memo"`
+	UserID         int64  `json:"user_id"`
+}
+
+func (h *handlers) wallet(c *fiber.Ctx) error {
+	w, _, err := h.f.WalletOf(c.UserContext(), h.user(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(w)
+}
+
+func (h *handlers) walletLines(c *fiber.Ctx) error {
+	_, a, err := h.f.WalletOf(c.UserContext(), h.user(c))
+	if err != nil {
+		return err
+	}
+	return h.page(c, a.ID, "transactions")
+}
+
+func (h *handlers) deposit(c *fiber.Ctx) error {
+	var req struct {
+		Amount         int64  `json:"amount"`
+		IdempotencyKey string `json:"idempotency_key"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	t, err := h.f.Deposit(c.UserContext(), h.user(c), req.Amount, req.IdempotencyKey)
+	return done(c, t, err)
+}
+
+func (h *handlers) openFund(c *fiber.Ctx) error {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Currency string `json:"currency"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	if _, err := h.f.OpenFund(c.UserContext(), room, h.user(c), req.Currency); err != nil {
+		return err
+	}
+	fund, _, err := h.f.FundOf(c.UserContext(), room, h.user(c))
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fund)
+}
+
+func (h *handlers) fund(c *fiber.Ctx) error {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	fund, _, err := h.f.FundOf(c.UserContext(), room, h.user(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fund)
+}
+
+// roomMoney reads the room id and a money request body.
+func roomMoney(c *fiber.Ctx) (int64, *moneyReq, error) {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return 0, nil, err
+	}
+	var req moneyReq
+	if err := api.Decode(c, &req); err != nil {
+		return 0, nil, err
+	}
+	return room, &req, nil
+}
+
+func (h *handlers) pay(c *fiber.Ctx) error {
+	room, req, err := roomMoney(c)
+	if err != nil {
+		return err
+	}
+	t, err := h.f.Pay(c.UserContext(), room, h.user(c), req.Amount, req.Period, req.IdempotencyKey)
+	return done(c, t, err)
+}
+
+func (h *handlers) spend(c *fiber.Ctx) error {
+	room, req, err := roomMoney(c)
+	if err != nil {
+		return err
+	}
+	t, err := h.f.Spend(c.UserContext(), room, h.user(c), req.Amount, req.Memo, req.IdempotencyKey)
+	return done(c, t, err)
+}
+
+func (h *handlers) refund(c *fiber.Ctx) error {
+	room, req, err := roomMoney(c)
+	if err != nil {
+		return err
+	}
+	if req.UserID <= 0 {
+		return api.Validation("user_id must name the member to refund")
+	}
+	t, err := h.f.Refund(c.UserContext(), room, h.user(c), req.UserID, req.Amount, req.Memo, req.IdempotencyKey)
+	return done(c, t, err)
+}
+
+func (h *handlers) ledger(c *fiber.Ctx) error {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	_, a, err := h.f.FundOf(c.UserContext(), room, h.user(c))
+	if err != nil {
+		return err
+	}
+	if c.Query("format") == "csv" {
+		return h.csv(c, a.ID, room)
+	}
+	return h.page(c, a.ID, "entries")
+}
+
+// page answers {"<field>":[…],"next_cursor":"…"} for an account.
+func (h *handlers) page(c *fiber.Ctx, account int64, field string) error {
+	limit, err := api.Limit(c, 50, 200)
+	if err != nil {
+		return err
+	}
+	cursor, err := api.Cursor(c)
+	if err != nil {
+		return err
+	}
+	lines, err := h.f.lines(c.UserContext(), account, cursor, limit+1)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(lines) > limit {
+		lines = lines[:limit]
+		next = strconv.FormatInt(lines[limit-1].ID, 10)
+	}
+	return c.JSON(fiber.Map{field: lines, "next_cursor": next})
+}
+
+// csv exports the whole ledger; the BOM makes spreadsheets read Korean
+// text as UTF-8.
+func (h *handlers) csv(c *fiber.Ctx, account, room int64) error {
+	lines, err := h.f.lines(c.UserContext(), account, 0, 0)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	buf.WriteString("\ufeff")
+	w := csv.NewWriter(&buf)
+	_ = w.Write([]string{"time", "kind", "member", "amount", "balance_after", "period", "memo"})
+	for _, l := range lines {
+		_ = w.Write([]string{l.At.In(kst).Format(time.RFC3339), l.Kind, l.Member, strconv.FormatInt(l.Amount, 10),
+			strconv.FormatInt(l.BalanceAfter, 10), l.Period, l.Memo})
+	}
+	w.Flush()
+	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="fund-`+strconv.FormatInt(room, 10)+`-ledger.csv"`)
+	return c.Send(buf.Bytes())
+}

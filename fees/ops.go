@@ -1,0 +1,227 @@
+package fees
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"moim/api"
+)
+
+var (
+	periodRE = regexp.MustCompile(`^\d{4}-(0[1-9]|1[0-2])$`)
+	keyRE    = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
+)
+
+// currentPeriod is this month in Korea, "2026-11".
+func currentPeriod(now time.Time) string { return now.In(kst).Format("2006-01") }
+
+func (f *Fees) checkAmount(amount int64) error {
+	if amount <= 0 || amount > f.maxAmount {
+		return api.Errorf(400, "invalid_amount", fmt.Sprintf("amount must be a whole number of won from 1 to %d", f.maxAmount))
+	}
+	return nil
+}
+
+func checkKey(key string) error {
+	if !keyRE.MatchString(key) {
+		return api.Errorf(400, "validation", "idempotency_key must be 1 to 64 printable ASCII characters")
+	}
+	return nil
+}
+
+func checkMemo(memo string, required bool) (string, error) {
+	memo = strings.TrimSpace(memo)
+	if n := utf8.RuneCountInString(memo); n > 200 || (required && n == 0) {
+		if required {
+			return "", api.Validation("memo is required and must be at most 200 characters")
+		}
+		return "", api.Validation("memo must be at most 200 characters")
+	}
+	return memo, nil
+}
+
+func checkPeriod(p string) (string, error) {
+	if p == "" {
+		return currentPeriod(time.Now()), nil
+	}
+	if !periodRE.MatchString(p) {
+		return "", api.Errorf(400, "invalid_period", `period must look like "2026-11"`)
+	}
+	return p, nil
+}
+
+// Deposit tops up a user's wallet from outside (the payment gateway's
+// side; see Gateway).
+func (f *Fees) Deposit(ctx context.Context, user, amount int64, key string) (*Transfer, error) {
+	if err := errorsJoin(f.checkAmount(amount), checkKey(key)); err != nil {
+		return nil, err
+	}
+	ext, err := f.account(ctx, KindExternal, 0, true)
+	if err != nil {
+		return nil, err
+	}
+	wallet, err := f.account(ctx, KindWallet, user, true)
+	if err != nil {
+		return nil, err
+	}
+	return f.transfer(ctx, &move{user: user, key: key, kind: TransferDeposit, from: ext, to: wallet, amount: amount, member: user})
+}
+
+// errorsJoin returns the first non-nil error: user errors are reported one
+// at a time.
+func errorsJoin(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fund returns a room's fund, 404 when none was opened.
+func (f *Fees) fund(ctx context.Context, room int64) (*Account, error) {
+	a, err := f.account(ctx, KindFund, room, false)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, api.Errorf(404, "no_fund", "this room has no fund yet; an admin opens one")
+	}
+	return a, nil
+}
+
+// OpenFund opens a room's fund; admins only, once.
+func (f *Fees) OpenFund(ctx context.Context, room, user int64, currency string) (*Account, error) {
+	if err := f.requireAdmin(ctx, room, user); err != nil {
+		return nil, err
+	}
+	if currency != Currency {
+		return nil, api.Validation(`currency must be "KRW"`)
+	}
+	existing, err := f.account(ctx, KindFund, room, false)
+	if err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		return nil, api.Conflict("fund_exists", "this room already has a fund")
+	}
+	return f.account(ctx, KindFund, room, true)
+}
+
+func (f *Fees) requireMember(ctx context.Context, room, user int64) (string, error) {
+	return f.rooms.Role(ctx, room, user)
+}
+
+func (f *Fees) requireAdmin(ctx context.Context, room, user int64) error {
+	role, err := f.rooms.Role(ctx, room, user)
+	if err != nil {
+		return err
+	}
+	if role != "owner" && role != "admin" {
+		return api.Forbidden("only the room's owner and admins can do this")
+	}
+	return nil
+}
+
+// Pay moves dues from the member's wallet into the room's fund.
+func (f *Fees) Pay(ctx context.Context, room, user, amount int64, period, key string) (*Transfer, error) {
+	period, err := checkPeriod(period)
+	if err := errorsJoin(err, f.checkAmount(amount), checkKey(key)); err != nil {
+		return nil, err
+	}
+	if _, err := f.requireMember(ctx, room, user); err != nil {
+		return nil, err
+	}
+	fund, err := f.fund(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	wallet, err := f.account(ctx, KindWallet, user, true)
+	if err != nil {
+		return nil, err
+	}
+	name, err := f.rooms.DisplayName(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return f.transfer(ctx, &move{user: user, key: key, kind: TransferDues, from: wallet, to: fund, amount: amount,
+		room: room, member: user, period: period,
+		announce: func(_, fundAfter int64) (string, map[string]any) {
+			return fmt.Sprintf("%s님이 %s 회비 %s원을 냈습니다 (paid %s KRW dues for %s).", name, period, won(amount), won(amount), period),
+				map[string]any{"event": TransferDues, "amount": amount, "currency": Currency, "user": user, "period": period, "balance_after": fundAfter}
+		}})
+}
+
+// Spend takes money out of the fund for the club's costs; admins only.
+func (f *Fees) Spend(ctx context.Context, room, user, amount int64, memo, key string) (*Transfer, error) {
+	memo, err := checkMemo(memo, true)
+	if err := errorsJoin(err, f.checkAmount(amount), checkKey(key)); err != nil {
+		return nil, err
+	}
+	if err := f.requireAdmin(ctx, room, user); err != nil {
+		return nil, err
+	}
+	fund, err := f.fund(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	ext, err := f.account(ctx, KindExternal, 0, true)
+	if err != nil {
+		return nil, err
+	}
+	return f.transfer(ctx, &move{user: user, key: key, kind: TransferSpend, from: fund, to: ext, amount: amount,
+		room: room, member: user, memo: memo,
+		announce: func(fundAfter, _ int64) (string, map[string]any) {
+			return fmt.Sprintf("모임통장에서 %s원 지출: %s (spent %s KRW).", won(amount), memo, won(amount)),
+				map[string]any{"event": TransferSpend, "amount": amount, "currency": Currency, "user": user, "memo": memo, "balance_after": fundAfter}
+		}})
+}
+
+// Refund returns money from the fund to a member's wallet; admins only.
+func (f *Fees) Refund(ctx context.Context, room, user, member, amount int64, memo, key string) (*Transfer, error) {
+	memo, err := checkMemo(memo, true)
+	if err := errorsJoin(err, f.checkAmount(amount), checkKey(key)); err != nil {
+		return nil, err
+	}
+	if err := f.requireAdmin(ctx, room, user); err != nil {
+		return nil, err
+	}
+	if _, err := f.rooms.Role(ctx, room, member); err != nil {
+		return nil, api.NotFound("member")
+	}
+	fund, err := f.fund(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	wallet, err := f.account(ctx, KindWallet, member, true)
+	if err != nil {
+		return nil, err
+	}
+	name, err := f.rooms.DisplayName(ctx, member)
+	if err != nil {
+		return nil, err
+	}
+	return f.transfer(ctx, &move{user: user, key: key, kind: TransferRefund, from: fund, to: wallet, amount: amount,
+		room: room, member: member, memo: memo,
+		announce: func(fundAfter, _ int64) (string, map[string]any) {
+			return fmt.Sprintf("%s님에게 %s원 환불: %s (refunded %s KRW).", name, won(amount), memo, won(amount)),
+				map[string]any{"event": TransferRefund, "amount": amount, "currency": Currency, "user": member, "memo": memo, "balance_after": fundAfter}
+		}})
+}
+
+// won formats an amount with thousands separators: 1234567 → "1,234,567".
+func won(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,84 @@
+package fees
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Line is one ledger entry as users read it.
+type Line struct {
+	ID           int64     `json:"id"`
+	At           time.Time `json:"at"`
+	Kind         string    `json:"kind"`
+	MemberID     int64     `json:"member_id,omitempty"`
+	Member       string    `json:"member,omitempty"`
+	Amount       int64     `json:"amount"`
+	BalanceAfter int64     `json:"balance_after"`
+	Period       string    `json:"period,omitempty"`
+	Memo         string    `json:"memo,omitempty"`
+}
+
+// lines reads an account's entries, newest first, after cursor (an entry
+// id; 0 for the newest). limit 0 means all (CSV export).
+func (f *Fees) lines(ctx context.Context, account, cursor int64, limit int) ([]Line, error) {
+	q := f.db.WithContext(ctx).Table("entries").
+		Select("entries.id, entries.created_at AS at, transfers.kind, transfers.member_id, COALESCE(users.display_name, '') AS member, entries.amount, entries.balance_after, transfers.period, transfers.memo").
+		Joins("JOIN transfers ON transfers.id = entries.transfer_id").
+		Joins("LEFT JOIN users ON users.id = transfers.member_id").
+		Where("entries.account_id = ?", account)
+	if cursor > 0 {
+		q = q.Where("entries.id < ?", cursor)
+	}
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	out := []Line{}
+	if err := q.Order("entries.id DESC").Scan(&out).Error; err != nil {
+		return nil, fmt.Errorf("fees: ledger of account %d: %w", account, err)
+	}
+	return out, nil
+}
+
+// Wallet is a user's balance.
+type Wallet struct {
+	Balance  int64  `json:"balance"`
+	Currency string `json:"currency"`
+}
+
+// WalletOf returns the user's wallet, opening it on first use.
+func (f *Fees) WalletOf(ctx context.Context, user int64) (*Wallet, *Account, error) {
+	a, err := f.account(ctx, KindWallet, user, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Wallet{Balance: a.Balance, Currency: a.Currency}, a, nil
+}
+
+// Fund is a room's fund as members see it.
+type Fund struct {
+	RoomID   int64  `json:"room_id"`
+	Balance  int64  `json:"balance"`
+	Currency string `json:"currency"`
+	TotalIn  int64  `json:"total_in"`
+	TotalOut int64  `json:"total_out"`
+}
+
+// FundOf returns a room's fund to a member.
+func (f *Fees) FundOf(ctx context.Context, room, user int64) (*Fund, *Account, error) {
+	if _, err := f.requireMember(ctx, room, user); err != nil {
+		return nil, nil, err
+	}
+	a, err := f.fund(ctx, room)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sums struct{ In, Out int64 }
+	err = f.db.WithContext(ctx).Table("entries").
+		Select("COALESCE(SUM(CASE WHEN amount > 0 THEN amount ELSE 0 END), 0) AS `in`, COALESCE(SUM(CASE WHEN amount < 0 THEN -amount ELSE 0 END), 0) AS `out`").
+		Where("account_id = ?", a.ID).Scan(&sums).Error
+	if err != nil {
+		return nil, nil, fmt.Errorf("fees: totals of fund %d: %w", room, err)
+	}
+	return &Fund{RoomID: room, Balance: a.Balance, Currency: a.Currency, TotalIn: sums.In, TotalOut: sums.Out}, a, nil
+}

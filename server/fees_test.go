@@ -1,0 +1,302 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"moim/fees"
+)
+
+type walletView struct {
+	Balance  int64  `json:"balance"`
+	Currency string `json:"currency"`
+}
+
+type fundView struct {
+	Balance  int64 `json:"balance"`
+	TotalIn  int64 `json:"total_in"`
+	TotalOut int64 `json:"total_out"`
+}
+
+type transferView struct {
+	ID     int64  `json:"id"`
+	Kind   string `json:"kind"`
+	Amount int64  `json:"amount"`
+}
+
+func (c *client) balance() int64 {
+	c.t.Helper()
+	var w walletView
+	c.must(200, "GET", "/api/wallet", nil, &w)
+	return w.Balance
+}
+
+func (c *client) fund(room int64) fundView {
+	c.t.Helper()
+	var f fundView
+	c.must(200, "GET", urlf("/api/rooms/%d/fund", room), nil, &f)
+	return f
+}
+
+// checkBooks asserts the ledger's invariants straight from the database:
+// every transfer has two entries summing to zero, every balance equals the
+// sum of its entries, and all balances together sum to zero (the external
+// account is minus what came in plus what was spent out).
+func checkBooks(t *testing.T, n *testNode) {
+	t.Helper()
+	db := n.backends.sql
+	var bad []struct{ TransferID, Legs, Total int64 }
+	db.Raw("SELECT transfer_id, COUNT(*) AS legs, SUM(amount) AS total FROM entries GROUP BY transfer_id HAVING COUNT(*) <> 2 OR SUM(amount) <> 0").Scan(&bad)
+	if len(bad) > 0 {
+		t.Fatalf("transfers without two balancing entries: %+v", bad)
+	}
+	var drift []struct{ ID, Balance, Sum int64 }
+	db.Raw("SELECT a.id, a.balance, COALESCE((SELECT SUM(e.amount) FROM entries e WHERE e.account_id = a.id), 0) AS sum FROM accounts a").Scan(&drift)
+	var total int64
+	for _, d := range drift {
+		if d.Balance != d.Sum {
+			t.Fatalf("account %d: balance %d but its entries sum to %d", d.ID, d.Balance, d.Sum)
+		}
+		total += d.Balance
+	}
+	if total != 0 {
+		t.Fatalf("all balances sum to %d, want 0", total)
+	}
+	var refused int64
+	db.Raw("SELECT COUNT(*) FROM entries e JOIN transfers t ON t.id = e.transfer_id WHERE t.refused <> ''").Scan(&refused)
+	if refused != 0 {
+		t.Fatalf("%d entries belong to refused transfers", refused)
+	}
+}
+
+func TestFundPaySpendRefundAndAnnouncements(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	owner, member := n.user(t, "총무"), n.user(t, "Member")
+	room := owner.createRoom(map[string]any{"name": "Tennis", "member_ids": []int64{member.id}})
+	rp := urlf("/api/rooms/%d", room.ID)
+	wm := n.connect(member)
+
+	member.fails(404, "no_fund", "POST", rp+"/fund/pay", map[string]any{"amount": 1000, "idempotency_key": "p0"})
+	member.fails(403, "forbidden", "POST", rp+"/fund", map[string]any{"currency": "KRW"})
+	var f fundView
+	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, &f)
+	owner.fails(409, "fund_exists", "POST", rp+"/fund", map[string]any{"currency": "KRW"})
+
+	if member.balance() != 0 {
+		t.Fatal("a new wallet is not empty")
+	}
+	var dep, again transferView
+	member.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d1"}, &dep)
+	member.must(200, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d1"}, &again)
+	if dep.ID != again.ID || member.balance() != 50000 {
+		t.Fatalf("repeated deposit: %+v then %+v, balance %d", dep, again, member.balance())
+	}
+	member.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 30000, "period": "2026-11", "idempotency_key": "p1"}, nil)
+	owner.must(201, "POST", rp+"/fund/spend", map[string]any{"amount": 12000, "memo": "코트 대여 (court)", "idempotency_key": "s1"}, nil)
+	owner.must(201, "POST", rp+"/fund/refund", map[string]any{"user_id": member.id, "amount": 5000, "memo": "overpaid", "idempotency_key": "r1"}, nil)
+	if f = member.fund(room.ID); f.Balance != 13000 || f.TotalIn != 30000 || f.TotalOut != 17000 {
+		t.Fatalf("fund %+v, want balance 13000, in 30000, out 17000", f)
+	}
+	if b := member.balance(); b != 25000 {
+		t.Fatalf("member's wallet %d, want 25000", b)
+	}
+
+	// Every money move is announced in the chat, with structured fields.
+	want := []struct {
+		event  string
+		amount float64
+		after  float64
+	}{{"dues", 30000, 30000}, {"spend", 12000, 18000}, {"refund", 5000, 13000}}
+	for _, w := range want {
+		var m map[string]any
+		for m == nil {
+			_ = wm.conn.SetReadDeadline(deadlineIn(5))
+			b, err := wm.readRaw()
+			if err != nil {
+				t.Fatalf("waiting for the %s announcement: %v", w.event, err)
+			}
+			var probe map[string]any
+			_ = json.Unmarshal(b, &probe)
+			if probe["type"] == "msg" && probe["kind"] == "fee" {
+				m = probe
+			}
+		}
+		fee, _ := m["fee"].(map[string]any)
+		if fee["event"] != w.event || fee["amount"] != w.amount || fee["balance_after"] != w.after || fee["currency"] != "KRW" || m["from"] != float64(0) {
+			t.Fatalf("announcement %v, want %s of %v leaving %v", m, w.event, w.amount, w.after)
+		}
+	}
+
+	var ledger struct {
+		Entries []fees.Line `json:"entries"`
+	}
+	member.must(200, "GET", rp+"/fund/ledger", nil, &ledger)
+	if len(ledger.Entries) != 3 || ledger.Entries[0].Kind != "refund" || ledger.Entries[0].Amount != -5000 || ledger.Entries[0].BalanceAfter != 13000 ||
+		ledger.Entries[2].Kind != "dues" || ledger.Entries[2].Member != "Member" || ledger.Entries[2].Period != "2026-11" {
+		t.Fatalf("ledger %+v", ledger.Entries)
+	}
+	status, raw := member.raw("GET", rp+"/fund/ledger?format=csv", nil)
+	csv := string(raw)
+	if status != 200 || !strings.HasPrefix(csv, "\ufefftime,kind,member,amount,balance_after,period,memo\n") || !strings.Contains(csv, "코트 대여 (court)") || strings.Count(csv, "\n") != 4 {
+		t.Fatalf("csv (%d):\n%s", status, csv)
+	}
+	var txs struct {
+		Transactions []fees.Line `json:"transactions"`
+	}
+	member.must(200, "GET", "/api/wallet/transactions", nil, &txs)
+	if len(txs.Transactions) != 3 || txs.Transactions[0].Amount != 5000 || txs.Transactions[2].Kind != "deposit" {
+		t.Fatalf("wallet transactions %+v", txs.Transactions)
+	}
+	n.user(t, "Outsider").fails(403, "not_member", "GET", rp+"/fund", nil)
+	checkBooks(t, n)
+}
+
+func TestMoneyRulesAndBadInput(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	owner, member := n.user(t, "Owner"), n.user(t, "Member")
+	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{member.id}})
+	rp := urlf("/api/rooms/%d", room.ID)
+	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
+	member.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 1000, "idempotency_key": "d1"}, nil)
+
+	// Overdraft: refused, nothing changes, and the key keeps its answer.
+	member.fails(409, "insufficient_funds", "POST", rp+"/fund/pay", map[string]any{"amount": 5000, "idempotency_key": "big"})
+	member.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 10000, "idempotency_key": "d2"}, nil)
+	member.fails(409, "insufficient_funds", "POST", rp+"/fund/pay", map[string]any{"amount": 5000, "idempotency_key": "big"})
+	if b, f := member.balance(), member.fund(room.ID).Balance; b != 11000 || f != 0 {
+		t.Fatalf("after refusals: wallet %d, fund %d", b, f)
+	}
+	member.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 5000, "idempotency_key": "big-2"}, nil)
+	member.fails(409, "idempotency_conflict", "POST", rp+"/fund/pay", map[string]any{"amount": 4000, "idempotency_key": "big-2"})
+	owner.fails(409, "insufficient_funds", "POST", rp+"/fund/spend", map[string]any{"amount": 5001, "memo": "too much", "idempotency_key": "s"})
+
+	bad := []struct {
+		body map[string]any
+		code string
+	}{
+		{map[string]any{"amount": 0, "idempotency_key": "k"}, "invalid_amount"},
+		{map[string]any{"amount": -100, "idempotency_key": "k"}, "invalid_amount"},
+		{map[string]any{"amount": 100_000_001, "idempotency_key": "k"}, "invalid_amount"},
+		{map[string]any{"amount": 1.5, "idempotency_key": "k"}, "bad_request"},
+		{map[string]any{"amount": "100", "idempotency_key": "k"}, "bad_request"},
+		{map[string]any{"amount": 1e20, "idempotency_key": "k"}, "bad_request"},
+		{map[string]any{"amount": 100, "idempotency_key": ""}, "validation"},
+		{map[string]any{"amount": 100, "idempotency_key": "k", "period": "2026-13"}, "invalid_period"},
+		{map[string]any{"amount": 100, "idempotency_key": "k", "period": "November"}, "invalid_period"},
+	}
+	for _, b := range bad {
+		member.fails(400, b.code, "POST", rp+"/fund/pay", b.body)
+	}
+	owner.fails(400, "validation", "POST", rp+"/fund/spend", map[string]any{"amount": 100, "idempotency_key": "k"})
+	owner.fails(400, "validation", "POST", rp+"/fund/spend", map[string]any{"amount": 100, "memo": strings.Repeat("가", 201), "idempotency_key": "k"})
+	owner.fails(404, "not_found", "POST", rp+"/fund/refund", map[string]any{"user_id": 987654, "amount": 100, "memo": "x", "idempotency_key": "k"})
+	member.fails(403, "forbidden", "POST", rp+"/fund/spend", map[string]any{"amount": 100, "memo": "mine", "idempotency_key": "k"})
+	member.fails(403, "forbidden", "POST", rp+"/fund/refund", map[string]any{"user_id": member.id, "amount": 100, "memo": "mine", "idempotency_key": "k"})
+	n.user(t, "Eve").fails(403, "not_member", "POST", rp+"/fund/pay", map[string]any{"amount": 100, "idempotency_key": "k"})
+	owner.fails(404, "not_found", "GET", "/api/rooms/999999/fund", nil)
+	if b, f := member.balance(), member.fund(room.ID).Balance; b != 6000 || f != 5000 {
+		t.Fatalf("bad requests changed money: wallet %d, fund %d", b, f)
+	}
+	checkBooks(t, n)
+}
+
+func TestRepeatedKeyConcurrentlyMovesMoneyOnce(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	c := n.user(t, "Payer")
+	var wg sync.WaitGroup
+	ids := make([]int64, 10)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var tv transferView
+			status, raw := c.raw("POST", "/api/wallet/deposit", map[string]any{"amount": 7000, "idempotency_key": "same"})
+			if status != 200 && status != 201 {
+				t.Errorf("repeat %d: %d %s", i, status, raw)
+				return
+			}
+			_ = json.Unmarshal(raw, &tv)
+			ids[i] = tv.ID
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] || id == 0 {
+			t.Fatalf("ten concurrent repeats answered transfers %v, want one", ids)
+		}
+	}
+	if b := c.balance(); b != 7000 {
+		t.Fatalf("balance %d after ten repeats of one 7000 deposit", b)
+	}
+	checkBooks(t, n)
+}
+
+// TestHotFundUnderConcurrentPayersAndSpends has 200 members pay into one
+// fund at once while an admin spends from it: no lost update, no error
+// surfaced, balances exactly as the successful transfers say.
+func TestHotFundUnderConcurrentPayersAndSpends(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	owner := n.user(t, "Owner")
+	const payers = 200
+	people := make([]*client, payers)
+	ids := make([]int64, payers)
+	var wg sync.WaitGroup
+	for i := range people {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			people[i] = n.user(t, fmt.Sprint("P", i))
+			ids[i] = people[i].id
+		}()
+	}
+	wg.Wait()
+	room := owner.createRoom(map[string]any{"name": "Big club", "member_ids": ids})
+	rp := urlf("/api/rooms/%d", room.ID)
+	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
+	for _, p := range people {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 1000, "idempotency_key": "d"}, nil)
+		}()
+	}
+	wg.Wait()
+	var spent, spendsOK int64
+	var mu sync.Mutex
+	for i, p := range people {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if status, raw := p.raw("POST", rp+"/fund/pay", map[string]any{"amount": 700, "idempotency_key": "p"}); status != 201 {
+				t.Errorf("payer %d: %d %s", i, status, raw)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			status, raw := owner.raw("POST", rp+"/fund/spend", map[string]any{"amount": 300, "memo": "balls", "idempotency_key": fmt.Sprint("s", i)})
+			switch {
+			case status == 201:
+				mu.Lock()
+				spent += 300
+				spendsOK++
+				mu.Unlock()
+			case status == 409 && strings.Contains(string(raw), "insufficient_funds"):
+			default:
+				t.Errorf("spend %d: %d %s", i, status, raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if f := owner.fund(room.ID); f.Balance != payers*700-spent || f.TotalIn != payers*700 || f.TotalOut != spent {
+		t.Fatalf("fund %+v after %d payments of 700 and %d spends of 300", f, payers, spendsOK)
+	}
+	for _, p := range people[:10] {
+		if b := p.balance(); b != 300 {
+			t.Fatalf("payer wallet %d, want 300", b)
+		}
+	}
+	checkBooks(t, n)
+}
