@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"moim/fees"
 )
@@ -297,6 +298,56 @@ func TestHotFundUnderConcurrentPayersAndSpends(t *testing.T) {
 		if b := p.balance(); b != 300 {
 			t.Fatalf("payer wallet %d, want 300", b)
 		}
+	}
+	checkBooks(t, n)
+}
+
+// TestFeeEventsWaitOutARedisOutage pays dues while Redis is down: the
+// money moves (SQL), and the announcement appears in the room exactly
+// once after Redis is back.
+func TestFeeEventsWaitOutARedisOutage(t *testing.T) {
+	port, dir := freePort(t), t.TempDir()
+	stopRedis := startRedis(t, port, dir)
+	cfg := testConfig(t)
+	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	n := startTestNode(t, cfg)
+	owner, member := n.user(t, "Owner"), n.user(t, "Member")
+	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{member.id}})
+	rp := urlf("/api/rooms/%d", room.ID)
+	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
+	member.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 10000, "idempotency_key": "d"}, nil)
+
+	stopRedis()
+	member.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 4000, "idempotency_key": "p"}, nil)
+	if b := member.balance(); b != 6000 {
+		t.Fatalf("wallet %d after paying during the outage", b)
+	}
+	time.Sleep(1500 * time.Millisecond) // the relay tries and fails meanwhile
+	startRedis(t, port, dir)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var l messageList
+		status, raw := member.raw("GET", rp+"/messages?after=0", nil)
+		if status == 200 {
+			_ = json.Unmarshal(raw, &l)
+			fee := 0
+			for _, m := range l.Messages {
+				if m.Kind == "fee" {
+					fee++
+				}
+			}
+			if fee > 1 {
+				t.Fatalf("the payment was announced %d times", fee)
+			}
+			if fee == 1 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the payment made while Redis was down was never announced (last status %d)", status)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	checkBooks(t, n)
 }
