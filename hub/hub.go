@@ -122,8 +122,11 @@ type Hub struct {
 	stop    context.CancelFunc
 	done    sync.WaitGroup
 	// announcing counts presence updates still running, so Close waits
-	// for the last goodbyes before Redis goes away.
+	// for the last goodbyes before Redis goes away; annMu orders each Add
+	// before that Wait (closed stops new ones).
 	announcing sync.WaitGroup
+	annMu      sync.Mutex
+	annClosed  bool
 }
 
 // local is one user's connections on this node and the rooms they are in.
@@ -188,6 +191,9 @@ func (h *Hub) Close() {
 	for _, c := range all {
 		h.closeConn(c, ws.StatusGoingAway, "node shutting down")
 	}
+	h.annMu.Lock()
+	h.annClosed = true
+	h.annMu.Unlock()
 	h.announcing.Wait()
 	h.stop()
 	_ = h.broker.ps.Close()
@@ -272,11 +278,15 @@ func (h *Hub) unregister(c *Conn) {
 	}
 	if len(u.conns) == 0 {
 		delete(h.users, c.user)
-		h.announcing.Add(1)
-		go func() {
-			defer h.announcing.Done()
-			h.announce(c.user, false, u.rooms)
-		}()
+		h.annMu.Lock()
+		if !h.annClosed {
+			h.announcing.Add(1)
+			go func() {
+				defer h.announcing.Done()
+				h.announce(c.user, false, u.rooms)
+			}()
+		}
+		h.annMu.Unlock()
 	}
 	if len(empty) > 0 {
 		if err := h.broker.unsubscribeRooms(context.Background(), empty...); err != nil {

@@ -196,16 +196,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // client calls the REST API as one user.
 type client struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 	id    int64
 }
 
-func (n *testNode) anon(t *testing.T) *client { return &client{t: t, base: n.url} }
+func (n *testNode) anon(t testing.TB) *client { return &client{t: t, base: n.url} }
 
 // user signs up a fresh user and logs them in.
-func (n *testNode) user(t *testing.T, name string) *client {
+func (n *testNode) user(t testing.TB, name string) *client {
 	t.Helper()
 	c := n.anon(t)
 	username := "u_" + randomName("")

@@ -18,7 +18,7 @@ import (
 
 // wsClient is a real WebSocket client (gobwas/ws) of one user.
 type wsClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	rw   io.ReadWriter // reads through the dialer's buffer, if it kept bytes
 	user int64
