@@ -877,13 +877,22 @@ var seqField = []byte(`"seq":`)
 // seqOf reads the seq of an encoded msg.
 func seqOf(msg []byte) int64 { return intField(msg, seqField) }
 
-func (h *Hub) read(c *Conn, in *inbound) {
+// roomSeq checks a frame that names a seq in one of the user's rooms;
+// false means an error was sent.
+func (h *Hub) roomSeq(c *Conn, in *inbound, what string) bool {
 	if in.Room <= 0 || in.Seq <= 0 {
-		h.fail(c, "bad_request", "read needs a room and a seq", "", in.Room)
-		return
+		h.fail(c, "bad_request", what+" needs a room and a seq", "", in.Room)
+		return false
 	}
 	if !h.isMember(c.user, in.Room) {
 		h.fail(c, "not_member", "you are not a member of this room", "", in.Room)
+		return false
+	}
+	return true
+}
+
+func (h *Hub) read(c *Conn, in *inbound) {
+	if !h.roomSeq(c, in, "read") {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -899,12 +908,7 @@ func (h *Hub) read(c *Conn, in *inbound) {
 
 // delete tombstones a message: its author may, and so may room admins.
 func (h *Hub) delete(c *Conn, in *inbound) {
-	if in.Room <= 0 || in.Seq <= 0 {
-		h.fail(c, "bad_request", "delete needs a room and a seq", "", in.Room)
-		return
-	}
-	if !h.isMember(c.user, in.Room) {
-		h.fail(c, "not_member", "you are not a member of this room", "", in.Room)
+	if !h.roomSeq(c, in, "delete") {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
