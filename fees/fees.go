@@ -32,6 +32,8 @@ type Rooms interface {
 	Role(ctx context.Context, roomID, userID int64) (string, error)
 	// DisplayName is a user's name, for announcements.
 	DisplayName(ctx context.Context, userID int64) (string, error)
+	// MemberIDs lists a room's members to one of them.
+	MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error)
 }
 
 // Fees serves wallets, funds and the ledger.
@@ -49,7 +51,7 @@ func New(db *gorm.DB, rooms Rooms, maxAmount int64) *Fees {
 
 // Migrate creates or updates the fees tables.
 func (f *Fees) Migrate() error {
-	if err := f.db.AutoMigrate(&Account{}, &Transfer{}, &Entry{}, &Outbox{}); err != nil {
+	if err := f.db.AutoMigrate(&Account{}, &Transfer{}, &Entry{}, &Outbox{}, &DuesPolicy{}); err != nil {
 		return fmt.Errorf("fees: migrate: %w", err)
 	}
 	return nil

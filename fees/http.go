@@ -24,6 +24,53 @@ func (f *Fees) Routes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx
 	r.Post("/rooms/:id/fund/spend", auth, h.spend)
 	r.Post("/rooms/:id/fund/refund", auth, h.refund)
 	r.Get("/rooms/:id/fund/ledger", auth, h.ledger)
+	r.Put("/rooms/:id/dues", auth, h.setDues)
+	r.Get("/rooms/:id/dues", auth, h.dues)
+	r.Get("/rooms/:id/dues/status", auth, h.status)
+}
+
+func (h *handlers) setDues(c *fiber.Ctx) error {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Amount int64  `json:"amount"`
+		Period string `json:"period"`
+		DueDay int    `json:"due_day"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	p, err := h.f.SetDues(c.UserContext(), room, h.user(c), req.Amount, req.Period, req.DueDay)
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}
+
+func (h *handlers) dues(c *fiber.Ctx) error {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	d, err := h.f.DuesOf(c.UserContext(), room, h.user(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(d)
+}
+
+func (h *handlers) status(c *fiber.Ctx) error {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	s, err := h.f.StatusOf(c.UserContext(), room, h.user(c), c.Query("period"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(s)
 }
 
 type handlers struct {

@@ -48,8 +48,8 @@ func checkPeriod(p string) (string, error) {
 	if p == "" {
 		return currentPeriod(time.Now()), nil
 	}
-	if !periodRE.MatchString(p) {
-		return "", api.Errorf(400, "invalid_period", `period must look like "2026-11"`)
+	if !periodRE.MatchString(p) && !weekRE.MatchString(p) {
+		return "", api.Errorf(400, "invalid_period", `period must look like "2026-11" or "2026-W47"`)
 	}
 	return p, nil
 }
@@ -129,6 +129,12 @@ func (f *Fees) requireAdmin(ctx context.Context, room, user int64) error {
 
 // Pay moves dues from the member's wallet into the room's fund.
 func (f *Fees) Pay(ctx context.Context, room, user, amount int64, period, key string) (*Transfer, error) {
+	if period == "" {
+		// The current period in the room's own rhythm (monthly or weekly).
+		if p, err := f.policyFor(ctx, room, time.Now()); err == nil && p != nil {
+			period = periodOf(p.Period, time.Now())
+		}
+	}
 	period, err := checkPeriod(period)
 	if err := errorsJoin(err, f.checkAmount(amount), checkKey(key)); err != nil {
 		return nil, err

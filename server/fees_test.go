@@ -351,3 +351,111 @@ func TestFeeEventsWaitOutARedisOutage(t *testing.T) {
 	}
 	checkBooks(t, n)
 }
+
+type duesStatus struct {
+	Period  string `json:"period"`
+	Amount  int64  `json:"amount"`
+	DueDate string `json:"due_date"`
+	Members []struct {
+		UserID int64  `json:"user_id"`
+		Name   string `json:"name"`
+		Due    int64  `json:"due"`
+		Paid   int64  `json:"paid"`
+		State  string `json:"state"`
+	} `json:"members"`
+	Totals struct {
+		Due         int64 `json:"due"`
+		Paid        int64 `json:"paid"`
+		Members     int   `json:"members"`
+		PaidMembers int   `json:"paid_members"`
+	} `json:"totals"`
+}
+
+func TestDuesPolicyAndStatus(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	owner, payer, partial := n.user(t, "Owner"), n.user(t, "Payer"), n.user(t, "Partial")
+	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{payer.id, partial.id}})
+	rp := urlf("/api/rooms/%d", room.ID)
+	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
+	kst := time.FixedZone("KST", 9*3600)
+	now := time.Now().In(kst)
+	month := now.Format("2006-01")
+	lastDay := time.Date(now.Year(), now.Month()+1, 0, 0, 0, 0, 0, kst).Format("2006-01-02")
+	nextMonth := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, kst).Format("2006-01")
+
+	payer.fails(403, "forbidden", "PUT", rp+"/dues", map[string]any{"amount": 30000, "period": "monthly", "due_day": 31})
+	owner.fails(400, "invalid_amount", "PUT", rp+"/dues", map[string]any{"amount": 0, "period": "monthly", "due_day": 1})
+	owner.fails(400, "validation", "PUT", rp+"/dues", map[string]any{"amount": 100, "period": "daily", "due_day": 1})
+	owner.fails(400, "validation", "PUT", rp+"/dues", map[string]any{"amount": 100, "period": "monthly", "due_day": 32})
+	payer.fails(404, "no_dues", "GET", rp+"/dues/status", nil)
+
+	var p struct {
+		Amount int64  `json:"amount"`
+		From   string `json:"effective_from"`
+	}
+	owner.must(200, "PUT", rp+"/dues", map[string]any{"amount": 30000, "period": "monthly", "due_day": 31}, &p)
+	if p.From != month {
+		t.Fatalf("the first policy starts %q, want this month %q", p.From, month)
+	}
+	owner.must(200, "PUT", rp+"/dues", map[string]any{"amount": 40000, "period": "monthly", "due_day": 10}, &p)
+	if p.From != nextMonth {
+		t.Fatalf("a change starts %q, want next month %q", p.From, nextMonth)
+	}
+	var d struct {
+		Current struct{ Amount int64 } `json:"current"`
+		Next    *struct {
+			Amount int64
+			From   string `json:"effective_from"`
+		} `json:"next"`
+	}
+	payer.must(200, "GET", rp+"/dues", nil, &d)
+	if d.Current.Amount != 30000 || d.Next == nil || d.Next.Amount != 40000 || d.Next.From != nextMonth {
+		t.Fatalf("dues %+v", d)
+	}
+
+	payer.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d"}, nil)
+	partial.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d"}, nil)
+	payer.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 20000, "idempotency_key": "a"}, nil)
+	payer.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 10000, "idempotency_key": "b"}, nil)
+	partial.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 10000, "idempotency_key": "a"}, nil)
+	partial.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 30000, "period": nextMonth, "idempotency_key": "advance"}, nil)
+
+	var s duesStatus
+	partial.must(200, "GET", rp+"/dues/status", nil, &s)
+	state := map[int64]string{}
+	for _, m := range s.Members {
+		state[m.UserID] = m.State
+	}
+	if s.Period != month || s.Amount != 30000 || s.DueDate != lastDay || state[payer.id] != "paid" || state[partial.id] != "partial" || state[owner.id] != "unpaid" {
+		t.Fatalf("status %+v", s)
+	}
+	if s.Totals.Members != 3 || s.Totals.PaidMembers != 1 || s.Totals.Paid != 40000 || s.Totals.Due != 90000 {
+		t.Fatalf("totals %+v", s.Totals)
+	}
+	partial.must(200, "GET", rp+"/dues/status?period="+nextMonth, nil, &s)
+	if s.Amount != 40000 || s.Totals.Paid != 30000 {
+		t.Fatalf("next month's status %+v", s)
+	}
+	partial.fails(404, "no_dues", "GET", rp+"/dues/status?period=2020-01", nil)
+	partial.fails(400, "invalid_period", "GET", rp+"/dues/status?period=2026-13", nil)
+	n.user(t, "Eve").fails(403, "not_member", "GET", rp+"/dues/status", nil)
+
+	// A weekly policy due on Monday: after Monday, unpaid is overdue.
+	weekly := owner.createRoom(map[string]any{"name": "Weekly", "member_ids": []int64{payer.id}})
+	wp := urlf("/api/rooms/%d", weekly.ID)
+	owner.must(200, "PUT", wp+"/dues", map[string]any{"amount": 5000, "period": "weekly", "due_day": 1}, nil)
+	payer.must(200, "GET", wp+"/dues/status", nil, &s)
+	y, w := now.ISOWeek()
+	want := "overdue"
+	if now.Weekday() == time.Monday {
+		want = "unpaid"
+	}
+	for _, m := range s.Members {
+		if m.State != want {
+			t.Fatalf("weekly status %+v; want every member %s", s, want)
+		}
+	}
+	if s.Period != fmt.Sprintf("%d-W%02d", y, w) {
+		t.Fatalf("weekly period %q", s.Period)
+	}
+}
