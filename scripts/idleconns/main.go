@@ -66,6 +66,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"moim/scripts/internal/nofile"
 )
 
 const (
@@ -134,28 +136,6 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return measure(ctx, o)
-}
-
-// raiseNoFile lifts the soft descriptor limit to the hard one and says so
-// when even that is too low for the connections.
-func raiseNoFile(need int) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		logf("cannot read RLIMIT_NOFILE: %v", err)
-		return
-	}
-	if lim.Cur < lim.Max {
-		old := lim.Cur
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			logf("cannot raise RLIMIT_NOFILE from %d to %d: %v", old, lim.Max, err)
-			lim.Cur = old
-		}
-	}
-	logf("RLIMIT_NOFILE is %d", lim.Cur)
-	if lim.Cur < uint64(need) {
-		logf("WARNING: RLIMIT_NOFILE %d is below the %d this run needs; raise the hard limit (ulimit -Hn) or expect \"too many open files\"", lim.Cur, need)
-	}
 }
 
 func logf(format string, args ...any) {
@@ -564,7 +544,7 @@ func (r result) print(w io.Writer) {
 }
 
 func measure(ctx context.Context, o options) int {
-	raiseNoFile(o.conns + 100)
+	logf("%s", nofile.Raise(o.conns+100))
 	if o.pid > 0 {
 		if _, _, err := procStatus(o.pid); err != nil {
 			logf("-pid %d: %v", o.pid, err)

@@ -51,6 +51,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"moim/scripts/internal/nofile"
 )
 
 // perSource is how many connections one loopback source address carries
@@ -270,7 +272,7 @@ func run(args []string) int {
 	for _, s := range o.stages {
 		maxUsers = max(maxUsers, s.users)
 	}
-	raiseNoFile(maxUsers + o.setupConc + 256)
+	logf("%s", nofile.Raise(maxUsers+o.setupConc+256))
 	if !o.bind && o.sources > 1 {
 		logf("%s is not loopback: dialing from the default source address, -sources ignored", o.base.Hostname())
 	}

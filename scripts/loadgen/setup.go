@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -347,27 +346,4 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage) error {
 	}
 	logf("%d WebSockets ready in %.1fs from %s", len(st.clients), time.Since(start).Seconds(), src)
 	return nil
-}
-
-// raiseNoFile lifts the soft descriptor limit to the hard one and warns
-// when even that is below what the run needs.
-func raiseNoFile(need int) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		logf("cannot read RLIMIT_NOFILE: %v", err)
-		return
-	}
-	if lim.Cur < lim.Max {
-		old := lim.Cur
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			logf("cannot raise RLIMIT_NOFILE from %d to %d: %v", old, lim.Max, err)
-			lim.Cur = old
-		}
-	}
-	if lim.Cur < uint64(need) {
-		logf("WARNING: RLIMIT_NOFILE is %d, below the %d this run needs; raise the hard limit (ulimit -Hn) or expect \"too many open files\"", lim.Cur, need)
-	} else {
-		logf("RLIMIT_NOFILE is %d", lim.Cur)
-	}
 }
