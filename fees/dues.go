@@ -93,7 +93,10 @@ func (f *Fees) SetDues(ctx context.Context, room, user, amount int64, period str
 		if err := tx.Where("room_id = ? AND effective_from = ?", room, from).Delete(&DuesPolicy{}).Error; err != nil {
 			return err
 		}
-		return tx.Create(p).Error
+		if err := tx.Create(p).Error; err != nil {
+			return err
+		}
+		return audit(tx, room, user, "policy", p)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fees: set dues of room %d: %w", room, err)
@@ -174,7 +177,10 @@ type MemberDues struct {
 	Name   string `json:"name"`
 	Due    int64  `json:"due"`
 	Paid   int64  `json:"paid"`
-	State  string `json:"state"`
+	// PaidOffWallet is the part of Paid recorded by an admin (cash, bank):
+	// it is not in the fund's balance.
+	PaidOffWallet int64  `json:"paid_off_wallet"`
+	State         string `json:"state"`
 }
 
 // Status is a room's dues for one period.
@@ -236,6 +242,17 @@ func (f *Fees) StatusOf(ctx context.Context, room, user int64, period string) (*
 	for _, r := range paid {
 		paidBy[r.MemberID] = r.Total
 	}
+	var records []DuesRecord
+	if err := f.db.WithContext(ctx).Where("room_id = ? AND period = ?", room, period).Find(&records).Error; err != nil {
+		return nil, fmt.Errorf("fees: dues records of room %d: %w", room, err)
+	}
+	offWallet, waived := map[int64]int64{}, map[int64]bool{}
+	for _, r := range records {
+		offWallet[r.UserID] += r.Amount
+		if r.Waived {
+			waived[r.UserID] = true
+		}
+	}
 	var users []struct {
 		ID          int64
 		DisplayName string
@@ -250,8 +267,11 @@ func (f *Fees) StatusOf(ctx context.Context, room, user int64, period string) (*
 	late := time.Now().In(kst).After(due.AddDate(0, 0, 1))
 	s := &Status{Period: period, Amount: p.Amount, DueDate: due.Format("2006-01-02"), Members: []MemberDues{}}
 	for _, id := range members {
-		m := MemberDues{UserID: id, Name: names[id], Due: p.Amount, Paid: paidBy[id]}
+		m := MemberDues{UserID: id, Name: names[id], Due: p.Amount, Paid: paidBy[id] + offWallet[id], PaidOffWallet: offWallet[id]}
 		switch {
+		case waived[id]:
+			m.State = "waived"
+			m.Due = 0
 		case m.Paid >= m.Due:
 			m.State = "paid"
 			s.Totals.PaidMembers++

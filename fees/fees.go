@@ -51,7 +51,7 @@ func New(db *gorm.DB, rooms Rooms, maxAmount int64) *Fees {
 
 // Migrate creates or updates the fees tables.
 func (f *Fees) Migrate() error {
-	if err := f.db.AutoMigrate(&Account{}, &Transfer{}, &Entry{}, &Outbox{}, &DuesPolicy{}); err != nil {
+	if err := f.db.AutoMigrate(&Account{}, &Transfer{}, &Entry{}, &Outbox{}, &DuesPolicy{}, &DuesRecord{}, &DuesAudit{}); err != nil {
 		return fmt.Errorf("fees: migrate: %w", err)
 	}
 	return nil

@@ -27,6 +27,64 @@ func (f *Fees) Routes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx
 	r.Put("/rooms/:id/dues", auth, h.setDues)
 	r.Get("/rooms/:id/dues", auth, h.dues)
 	r.Get("/rooms/:id/dues/status", auth, h.status)
+	r.Post("/rooms/:id/dues/records", auth, h.record(false))
+	r.Post("/rooms/:id/dues/waivers", auth, h.record(true))
+	r.Get("/rooms/:id/dues/audit", auth, h.audit)
+	r.Post("/rooms/:id/dues/remind", auth, h.remind)
+}
+
+// record serves manual payments and, with waive, waivers.
+func (h *handlers) record(waive bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		room, err := api.ParamID(c, "id")
+		if err != nil {
+			return err
+		}
+		var req struct {
+			UserID int64  `json:"user_id"`
+			Period string `json:"period"`
+			Amount int64  `json:"amount"`
+			Memo   string `json:"memo"`
+		}
+		if err := api.Decode(c, &req); err != nil {
+			return err
+		}
+		if req.UserID <= 0 {
+			return api.Validation("user_id must name a member")
+		}
+		if waive && req.Amount != 0 {
+			return api.Validation("a waiver has no amount")
+		}
+		r, err := h.f.Record(c.UserContext(), room, h.user(c), req.UserID, req.Period, req.Amount, waive, req.Memo)
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusCreated).JSON(r)
+	}
+}
+
+func (h *handlers) audit(c *fiber.Ctx) error {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	a, err := h.f.Audit(c.UserContext(), room, h.user(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"audit": a})
+}
+
+func (h *handlers) remind(c *fiber.Ctx) error {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	unpaid, err := h.f.Remind(c.UserContext(), room, h.user(c))
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"unpaid": unpaid})
 }
 
 func (h *handlers) setDues(c *fiber.Ctx) error {

@@ -459,3 +459,91 @@ func TestDuesPolicyAndStatus(t *testing.T) {
 		t.Fatalf("weekly period %q", s.Period)
 	}
 }
+
+func TestOffWalletRecordsWaiversAuditAndReminders(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	owner, cash, excused, late := n.user(t, "Owner"), n.user(t, "Cash"), n.user(t, "Excused"), n.user(t, "Late")
+	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{cash.id, excused.id, late.id}})
+	rp := urlf("/api/rooms/%d", room.ID)
+	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
+	owner.must(200, "PUT", rp+"/dues", map[string]any{"amount": 10000, "period": "monthly", "due_day": 31}, nil)
+	month := time.Now().In(time.FixedZone("KST", 9*3600)).Format("2006-01")
+	wl := n.connect(late)
+
+	owner.must(201, "POST", rp+"/dues/records", map[string]any{"user_id": cash.id, "period": month, "amount": 10000, "memo": "현금 (cash)"}, nil)
+	owner.must(201, "POST", rp+"/dues/records", map[string]any{"user_id": owner.id, "period": month, "amount": 10000}, nil)
+	owner.must(201, "POST", rp+"/dues/waivers", map[string]any{"user_id": excused.id, "period": month, "memo": "군 복무 중"}, nil)
+	cash.fails(403, "forbidden", "POST", rp+"/dues/records", map[string]any{"user_id": cash.id, "period": month, "amount": 10000})
+	owner.fails(400, "invalid_amount", "POST", rp+"/dues/records", map[string]any{"user_id": cash.id, "period": month, "amount": 0})
+	owner.fails(400, "validation", "POST", rp+"/dues/waivers", map[string]any{"user_id": cash.id, "period": month, "amount": 5})
+	owner.fails(400, "invalid_period", "POST", rp+"/dues/records", map[string]any{"user_id": cash.id, "amount": 100})
+	owner.fails(404, "not_found", "POST", rp+"/dues/records", map[string]any{"user_id": 987654, "period": month, "amount": 100})
+
+	var s struct {
+		Members []struct {
+			UserID        int64  `json:"user_id"`
+			Paid          int64  `json:"paid"`
+			PaidOffWallet int64  `json:"paid_off_wallet"`
+			State         string `json:"state"`
+		} `json:"members"`
+	}
+	cash.must(200, "GET", rp+"/dues/status", nil, &s)
+	got := map[int64]string{}
+	for _, m := range s.Members {
+		got[m.UserID] = m.State
+		if m.UserID == cash.id && (m.Paid != 10000 || m.PaidOffWallet != 10000) {
+			t.Fatalf("cash member %+v", m)
+		}
+	}
+	if got[cash.id] != "paid" || got[owner.id] != "paid" || got[excused.id] != "waived" || got[late.id] != "unpaid" {
+		t.Fatalf("states %v", got)
+	}
+	if f := cash.fund(room.ID); f.Balance != 0 {
+		t.Fatalf("off-wallet records moved the fund to %d", f.Balance)
+	}
+
+	var a struct {
+		Audit []struct {
+			Action string `json:"action"`
+			By     int64  `json:"by"`
+		} `json:"audit"`
+	}
+	late.must(200, "GET", rp+"/dues/audit", nil, &a)
+	var actions []string
+	for _, e := range a.Audit {
+		actions = append(actions, e.Action)
+	}
+	if strings.Join(actions, ",") != "waiver,record,record,policy" || a.Audit[0].By != owner.id {
+		t.Fatalf("audit %v", a.Audit)
+	}
+	n.user(t, "Eve").fails(403, "not_member", "GET", rp+"/dues/audit", nil)
+
+	cash.fails(403, "forbidden", "POST", rp+"/dues/remind", nil)
+	var r struct {
+		Unpaid []struct {
+			UserID int64 `json:"user_id"`
+		} `json:"unpaid"`
+	}
+	owner.must(202, "POST", rp+"/dues/remind", nil, &r)
+	if len(r.Unpaid) != 1 || r.Unpaid[0].UserID != late.id {
+		t.Fatalf("reminder names %+v, want only Late", r.Unpaid)
+	}
+	for {
+		_ = wl.conn.SetReadDeadline(deadlineIn(5))
+		b, err := wl.readRaw()
+		if err != nil {
+			t.Fatalf("waiting for the reminder: %v", err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		if m["type"] != "msg" || m["kind"] != "fee" {
+			continue
+		}
+		fee, _ := m["fee"].(map[string]any)
+		unpaid, _ := fee["unpaid"].([]any)
+		if fee["event"] != "reminder" || len(unpaid) != 1 || unpaid[0] != float64(late.id) || !strings.Contains(m["body"].(string), "Late") {
+			t.Fatalf("reminder message %v", m)
+		}
+		break
+	}
+}

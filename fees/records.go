@@ -1,0 +1,147 @@
+package fees
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"moim/api"
+)
+
+// DuesRecord is dues settled outside Moim's wallets (cash, a bank
+// transfer) or waived, for one member and period. It counts in the status
+// but never in the fund's balance.
+type DuesRecord struct {
+	ID        int64     `gorm:"primaryKey" json:"id"`
+	RoomID    int64     `gorm:"not null;index:room_period,priority:1" json:"room_id"`
+	Period    string    `gorm:"size:8;not null;index:room_period,priority:2" json:"period"`
+	UserID    int64     `gorm:"not null" json:"user_id"`
+	Amount    int64     `gorm:"not null" json:"amount"`
+	Waived    bool      `gorm:"not null" json:"waived"`
+	Memo      string    `gorm:"size:800;not null" json:"memo"`
+	By        int64     `gorm:"not null" json:"by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// DuesAudit is one change to a room's dues: a policy, a manual record or
+// a waiver. Members can read the whole trail.
+type DuesAudit struct {
+	ID        int64           `gorm:"primaryKey" json:"id"`
+	RoomID    int64           `gorm:"not null;index" json:"room_id"`
+	By        int64           `gorm:"not null" json:"by"`
+	Action    string          `gorm:"size:16;not null" json:"action"`
+	Detail    json.RawMessage `gorm:"type:text;not null" json:"detail"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+func audit(tx *gorm.DB, room, by int64, action string, detail any) error {
+	raw, err := json.Marshal(detail)
+	if err != nil {
+		return err
+	}
+	return tx.Create(&DuesAudit{RoomID: room, By: by, Action: action, Detail: raw}).Error
+}
+
+// Record notes an off-wallet payment (amount > 0) or a waiver for a
+// member and period; admins only.
+func (f *Fees) Record(ctx context.Context, room, by, member int64, period string, amount int64, waive bool, memo string) (*DuesRecord, error) {
+	if err := f.requireAdmin(ctx, room, by); err != nil {
+		return nil, err
+	}
+	if period == "" {
+		return nil, api.Errorf(400, "invalid_period", "period is required")
+	}
+	period, err := checkPeriod(period)
+	if err != nil {
+		return nil, err
+	}
+	if memo, err = checkMemo(memo, false); err != nil {
+		return nil, err
+	}
+	if !waive {
+		if err := f.checkAmount(amount); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := f.rooms.Role(ctx, room, member); err != nil {
+		return nil, api.NotFound("member")
+	}
+	r := &DuesRecord{RoomID: room, Period: period, UserID: member, Amount: amount, Waived: waive, Memo: memo, By: by}
+	if waive {
+		r.Amount = 0
+	}
+	action := "record"
+	if waive {
+		action = "waiver"
+	}
+	err = f.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(r).Error; err != nil {
+			return err
+		}
+		return audit(tx, room, by, action, r)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fees: %s for %d in room %d: %w", action, member, room, err)
+	}
+	return r, nil
+}
+
+// Audit lists a room's dues changes to a member, newest first.
+func (f *Fees) Audit(ctx context.Context, room, user int64) ([]DuesAudit, error) {
+	if _, err := f.requireMember(ctx, room, user); err != nil {
+		return nil, err
+	}
+	out := []DuesAudit{}
+	if err := f.db.WithContext(ctx).Where("room_id = ?", room).Order("id DESC").Limit(500).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("fees: audit of room %d: %w", room, err)
+	}
+	return out, nil
+}
+
+// Remind posts, through the outbox, who has not paid this period; admins
+// only. It reports the members named.
+func (f *Fees) Remind(ctx context.Context, room, by int64) ([]MemberDues, error) {
+	if err := f.requireAdmin(ctx, room, by); err != nil {
+		return nil, err
+	}
+	s, err := f.StatusOf(ctx, room, by, "")
+	if err != nil {
+		return nil, err
+	}
+	var unpaid []MemberDues
+	var names []string
+	for _, m := range s.Members {
+		if m.State != "paid" && m.State != "waived" {
+			unpaid = append(unpaid, m)
+			names = append(names, m.Name)
+		}
+	}
+	body := fmt.Sprintf("%s 회비를 모두 냈습니다 (everyone has paid %s).", s.Period, s.Period)
+	if len(unpaid) > 0 {
+		body = fmt.Sprintf("%s 회비 %s원, 마감 %s. 아직 안 낸 분: %s (unpaid for %s: %s).",
+			s.Period, won(s.Amount), s.DueDate, strings.Join(names, ", "), s.Period, strings.Join(names, ", "))
+	}
+	ids := make([]int64, len(unpaid))
+	for i, m := range unpaid {
+		ids[i] = m.UserID
+	}
+	fee, err := json.Marshal(map[string]any{"event": "reminder", "period": s.Period, "amount": s.Amount, "currency": Currency, "due_date": s.DueDate, "unpaid": ids})
+	if err != nil {
+		return nil, err
+	}
+	if err := f.db.WithContext(ctx).Create(&Outbox{RoomID: room, Body: body, Fee: string(fee)}).Error; err != nil {
+		return nil, fmt.Errorf("fees: queue reminder for room %d: %w", room, err)
+	}
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	if unpaid == nil {
+		unpaid = []MemberDues{}
+	}
+	return unpaid, nil
+}
