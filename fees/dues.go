@@ -228,19 +228,9 @@ func (f *Fees) StatusOf(ctx context.Context, room, user int64, period string) (*
 	if err != nil {
 		return nil, api.Errorf(400, "invalid_period", "period does not exist")
 	}
-	var paid []struct {
-		MemberID int64
-		Total    int64
-	}
-	err = f.db.WithContext(ctx).Model(&Transfer{}).Select("member_id, SUM(amount) AS total").
-		Where("room_id = ? AND kind = ? AND period = ? AND refused = ''", room, TransferDues, period).
-		Group("member_id").Scan(&paid).Error
+	paidBy, err := f.paidBy(ctx, room, period)
 	if err != nil {
-		return nil, fmt.Errorf("fees: paid dues of room %d: %w", room, err)
-	}
-	paidBy := map[int64]int64{}
-	for _, r := range paid {
-		paidBy[r.MemberID] = r.Total
+		return nil, err
 	}
 	var records []DuesRecord
 	if err := f.db.WithContext(ctx).Where("room_id = ? AND period = ?", room, period).Find(&records).Error; err != nil {
@@ -288,4 +278,23 @@ func (f *Fees) StatusOf(ctx context.Context, room, user int64, period string) (*
 	}
 	s.Totals.Members = len(members)
 	return s, nil
+}
+
+// paidBy sums each member's dues payments from their wallet for a period.
+func (f *Fees) paidBy(ctx context.Context, room int64, period string) (map[int64]int64, error) {
+	var paid []struct {
+		MemberID int64
+		Total    int64
+	}
+	err := f.db.WithContext(ctx).Model(&Transfer{}).Select("member_id, SUM(amount) AS total").
+		Where("room_id = ? AND kind = ? AND period = ? AND refused = ''", room, TransferDues, period).
+		Group("member_id").Scan(&paid).Error
+	if err != nil {
+		return nil, fmt.Errorf("fees: paid dues of room %d: %w", room, err)
+	}
+	out := make(map[int64]int64, len(paid))
+	for _, r := range paid {
+		out[r.MemberID] = r.Total
+	}
+	return out, nil
 }

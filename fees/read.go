@@ -1,8 +1,10 @@
 package fees
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -62,6 +64,16 @@ type Fund struct {
 	Currency string `json:"currency"`
 	TotalIn  int64  `json:"total_in"`
 	TotalOut int64  `json:"total_out"`
+	// Period is the current dues period and Paid what each member has
+	// paid into the fund for it.
+	Period string       `json:"period"`
+	Paid   []MemberPaid `json:"paid"`
+}
+
+// MemberPaid is one member's dues paid into the fund for a period.
+type MemberPaid struct {
+	UserID int64 `json:"user_id"`
+	Paid   int64 `json:"paid"`
 }
 
 // FundOf returns a room's fund to a member.
@@ -80,5 +92,18 @@ func (f *Fees) FundOf(ctx context.Context, room, user int64) (*Fund, *Account, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("fees: totals of fund %d: %w", room, err)
 	}
-	return &Fund{RoomID: room, Balance: a.Balance, Currency: a.Currency, TotalIn: sums.In, TotalOut: sums.Out}, a, nil
+	period := currentPeriod(time.Now())
+	if p, err := f.policyFor(ctx, room, time.Now()); err == nil && p != nil {
+		period = periodOf(p.Period, time.Now())
+	}
+	paid, err := f.paidBy(ctx, room, period)
+	if err != nil {
+		return nil, nil, err
+	}
+	fund := &Fund{RoomID: room, Balance: a.Balance, Currency: a.Currency, TotalIn: sums.In, TotalOut: sums.Out, Period: period, Paid: []MemberPaid{}}
+	for id, amount := range paid {
+		fund.Paid = append(fund.Paid, MemberPaid{UserID: id, Paid: amount})
+	}
+	slices.SortFunc(fund.Paid, func(a, b MemberPaid) int { return cmp.Compare(a.UserID, b.UserID) })
+	return fund, a, nil
 }

@@ -17,9 +17,14 @@ type walletView struct {
 }
 
 type fundView struct {
-	Balance  int64 `json:"balance"`
-	TotalIn  int64 `json:"total_in"`
-	TotalOut int64 `json:"total_out"`
+	Balance  int64  `json:"balance"`
+	TotalIn  int64  `json:"total_in"`
+	TotalOut int64  `json:"total_out"`
+	Period   string `json:"period"`
+	Paid     []struct {
+		UserID int64 `json:"user_id"`
+		Paid   int64 `json:"paid"`
+	} `json:"paid"`
 }
 
 type transferView struct {
@@ -435,6 +440,9 @@ func TestDuesPolicyAndStatus(t *testing.T) {
 	partial.must(200, "GET", rp+"/dues/status?period="+nextMonth, nil, &s)
 	if s.Amount != 40000 || s.Totals.Paid != 30000 {
 		t.Fatalf("next month's status %+v", s)
+	}
+	if f := partial.fund(room.ID); f.Period != month || len(f.Paid) != 2 || f.Paid[0].Paid+f.Paid[1].Paid != 40000 {
+		t.Fatalf("fund's paid totals for %s: %+v", month, f)
 	}
 	partial.fails(404, "no_dues", "GET", rp+"/dues/status?period=2020-01", nil)
 	partial.fails(400, "invalid_period", "GET", rp+"/dues/status?period=2026-13", nil)
