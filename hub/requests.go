@@ -1,0 +1,286 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"moim/rooms"
+)
+
+// send validates a member's message once, stores it with one script call
+// and acknowledges it; delivery follows through the room's channel.
+func (h *Hub) send(c *Conn, in *inbound) {
+	switch {
+	case in.Room <= 0:
+		h.fail(c, "bad_request", "room must be a room id", in.CID, 0)
+		return
+	case !validCID(in.CID):
+		h.fail(c, "bad_request", "cid must be 1 to 64 printable ASCII characters without ':'", in.CID, in.Room)
+		return
+	case !validBody(in.Body):
+		h.fail(c, "bad_request", "body must be 1 to 4000 characters", in.CID, in.Room)
+		return
+	case in.ReplyTo < 0:
+		h.fail(c, "bad_request", "reply_to must be a seq", in.CID, in.Room)
+		return
+	case !c.bucket.allow(time.Now(), h.cfg.SendRate, h.cfg.SendBurst):
+		h.fail(c, "rate_limited", "sending too fast; slow down", in.CID, in.Room)
+		return
+	}
+	d := draft(in.Room, c.user, c.name, in.Body, in.CID, KindText, in.ReplyTo, time.Now().UnixMilli())
+	acc, err := h.accept(d)
+	switch {
+	case errors.Is(err, errNotMember):
+		h.fail(c, "not_member", "you are not a member of this room", in.CID, in.Room)
+	case err != nil:
+		h.log.Warn("send failed", "room", in.Room, "err", err)
+		h.fail(c, "unavailable", "message not stored; retry with the same cid", in.CID, in.Room)
+	default:
+		c.write(textFrame(encode(ackEvent{Type: "ack", CID: in.CID, Room: in.Room, Seq: acc.Seq, TS: acc.TS})))
+	}
+}
+
+// accept stores a draft; a missing seq counter is restored from what is
+// stored before trying once more.
+func (h *Hub) accept(d *Draft) (Accepted, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	acc, err := h.broker.Accept(ctx, d)
+	if errors.Is(err, errNoSeq) {
+		var stored int64
+		if h.history != nil {
+			if stored, err = h.history.MaxSeq(ctx, d.Room); err != nil {
+				return Accepted{}, fmt.Errorf("hub: highest stored seq of room %d: %w", d.Room, err)
+			}
+		}
+		if err = h.broker.RestoreSeq(ctx, d.Room, stored); err != nil {
+			return Accepted{}, err
+		}
+		acc, err = h.broker.Accept(ctx, d)
+	}
+	h.metrics.redisRTT.Observe(time.Since(start).Seconds())
+	if err == nil && !acc.Dup {
+		h.metrics.accepted.Inc()
+	}
+	return acc, err
+}
+
+// Post publishes a server-side message (kind system or fee) into a room
+// through the same path as a member's message; idem makes retries safe and
+// fee, when not nil, is carried as the message's structured "fee" field.
+func (h *Hub) Post(ctx context.Context, room int64, kind, body, idem string, fee json.RawMessage) (int64, error) {
+	d := draft(room, 0, "", body, idem, kind, 0, time.Now().UnixMilli())
+	if fee != nil {
+		d.Tail = append(d.Tail[:len(d.Tail)-1], `,"fee":`...)
+		d.Tail = append(append(d.Tail, fee...), '}')
+	}
+	acc, err := h.accept(d)
+	return acc.Seq, err
+}
+
+const maxSyncRooms = 200
+
+func (h *Hub) sync(c *Conn, in *inbound) {
+	if len(in.Rooms) == 0 || len(in.Rooms) > maxSyncRooms {
+		h.fail(c, "bad_request", "rooms must map 1 to 200 room ids to the last seq seen", "", 0)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for key, after := range in.Rooms {
+		room, err := strconv.ParseInt(key, 10, 64)
+		if err != nil || room <= 0 || after < 0 {
+			h.fail(c, "bad_request", "rooms must map room ids to seqs", "", 0)
+			continue
+		}
+		if !h.isMember(c.user, room) {
+			h.fail(c, "not_member", "you are not a member of this room", "", room)
+			continue
+		}
+		msgs, err := h.After(ctx, room, after, h.cfg.SyncLimit)
+		if err != nil {
+			h.log.Warn("sync failed", "room", room, "err", err)
+			h.fail(c, "unavailable", "sync failed; try again", "", room)
+			continue
+		}
+		last := after
+		for _, m := range msgs {
+			c.write(textFrame(m))
+		}
+		if len(msgs) > 0 {
+			last = seqOf(msgs[len(msgs)-1])
+		}
+		c.write(textFrame(encode(syncedEvent{Type: "synced", Room: room, Seq: last})))
+	}
+}
+
+// After returns up to limit messages of room after seq, oldest first: the
+// store's part older than the recent stream, then the recent stream, so a
+// message is readable the moment it is acknowledged, stored or not.
+func (h *Hub) After(ctx context.Context, room, after int64, limit int) ([][]byte, error) {
+	recent, first, err := h.broker.Recent(ctx, room, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	if recent, err = h.tombstones(ctx, room, recent); err != nil {
+		return nil, err
+	}
+	if h.history == nil || (first > 0 && first <= after+1) {
+		return recent, nil
+	}
+	older, err := h.history.After(ctx, room, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	if first > 0 {
+		for len(older) > 0 && seqOf(older[len(older)-1]) >= first {
+			older = older[:len(older)-1]
+		}
+	}
+	out := append(older, recent...)
+	return out[:min(len(out), limit)], nil
+}
+
+// Before returns up to limit messages of room before seq (0: the newest),
+// newest first, from the recent stream and then the store.
+func (h *Hub) Before(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
+	recent, err := h.broker.RecentBefore(ctx, room, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	if recent, err = h.tombstones(ctx, room, recent); err != nil {
+		return nil, err
+	}
+	if len(recent) == limit || h.history == nil {
+		return recent, nil
+	}
+	from := before
+	if len(recent) > 0 {
+		from = seqOf(recent[len(recent)-1])
+	} else if from == 0 {
+		from = 1 << 62
+	}
+	older, err := h.history.Before(ctx, room, from, limit-len(recent))
+	if err != nil {
+		return nil, err
+	}
+	return append(recent, older...), nil
+}
+
+// tombstones blanks the messages of a room that were deleted.
+func (h *Hub) tombstones(ctx context.Context, room int64, msgs [][]byte) ([][]byte, error) {
+	if len(msgs) == 0 {
+		return msgs, nil
+	}
+	deleted, err := h.broker.deletedIn(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range msgs {
+		if deleted[seqOf(m)] {
+			msgs[i] = rooms.Tombstone(m)
+		}
+	}
+	return msgs, nil
+}
+
+var seqField = []byte(`"seq":`)
+
+// seqOf reads the seq of an encoded msg.
+func seqOf(msg []byte) int64 { return intField(msg, seqField) }
+
+// roomSeq checks a frame that names a seq in one of the user's rooms;
+// false means an error was sent.
+func (h *Hub) roomSeq(c *Conn, in *inbound, what string) bool {
+	if in.Room <= 0 || in.Seq <= 0 {
+		h.fail(c, "bad_request", what+" needs a room and a seq", "", in.Room)
+		return false
+	}
+	if !h.isMember(c.user, in.Room) {
+		h.fail(c, "not_member", "you are not a member of this room", "", in.Room)
+		return false
+	}
+	return true
+}
+
+func (h *Hub) read(c *Conn, in *inbound) {
+	if !h.roomSeq(c, in, "read") {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	moved, err := h.broker.MarkRead(ctx, in.Room, c.user, in.Seq)
+	if err == nil && moved {
+		err = h.broker.Publish(ctx, in.Room, encode(readEvent{Type: "read", Room: in.Room, User: c.user, Seq: in.Seq}))
+	}
+	if err != nil {
+		h.fail(c, "unavailable", "read receipt not stored; try again", "", in.Room)
+	}
+}
+
+// delete tombstones a message: its author may, and so may room admins.
+func (h *Hub) delete(c *Conn, in *inbound) {
+	if !h.roomSeq(c, in, "delete") {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := h.find(ctx, in.Room, in.Seq)
+	if err != nil {
+		h.fail(c, "unavailable", "delete failed; try again", "", in.Room)
+		return
+	}
+	if msg == nil {
+		h.fail(c, "not_found", "no such message", "", in.Room)
+		return
+	}
+	var m struct {
+		From int64 `json:"from"`
+	}
+	_ = json.Unmarshal(msg, &m)
+	if m.From != c.user {
+		admin, err := h.dir.IsAdmin(ctx, in.Room, c.user)
+		if err != nil {
+			h.fail(c, "unavailable", "delete failed; try again", "", in.Room)
+			return
+		}
+		if !admin {
+			h.fail(c, "forbidden", "only the author or a room admin can delete a message", "", in.Room)
+			return
+		}
+	}
+	if _, err := h.broker.Delete(ctx, in.Room, in.Seq, c.user); err != nil {
+		h.fail(c, "unavailable", "delete failed; try again", "", in.Room)
+	}
+}
+
+// find reads one message from the recent stream, else from the store.
+func (h *Hub) find(ctx context.Context, room, seq int64) ([]byte, error) {
+	msg, err := h.broker.Message(ctx, room, seq)
+	if err != nil || msg != nil || h.history == nil {
+		return msg, err
+	}
+	msgs, err := h.history.After(ctx, room, seq-1, 1)
+	if err != nil || len(msgs) == 0 || seqOf(msgs[0]) != seq {
+		return nil, err
+	}
+	return msgs[0], nil
+}
+
+func (h *Hub) typing(c *Conn, in *inbound) {
+	if !h.isMember(c.user, in.Room) {
+		h.fail(c, "not_member", "you are not a member of this room", "", in.Room)
+		return
+	}
+	if !c.bucket.allow(time.Now(), h.cfg.SendRate, h.cfg.SendBurst) {
+		return // typing is best-effort; dropping it is the right throttle
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = h.broker.Publish(ctx, in.Room, encode(typingEvent{Type: "typing", Room: in.Room, User: c.user}))
+}
