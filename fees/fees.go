@@ -213,15 +213,20 @@ func (f *Fees) transferOnce(ctx context.Context, m *move, hash string) (*Transfe
 		return nil, fmt.Errorf("fees: %s of %d for user %d: %w", m.kind, m.amount, m.user, err)
 	}
 	if m.announce != nil && refusal == nil {
-		select {
-		case f.wake <- struct{}{}:
-		default:
-		}
+		f.nudge()
 	}
 	if refusal != nil {
 		return out, refusal
 	}
 	return out, nil
+}
+
+// nudge wakes the outbox relay after a fee event was committed.
+func (f *Fees) nudge() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
 }
 
 func isDeadlock(err error) bool {

@@ -16,8 +16,15 @@ var (
 	keyRE    = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
 )
 
-// currentPeriod is this month in Korea, "2026-11".
-func currentPeriod(now time.Time) string { return now.In(kst).Format("2006-01") }
+// periodNow is the room's current dues period in its own rhythm (weekly
+// or monthly); monthly when it has no policy.
+func (f *Fees) periodNow(ctx context.Context, room int64) string {
+	now := time.Now()
+	if p, err := f.policyFor(ctx, room, now); err == nil && p != nil {
+		return periodOf(p.Period, now)
+	}
+	return periodOf("monthly", now)
+}
 
 func (f *Fees) checkAmount(amount int64) error {
 	if amount <= 0 || amount > f.maxAmount {
@@ -46,7 +53,7 @@ func checkMemo(memo string, required bool) (string, error) {
 
 func checkPeriod(p string) (string, error) {
 	if p == "" {
-		return currentPeriod(time.Now()), nil
+		return periodOf("monthly", time.Now()), nil
 	}
 	if !periodRE.MatchString(p) && !weekRE.MatchString(p) {
 		return "", api.Errorf(400, "invalid_period", `period must look like "2026-11" or "2026-W47"`)
@@ -57,7 +64,7 @@ func checkPeriod(p string) (string, error) {
 // Deposit tops up a user's wallet from outside (the payment gateway's
 // side; see Gateway).
 func (f *Fees) Deposit(ctx context.Context, user, amount int64, key string) (*Transfer, error) {
-	if err := errorsJoin(f.checkAmount(amount), checkKey(key)); err != nil {
+	if err := firstErr(f.checkAmount(amount), checkKey(key)); err != nil {
 		return nil, err
 	}
 	ext, err := f.account(ctx, KindExternal, 0, true)
@@ -71,9 +78,9 @@ func (f *Fees) Deposit(ctx context.Context, user, amount int64, key string) (*Tr
 	return f.transfer(ctx, &move{user: user, key: key, kind: TransferDeposit, from: ext, to: wallet, amount: amount, member: user})
 }
 
-// errorsJoin returns the first non-nil error: user errors are reported one
+// firstErr returns the first non-nil error: user errors are reported one
 // at a time.
-func errorsJoin(errs ...error) error {
+func firstErr(errs ...error) error {
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -130,13 +137,10 @@ func (f *Fees) requireAdmin(ctx context.Context, room, user int64) error {
 // Pay moves dues from the member's wallet into the room's fund.
 func (f *Fees) Pay(ctx context.Context, room, user, amount int64, period, key string) (*Transfer, error) {
 	if period == "" {
-		// The current period in the room's own rhythm (monthly or weekly).
-		if p, err := f.policyFor(ctx, room, time.Now()); err == nil && p != nil {
-			period = periodOf(p.Period, time.Now())
-		}
+		period = f.periodNow(ctx, room)
 	}
 	period, err := checkPeriod(period)
-	if err := errorsJoin(err, f.checkAmount(amount), checkKey(key)); err != nil {
+	if err := firstErr(err, f.checkAmount(amount), checkKey(key)); err != nil {
 		return nil, err
 	}
 	if _, err := f.requireMember(ctx, room, user); err != nil {
@@ -165,7 +169,7 @@ func (f *Fees) Pay(ctx context.Context, room, user, amount int64, period, key st
 // Spend takes money out of the fund for the club's costs; admins only.
 func (f *Fees) Spend(ctx context.Context, room, user, amount int64, memo, key string) (*Transfer, error) {
 	memo, err := checkMemo(memo, true)
-	if err := errorsJoin(err, f.checkAmount(amount), checkKey(key)); err != nil {
+	if err := firstErr(err, f.checkAmount(amount), checkKey(key)); err != nil {
 		return nil, err
 	}
 	if err := f.requireAdmin(ctx, room, user); err != nil {
@@ -190,7 +194,7 @@ func (f *Fees) Spend(ctx context.Context, room, user, amount int64, memo, key st
 // Refund returns money from the fund to a member's wallet; admins only.
 func (f *Fees) Refund(ctx context.Context, room, user, member, amount int64, memo, key string) (*Transfer, error) {
 	memo, err := checkMemo(memo, true)
-	if err := errorsJoin(err, f.checkAmount(amount), checkKey(key)); err != nil {
+	if err := firstErr(err, f.checkAmount(amount), checkKey(key)); err != nil {
 		return nil, err
 	}
 	if err := f.requireAdmin(ctx, room, user); err != nil {

@@ -92,10 +92,7 @@ func (f *Fees) FundOf(ctx context.Context, room, user int64) (*Fund, *Account, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("fees: totals of fund %d: %w", room, err)
 	}
-	period := currentPeriod(time.Now())
-	if p, err := f.policyFor(ctx, room, time.Now()); err == nil && p != nil {
-		period = periodOf(p.Period, time.Now())
-	}
+	period := f.periodNow(ctx, room)
 	paid, err := f.paidBy(ctx, room, period)
 	if err != nil {
 		return nil, nil, err

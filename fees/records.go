@@ -136,10 +136,7 @@ func (f *Fees) Remind(ctx context.Context, room, by int64) ([]MemberDues, error)
 	if err := f.db.WithContext(ctx).Create(&Outbox{RoomID: room, Body: body, Fee: string(fee)}).Error; err != nil {
 		return nil, fmt.Errorf("fees: queue reminder for room %d: %w", room, err)
 	}
-	select {
-	case f.wake <- struct{}{}:
-	default:
-	}
+	f.nudge()
 	if unpaid == nil {
 		unpaid = []MemberDues{}
 	}

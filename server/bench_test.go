@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"moim/rooms"
 	"moim/store"
 )
 
@@ -17,7 +18,7 @@ import (
 //
 //	go test -run '^$' -bench StoredPerMinute -benchtime 1x ./server
 func BenchmarkStoredPerMinute(b *testing.B) {
-	const total, producers, rooms = 20000, 32, 100
+	const total, producers, roomCount = 20000, 32, 100
 	for i := 0; i < b.N; i++ {
 		cfg := benchConfig(b)
 		n := startBenchNode(b, cfg)
@@ -26,10 +27,10 @@ func BenchmarkStoredPerMinute(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ids := make([]int64, rooms)
+		ids := make([]int64, roomCount)
 		for r := range ids {
 			ids[r] = int64(r + 1)
-			if err := n.backends.redis.Set(ctx, fmt.Sprintf("%s:{%d}:room:%d:seq", cfg.RedisPrefix, int(ids[r])%cfg.StreamShards, ids[r]), 0, 0).Err(); err != nil {
+			if err := n.backends.redis.Set(ctx, rooms.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}.Seq(ids[r]), 0, 0).Err(); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -40,7 +41,7 @@ func BenchmarkStoredPerMinute(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				for k := p; k < total; k += producers {
-					room := ids[k%rooms]
+					room := ids[k%roomCount]
 					seq, err := n.hub.Post(ctx, room, "system", "benchmark message with a body of about sixty bytes, 한글 포함", fmt.Sprint("b", k), nil)
 					if seq == 0 && err == nil {
 						b.Errorf("post %d: no seq", k)

@@ -16,6 +16,7 @@ import (
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/redis/go-redis/v9"
 
+	"moim/rooms"
 	"moim/store"
 )
 
@@ -306,7 +307,7 @@ func TestDeadBatchersEntriesAreClaimed(t *testing.T) {
 	rdb := first.backends.redis
 	var streams []string
 	for s := 0; s < cfg.StreamShards; s++ {
-		key := fmt.Sprintf("%s:{%d}:persist", cfg.RedisPrefix, s)
+		key := rooms.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}.Persist(s)
 		if err := rdb.XGroupCreateMkStream(ctx, key, "moim-store", "0").Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 			t.Fatal(err)
 		}
