@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -42,11 +43,13 @@ type Fees struct {
 	rooms     Rooms
 	maxAmount int64
 	wake      chan struct{} // nudges the outbox relay after a commit
+	metrics   *metrics
 }
 
-// New returns the fees module; maxAmount caps a single transfer.
-func New(db *gorm.DB, rooms Rooms, maxAmount int64) *Fees {
-	return &Fees{db: db, rooms: rooms, maxAmount: maxAmount, wake: make(chan struct{}, 1)}
+// New returns the fees module; maxAmount caps a single transfer. Its
+// metrics register with reg.
+func New(db *gorm.DB, rooms Rooms, maxAmount int64, reg prometheus.Registerer) *Fees {
+	return &Fees{db: db, rooms: rooms, maxAmount: maxAmount, wake: make(chan struct{}, 1), metrics: newMetrics(reg)}
 }
 
 // Migrate creates or updates the fees tables.
@@ -121,12 +124,14 @@ const maxAttempts = 8
 // A refused attempt is stored too, so the same key keeps its answer.
 func (f *Fees) transfer(ctx context.Context, m *move) (*Transfer, error) {
 	hash := m.hash()
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		t, err := f.transferOnce(ctx, m, hash)
 		if (isDeadlock(err) || sqldb.IsDuplicate(err)) && attempt < maxAttempts {
 			time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
 			continue
 		}
+		f.metrics.observe(m.kind, t, err, time.Since(start).Seconds())
 		return t, err
 	}
 }

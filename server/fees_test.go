@@ -237,6 +237,10 @@ func TestRepeatedKeyConcurrentlyMovesMoneyOnce(t *testing.T) {
 	if b := c.balance(); b != 7000 {
 		t.Fatalf("balance %d after ten repeats of one 7000 deposit", b)
 	}
+	if done, replayed := metricValue(t, n, `moim_fee_transfers_total{kind="deposit",result="done"}`),
+		metricValue(t, n, `moim_fee_transfers_total{kind="deposit",result="replayed"}`); done != 1 || replayed != 9 {
+		t.Fatalf("metrics count %v done and %v replayed deposits, want 1 and 9", done, replayed)
+	}
 	checkBooks(t, n)
 }
 

@@ -115,7 +115,8 @@ func (n *node) build(ctx context.Context) error {
 	if err := acc.Migrate(); err != nil {
 		return err
 	}
-	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount)
+	reg := newRegistry()
+	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, reg)
 	if err := money.Migrate(); err != nil {
 		return err
 	}
@@ -127,7 +128,6 @@ func (n *node) build(ctx context.Context) error {
 	}
 	n.watchMirror(rms.Mirror())
 
-	reg := newRegistry()
 	msgs, err := store.Open(ctx, n.backends.mdb)
 	if err != nil {
 		return err

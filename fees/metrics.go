@@ -1,0 +1,45 @@
+package fees
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"moim/api"
+)
+
+type metrics struct {
+	transfers *prometheus.CounterVec
+	duration  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moim_fee_transfers_total",
+			Help: "Money moves by kind (deposit, dues, spend, refund) and result: done, replayed (same key again), refused (e.g. insufficient_funds) or failed.",
+		}, []string{"kind", "result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "moim_fee_transfer_seconds", Help: "Duration of one transfer, retries included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+	}
+	reg.MustRegister(m.transfers, m.duration)
+	return m
+}
+
+// observe counts one transfer's outcome.
+func (m *metrics) observe(kind string, t *Transfer, err error, seconds float64) {
+	result := "done"
+	var ae *api.Error
+	switch {
+	case err != nil && errors.As(err, &ae):
+		result = "refused"
+	case err != nil:
+		result = "failed"
+	case t != nil && t.Replayed:
+		result = "replayed"
+	}
+	m.transfers.WithLabelValues(kind, result).Inc()
+	m.duration.Observe(seconds)
+}
