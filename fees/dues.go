@@ -120,12 +120,18 @@ func (f *Fees) policyFor(ctx context.Context, room int64, t time.Time) (*DuesPol
 	if err := f.db.WithContext(ctx).Where("room_id = ?", room).Order("id DESC").Find(&ps).Error; err != nil {
 		return nil, fmt.Errorf("fees: dues of room %d: %w", room, err)
 	}
+	return inForce(ps, t), nil
+}
+
+// inForce picks the policy in force at t from a room's policies, newest
+// first; nil when none is.
+func inForce(ps []DuesPolicy, t time.Time) *DuesPolicy {
 	for i := range ps {
 		if ps[i].From <= periodOf(ps[i].Period, t) {
-			return &ps[i], nil
+			return &ps[i]
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // policyForPeriod is the policy that applied to a named period.
@@ -200,7 +206,15 @@ type Status struct {
 // StatusOf tells every member of a room who has paid for period (default:
 // the current one). overdue means the due date has passed unpaid.
 func (f *Fees) StatusOf(ctx context.Context, room, user int64, period string) (*Status, error) {
-	members, err := f.rooms.MemberIDs(ctx, room, user)
+	if _, err := f.requireMember(ctx, room, user); err != nil {
+		return nil, err
+	}
+	return f.status(ctx, room, period)
+}
+
+// status is StatusOf as the system sees it.
+func (f *Fees) status(ctx context.Context, room int64, period string) (*Status, error) {
+	members, err := f.rooms.Roster(ctx, room)
 	if err != nil {
 		return nil, err
 	}

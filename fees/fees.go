@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -33,8 +34,9 @@ type Rooms interface {
 	Role(ctx context.Context, roomID, userID int64) (string, error)
 	// DisplayName is a user's name, for announcements.
 	DisplayName(ctx context.Context, userID int64) (string, error)
-	// MemberIDs lists a room's members to one of them.
-	MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error)
+	// Roster lists a room's members as the system sees them; callers
+	// check the asking user's membership first.
+	Roster(ctx context.Context, roomID int64) ([]int64, error)
 }
 
 // Fees serves wallets, funds and the ledger.
@@ -44,6 +46,7 @@ type Fees struct {
 	maxAmount int64
 	wake      chan struct{} // nudges the outbox relay after a commit
 	metrics   *metrics
+	clock     atomic.Pointer[func() time.Time]
 }
 
 // New returns the fees module; maxAmount caps a single transfer. Its
@@ -54,7 +57,8 @@ func New(db *gorm.DB, rooms Rooms, maxAmount int64, reg prometheus.Registerer) *
 
 // Migrate creates or updates the fees tables.
 func (f *Fees) Migrate() error {
-	if err := f.db.AutoMigrate(&Account{}, &Transfer{}, &Entry{}, &Outbox{}, &DuesPolicy{}, &DuesRecord{}, &DuesAudit{}); err != nil {
+	if err := f.db.AutoMigrate(&Account{}, &Transfer{}, &Entry{}, &Outbox{}, &DuesPolicy{}, &DuesRecord{}, &DuesAudit{},
+		&Schedule{}, &ScheduleRun{}, &DuesReminder{}); err != nil {
 		return fmt.Errorf("fees: migrate: %w", err)
 	}
 	return nil

@@ -31,6 +31,53 @@ func (f *Fees) Routes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx
 	r.Post("/rooms/:id/dues/waivers", auth, h.record(true))
 	r.Get("/rooms/:id/dues/audit", auth, h.audit)
 	r.Post("/rooms/:id/dues/remind", auth, h.remind)
+	r.Post("/schedules", auth, h.createSchedule)
+	r.Get("/schedules", auth, h.schedules)
+	r.Delete("/schedules/:id", auth, h.cancelSchedule)
+}
+
+func (h *handlers) createSchedule(c *fiber.Ctx) error {
+	var req ScheduleRequest
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	s, err := h.f.CreateSchedule(c.UserContext(), h.user(c), req)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(ScheduleView{Schedule: *s, Runs: []ScheduleRun{}})
+}
+
+func (h *handlers) schedules(c *fiber.Ctx) error {
+	limit, err := api.Limit(c, 20, 100)
+	if err != nil {
+		return err
+	}
+	cursor, err := api.Cursor(c)
+	if err != nil {
+		return err
+	}
+	ss, err := h.f.Schedules(c.UserContext(), h.user(c), cursor, limit+1)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(ss) > limit {
+		ss = ss[:limit]
+		next = strconv.FormatInt(ss[limit-1].ID, 10)
+	}
+	return c.JSON(fiber.Map{"schedules": ss, "next_cursor": next})
+}
+
+func (h *handlers) cancelSchedule(c *fiber.Ctx) error {
+	id, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := h.f.CancelSchedule(c.UserContext(), h.user(c), id); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
 }
 
 // record serves manual payments and, with waive, waivers.

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	transfers *prometheus.CounterVec
 	duration  prometheus.Histogram
+	runs      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,8 +24,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "moim_fee_transfer_seconds", Help: "Duration of one transfer, retries included.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moim_fee_schedule_runs_total",
+			Help: "Auto-pay runs finished by this node, by status: done, failed (e.g. insufficient_funds) or skipped (already paid, cancelled).",
+		}, []string{"status"}),
 	}
-	reg.MustRegister(m.transfers, m.duration)
+	reg.MustRegister(m.transfers, m.duration, m.runs)
 	return m
 }
 

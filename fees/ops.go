@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"gorm.io/gorm"
+
 	"moim/api"
 )
 
@@ -16,14 +18,17 @@ var (
 	keyRE    = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
 )
 
-// periodNow is the room's current dues period in its own rhythm (weekly
-// or monthly); monthly when it has no policy.
-func (f *Fees) periodNow(ctx context.Context, room int64) string {
-	now := time.Now()
-	if p, err := f.policyFor(ctx, room, now); err == nil && p != nil {
-		return periodOf(p.Period, now)
+// periodAt is the room's dues period at t in its own rhythm (weekly or
+// monthly); monthly when it has no policy.
+func (f *Fees) periodAt(db *gorm.DB, room int64, t time.Time) (string, error) {
+	var ps []DuesPolicy
+	if err := db.Where("room_id = ?", room).Order("id DESC").Find(&ps).Error; err != nil {
+		return "", fmt.Errorf("fees: dues of room %d: %w", room, err)
 	}
-	return periodOf("monthly", now)
+	if p := inForce(ps, t); p != nil {
+		return periodOf(p.Period, t), nil
+	}
+	return periodOf("monthly", t), nil
 }
 
 func (f *Fees) checkAmount(amount int64) error {
@@ -33,9 +38,13 @@ func (f *Fees) checkAmount(amount int64) error {
 	return nil
 }
 
+// autoKeyPrefix starts the idempotency keys of auto-pay runs; users'
+// keys may not, so theirs never collide with a run's.
+const autoKeyPrefix = "auto:"
+
 func checkKey(key string) error {
-	if !keyRE.MatchString(key) {
-		return api.Errorf(400, "validation", "idempotency_key must be 1 to 64 printable ASCII characters")
+	if !keyRE.MatchString(key) || strings.HasPrefix(key, autoKeyPrefix) {
+		return api.Errorf(400, "validation", `idempotency_key must be 1 to 64 printable ASCII characters, not starting with "auto:"`)
 	}
 	return nil
 }
@@ -136,11 +145,23 @@ func (f *Fees) requireAdmin(ctx context.Context, room, user int64) error {
 
 // Pay moves dues from the member's wallet into the room's fund.
 func (f *Fees) Pay(ctx context.Context, room, user, amount int64, period, key string) (*Transfer, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	return f.pay(ctx, room, user, amount, period, key)
+}
+
+// pay is Pay with a key of the system's own (auto-pay runs).
+func (f *Fees) pay(ctx context.Context, room, user, amount int64, period, key string) (*Transfer, error) {
 	if period == "" {
-		period = f.periodNow(ctx, room)
+		p, err := f.periodAt(f.db.WithContext(ctx), room, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		period = p
 	}
 	period, err := checkPeriod(period)
-	if err := firstErr(err, f.checkAmount(amount), checkKey(key)); err != nil {
+	if err := firstErr(err, f.checkAmount(amount)); err != nil {
 		return nil, err
 	}
 	if _, err := f.requireMember(ctx, room, user); err != nil {

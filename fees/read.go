@@ -92,7 +92,10 @@ func (f *Fees) FundOf(ctx context.Context, room, user int64) (*Fund, *Account, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("fees: totals of fund %d: %w", room, err)
 	}
-	period := f.periodNow(ctx, room)
+	period, err := f.periodAt(f.db.WithContext(ctx), room, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
 	paid, err := f.paidBy(ctx, room, period)
 	if err != nil {
 		return nil, nil, err

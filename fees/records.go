@@ -112,6 +112,23 @@ func (f *Fees) Remind(ctx context.Context, room, by int64) ([]MemberDues, error)
 	if err != nil {
 		return nil, err
 	}
+	ev, unpaid, err := reminder(room, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.db.WithContext(ctx).Create(ev).Error; err != nil {
+		return nil, fmt.Errorf("fees: queue reminder for room %d: %w", room, err)
+	}
+	f.nudge()
+	if unpaid == nil {
+		unpaid = []MemberDues{}
+	}
+	return unpaid, nil
+}
+
+// reminder words a period's reminder as a fee event naming who has not
+// paid; it also returns those members.
+func reminder(room int64, s *Status) (*Outbox, []MemberDues, error) {
 	var unpaid []MemberDues
 	var names []string
 	for _, m := range s.Members {
@@ -131,14 +148,7 @@ func (f *Fees) Remind(ctx context.Context, room, by int64) ([]MemberDues, error)
 	}
 	fee, err := json.Marshal(map[string]any{"event": "reminder", "period": s.Period, "amount": s.Amount, "currency": Currency, "due_date": s.DueDate, "unpaid": ids})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := f.db.WithContext(ctx).Create(&Outbox{RoomID: room, Body: body, Fee: string(fee)}).Error; err != nil {
-		return nil, fmt.Errorf("fees: queue reminder for room %d: %w", room, err)
-	}
-	f.nudge()
-	if unpaid == nil {
-		unpaid = []MemberDues{}
-	}
-	return unpaid, nil
+	return &Outbox{RoomID: room, Body: body, Fee: string(fee)}, unpaid, nil
 }

@@ -669,6 +669,12 @@ func (s *Rooms) Members(ctx context.Context, roomID, userID int64) ([]MemberView
 	return s.members(ctx, roomID, 0)
 }
 
+// Roster lists a room's members without a viewer (for the system's own
+// jobs, such as dues reminders).
+func (s *Rooms) Roster(ctx context.Context, roomID int64) ([]MemberView, error) {
+	return s.members(ctx, roomID, 0)
+}
+
 // members lists a room's members, or only onlyID when it is non-zero.
 func (s *Rooms) members(ctx context.Context, roomID, onlyID int64) ([]MemberView, error) {
 	out := []MemberView{}

@@ -67,6 +67,10 @@ type Config struct {
 	// MirrorCheck is how often a node checks that Redis still holds the
 	// membership mirror. Default 5s.
 	MirrorCheck time.Duration
+	// ScheduleTick is how often a node looks for due auto-pay runs and
+	// due-day reminders. Default 10s: runs go out within seconds of their
+	// time, and the query is one indexed range scan.
+	ScheduleTick time.Duration
 	// MaxAmount caps one money transfer, in won. Default 100,000,000
 	// (1억): far above club dues, low enough to stop a typo's extra zeros.
 	MaxAmount int64
@@ -101,6 +105,7 @@ var settings = []setting{
 	{"MOIM_ROLES", "roles", "api,hub,batcher", "what this node runs: any of api, hub, batcher"},
 	{"MOIM_CLAIM_IDLE", "claim-idle", "30s", "how long a batcher's unstored entries wait before another batcher claims them"},
 	{"MOIM_MIRROR_CHECK", "mirror-check", "5s", "how often to check Redis still holds the membership mirror"},
+	{"MOIM_SCHEDULE_TICK", "schedule-tick", "10s", "how often to run due auto-pay orders and due-day reminders"},
 	{"MOIM_MAX_AMOUNT", "max-amount", "100000000", "largest single money transfer, in won"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
@@ -155,6 +160,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return Config{}, err
 	}
 	if cfg.MirrorCheck, err = positiveDuration("MOIM_MIRROR_CHECK", get("MOIM_MIRROR_CHECK")); err != nil {
+		return Config{}, err
+	}
+	if cfg.ScheduleTick, err = positiveDuration("MOIM_SCHEDULE_TICK", get("MOIM_SCHEDULE_TICK")); err != nil {
 		return Config{}, err
 	}
 	cfg.MaxAmount, err = strconv.ParseInt(get("MOIM_MAX_AMOUNT"), 10, 64)

@@ -65,6 +65,7 @@ func benchConfig(t testing.TB) Config {
 		Roles:          []string{"api", "hub", "batcher"},
 		ClaimIdle:      30 * time.Second,
 		MirrorCheck:    200 * time.Millisecond,
+		ScheduleTick:   100 * time.Millisecond,
 		MaxAmount:      100_000_000,
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,

@@ -82,7 +82,9 @@ type node struct {
 	// stopBatcher ends the batcher after it stored what it had read.
 	stopBatcher func()
 	stopWatch   func()
-	stopRelay   func()
+	stopFees    func()
+	// money is kept so tests can move its scheduler's clock.
+	money *fees.Fees
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -155,7 +157,8 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	rms.OnChange(n.hub.MembershipChanged)
-	n.runRelay(money)
+	n.money = money
+	n.runFees(money)
 	app := fiber.New(fiber.Config{
 		AppName:               "moim",
 		BodyLimit:             64 << 10,
@@ -214,14 +217,20 @@ func (d directory) IsAdmin(ctx context.Context, roomID, userID int64) (bool, err
 
 func (d directory) MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error) {
 	ms, err := d.rms.Members(ctx, roomID, viewerID)
-	if err != nil {
-		return nil, err
-	}
+	return memberIDs(ms), err
+}
+
+func memberIDs(ms []rooms.MemberView) []int64 {
 	ids := make([]int64, len(ms))
 	for i, m := range ms {
 		ids[i] = m.UserID
 	}
-	return ids, nil
+	return ids
+}
+
+func (d directory) Roster(ctx context.Context, roomID int64) ([]int64, error) {
+	ms, err := d.rms.Roster(ctx, roomID)
+	return memberIDs(ms), err
 }
 
 func (d directory) RoomIDs(ctx context.Context, userID int64) ([]int64, error) {
@@ -260,15 +269,16 @@ func (n *node) watchMirror(m *rooms.Mirror) {
 	n.stopWatch = func() { stop(); <-done }
 }
 
-// runRelay announces committed fee events in their rooms until close.
-func (n *node) runRelay(money *fees.Fees) {
+// runFees announces committed fee events in their rooms and, on API
+// nodes, runs due auto-pay orders and reminders, until close.
+func (n *node) runFees(money *fees.Fees) {
 	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		money.Relay(ctx, n.hub, n.log)
-	}()
-	n.stopRelay = func() { stop(); <-done }
+	var wg sync.WaitGroup
+	wg.Go(func() { money.Relay(ctx, n.hub, n.log) })
+	if n.cfg.hasRole("api") {
+		wg.Go(func() { money.Schedule(ctx, n.cfg.ScheduleTick, n.log) })
+	}
+	n.stopFees = func() { stop(); wg.Wait() }
 }
 
 // serve answers on ln until ctx ends, then shuts down gracefully.
@@ -292,8 +302,8 @@ func (n *node) serve(ctx context.Context, ln net.Listener) error {
 
 // close says goodbye (1001) to WebSocket clients, then closes backends.
 func (n *node) close() {
-	if n.stopRelay != nil {
-		n.stopRelay()
+	if n.stopFees != nil {
+		n.stopFees()
 	}
 	if n.hub != nil {
 		n.hub.Close()
