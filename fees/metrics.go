@@ -29,6 +29,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Auto-pay runs finished by this node, by status: done, failed (e.g. insufficient_funds) or skipped (already paid, cancelled).",
 		}, []string{"status"}),
 	}
+	for _, st := range []string{runDone, runFailed, runSkipped} {
+		m.runs.WithLabelValues(st) // exported at zero, so rates and sums see every status
+	}
 	reg.MustRegister(m.transfers, m.duration, m.runs)
 	return m
 }

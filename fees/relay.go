@@ -51,7 +51,9 @@ func (f *Fees) relayOnce(ctx context.Context, pub Publisher, log *slog.Logger) b
 		}
 		now := time.Now().UTC()
 		if err := f.db.WithContext(ctx).Model(&Outbox{}).Where("id = ?", ev.ID).Update("published_at", &now).Error; err != nil {
-			log.Warn("fee relay: mark published", "event", ev.ID, "err", err)
+			if ctx.Err() == nil {
+				log.Warn("fee relay: mark published", "event", ev.ID, "err", err)
+			}
 			return false
 		}
 	}
