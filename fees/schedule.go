@@ -24,8 +24,8 @@ type Schedule struct {
 	At         *time.Time `json:"at,omitempty"`
 	Until      *time.Time `json:"until,omitempty"`
 	// NextRun is when the order runs next; nil once it has ended.
-	NextRun   *time.Time `gorm:"index:due,priority:2" json:"next_run"`
-	State     string     `gorm:"size:10;not null;index:due,priority:1" json:"state"`
+	NextRun   *time.Time `gorm:"index:schedule_due,priority:2" json:"next_run"`
+	State     string     `gorm:"size:10;not null;index:schedule_due,priority:1" json:"state"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"-"`
 }
@@ -42,8 +42,8 @@ const (
 // runs once; its transfer's idempotency key names the run and attempt.
 type ScheduleRun struct {
 	ID         int64     `gorm:"primaryKey" json:"id"`
-	ScheduleID int64     `gorm:"not null;uniqueIndex:run" json:"-"`
-	DueAt      time.Time `gorm:"not null;uniqueIndex:run" json:"due_at"`
+	ScheduleID int64     `gorm:"not null;uniqueIndex:schedule_run" json:"-"`
+	DueAt      time.Time `gorm:"not null;uniqueIndex:schedule_run" json:"due_at"`
 	Period     string    `gorm:"size:8;not null" json:"period"`
 	// Attempt is 1, or 2 when a failed run was retried with the next one.
 	Attempt int `gorm:"not null" json:"attempt"`

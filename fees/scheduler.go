@@ -19,8 +19,8 @@ import (
 // (room, period) pair makes it go out once however many nodes run.
 type DuesReminder struct {
 	ID        int64  `gorm:"primaryKey"`
-	RoomID    int64  `gorm:"not null;uniqueIndex:room_period"`
-	Period    string `gorm:"size:8;not null;uniqueIndex:room_period"`
+	RoomID    int64  `gorm:"not null;uniqueIndex:reminder_room_period"`
+	Period    string `gorm:"size:8;not null;uniqueIndex:reminder_room_period"`
 	CreatedAt time.Time
 }
 
