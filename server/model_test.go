@@ -1,0 +1,281 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The model check drives a seeded random money workload through the API
+// while an in-memory model predicts every reply and every balance. Each
+// round's requests run concurrently; the generator keeps every outcome
+// determined whatever the interleaving: an account is debited by at most
+// one new request per round, and a debit either fits the balance before
+// the round (so it succeeds) or exceeds it plus every credit the round
+// could bring (so it is refused). Rerun a failure with MOIM_MODEL_SEED.
+
+// modelOp is one request and the reply the model predicts.
+type modelOp struct {
+	who    *client
+	path   string
+	body   map[string]any
+	desc   string
+	status []int // acceptable statuses (a concurrent duplicate pair may answer 201 or 200)
+	code   string
+	// first is the original request this one repeats (same key), if any.
+	first *modelOp
+	// filled in when the request runs
+	gotStatus int
+	gotID     int64
+	gotCode   string
+}
+
+// modelKey is an idempotency key in its user's scope.
+type modelKey struct {
+	user int64
+	key  string
+}
+
+func TestModelCheckMoney(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("MOIM_MODEL_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("MOIM_MODEL_SEED: %v", err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (rerun with MOIM_MODEL_SEED=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("seed %d: %s", seed, fmt.Sprintf(format, args...))
+	}
+
+	n := startTestNode(t, testConfig(t))
+	admin := n.user(t, "Treasurer")
+	members := []*client{admin}
+	for i := range 4 {
+		members = append(members, n.user(t, fmt.Sprintf("Member%d", i)))
+	}
+	var ids []int64
+	for _, m := range members[1:] {
+		ids = append(ids, m.id)
+	}
+	rooms := make([]int64, 2)
+	for i := range rooms {
+		rooms[i] = admin.createRoom(map[string]any{"name": fmt.Sprintf("Club %d", i), "member_ids": ids}).ID
+		admin.must(201, "POST", urlf("/api/rooms/%d/fund", rooms[i]), map[string]any{"currency": "KRW"}, nil)
+	}
+
+	wallet := map[int64]int64{} // user → balance
+	fund := map[int64]int64{}   // room → balance
+	done := map[modelKey]*modelOp{}
+	var history []*modelOp
+	outcomes := map[string]int{}
+	keyN := map[int64]int{}
+	newKey := func(c *client) string {
+		keyN[c.id]++
+		return fmt.Sprintf("k%d", keyN[c.id]) // the same strings in every user's scope
+	}
+
+	const rounds = 40
+	for round := range rounds {
+		var ops []*modelOp
+		debited := map[string]bool{}
+		credits := map[string]int64{}
+		// Requests that move money; their debits are resolved below.
+		type pending struct {
+			op     *modelOp
+			debit  string
+			credit string
+			amount *int64
+		}
+		var moves []pending
+		for range 1 + rng.IntN(6) {
+			c := members[rng.IntN(len(members))]
+			room := rooms[rng.IntN(len(rooms))]
+			amount := int64(1 + rng.IntN(30)*1000)
+			switch k := rng.IntN(10); {
+			case k < 3:
+				credits["w"+fmt.Sprint(c.id)] += amount
+				op := &modelOp{who: c, path: "/api/wallet/deposit", desc: "deposit", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
+				moves = append(moves, pending{op: op, credit: "w" + fmt.Sprint(c.id), amount: &amount})
+			case k < 6:
+				if debited["w"+fmt.Sprint(c.id)] {
+					continue
+				}
+				debited["w"+fmt.Sprint(c.id)] = true
+				credits["f"+fmt.Sprint(room)] += amount
+				op := &modelOp{who: c, path: urlf("/api/rooms/%d/fund/pay", room), desc: "pay", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
+				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.id), credit: "f" + fmt.Sprint(room), amount: &amount})
+			case k < 7:
+				if debited["f"+fmt.Sprint(room)] {
+					continue
+				}
+				debited["f"+fmt.Sprint(room)] = true
+				op := &modelOp{who: admin, path: urlf("/api/rooms/%d/fund/spend", room), desc: "spend", body: map[string]any{"amount": amount, "memo": "간식 snacks", "idempotency_key": newKey(admin)}}
+				moves = append(moves, pending{op: op, debit: "f" + fmt.Sprint(room), amount: &amount})
+			case k < 8:
+				if debited["f"+fmt.Sprint(room)] || c == admin {
+					continue
+				}
+				debited["f"+fmt.Sprint(room)] = true
+				credits["w"+fmt.Sprint(c.id)] += amount
+				op := &modelOp{who: admin, path: urlf("/api/rooms/%d/fund/refund", room), desc: "refund", body: map[string]any{"user_id": c.id, "amount": amount, "memo": "환불 refund", "idempotency_key": newKey(admin)}}
+				moves = append(moves, pending{op: op, debit: "f" + fmt.Sprint(room), credit: "w" + fmt.Sprint(c.id), amount: &amount})
+			case k < 9 && len(history) > 0:
+				// A late retry with the same key and body: the first answer again.
+				first := history[rng.IntN(len(history))]
+				op := &modelOp{who: first.who, path: first.path, body: first.body, desc: "retry " + first.desc, first: first}
+				ops = append(ops, op)
+				if rng.IntN(3) == 0 { // and a changed body under that key
+					body := map[string]any{}
+					for k, v := range first.body {
+						body[k] = v
+					}
+					body["amount"] = first.body["amount"].(int64) + 1
+					ops = append(ops, &modelOp{who: first.who, path: first.path, body: body, desc: "reuse " + first.desc, status: []int{409}, code: "idempotency_conflict"})
+				}
+			default:
+				bad := []int64{0, -5, 100_000_001}[rng.IntN(3)]
+				ops = append(ops, &modelOp{who: c, path: "/api/wallet/deposit", desc: "bad deposit", body: map[string]any{"amount": bad, "idempotency_key": newKey(c)}, status: []int{400}, code: "invalid_amount"})
+			}
+		}
+		balance := func(acct string) int64 {
+			id, _ := strconv.ParseInt(acct[1:], 10, 64)
+			if acct[0] == 'w' {
+				return wallet[id]
+			}
+			return fund[id]
+		}
+		// Decide each debit in turn. A refused move credits nothing, so
+		// its credit leaves the round's total; a debit fits when it is at
+		// most the balance before the round. Decisions only ever lower
+		// the credits still to come, so an earlier decision stays true.
+		for _, m := range moves {
+			if m.debit == "" {
+				continue
+			}
+			lo, hi := balance(m.debit), balance(m.debit)+credits[m.debit]
+			switch {
+			case *m.amount <= lo:
+			case *m.amount > hi:
+				credits[m.credit] -= *m.amount
+			case lo > 0 && rng.IntN(2) == 0:
+				a := 1 + rng.Int64N(lo)
+				credits[m.credit] += a - *m.amount
+				*m.amount = a
+			default:
+				credits[m.credit] -= *m.amount
+				*m.amount = hi + 1 + rng.Int64N(1000)
+			}
+			m.op.body["amount"] = *m.amount
+		}
+		for _, m := range moves {
+			ok := m.debit == "" || *m.amount <= balance(m.debit)
+			if ok {
+				m.op.status = []int{201}
+			} else {
+				m.op.status, m.op.code = []int{409}, "insufficient_funds"
+			}
+			ops = append(ops, m.op)
+			if rng.IntN(5) == 0 { // the same request twice at once
+				dup := &modelOp{who: m.op.who, path: m.op.path, body: m.op.body, desc: "duplicate " + m.op.desc, status: m.op.status, code: m.op.code}
+				if ok {
+					m.op.status, dup.status = []int{200, 201}, []int{200, 201}
+				}
+				ops = append(ops, dup)
+			}
+		}
+		// Apply the round to the model: successful moves only.
+		for _, m := range moves {
+			if m.op.code != "" {
+				continue
+			}
+			add := func(acct string, d int64) {
+				id, _ := strconv.ParseInt(acct[1:], 10, 64)
+				if acct[0] == 'w' {
+					wallet[id] += d
+				} else {
+					fund[id] += d
+				}
+			}
+			if m.debit != "" {
+				add(m.debit, -*m.amount)
+			}
+			if m.credit != "" {
+				add(m.credit, *m.amount)
+			}
+		}
+
+		var wg sync.WaitGroup
+		for _, op := range ops {
+			wg.Go(func() {
+				status, raw := op.who.raw("POST", op.path, op.body)
+				var reply struct {
+					ID    int64 `json:"id"`
+					Error struct {
+						Code string `json:"code"`
+					} `json:"error"`
+				}
+				_ = json.Unmarshal(raw, &reply)
+				op.gotStatus, op.gotID, op.gotCode = status, reply.ID, reply.Error.Code
+			})
+		}
+		wg.Wait()
+
+		ids := map[modelKey]int64{}
+		for _, op := range ops {
+			where := fmt.Sprintf("round %d: %s by user %d %v", round, op.desc, op.who.id, op.body)
+			if op.first != nil { // a retry answers what the first request got
+				op.status, op.code = []int{op.first.gotStatus}, op.first.gotCode
+				if op.first.gotCode == "" {
+					op.status = []int{200}
+				}
+				if op.gotID != op.first.gotID {
+					fail("%s: transfer %d, the first answer was %d", where, op.gotID, op.first.gotID)
+				}
+			}
+			okStatus := false
+			for _, s := range op.status {
+				okStatus = okStatus || s == op.gotStatus
+			}
+			if !okStatus || op.gotCode != op.code {
+				fail("%s: got %d %q, model predicts %v %q", where, op.gotStatus, op.gotCode, op.status, op.code)
+			}
+			outcomes[fmt.Sprintf("%s→%d", op.desc, op.gotStatus)]++
+			if op.code == "" && op.first == nil {
+				k := modelKey{op.who.id, op.body["idempotency_key"].(string)}
+				if prev, seen := ids[k]; seen && prev != op.gotID {
+					fail("%s: a duplicate moved money twice (transfers %d and %d)", where, prev, op.gotID)
+				}
+				ids[k] = op.gotID
+			}
+			if (op.code == "" || op.code == "insufficient_funds") && op.first == nil {
+				k := modelKey{op.who.id, op.body["idempotency_key"].(string)}
+				if done[k] == nil {
+					done[k] = op
+					history = append(history, op)
+				}
+			}
+		}
+		for _, c := range members {
+			if got := c.balance(); got != wallet[c.id] {
+				fail("after round %d: user %d's wallet holds %d, model says %d", round, c.id, got, wallet[c.id])
+			}
+		}
+		for _, r := range rooms {
+			if got := admin.fund(r).Balance; got != fund[r] {
+				fail("after round %d: room %d's fund holds %d, model says %d", round, r, got, fund[r])
+			}
+		}
+	}
+	checkBooks(t, n)
+	t.Logf("%d rounds, %d distinct keys; replies: %v", rounds, len(done), outcomes)
+}
