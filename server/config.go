@@ -76,6 +76,10 @@ type Config struct {
 	MaxAmount int64
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
+	// PprofAddr, when set, serves Go's /debug/pprof profiles on a listener
+	// of its own. Default off: profiles reveal internals and belong on a
+	// loopback or admin-only address.
+	PprofAddr string
 	// StartupTimeout bounds how long start-up retries an unreachable
 	// backend before giving up. Default 15s: long enough for a container
 	// orchestrator's dependencies to come up, short enough to fail visibly.
@@ -108,6 +112,7 @@ var settings = []setting{
 	{"MOIM_SCHEDULE_TICK", "schedule-tick", "10s", "how often to run due auto-pay orders and due-day reminders"},
 	{"MOIM_MAX_AMOUNT", "max-amount", "100000000", "largest single money transfer, in won"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"MOIM_PPROF_ADDR", "pprof-addr", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
 }
 
@@ -148,6 +153,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		JWTSecret:   *vals["MOIM_JWT_SECRET"],
 		NodeID:      get("MOIM_NODE_ID"),
 		LogLevel:    strings.ToLower(get("MOIM_LOG_LEVEL")),
+		PprofAddr:   get("MOIM_PPROF_ADDR"),
 	}
 	var err error
 	if cfg.TokenTTL, err = positiveDuration("MOIM_TOKEN_TTL", get("MOIM_TOKEN_TTL")); err != nil {

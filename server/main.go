@@ -63,6 +63,15 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	log.Info("listening", "addr", ln.Addr().String())
+	if cfg.PprofAddr != "" {
+		_, stopProfiles, err := serveProfiles(cfg.PprofAddr, log)
+		if err != nil {
+			n.close()
+			fmt.Fprintln(stderr, "moim: MOIM_PPROF_ADDR:", err)
+			return 2
+		}
+		defer stopProfiles()
+	}
 	if err := n.serve(ctx, ln); err != nil {
 		log.Error("stopped with error", "err", err)
 		return 1

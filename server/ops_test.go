@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os/exec"
@@ -214,4 +216,27 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestProfilesOnlyOnTheirOwnListener checks MOIM_PPROF_ADDR's listener
+// serves Go's profiles and the public port does not.
+func TestProfilesOnlyOnTheirOwnListener(t *testing.T) {
+	addr, stop, err := serveProfiles("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile:") {
+		t.Fatalf("pprof listener answered %d: %.200s", resp.StatusCode, body)
+	}
+	n := startTestNode(t, testConfig(t))
+	if status, _ := n.anon(t).raw("GET", "/debug/pprof/goroutine?debug=1", nil); status != 404 {
+		t.Fatalf("the public port answered /debug/pprof with %d, want 404", status)
+	}
 }
