@@ -486,11 +486,15 @@ func (h *Hub) keepalive(ctx context.Context) {
 			}
 			h.mu.RUnlock()
 			for _, c := range all {
-				if now.Sub(time.Unix(0, c.lastRead.Load())) > h.cfg.IdleTimeout {
+				quiet := now.Sub(time.Unix(0, c.lastRead.Load()))
+				switch {
+				case quiet > h.cfg.IdleTimeout:
 					h.closeConn(c, ws.StatusGoingAway, "idle timeout")
-					continue
+				case quiet >= h.cfg.PingInterval:
+					// A client heard from within the interval is alive;
+					// pinging it too would cost a write and a read each.
+					c.write(pingFrame)
 				}
-				c.write(pingFrame)
 			}
 		}
 	}

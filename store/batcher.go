@@ -31,6 +31,11 @@ type BatcherConfig struct {
 	// Block is how long a read waits for new entries [50ms]; with Count it
 	// keeps accept-to-stored well under 200 ms at 5,000 msg/s.
 	Block time.Duration
+	// Linger is how long the batcher waits after a round that read less
+	// than a full batch, so the next write carries more messages [100ms]:
+	// the store's cost is mostly per write (a transaction, a round trip),
+	// and a read returns as soon as one entry is there.
+	Linger time.Duration
 	// ClaimIdle is how long an entry may sit pending under another
 	// consumer before this one claims it [30s].
 	ClaimIdle time.Duration
@@ -58,6 +63,9 @@ func (b *Batcher) Stored() int64 { return b.stored.Load() }
 func NewBatcher(cfg BatcherConfig, rdb redis.UniversalClient, keys rooms.Keys, st *Store, reg prometheus.Registerer, log *slog.Logger) *Batcher {
 	if cfg.Count <= 0 {
 		cfg.Count = 500
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 100 * time.Millisecond
 	}
 	if cfg.Block <= 0 {
 		cfg.Block = 50 * time.Millisecond
@@ -113,8 +121,10 @@ func (b *Batcher) Run(ctx context.Context) error {
 			b.claim(ctx, streams)
 			lastClaim = time.Now()
 		}
-		_, err := b.round(ctx, streams, ">")
+		n, err := b.round(ctx, streams, ">")
 		switch {
+		case err == nil && n > 0 && n < b.cfg.Count:
+			b.sleep(ctx, b.cfg.Linger)
 		case err == nil || ctx.Err() != nil:
 		case strings.Contains(err.Error(), "NOGROUP"):
 			// Redis restarted empty or was flushed: start over on what
