@@ -39,12 +39,12 @@ type Broker struct {
 	// RecentLen caps each room's recent stream (approximately).
 	recentLen int
 	dedupeTTL time.Duration
-	ps        *redis.PubSub
+	subs      *subscriptions
 	reqs      chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
 }
 
-func newBroker(rdb redis.UniversalClient, keys rooms.Keys, recentLen int) *Broker {
-	return &Broker{rdb: rdb, keys: keys, recentLen: recentLen, dedupeTTL: 24 * time.Hour}
+func newBroker(rdb redis.UniversalClient, keys rooms.Keys, recentLen int, node string) *Broker {
+	return &Broker{rdb: rdb, keys: keys, recentLen: recentLen, dedupeTTL: 24 * time.Hour, subs: newSubscriptions(rdb, keys, node)}
 }
 
 // Draft is a message before Redis gives it a seq: its JSON is split
@@ -75,7 +75,7 @@ var (
 func (b *Broker) Accept(ctx context.Context, d *Draft) (Accepted, error) {
 	keys := []string{b.keys.Members(d.Room), b.keys.Seq(d.Room), b.keys.Dedupe(d.Room, d.From, d.CID), b.keys.Recent(d.Room), b.keys.Persist(b.keys.Shard(d.Room))}
 	res, err := b.runSend(ctx, keys,
-		d.From, d.Head, d.Tail, b.recentLen, int(b.dedupeTTL.Seconds()), b.keys.Channel(d.Room), d.Room, d.TS)
+		d.From, d.Head, d.Tail, b.recentLen, int(b.dedupeTTL.Seconds()), b.keys.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand())
 	if err != nil {
 		return Accepted{}, fmt.Errorf("hub: send script for room %d: %w", d.Room, err)
 	}
@@ -182,7 +182,7 @@ func streamSeq(id string) int64 {
 // Publish sends an ephemeral event (typing, read, deleted) to a room's
 // subscribers without storing it.
 func (b *Broker) Publish(ctx context.Context, room int64, payload []byte) error {
-	if err := b.rdb.Publish(ctx, b.keys.Channel(room), payload).Err(); err != nil {
+	if err := b.subs.publish(ctx, b.rdb, room, payload).Err(); err != nil {
 		return fmt.Errorf("hub: publish to room %d: %w", room, err)
 	}
 	return nil
@@ -207,7 +207,7 @@ func (b *Broker) Message(ctx context.Context, room, seq int64) ([]byte, error) {
 func (b *Broker) Delete(ctx context.Context, room, seq, by int64) (bool, error) {
 	ev := encode(deletedEvent{Type: "deleted", Room: room, Seq: seq, By: by})
 	n, err := deleteScript.Run(ctx, b.rdb, []string{b.keys.Deleted(room), b.keys.Persist(b.keys.Shard(room))},
-		room, seq, by, b.keys.Channel(room), ev).Int()
+		room, seq, by, b.keys.Channel(room), ev, b.subs.publishCommand()).Int()
 	if err != nil {
 		return false, fmt.Errorf("hub: delete message %d of room %d: %w", seq, room, err)
 	}
@@ -236,7 +236,7 @@ func (b *Broker) PublishAll(ctx context.Context, rooms []int64, payload []byte) 
 	}
 	pipe := b.rdb.Pipeline()
 	for _, r := range rooms {
-		pipe.Publish(ctx, b.keys.Channel(r), payload)
+		b.subs.publish(ctx, pipe, r, payload)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("hub: publish to %d rooms: %w", len(rooms), err)
@@ -252,32 +252,6 @@ func (b *Broker) MarkRead(ctx context.Context, room, user, seq int64) (bool, err
 		return false, fmt.Errorf("hub: mark read in room %d: %w", room, err)
 	}
 	return moved == 1, nil
-}
-
-// subscribe starts the node's pub/sub connection with the membership
-// channel; rooms are added as local members appear.
-func (b *Broker) subscribe(ctx context.Context) error {
-	b.ps = b.rdb.Subscribe(ctx, b.keys.MembershipChannel())
-	if _, err := b.ps.Receive(ctx); err != nil {
-		return fmt.Errorf("hub: subscribe: %w", err)
-	}
-	return nil
-}
-
-func (b *Broker) subscribeRooms(ctx context.Context, rooms ...int64) error {
-	return b.ps.Subscribe(ctx, b.channels(rooms)...)
-}
-
-func (b *Broker) unsubscribeRooms(ctx context.Context, rooms ...int64) error {
-	return b.ps.Unsubscribe(ctx, b.channels(rooms)...)
-}
-
-func (b *Broker) channels(rooms []int64) []string {
-	chs := make([]string, len(rooms))
-	for i, r := range rooms {
-		chs[i] = b.keys.Channel(r)
-	}
-	return chs
 }
 
 // roomOf parses a room channel name back to its id.

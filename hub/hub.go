@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strconv"
@@ -51,6 +52,10 @@ type Config struct {
 	// mode, where a developer opens pages from anywhere).
 	AllowedOrigins []string
 	AnyOrigin      bool
+	// ProbeInterval is how often the node checks that each pub/sub shard
+	// still delivers by publishing to itself [5s]; a shard silent for
+	// three intervals is resubscribed and fails /readyz meanwhile.
+	ProbeInterval time.Duration
 }
 
 func (c *Config) defaults() {
@@ -72,6 +77,7 @@ func (c *Config) defaults() {
 	defDur(&c.WriteTimeout, 10*time.Second)
 	defDur(&c.PingInterval, 30*time.Second)
 	defDur(&c.IdleTimeout, 75*time.Second)
+	defDur(&c.ProbeInterval, 5*time.Second)
 	if c.SendRate <= 0 {
 		c.SendRate = 20
 	}
@@ -119,6 +125,9 @@ type Hub struct {
 	scratch sync.Pool
 	stop    context.CancelFunc
 	done    sync.WaitGroup
+	// receivers counts the pub/sub readers; the fan-out channels close
+	// when the last one returns.
+	receivers sync.WaitGroup
 	// announcing counts presence updates still running, so Close waits
 	// for the last goodbyes before Redis goes away; annMu orders each Add
 	// before that Wait (closed stops new ones).
@@ -146,7 +155,7 @@ func New(cfg Config, rdb redis.UniversalClient, keys rooms.Keys, dir Directory, 
 	ctx, stop := context.WithCancel(context.Background())
 	h := &Hub{
 		cfg: cfg, log: log, dir: dir, history: history,
-		broker:  newBroker(rdb, keys, cfg.RecentLen),
+		broker:  newBroker(rdb, keys, cfg.RecentLen, cfg.NodeID),
 		metrics: newMetrics(reg),
 		conns:   map[*Conn]struct{}{},
 		users:   map[int64]*local{},
@@ -155,14 +164,22 @@ func New(cfg Config, rdb redis.UniversalClient, keys rooms.Keys, dir Directory, 
 	}
 	h.scratch.New = func() any { b := make([]byte, MaxMessage+maxHeader); return &b }
 	h.broker.startPipeline(ctx, 2)
-	if err := h.broker.subscribe(ctx); err != nil {
+	subs := h.broker.subs
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "moim_hub_pubsub_silent_shards", Help: "Pub/sub shards whose probe has not come back for three intervals (deliveries on them are stalled).",
+	}, func() float64 { return float64(len(subs.silent(3 * cfg.ProbeInterval))) }))
+	subs.onResubscribe = func(shard, rooms int) {
+		h.metrics.resubscribes.Inc()
+		h.log.Warn("pub/sub shard delivered nothing; resubscribed", "shard", shard, "rooms", rooms)
+	}
+	if err := subs.open(ctx); err != nil {
 		stop()
 		return nil, err
 	}
 	p, err := newPoller(cfg.Workers, h.handle)
 	if err != nil {
 		stop()
-		_ = h.broker.ps.Close()
+		subs.close()
 		return nil, err
 	}
 	h.poller = p
@@ -172,8 +189,26 @@ func New(cfg Config, rdb redis.UniversalClient, keys rooms.Keys, dir Directory, 
 		h.done.Add(1)
 		go h.deliver(h.fanout[i])
 	}
+	warn := func(err error) { h.log.Warn("pub/sub", "err", err) }
+	h.receivers.Add(1 + len(subs.shards))
+	go h.receiveControl(ctx)
+	for i := range subs.shards {
+		go func() {
+			defer h.receivers.Done()
+			subs.receive(ctx, i, h.route, warn)
+		}()
+	}
+	go func() {
+		h.receivers.Wait()
+		for _, ch := range h.fanout {
+			close(ch)
+		}
+	}()
 	h.done.Add(2)
-	go h.receive(ctx)
+	go func() {
+		defer h.done.Done()
+		subs.probe(ctx, cfg.ProbeInterval, warn)
+	}()
 	go h.keepalive(ctx)
 	return h, nil
 }
@@ -194,7 +229,7 @@ func (h *Hub) Close() {
 	h.annMu.Unlock()
 	h.announcing.Wait()
 	h.stop()
-	_ = h.broker.ps.Close()
+	h.broker.subs.close()
 	h.poller.close()
 	h.done.Wait()
 }
@@ -227,7 +262,7 @@ func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, err error) {
 	}
 	// Subscribing under h.mu keeps (un)subscribe commands in the order of
 	// the map changes that caused them.
-	return first, h.broker.subscribeRooms(context.Background(), fresh...)
+	return first, h.broker.subs.add(context.Background(), fresh...)
 }
 
 // addToRoom reports whether the room had no local connection before.
@@ -287,7 +322,7 @@ func (h *Hub) unregister(c *Conn) {
 		h.annMu.Unlock()
 	}
 	if len(empty) > 0 {
-		if err := h.broker.unsubscribeRooms(context.Background(), empty...); err != nil {
+		if err := h.broker.subs.remove(context.Background(), empty...); err != nil {
 			h.log.Warn("unsubscribe", "rooms", len(empty), "err", err)
 		}
 	}
@@ -365,50 +400,45 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 	}
 	ctx := context.Background()
 	if len(sub) > 0 {
-		if err := h.broker.subscribeRooms(ctx, sub...); err != nil {
+		if err := h.broker.subs.add(ctx, sub...); err != nil {
 			h.log.Warn("subscribe", "room", ev.Room, "err", err)
 		}
 	}
 	if len(unsub) > 0 {
-		if err := h.broker.unsubscribeRooms(ctx, unsub...); err != nil {
+		if err := h.broker.subs.remove(ctx, unsub...); err != nil {
 			h.log.Warn("unsubscribe", "room", ev.Room, "err", err)
 		}
 	}
 }
 
-// receive reads the node's pub/sub connection and hands room events to
-// the fan-out worker that owns the room, so each room stays in order.
-func (h *Hub) receive(ctx context.Context) {
-	defer h.done.Done()
-	defer func() {
-		for _, ch := range h.fanout {
-			close(ch)
-		}
-	}()
-	membership := h.broker.keys.MembershipChannel()
+// receiveControl reads the membership channel, which every node hears.
+func (h *Hub) receiveControl(ctx context.Context) {
+	defer h.receivers.Done()
 	for {
-		msg, err := h.broker.ps.ReceiveMessage(ctx)
+		msg, err := h.broker.subs.control.ReceiveMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
 				return
 			}
 			h.log.Warn("pub/sub receive", "err", err)
-			time.Sleep(100 * time.Millisecond)
+			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
-		if msg.Channel == membership {
-			var ev membershipEvent
-			if json.Unmarshal([]byte(msg.Payload), &ev) == nil {
-				h.applyMembership(ev)
-			}
-			continue
+		var ev membershipEvent
+		if json.Unmarshal([]byte(msg.Payload), &ev) == nil {
+			h.applyMembership(ev)
 		}
-		room, ok := roomOf(msg.Channel)
-		if !ok {
-			continue
-		}
-		h.fanout[uint64(room)%uint64(len(h.fanout))] <- event{room: room, payload: []byte(msg.Payload)}
 	}
+}
+
+// route hands a room event to the fan-out worker that owns the room, so
+// each room stays in order.
+func (h *Hub) route(channel, payload string) {
+	room, ok := roomOf(channel)
+	if !ok {
+		return
+	}
+	h.fanout[uint64(room)%uint64(len(h.fanout))] <- event{room: room, payload: []byte(payload)}
 }
 
 var tsField = []byte(`"ts":`)
@@ -544,4 +574,13 @@ func (h *Hub) finish(c *Conn) {
 	h.poller.remove(c)
 	_ = c.tcp.Close()
 	h.unregister(c)
+}
+
+// PubSubHealthy fails while a pub/sub shard delivers nothing (its probe
+// has not come back for three intervals), for /readyz.
+func (h *Hub) PubSubHealthy() error {
+	if silent := h.broker.subs.silent(3 * h.cfg.ProbeInterval); len(silent) > 0 {
+		return fmt.Errorf("pub/sub shards %v deliver nothing (probe unanswered); resubscribing", silent)
+	}
+	return nil
 }

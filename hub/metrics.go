@@ -12,6 +12,9 @@ type metrics struct {
 	errors      *prometheus.CounterVec
 	slowCloses  prometheus.Counter
 	redisRTT    prometheus.Histogram
+	// resubscribes counts pub/sub shard connections replaced because
+	// their probe went unanswered.
+	resubscribes prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,7 +36,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Round trip of the send script to Redis.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5},
 		}),
+		resubscribes: prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_pubsub_resubscribes_total", Help: "Pub/sub shard connections replaced because this node's probe did not come back on them."}),
 	}
-	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.redisRTT)
+	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.redisRTT, m.resubscribes)
 	return m
 }

@@ -8,6 +8,7 @@
 -- ARGV[2] JSON before the seq   ARGV[3] JSON after the seq
 -- ARGV[4] recent stream length  ARGV[5] dedupe TTL (s)  ARGV[6] channel
 -- ARGV[7] room id               ARGV[8] accept time (unix ms)
+-- ARGV[9] PUBLISH, or SPUBLISH on a Redis Cluster (sharded pub/sub)
 --
 -- Returns {"ok", seq, ts} | {"dup", seq, ts} | {"not_member"} | {"noseq"}.
 if ARGV[1] ~= '0' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
@@ -28,5 +29,5 @@ local msg = ARGV[2] .. seq .. ARGV[3]
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'm', msg)
 redis.call('XADD', KEYS[5], '*', 'r', ARGV[7], 's', seq, 'm', msg)
 redis.call('SET', KEYS[3], seq .. ':' .. ARGV[8], 'EX', ARGV[5])
-redis.call('PUBLISH', ARGV[6], msg)
+redis.call(ARGV[9], ARGV[6], msg)
 return {'ok', tostring(seq), ARGV[8]}

@@ -46,6 +46,10 @@ func (k Keys) Channel(roomID int64) string { return k.room(roomID, "ch") }
 // message store.
 func (k Keys) Persist(shard int) string { return k.Prefix + ":{" + strconv.Itoa(shard) + "}:persist" }
 
+// Probe is the channel each node publishes its own name on to check that
+// its subscription to the shard still delivers.
+func (k Keys) Probe(shard int) string { return k.Prefix + ":{" + strconv.Itoa(shard) + "}:probe" }
+
 // MembershipChannel carries membership changes to every node.
 func (k Keys) MembershipChannel() string { return k.Prefix + ":membership" }
 

@@ -85,22 +85,63 @@ func (b *backends) openRedis(ctx context.Context, cfg Config, log *slog.Logger) 
 		log.Info("redis: embedded (miniredis, in memory; gone when the node stops)", "addr", mr.Addr())
 		return nil
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	rdb, desc, err := dialRedis(cfg.RedisURL)
 	if err != nil {
 		return &configError{"MOIM_REDIS_URL", err.Error()}
 	}
-	if opts.PoolSize == 0 {
-		opts.PoolSize = redisPoolSize
-	}
-	b.redis = redis.NewClient(opts)
+	b.redis = rdb
 	b.closers = append(b.closers, func() { _ = b.redis.Close() })
 	if err := retry(ctx, cfg.StartupTimeout, "MOIM_REDIS_URL", func(ctx context.Context) error {
 		return b.redis.Ping(ctx).Err()
 	}); err != nil {
 		return err
 	}
-	log.Info("redis: external", "addr", opts.Addr, "db", opts.DB)
+	log.Info("redis: external", "at", desc)
 	return nil
+}
+
+// dialRedis makes a client for url: redis://host:port/db (or rediss://)
+// for one Redis, redis+cluster://host1:port,host2:port/ (rediss+cluster://
+// with TLS; user, password and go-redis options as in a redis:// URL) for
+// a Redis Cluster, reached through any of the listed nodes.
+func dialRedis(url string) (redis.UniversalClient, string, error) {
+	scheme, rest, _ := strings.Cut(url, "://")
+	plain, cluster := strings.CutSuffix(scheme, "+cluster")
+	if !cluster {
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, "", err
+		}
+		if opts.PoolSize == 0 {
+			opts.PoolSize = redisPoolSize
+		}
+		return redis.NewClient(opts), fmt.Sprintf("%s db %d", opts.Addr, opts.DB), nil
+	}
+	// go-redis spells a cluster as redis://first?addr=second&addr=third.
+	userHosts, query, _ := strings.Cut(rest, "?")
+	userHosts = strings.TrimSuffix(userHosts, "/")
+	user, hosts, hasUser := strings.Cut(userHosts, "@")
+	if !hasUser {
+		user, hosts = "", userHosts
+	}
+	nodes := strings.Split(hosts, ",")
+	var b strings.Builder
+	b.WriteString(plain + "://")
+	if hasUser {
+		b.WriteString(user + "@")
+	}
+	b.WriteString(nodes[0] + "?" + query)
+	for _, n := range nodes[1:] {
+		b.WriteString("&addr=" + n)
+	}
+	opts, err := redis.ParseClusterURL(b.String())
+	if err != nil {
+		return nil, "", err
+	}
+	if opts.PoolSize == 0 {
+		opts.PoolSize = redisPoolSize
+	}
+	return redis.NewClusterClient(opts), "cluster " + strings.Join(opts.Addrs, ","), nil
 }
 
 func (b *backends) openMongo(ctx context.Context, cfg Config, log *slog.Logger) error {

@@ -67,6 +67,11 @@ type Config struct {
 	// MirrorCheck is how often a node checks that Redis still holds the
 	// membership mirror. Default 5s.
 	MirrorCheck time.Duration
+	// PubSubProbe is how often a node publishes to itself on every pub/sub
+	// shard to prove its subscriptions still deliver. Default 5s: a
+	// subscription left dead by a failover is found and replaced within
+	// 15 s, for 16 tiny publishes per node per interval.
+	PubSubProbe time.Duration
 	// ScheduleTick is how often a node looks for due auto-pay runs and
 	// due-day reminders. Default 10s: runs go out within seconds of their
 	// time, and the query is one indexed range scan.
@@ -109,6 +114,7 @@ var settings = []setting{
 	{"MOIM_ROLES", "roles", "api,hub,batcher", "what this node runs: any of api, hub, batcher"},
 	{"MOIM_CLAIM_IDLE", "claim-idle", "30s", "how long a batcher's unstored entries wait before another batcher claims them"},
 	{"MOIM_MIRROR_CHECK", "mirror-check", "5s", "how often to check Redis still holds the membership mirror"},
+	{"MOIM_PUBSUB_PROBE", "pubsub-probe", "5s", "how often to check each pub/sub shard still delivers (publish to self); silent for 3 probes: resubscribe"},
 	{"MOIM_SCHEDULE_TICK", "schedule-tick", "10s", "how often to run due auto-pay orders and due-day reminders"},
 	{"MOIM_MAX_AMOUNT", "max-amount", "100000000", "largest single money transfer, in won"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
@@ -166,6 +172,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return Config{}, err
 	}
 	if cfg.MirrorCheck, err = positiveDuration("MOIM_MIRROR_CHECK", get("MOIM_MIRROR_CHECK")); err != nil {
+		return Config{}, err
+	}
+	if cfg.PubSubProbe, err = positiveDuration("MOIM_PUBSUB_PROBE", get("MOIM_PUBSUB_PROBE")); err != nil {
 		return Config{}, err
 	}
 	if cfg.ScheduleTick, err = positiveDuration("MOIM_SCHEDULE_TICK", get("MOIM_SCHEDULE_TICK")); err != nil {

@@ -66,6 +66,7 @@ func benchConfig(t testing.TB) Config {
 		ClaimIdle:      30 * time.Second,
 		MirrorCheck:    200 * time.Millisecond,
 		ScheduleTick:   100 * time.Millisecond,
+		PubSubProbe:    200 * time.Millisecond,
 		MaxAmount:      100_000_000,
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
@@ -129,18 +130,26 @@ func closeDB(db *gorm.DB) {
 }
 
 func dropRedisPrefix(t testing.TB, url, prefix string) {
-	opts, err := redis.ParseURL(url)
+	rdb, _, err := dialRedis(url)
 	if err != nil {
 		return
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		rdb.Del(ctx, iter.Val())
+	clean := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		return iter.Err()
 	}
-	if err := iter.Err(); err != nil {
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, clean)
+	case *redis.Client:
+		err = clean(ctx, c)
+	}
+	if err != nil {
 		t.Logf("clean redis prefix %s: %v", prefix, err)
 	}
 }

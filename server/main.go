@@ -161,6 +161,7 @@ func (n *node) build(ctx context.Context) error {
 		AnyOrigin:      n.cfg.Embedded() && len(n.cfg.AllowedOrigins) == 0,
 		SendRate:       n.cfg.SendRate,
 		SendBurst:      n.cfg.SendBurst,
+		ProbeInterval:  n.cfg.PubSubProbe,
 	}, n.backends.redis, keys, directory{acc, rms}, msgs, reg, n.log)
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ type check struct {
 // the batcher doing its job while the store catches up.
 func (n *node) checks() []check {
 	cs := n.backends.checks()
+	cs = append(cs, check{"pubsub", func(context.Context) error { return n.hub.PubSubHealthy() }, false})
 	if n.batcher != nil {
 		cs = append(cs, check{"batcher", func(context.Context) error {
 			count, age := n.batcher.Backlog()

@@ -1,0 +1,282 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"moim/rooms"
+)
+
+// subscriptions is the node's pub/sub side: one connection for the
+// membership channel (classic pub/sub, which reaches every node of a
+// cluster) and one per persistence shard for that shard's room channels
+// and its probe channel. On Redis Cluster the shard connections use
+// sharded pub/sub (SSUBSCRIBE/SPUBLISH): a message then travels only
+// within the shard that owns the room's slot instead of to every cluster
+// node, and all of a shard's channels share one hash tag, so one
+// connection to the slot's owner carries them. A single Redis uses classic
+// SUBSCRIBE, which the embedded miniredis also speaks.
+type subscriptions struct {
+	rdb     redis.UniversalClient
+	keys    rooms.Keys
+	sharded bool
+	node    string
+	control *redis.PubSub
+	shards  []*shardSub
+	// onResubscribe counts a shard connection replaced after its probe
+	// went unanswered.
+	onResubscribe func(shard, rooms int)
+}
+
+// shardSub is one shard's subscription and what it should carry.
+type shardSub struct {
+	mu    sync.Mutex
+	ps    *redis.PubSub
+	rooms map[int64]struct{}
+	// heard is when this node last received its own probe on the shard
+	// (unix ns); the connection is healthy while that is recent.
+	heard atomic.Int64
+	// replaced is when the connection was last replaced (unix ns).
+	replaced atomic.Int64
+}
+
+func newSubscriptions(rdb redis.UniversalClient, keys rooms.Keys, node string) *subscriptions {
+	_, cluster := rdb.(*redis.ClusterClient)
+	s := &subscriptions{rdb: rdb, keys: keys, sharded: cluster, node: node, onResubscribe: func(int, int) {}}
+	s.shards = make([]*shardSub, keys.Shards)
+	for i := range s.shards {
+		s.shards[i] = &shardSub{rooms: map[int64]struct{}{}}
+	}
+	return s
+}
+
+// open subscribes the membership channel and every shard's probe channel.
+func (s *subscriptions) open(ctx context.Context) error {
+	s.control = s.rdb.Subscribe(ctx, s.keys.MembershipChannel())
+	if _, err := s.control.Receive(ctx); err != nil {
+		_ = s.control.Close()
+		return fmt.Errorf("hub: subscribe: %w", err)
+	}
+	now := time.Now().UnixNano()
+	for i, sh := range s.shards {
+		ps, err := s.subscribe(ctx, i, nil)
+		if err != nil {
+			s.close()
+			return err
+		}
+		sh.ps = ps
+		sh.heard.Store(now)
+	}
+	return nil
+}
+
+// subscribe opens a shard connection carrying its probe channel and rooms.
+func (s *subscriptions) subscribe(ctx context.Context, shard int, rooms map[int64]struct{}) (*redis.PubSub, error) {
+	chs := make([]string, 0, 1+len(rooms))
+	chs = append(chs, s.keys.Probe(shard)) // first: a cluster client picks the slot's node by it
+	for r := range rooms {
+		chs = append(chs, s.keys.Channel(r))
+	}
+	var ps *redis.PubSub
+	if s.sharded {
+		ps = s.rdb.SSubscribe(ctx, chs...)
+	} else {
+		ps = s.rdb.Subscribe(ctx, chs...)
+	}
+	if _, err := ps.Receive(ctx); err != nil {
+		_ = ps.Close()
+		return nil, fmt.Errorf("hub: subscribe shard %d: %w", shard, err)
+	}
+	return ps, nil
+}
+
+func (s *subscriptions) close() {
+	if s.control != nil {
+		_ = s.control.Close()
+	}
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		if sh.ps != nil {
+			_ = sh.ps.Close()
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// byShard groups rooms by their shard.
+func (s *subscriptions) byShard(rooms []int64) map[int][]int64 {
+	out := map[int][]int64{}
+	for _, r := range rooms {
+		sh := s.keys.Shard(r)
+		out[sh] = append(out[sh], r)
+	}
+	return out
+}
+
+// add starts delivering rooms to this node.
+func (s *subscriptions) add(ctx context.Context, rooms ...int64) error {
+	var errs []error
+	for shard, rs := range s.byShard(rooms) {
+		sh := s.shards[shard]
+		sh.mu.Lock()
+		chs := make([]string, len(rs))
+		for i, r := range rs {
+			sh.rooms[r] = struct{}{}
+			chs[i] = s.keys.Channel(r)
+		}
+		var err error
+		if s.sharded {
+			err = sh.ps.SSubscribe(ctx, chs...)
+		} else {
+			err = sh.ps.Subscribe(ctx, chs...)
+		}
+		sh.mu.Unlock()
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// remove stops delivering rooms to this node.
+func (s *subscriptions) remove(ctx context.Context, rooms ...int64) error {
+	var errs []error
+	for shard, rs := range s.byShard(rooms) {
+		sh := s.shards[shard]
+		sh.mu.Lock()
+		chs := make([]string, len(rs))
+		for i, r := range rs {
+			delete(sh.rooms, r)
+			chs[i] = s.keys.Channel(r)
+		}
+		var err error
+		if s.sharded {
+			err = sh.ps.SUnsubscribe(ctx, chs...)
+		} else {
+			err = sh.ps.Unsubscribe(ctx, chs...)
+		}
+		sh.mu.Unlock()
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// publish sends payload on a room's channel, sharded on a cluster.
+func (s *subscriptions) publish(ctx context.Context, c redis.Cmdable, room int64, payload any) *redis.IntCmd {
+	if s.sharded {
+		return c.SPublish(ctx, s.keys.Channel(room), payload)
+	}
+	return c.Publish(ctx, s.keys.Channel(room), payload)
+}
+
+// publishCommand is the command the Lua scripts publish with.
+func (s *subscriptions) publishCommand() string {
+	if s.sharded {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
+}
+
+// receive reads one shard's connection until ctx ends, handing messages
+// to deliver; it follows the connection when probe replaces it.
+func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(channel, payload string), warn func(error)) {
+	sh := s.shards[shard]
+	probe := s.keys.Probe(shard)
+	for {
+		sh.mu.Lock()
+		ps := sh.ps
+		sh.mu.Unlock()
+		msg, err := ps.ReceiveMessage(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, redis.ErrClosed):
+			continue // replaced by probe, or closing
+		case err != nil:
+			warn(err)
+			sleep(ctx, 100*time.Millisecond)
+		case msg.Channel == probe:
+			if msg.Payload == s.node {
+				sh.heard.Store(time.Now().UnixNano())
+			}
+		default:
+			deliver(msg.Channel, msg.Payload)
+		}
+	}
+}
+
+// probe publishes this node's name on every shard's probe channel each
+// interval and replaces a shard connection that has not heard it back for
+// three intervals: after a failover or a slot move a subscription can stay
+// connected (and pass go-redis's pings) while nothing reaches it.
+func (s *subscriptions) probe(ctx context.Context, every time.Duration, warn func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pipe := s.rdb.Pipeline()
+		for i := range s.shards {
+			if s.sharded {
+				pipe.SPublish(ctx, s.keys.Probe(i), s.node)
+			} else {
+				pipe.Publish(ctx, s.keys.Probe(i), s.node)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
+			warn(fmt.Errorf("probe: %w", err))
+		}
+		for i, sh := range s.shards {
+			if ago(&sh.heard) > 3*every && ago(&sh.replaced) > 3*every {
+				s.resubscribe(ctx, i, warn)
+			}
+		}
+	}
+}
+
+// resubscribe replaces a shard's connection with a fresh one carrying the
+// same channels.
+func (s *subscriptions) resubscribe(ctx context.Context, shard int, warn func(error)) {
+	sh := s.shards[shard]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ps, err := s.subscribe(ctx, shard, sh.rooms)
+	if err != nil {
+		warn(err)
+		return
+	}
+	old := sh.ps
+	sh.ps = ps
+	sh.replaced.Store(time.Now().UnixNano())
+	_ = old.Close()
+	s.onResubscribe(shard, len(sh.rooms))
+}
+
+func ago(t *atomic.Int64) time.Duration { return time.Since(time.Unix(0, t.Load())) }
+
+// silent lists the shards whose probe has gone unanswered for longer
+// than limit.
+func (s *subscriptions) silent(limit time.Duration) []string {
+	var out []string
+	for i, sh := range s.shards {
+		if ago(&sh.heard) > limit {
+			out = append(out, strconv.Itoa(i))
+		}
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
