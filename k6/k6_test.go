@@ -82,7 +82,7 @@ func TestScriptsParseAsESModules(t *testing.T) {
 	// The check must be able to fail: a syntax error, and a top-level return
 	// (which only CommonJS allows), are rejected.
 	for name, src := range map[string]string{
-		"broken.js":   "import http from 'k6/http';\nexport default function () { http.get('x' }\n",
+		"broken.js":          "import http from 'k6/http';\nexport default function () { http.get('x' }\n",
 		"toplevel-return.js": "import http from 'k6/http';\nreturn http;\n",
 	} {
 		if parseModule(t, node, dir, name, []byte(src)) == nil {

