@@ -192,11 +192,19 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 		ps := sh.ps
 		sh.mu.Unlock()
 		msg, err := ps.ReceiveMessage(ctx)
+		if err != nil {
+			sh.mu.Lock()
+			replaced := sh.ps != ps
+			sh.mu.Unlock()
+			if replaced {
+				continue // probe swapped the connection; read the new one
+			}
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, redis.ErrClosed):
-			continue // replaced by probe, or closing
+			return // closing
 		case err != nil:
 			warn(err)
 			sleep(ctx, 100*time.Millisecond)

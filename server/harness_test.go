@@ -135,23 +135,35 @@ func dropRedisPrefix(t testing.TB, url, prefix string) {
 		return
 	}
 	defer rdb.Close()
+	if _, err := deleteKeys(rdb, prefix+":*"); err != nil {
+		t.Logf("clean redis prefix %s: %v", prefix, err)
+	}
+}
+
+// deleteKeys deletes the keys matching pattern, on every master of a
+// cluster, and counts them.
+func deleteKeys(rdb redis.UniversalClient, pattern string) (int, error) {
 	ctx := context.Background()
+	var mu sync.Mutex
+	n := 0
 	clean := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
 		for iter.Next(ctx) {
 			c.Del(ctx, iter.Val())
+			mu.Lock()
+			n++
+			mu.Unlock()
 		}
 		return iter.Err()
 	}
+	var err error
 	switch c := rdb.(type) {
 	case *redis.ClusterClient:
 		err = c.ForEachMaster(ctx, clean)
 	case *redis.Client:
 		err = clean(ctx, c)
 	}
-	if err != nil {
-		t.Logf("clean redis prefix %s: %v", prefix, err)
-	}
+	return n, err
 }
 
 // testNode is a node listening on a loopback port.

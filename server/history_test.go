@@ -153,15 +153,8 @@ func TestSeqSurvivesRedisDataLoss(t *testing.T) {
 	}
 	waitStored(t, n, room.ID, 5)
 
-	ctx := context.Background()
-	iter := n.backends.redis.Scan(ctx, 0, n.cfg.RedisPrefix+":*", 1000).Iterator()
-	var flushed int
-	for iter.Next(ctx) {
-		n.backends.redis.Del(ctx, iter.Val())
-		flushed++
-	}
-	if flushed == 0 {
-		t.Fatal("found nothing to flush")
+	if flushed, err := deleteKeys(n.backends.redis, n.cfg.RedisPrefix+":*"); err != nil || flushed == 0 {
+		t.Fatalf("flushed %d keys: %v", flushed, err)
 	}
 	// Sends are refused until the mirror is rebuilt (within MirrorCheck).
 	deadline := time.Now().Add(10 * time.Second)
