@@ -154,7 +154,7 @@ func New(cfg Config, rdb redis.UniversalClient, keys rooms.Keys, dir Directory, 
 		stop:    stop,
 	}
 	h.scratch.New = func() any { b := make([]byte, MaxMessage+maxHeader); return &b }
-	h.broker.startPipeline(ctx, 2)
+	h.broker.startPipeline(ctx, 2, h.metrics.roundTrip)
 	if err := h.broker.subscribe(ctx); err != nil {
 		stop()
 		return nil, err
