@@ -349,7 +349,7 @@ func TestSwarmStack(t *testing.T) {
 	for target, file := range map[string]string{
 		"/etc/grafana/provisioning/datasources/prometheus.yml": "deploy/grafana/provisioning/datasources/prometheus.yml",
 		"/etc/grafana/provisioning/dashboards/moim.yml":        "deploy/grafana/provisioning/dashboards/moim.yml",
-		provider.Providers[0].Options.Path + "/moim.json":     "deploy/grafana/dashboards/moim.json",
+		provider.Providers[0].Options.Path + "/moim.json":      "deploy/grafana/dashboards/moim.json",
 	} {
 		p.check(mounted[target] == filepath.Join(repoRoot(t), file), "grafana needs %s at %s, got %q", file, target, mounted[target])
 	}
