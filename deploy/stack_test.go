@@ -345,7 +345,9 @@ func TestSwarmStack(t *testing.T) {
 	provider := readYAML[struct {
 		Providers []struct{ Options struct{ Path string } }
 	}](t, "deploy/grafana/provisioning/dashboards/moim.yml")
-	p.check(len(provider.Providers) == 1, "one dashboard provider expected")
+	if len(provider.Providers) != 1 {
+		t.Fatalf("deploy/grafana/provisioning/dashboards/moim.yml: want one provider, got %d", len(provider.Providers))
+	}
 	for target, file := range map[string]string{
 		"/etc/grafana/provisioning/datasources/prometheus.yml": "deploy/grafana/provisioning/datasources/prometheus.yml",
 		"/etc/grafana/provisioning/dashboards/moim.yml":        "deploy/grafana/provisioning/dashboards/moim.yml",

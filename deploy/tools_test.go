@@ -21,6 +21,11 @@ func needTool(t *testing.T, name, pkg string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
+		// Debian puts daemons such as nginx in /usr/sbin, which a
+		// non-root PATH may lack.
+		path, err = exec.LookPath(filepath.Join("/usr/sbin", name))
+	}
+	if err != nil {
 		if inCI {
 			t.Fatalf("CI=true but %s is not installed (Debian package %s; .ci/run installs it)", name, pkg)
 		}
