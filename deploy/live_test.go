@@ -557,7 +557,7 @@ http {
 	}
 	p := start(t, work, "nginx", baseEnv(), bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
 	base := "http://" + addr
-	p.waitHTTP(t, base+"/healthz", 15*time.Second)
+	p.waitHTTP(t, base+"/lb-healthz", 15*time.Second)
 	return base
 }
 
