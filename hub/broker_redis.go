@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"moim/rooms"
@@ -41,6 +42,7 @@ type Broker struct {
 	dedupeTTL time.Duration
 	subs      *subscriptions
 	reqs      chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
+	roundTrip prometheus.Observer
 }
 
 func newBroker(rdb redis.UniversalClient, keys rooms.Keys, recentLen int, node string) *Broker {

@@ -163,7 +163,7 @@ func New(cfg Config, rdb redis.UniversalClient, keys rooms.Keys, dir Directory, 
 		stop:    stop,
 	}
 	h.scratch.New = func() any { b := make([]byte, MaxMessage+maxHeader); return &b }
-	h.broker.startPipeline(ctx, 2)
+	h.broker.startPipeline(ctx, 2, h.metrics.roundTrip)
 	subs := h.broker.subs
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "moim_hub_pubsub_silent_shards", Help: "Pub/sub shards whose probe has not come back for three intervals (deliveries on them are stalled).",

@@ -11,7 +11,11 @@ type metrics struct {
 	latency     prometheus.Histogram
 	errors      *prometheus.CounterVec
 	slowCloses  prometheus.Counter
-	redisRTT    prometheus.Histogram
+	// redisRTT is the ack latency: queueing for a pipeline plus its round
+	// trip. roundTrip is the round trip alone, so the two tell a busy
+	// pipeline from a slow Redis.
+	redisRTT  prometheus.Histogram
+	roundTrip prometheus.Histogram
 	// resubscribes counts pub/sub shard connections replaced because
 	// their probe went unanswered.
 	resubscribes prometheus.Counter
@@ -33,11 +37,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		slowCloses: prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_slow_consumer_closes_total", Help: "Connections closed with 1013 because their write queue overflowed."}),
 		redisRTT: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "moim_hub_redis_send_seconds",
-			Help:    "Round trip of the send script to Redis.",
+			Help:    "Ack latency of a send: from handing it to the Redis pipeline to the send script's answer (queueing plus round trip); the ack is written right after.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5},
+		}),
+		roundTrip: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "moim_hub_redis_roundtrip_seconds",
+			Help:    "One pipelined round trip to Redis carrying a batch of send scripts.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5},
 		}),
 		resubscribes: prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_pubsub_resubscribes_total", Help: "Pub/sub shard connections replaced because this node's probe did not come back on them."}),
 	}
-	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.redisRTT, m.resubscribes)
+	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.redisRTT, m.roundTrip, m.resubscribes)
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -22,9 +23,11 @@ type sendReq struct {
 // startPipeline runs the loops that batch concurrent sends: workers that
 // send at the same moment share one Redis round trip instead of queueing
 // for a connection each, which is what bounds throughput at high rates.
-// At low rates a batch is one send and adds no wait.
-func (b *Broker) startPipeline(ctx context.Context, loops int) {
+// At low rates a batch is one send and adds no wait. Each round trip is
+// observed by roundTrip.
+func (b *Broker) startPipeline(ctx context.Context, loops int, roundTrip prometheus.Observer) {
 	b.reqs = make(chan *sendReq, 4*maxPipeline)
+	b.roundTrip = roundTrip
 	for range loops {
 		go b.pipeLoop(ctx)
 	}
@@ -63,7 +66,9 @@ func (b *Broker) runBatch(batch []*sendReq) {
 		for i, r := range batch {
 			cmds[i] = sendScript.EvalSha(ctx, pipe, r.keys, r.args...)
 		}
+		start := time.Now()
 		_, _ = pipe.Exec(ctx)
+		b.roundTrip.Observe(time.Since(start).Seconds())
 		if attempt > 0 || !anyNoScript(cmds) {
 			break
 		}

@@ -12,8 +12,8 @@ import (
 )
 
 // Config is every setting of a node. Each field is read from an
-// environment variable and may be overridden by the flag of the same name
-// (MOIM_REDIS_URL ↔ -redis-url).
+// environment variable (or the file its _FILE twin names) and may be
+// overridden by the flag of the same name (MOIM_REDIS_URL ↔ -redis-url).
 type Config struct {
 	// Addr is where REST, WebSocket and metrics listen. Default ":8080".
 	Addr string
@@ -137,7 +137,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	vals := map[string]*string{}
 	for _, s := range settings {
 		def := s.def
-		if v := getenv(s.env); v != "" {
+		v, err := envOrFile(s.env, getenv)
+		if err != nil {
+			return Config{}, err
+		}
+		if v != "" {
 			def = v
 		}
 		vals[s.env] = fs.String(s.flag, def, s.usage+" ($"+s.env+")")
@@ -238,6 +242,26 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return Config{}, &configError{"MOIM_JWT_SECRET", "is required when any backend is external (every node must share it); set it to 32 or more random bytes"}
 	}
 	return cfg, nil
+}
+
+// envOrFile is the variable name, or the contents of the file named by
+// name+"_FILE" (one trailing newline dropped): Docker and Kubernetes
+// secrets arrive as files, and a secret in a plain variable shows in
+// `docker inspect` and the process environment.
+func envOrFile(name string, getenv func(string) string) (string, error) {
+	v, path := getenv(name), getenv(name+"_FILE")
+	switch {
+	case path == "":
+		return v, nil
+	case v != "":
+		return "", &configError{name, "set either " + name + " or " + name + "_FILE, not both"}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", &configError{name + "_FILE", err.Error()}
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	return strings.TrimSuffix(s, "\r"), nil
 }
 
 func (c Config) hasRole(role string) bool {

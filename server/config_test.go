@@ -61,6 +61,52 @@ func TestConfigRejectsBadSettings(t *testing.T) {
 	}
 }
 
+// TestConfigReadsSettingsFromFiles is how Docker secrets reach a node:
+// MOIM_JWT_SECRET_FILE=/run/secrets/jwt_secret and the like.
+func TestConfigReadsSettingsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	secret := strings.Repeat("k", 40)
+	dsn := "moim:pa ss@tcp(mysql:3306)/moim"
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	files := map[string]string{
+		"MOIM_JWT_SECRET_FILE": write("jwt_secret", secret+"\n"),
+		"MOIM_MYSQL_DSN_FILE":  write("mysql_dsn", dsn+"\r\n"),
+	}
+	cfg, err := loadConfig(nil, env(files), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.JWTSecret != secret || cfg.MySQLDSN != dsn {
+		t.Fatalf("from files: secret %q, dsn %q; want the files' contents without the line end", cfg.JWTSecret, cfg.MySQLDSN)
+	}
+	cfg, err = loadConfig([]string{"-mysql-dsn", "u:p@tcp(h:3306)/flag"}, env(files), &bytes.Buffer{})
+	if err != nil || cfg.MySQLDSN != "u:p@tcp(h:3306)/flag" {
+		t.Fatalf("a flag must still win over a file: %q, %v", cfg.MySQLDSN, err)
+	}
+
+	cases := []struct {
+		env     map[string]string
+		setting string
+	}{
+		{map[string]string{"MOIM_JWT_SECRET": secret, "MOIM_JWT_SECRET_FILE": files["MOIM_JWT_SECRET_FILE"]}, "MOIM_JWT_SECRET"},
+		{map[string]string{"MOIM_JWT_SECRET_FILE": filepath.Join(dir, "missing")}, "MOIM_JWT_SECRET_FILE"},
+		{map[string]string{"MOIM_JWT_SECRET_FILE": write("short", "short\n")}, "MOIM_JWT_SECRET"},
+	}
+	for _, tc := range cases {
+		_, err := loadConfig(nil, env(tc.env), &bytes.Buffer{})
+		var ce *configError
+		if !errors.As(err, &ce) || ce.setting != tc.setting {
+			t.Errorf("env %v: got %v, want an error naming %s", tc.env, err, tc.setting)
+		}
+	}
+}
+
 // TestExitCodes runs the node's main path: bad config exits 2 with one
 // line naming the setting; an unreachable service exits 1 naming it.
 func TestExitCodes(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +36,9 @@ func main() {
 // run is main with its inputs made explicit; it returns the exit code:
 // 0 after a clean shutdown, 2 for bad configuration, 1 otherwise.
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	if slices.Contains(args, healthcheckFlag) {
+		return runHealthcheck(args, getenv, stderr)
+	}
 	stderr = &lockedWriter{w: stderr}
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {

@@ -1,0 +1,249 @@
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// buildServer builds the node binary from this checkout with the race
+// detector, as the project's tests run.
+func buildServer(t *testing.T, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go is not on PATH: %v", err)
+	}
+	bin := filepath.Join(dir, "moim")
+	runTool(t, repoRoot(t), 10*time.Minute, goBin, "build", "-race", "-o", bin, "./server")
+	return bin
+}
+
+// process is a server the test started; it is stopped by its PID.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func start(t *testing.T, dir, name string, env []string, bin string, args ...string) *process {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr, cmd.Dir = env, f, f, dir
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("%s log (pid %d):\n%s", name, cmd.Process.Pid, tail(out, 4000))
+		}
+	})
+	return p
+}
+
+// stop asks the process to end (SIGTERM) and kills it after 15 s.
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitHTTP polls url until it answers 200, failing early if the process exits.
+func (p *process) waitHTTP(t *testing.T, url string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			out, _ := os.ReadFile(p.log)
+			t.Fatalf("%s exited before it was ready:\n%s", p.name, tail(out, 4000))
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = errors.New(resp.Status)
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: %s not ready after %s: %v", p.name, url, timeout, last)
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// freeAddr is a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// baseEnv is this process's environment without any MOIM_ setting a
+// developer's shell may hold.
+func baseEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "MOIM_") })
+}
+
+func startNode(t *testing.T, bin, work, id string, settings map[string]string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	env := baseEnv()
+	for k, v := range settings {
+		env = append(env, k+"="+v)
+	}
+	dataDir := filepath.Join(work, id)
+	env = append(env, "MOIM_ADDR="+addr, "MOIM_NODE_ID="+id, "MOIM_DATA_DIR="+dataDir)
+	p := start(t, work, id, env, bin)
+	p.waitHTTP(t, "http://"+addr+"/readyz", 90*time.Second)
+	return addr
+}
+
+// startNginx runs deploy/nginx/moim.conf with its upstream pointed at the
+// nodes and its port on loopback; every other line is the deployed one.
+func startNginx(t *testing.T, bin, work string, nodes []string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy/nginx/moim.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	conf := string(raw)
+	upstream := "upstream moim_nodes {\n"
+	for _, n := range nodes {
+		upstream += "    server " + n + ";\n"
+	}
+	upstream += "}\n"
+	for old, repl := range map[string]string{
+		"    listen 8080;\n":                "    listen " + addr + ";\n",
+		"    set $moim http://moim:8080;\n": "    set $moim http://moim_nodes;\n",
+	} {
+		if strings.Count(conf, old) != 1 {
+			t.Fatalf("deploy/nginx/moim.conf must contain %q once", old)
+		}
+		conf = strings.Replace(conf, old, repl, 1)
+	}
+	dir := filepath.Join(work, "nginx")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "moim.conf"), []byte(upstream+conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	main := fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[1]s/moim.conf;
+}
+`, dir)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, work, "nginx", baseEnv(), bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
+	base := "http://" + addr
+	p.waitHTTP(t, base+"/lb-healthz", 15*time.Second)
+	return base
+}
+
+// startPrometheus runs Prometheus with deploy/prometheus/prometheus.yml's
+// "moim" job pointed at the nodes, scraping and evaluating every second,
+// and alerts.yml loaded.
+func startPrometheus(t *testing.T, bin, work string, nodes []string) *prometheus {
+	t.Helper()
+	root := repoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, "deploy/prometheus/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ := cfg["scrape_configs"].([]any)
+	var moim map[string]any
+	for _, j := range jobs {
+		if j, ok := j.(map[string]any); ok && j["job_name"] == "moim" {
+			moim = j
+		}
+	}
+	if moim == nil || moim["static_configs"] == nil {
+		t.Fatal(`deploy/prometheus/prometheus.yml has no "moim" job with static_configs`)
+	}
+	moim["static_configs"] = []any{map[string]any{"targets": nodes}}
+	cfg["scrape_configs"] = []any{moim}
+	cfg["global"] = map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s"}
+	cfg["rule_files"] = []any{filepath.Join(root, "deploy/prometheus/alerts.yml")}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(work, "prometheus")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	confPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(confPath, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	p := start(t, work, "prometheus", baseEnv(), bin,
+		"--config.file="+confPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--log.level=warn")
+	prom := &prometheus{base: "http://" + addr}
+	p.waitHTTP(t, prom.base+"/-/ready", 30*time.Second)
+	return prom
+}

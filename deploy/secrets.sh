@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Usage: deploy/secrets.sh [DIR]   (default: ./secrets)
+#
+# Writes the stack's secrets as files in DIR, each only if it is missing,
+# so running it again never changes a password a database already uses:
+#   jwt_secret              signs login tokens; every node shares it
+#   mysql_password          the MySQL user "moim"
+#   mysql_dsn               the nodes' DSN, with that password
+#   grafana_admin_password  Grafana's "admin" login
+# docker-compose.yml reads them from ./secrets; for docker-swarm.yml load
+# them with: for s in DIR/*; do docker secret create "moim_$(basename "$s")" "$s"; done
+set -euo pipefail
+
+dir=${1:-secrets}
+# The directory keeps other host users out. The files themselves must be
+# readable inside the containers, whose users are not root (compose mounts
+# a file secret with its host mode; swarm secrets need no such care).
+mkdir -p "$dir"
+chmod 700 "$dir"
+umask 022
+
+random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+create() {
+	local name=$1 value=$2
+	if [ -s "$dir/$name" ]; then
+		return
+	fi
+	printf '%s' "$value" >"$dir/$name"
+	echo "created $dir/$name"
+}
+
+create jwt_secret "$(random_hex 32)"
+create mysql_password "$(random_hex 16)"
+create mysql_dsn "moim:$(cat "$dir/mysql_password")@tcp(mysql:3306)/moim"
+create grafana_admin_password "$(random_hex 12)"
