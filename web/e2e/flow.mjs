@@ -23,6 +23,7 @@ const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
 const DESKTOP = { viewport: { width: 1280, height: 800 }, locale: "en-US" };
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: "ko-KR" };
 const DELIVERY_MS = 1000; // the issue's bound for seeing the other's message
+const HISTORY = 120; // messages in the room Bob scrolls back through (pages of 50)
 
 const tag = Math.random().toString(36).slice(2, 8);
 const users = {
@@ -34,6 +35,12 @@ const expectedErrors = [];
 const pages = {};
 const timings = {};
 const shots = [];
+const started = Date.now();
+
+// step logs where the flow is, with the seconds since it started.
+function step(what) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
+}
 
 const browser = await chromium.launch({ executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium", headless: true, args: FLAGS });
 let failed = false;
@@ -59,6 +66,7 @@ process.exit(failed ? 1 : 0);
 
 async function run() {
   // --- sign up: Alice on a desktop, Bob on a phone in Korean ---
+  step('sign up: Alice on a desktop, Bob on a phone in Korean');
   const aliceCtx = await browser.newContext(DESKTOP);
   const alice = await open(aliceCtx, "alice");
   await signup(alice, users.alice);
@@ -68,6 +76,7 @@ async function run() {
   await check(await bob.locator("html").getAttribute("lang") === "ko", "Bob's phone (ko-KR) gets the Korean UI");
 
   // --- Alice adds Bob as a contact and creates a room with him ---
+  step('Alice adds Bob as a contact and creates a room with him');
   await alice.getByTestId("contacts").click();
   await alice.getByTestId("contact-username").fill(users.bob.username);
   await alice.getByTestId("add-contact").click();
@@ -80,6 +89,7 @@ async function run() {
   await expectText(alice.getByTestId("chat-title"), "등산 모임 Hiking Club");
 
   // --- they exchange messages, each arriving within a second ---
+  step('they exchange messages, each arriving within a second');
   const hello = "안녕하세요 Bob! 이번 주 토요일 북한산 어때요?";
   await say(alice, hello);
   // Bob's list learns of the room from its first message.
@@ -120,6 +130,7 @@ async function run() {
   await shot(bob, "chat-phone.png");
 
   // --- Bob goes away; Alice sends 5; Bob comes back and sees each once ---
+  step('Bob goes away; Alice sends 5; Bob comes back and sees each once');
   await bobCtx.close();
   await expectCount(alice.locator("[data-testid=presence].online"), 1);
   const five = [1, 2, 3, 4, 5].map((i) => `오프라인 동안 보낸 메시지 ${i}/5 (sent while Bob was away)`);
@@ -137,6 +148,7 @@ async function run() {
   await expectCount(body(bob, hello), 1);
 
   // --- the network drops: a banner, then nothing lost or doubled ---
+  step('the network drops: a banner, then nothing lost or doubled');
   await cut.drop();
   await bob.getByTestId("offline-banner").waitFor();
   const during = ["끊긴 동안 1 (while Bob's network was down)", "끊긴 동안 2 (while Bob's network was down)"];
@@ -163,6 +175,7 @@ async function run() {
   for (const text of [...five, ...during]) await expectCount(body(bob, text), 1);
 
   // --- dues: Alice opens the fund and sets dues; Bob tops up and pays ---
+  step('dues: Alice opens the fund and sets dues; Bob tops up and pays');
   await alice.getByTestId("open-dues").click();
   await alice.getByTestId("open-fund").click();
   await alice.getByTestId("fund-balance").waitFor();
@@ -212,15 +225,74 @@ async function run() {
   await alice.getByTestId("dues-panel").evaluate((el) => el.scrollTo(0, 0));
   await shot(alice, "dues-desktop.png");
 
+  // --- Bob finds a password-protected room and scrolls into its history ---
+  step('Bob finds a password-protected room and scrolls into its history');
+  const secretName = `비밀 산악회 Secret Alpine ${tag}`;
+  const secret = await alice.evaluate(async ([n, name]) => {
+    const auth = { Authorization: "Bearer " + localStorage.getItem("moim.token"), "Content-Type": "application/json" };
+    const room = await (await fetch("/api/rooms", { method: "POST", headers: auth, body: JSON.stringify({ name, password: "pw-1234" }) })).json();
+    for (let i = 1; i <= n; i++) {
+      const body = JSON.stringify({ cid: "h" + i, body: "history " + String(i).padStart(3, "0") });
+      const r = await fetch(`/api/rooms/${room.id}/messages`, { method: "POST", headers: auth, body });
+      if (r.status !== 201) throw new Error("post history " + i + ": " + r.status);
+    }
+    return room.id;
+  }, [HISTORY, secretName]);
+  await bob.getByTestId("close-dues").isVisible() && (await bob.getByTestId("close-dues").click());
+  await bob.locator(".chat-head .back").click();
+  await bob.getByTestId("find-rooms").click();
+  await bob.getByTestId("search-q").fill(`Alpine ${tag}`);
+  await expectCount(bob.getByTestId("find-dialog").locator(".result"), 1); // the search has run
+  const found = bob.getByTestId("find-dialog").locator(".result").filter({ hasText: "Secret Alpine" });
+  await found.getByTestId("join").click();
+  await found.getByTestId("join-password").fill("wrong-pass");
+  await found.getByTestId("join").click();
+  await found.locator(".error").filter({ hasText: /\S/ }).waitFor();
+  await found.getByTestId("join-password").fill("pw-1234");
+  await found.getByTestId("join").click();
+  await expectText(bob.getByTestId("chat-title"), "Secret Alpine");
+  await check(new URL(bob.url()).hash === `#/room/${secret}`, "Bob is in the secret room");
+  await expectCount(bob.getByTestId("msg-body"), 50); // the newest page
+  await expectCount(body(bob, `history ${HISTORY}`), 1);
+  await expectCount(body(bob, "history 001"), 0);
+  const messages = bob.getByTestId("messages");
+  await until("the whole history is loaded by scrolling up", async () => {
+    await messages.evaluate((el) => el.scrollTo(0, 0));
+    const got = await bob.getByTestId("msg-body").count();
+    return { ok: got === HISTORY, got };
+  }, 20000);
+  await expectText(bob.getByTestId("history-edge"), /\S/);
+  const order = await bob.getByTestId("msg").evaluateAll((els) => els.map((e) => [Number(e.dataset.seq), e.querySelector("[data-testid=msg-body]").textContent]));
+  await check(order.every(([seq, text], i) => seq === i + 1 && text === "history " + String(i + 1).padStart(3, "0")),
+    "history shows every message once, in seq order");
+  await shot(bob, "history-phone.png");
+
+  // --- a 1:1 chat: Bob adds Alice and writes to her directly ---
+  step('a 1:1 chat: Bob adds Alice and writes to her directly');
+  await bob.locator(".chat-head .back").click();
+  await bob.getByTestId("contacts").click();
+  await bob.getByTestId("contact-username").fill(users.alice.username);
+  await bob.getByTestId("add-contact").click();
+  await bob.getByTestId(`chat-${users.alice.username}`).click();
+  await expectText(bob.getByTestId("chat-title"), users.alice.display);
+  await say(bob, "1:1 — 회비 보냈어요!");
+  const direct = alice.getByTestId("room-item").filter({ hasText: users.bob.display });
+  await direct.waitFor();
+  await direct.click();
+  await body(alice, "1:1 — 회비 보냈어요!").waitFor();
+
   await aliceCtx.close();
   await bobCtx.close();
 }
 
-// expectedError is the one refusal the app relies on: the dues panel asks
-// for the room's fund to learn whether there is one, and "no fund yet" is
-// a 404 (no_fund) that Chromium logs like any failed resource.
+// expectedError is a refusal Chromium logs like any failed resource but
+// that is part of the flow: the dues panel asks for the room's fund to
+// learn whether there is one ("no fund yet" is 404 no_fund), and the test
+// tries a wrong room password once (403 wrong_password).
 function expectedError(m) {
-  return m.text().includes("status of 404") && /\/api\/rooms\/\d+\/fund$/.test(m.location().url);
+  const url = m.location().url;
+  return (m.text().includes("status of 404") && /\/api\/rooms\/\d+\/fund$/.test(url)) ||
+    (m.text().includes("status of 403") && /\/api\/rooms\/\d+\/join$/.test(url));
 }
 
 // open makes a page that records console errors and uncaught exceptions.

@@ -142,6 +142,9 @@ async function start() {
   state.socket.connect();
   window.addEventListener("hashchange", route);
   window.addEventListener("focus", () => refreshSoon());
+  // Being added to a room sends nothing until its first message: look
+  // for new rooms now and then too.
+  setInterval(() => document.visibilityState === "visible" && refreshSoon(), 60000);
   route();
 }
 

@@ -9,6 +9,7 @@ import { t } from "./i18n.js";
 const PAGE = 50;
 const TYPING_EVERY = 3000;
 const GROUP_MS = 5 * 60 * 1000; // same sender within this: one name above
+const minute = (ts) => Math.floor(ts / 60000);
 
 export function mountChat(el, room) {
   const r = state.rooms.get(room);
@@ -132,8 +133,11 @@ export function mountChat(el, room) {
       d.hidden = !newDay;
       const cont = !newDay && prev && el.dataset.from && prev.dataset.from === el.dataset.from && ts - Number(prev.dataset.ts) < GROUP_MS;
       el.classList.toggle("cont", !!cont);
+      // In a run within one minute only the last message shows the time.
+      if (prev) prev.classList.toggle("quiet-time", !!cont && minute(ts) === minute(Number(prev.dataset.ts)));
       prev = el;
     }
+    if (prev) prev.classList.remove("quiet-time");
     for (const q of list.querySelectorAll(".quote:not([data-resolved])")) fillQuote(q);
     paintPresence();
   }
@@ -263,6 +267,7 @@ export function mountChat(el, room) {
   }
 
   function startReply(m) {
+    for (const el of list.querySelectorAll(".msg.show")) el.classList.remove("show");
     replyTo = m.seq;
     replyBar.hidden = false;
     replyBar.replaceChildren(
@@ -278,6 +283,7 @@ export function mountChat(el, room) {
   }
 
   async function remove(m) {
+    for (const el of list.querySelectorAll(".msg.show")) el.classList.remove("show");
     if (!(await confirm(t("chat.deleteTitle"), m.body, t("chat.delete"), { testid: "delete-dialog" }))) return;
     if (!state.socket.remove(room, m.seq)) toast(t("offline"), "error");
   }
