@@ -256,6 +256,23 @@ func (b *Broker) MarkRead(ctx context.Context, room, user, seq int64) (bool, err
 	return moved == 1, nil
 }
 
+// ReadPositions is every member's read position in room (absent: 0).
+func (b *Broker) ReadPositions(ctx context.Context, room int64) (map[int64]int64, error) {
+	all, err := b.rdb.HGetAll(ctx, b.keys.Reads(room)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("hub: read positions in room %d: %w", room, err)
+	}
+	out := make(map[int64]int64, len(all))
+	for user, seq := range all {
+		u, err1 := strconv.ParseInt(user, 10, 64)
+		s, err2 := strconv.ParseInt(seq, 10, 64)
+		if err1 == nil && err2 == nil {
+			out[u] = s
+		}
+	}
+	return out, nil
+}
+
 // roomOf parses a room channel name back to its id.
 func roomOf(channel string) (int64, bool) {
 	s, ok := strings.CutSuffix(channel, ":ch")

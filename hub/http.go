@@ -119,7 +119,8 @@ func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, name string, roomIDs [
 }
 
 // PresenceHandler serves GET /api/rooms/:id/presence: which members are
-// online on any node.
+// online on any node, and how far each has read (what a client opening
+// the room needs for "read by N" before any read event arrives).
 func (h *Hub) PresenceHandler(userID func(*fiber.Ctx) int64) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		room, err := api.ParamID(c, "id")
@@ -134,13 +135,18 @@ func (h *Hub) PresenceHandler(userID func(*fiber.Ctx) int64) fiber.Handler {
 		if err != nil {
 			return err
 		}
+		reads, err := h.broker.ReadPositions(c.UserContext(), room)
+		if err != nil {
+			return err
+		}
 		type member struct {
 			UserID int64 `json:"user_id"`
 			Online bool  `json:"online"`
+			Read   int64 `json:"read"`
 		}
 		out := make([]member, len(ids))
 		for i, id := range ids {
-			out[i] = member{id, online[id]}
+			out[i] = member{id, online[id], reads[id]}
 		}
 		return c.JSON(fiber.Map{"members": out})
 	}

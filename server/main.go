@@ -27,6 +27,7 @@ import (
 	"moim/hub"
 	"moim/rooms"
 	"moim/store"
+	"moim/web"
 )
 
 func main() {
@@ -192,6 +193,12 @@ func (n *node) build(ctx context.Context) error {
 		r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
 		n.hub.MessageRoutes(r, auth, accounts.UserID)
 		money.Routes(r, auth, accounts.UserID)
+		// The web client needs the API, so it is served where the API is.
+		client, err := web.Load()
+		if err != nil {
+			return err
+		}
+		client.Routes(app)
 	}
 	if n.cfg.hasRole("hub") {
 		app.Get("/ws", auth, n.hub.Handler(accounts.UserID))

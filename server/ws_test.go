@@ -384,6 +384,21 @@ func TestPresenceReadsTypingAndUnread(t *testing.T) {
 	if u, _ := unread(bob); u != 1 {
 		t.Fatalf("a lower read position moved unread to %d", u)
 	}
+	// A client opening the room gets every member's read position too.
+	var p struct {
+		Members []struct {
+			UserID int64 `json:"user_id"`
+			Read   int64 `json:"read"`
+		} `json:"members"`
+	}
+	alice.must(200, "GET", urlf("/api/rooms/%d/presence", room.ID), nil, &p)
+	reads := map[int64]int64{}
+	for _, m := range p.Members {
+		reads[m.UserID] = m.Read
+	}
+	if reads[bob.id] != 2 || reads[alice.id] != 0 || len(reads) != 2 {
+		t.Fatalf("read positions %v; want bob at 2, alice at 0", reads)
+	}
 
 	wb.send(map[string]any{"type": "typing", "room": room.ID})
 	if f := wa.await("typing"); f.User != bob.id || f.Room != room.ID {

@@ -1,0 +1,98 @@
+// REST calls to the node (server/openapi.json). Every error comes back as
+// an ApiError with the server's code; a failed connection is code
+// "network".
+
+const TOKEN = "moim.token";
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export const session = {
+  get token() {
+    return localStorage.getItem(TOKEN) || "";
+  },
+  set token(v) {
+    if (v) localStorage.setItem(TOKEN, v);
+    else localStorage.removeItem(TOKEN);
+  },
+};
+
+// unauthorized is fired on window when a request's token is refused, so
+// the app can send the user back to the login screen.
+export const UNAUTHORIZED = "moim:unauthorized";
+
+async function request(method, path, body, { raw = false } = {}) {
+  const headers = {};
+  if (session.token) headers.Authorization = "Bearer " + session.token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, "network", "network error");
+  }
+  if (res.ok && raw) return res;
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    const e = (data && data.error) || {};
+    if (res.status === 401 && session.token && !path.startsWith("/api/auth/")) {
+      window.dispatchEvent(new Event(UNAUTHORIZED));
+    }
+    throw new ApiError(res.status, e.code || "http_" + res.status, e.message || res.statusText);
+  }
+  return data;
+}
+
+const q = (params) => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") s.set(k, v);
+  const str = s.toString();
+  return str ? "?" + str : "";
+};
+
+export const api = {
+  signup: (username, password, display_name) => request("POST", "/api/auth/signup", { username, password, display_name }),
+  login: (username, password) => request("POST", "/api/auth/login", { username, password }),
+  me: () => request("GET", "/api/me"),
+
+  contacts: () => request("GET", "/api/contacts").then((r) => r.contacts),
+  addContact: (username) => request("POST", "/api/contacts", { username }),
+
+  rooms: () => request("GET", "/api/rooms").then((r) => r.rooms),
+  room: (id) => request("GET", `/api/rooms/${id}`),
+  createRoom: (body) => request("POST", "/api/rooms", body),
+  direct: (user_id) => request("POST", "/api/rooms/direct", { user_id }),
+  search: (text, cursor) => request("GET", "/api/rooms/search" + q({ q: text, cursor, limit: 20 })),
+  join: (id, password) => request("POST", `/api/rooms/${id}/join`, password ? { password } : undefined),
+  leave: (id) => request("POST", `/api/rooms/${id}/leave`),
+  members: (id) => request("GET", `/api/rooms/${id}/members`).then((r) => r.members),
+  presence: (id) => request("GET", `/api/rooms/${id}/presence`).then((r) => r.members),
+  // before: newest first below that seq (0 = from the newest).
+  history: (id, before, limit = 50) => request("GET", `/api/rooms/${id}/messages` + q({ before, limit })).then((r) => r.messages),
+
+  wallet: () => request("GET", "/api/wallet"),
+  deposit: (amount, idempotency_key) => request("POST", "/api/wallet/deposit", { amount, idempotency_key }),
+  fund: (id) => request("GET", `/api/rooms/${id}/fund`),
+  openFund: (id) => request("POST", `/api/rooms/${id}/fund`, { currency: "KRW" }),
+  pay: (id, amount, period, idempotency_key) => request("POST", `/api/rooms/${id}/fund/pay`, { amount, period, idempotency_key }),
+  spend: (id, amount, memo, idempotency_key) => request("POST", `/api/rooms/${id}/fund/spend`, { amount, memo, idempotency_key }),
+  refund: (id, user_id, amount, memo, idempotency_key) =>
+    request("POST", `/api/rooms/${id}/fund/refund`, { user_id, amount, memo, idempotency_key }),
+  ledger: (id) => request("GET", `/api/rooms/${id}/fund/ledger` + q({ limit: 50 })).then((r) => r.entries),
+  ledgerCSV: (id) => request("GET", `/api/rooms/${id}/fund/ledger?format=csv`, undefined, { raw: true }).then((r) => r.blob()),
+  dues: (id) => request("GET", `/api/rooms/${id}/dues`),
+  setDues: (id, amount, period, due_day) => request("PUT", `/api/rooms/${id}/dues`, { amount, period, due_day }),
+  duesStatus: (id) => request("GET", `/api/rooms/${id}/dues/status`),
+  remind: (id) => request("POST", `/api/rooms/${id}/dues/remind`),
+};

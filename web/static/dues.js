@@ -1,0 +1,258 @@
+// The dues panel of one room: the fund's balance, this period's status
+// per member, paying dues from the wallet, the ledger with its CSV, and
+// for admins the policy, spends, refunds and reminders. It reloads when a
+// fee event arrives in the room, so every member sees a payment at once.
+import { api } from "./api.js";
+import { state, listen, isAdmin } from "./state.js";
+import { h, confirm, toast, errorText, won, date, uuid } from "./ui.js";
+import { t } from "./i18n.js";
+
+export function mountDues(el, room) {
+  const body = h("div", { class: "panel-body", "data-testid": "dues-panel" }, h("p", { class: "muted pad" }, t("loading")));
+  el.replaceChildren(
+    h("header", { class: "panel-head" },
+      h("a", { class: "icon-btn", href: `#/room/${room}`, "aria-label": t("close"), "data-testid": "close-dues" }, "✕"),
+      h("h2", {}, t("dues.title")),
+      h("span", { class: "muted small" }, state.rooms.get(room).name)),
+    body);
+
+  // Idempotency keys live until the server gave a definite answer, so a
+  // retry after a network error can never move money twice.
+  const keys = {};
+  const keyFor = (what) => (keys[what] ||= uuid());
+  const settled = (what, err) => {
+    if (!err || (err.status >= 400 && err.status < 500)) delete keys[what];
+  };
+
+  let data = {};
+  let alive = true;
+  let adminOpen = false;
+
+  async function load() {
+    const [fund, dues, wallet, members] = await Promise.allSettled([
+      api.fund(room), api.dues(room), api.wallet(), api.members(room),
+    ]);
+    const d = {
+      fund: fund.status === "fulfilled" ? fund.value : null,
+      fundErr: fund.status === "rejected" && fund.reason.code !== "no_fund" ? fund.reason : null,
+      dues: dues.status === "fulfilled" ? dues.value : null,
+      wallet: wallet.status === "fulfilled" ? wallet.value : null,
+      members: members.status === "fulfilled" ? members.value : state.members.get(room) || [],
+    };
+    if (members.status === "fulfilled") state.members.set(room, members.value);
+    const [status, ledger] = await Promise.allSettled([
+      d.dues && d.dues.current ? api.duesStatus(room) : Promise.resolve(null),
+      d.fund ? api.ledger(room) : Promise.resolve([]),
+    ]);
+    d.status = status.status === "fulfilled" ? status.value : null;
+    d.ledger = ledger.status === "fulfilled" ? ledger.value : [];
+    if (!alive) return;
+    data = d;
+    render();
+  }
+
+  function render() {
+    const admin = isAdmin(room);
+    body.replaceChildren(...[
+      fundSection(admin),
+      periodSection(),
+      admin ? adminSection() : null,
+      walletSection(),
+      data.fund ? ledgerSection() : null,
+    ].filter(Boolean));
+  }
+
+  function fundSection(admin) {
+    const f = data.fund;
+    if (!f) {
+      return h("section", { class: "box" },
+        h("h3", {}, t("dues.fund")),
+        data.fundErr ? h("p", { class: "error" }, errorText(data.fundErr)) : h("p", { class: "muted" }, t("dues.noFund")),
+        admin ? h("button", {
+          type: "button", class: "btn primary", "data-testid": "open-fund",
+          onclick: () => act(() => api.openFund(room), t("dues.fundOpened")),
+        }, t("dues.openFund")) : null);
+    }
+    return h("section", { class: "box fund" },
+      h("h3", {}, t("dues.fund")),
+      h("div", { class: "big-amount", "data-testid": "fund-balance" }, won(f.balance)),
+      h("p", { class: "muted small" }, t("dues.totals", won(f.total_in), won(f.total_out))));
+  }
+
+  function periodSection() {
+    const p = data.dues && data.dues.current;
+    if (!p) return h("section", { class: "box" }, h("h3", {}, t("dues.period")), h("p", { class: "muted" }, t("dues.noPolicy")));
+    const s = data.status;
+    const mine = s && s.members.find((m) => m.user_id === state.me.id);
+    const owed = mine ? Math.max(0, mine.due - mine.paid) : 0;
+    const canPay = data.fund && mine && owed > 0 && mine.state !== "waived";
+    return h("section", { class: "box" },
+      h("h3", {}, t("dues.period"), s ? h("span", { class: "muted" }, " " + s.period) : null),
+      h("p", {}, policyText(p)),
+      s ? h("p", { class: "muted small" }, t("dues.due", s.due_date), " · ", t("dues.paidCount", s.totals.paid_members, s.totals.members)) : null,
+      canPay ? h("button", { type: "button", class: "btn primary wide", "data-testid": "pay-dues", onclick: () => pay(s, owed) }, t("dues.pay", won(owed))) : null,
+      mine && owed === 0 ? h("p", { class: "ok" }, t("dues.youPaid")) : null,
+      s ? h("table", { class: "status" },
+        h("thead", {}, h("tr", {}, h("th", {}, t("dues.member")), h("th", {}, t("dues.state")), h("th", { class: "num" }, t("dues.paid")))),
+        h("tbody", {}, s.members.map((m) => h("tr", { "data-testid": "dues-row", "data-user": m.user_id, "data-state": m.state },
+          h("td", {}, m.name, m.user_id === state.me.id ? h("span", { class: "muted" }, ` (${t("you")})`) : null),
+          h("td", {}, h("span", { class: `state ${m.state}`, "data-testid": "dues-state" }, t("state." + m.state))),
+          h("td", { class: "num" }, `${won(m.paid)} / ${won(m.due)}`))))) : null);
+  }
+
+  function policyText(p) {
+    const every = p.period === "weekly" ? t("dues.weekly", t("weekday." + p.due_day)) : t("dues.monthly", p.due_day);
+    let text = `${won(p.amount)} · ${every}`;
+    const next = data.dues.next;
+    if (next) text += " — " + t("dues.next", next.effective_from, won(next.amount));
+    return text;
+  }
+
+  function walletSection() {
+    const w = data.wallet;
+    const amount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", value: 50000, "aria-label": t("dues.amount"), "data-testid": "deposit-amount" });
+    return h("section", { class: "box" },
+      h("h3", {}, t("dues.wallet")),
+      h("div", { class: "amount", "data-testid": "wallet-balance" }, w ? won(w.balance) : "—"),
+      h("form", {
+        class: "row",
+        onsubmit: (e) => {
+          e.preventDefault();
+          const n = Number(amount.value);
+          act(() => api.deposit(n, keyFor("deposit")), t("dues.deposited", won(n)), "deposit");
+        },
+      }, amount, h("button", { type: "submit", class: "btn", "data-testid": "deposit" }, t("dues.topUp"))),
+      h("p", { class: "muted small" }, t("dues.topUpHint")));
+  }
+
+  async function pay(s, owed) {
+    const balance = data.wallet ? data.wallet.balance : 0;
+    const text = t("dues.payConfirm", won(owed), s.period, won(balance));
+    if (!(await confirm(t("dues.payTitle"), text, t("dues.payOk"), { testid: "pay-dialog" }))) return;
+    act(() => api.pay(room, owed, s.period, keyFor("pay")), t("dues.paidToast", won(owed)), "pay");
+  }
+
+  function adminSection() {
+    const members = data.members || [];
+    const amount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "data-testid": "policy-amount", value: data.dues && data.dues.current ? data.dues.current.amount : "" });
+    const period = h("select", { "data-testid": "policy-period" },
+      h("option", { value: "monthly" }, t("dues.monthlyName")), h("option", { value: "weekly" }, t("dues.weeklyName")));
+    const dueDay = h("input", { type: "number", min: 1, max: 31, required: true, "data-testid": "policy-day", value: data.dues && data.dues.current ? data.dues.current.due_day : 25 });
+    if (data.dues && data.dues.current) period.value = data.dues.current.period;
+    const dayHint = h("span", { class: "muted small" });
+    const syncDay = () => {
+      dueDay.max = period.value === "weekly" ? 7 : 31;
+      dayHint.textContent = period.value === "weekly" ? t("dues.dayWeekly") : t("dues.dayMonthly");
+    };
+    period.addEventListener("change", syncDay);
+    syncDay();
+
+    const spendAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount") });
+    const spendMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo") });
+    const refundWho = h("select", { "aria-label": t("dues.member") }, members.map((m) => h("option", { value: m.user_id }, m.display_name)));
+    const refundAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount") });
+    const refundMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo") });
+
+    // Open while there is something to set up, folded away after.
+    const setUp = !data.fund || !(data.dues && data.dues.current);
+    return h("details", { class: "box admin", open: setUp || adminOpen, ontoggle: (e) => (adminOpen = e.target.open) },
+      h("summary", { "data-testid": "admin-tools" }, t("dues.admin")),
+      h("form", {
+        class: "stack",
+        onsubmit: (e) => {
+          e.preventDefault();
+          act(() => api.setDues(room, Number(amount.value), period.value, Number(dueDay.value)), t("dues.policySaved"));
+        },
+      },
+      h("h4", {}, t("dues.policy")),
+      h("div", { class: "row wrap" },
+        h("label", { class: "field" }, h("span", {}, t("dues.amount")), amount),
+        h("label", { class: "field" }, h("span", {}, t("dues.every")), period),
+        h("label", { class: "field" }, h("span", {}, t("dues.dueDay")), dueDay)),
+      dayHint,
+      h("button", { type: "submit", class: "btn primary", "data-testid": "save-policy" }, t("dues.savePolicy"))),
+      data.fund ? h("form", {
+        class: "stack",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          const n = Number(spendAmount.value);
+          if (!(await confirm(t("dues.spend"), t("dues.spendConfirm", won(n), spendMemo.value), t("dues.spend")))) return;
+          act(() => api.spend(room, n, spendMemo.value, keyFor("spend")), t("dues.spent", won(n)), "spend");
+        },
+      }, h("h4", {}, t("dues.spend")), h("div", { class: "row" }, spendAmount, spendMemo), h("button", { type: "submit", class: "btn" }, t("dues.spend"))) : null,
+      data.fund ? h("form", {
+        class: "stack",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          const n = Number(refundAmount.value);
+          const who = refundWho.selectedOptions[0].textContent;
+          if (!(await confirm(t("dues.refund"), t("dues.refundConfirm", won(n), who, refundMemo.value), t("dues.refund")))) return;
+          act(() => api.refund(room, Number(refundWho.value), n, refundMemo.value, keyFor("refund")), t("dues.refunded", won(n)), "refund");
+        },
+      }, h("h4", {}, t("dues.refund")), h("div", { class: "row wrap" }, refundWho, refundAmount, refundMemo), h("button", { type: "submit", class: "btn" }, t("dues.refund"))) : null,
+      data.status ? h("div", { class: "stack" },
+        h("h4", {}, t("dues.remind")),
+        h("p", { class: "muted small" }, t("dues.remindHint")),
+        h("button", {
+          type: "button", class: "btn", "data-testid": "remind",
+          onclick: () => act(() => api.remind(room), t("dues.reminded")),
+        }, t("dues.remind"))) : null);
+  }
+
+  function ledgerSection() {
+    const rows = data.ledger || [];
+    return h("section", { class: "box" },
+      h("div", { class: "row between" },
+        h("h3", {}, t("dues.ledger")),
+        h("button", { type: "button", class: "btn small", "data-testid": "ledger-csv", onclick: downloadCSV }, t("dues.csv"))),
+      rows.length ? h("table", { class: "ledger", "data-testid": "ledger" },
+        h("thead", {}, h("tr", {}, h("th", {}, t("dues.when")), h("th", {}, t("dues.what")), h("th", { class: "num" }, t("dues.amount")), h("th", { class: "num" }, t("dues.balance")))),
+        h("tbody", {}, rows.map((l) => h("tr", { "data-testid": "ledger-row" },
+          h("td", { class: "nowrap" }, date(l.at)),
+          h("td", {}, h("div", {}, t("kind." + l.kind), l.member ? ` · ${l.member}` : ""), l.memo || l.period ? h("div", { class: "muted small" }, l.memo || l.period) : null),
+          h("td", { class: `num ${l.amount < 0 ? "neg" : "pos"}` }, (l.amount > 0 ? "+" : "") + won(l.amount)),
+          h("td", { class: "num" }, won(l.balance_after)))))) : h("p", { class: "muted" }, t("dues.noLedger")));
+  }
+
+  async function downloadCSV() {
+    try {
+      const blob = await api.ledgerCSV(room);
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: `moim-room-${room}-ledger.csv` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (e) {
+      toast(errorText(e), "error");
+    }
+  }
+
+  // act runs a change, says how it went and shows the new state.
+  async function act(fn, okText, key) {
+    try {
+      await fn();
+      if (key) settled(key);
+      toast(okText, "ok");
+    } catch (e) {
+      if (key) settled(key, e);
+      toast(e.code === "insufficient_funds" ? t("dues.insufficient") : errorText(e), "error");
+    }
+    await load().catch((e) => toast(errorText(e), "error"));
+  }
+
+  let timer;
+  const off = listen({
+    msg: (m) => {
+      if (m.room !== room || m.kind !== "fee") return;
+      clearTimeout(timer);
+      timer = setTimeout(() => load().catch(() => {}), 200);
+    },
+  });
+  load().catch((e) => body.replaceChildren(h("p", { class: "error pad" }, errorText(e))));
+  return () => {
+    alive = false;
+    off();
+    clearTimeout(timer);
+  };
+}

@@ -1,0 +1,272 @@
+// Socket is the protocol v1 client of docs/PROTOCOL.md section 5: it
+// applies each room's messages once and in seq order, fills gaps with
+// sync, reconnects with jittered backoff and resends unacknowledged sends
+// with their original cid, so a flaky network neither loses nor doubles a
+// message.
+import { uuid } from "./ui.js";
+
+const SYNC_PAGE = 500;
+const SYNC_ROOMS = 200;
+const ACK_TIMEOUT = 10000;
+const PING_EVERY = 25000;
+const SILENCE = 60000; // no frame for this long: the connection is dead
+
+export class Socket {
+  // on: {message(msg), deleted(ev), read(ev), typing(ev), presence(ev),
+  // status(online), failed(frame, error), unknownRoom(room), authCheck()}.
+  constructor({ token, me, on }) {
+    this.token = token;
+    this.me = me;
+    this.on = on;
+    this.lastSeq = new Map(); // room -> every seq 1..lastSeq applied
+    this.buffered = new Map(); // room -> Map(seq -> msg) past a gap
+    this.syncing = new Map(); // room -> from of the sync in flight
+    this.pending = new Map(); // cid -> {frame, at}
+    this.pendingKey = `moim.pending.${me.id}`;
+    this.attempt = 0;
+    this.ws = null;
+    this.open = false;
+    this.stopped = false;
+    this.lastFrame = 0;
+    this.loadPending();
+    this.timer = setInterval(() => this.tick(), 2000);
+    this.pinger = setInterval(() => this.keepalive(), PING_EVERY);
+    this.onOnline = () => {
+      if (!this.open) this.reconnectNow();
+    };
+    window.addEventListener("online", this.onOnline);
+  }
+
+  // seed starts a room at seq (its newest message when first listed): the
+  // app pages older history over REST, so sync need not replay it.
+  seed(room, seq) {
+    if (!this.lastSeq.has(room)) this.lastSeq.set(room, seq);
+  }
+
+  connect() {
+    if (this.stopped) return;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(this.token)}`);
+    this.ws = ws;
+    let ready = false;
+    ws.onmessage = (e) => {
+      this.lastFrame = Date.now();
+      let ev;
+      try {
+        ev = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      if (ev.type === "ready") ready = true;
+      this.handle(ev);
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.open = false;
+      this.syncing.clear();
+      this.on.status(false);
+      if (this.stopped) return;
+      // A refused upgrade looks like any other close; ask REST whether
+      // the token is still good before retrying forever.
+      if (!ready && this.attempt > 0) this.on.authCheck();
+      const wait = Math.min(30000, 500 * 2 ** this.attempt++) * (0.5 + Math.random());
+      this.retry = setTimeout(() => this.connect(), wait);
+    };
+  }
+
+  reconnectNow() {
+    clearTimeout(this.retry);
+    this.attempt = 0;
+    if (this.ws) this.ws.close();
+    else this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    clearInterval(this.timer);
+    clearInterval(this.pinger);
+    window.removeEventListener("online", this.onOnline);
+    if (this.ws) this.ws.close(1000);
+  }
+
+  out(frame) {
+    if (!this.open || !this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  // send posts a message; it is kept (across reloads too) and resent with
+  // the same cid until the server acknowledges it.
+  send(room, body, replyTo) {
+    const frame = { type: "send", room, cid: uuid(), body };
+    if (replyTo) frame.reply_to = replyTo;
+    this.pending.set(frame.cid, { frame, at: Date.now() });
+    this.savePending();
+    this.out(frame);
+    return frame;
+  }
+
+  // discard forgets a send the user gave up on.
+  discard(cid) {
+    this.pending.delete(cid);
+    this.savePending();
+  }
+
+  pendingIn(room) {
+    return [...this.pending.values()].map((p) => p.frame).filter((f) => f.room === room);
+  }
+
+  read(room, seq) {
+    this.out({ type: "read", room, seq });
+  }
+
+  typing(room) {
+    this.out({ type: "typing", room });
+  }
+
+  remove(room, seq) {
+    return this.out({ type: "delete", room, seq });
+  }
+
+  sync(rooms) {
+    const todo = rooms.filter((r) => !this.syncing.has(r));
+    for (let i = 0; i < todo.length; i += SYNC_ROOMS) {
+      const req = {};
+      for (const r of todo.slice(i, i + SYNC_ROOMS)) {
+        req[r] = this.lastSeq.get(r) ?? 0;
+        this.syncing.set(r, req[r]);
+      }
+      if (!this.out({ type: "sync", rooms: req })) for (const r of Object.keys(req)) this.syncing.delete(Number(r));
+    }
+  }
+
+  // offer runs a message fetched over REST through the same path as live
+  // ones, for those newer than what the socket has applied.
+  offer(m) {
+    this.onMsg(m);
+  }
+
+  onMsg(m) {
+    if (!this.lastSeq.has(m.room)) {
+      // A room this client has not listed yet (just added to it): the
+      // app lists it and seeds its seq, and shows this message from REST.
+      this.on.unknownRoom(m.room);
+      return;
+    }
+    const last = this.lastSeq.get(m.room);
+    if (m.seq <= last) return;
+    if (!this.buffered.has(m.room)) this.buffered.set(m.room, new Map());
+    const buf = this.buffered.get(m.room);
+    if (m.seq > last + 1) {
+      buf.set(m.seq, m);
+      this.sync([m.room]);
+      return;
+    }
+    for (let next = m; next; next = buf.get(next.seq + 1)) {
+      buf.delete(next.seq);
+      this.lastSeq.set(m.room, next.seq);
+      if (next.from === this.me.id && this.pending.delete(next.cid)) this.savePending();
+      this.on.message(next);
+    }
+  }
+
+  handle(ev) {
+    switch (ev.type) {
+      case "ready":
+        this.attempt = 0;
+        this.open = true;
+        this.on.status(true);
+        this.sync([...this.lastSeq.keys()]);
+        for (const p of this.pending.values()) {
+          p.at = Date.now();
+          this.out(p.frame);
+        }
+        break;
+      case "msg":
+        this.onMsg(ev);
+        break;
+      case "ack": {
+        const p = this.pending.get(ev.cid);
+        if (!p) break;
+        this.pending.delete(ev.cid);
+        this.savePending();
+        // The msg travels apart from the ack and may have been missed:
+        // the ack alone is enough to show the message.
+        const f = p.frame;
+        const m = { type: "msg", room: f.room, seq: ev.seq, from: this.me.id, name: this.me.display_name, body: f.body, cid: f.cid, ts: ev.ts, kind: "text" };
+        if (f.reply_to) m.reply_to = f.reply_to;
+        this.onMsg(m);
+        break;
+      }
+      case "synced": {
+        const from = this.syncing.get(ev.room);
+        this.syncing.delete(ev.room);
+        if (ev.seq - from >= SYNC_PAGE) this.sync([ev.room]);
+        else if (this.buffered.get(ev.room)?.size) setTimeout(() => this.sync([ev.room]), 1000);
+        break;
+      }
+      case "error":
+        if (ev.cid && this.pending.has(ev.cid)) {
+          const p = this.pending.get(ev.cid);
+          if (ev.code === "rate_limited" || ev.code === "unavailable") p.at = 0;
+          else {
+            this.pending.delete(ev.cid);
+            this.savePending();
+            this.on.failed(p.frame, ev);
+          }
+        } else if (ev.room && this.syncing.has(ev.room)) {
+          this.syncing.delete(ev.room);
+          if (ev.code === "unavailable") setTimeout(() => this.sync([ev.room]), 1000);
+        }
+        break;
+      case "deleted":
+        this.on.deleted(ev);
+        break;
+      case "read":
+        this.on.read(ev);
+        break;
+      case "typing":
+        if (ev.user !== this.me.id) this.on.typing(ev);
+        break;
+      case "presence":
+        this.on.presence(ev);
+        break;
+    }
+  }
+
+  // tick resends sends with no ack after ACK_TIMEOUT (or marked for a
+  // retry by rate_limited/unavailable), with the same cid.
+  tick() {
+    const now = Date.now();
+    for (const p of this.pending.values()) {
+      if (now - p.at > ACK_TIMEOUT && this.out(p.frame)) p.at = now;
+    }
+  }
+
+  keepalive() {
+    if (!this.open) return;
+    if (Date.now() - this.lastFrame > SILENCE) {
+      this.ws.close(); // dead without a close (sleep, lost Wi-Fi): start over
+      return;
+    }
+    this.out({ type: "ping" });
+  }
+
+  loadPending() {
+    try {
+      for (const frame of JSON.parse(localStorage.getItem(this.pendingKey) || "[]")) {
+        this.pending.set(frame.cid, { frame, at: 0 });
+      }
+    } catch {
+      localStorage.removeItem(this.pendingKey);
+    }
+  }
+
+  savePending() {
+    const frames = [...this.pending.values()].map((p) => p.frame);
+    if (frames.length) localStorage.setItem(this.pendingKey, JSON.stringify(frames));
+    else localStorage.removeItem(this.pendingKey);
+  }
+}
