@@ -6,8 +6,16 @@ GO ?= go
 
 .PHONY: test fmt-check vet run
 
+# The hub, persistence and sync tests again on a Redis Cluster, when one
+# is named (scripts/redis-cluster.sh; .ci/run starts one).
+CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestSeqSurvives|TestStoreOutage|TestDeadBatchers|TestThreeNodes|TestFundPaySpend|TestMirrorIsRebuilt
+
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	@if [ -n "$$MOIM_TEST_REDIS_CLUSTER_URL" ]; then \
+		echo "again on the Redis Cluster at $$MOIM_TEST_REDIS_CLUSTER_URL"; \
+		MOIM_TEST_REDIS_URL="$$MOIM_TEST_REDIS_CLUSTER_URL" $(GO) test -race -count=1 -timeout 10m -run '$(CLUSTER_TESTS)' ./server; \
+	fi
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
