@@ -41,10 +41,11 @@ type Store struct {
 // Open returns the store on db, creating its indexes if they are missing.
 func Open(ctx context.Context, db *mongo.Database) (*Store, error) {
 	coll := db.Collection("messages")
+	// One index serves every query (history pages, sync, max seq, search
+	// within a room); each further index would cost every insert.
 	want := map[string]mongo.IndexModel{
 		// Unique: a replayed batch inserts nothing twice.
 		"room_seq": {Keys: bson.D{{Key: "room", Value: 1}, {Key: "seq", Value: 1}}, Options: options.Index().SetUnique(true).SetName("room_seq")},
-		"room_ts":  {Keys: bson.D{{Key: "room", Value: 1}, {Key: "ts", Value: 1}}, Options: options.Index().SetName("room_ts")},
 	}
 	have, err := indexNames(ctx, coll)
 	if err != nil {
