@@ -50,3 +50,27 @@ func TestUntilEndsAnOrder(t *testing.T) {
 		t.Fatalf("a one-off order planned another run: %v", next)
 	}
 }
+
+// TestReminderTime checks the due day's reminder window, and that a
+// policy set after the reminder's time does not post one by itself.
+func TestReminderTime(t *testing.T) {
+	at := time.Date(2026, 12, 10, 9, 0, 0, 0, kst)
+	p := &DuesPolicy{Period: "monthly", DueDay: 10, CreatedAt: at.AddDate(0, -1, 0)}
+	for _, c := range []struct {
+		now  time.Time
+		want bool
+	}{
+		{at.Add(-time.Minute), false},
+		{at, true},
+		{at.Add(23 * time.Hour), true},
+		{at.Add(24 * time.Hour), false},
+	} {
+		if got := remindable(p, "2026-12", c.now); got != c.want {
+			t.Errorf("at %s: remindable %v, want %v", c.now, got, c.want)
+		}
+	}
+	late := &DuesPolicy{Period: "monthly", DueDay: 10, CreatedAt: at.Add(time.Hour)}
+	if remindable(late, "2026-12", at.Add(2*time.Hour)) {
+		t.Error("a policy set after nine on its due day reminded at once")
+	}
+}

@@ -271,12 +271,7 @@ func (f *Fees) remindDue(ctx context.Context) error {
 			continue
 		}
 		period := periodOf(p.Period, now)
-		due, err := p.dueDate(period)
-		if err != nil {
-			return err
-		}
-		at := due.Add(remindHour * time.Hour)
-		if now.Before(at) || !now.Before(at.Add(24*time.Hour)) {
+		if !remindable(p, period, now) {
 			continue
 		}
 		if err := f.remindOnce(ctx, room, period); err != nil {
@@ -284,6 +279,18 @@ func (f *Fees) remindDue(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// remindable tells whether now is within a day of period's reminder time
+// (09:00 KST on the due day) under a policy already in force at that
+// time: setting dues must not itself post one.
+func remindable(p *DuesPolicy, period string, now time.Time) bool {
+	due, err := p.dueDate(period)
+	if err != nil {
+		return false
+	}
+	at := due.Add(remindHour * time.Hour)
+	return !now.Before(at) && now.Before(at.Add(24*time.Hour)) && !p.CreatedAt.After(at)
 }
 
 // remindOnce sends a room's reminder for period unless one was sent.

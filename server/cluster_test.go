@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,8 +55,12 @@ func moveSlot(t *testing.T, url, key string) {
 		port     int
 		c        *redis.Client
 	}
-	var masters []master
-	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+	var (
+		mu      sync.Mutex
+		masters []master
+	)
+	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { // in parallel
+
 		id, err := c.Do(ctx, "CLUSTER", "MYID").Text()
 		if err != nil {
 			return err
@@ -63,7 +68,9 @@ func moveSlot(t *testing.T, url, key string) {
 		host, port, _ := strings.Cut(c.Options().Addr, ":")
 		var p int
 		fmt.Sscan(port, &p)
+		mu.Lock()
 		masters = append(masters, master{id, host, p, redis.NewClient(&redis.Options{Addr: c.Options().Addr})})
+		mu.Unlock()
 		return nil
 	})
 	if err != nil || len(masters) < 2 {
