@@ -122,42 +122,39 @@ func (s *subscriptions) byShard(rooms []int64) map[int][]int64 {
 
 // add starts delivering rooms to this node.
 func (s *subscriptions) add(ctx context.Context, rooms ...int64) error {
-	var errs []error
-	for shard, rs := range s.byShard(rooms) {
-		sh := s.shards[shard]
-		sh.mu.Lock()
-		chs := make([]string, len(rs))
-		for i, r := range rs {
-			sh.rooms[r] = struct{}{}
-			chs[i] = s.keys.Channel(r)
-		}
-		var err error
-		if s.sharded {
-			err = sh.ps.SSubscribe(ctx, chs...)
-		} else {
-			err = sh.ps.Subscribe(ctx, chs...)
-		}
-		sh.mu.Unlock()
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return s.change(ctx, rooms, true)
 }
 
 // remove stops delivering rooms to this node.
 func (s *subscriptions) remove(ctx context.Context, rooms ...int64) error {
+	return s.change(ctx, rooms, false)
+}
+
+// change subscribes (on) or unsubscribes rooms on their shards'
+// connections and remembers them for a resubscribe.
+func (s *subscriptions) change(ctx context.Context, rooms []int64, on bool) error {
 	var errs []error
 	for shard, rs := range s.byShard(rooms) {
 		sh := s.shards[shard]
 		sh.mu.Lock()
 		chs := make([]string, len(rs))
 		for i, r := range rs {
-			delete(sh.rooms, r)
+			if on {
+				sh.rooms[r] = struct{}{}
+			} else {
+				delete(sh.rooms, r)
+			}
 			chs[i] = s.keys.Channel(r)
 		}
 		var err error
-		if s.sharded {
+		switch {
+		case on && s.sharded:
+			err = sh.ps.SSubscribe(ctx, chs...)
+		case on:
+			err = sh.ps.Subscribe(ctx, chs...)
+		case s.sharded:
 			err = sh.ps.SUnsubscribe(ctx, chs...)
-		} else {
+		default:
 			err = sh.ps.Unsubscribe(ctx, chs...)
 		}
 		sh.mu.Unlock()
