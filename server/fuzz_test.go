@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clientFault holds the error codes docs/PROTOCOL.md gives for bad requests.
+var clientFault = map[string]bool{"bad_request": true, "forbidden": true, "not_found": true, "not_member": true, "rate_limited": true}
+
+// FuzzClientMessages sends one arbitrary protocol message per input, of
+// every type the protocol knows and others, to a real node over a real
+// WebSocket, then a ping: whatever the message, the node answers and keeps
+// the connection (or closes it with a proper code) and the pong follows.
+// Seeds run as a test in `make test`; .ci/run also fuzzes it briefly:
+//
+//	go test -run '^$' -fuzz '^FuzzClientMessages$' -fuzztime 30s ./server
+func FuzzClientMessages(f *testing.F) {
+	n := startBenchNode(f, benchConfig(f))
+	alice, bob := n.user(f, "Alice"), n.user(f, "Bob")
+	room := alice.createRoom(map[string]any{"name": "Fuzz", "member_ids": []int64{bob.id}}).ID
+	for _, s := range []struct {
+		typ, cid, body string
+		room, seq      int64
+	}{
+		{"send", "c1", "hello 안녕", room, 0},
+		{"send", "c:2", "colon in cid", room, 0},
+		{"send", "c3", strings.Repeat("가", 4001), room, 0},
+		{"send", "", "no cid", room, 0},
+		{"send", "c4", "", room, 0},
+		{"send", "c5", "not my room", room + 1000, 0},
+		{"sync", "", "", room, 0},
+		{"sync", "", "", room, -5},
+		{"read", "", "", room, 1},
+		{"read", "", "", room, 1 << 62},
+		{"typing", "", "", room, 0},
+		{"delete", "", "", room, 1},
+		{"delete", "", "", room, 0},
+		{"ping", "", "", 0, 0},
+		{"subscribe", "", "", room, 0},
+		{"", "", "", 0, 0},
+	} {
+		f.Add(s.typ, s.room, s.cid, s.body, s.seq)
+	}
+	f.Fuzz(func(t *testing.T, typ string, roomID int64, cid, body string, seq int64) {
+		c := *alice
+		c.t = t
+		w := n.connect(&c)
+		defer w.conn.Close()
+		w.send(map[string]any{"type": typ, "room": roomID, "cid": cid, "body": body, "seq": seq, "reply_to": seq,
+			"rooms": map[string]int64{fmt.Sprint(roomID): seq}})
+		w.send(map[string]any{"type": "ping"})
+		for {
+			m, err := w.read(10 * time.Second)
+			if err != nil {
+				t.Fatalf("%s %d %q %q %d: no pong after it: %v", typ, roomID, cid, body, seq, err)
+			}
+			// With every backend up, bad input is the client's fault:
+			// never "unavailable", never an undocumented code.
+			if m.Type == "error" && !clientFault[m.Code] {
+				t.Fatalf("%s %d %q %q %d: error %s: %s", typ, roomID, cid, body, seq, m.Code, m.Message)
+			}
+			if m.Type == "pong" {
+				return
+			}
+		}
+	})
+}
