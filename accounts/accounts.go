@@ -11,11 +11,11 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"moim/api"
+	"moim/limit"
 	"moim/sqldb"
 )
 
@@ -35,11 +35,22 @@ type Contact struct {
 	CreatedAt time.Time
 }
 
+// Limits caps sign-ups and failed logins; a zero limit.Rule is off.
+type Limits struct {
+	// LoginPerUser counts failed logins of one username, LoginPerAddress
+	// those from one client address (many usernames guessed from one
+	// place). Both windows end on their own, so nobody is locked out for
+	// good.
+	LoginPerUser, LoginPerAddress limit.Rule
+	// SignupPerAddress counts sign-ups from one client address.
+	SignupPerAddress limit.Rule
+}
+
 // Accounts serves the account routes.
 type Accounts struct {
 	db     *gorm.DB
-	rdb    redis.UniversalClient
-	prefix string
+	limits *limit.Limiter
+	rules  Limits
 	tokens *Tokens
 	cost   int
 	// dummyHash is compared against when the username is unknown, so a
@@ -47,14 +58,14 @@ type Accounts struct {
 	dummyHash []byte
 }
 
-// New returns the accounts module. bcryptCost is MOIM_BCRYPT_COST; prefix
-// namespaces its Redis keys.
-func New(db *gorm.DB, rdb redis.UniversalClient, prefix string, tokens *Tokens, bcryptCost int) (*Accounts, error) {
+// New returns the accounts module. bcryptCost is MOIM_BCRYPT_COST; lim
+// counts what rules limit.
+func New(db *gorm.DB, lim *limit.Limiter, rules Limits, tokens *Tokens, bcryptCost int) (*Accounts, error) {
 	dummy, err := bcrypt.GenerateFromPassword([]byte("moim-timing-equaliser"), bcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: bcrypt cost %d: %w", bcryptCost, err)
 	}
-	return &Accounts{db: db, rdb: rdb, prefix: prefix, tokens: tokens, cost: bcryptCost, dummyHash: dummy}, nil
+	return &Accounts{db: db, limits: lim, rules: rules, tokens: tokens, cost: bcryptCost, dummyHash: dummy}, nil
 }
 
 // Migrate creates or updates the accounts tables.
@@ -113,45 +124,51 @@ func (a *Accounts) Signup(ctx context.Context, username, password, displayName s
 	return u, nil
 }
 
-// Failed logins per username are capped so a password cannot be guessed
-// online; the window restarts with each failure.
+// Limit names of the login counters.
 const (
-	maxLoginFailures = 10
-	loginFailWindow  = 10 * time.Minute
+	loginUser    = "login-user"
+	loginAddress = "login-addr"
 )
-
-// loginFailKey counts recent failed logins of one username.
-func (a *Accounts) loginFailKey(username string) string {
-	return a.prefix + ":login-fail:{" + username + "}"
-}
 
 var errBadLogin = api.Unauthorized("wrong username or password")
 
-// Login checks a password and issues a token.
-func (a *Accounts) Login(ctx context.Context, username, password string) (string, time.Time, *User, error) {
+// Throttled refuses a login after too many failures; Wait is how long
+// until the window ends.
+type Throttled struct{ Wait time.Duration }
+
+func (t *Throttled) Error() string { return "too many failed logins" }
+
+// Login checks a password from a client address and issues a token.
+// Failed attempts count against the username and the address; past either
+// limit every attempt is refused until the window ends.
+func (a *Accounts) Login(ctx context.Context, username, password, addr string) (string, time.Time, *User, error) {
 	username = normalizeUsername(username)
-	key := a.loginFailKey(username)
-	fails, err := a.rdb.Get(ctx, key).Int()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", time.Time{}, nil, fmt.Errorf("accounts: read login failures: %w", err)
-	}
-	if fails >= maxLoginFailures {
-		return "", time.Time{}, nil, api.Errorf(429, "rate_limited", "too many failed logins; wait a few minutes")
+	for _, c := range []struct {
+		name, subject string
+		rule          limit.Rule
+	}{{loginUser, username, a.rules.LoginPerUser}, {loginAddress, addr, a.rules.LoginPerAddress}} {
+		ok, wait, err := a.limits.Check(ctx, c.name, c.subject, c.rule)
+		if err != nil {
+			return "", time.Time{}, nil, fmt.Errorf("accounts: read login failures: %w", err)
+		}
+		if !ok {
+			return "", time.Time{}, nil, &Throttled{wait}
+		}
 	}
 	var u User
-	err = a.db.WithContext(ctx).Where("username = ?", username).Take(&u).Error
+	err := a.db.WithContext(ctx).Where("username = ?", username).Take(&u).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		_ = bcrypt.CompareHashAndPassword(a.dummyHash, []byte(password))
-		return "", time.Time{}, nil, a.loginFailed(ctx, key)
+		return "", time.Time{}, nil, a.loginFailed(ctx, username, addr)
 	case err != nil:
 		return "", time.Time{}, nil, fmt.Errorf("accounts: find user %q: %w", username, err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return "", time.Time{}, nil, a.loginFailed(ctx, key)
+		return "", time.Time{}, nil, a.loginFailed(ctx, username, addr)
 	}
-	if fails > 0 {
-		a.rdb.Del(ctx, key)
+	if err := a.limits.Reset(ctx, loginUser, username); err != nil {
+		return "", time.Time{}, nil, fmt.Errorf("accounts: clear login failures: %w", err)
 	}
 	tok, exp, err := a.tokens.Issue(u.ID)
 	if err != nil {
@@ -160,11 +177,11 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (string
 	return tok, exp, &u, nil
 }
 
-func (a *Accounts) loginFailed(ctx context.Context, key string) error {
-	pipe := a.rdb.TxPipeline()
-	pipe.Incr(ctx, key)
-	pipe.Expire(ctx, key, loginFailWindow)
-	if _, err := pipe.Exec(ctx); err != nil {
+func (a *Accounts) loginFailed(ctx context.Context, username, addr string) error {
+	if _, _, err := a.limits.Hit(ctx, loginUser, username, a.rules.LoginPerUser); err != nil {
+		return fmt.Errorf("accounts: count login failure: %w", err)
+	}
+	if _, _, err := a.limits.Hit(ctx, loginAddress, addr, a.rules.LoginPerAddress); err != nil {
 		return fmt.Errorf("accounts: count login failure: %w", err)
 	}
 	return errBadLogin

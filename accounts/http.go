@@ -1,17 +1,19 @@
 package accounts
 
 import (
+	"errors"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"moim/api"
+	"moim/limit"
 )
 
 // Routes registers the account routes under r (mounted at /api).
 // Sign-up and login are public; everything else needs a token.
 func (a *Accounts) Routes(r fiber.Router, auth fiber.Handler) {
-	r.Post("/auth/signup", a.handleSignup)
+	r.Post("/auth/signup", a.limits.PerAddress("signup", a.rules.SignupPerAddress, "too many sign-ups from your address"), a.handleSignup)
 	r.Post("/auth/login", a.handleLogin)
 	r.Get("/me", auth, a.handleMe)
 	r.Get("/contacts", auth, a.handleContacts)
@@ -43,7 +45,11 @@ func (a *Accounts) handleLogin(c *fiber.Ctx) error {
 	if err := api.Decode(c, &req); err != nil {
 		return err
 	}
-	tok, exp, u, err := a.Login(c.UserContext(), req.Username, req.Password)
+	tok, exp, u, err := a.Login(c.UserContext(), req.Username, req.Password, c.IP())
+	var th *Throttled
+	if errors.As(err, &th) {
+		return limit.TooMany(c, th.Wait, "too many failed logins")
+	}
 	if err != nil {
 		return err
 	}

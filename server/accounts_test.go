@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"moim/accounts"
+	"moim/limit"
 )
 
 func TestSignupLoginAndMe(t *testing.T) {
@@ -144,17 +147,103 @@ func TestTokensThatMustNotWork(t *testing.T) {
 	alice.must(200, "GET", "/api/me", nil, nil)
 }
 
-func TestRepeatedFailedLoginsAreThrottled(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
+// from is an anonymous client whose requests come from another loopback
+// address.
+func from(t *testing.T, n *testNode, ip string) *client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	c := n.anon(t)
-	c.must(201, "POST", "/api/auth/signup", map[string]any{"username": "target", "password": "password1", "display_name": "T"}, nil)
-	for i := 0; i < 10; i++ {
+	c.http = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	return c
+}
+
+// retryAfter asks for a 429 and returns its Retry-After in seconds.
+func retryAfter(t *testing.T, n *testNode, method, path string, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, n.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != 429 || err != nil || secs < 1 {
+		t.Fatalf("%s %s: %d with Retry-After %q, want 429 and a number of seconds", method, path, resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	return secs
+}
+
+func TestLoginAndSignupLimits(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.LoginLimit = limit.Rule{N: 3, Window: 2 * time.Second}
+	cfg.LoginAddressLimit = limit.Rule{N: 5, Window: time.Minute}
+	cfg.SignupLimit = limit.Rule{N: 4, Window: time.Minute}
+	n := startTestNode(t, cfg)
+	c := n.anon(t)
+	for _, u := range []string{"target", "bystander", "third"} {
+		c.must(201, "POST", "/api/auth/signup", map[string]any{"username": u, "password": "password1", "display_name": u}, nil)
+	}
+	for i := range 3 {
 		c.fails(401, "unauthorized", "POST", "/api/auth/login", map[string]any{"username": "target", "password": "guess" + strconv.Itoa(i) + "xxxx"})
 	}
+	// The username is locked, even for the right password, until its window ends.
 	c.fails(429, "rate_limited", "POST", "/api/auth/login", map[string]any{"username": "target", "password": "password1"})
-	// Other users are not affected.
-	c.must(201, "POST", "/api/auth/signup", map[string]any{"username": "bystander", "password": "password1", "display_name": "B"}, nil)
+	if s := retryAfter(t, n, "POST", "/api/auth/login", `{"username":"target","password":"password1"}`); s > 2 {
+		t.Fatalf("Retry-After %d s for a 2 s window", s)
+	}
+	// Other users are not affected, and a success clears nothing of theirs.
 	c.must(200, "POST", "/api/auth/login", map[string]any{"username": "bystander", "password": "password1"}, nil)
+	time.Sleep(2100 * time.Millisecond)
+	c.must(200, "POST", "/api/auth/login", map[string]any{"username": "target", "password": "password1"}, nil)
+
+	// Guessing many usernames from one address: 5 failures per address.
+	c.fails(401, "unauthorized", "POST", "/api/auth/login", map[string]any{"username": "third", "password": "nope-nope"})
+	c.fails(401, "unauthorized", "POST", "/api/auth/login", map[string]any{"username": "ghost", "password": "nope-nope"})
+	c.fails(429, "rate_limited", "POST", "/api/auth/login", map[string]any{"username": "bystander", "password": "password1"})
+	// Someone elsewhere still logs in.
+	from(t, n, "127.0.0.2").must(200, "POST", "/api/auth/login", map[string]any{"username": "bystander", "password": "password1"}, nil)
+
+	// Sign-ups per address: the fourth is allowed, the fifth refused.
+	c.must(201, "POST", "/api/auth/signup", map[string]any{"username": "fourth", "password": "password1", "display_name": "4"}, nil)
+	c.fails(429, "rate_limited", "POST", "/api/auth/signup", map[string]any{"username": "fifth", "password": "password1", "display_name": "5"})
+	retryAfter(t, n, "POST", "/api/auth/signup", `{"username":"sixth","password":"password1","display_name":"6"}`)
+	from(t, n, "127.0.0.3").must(201, "POST", "/api/auth/signup", map[string]any{"username": "fifth", "password": "password1", "display_name": "5"}, nil)
+}
+
+// TestLimitsBehindATrustedProxy counts the address a trusted load
+// balancer names, and ignores the header from anyone else.
+func TestLimitsBehindATrustedProxy(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SignupLimit = limit.Rule{N: 1, Window: time.Minute}
+	cfg.TrustedProxies = []string{"127.0.0.1"}
+	n := startTestNode(t, cfg)
+	signup := func(c *client, user string) (int, []byte) {
+		return c.raw("POST", "/api/auth/signup", map[string]any{"username": user, "password": "password1", "display_name": user})
+	}
+	viaProxy := func(client string) *client {
+		c := n.anon(t)
+		c.header = http.Header{"X-Forwarded-For": {client + ", 127.0.0.1"}}
+		return c
+	}
+	if s, b := signup(viaProxy("203.0.113.7"), "first"); s != 201 {
+		t.Fatalf("first sign-up via the proxy: %d %s", s, b)
+	}
+	if s, _ := signup(viaProxy("203.0.113.7"), "second"); s != 429 {
+		t.Fatalf("second sign-up from the same client behind the proxy: %d, want 429", s)
+	}
+	if s, b := signup(viaProxy("198.51.100.4"), "third"); s != 201 {
+		t.Fatalf("another client behind the proxy: %d %s", s, b)
+	}
+	// Not a trusted proxy: its header is ignored and its own address counts.
+	spoof := from(t, n, "127.0.0.4")
+	spoof.header = http.Header{"X-Forwarded-For": {"192.0.2.1"}}
+	if s, b := signup(spoof, "fourth"); s != 201 {
+		t.Fatalf("untrusted peer's first sign-up: %d %s", s, b)
+	}
+	spoof.header = http.Header{"X-Forwarded-For": {"192.0.2.99"}}
+	if s, _ := signup(spoof, "fifth"); s != 429 {
+		t.Fatalf("an untrusted peer changed its X-Forwarded-For and got %d, want 429", s)
+	}
 }
 
 func TestContacts(t *testing.T) {

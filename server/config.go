@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"moim/limit"
 )
 
 // Config is every setting of a node. Each field is read from an
@@ -81,6 +83,22 @@ type Config struct {
 	MaxAmount int64
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
+	// LoginLimit caps failed logins per username, LoginAddressLimit per
+	// client address. Defaults 10/10m and 50/10m: online guessing stalls,
+	// a typo never locks anyone out past the window, and a shared NAT
+	// has room for its people's mistakes.
+	LoginLimit, LoginAddressLimit limit.Rule
+	// SignupLimit caps sign-ups per client address. Default 20/1h.
+	SignupLimit limit.Rule
+	// UpgradeLimit caps WebSocket upgrades per client address. Default
+	// 120/1m: a household reconnecting after a network blip fits; a
+	// reconnect loop or a flood from one host does not. Load tests from
+	// one machine set it (and SignupLimit) to "off".
+	UpgradeLimit limit.Rule
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client address for the limits above. Default none: the peer
+	// address is the client.
+	TrustedProxies []string
 	// PprofAddr, when set, serves Go's /debug/pprof profiles on a listener
 	// of its own. Default off: profiles reveal internals and belong on a
 	// loopback or admin-only address.
@@ -118,6 +136,11 @@ var settings = []setting{
 	{"MOIM_SCHEDULE_TICK", "schedule-tick", "10s", "how often to run due auto-pay orders and due-day reminders"},
 	{"MOIM_MAX_AMOUNT", "max-amount", "100000000", "largest single money transfer, in won"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"MOIM_LOGIN_LIMIT", "login-limit", "10/10m", "failed logins per username (count/window, or off)"},
+	{"MOIM_LOGIN_ADDRESS_LIMIT", "login-address-limit", "50/10m", "failed logins per client address (count/window, or off)"},
+	{"MOIM_SIGNUP_LIMIT", "signup-limit", "20/1h", "sign-ups per client address (count/window, or off)"},
+	{"MOIM_UPGRADE_LIMIT", "upgrade-limit", "120/1m", "WebSocket upgrades per client address (count/window, or off)"},
+	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
 	{"MOIM_PPROF_ADDR", "pprof-addr", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
 }
@@ -203,6 +226,20 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	cfg.SendBurst, err = strconv.Atoi(get("MOIM_SEND_BURST"))
 	if err != nil || cfg.SendBurst < 1 {
 		return Config{}, &configError{"MOIM_SEND_BURST", "must be a positive integer"}
+	}
+	for _, l := range []struct {
+		env  string
+		rule *limit.Rule
+	}{{"MOIM_LOGIN_LIMIT", &cfg.LoginLimit}, {"MOIM_LOGIN_ADDRESS_LIMIT", &cfg.LoginAddressLimit},
+		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit}} {
+		if *l.rule, err = limit.ParseRule(get(l.env)); err != nil {
+			return Config{}, &configError{l.env, err.Error()}
+		}
+	}
+	for _, p := range strings.Split(get("MOIM_TRUSTED_PROXIES"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+		}
 	}
 	for _, o := range strings.Split(get("MOIM_ALLOWED_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {

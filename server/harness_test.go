@@ -222,6 +222,11 @@ type client struct {
 	base  string
 	token string
 	id    int64
+	// http, when set, replaces http.DefaultClient (e.g. to send from
+	// another loopback address).
+	http *http.Client
+	// header is added to every request.
+	header http.Header
 }
 
 func (n *testNode) anon(t testing.TB) *client { return &client{t: t, base: n.url} }
@@ -267,7 +272,14 @@ func (c *client) raw(method, path string, body any) (int, []byte) {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	hc := http.DefaultClient
+	if c.http != nil {
+		hc = c.http
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}

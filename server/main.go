@@ -25,6 +25,7 @@ import (
 	"moim/api"
 	"moim/fees"
 	"moim/hub"
+	"moim/limit"
 	"moim/rooms"
 	"moim/store"
 	"moim/web"
@@ -122,7 +123,10 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	tokens := accounts.NewTokens(secret, n.cfg.TokenTTL)
-	acc, err := accounts.New(n.backends.sql, n.backends.redis, n.cfg.RedisPrefix, tokens, n.cfg.BcryptCost)
+	lim := limit.New(n.backends.redis, n.cfg.RedisPrefix)
+	acc, err := accounts.New(n.backends.sql, lim, accounts.Limits{
+		LoginPerUser: n.cfg.LoginLimit, LoginPerAddress: n.cfg.LoginAddressLimit, SignupPerAddress: n.cfg.SignupLimit,
+	}, tokens, n.cfg.BcryptCost)
 	if err != nil {
 		return err
 	}
@@ -174,14 +178,21 @@ func (n *node) build(ctx context.Context) error {
 	rms.OnChange(n.hub.MembershipChanged)
 	n.money = money
 	n.runFees(money)
-	app := fiber.New(fiber.Config{
+	fc := fiber.Config{
 		AppName:               "moim",
 		BodyLimit:             64 << 10,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		DisableStartupMessage: true,
 		ErrorHandler:          api.ErrorHandler(n.log),
-	})
+	}
+	if len(n.cfg.TrustedProxies) > 0 {
+		// c.IP() then reads the client from X-Forwarded-For, but only on
+		// requests that come from these proxies.
+		fc.ProxyHeader, fc.EnableTrustedProxyCheck, fc.TrustedProxies, fc.EnableIPValidation =
+			fiber.HeaderXForwardedFor, true, n.cfg.TrustedProxies, true
+	}
+	app := fiber.New(fc)
 	app.Use(newHTTPMetrics(reg).middleware)
 	app.Use(recover.New())
 	opsRoutes(app, n.checks(), reg)
@@ -201,7 +212,7 @@ func (n *node) build(ctx context.Context) error {
 		client.Routes(app)
 	}
 	if n.cfg.hasRole("hub") {
-		app.Get("/ws", auth, n.hub.Handler(accounts.UserID))
+		app.Get("/ws", lim.PerAddress("upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), auth, n.hub.Handler(accounts.UserID))
 	}
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true

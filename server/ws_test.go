@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"moim/limit"
 )
 
 func TestWebSocketRejectsBadTokensBeforeUpgrade(t *testing.T) {
@@ -474,5 +478,37 @@ func TestSendRateLimit(t *testing.T) {
 	}
 	if acks < 40 || acks > 50 || limited == 0 {
 		t.Fatalf("60 sends at once: %d acked, %d rate_limited; want the burst of 40 (plus refill) through", acks, limited)
+	}
+}
+
+// TestUpgradeLimitPerAddress refuses WebSocket upgrades past the limit
+// with a 429 before the handshake, per client address.
+func TestUpgradeLimitPerAddress(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.UpgradeLimit = limit.Rule{N: 3, Window: time.Minute}
+	n := startTestNode(t, cfg)
+	alice := n.user(t, "Alice")
+	for range 3 {
+		n.connect(alice).conn.Close()
+	}
+	dial := func(local string) error {
+		d := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+			return nd.DialContext(ctx, network, addr)
+		}}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn, _, _, err := d.Dial(ctx, n.wsURL()+"?token="+alice.token)
+		if conn != nil {
+			conn.Close()
+		}
+		return err
+	}
+	var refused ws.StatusError
+	if err := dial("127.0.0.1"); !errors.As(err, &refused) || int(refused) != 429 {
+		t.Fatalf("fourth upgrade from one address: %v, want HTTP 429", err)
+	}
+	if err := dial("127.0.0.2"); err != nil {
+		t.Fatalf("an upgrade from another address: %v", err)
 	}
 }

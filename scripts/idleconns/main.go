@@ -17,7 +17,7 @@
 // node's own PID:
 //
 //	go build -o /tmp/moim-idle ./server
-//	(ulimit -n 200000 && MOIM_BCRYPT_COST=4 MOIM_DATA_DIR=$(mktemp -d) \
+//	(ulimit -n 200000 && MOIM_BCRYPT_COST=4 MOIM_UPGRADE_LIMIT=off MOIM_DATA_DIR=$(mktemp -d) \
 //	  MOIM_ADDR=127.0.0.1:18555 exec /tmp/moim-idle) &
 //	until curl -sf http://127.0.0.1:18555/readyz >/dev/null; do sleep 0.2; done
 //	go run ./scripts/idleconns -url http://127.0.0.1:18555 -conns 10000 -pid $!
