@@ -114,7 +114,7 @@ Flags:
 	fs.StringVar(&o.pgBin, "pg-bin", "", "directory with PostgreSQL's initdb and postgres for the private cluster (default: initdb's on PATH, else the newest /usr/lib/postgresql/*/bin)")
 	fs.IntVar(&o.mysqlPID, "mysql-pid", 0, "PID of the MySQL server on this host, for its CPU time (default: read from the server's @@pid_file when that file is on this host)")
 	fs.IntVar(&o.mongoPID, "mongo-pid", 0, "PID of mongod on this host, for its CPU time (0: not measured)")
-	fs.IntVar(&o.pgPID, "pg-pid", 0, "PID of the postmaster behind -pg on this host, for its CPU time with its backends' (0: not measured; the private cluster's is known)")
+	fs.IntVar(&o.pgPID, "pg-pid", 0, "PID of the postmaster behind -pg on this host, for the CPU time of it and its backends (0: not measured; the private cluster's is known)")
 	fs.StringVar(&o.dbName, "db", "", "database name used on every backend; must not exist (default: dbbench_PID)")
 	fs.StringVar(&o.dir, "dir", "", "directory for FerretDB's SQLite files (default: a new temporary directory, removed at the end unless -keep)")
 	fs.IntVar(&o.messages, "messages", 1_000_000, "messages stored before the operations are measured")
@@ -124,9 +124,9 @@ Flags:
 	fs.IntVar(&o.appendMax, "append-max", 0, "most messages one append phase writes, so the store stays near -messages while reads are measured (default: 5% of -messages, at least the largest batch)")
 	fs.IntVar(&o.conc, "conc", 4, "goroutines running each operation at once (and filling)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each operation runs")
-	fs.IntVar(&o.maxOps, "ops", 0, "at most this many operations per phase (0: no limit, only -duration)")
+	fs.IntVar(&o.maxOps, "ops", 0, "at most this many operations per measured phase, the fill excepted (0: no limit, only -duration)")
 	seed := fs.Uint64("seed", 1, "seed of the generated messages (the same seed writes the same corpus)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the databases and files instead of dropping them")
+	fs.BoolVar(&o.keep, "keep", false, "keep the databases and FerretDB's SQLite files instead of dropping them (a private PostgreSQL cluster is always removed)")
 	fs.BoolVar(&o.markdown, "markdown", false, "print the tables as Markdown (for docs/DB-ANALYSIS.md)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -202,7 +202,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	results, err := benchAll(ctx, o, stdout, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "dbbench:", err)
+		// Each failure was logged as it happened.
 		return 1
 	}
 	for _, r := range results {
@@ -217,8 +217,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // benchAll measures every requested backend in turn, printing each table
-// as soon as it is done. A backend that fails is reported and the others
-// still run; the error names every failure.
+// as soon as it is done. A backend that fails is logged at once and the
+// others still run; the error joins every failure.
 func benchAll(ctx context.Context, o *config, stdout, stderr io.Writer) ([]*result, error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "dbbench: "+format+"\n", args...) }
 	printHeader(stdout, o)
@@ -226,6 +226,7 @@ func benchAll(ctx context.Context, o *config, stdout, stderr io.Writer) ([]*resu
 	var errs []error
 	for _, name := range targetNames(o) {
 		if ctx.Err() != nil {
+			logf("stopped: %v", ctx.Err())
 			errs = append(errs, ctx.Err())
 			break
 		}

@@ -21,17 +21,17 @@ const clockTicks = 100
 
 // phase is one measured operation: how many, how fast, what it cost.
 type phase struct {
-	Name       string  `json:"name"`
-	Ops        int     `json:"ops"`
-	Msgs       int64   `json:"msgs"` // inserted or returned
-	Seconds    float64 `json:"seconds"`
-	P50ms      float64 `json:"p50_ms"`
-	P99ms      float64 `json:"p99_ms"`
-	ServerCPU  float64 `json:"server_cpu_s"` // -1: not measured
-	BenchCPU   float64 `json:"bench_cpu_s"`
-	Load1      float64 `json:"load1"`
-	Wrong      int     `json:"wrong"`
-	FirstWrong string  `json:"first_wrong,omitempty"`
+	Name       string
+	Ops        int
+	Msgs       int64 // inserted or returned
+	Seconds    float64
+	P50ms      float64
+	P99ms      float64
+	ServerCPU  float64 // -1: not measured
+	BenchCPU   float64
+	Load1      float64
+	Wrong      int
+	FirstWrong string
 }
 
 // OpsPerSec and MsgsPerSec are the phase's throughput.

@@ -87,14 +87,21 @@ func (t *mongoTarget) version(ctx context.Context) string {
 // (MongoDB: WiredTiger's compressed blocks on disk; FerretDB: its
 // backend's table and index sizes).
 func (t *mongoTarget) disk(ctx context.Context) (diskUse, error) {
+	// MongoDB's sizes are those of the last checkpoint (every 60 s):
+	// fsync takes one now. FerretDB has no fsync command and needs none.
+	_ = t.client.Database("admin").RunCommand(ctx, bson.D{{Key: "fsync", Value: 1}}).Err()
 	var st bson.M
 	if err := t.db.RunCommand(ctx, bson.D{{Key: "collStats", Value: "messages"}}).Decode(&st); err != nil {
 		return diskUse{}, fmt.Errorf("mongo: collStats: %w", err)
 	}
-	return diskUse{
-		Rows: number(st["count"]), Data: number(st["storageSize"]), Index: number(st["totalIndexSize"]),
-		Source: "collStats storageSize + totalIndexSize",
-	}, nil
+	d := diskUse{Data: number(st["storageSize"]), Index: number(st["totalIndexSize"]), Source: "collStats storageSize + totalIndexSize"}
+	// collStats' count is an estimate on FerretDB's PostgreSQL (reltuples);
+	// counting is exact.
+	var err error
+	if d.Rows, err = t.db.Collection("messages").CountDocuments(ctx, bson.D{}); err != nil {
+		return d, fmt.Errorf("mongo: count: %w", err)
+	}
+	return d, nil
 }
 
 // number reads a count MongoDB may send as int32, int64 or double.

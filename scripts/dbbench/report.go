@@ -12,13 +12,13 @@ import (
 
 // result is one backend's measurements.
 type result struct {
-	Target  string  `json:"target"`
-	About   string  `json:"about"`
-	CPUNote string  `json:"cpu_note"`
-	Stored  int64   `json:"stored"`
-	AvgBody float64 `json:"avg_body_bytes"`
-	Disk    diskUse `json:"disk"`
-	Phases  []phase `json:"phases"`
+	Target  string
+	About   string
+	CPUNote string
+	Stored  int64
+	AvgBody float64
+	Disk    diskUse
+	Phases  []phase
 }
 
 func printHeader(w io.Writer, o *config) {

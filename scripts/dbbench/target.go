@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -22,12 +23,12 @@ type target struct {
 
 // diskUse is what the stored messages take.
 type diskUse struct {
-	Rows      int64  `json:"rows"`
-	Data      int64  `json:"data_bytes"`
-	Index     int64  `json:"index_bytes"`
-	Source    string `json:"source"`
-	Files     int64  `json:"file_bytes,omitempty"` // 0: not on this host
-	FilesWhat string `json:"files,omitempty"`
+	Rows      int64
+	Data      int64
+	Index     int64
+	Source    string
+	Files     int64 // 0: not on this host
+	FilesWhat string
 }
 
 // targetNames lists the backends o asks for, in the order they run.
@@ -80,7 +81,7 @@ func procComm(pid int) string {
 	if err != nil {
 		return "?"
 	}
-	return string(b[:max(0, len(b)-1)])
+	return strings.TrimSpace(string(b))
 }
 
 func openMySQLTarget(ctx context.Context, o *config) (*target, error) {
