@@ -86,3 +86,13 @@ func Cursor(c *fiber.Ctx) (int64, error) {
 	}
 	return n, nil
 }
+
+// Page reads ?limit= (default def, at most max) and ?cursor= together, as
+// every cursor-paged list does.
+func Page(c *fiber.Ctx, def, max int) (limit int, cursor int64, err error) {
+	if limit, err = Limit(c, def, max); err != nil {
+		return 0, 0, err
+	}
+	cursor, err = Cursor(c)
+	return limit, cursor, err
+}

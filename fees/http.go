@@ -49,11 +49,7 @@ func (h *handlers) createSchedule(c *fiber.Ctx) error {
 }
 
 func (h *handlers) schedules(c *fiber.Ctx) error {
-	limit, err := api.Limit(c, 20, 100)
-	if err != nil {
-		return err
-	}
-	cursor, err := api.Cursor(c)
+	limit, cursor, err := api.Page(c, 20, 100)
 	if err != nil {
 		return err
 	}
@@ -337,11 +333,7 @@ func (h *handlers) ledger(c *fiber.Ctx) error {
 
 // page answers {"<field>":[…],"next_cursor":"…"} for an account.
 func (h *handlers) page(c *fiber.Ctx, account int64, field string) error {
-	limit, err := api.Limit(c, 50, 200)
-	if err != nil {
-		return err
-	}
-	cursor, err := api.Cursor(c)
+	limit, cursor, err := api.Page(c, 50, 200)
 	if err != nil {
 		return err
 	}

@@ -74,11 +74,7 @@ func (s *Rooms) handleDirect(c *fiber.Ctx) error {
 }
 
 func (s *Rooms) handleSearch(c *fiber.Ctx) error {
-	limit, err := api.Limit(c, 20, 100)
-	if err != nil {
-		return err
-	}
-	cursor, err := api.Cursor(c)
+	limit, cursor, err := api.Page(c, 20, 100)
 	if err != nil {
 		return err
 	}
