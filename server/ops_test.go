@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"moim/limit"
 )
 
 func TestOperationsEndpoints(t *testing.T) {
@@ -146,6 +148,7 @@ func TestReadyzNamesTheBackendThatIsDown(t *testing.T) {
 	stopRedis := startRedis(t, port, t.TempDir())
 	cfg := testConfig(t)
 	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	cfg.LoginLimit = limit.Rule{N: 10, Window: 10 * time.Minute} // the default: logins then need Redis
 	n := startTestNode(t, cfg)
 	n.anon(t).must(200, "GET", "/readyz", nil, nil)
 
