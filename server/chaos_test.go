@@ -32,7 +32,7 @@ func TestRedisRestartUnderTraffic(t *testing.T) {
 
 	var (
 		mu      sync.Mutex
-		acked   = map[string]int64{} // cid → seq
+		acked   = map[string]int64{}  // cid → seq
 		refused = map[string]string{} // cid → error code
 	)
 	go func() {
