@@ -12,6 +12,8 @@ CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAf
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	# The frame parser fuzzed for a bounded time (its seeds ran above).
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime 20s ./hub
 	@if [ -n "$$MOIM_TEST_REDIS_CLUSTER_URL" ]; then \
 		echo "again on the Redis Cluster at $$MOIM_TEST_REDIS_CLUSTER_URL"; \
 		MOIM_TEST_REDIS_URL="$$MOIM_TEST_REDIS_CLUSTER_URL" $(GO) test -race -count=1 -timeout 10m -run '$(CLUSTER_TESTS)' ./server; \
