@@ -184,7 +184,7 @@ func streamSeq(id string) int64 {
 // Publish sends an ephemeral event (typing, read, deleted) to a room's
 // subscribers without storing it.
 func (b *Broker) Publish(ctx context.Context, room int64, payload []byte) error {
-	if err := b.subs.publish(ctx, b.rdb, room, payload).Err(); err != nil {
+	if err := b.subs.publish(ctx, b.rdb, b.keys.Channel(room), payload).Err(); err != nil {
 		return fmt.Errorf("hub: publish to room %d: %w", room, err)
 	}
 	return nil
@@ -238,7 +238,7 @@ func (b *Broker) PublishAll(ctx context.Context, rooms []int64, payload []byte) 
 	}
 	pipe := b.rdb.Pipeline()
 	for _, r := range rooms {
-		b.subs.publish(ctx, pipe, r, payload)
+		b.subs.publish(ctx, pipe, b.keys.Channel(r), payload)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("hub: publish to %d rooms: %w", len(rooms), err)

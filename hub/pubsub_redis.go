@@ -163,12 +163,13 @@ func (s *subscriptions) change(ctx context.Context, rooms []int64, on bool) erro
 	return errors.Join(errs...)
 }
 
-// publish sends payload on a room's channel, sharded on a cluster.
-func (s *subscriptions) publish(ctx context.Context, c redis.Cmdable, room int64, payload any) *redis.IntCmd {
+// publish sends payload on a shard channel (a room's or a probe), with
+// sharded pub/sub on a cluster.
+func (s *subscriptions) publish(ctx context.Context, c redis.Cmdable, channel string, payload any) *redis.IntCmd {
 	if s.sharded {
-		return c.SPublish(ctx, s.keys.Channel(room), payload)
+		return c.SPublish(ctx, channel, payload)
 	}
-	return c.Publish(ctx, s.keys.Channel(room), payload)
+	return c.Publish(ctx, channel, payload)
 }
 
 // publishCommand is the command the Lua scripts publish with.
@@ -230,11 +231,7 @@ func (s *subscriptions) probe(ctx context.Context, every time.Duration, warn fun
 		}
 		pipe := s.rdb.Pipeline()
 		for i := range s.shards {
-			if s.sharded {
-				pipe.SPublish(ctx, s.keys.Probe(i), s.node)
-			} else {
-				pipe.Publish(ctx, s.keys.Probe(i), s.node)
-			}
+			s.publish(ctx, pipe, s.keys.Probe(i), s.node)
 		}
 		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
 			warn(fmt.Errorf("probe: %w", err))

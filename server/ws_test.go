@@ -329,16 +329,21 @@ func TestPresenceReadsTypingAndUnread(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
 	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id}})
-	presence := func(c *client) map[int64]bool {
+	type member struct {
+		UserID int64 `json:"user_id"`
+		Online bool  `json:"online"`
+		Read   int64 `json:"read"`
+	}
+	members := func(c *client) []member {
 		var p struct {
-			Members []struct {
-				UserID int64 `json:"user_id"`
-				Online bool  `json:"online"`
-			} `json:"members"`
+			Members []member `json:"members"`
 		}
 		c.must(200, "GET", urlf("/api/rooms/%d/presence", room.ID), nil, &p)
+		return p.Members
+	}
+	presence := func(c *client) map[int64]bool {
 		out := map[int64]bool{}
-		for _, m := range p.Members {
+		for _, m := range members(c) {
 			out[m.UserID] = m.Online
 		}
 		return out
@@ -389,15 +394,8 @@ func TestPresenceReadsTypingAndUnread(t *testing.T) {
 		t.Fatalf("a lower read position moved unread to %d", u)
 	}
 	// A client opening the room gets every member's read position too.
-	var p struct {
-		Members []struct {
-			UserID int64 `json:"user_id"`
-			Read   int64 `json:"read"`
-		} `json:"members"`
-	}
-	alice.must(200, "GET", urlf("/api/rooms/%d/presence", room.ID), nil, &p)
 	reads := map[int64]int64{}
-	for _, m := range p.Members {
+	for _, m := range members(alice) {
 		reads[m.UserID] = m.Read
 	}
 	if reads[bob.id] != 2 || reads[alice.id] != 0 || len(reads) != 2 {
