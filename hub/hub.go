@@ -10,8 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,13 +121,10 @@ type Hub struct {
 	users map[int64]*local
 	rooms map[int64]map[*Conn]struct{}
 
-	fanout  []chan event
 	scratch sync.Pool
 	stop    context.CancelFunc
-	done    sync.WaitGroup
-	// receivers counts the pub/sub readers; the fan-out channels close
-	// when the last one returns.
-	receivers sync.WaitGroup
+	// done counts the pub/sub readers, the probe and keepalive.
+	done sync.WaitGroup
 	// announcing counts presence updates still running, so Close waits
 	// for the last goodbyes before Redis goes away; annMu orders each Add
 	// before that Wait (closed stops new ones).
@@ -140,12 +137,6 @@ type Hub struct {
 type local struct {
 	conns map[*Conn]struct{}
 	rooms map[int64]struct{}
-}
-
-// event is a room's pub/sub payload on its way to local connections.
-type event struct {
-	room    int64
-	payload []byte
 }
 
 // New starts a hub: its poller, workers, fan-out and Redis subscription.
@@ -183,27 +174,16 @@ func New(cfg Config, rdb redis.UniversalClient, keys rooms.Keys, dir Directory, 
 		return nil, err
 	}
 	h.poller = p
-	h.fanout = make([]chan event, runtime.GOMAXPROCS(0))
-	for i := range h.fanout {
-		h.fanout[i] = make(chan event, 1024)
-		h.done.Add(1)
-		go h.deliver(h.fanout[i])
-	}
 	warn := func(err error) { h.log.Warn("pub/sub", "err", err) }
-	h.receivers.Add(1 + len(subs.shards))
+	h.done.Add(1 + len(subs.shards))
 	go h.receiveControl(ctx)
 	for i := range subs.shards {
 		go func() {
-			defer h.receivers.Done()
-			subs.receive(ctx, i, h.route, warn)
+			defer h.done.Done()
+			f := &fanout{h: h}
+			subs.receive(ctx, i, f.deliver, warn)
 		}()
 	}
-	go func() {
-		h.receivers.Wait()
-		for _, ch := range h.fanout {
-			close(ch)
-		}
-	}()
 	h.done.Add(2)
 	go func() {
 		defer h.done.Done()
@@ -413,7 +393,7 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 
 // receiveControl reads the membership channel, which every node hears.
 func (h *Hub) receiveControl(ctx context.Context) {
-	defer h.receivers.Done()
+	defer h.done.Done()
 	for {
 		msg, err := h.broker.subs.control.ReceiveMessage(ctx)
 		if err != nil {
@@ -431,40 +411,40 @@ func (h *Hub) receiveControl(ctx context.Context) {
 	}
 }
 
-// route hands a room event to the fan-out worker that owns the room, so
-// each room stays in order.
-func (h *Hub) route(channel, payload string) {
+var tsField = []byte(`"ts":`)
+
+// fanout delivers the room events one pub/sub shard receives. Each shard
+// has its own, on its receiving goroutine: a room's channel lives on one
+// shard, so its events stay in order, and no hand-off to another
+// goroutine sits between Redis and the sockets.
+type fanout struct {
+	h       *Hub
+	targets []*Conn
+}
+
+// deliver frames an event once and writes the same bytes to every local
+// connection in the room.
+func (f *fanout) deliver(channel, payload string) {
 	room, ok := roomOf(channel)
 	if !ok {
 		return
 	}
-	h.fanout[uint64(room)%uint64(len(h.fanout))] <- event{room: room, payload: []byte(payload)}
-}
-
-var tsField = []byte(`"ts":`)
-
-// deliver frames each event once and writes the same bytes to every local
-// connection in the room.
-func (h *Hub) deliver(events <-chan event) {
-	defer h.done.Done()
-	var targets []*Conn
-	for ev := range events {
-		frame := textFrame(ev.payload)
-		h.mu.RLock()
-		targets = targets[:0]
-		for c := range h.rooms[ev.room] {
-			targets = append(targets, c)
-		}
-		h.mu.RUnlock()
-		for _, c := range targets {
-			c.write(frame)
-		}
-		h.metrics.framesOut.Add(float64(len(targets)))
-		if bytes.HasPrefix(ev.payload, []byte(`{"type":"msg"`)) {
-			h.metrics.deliveries.Add(float64(len(targets)))
-			if ts := acceptedAt(ev.payload); ts > 0 {
-				h.metrics.latency.Observe(time.Since(time.UnixMilli(ts)).Seconds())
-			}
+	h := f.h
+	frame := textFrame([]byte(payload))
+	h.mu.RLock()
+	f.targets = f.targets[:0]
+	for c := range h.rooms[room] {
+		f.targets = append(f.targets, c)
+	}
+	h.mu.RUnlock()
+	for _, c := range f.targets {
+		c.write(frame)
+	}
+	h.metrics.framesOut.Add(float64(len(f.targets)))
+	if strings.HasPrefix(payload, `{"type":"msg"`) {
+		h.metrics.deliveries.Add(float64(len(f.targets)))
+		if ts := acceptedAt(frame[len(frame)-len(payload):]); ts > 0 {
+			h.metrics.latency.Observe(time.Since(time.UnixMilli(ts)).Seconds())
 		}
 	}
 }
