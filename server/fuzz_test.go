@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,7 +30,8 @@ var clientFault = map[string]bool{"bad_request": true, "forbidden": true, "not_f
 // each fuzzes its own node (own database and Redis prefix); the
 // coordinator process starts one too but never runs an input.
 func FuzzClientMessages(f *testing.F) {
-	n := startBenchNode(f, benchConfig(f))
+	log := &inputLog{F: f}
+	n := startBenchNode(log, benchConfig(f))
 	alice, bob := n.user(f, "Alice"), n.user(f, "Bob")
 	room := alice.createRoom(map[string]any{"name": "Fuzz", "member_ids": []int64{bob.id}}).ID
 	for _, s := range []struct {
@@ -54,8 +57,12 @@ func FuzzClientMessages(f *testing.F) {
 	} {
 		f.Add(s.typ, s.room, s.cid, s.body, s.seq)
 	}
+	log.fuzzing(true)
+	defer log.fuzzing(false)
 	f.Fuzz(func(t *testing.T, typ string, roomID int64, cid, body string, seq int64) {
 		start := time.Now()
+		log.input(t)
+		defer log.input(nil)
 		c := *alice
 		c.t = t
 		w := n.connect(&c)
@@ -78,4 +85,42 @@ func FuzzClientMessages(f *testing.F) {
 			}
 		}
 	})
+}
+
+// inputLog is f as the node's testing.TB, with the node's log lines sent to
+// the input running when they are written: testing panics on f.Log while
+// the fuzz function runs, and from a node goroutine that panic kills the
+// fuzz worker ("exit status 2") and blames the input of the moment.
+type inputLog struct {
+	*testing.F
+	mu      sync.Mutex
+	inFuzz  bool       // within f.Fuzz, where f.Log is off limits
+	running *testing.T // the input running, if any
+}
+
+// Log writes a node log line to the running input's log; within f.Fuzz
+// between inputs, to stderr (which a fuzz worker drops).
+func (l *inputLog) Log(args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.running != nil:
+		l.running.Log(args...)
+	case l.inFuzz:
+		fmt.Fprintln(os.Stderr, args...)
+	default:
+		l.F.Log(args...)
+	}
+}
+
+func (l *inputLog) fuzzing(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inFuzz = on
+}
+
+func (l *inputLog) input(t *testing.T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.running = t
 }
