@@ -160,6 +160,14 @@ func (s *storm) prepare(ctx context.Context, b *bed) ([]string, error) {
 		for i := r; i < r+stormRoom; i++ {
 			s.users[i].room = room.ID
 		}
+		// A room's first message makes Redis hold its seq and recent
+		// messages; the storm measures reconnects to live rooms. (Syncs
+		// of rooms that never had a message go to the message store:
+		// docs/BENCHMARKS.md, "Chaos under load".)
+		msg := map[string]any{"cid": "storm-first", "body": "hello"}
+		if err := api(ctx, http.MethodPost, base, fmt.Sprintf("/api/rooms/%d/messages", room.ID), s.users[r].token, msg, nil); err != nil {
+			return nil, fmt.Errorf("storm room's first message: %w", err)
+		}
 	}
 	for i := range s.users {
 		for d := range stormDevices {
