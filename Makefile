@@ -11,7 +11,10 @@ GO ?= go
 CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestSeqSurvives|TestStoreOutage|TestDeadBatchers|TestThreeNodes|TestFundPaySpend|TestMirrorIsRebuilt
 
 test: fmt-check vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /scripts/chaos)
+	# The chaos scenarios (docs/BENCHMARKS.md, "Chaos under load") alone:
+	# they measure delivery p99 and share the host with nothing else.
+	$(GO) test -race -count=1 -timeout 15m ./scripts/chaos
 	# The frame parser fuzzed for a bounded time (its seeds ran above).
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime 20s ./hub
 	@if [ -n "$$MOIM_TEST_REDIS_CLUSTER_URL" ]; then \

@@ -191,13 +191,18 @@ func findRepo() (string, error) {
 	}
 }
 
+// goTool is the go command: on PATH, else the one this was built with.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
 // build compiles the three programs into dir (without -race: the
 // processes under test run as they would in production).
 func build(ctx context.Context, repo, dir string, stderr io.Writer) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	goBin := goTool()
 	for name, pkg := range map[string]string{"moim": "./server", "loadgen": "./scripts/loadgen", "ferretdb": "./scripts/ferretdb"} {
 		cmd := exec.CommandContext(ctx, goBin, "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Dir = repo

@@ -28,6 +28,15 @@
 // so latency is measured at every recipient, the sender included; the
 // generator and the node must share a clock (run them on one host).
 //
+// -url takes several nodes, comma-separated: users are spread over them
+// round-robin. With -reconnect every user runs the protocol's reference
+// client (redial another node after a drop, sync from the last contiguous
+// seq, resend unacked sends with the same cid, fill gaps by sync), so a
+// fault is measured by what the users end up with; SIGUSR1 and SIGUSR2
+// open and close a fault window whose messages get their own latency
+// figures, -timeline adds per-second figures to the JSON and -store-check
+// reads the message store directly. scripts/chaos drives it that way.
+//
 // The result is a table per stage on stdout, then one JSON line per
 // stage. A stage passes a latency limit when delivery p99 is at most the
 // limit, no acked message was lost and no error happened; the exit code
@@ -149,6 +158,12 @@ For example:
     MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off \
     MOIM_DATA_DIR=$(mktemp -d) MOIM_ADDR=127.0.0.1:8080 exec go-built-server) &
   go run ./scripts/loadgen -users 5000 -room-size 10 -rate 5000 -duration 60s -pid $!
+
+Several nodes: -url http://a:8080,http://b:8080 spreads users over them.
+Faults (scripts/chaos): -reconnect makes every user the protocol's
+reference client (redial, sync, resend by cid); SIGUSR1 opens and SIGUSR2
+closes a fault window reported apart; -timeline and -store-check add a
+per-second timeline and a direct check of the message store.
 
 Exit status: 0 when every stage passes every -limits entry, 1 otherwise,
 2 for bad flags.
