@@ -11,7 +11,10 @@ GO ?= go
 CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestSeqSurvives|TestStoreOutage|TestDeadBatchers|TestThreeNodes|TestFundPaySpend|TestMirrorIsRebuilt
 
 test: fmt-check vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /scripts/chaos)
+	# The chaos scenarios (docs/BENCHMARKS.md, "Chaos under load") alone:
+	# they measure delivery p99 and share the host with nothing else.
+	$(GO) test -race -count=1 -timeout 15m ./scripts/chaos
 	# The frame parser and the client protocol (against a live node) fuzzed;
 	# their seeds ran above. Budgets count inputs, not seconds: Go 1.26 can
 	# fail a -fuzztime duration as it ends (go.dev/issue/75804).

@@ -73,6 +73,11 @@ func (b *backends) close() {
 // (10 per CPU, 20 here) made workers queue for connections under load.
 const redisPoolSize = 128
 
+// clusterReload is how often a cluster client re-reads the slot map: a
+// replica promoted after its master died is used within this long of the
+// cluster's own failover (one CLUSTER SLOTS per interval).
+const clusterReload = 2 * time.Second
+
 func (b *backends) openRedis(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.RedisURL == "" {
 		mr := miniredis.NewMiniRedis()
@@ -141,6 +146,10 @@ func dialRedis(url string) (redis.UniversalClient, string, error) {
 	if opts.PoolSize == 0 {
 		opts.PoolSize = redisPoolSize
 	}
+	// go-redis learns a failover only from a MOVED reply or this periodic
+	// reload (default 60 s); a dead master answers nothing, so until the
+	// reload every send and subscription of its slots failed.
+	opts.ClusterStateReloadInterval = clusterReload
 	return redis.NewClusterClient(opts), "cluster " + strings.Join(opts.Addrs, ","), nil
 }
 

@@ -28,16 +28,20 @@ const maxFrame = 1 << 20
 const maxSeqIndex = 1 << 22
 
 // client is one user's WebSocket during a stage. Its reader goroutine
-// alone touches recv, extra and acks until the stage closes it.
+// alone touches recv, extra, acks and maxSeen until the stage closes it;
+// conn changes (a reconnect) under wmu.
 type client struct {
-	st   *stage
-	acct *account
-	room *room
-	conn net.Conn
-	br   *bufio.Reader
-	wmu  sync.Mutex // sender workers and pong replies share the socket
+	st     *stage
+	acct   *account
+	room   *room
+	source net.IP // loopback source address to dial from; nil: the default
+	home   int    // index of the -url this client dials first
+	conn   net.Conn
+	br     *bufio.Reader
+	wmu    sync.Mutex // sender workers, pong replies and the reader share the socket
+	// dead: not connected now, so the pacer skips the client
 	dead atomic.Bool
-	// dropped: the connection ended during the stage, not by the stage
+	// dropped: a connection ended during the stage, not by the stage
 	dropped atomic.Bool
 
 	buf   []byte           // frame payload, reused
@@ -45,6 +49,24 @@ type client struct {
 	recv  []uint8          // deliveries per seq of the client's room
 	extra map[int64]uint32 // deliveries of seqs beyond maxSeqIndex
 	acks  []int64          // seqs the server acked to this client
+	// maxSeen is the highest seq received on this connection outside a
+	// sync, to tell live messages arriving out of order.
+	maxSeen int64
+	// ref is the reference client's state (-reconnect), else nil.
+	ref *refState
+}
+
+// install makes conn the client's connection unless the stage is closing
+// (then it closes conn and reports false).
+func (c *client) install(conn net.Conn, br *bufio.Reader) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.st.closing.Load() {
+		conn.Close()
+		return false
+	}
+	c.conn, c.br = conn, br
+	return true
 }
 
 var errFrameTooBig = errors.New("server frame larger than 1 MiB")
@@ -171,26 +193,55 @@ func (c *client) send(s *sender, n uint64) error {
 	}
 	p = append(p, `"}`...)
 	s.payload = p
+	if c.ref != nil {
+		c.ref.addPending(string(cid), bytes.Clone(p))
+	}
 	s.frame = appendClientFrame(s.frame[:0], ws.OpText, p)
 	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, err := c.conn.Write(s.frame)
 	return err
 }
 
-// readLoop reads the client's frames until the connection ends.
+// closedError is a close frame from the server.
+type closedError struct {
+	code   ws.StatusCode
+	reason string
+}
+
+func (e *closedError) Error() string { return fmt.Sprintf("closed with %d %q", e.code, e.reason) }
+
+// readLoop reads the client's frames until the stage closes it; a
+// connection that ends before is counted and, with -reconnect, redialed.
 func (c *client) readLoop() {
 	defer c.st.readers.Done()
+	for {
+		err := c.readConn()
+		c.dead.Store(true)
+		if c.st.closing.Load() {
+			return
+		}
+		c.dropped.Store(true)
+		if ce, ok := err.(*closedError); ok {
+			key := fmt.Sprintf("closed_%d", ce.code)
+			c.st.errs.add(key)
+			c.st.logOnce(key, "user %s: server closed the connection with %d %q", c.acct.name, ce.code, ce.reason)
+		} else {
+			c.st.errs.add("conn_lost")
+			c.st.logOnce("conn_lost", "user %s: connection lost: %v", c.acct.name, err)
+		}
+		if c.ref == nil || !c.reconnect() {
+			return
+		}
+	}
+}
+
+// readConn reads frames from the current connection until it ends.
+func (c *client) readConn() error {
 	inFrag := false
 	for {
 		fin, op, payload, err := readFrame(c.br, &c.buf)
 		if err != nil {
-			c.dead.Store(true)
-			if !c.st.closing.Load() {
-				c.dropped.Store(true)
-				c.st.errs.add("conn_lost")
-				c.st.logOnce("conn_lost", "user %s: connection lost: %v", c.acct.name, err)
-			}
-			return
+			return err
 		}
 		switch op {
 		case ws.OpPing:
@@ -199,15 +250,8 @@ func (c *client) readLoop() {
 				c.st.errs.add("write")
 			}
 		case ws.OpClose:
-			c.dead.Store(true)
-			if !c.st.closing.Load() {
-				c.dropped.Store(true)
-				code, reason := ws.ParseCloseFrameData(payload)
-				key := fmt.Sprintf("closed_%d", code)
-				c.st.errs.add(key)
-				c.st.logOnce(key, "user %s: server closed the connection with %d %q", c.acct.name, code, reason)
-			}
-			return
+			code, reason := ws.ParseCloseFrameData(payload)
+			return &closedError{code, reason}
 		case ws.OpText:
 			if !fin {
 				c.frag = append(c.frag[:0], payload...)
@@ -263,46 +307,61 @@ func leadingInt(b []byte) (v int64, n int) {
 
 // parseMsg reads a msg frame the way the server encodes it (type, room,
 // seq first) without decoding all of it. sent is 0 when the body is not
-// the generator's, -1 for a warm-up message.
-func parseMsg(p []byte) (room, seq, sent int64, ok bool) {
+// the generator's, -1 for a warm-up message; cid is the generator's cid
+// the body repeats (nil for other bodies).
+func parseMsg(p []byte) (room, seq, sent int64, cid []byte, ok bool) {
 	if !bytes.HasPrefix(p, msgPrefix) {
-		return 0, 0, 0, false
+		return 0, 0, 0, nil, false
 	}
 	rest := p[len(msgPrefix):]
 	room, n := leadingInt(rest)
 	if n == 0 {
-		return 0, 0, 0, false
+		return 0, 0, 0, nil, false
 	}
 	rest = rest[n:]
 	if !bytes.HasPrefix(rest, seqKey) {
-		return 0, 0, 0, false
+		return 0, 0, 0, nil, false
 	}
 	rest = rest[len(seqKey):]
 	seq, n = leadingInt(rest)
 	if n == 0 {
-		return 0, 0, 0, false
+		return 0, 0, 0, nil, false
 	}
 	// A key with an unescaped closing quote is structural, so the body
 	// key cannot be faked by a string's content.
 	if i := bytes.Index(rest, lgBodyKey); i >= 0 {
-		sent, _ = leadingInt(rest[i+len(lgBodyKey):])
+		sent, cid = bodyFields(rest[i+len(lgBodyKey):])
 	} else if bytes.Contains(rest, warmBodyKey) {
 		sent = -1
 	}
-	return room, seq, sent, true
+	return room, seq, sent, cid, true
 }
 
-// bodySent is the send time in a generator's body, 0 for any other body
-// and -1 for a warm-up message.
-func bodySent(body string) int64 {
+// bodyFields reads "<unixNano> <cid>" at the start of a generator body
+// (after its "lg ").
+func bodyFields(b []byte) (sent int64, cid []byte) {
+	sent, n := leadingInt(b)
+	if n < len(b) && b[n] == ' ' {
+		rest := b[n+1:]
+		end := bytes.IndexAny(rest, " \"")
+		if end < 0 {
+			end = len(rest)
+		}
+		cid = rest[:end]
+	}
+	return sent, cid
+}
+
+// bodySent is the send time and cid in a generator's body; sent is 0 for
+// any other body and -1 for a warm-up message.
+func bodySent(body string) (int64, []byte) {
 	if strings.HasPrefix(body, warmBody) {
-		return -1
+		return -1, nil
 	}
 	if len(body) < 4 || body[:3] != "lg " {
-		return 0
+		return 0, nil
 	}
-	v, _ := leadingInt([]byte(body[3:]))
-	return v
+	return bodyFields([]byte(body[3:]))
 }
 
 // cidSent is the send time in a generator's cid (a message's or a
@@ -317,8 +376,8 @@ func cidSent(cid string) int64 {
 
 func (c *client) handle(p []byte) {
 	now := time.Now().UnixNano()
-	if room, seq, sent, ok := parseMsg(p); ok {
-		c.delivered(room, seq, sent, now)
+	if room, seq, sent, cid, ok := parseMsg(p); ok {
+		c.delivered(room, seq, sent, cid, now)
 		return
 	}
 	var f frame
@@ -329,7 +388,8 @@ func (c *client) handle(p []byte) {
 	}
 	switch f.Type {
 	case "msg":
-		c.delivered(f.Room, f.Seq, bodySent(f.Body), now)
+		sent, cid := bodySent(f.Body)
+		c.delivered(f.Room, f.Seq, sent, cid, now)
 	case "ack":
 		if f.Room != c.room.id {
 			c.st.foreign.Add(1)
@@ -339,7 +399,13 @@ func (c *client) handle(p []byte) {
 			c.room.warmed(f)
 			return
 		}
+		c.room.noteCID([]byte(f.CID), f.Seq)
+		if c.ref != nil && !c.ref.takePending(f.CID) {
+			c.st.lateAcks.Add(1) // a resent cid acked twice: counted once
+			return
+		}
 		c.acks = append(c.acks, f.Seq)
+		c.room.noteAcked(f.Seq)
 		c.st.acked.Add(1)
 		c.st.expectedLive.Add(int64(len(c.room.members)))
 		if sent := cidSent(f.CID); sent > 0 {
@@ -353,22 +419,37 @@ func (c *client) handle(p []byte) {
 			return
 		}
 		c.st.errs.add(f.Code)
+		c.st.faultErr()
+		c.st.logOnce("error "+f.Code, "user %s: error %s: %s (cid %q)", c.acct.name, f.Code, f.Message, f.CID)
+		if c.ref != nil && c.ref.refused(c, f) {
+			return
+		}
 		if cidSent(f.CID) > 0 {
 			c.st.failedSends.Add(1)
 		}
-		c.st.logOnce("error "+f.Code, "user %s: error %s: %s (cid %q)", c.acct.name, f.Code, f.Message, f.CID)
+	case "synced":
+		if c.ref != nil && f.Room == c.room.id {
+			c.ref.synced(c, f.Seq)
+		}
 	}
-	// ready, presence, read, typing, pong, synced…: not measured.
+	// ready, presence, read, typing, pong…: not measured.
 }
 
 // delivered records a msg at this recipient.
-func (c *client) delivered(room, seq, sent, now int64) {
+func (c *client) delivered(room, seq, sent int64, cid []byte, now int64) {
 	if room != c.room.id {
 		c.st.foreign.Add(1)
 		return
 	}
+	if cid != nil {
+		c.room.noteCID(cid, seq)
+	}
 	if sent < 0 {
 		c.st.warmDelivered.Add(1)
+		if c.ref != nil {
+			c.ref.warmSeq = seq
+			c.ref.advance(c, seq)
+		}
 		return
 	}
 	switch {
@@ -385,11 +466,24 @@ func (c *client) delivered(room, seq, sent, now int64) {
 		}
 		c.extra[seq]++
 	}
+	// Live messages come in seq order on one connection; a sync answer
+	// interleaves older ones, so frames during a sync are not judged.
+	if c.ref == nil || !c.ref.isSyncing() {
+		if seq < c.maxSeen {
+			c.st.outOfOrder.Add(1)
+			c.st.logOnce("out_of_order", "user %s: room %d: seq %d arrived after %d on one connection", c.acct.name, room, seq, c.maxSeen)
+		}
+		c.maxSeen = max(c.maxSeen, seq)
+	}
 	c.st.delivered.Add(1)
 	if sent > 0 {
 		lat := now - sent
 		c.st.lat.record(lat)
 		c.st.live.Load().record(lat)
+		c.st.faultRecord(sent, lat)
+	}
+	if c.ref != nil {
+		c.ref.advance(c, seq)
 	}
 }
 

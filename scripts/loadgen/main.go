@@ -28,6 +28,15 @@
 // so latency is measured at every recipient, the sender included; the
 // generator and the node must share a clock (run them on one host).
 //
+// -url takes several nodes, comma-separated: users are spread over them
+// round-robin. With -reconnect every user runs the protocol's reference
+// client (redial another node after a drop, sync from the last contiguous
+// seq, resend unacked sends with the same cid, fill gaps by sync), so a
+// fault is measured by what the users end up with; SIGUSR1 and SIGUSR2
+// open and close a fault window whose messages get their own latency
+// figures, -timeline adds per-second figures to the JSON and -store-check
+// reads the message store directly. scripts/chaos drives it that way.
+//
 // The result is a table per stage on stdout, then one JSON line per
 // stage. A stage passes a latency limit when delivery p99 is at most the
 // limit, no acked message was lost and no error happened; the exit code
@@ -73,8 +82,10 @@ type stageSpec struct {
 }
 
 type options struct {
-	base           *url.URL
-	wsBase         string // ws://host/ws?token=
+	// bases are the nodes' URLs; user i dials bases[i % len(bases)] and
+	// REST requests go round-robin over them.
+	bases          []*url.URL
+	wsBases        []string // ws://host/ws?token= of each base
 	stages         []stageSpec
 	roomSize       int
 	duration       time.Duration
@@ -94,6 +105,12 @@ type options struct {
 	historyTimeout time.Duration
 	pids           []int
 	limits         []time.Duration
+	// reconnect makes every client the protocol's reference client: it
+	// redials after a drop, syncs and resends (reconnect.go).
+	reconnect   bool
+	alsoMembers []int64
+	storeURI    string
+	timeline    bool
 }
 
 // loadgen is one run: its options, REST client and the users so far.
@@ -104,6 +121,10 @@ type loadgen struct {
 	runID    string
 	// historyLimit is the page size of the history check.
 	historyLimit atomic.Int64
+	// nextBase picks the node of the next REST request, round-robin.
+	nextBase atomic.Uint64
+	// current is the stage running now, for the fault-window signals.
+	current atomic.Pointer[stage]
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -138,6 +159,12 @@ For example:
     MOIM_DATA_DIR=$(mktemp -d) MOIM_ADDR=127.0.0.1:8080 exec go-built-server) &
   go run ./scripts/loadgen -users 5000 -room-size 10 -rate 5000 -duration 60s -pid $!
 
+Several nodes: -url http://a:8080,http://b:8080 spreads users over them.
+Faults (scripts/chaos): -reconnect makes every user the protocol's
+reference client (redial, sync, resend by cid); SIGUSR1 opens and SIGUSR2
+closes a fault window reported apart; -timeline and -store-check add a
+per-second timeline and a direct check of the message store.
+
 Exit status: 0 when every stage passes every -limits entry, 1 otherwise,
 2 for bad flags.
 
@@ -145,7 +172,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	rawURL := fs.String("url", "http://127.0.0.1:8080", "base URL of the Moim node (REST under /api, WebSocket at /ws)")
+	rawURL := fs.String("url", "http://127.0.0.1:8080", "base URL of the Moim node (REST under /api, WebSocket at /ws); several nodes comma-separated: users are spread over them round-robin and REST requests rotate over them")
 	users := fs.Int("users", 100, "number of users, one WebSocket each (ignored with -stages)")
 	rate := fs.Float64("rate", 100, "messages per second over all users, paced centrally (ignored with -stages)")
 	stages := fs.String("stages", "", "stages as users:rate pairs, comma-separated, each lasting -duration, e.g. 100:100,1000:1000,5000:5000 (replaces -users and -rate)")
@@ -166,6 +193,10 @@ Flags:
 	historyTimeout := fs.Duration("history-timeout", 60*time.Second, "how long -history-check polls for the history to become complete")
 	pids := fs.String("pid", "", "comma-separated PIDs on this host (e.g. the node and redis-server) whose CPU time (/proc/PID/stat) and peak VmRSS (/proc/PID/status, sampled every second) are reported per stage")
 	limits := fs.String("limits", "1000ms,2000ms", "delivery p99 limits for the verdicts, comma-separated; the exit code needs every stage to pass all of them")
+	reconnect := fs.Bool("reconnect", false, "run every client as the protocol's reference client (docs/PROTOCOL.md section 5): after a dropped connection redial the next -url after a short jittered backoff, sync the room from the last contiguous seq, resend unacked sends with the same cid; fill gaps with sync; resend sends refused as unavailable or rate_limited. Drops and those refusals are then reported but do not fail the verdict; a lost acked message still does")
+	alsoMembers := fs.String("also-members", "", "comma-separated user ids added to every room the generator creates (e.g. a slow consumer driven by another tool); they are not generator clients and are not measured")
+	storeCheck := fs.String("store-check", "", "MongoDB URI of the message store (database in the path, default moim): after the drain, poll it until every acked seq of every room is stored, and report stored messages and any client id stored under two seqs (times out after -history-timeout)")
+	timeline := fs.Bool("timeline", false, "add a per-second timeline (sent, acked, deliveries, errors, delivery p99) to the JSON line")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -177,18 +208,32 @@ Flags:
 		prefix: *prefix, password: *password, bodySize: *bodySize, sources: *sources,
 		dialConc: *dialConc, setupConc: *setupConc, senders: *senders,
 		warmup: *warmup, warmupConc: *warmupConc, historyCheck: *historyCheck, historyTimeout: *historyTimeout,
+		reconnect: *reconnect, storeURI: *storeCheck, timeline: *timeline,
 	}
-	base, err := url.Parse(strings.TrimSuffix(*rawURL, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("-url must be http(s)://host:port, got %q", *rawURL)
+	o.bind = true
+	for _, raw := range strings.Split(*rawURL, ",") {
+		base, err := url.Parse(strings.TrimSuffix(strings.TrimSpace(raw), "/"))
+		if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+			return nil, fmt.Errorf("-url must be http(s)://host:port, comma-separated for several nodes, got %q", raw)
+		}
+		scheme := "ws"
+		if base.Scheme == "https" {
+			scheme = "wss"
+		}
+		o.bases = append(o.bases, base)
+		o.wsBases = append(o.wsBases, scheme+"://"+base.Host+base.Path+"/ws?token=")
+		o.bind = o.bind && isLoopback(base.Hostname())
 	}
-	o.base = base
-	scheme := "ws"
-	if base.Scheme == "https" {
-		scheme = "wss"
+	for _, p := range strings.Split(*alsoMembers, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("-also-members: %q is not a user id", p)
+		}
+		o.alsoMembers = append(o.alsoMembers, id)
 	}
-	o.wsBase = scheme + "://" + base.Host + base.Path + "/ws?token="
-	o.bind = isLoopback(base.Hostname())
 
 	if *stages != "" {
 		for _, part := range strings.Split(*stages, ",") {
@@ -207,8 +252,8 @@ Flags:
 		o.stages = []stageSpec{{*users, *rate}}
 	}
 	switch {
-	case o.roomSize < 1 || o.roomSize > 1001:
-		return nil, errors.New("-room-size must be 1 to 1001 (a room is created with at most 1000 member_ids)")
+	case o.roomSize < 1 || o.roomSize+len(o.alsoMembers) > 1001:
+		return nil, errors.New("-room-size plus the -also-members must be 1 to 1001 (a room is created with at most 1000 member_ids)")
 	case o.duration <= 0:
 		return nil, errors.New("-duration must be positive")
 	case o.drain < 0 || o.settle < 0 || o.historyTimeout <= 0:
@@ -272,6 +317,10 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A chaos driver marks the window it breaks something in.
+	marks := make(chan os.Signal, 4)
+	signal.Notify(marks, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(marks)
 
 	maxUsers := 0
 	for _, s := range o.stages {
@@ -279,7 +328,7 @@ func run(args []string) int {
 	}
 	logf("%s", nofile.Raise(maxUsers+o.setupConc+256))
 	if !o.bind && o.sources > 1 {
-		logf("%s is not loopback: dialing from the default source address, -sources ignored", o.base.Hostname())
+		logf("a -url is not loopback: dialing from the default source address, -sources ignored")
 	}
 	lg := &loadgen{
 		o: o,
@@ -289,6 +338,14 @@ func run(args []string) int {
 		runID: strconv.FormatUint(rand.Uint64()&0xffffffffff, 36),
 	}
 	lg.historyLimit.Store(historyPage)
+	go func() {
+		for sig := range marks {
+			if st := lg.current.Load(); st != nil {
+				st.fault.mark(sig == syscall.SIGUSR1)
+				logf("fault window %s", map[bool]string{true: "opened", false: "closed"}[sig == syscall.SIGUSR1])
+			}
+		}
+	}()
 	var results []*result
 	for i, spec := range o.stages {
 		if ctx.Err() != nil {
@@ -336,7 +393,9 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	if err != nil {
 		return fail("set up users: %v", err)
 	}
-	st := newStage(n, spec, o, accts)
+	st := newStage(ctx, lg, n, spec, accts)
+	lg.current.Store(st)
+	defer lg.current.Store(nil)
 	res.Rooms = len(st.rooms)
 	defer st.closeAll()
 	if err := lg.createRooms(ctx, st); err != nil {
@@ -361,6 +420,7 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 
 	watch := startProcWatch(o.pids)
 	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
+	logf("stage %d: sending", n)
 	st.sendStart = time.Now()
 	go st.progress(stopProgress, progressDone)
 	st.pace(ctx)
@@ -379,6 +439,15 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	st.evaluate(res, acked)
 	res.Sent, res.Acked, res.NotSent = st.sent.Load(), st.acked.Load(), st.notSent.Load()
 	res.Received, res.Foreign = st.delivered.Load(), st.foreign.Load()
+	res.OutOfOrder = st.outOfOrder.Load()
+	if o.reconnect {
+		res.Recovery = &recoveryResult{
+			Reconnects: st.reconnects.Load(), RedialFailures: st.redialFailures.Load(), Refused: st.refused.Load(),
+			Resends: st.resends.Load(), Syncs: st.syncs.Load(), LateAcks: st.lateAcks.Load(),
+		}
+	}
+	res.Fault = st.fault.result(st.sendStart, st.sendEndTime())
+	res.Timeline = st.timeline
 	// The window is the whole duration unless an interrupt cut it short.
 	window := min(o.duration, st.sendEndTime().Sub(st.sendStart))
 	res.AchievedRate = round2(float64(res.Sent) / max(window.Seconds(), 1e-3))
@@ -392,6 +461,10 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	if o.historyCheck && ctx.Err() == nil {
 		logf("stage %d: checking the history of %d rooms", n, len(st.rooms))
 		res.History = lg.checkHistory(ctx, st, acked)
+	}
+	if o.storeURI != "" && ctx.Err() == nil {
+		logf("stage %d: checking the message store for %d rooms", n, len(st.rooms))
+		res.Store = lg.checkStore(ctx, st, acked)
 	}
 	res.Errors = st.errs.snapshot()
 	res.ErrorsTotal = st.errs.total.Load()

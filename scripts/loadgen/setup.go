@@ -31,6 +31,37 @@ type room struct {
 	id      int64
 	members []*client
 	warm    chan frame // the warm-up message's ack or error
+	// maxAcked is the highest seq acked in the room so far.
+	maxAcked atomic.Int64
+
+	mu sync.Mutex
+	// seqOf is the seq each cid was acked or delivered with; conflicts
+	// are the cids seen with two seqs: one message stored twice.
+	seqOf     map[string]int64
+	conflicts map[string]bool
+}
+
+// noteCID checks that cid always comes with the same seq.
+func (r *room) noteCID(cid []byte, seq int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev, ok := r.seqOf[string(cid)]
+	switch {
+	case !ok:
+		r.seqOf[string(cid)] = seq
+	case prev != seq:
+		r.conflicts[string(cid)] = true
+	}
+}
+
+// noteAcked raises maxAcked to seq.
+func (r *room) noteAcked(seq int64) {
+	for {
+		m := r.maxAcked.Load()
+		if seq <= m || r.maxAcked.CompareAndSwap(m, seq) {
+			return
+		}
+	}
 }
 
 // warmed hands the warm-up's answer to whoever waits for it.
@@ -71,7 +102,8 @@ func (lg *loadgen) do(ctx context.Context, method, path, token string, body, out
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, lg.o.base.String()+path, rd)
+	base := lg.o.bases[int(lg.nextBase.Add(1)%uint64(len(lg.o.bases)))]
+	req, err := http.NewRequestWithContext(ctx, method, base.String()+path, rd)
 	if err != nil {
 		return err
 	}
@@ -107,7 +139,9 @@ func (lg *loadgen) do(ctx context.Context, method, path, token string, body, out
 	return nil
 }
 
-// withRetry runs f up to three times while its error is retryable.
+// withRetry runs f up to three times while its error is retryable (each
+// attempt of a REST request goes to the next -url, so one dead node does
+// not fail it).
 func withRetry(ctx context.Context, f func() error) error {
 	var err error
 	for attempt := range 3 {
@@ -231,6 +265,7 @@ func (lg *loadgen) createRooms(ctx context.Context, st *stage) error {
 		var view struct {
 			ID int64 `json:"id"`
 		}
+		ids = append(ids, lg.o.alsoMembers...)
 		err := withRetry(ctx, func() error {
 			return lg.do(ctx, http.MethodPost, "/api/rooms", r.members[0].acct.token, map[string]any{
 				"name":       fmt.Sprintf("loadgen %s stage %d room %d", lg.runID, st.n, i+1),
@@ -269,19 +304,20 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// dial opens c's WebSocket, from source when non-nil, and waits for its
-// "ready".
-func (lg *loadgen) dial(ctx context.Context, c *client, source net.IP) error {
+// dial opens c's WebSocket to the node -url names at index node (modulo
+// their number), from c's source address, waits for its "ready" and
+// returns the connection and its reader; the caller installs them.
+func (lg *loadgen) dial(ctx context.Context, c *client, node int) (net.Conn, *bufio.Reader, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	nd := &net.Dialer{}
-	if source != nil {
-		nd.LocalAddr = &net.TCPAddr{IP: source}
+	if c.source != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: c.source}
 	}
 	d := ws.Dialer{NetDial: nd.DialContext}
-	conn, br, _, err := d.Dial(ctx, lg.o.wsBase+url.QueryEscape(c.acct.token))
+	conn, br, _, err := d.Dial(ctx, lg.o.wsBases[node%len(lg.o.wsBases)]+url.QueryEscape(c.acct.token))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if br == nil {
 		br = bufio.NewReaderSize(conn, 4096)
@@ -294,7 +330,7 @@ func (lg *loadgen) dial(ctx context.Context, c *client, source net.IP) error {
 		fin, op, payload, err := readFrame(br, &c.buf)
 		if err != nil {
 			conn.Close()
-			return fmt.Errorf("read first frame: %w", err)
+			return nil, nil, fmt.Errorf("read first frame: %w", err)
 		}
 		if op == ws.OpPing || op == ws.OpPong {
 			continue
@@ -302,17 +338,16 @@ func (lg *loadgen) dial(ctx context.Context, c *client, source net.IP) error {
 		var f frame
 		if op != ws.OpText || !fin || json.Unmarshal(payload, &f) != nil || f.Type != "ready" {
 			conn.Close()
-			return fmt.Errorf("first frame is %v %.80q, want ready", op, payload)
+			return nil, nil, fmt.Errorf("first frame is %v %.80q, want ready", op, payload)
 		}
 		if f.User != c.acct.id {
 			conn.Close()
-			return fmt.Errorf("ready for user %d, want %d", f.User, c.acct.id)
+			return nil, nil, fmt.Errorf("ready for user %d, want %d", f.User, c.acct.id)
 		}
 		break
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	c.conn, c.br = conn, br
-	return nil
+	return conn, br, nil
 }
 
 // dialAll opens every client's WebSocket and starts its reader.
@@ -322,11 +357,17 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage) error {
 	bind := lg.o.sources > 1 && lg.o.bind
 	failed, err := parallel(ctx, len(st.clients), lg.o.dialConc, func(i int) error {
 		c := st.clients[i]
-		var src net.IP
 		if bind {
-			src = sourceIP(i % lg.o.sources)
+			c.source = sourceIP(i % lg.o.sources)
 		}
-		err := withRetry(ctx, func() error { return lg.dial(ctx, c, src) })
+		c.home = i % len(lg.o.bases)
+		err := withRetry(ctx, func() error {
+			conn, br, err := lg.dial(ctx, c, c.home)
+			if err == nil {
+				c.install(conn, br)
+			}
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("user %s: %w", c.acct.name, err)
 		}
@@ -344,6 +385,10 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage) error {
 	if bind {
 		src = fmt.Sprintf("%d source addresses 127.0.0.1…%s", lg.o.sources, sourceIP(lg.o.sources-1))
 	}
-	logf("%d WebSockets ready in %.1fs from %s", len(st.clients), time.Since(start).Seconds(), src)
+	nodes := ""
+	if len(lg.o.bases) > 1 {
+		nodes = fmt.Sprintf(", spread over %d nodes", len(lg.o.bases))
+	}
+	logf("%d WebSockets ready in %.1fs from %s%s", len(st.clients), time.Since(start).Seconds(), src, nodes)
 	return nil
 }

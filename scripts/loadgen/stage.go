@@ -16,12 +16,15 @@ type stage struct {
 	n    int
 	spec stageSpec
 	o    *options
+	lg   *loadgen
+	ctx  context.Context
 
 	clients []*client
 	rooms   []*room
 
 	readers sync.WaitGroup
 	closing atomic.Bool
+	stopped chan struct{} // closed with closing, ends reconnect backoffs
 
 	sent         atomic.Int64
 	notSent      atomic.Int64
@@ -30,7 +33,19 @@ type stage struct {
 	delivered    atomic.Int64
 	expectedLive atomic.Int64 // acked × members, as acks arrive
 	foreign      atomic.Int64
+	outOfOrder   atomic.Int64 // live msgs with a lower seq than one before on the connection
 	errs         errorCounts
+
+	// The reference client's work (-reconnect).
+	reconnects     atomic.Int64
+	redialFailures atomic.Int64
+	refused        atomic.Int64 // sends refused as unavailable or rate_limited, to be resent
+	resends        atomic.Int64
+	syncs          atomic.Int64
+	lateAcks       atomic.Int64 // acks of a cid already acked
+
+	fault    faultWindow
+	timeline []timelinePoint // progress goroutine only
 
 	warmDelivered atomic.Int64
 	warmErrs      errorCounts
@@ -47,15 +62,22 @@ type stage struct {
 	logged map[string]int
 }
 
-func newStage(n int, spec stageSpec, o *options, accts []*account) *stage {
-	st := &stage{n: n, spec: spec, o: o, lat: newHistogram(), ackLat: newHistogram(), spare: newHistogram(), warmLat: newHistogram(), logged: map[string]int{}}
+func newStage(ctx context.Context, lg *loadgen, n int, spec stageSpec, accts []*account) *stage {
+	o := lg.o
+	st := &stage{n: n, spec: spec, o: o, lg: lg, ctx: ctx, stopped: make(chan struct{}),
+		lat: newHistogram(), ackLat: newHistogram(), spare: newHistogram(), warmLat: newHistogram(), logged: map[string]int{}}
+	st.fault.lat = newHistogram()
 	st.live.Store(newHistogram())
 	st.clients = make([]*client, len(accts))
 	for i, a := range accts {
 		st.clients[i] = &client{st: st, acct: a}
+		if o.reconnect {
+			st.clients[i].ref = newRefState()
+		}
 	}
 	for i := 0; i < len(accts); i += o.roomSize {
-		r := &room{members: st.clients[i:min(i+o.roomSize, len(accts))], warm: make(chan frame, 4)}
+		r := &room{members: st.clients[i:min(i+o.roomSize, len(accts))], warm: make(chan frame, 4),
+			seqOf: map[string]int64{}, conflicts: map[string]bool{}}
 		for _, c := range r.members {
 			c.room = r
 		}
@@ -83,10 +105,13 @@ func (st *stage) closeAll() {
 	if st.closing.Swap(true) {
 		return
 	}
+	close(st.stopped)
 	for _, c := range st.clients {
+		c.wmu.Lock()
 		if c.conn != nil {
 			_ = c.conn.Close()
 		}
+		c.wmu.Unlock()
 	}
 	st.readers.Wait()
 }
@@ -121,13 +146,18 @@ func (st *stage) pace(ctx context.Context) {
 					continue
 				}
 				if err := c.send(s, seq.Add(1)); err != nil {
-					if !c.dead.Swap(true) {
+					// A reference client's send stays pending: its
+					// reader notices the drop, redials and resends.
+					if c.ref == nil && !c.dead.Swap(true) {
 						st.errs.add("write")
 						st.logOnce("write", "user %s: write: %v", c.acct.name, err)
 					}
-					continue
+					if c.ref == nil {
+						continue
+					}
 				}
 				st.sent.Add(1)
+				st.fault.countSend()
 			}
 		})
 	}
@@ -234,8 +264,18 @@ func (st *stage) progress(stop <-chan struct{}, done chan<- struct{}) {
 			if n > 0 {
 				lat = fmtMS(ms(p99))
 			}
-			fmt.Fprintf(stderr, "[stage %d %s %3.0fs] sent %d (+%d) acked %d (+%d) delivered %d (+%d) errors %d (+%d) p99 %s%s\n",
-				st.n, phase, el.Seconds(), sent, sent-lastSent, acked, acked-lastAcked, del, del-lastDel, errs, errs-lastErr, lat, behind)
+			fault := ""
+			if st.fault.active() {
+				fault = "  [fault window]"
+			}
+			fmt.Fprintf(stderr, "[stage %d %s %3.0fs] sent %d (+%d) acked %d (+%d) delivered %d (+%d) errors %d (+%d) p99 %s%s%s\n",
+				st.n, phase, el.Seconds(), sent, sent-lastSent, acked, acked-lastAcked, del, del-lastDel, errs, errs-lastErr, lat, behind, fault)
+			if st.o.timeline {
+				st.timeline = append(st.timeline, timelinePoint{
+					T: round2(now.Sub(st.sendStart).Seconds()), Sent: sent - lastSent, Acked: acked - lastAcked,
+					Delivered: del - lastDel, Errors: errs - lastErr, P99MS: ms(p99), Fault: st.fault.active(),
+				})
+			}
 			lastSent, lastAcked, lastDel, lastErr = sent, acked, del, errs
 		}
 	}
@@ -247,13 +287,27 @@ func (st *stage) drain(ctx context.Context) time.Duration {
 	start := time.Now()
 	deadline := st.sendEndTime().Add(st.o.drain)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		answered := st.acked.Load()+st.failedSends.Load() >= st.sent.Load()
-		if answered && st.delivered.Load() >= st.expectedLive.Load() {
+		if st.o.reconnect {
+			if st.caughtUp() {
+				break
+			}
+		} else if st.acked.Load()+st.failedSends.Load() >= st.sent.Load() && st.delivered.Load() >= st.expectedLive.Load() {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// caughtUp reports whether every reference client is connected, has no
+// send pending and has every seq up to its room's highest acked one.
+func (st *stage) caughtUp() bool {
+	for _, c := range st.clients {
+		if c.dead.Load() || c.ref.pendingCount() > 0 || c.ref.lastSeq.Load() < c.room.maxAcked.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // ackedSeqs is the set of seqs acked in each room, from every member's
@@ -306,6 +360,9 @@ func (st *stage) evaluate(res *result, acked map[*room][]int64) {
 				}
 			}
 		}
+	}
+	for _, r := range st.rooms {
+		res.DuplicateMessages += int64(len(r.conflicts))
 	}
 	// Sends neither acked nor refused with an error frame.
 	if missing := st.sent.Load() - st.acked.Load() - st.failedSends.Load(); missing > 0 {

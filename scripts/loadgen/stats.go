@@ -209,6 +209,12 @@ type result struct {
 	// during the stage (conn_lost, closed_NNNN errors).
 	LostDropped int64 `json:"lost_to_dropped_connections"`
 	Duplicates  int64 `json:"duplicates"`
+	// DuplicateMessages counts cids acked or delivered under two seqs:
+	// one message stored twice (a resend must get its original seq).
+	DuplicateMessages int64 `json:"duplicate_messages"`
+	// OutOfOrder counts live msgs that arrived after a higher seq on the
+	// same connection (frames during a sync are not judged).
+	OutOfOrder int64 `json:"out_of_order"`
 	// UnackedReceived counts deliveries of messages whose ack never came.
 	UnackedReceived int64 `json:"unacked_received"`
 	// Foreign counts msg frames for rooms outside this stage (ignored).
@@ -225,9 +231,32 @@ type result struct {
 	Host        hostUsage      `json:"host"`
 	Warmup      *warmupResult  `json:"warmup,omitempty"`
 	History     *historyResult `json:"history,omitempty"`
-	SetupS      float64        `json:"setup_seconds"`
-	DrainS      float64        `json:"drain_seconds"`
-	Failure     string         `json:"failure,omitempty"`
+	Store       *storeResult   `json:"store,omitempty"`
+	// Recovery is the reference client's work (-reconnect).
+	Recovery *recoveryResult `json:"recovery,omitempty"`
+	Fault    *faultResult    `json:"fault_window,omitempty"`
+	Timeline []timelinePoint `json:"timeline,omitempty"`
+	SetupS   float64         `json:"setup_seconds"`
+	DrainS   float64         `json:"drain_seconds"`
+	Failure  string          `json:"failure,omitempty"`
+}
+
+// recoveryResult is what the reference clients did to recover.
+type recoveryResult struct {
+	Reconnects     int64 `json:"reconnects"`
+	RedialFailures int64 `json:"redial_failures"`
+	Refused        int64 `json:"refused_then_resent"`
+	Resends        int64 `json:"resends"`
+	Syncs          int64 `json:"syncs"`
+	LateAcks       int64 `json:"late_acks"`
+}
+
+// expectedError reports whether, with -reconnect, an error code is part
+// of a fault the clients recover from (a drop, a refusal they resend)
+// rather than a failure.
+func expectedError(code string) bool {
+	return code == "unavailable" || code == "rate_limited" || code == "conn_lost" || code == "write" ||
+		strings.HasPrefix(code, "closed_")
 }
 
 func verdictKey(limit time.Duration) string { return fmt.Sprintf("%dms", limit.Milliseconds()) }
@@ -238,8 +267,16 @@ func verdictKey(limit time.Duration) string { return fmt.Sprintf("%dms", limit.M
 func (r *result) judge(limits []time.Duration) {
 	r.Verdicts = map[string]string{}
 	r.Pass = true
-	clean := r.Failure == "" && r.Lost == 0 && r.ErrorsTotal == 0 && r.Sent > 0 &&
-		(r.History == nil || r.History.Complete)
+	errs := r.ErrorsTotal
+	if r.Recovery != nil {
+		for code, n := range r.Errors {
+			if expectedError(code) {
+				errs -= n
+			}
+		}
+	}
+	clean := r.Failure == "" && r.Lost == 0 && errs == 0 && r.Sent > 0 && r.DuplicateMessages == 0 && r.OutOfOrder == 0 &&
+		(r.History == nil || r.History.Complete) && (r.Store == nil || r.Store.Complete)
 	for _, l := range limits {
 		v := "PASS"
 		if !clean || r.Latency.Count == 0 || r.Latency.P99 > float64(l)/1e6 {
@@ -277,12 +314,23 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 		fmt.Fprintf(tw, "lost\t%d\n", r.Lost)
 	}
 	fmt.Fprintf(tw, "duplicates\t%d\n", r.Duplicates)
+	if r.DuplicateMessages > 0 || r.OutOfOrder > 0 || r.Recovery != nil {
+		fmt.Fprintf(tw, "duplicate messages\t%d (client ids under two seqs)\n", r.DuplicateMessages)
+		fmt.Fprintf(tw, "out of order\t%d (live messages after a higher seq)\n", r.OutOfOrder)
+	}
+	if v := r.Recovery; v != nil {
+		fmt.Fprintf(tw, "recovery\t%d reconnects (%d failed redials), %d sends refused then resent, %d resends, %d syncs, %d late acks\n",
+			v.Reconnects, v.RedialFailures, v.Refused, v.Resends, v.Syncs, v.LateAcks)
+	}
 	if r.UnackedReceived > 0 || r.Foreign > 0 {
 		fmt.Fprintf(tw, "other deliveries\t%d of unacked messages, %d for other rooms\n", r.UnackedReceived, r.Foreign)
 	}
 	fmt.Fprintf(tw, "errors\t%d%s\n", r.ErrorsTotal, formatErrors(r.Errors))
 	fmt.Fprintf(tw, "latency (delivery)\t%s\n", r.Latency)
 	fmt.Fprintf(tw, "latency (ack)\t%s\n", r.AckLatency)
+	if f := r.Fault; f != nil {
+		fmt.Fprintf(tw, "fault window\t%.1fs–%.1fs: %d sent, %d error frames; delivery %s\n", f.StartS, f.EndS, f.Sent, f.Errors, f.Latency)
+	}
 	fmt.Fprintf(tw, "drain\t%.1fs\n", r.DrainS)
 	for _, p := range r.Procs {
 		if p.Err != "" {
@@ -311,6 +359,9 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 			fmt.Fprintf(tw, "history\tINCOMPLETE after %.0f ms: %d of %d acked seqs found (%d rooms incomplete)\n",
 				h.AfterDrainMS, h.Found, h.Checked, h.RoomsMissing)
 		}
+	}
+	if s := r.Store; s != nil {
+		fmt.Fprintf(tw, "store\t%s\n", s)
 	}
 	for _, l := range limits {
 		fmt.Fprintf(tw, "verdict p99 ≤ %s\t%s\n", l, r.Verdicts[verdictKey(l)])

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// syncPage is the most msg events one sync answer carries per room.
+const syncPage = 500
+
+// refState is what a client running as the protocol's reference client
+// (docs/PROTOCOL.md section 5, -reconnect) keeps: the sends not yet acked,
+// the room's contiguous seq and the sync in flight. Each client is in one
+// room, so one sync state is enough.
+type refState struct {
+	pmu     sync.Mutex
+	pending map[string][]byte // cid → the send's JSON, until acked or refused for good
+
+	// lastSeq: every seq 1..lastSeq has reached the client. Written by
+	// the reader, read by timers and the drain.
+	lastSeq atomic.Int64
+	// warmSeq is the warm-up message's seq, which recv does not count
+	// (reader only).
+	warmSeq int64
+
+	smu      sync.Mutex
+	syncing  bool
+	syncFrom int64
+}
+
+func newRefState() *refState { return &refState{pending: map[string][]byte{}} }
+
+func (r *refState) addPending(cid string, payload []byte) {
+	r.pmu.Lock()
+	r.pending[cid] = payload
+	r.pmu.Unlock()
+}
+
+// takePending drops cid from the pending sends, reporting whether it was
+// there (an ack for a cid already acked is not).
+func (r *refState) takePending(cid string) bool {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	_, ok := r.pending[cid]
+	delete(r.pending, cid)
+	return ok
+}
+
+func (r *refState) pendingCount() int {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	return len(r.pending)
+}
+
+func (r *refState) isSyncing() bool {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	return r.syncing
+}
+
+// advance moves lastSeq over the seqs received so far and asks for a
+// sync when seq lies past a gap (reader only).
+func (r *refState) advance(c *client, seq int64) {
+	last := r.lastSeq.Load()
+	for c.count(last+1) > 0 || last+1 == r.warmSeq {
+		last++
+	}
+	r.lastSeq.Store(last)
+	if seq > last+1 {
+		c.requestSync()
+	}
+}
+
+// synced ends the sync in flight: a full page means more to fetch; a gap
+// still open after a short page is retried after a second.
+func (r *refState) synced(c *client, seq int64) {
+	r.smu.Lock()
+	from := r.syncFrom
+	r.syncing = false
+	r.smu.Unlock()
+	switch {
+	case seq-from >= syncPage:
+		c.requestSync()
+	case c.maxSeen > r.lastSeq.Load():
+		time.AfterFunc(time.Second, c.requestSync)
+	}
+}
+
+// refused handles an error frame; it reports whether the frame is dealt
+// with: a send refused as unavailable or rate_limited is resent with the
+// same cid after half a second, a failed sync is retried after a second.
+// Other refusals of a send are final.
+func (r *refState) refused(c *client, f frame) bool {
+	if f.CID != "" {
+		r.pmu.Lock()
+		_, ok := r.pending[f.CID]
+		if ok && f.Code != "unavailable" && f.Code != "rate_limited" {
+			delete(r.pending, f.CID)
+			ok = false
+		}
+		r.pmu.Unlock()
+		if ok {
+			c.st.refused.Add(1)
+			time.AfterFunc(500*time.Millisecond, func() { c.resend(f.CID) })
+		}
+		return ok
+	}
+	if f.Room == c.room.id {
+		r.smu.Lock()
+		r.syncing = false
+		r.smu.Unlock()
+		if f.Code == "unavailable" {
+			time.AfterFunc(time.Second, c.requestSync)
+		}
+		return true
+	}
+	return false
+}
+
+// requestSync asks for the room from lastSeq unless a sync is in flight.
+// A write that fails leaves the drop to the reader, whose reconnect syncs.
+func (c *client) requestSync() {
+	r := c.ref
+	if c.st.closing.Load() {
+		return
+	}
+	r.smu.Lock()
+	if r.syncing {
+		r.smu.Unlock()
+		return
+	}
+	from := r.lastSeq.Load()
+	r.syncing, r.syncFrom = true, from
+	r.smu.Unlock()
+	p := []byte(`{"type":"sync","rooms":{"`)
+	p = strconv.AppendInt(p, c.room.id, 10)
+	p = append(p, `":`...)
+	p = strconv.AppendInt(p, from, 10)
+	p = append(p, `}}`...)
+	c.st.syncs.Add(1)
+	if err := c.writeRaw(appendClientFrame(nil, ws.OpText, p)); err != nil {
+		r.smu.Lock()
+		r.syncing = false
+		r.smu.Unlock()
+	}
+}
+
+// resend writes a pending send again, same cid, if it is still pending.
+func (c *client) resend(cid string) {
+	c.ref.pmu.Lock()
+	p, ok := c.ref.pending[cid]
+	c.ref.pmu.Unlock()
+	if !ok || c.st.closing.Load() || c.dead.Load() {
+		return // acked meanwhile, or the reconnect resends it
+	}
+	c.st.resends.Add(1)
+	_ = c.writeRaw(appendClientFrame(nil, ws.OpText, p))
+}
+
+// reconnect redials after a drop: the next -url each attempt, after a
+// jittered backoff from 100 ms to 2 s; then syncs the room from lastSeq
+// and resends every pending send with its cid. It reports false when the
+// stage closed first.
+func (c *client) reconnect() bool {
+	st := c.st
+	for attempt := 1; ; attempt++ {
+		wait := time.Duration(float64(min(2*time.Second, 100*time.Millisecond<<min(attempt-1, 5))) * (0.5 + rand.Float64()))
+		select {
+		case <-time.After(wait):
+		case <-st.stopped:
+			return false
+		}
+		conn, br, err := st.lg.dial(st.ctx, c, c.home+attempt)
+		if err != nil {
+			st.redialFailures.Add(1)
+			st.logOnce("redial", "user %s: redial attempt %d: %v", c.acct.name, attempt, err)
+			continue
+		}
+		if !c.install(conn, br) {
+			return false
+		}
+		break
+	}
+	st.reconnects.Add(1)
+	c.maxSeen = 0 // order is per connection
+	r := c.ref
+	r.smu.Lock()
+	r.syncing = false // the old connection's sync died with it
+	r.smu.Unlock()
+	c.requestSync()
+	r.pmu.Lock()
+	frames := make([][]byte, 0, len(r.pending))
+	for _, p := range r.pending {
+		frames = append(frames, appendClientFrame(nil, ws.OpText, p))
+	}
+	r.pmu.Unlock()
+	for _, f := range frames {
+		st.resends.Add(1)
+		_ = c.writeRaw(f)
+	}
+	c.dead.Store(false)
+	return true
+}
