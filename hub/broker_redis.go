@@ -115,23 +115,34 @@ func (b *Broker) RestoreSeq(ctx context.Context, room int64, storedMax int64) er
 }
 
 // Recent returns up to limit messages of room after seq, oldest first,
-// from the recent stream; first is the lowest seq the stream still holds
-// (0 when empty), so the caller knows whether older ones must come from
-// the store.
-func (b *Broker) Recent(ctx context.Context, room, after int64, limit int) (msgs [][]byte, first int64, err error) {
+// from the recent stream. complete reports that nothing older than the
+// stream holds is missing from the answer: the stream reaches back to
+// after, or the room's seq counter (never below a seq it gave out) is at
+// most after. Otherwise the caller asks the store for the rest.
+func (b *Broker) Recent(ctx context.Context, room, after int64, limit int) (msgs [][]byte, complete bool, err error) {
 	key := b.keys.Recent(room)
-	head, err := b.rdb.XRangeN(ctx, key, "-", "+", 1).Result()
+	pipe := b.rdb.Pipeline()
+	top := pipe.Get(ctx, b.keys.Seq(room))
+	headCmd := pipe.XRangeN(ctx, key, "-", "+", 1)
+	_, _ = pipe.Exec(ctx)
+	head, err := headCmd.Result()
 	if err != nil {
-		return nil, 0, fmt.Errorf("hub: read recent head of room %d: %w", room, err)
+		return nil, false, fmt.Errorf("hub: read recent head of room %d: %w", room, err)
 	}
-	if len(head) == 0 {
-		return nil, 0, nil
+	seq, err := top.Int64()
+	switch {
+	case err == nil && seq <= after:
+		// Nothing newer exists: a sync of an idle room costs the store nothing.
+		return nil, true, nil
+	case err != nil && err != redis.Nil:
+		return nil, false, fmt.Errorf("hub: read seq of room %d: %w", room, err)
+	case len(head) == 0:
+		return nil, false, nil
 	}
-	first = streamSeq(head[0].ID)
-	start := max(after+1, first)
-	entries, err := b.rdb.XRangeN(ctx, key, strconv.FormatInt(start, 10)+"-0", "+", int64(limit)).Result()
+	first := streamSeq(head[0].ID)
+	entries, err := b.rdb.XRangeN(ctx, key, strconv.FormatInt(max(after+1, first), 10)+"-0", "+", int64(limit)).Result()
 	if err != nil {
-		return nil, 0, fmt.Errorf("hub: read recent of room %d after %d: %w", room, after, err)
+		return nil, false, fmt.Errorf("hub: read recent of room %d after %d: %w", room, after, err)
 	}
 	msgs = make([][]byte, 0, len(entries))
 	for _, e := range entries {
@@ -139,7 +150,7 @@ func (b *Broker) Recent(ctx context.Context, room, after int64, limit int) (msgs
 			msgs = append(msgs, []byte(m))
 		}
 	}
-	return msgs, first, nil
+	return msgs, first <= after+1, nil
 }
 
 // RecentBefore returns up to limit messages of room before seq (0: the

@@ -123,21 +123,22 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 // store's part older than the recent stream, then the recent stream, so a
 // message is readable the moment it is acknowledged, stored or not.
 func (h *Hub) After(ctx context.Context, room, after int64, limit int) ([][]byte, error) {
-	recent, first, err := h.broker.Recent(ctx, room, after, limit)
+	recent, complete, err := h.broker.Recent(ctx, room, after, limit)
 	if err != nil {
 		return nil, err
 	}
 	if recent, err = h.tombstones(ctx, room, recent); err != nil {
 		return nil, err
 	}
-	if h.history == nil || (first > 0 && first <= after+1) {
+	if h.history == nil || complete {
 		return recent, nil
 	}
 	older, err := h.history.After(ctx, room, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	if first > 0 {
+	if len(recent) > 0 {
+		first := seqOf(recent[0])
 		for len(older) > 0 && seqOf(older[len(older)-1]) >= first {
 			older = older[:len(older)-1]
 		}

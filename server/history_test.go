@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -373,5 +374,63 @@ func TestBatcherCarriesOnAfterRedisRestarts(t *testing.T) {
 	alice.must(200, "GET", urlf("/api/rooms/%d/messages?after=95&limit=10", room.ID), nil, &l)
 	if s := seqs(l.Messages); len(s) != 10 || s[0] != 96 || s[9] != 105 {
 		t.Fatalf("seqs across the restart: %v", s)
+	}
+}
+
+// TestSyncOfIdleRoomsNeedsNoStore: a client syncing rooms it is up to
+// date in, or rooms whose recent stream covers what it missed, is answered
+// from Redis alone. A reconnect storm into rooms that never had a message
+// used to send every one of those syncs to the message store, exhausting
+// its connection pool and stalling the sends queued behind them; with the
+// store down they failed outright.
+func TestSyncOfIdleRoomsNeedsNoStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ferret")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	stopFerret := startFerret(t, dir, addr)
+	cfg := testConfig(t)
+	cfg.MongoURI = "mongodb://" + addr + "/moim"
+	n := startTestNode(t, cfg)
+	alice := n.user(t, "Alice")
+	quiet := alice.createRoom(map[string]any{"name": "Quiet"})
+	busy := alice.createRoom(map[string]any{"name": "Busy"})
+	w := n.connect(alice)
+	w.send(map[string]any{"type": "send", "room": busy.ID, "cid": "c1", "body": "first"})
+	w.send(map[string]any{"type": "send", "room": busy.ID, "cid": "c2", "body": "second"})
+	for acks, msgs := 0, 0; acks < 2 || msgs < 2; { // acks and echoes in any order
+		switch f := w.next(); f.Type {
+		case "ack":
+			acks++
+		case "msg":
+			msgs++
+		case "error":
+			t.Fatalf("send: %s %s", f.Code, f.Message)
+		}
+	}
+	stopFerret()
+
+	w.send(map[string]any{"type": "sync", "rooms": map[string]int64{
+		strconv.FormatInt(quiet.ID, 10): 0,
+		strconv.FormatInt(busy.ID, 10):  2,
+	}})
+	got := map[int64]int64{}
+	for len(got) < 2 {
+		f := w.await("synced") // an error frame (unavailable) fails here
+		got[f.Room] = f.Seq
+	}
+	if got[quiet.ID] != 0 || got[busy.ID] != 2 {
+		t.Fatalf("synced %v, want room %d at 0 and room %d at 2", got, quiet.ID, busy.ID)
+	}
+
+	w.send(map[string]any{"type": "sync", "rooms": map[string]int64{strconv.FormatInt(busy.ID, 10): 0}})
+	for _, want := range []int64{1, 2} {
+		if f := w.await("msg"); f.Seq != want {
+			t.Fatalf("sync from 0 sent seq %d, want %d", f.Seq, want)
+		}
+	}
+	if f := w.await("synced"); f.Seq != 2 {
+		t.Fatalf("synced %+v, want seq 2", f)
 	}
 }
