@@ -27,6 +27,7 @@ import (
 	"moim/hub"
 	"moim/limit"
 	"moim/rooms"
+	"moim/sqldb"
 	"moim/store"
 	"moim/web"
 )
@@ -132,15 +133,16 @@ func (n *node) build(ctx context.Context) error {
 	}
 	keys := rooms.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards}
 	rms := rooms.New(n.backends.sql, rooms.NewMirror(n.backends.redis, keys), n.cfg.BcryptCost)
-	if err := acc.Migrate(); err != nil {
-		return err
-	}
 	reg := newRegistry()
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, reg)
-	if err := money.Migrate(); err != nil {
-		return err
-	}
-	if err := rms.Migrate(); err != nil {
+	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
+		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate} {
+			if err := migrate(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	if err := n.rebuildMirror(ctx, rms.Mirror()); err != nil {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -201,6 +203,43 @@ func drainQuietly(w *wsClient) {
 		_ = w.conn.SetReadDeadline(time.Now().Add(time.Minute))
 		if _, err := w.readFrame(); err != nil {
 			return
+		}
+	}
+}
+
+// TestNodesStartTogetherOnAFreshDatabase: replicas started at the same
+// moment (a swarm deploy, a compose up) share one empty MySQL database;
+// every one of them must come up, whichever creates the tables.
+func TestNodesStartTogetherOnAFreshDatabase(t *testing.T) {
+	base := testConfig(t)
+	if base.MySQLDSN == "" {
+		t.Skip("needs a shared MySQL database: set MOIM_TEST_MYSQL_DSN")
+	}
+	if base.MongoURI == "" {
+		// One store for all, as in production (several embedded FerretDBs
+		// starting at once in one process race inside FerretDB itself).
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		startFerret(t, t.TempDir(), addr)
+		base.MongoURI = "mongodb://" + addr + "/moim"
+	}
+	const count = 4
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	errs := make(chan error, count)
+	for i := range count {
+		cfg := base
+		cfg.DataDir = t.TempDir()
+		cfg.NodeID = fmt.Sprintf("node-%d", i)
+		go func() {
+			n, err := startNode(context.Background(), cfg, log)
+			if err == nil {
+				n.close()
+			}
+			errs <- err
+		}()
+	}
+	for range count {
+		if err := <-errs; err != nil {
+			t.Errorf("a node starting beside %d others: %v", count-1, err)
 		}
 	}
 }

@@ -4,6 +4,8 @@
 package sqldb
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -89,4 +91,38 @@ func IsDuplicate(err error) bool {
 		return me.Number == 1062
 	}
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// migrateLock names the MySQL lock nodes take around schema migrations.
+const migrateLock = "moim_migrate"
+
+// Migrating runs migrate while holding a database-wide lock, so nodes
+// starting together on a fresh MySQL database (a swarm's replicas) do not
+// race to create the same tables: GORM's AutoMigrate checks, then creates,
+// and the loser fails with "table already exists". SQLite belongs to one
+// node and needs no lock.
+func Migrating(ctx context.Context, db *gorm.DB, wait time.Duration, migrate func() error) error {
+	if db.Dialector.Name() != "mysql" {
+		return migrate()
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return fmt.Errorf("sqldb: migration lock: %w", err)
+	}
+	// GET_LOCK belongs to a session: hold one connection for the lock while
+	// the migrations use the pool.
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqldb: migration lock: %w", err)
+	}
+	defer conn.Close()
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", migrateLock, int(wait.Seconds())).Scan(&got); err != nil {
+		return fmt.Errorf("sqldb: migration lock: %w", err)
+	}
+	if got.Int64 != 1 {
+		return fmt.Errorf("sqldb: another node held the migration lock for %s", wait)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", migrateLock)
+	return migrate()
 }
