@@ -222,7 +222,7 @@ func TestNodesStartTogetherOnAFreshDatabase(t *testing.T) {
 		startFerret(t, t.TempDir(), addr)
 		base.MongoURI = "mongodb://" + addr + "/moim"
 	}
-	const count = 4
+	const count = 6
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	errs := make(chan error, count)
 	for i := range count {
