@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -212,22 +210,35 @@ func startFerret(t *testing.T, dir, addr string) (stop func()) {
 	return stop
 }
 
+// standaloneStore is a FerretDB of the test's own on a free port, for
+// nodes that share one store or a store that goes away and comes back.
+type standaloneStore struct {
+	t         *testing.T
+	dir, addr string
+	stop      func()
+}
+
+// newStandaloneStore starts one and points cfg at it.
+func newStandaloneStore(t *testing.T, cfg *Config) *standaloneStore {
+	s := &standaloneStore{t: t, dir: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	s.start()
+	cfg.MongoURI = "mongodb://" + s.addr + "/moim"
+	return s
+}
+
+// start runs the store (again) on the same files and address.
+func (s *standaloneStore) start() { s.stop = startFerret(s.t, s.dir, s.addr) }
+
 // TestStoreOutageLosesNothing stops the message store, sends 10,000
 // messages, starts it again: all of them end up stored exactly once.
 func TestStoreOutageLosesNothing(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ferret")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	stopFerret := startFerret(t, dir, addr)
 	cfg := testConfig(t)
-	cfg.MongoURI = "mongodb://" + addr + "/moim"
+	store := newStandaloneStore(t, &cfg)
 	cfg.SendRate, cfg.SendBurst = 1e6, 1e6
 	n := startTestNode(t, cfg)
 	alice := n.user(t, "Alice")
 	room := alice.createRoom(map[string]any{"name": "Club"})
-	stopFerret()
+	store.stop()
 
 	const total, senders = 10000, 10
 	var wg sync.WaitGroup
@@ -259,7 +270,7 @@ func TestStoreOutageLosesNothing(t *testing.T) {
 	if backlog := metricValue(t, n, "moim_store_backlog"); backlog < total/2 {
 		t.Fatalf("backlog %v while the store is down; want the unstored messages counted", backlog)
 	}
-	startFerret(t, dir, addr)
+	store.start()
 	waitStored(t, n, room.ID, total)
 	var l messageList
 	alice.must(200, "GET", urlf("/api/rooms/%d/messages?after=%d&limit=100", room.ID, total-100), nil, &l)
@@ -284,9 +295,7 @@ func TestDeadBatchersEntriesAreClaimed(t *testing.T) {
 		t.Skip("needs a Redis shared by two nodes: set MOIM_TEST_REDIS_URL")
 	}
 	if cfg.MongoURI == "" { // both nodes need the same store
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		startFerret(t, t.TempDir(), addr)
-		cfg.MongoURI = "mongodb://" + addr + "/moim"
+		newStandaloneStore(t, &cfg)
 	}
 	api := cfg
 	api.Roles = []string{"api", "hub"}
@@ -384,14 +393,8 @@ func TestBatcherCarriesOnAfterRedisRestarts(t *testing.T) {
 // its connection pool and stalling the sends queued behind them; with the
 // store down they failed outright.
 func TestSyncOfIdleRoomsNeedsNoStore(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ferret")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	stopFerret := startFerret(t, dir, addr)
 	cfg := testConfig(t)
-	cfg.MongoURI = "mongodb://" + addr + "/moim"
+	store := newStandaloneStore(t, &cfg)
 	n := startTestNode(t, cfg)
 	alice := n.user(t, "Alice")
 	quiet := alice.createRoom(map[string]any{"name": "Quiet"})
@@ -409,7 +412,7 @@ func TestSyncOfIdleRoomsNeedsNoStore(t *testing.T) {
 			t.Fatalf("send: %s %s", f.Code, f.Message)
 		}
 	}
-	stopFerret()
+	store.stop()
 
 	w.send(map[string]any{"type": "sync", "rooms": map[string]int64{
 		strconv.FormatInt(quiet.ID, 10): 0,

@@ -218,9 +218,7 @@ func TestNodesStartTogetherOnAFreshDatabase(t *testing.T) {
 	if base.MongoURI == "" {
 		// One store for all, as in production (several embedded FerretDBs
 		// starting at once in one process race inside FerretDB itself).
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		startFerret(t, t.TempDir(), addr)
-		base.MongoURI = "mongodb://" + addr + "/moim"
+		newStandaloneStore(t, &base)
 	}
 	const count = 6
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
