@@ -15,9 +15,7 @@ cmd=${1:?usage: redis-cluster.sh start|stop DIR}
 dir=${2:?usage: redis-cluster.sh start|stop DIR}
 replicas=${REPLICAS:-0}
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+. "$(dirname "$0")/pidfile.sh"
 
 case "$cmd" in
 start)
@@ -57,14 +55,7 @@ start)
 	;;
 stop)
 	for f in "$dir"/*/redis.pid; do
-		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		if kill -0 "$pid" 2>/dev/null; then
-			kill "$pid"
-			for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-			kill -9 "$pid" 2>/dev/null || true
-		fi
-		rm -f "$f"
+		stop_pid "$f"
 	done
 	;;
 *)

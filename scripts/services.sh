@@ -12,22 +12,7 @@ set -euo pipefail
 cmd=${1:?usage: services.sh start|stop DIR}
 dir=${2:?usage: services.sh start|stop DIR}
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-stop_pid() {
-	local f=$1
-	[ -f "$f" ] || return 0
-	local pid
-	pid=$(cat "$f")
-	if kill -0 "$pid" 2>/dev/null; then
-		kill "$pid"
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	rm -f "$f"
-}
+. "$(dirname "$0")/pidfile.sh"
 
 case "$cmd" in
 start)
