@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -54,15 +55,24 @@ var windowLua string
 
 var windowScript = redis.NewScript(windowLua)
 
-// Limiter counts events in Redis under prefix.
+// Limiter counts events in Redis under prefix, or in memory when it has no
+// Redis (a single node).
 type Limiter struct {
 	rdb    redis.UniversalClient
 	prefix string
+	mu     sync.Mutex
+	counts map[string]window
 }
 
-// New returns a limiter whose keys start with prefix.
+type window struct {
+	n    int64
+	ends time.Time
+}
+
+// New returns a limiter whose keys start with prefix; with a nil rdb it
+// counts in memory.
 func New(rdb redis.UniversalClient, prefix string) *Limiter {
-	return &Limiter{rdb: rdb, prefix: prefix}
+	return &Limiter{rdb: rdb, prefix: prefix, counts: map[string]window{}}
 }
 
 // key is one counter; the hash tag keeps it in one cluster slot.
@@ -73,6 +83,9 @@ func (l *Limiter) key(name, subject string) string {
 func (l *Limiter) run(ctx context.Context, name, subject string, r Rule, count bool) (bool, time.Duration, error) {
 	if r.Off() {
 		return true, 0, nil
+	}
+	if l.rdb == nil {
+		return l.runMemory(l.key(name, subject), r, count)
 	}
 	flag := "0"
 	if count {
@@ -89,6 +102,22 @@ func (l *Limiter) run(ctx context.Context, name, subject string, r Rule, count b
 	return n < int64(r.N), left, nil
 }
 
+func (l *Limiter) runMemory(key string, r Rule, count bool) (bool, time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	w := l.counts[key]
+	if !now.Before(w.ends) {
+		w = window{ends: now.Add(r.Window)}
+	}
+	if count {
+		w.n++
+		l.counts[key] = w
+		return w.n <= int64(r.N), w.ends.Sub(now), nil
+	}
+	return w.n < int64(r.N), w.ends.Sub(now), nil
+}
+
 // Hit counts one event and reports whether it is within the rule; when
 // not, wait is how long until the window ends.
 func (l *Limiter) Hit(ctx context.Context, name, subject string, r Rule) (ok bool, wait time.Duration, err error) {
@@ -103,6 +132,12 @@ func (l *Limiter) Check(ctx context.Context, name, subject string, r Rule) (ok b
 // Reset forgets a subject's events (a successful login clears its
 // username's failures).
 func (l *Limiter) Reset(ctx context.Context, name, subject string) error {
+	if l.rdb == nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.counts, l.key(name, subject))
+		return nil
+	}
 	return l.rdb.Del(ctx, l.key(name, subject)).Err()
 }
 

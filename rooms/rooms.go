@@ -19,6 +19,7 @@ import (
 
 	"moim/accounts"
 	"moim/api"
+	"moim/chatlog"
 	"moim/sqldb"
 )
 
@@ -80,21 +81,42 @@ type MemberView struct {
 // Rooms serves the room routes.
 type Rooms struct {
 	db     *gorm.DB
-	mirror *Mirror
+	mirror Mirror
 	cost   int
-	notify Notifier
+	live   Live
 }
 
-// Notifier hears of every committed membership change, so the hub can
-// start or stop delivering the room to those users' connections.
-type Notifier func(ctx context.Context, roomID int64, userIDs []int64, joined bool)
+// Mirror is the copy of membership the real-time side checks on every
+// send, with no SQL on that path: RedisMirror when nodes share Redis,
+// MemoryMirror on a single node. SQL stays the source of truth.
+type Mirror interface {
+	// Open starts a new room with its first members.
+	Open(ctx context.Context, roomID int64, userIDs ...int64) error
+	Add(ctx context.Context, roomID int64, userIDs ...int64) error
+	Remove(ctx context.Context, roomID, userID int64) error
+	Drop(ctx context.Context, roomID int64) error
+	// Rebuild copies every membership from SQL unless the mirror holds
+	// them already, and reports how many it copied.
+	Rebuild(ctx context.Context, db *gorm.DB) (int, error)
+}
 
-// OnChange sets the membership notifier; call it before serving.
-func (s *Rooms) OnChange(n Notifier) { s.notify = n }
+// Live is the real-time side (the hub) as rooms sees it.
+type Live interface {
+	// MembershipChanged hears of every committed membership change, so
+	// the hub starts or stops delivering the room to those users.
+	MembershipChanged(ctx context.Context, roomID int64, userIDs []int64, joined bool)
+	// Activity is each room's newest seq, the user's read position and
+	// the newest message, for the room list.
+	Activity(ctx context.Context, roomIDs []int64, userID int64) (map[int64]chatlog.Activity, error)
+}
+
+// Attach connects the real-time side; call it before serving (the hub is
+// built after rooms, since it asks rooms who is where).
+func (s *Rooms) Attach(l Live) { s.live = l }
 
 func (s *Rooms) changed(ctx context.Context, roomID int64, userIDs []int64, joined bool) {
-	if s.notify != nil && len(userIDs) > 0 {
-		s.notify(ctx, roomID, userIDs, joined)
+	if s.live != nil && len(userIDs) > 0 {
+		s.live.MembershipChanged(ctx, roomID, userIDs, joined)
 	}
 }
 
@@ -108,7 +130,7 @@ func (s *Rooms) IDsOf(ctx context.Context, userID int64) ([]int64, error) {
 }
 
 // New returns the rooms module; bcryptCost hashes room passwords.
-func New(db *gorm.DB, mirror *Mirror, bcryptCost int) *Rooms {
+func New(db *gorm.DB, mirror Mirror, bcryptCost int) *Rooms {
 	return &Rooms{db: db, mirror: mirror, cost: bcryptCost}
 }
 
@@ -120,8 +142,8 @@ func (s *Rooms) Migrate() error {
 	return nil
 }
 
-// Mirror is the Redis copy of membership.
-func (s *Rooms) Mirror() *Mirror { return s.mirror }
+// Mirror is the real-time side's copy of membership.
+func (s *Rooms) Mirror() Mirror { return s.mirror }
 
 // mirrored runs a SQL change and its Redis mirror as one step: the SQL
 // transaction commits only if Redis took the change, and the Redis change
@@ -209,9 +231,9 @@ func (s *Rooms) Create(ctx context.Context, ownerID int64, name, description, pa
 		}
 		return nil
 	}, func() error {
-		return s.mirror.open(ctx, room.ID, append([]int64{ownerID}, ids...)...)
+		return s.mirror.Open(ctx, room.ID, append([]int64{ownerID}, ids...)...)
 	}, func() error {
-		return s.mirror.drop(ctx, room.ID)
+		return s.mirror.Drop(ctx, room.ID)
 	})
 	if err != nil {
 		return nil, err
@@ -290,9 +312,9 @@ func (s *Rooms) Direct(ctx context.Context, userID, peerID int64) (*View, bool, 
 			{RoomID: room.ID, UserID: hi, Role: RoleMember, JoinedAt: now},
 		}).Error
 	}, func() error {
-		return s.mirror.open(ctx, room.ID, lo, hi)
+		return s.mirror.Open(ctx, room.ID, lo, hi)
 	}, func() error {
-		return s.mirror.drop(ctx, room.ID)
+		return s.mirror.Drop(ctx, room.ID)
 	})
 	if sqldb.IsDuplicate(err) {
 		// The peer opened the same chat a moment earlier.
@@ -391,14 +413,15 @@ func (s *Rooms) Mine(ctx context.Context, userID int64) ([]View, error) {
 	for i, v := range vs {
 		ids[i] = v.ID
 	}
-	act, err := s.mirror.activity(ctx, ids, userID)
+	act, err := s.live.Activity(ctx, ids, userID)
 	if err != nil {
 		return nil, err
 	}
 	for i := range vs {
 		a := act[vs[i].ID]
-		vs[i].Unread = &a.unread
-		vs[i].LastMessage = a.last
+		unread := max(a.Seq-a.Read, 0)
+		vs[i].Unread = &unread
+		vs[i].LastMessage = a.Last
 	}
 	return vs, nil
 }
@@ -524,9 +547,9 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 		}
 		return tx.Delete(&Room{}, roomID).Error
 	}, func() error {
-		return s.mirror.drop(ctx, roomID)
+		return s.mirror.Drop(ctx, roomID)
 	}, func() error {
-		return s.mirror.add(ctx, roomID, ids...)
+		return s.mirror.Add(ctx, roomID, ids...)
 	})
 	if err == nil {
 		s.changed(ctx, roomID, ids, false)
@@ -554,9 +577,9 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string)
 	err = s.mirrored(ctx, func(tx *gorm.DB) error {
 		return tx.Create(&Member{RoomID: roomID, UserID: userID, Role: RoleMember, JoinedAt: time.Now().UTC()}).Error
 	}, func() error {
-		return s.mirror.add(ctx, roomID, userID)
+		return s.mirror.Add(ctx, roomID, userID)
 	}, func() error {
-		return s.mirror.remove(ctx, roomID, userID)
+		return s.mirror.Remove(ctx, roomID, userID)
 	})
 	if err != nil && !sqldb.IsDuplicate(err) {
 		return nil, fmt.Errorf("rooms: join %d to room %d: %w", userID, roomID, err)
@@ -572,9 +595,9 @@ func (s *Rooms) removeMember(ctx context.Context, roomID int64, m Member) error 
 	err := s.mirrored(ctx, func(tx *gorm.DB) error {
 		return tx.Where("room_id = ? AND user_id = ?", roomID, m.UserID).Delete(&Member{}).Error
 	}, func() error {
-		return s.mirror.remove(ctx, roomID, m.UserID)
+		return s.mirror.Remove(ctx, roomID, m.UserID)
 	}, func() error {
-		return s.mirror.add(ctx, roomID, m.UserID)
+		return s.mirror.Add(ctx, roomID, m.UserID)
 	})
 	if err == nil {
 		s.changed(ctx, roomID, []int64{m.UserID}, false)

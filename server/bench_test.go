@@ -30,7 +30,7 @@ func BenchmarkStoredPerMinute(b *testing.B) {
 		ids := make([]int64, roomCount)
 		for r := range ids {
 			ids[r] = int64(r + 1)
-			if err := n.backends.redis.Set(ctx, rooms.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}.Seq(ids[r]), 0, 0).Err(); err != nil {
+			if err := n.backends.redis.Set(ctx, chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}.Seq(ids[r]), 0, 0).Err(); err != nil {
 				b.Fatal(err)
 			}
 		}

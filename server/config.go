@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"moim/limit"
+	"moim/store"
 )
 
 // Config is every setting of a node. Each field is read from an
@@ -22,15 +23,23 @@ type Config struct {
 	// DataDir holds the embedded backends' files and the generated JWT
 	// secret. Default "./data", beside where the node is started.
 	DataDir string
-	// RedisURL is redis://[user:pass@]host:port/db; empty embeds an
-	// in-process Redis (miniredis) that lives as long as the process.
+	// RedisURL is redis://[user:pass@]host:port/db; empty runs the
+	// single-node engine in process (live state in memory, every message
+	// committed to DataDir/messages.db before its ack): one node only.
 	RedisURL string
 	// RedisPrefix starts every Redis key, so several deployments (or test
 	// runs) can share one Redis. Default "moim".
 	RedisPrefix string
-	// MongoURI is mongodb://…; empty embeds FerretDB on SQLite in DataDir.
-	// The database is the URI's path, "moim" when it has none.
+	// MongoURI is mongodb://…, where the batcher stores what nodes accept
+	// through Redis; it needs RedisURL. Empty keeps messages in
+	// DataDir/messages.db (SQLite), which only one node can use. The
+	// database is the URI's path, "moim" when it has none.
 	MongoURI string
+	// LogSync is how the SQLite message log makes a commit durable: full
+	// (fsync every commit; survives power loss) or normal (survives the
+	// process dying, not the machine). Default full: an ack is a promise,
+	// and group commit shares one fsync among every message of a batch.
+	LogSync store.Sync
 	// MySQLDSN is go-sql-driver's DSN (user:pass@tcp(host:3306)/moim);
 	// empty uses an SQLite file in DataDir.
 	MySQLDSN string
@@ -117,9 +126,10 @@ type setting struct {
 var settings = []setting{
 	{"MOIM_ADDR", "addr", ":8080", "listen address for HTTP and WebSocket"},
 	{"MOIM_DATA_DIR", "data-dir", "./data", "directory for embedded backends and the generated JWT secret"},
-	{"MOIM_REDIS_URL", "redis-url", "", "Redis URL (redis://host:6379/0); empty embeds an in-process Redis"},
+	{"MOIM_REDIS_URL", "redis-url", "", "Redis URL (redis://host:6379/0); empty runs the single-node engine in process"},
 	{"MOIM_REDIS_PREFIX", "redis-prefix", "moim", "prefix of every Redis key"},
-	{"MOIM_MONGO_URI", "mongo-uri", "", "MongoDB URI (mongodb://host:27017/moim); empty embeds FerretDB on SQLite"},
+	{"MOIM_MONGO_URI", "mongo-uri", "", "MongoDB URI (mongodb://host:27017/moim), needs a Redis; empty keeps messages in SQLite in the data directory"},
+	{"MOIM_LOG_SYNC", "log-sync", "full", "SQLite message log durability: full (fsync each commit) or normal (survives a crash of the process, not of the machine)"},
 	{"MOIM_MYSQL_DSN", "mysql-dsn", "", "MySQL/MariaDB DSN (user:pass@tcp(host:3306)/moim); empty uses SQLite"},
 	{"MOIM_JWT_SECRET", "jwt-secret", "", "secret for signing tokens, at least 32 bytes; required with any external backend"},
 	{"MOIM_TOKEN_TTL", "token-ttl", "24h", "how long a login token is valid"},
@@ -182,6 +192,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		RedisURL:    get("MOIM_REDIS_URL"),
 		RedisPrefix: get("MOIM_REDIS_PREFIX"),
 		MongoURI:    get("MOIM_MONGO_URI"),
+		LogSync:     store.Sync(strings.ToLower(get("MOIM_LOG_SYNC"))),
 		MySQLDSN:    get("MOIM_MYSQL_DSN"),
 		JWTSecret:   *vals["MOIM_JWT_SECRET"],
 		NodeID:      get("MOIM_NODE_ID"),
@@ -260,6 +271,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	if _, err := parseLevel(cfg.LogLevel); err != nil {
 		return Config{}, err
+	}
+	if cfg.LogSync != store.SyncFull && cfg.LogSync != store.SyncNormal {
+		return Config{}, &configError{"MOIM_LOG_SYNC", "must be full or normal"}
+	}
+	if cfg.MongoURI != "" && cfg.RedisURL == "" {
+		return Config{}, &configError{"MOIM_MONGO_URI", "needs MOIM_REDIS_URL: nodes store messages in MongoDB through Redis; a node without Redis keeps them in SQLite in its data directory"}
 	}
 	if cfg.DataDir == "" {
 		return Config{}, &configError{"MOIM_DATA_DIR", "must not be empty"}

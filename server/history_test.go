@@ -310,7 +310,7 @@ func TestDeadBatchersEntriesAreClaimed(t *testing.T) {
 	rdb := first.backends.redis
 	var streams []string
 	for s := 0; s < cfg.StreamShards; s++ {
-		key := rooms.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}.Persist(s)
+		key := chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}.Persist(s)
 		if err := rdb.XGroupCreateMkStream(ctx, key, "moim-store", "0").Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ func (c *client) myRoles() map[int64]string {
 // mirrored asserts the Redis membership mirror agrees with want.
 func (n *testNode) mirrored(t *testing.T, roomID int64, want map[int64]bool) {
 	t.Helper()
-	m := rooms.NewMirror(n.backends.redis, rooms.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards})
+	m := rooms.NewMirror(n.backends.redis, chatlog.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards})
 	for uid, in := range want {
 		got, err := m.IsMember(context.Background(), roomID, uid)
 		if err != nil {

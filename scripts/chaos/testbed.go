@@ -211,7 +211,7 @@ func (b *bed) urls() []string {
 
 // persistStreams are the keys the batchers drain.
 func (b *bed) persistStreams() []string {
-	k := rooms.Keys{Prefix: b.prefix, Shards: streamShards}
+	k := chatlog.Keys{Prefix: b.prefix, Shards: streamShards}
 	out := make([]string, streamShards)
 	for i := range out {
 		out[i] = k.Persist(i)
