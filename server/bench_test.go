@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"moim/rooms"
-	"moim/store"
+	"moim/chatlog"
 )
 
 // BenchmarkStoredPerMinute pushes messages through the real send path
@@ -23,10 +22,7 @@ func BenchmarkStoredPerMinute(b *testing.B) {
 		cfg := benchConfig(b)
 		n := startBenchNode(b, cfg)
 		ctx := context.Background()
-		st, err := store.Open(ctx, n.backends.mdb)
-		if err != nil {
-			b.Fatal(err)
-		}
+		st := n.backends.msgs
 		ids := make([]int64, roomCount)
 		for r := range ids {
 			ids[r] = int64(r + 1)

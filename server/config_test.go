@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"moim/chatlog"
 	"moim/rooms"
 )
 
@@ -185,8 +186,9 @@ func TestMirrorIsRebuiltWhenRedisLosesIt(t *testing.T) {
 	owner, guest := n.user(t, "Owner"), n.user(t, "Guest")
 	room := owner.createRoom(map[string]any{"name": "Choir", "member_ids": []int64{guest.id}})
 	ctx := context.Background()
-	m := rooms.NewMirror(n.backends.redis, chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards})
-	for _, k := range []string{m.MembersKey(room.ID), cfg.RedisPrefix + ":members-synced"} {
+	keys := chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}
+	m := rooms.NewRedisMirror(n.backends.redis, keys)
+	for _, k := range []string{keys.Members(room.ID), cfg.RedisPrefix + ":members-synced"} {
 		if err := n.backends.redis.Del(ctx, k).Err(); err != nil { // one key per call: a cluster keeps them in different slots
 			t.Fatal(err)
 		}

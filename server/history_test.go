@@ -15,8 +15,7 @@ import (
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/redis/go-redis/v9"
 
-	"moim/rooms"
-	"moim/store"
+	"moim/chatlog"
 )
 
 type messageList struct {
@@ -26,10 +25,7 @@ type messageList struct {
 // waitStored waits until the node's store holds n messages of room.
 func waitStored(t *testing.T, n *testNode, room int64, want int64) {
 	t.Helper()
-	st, err := store.Open(context.Background(), n.backends.mdb)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := n.backends.msgs
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got, err := st.Count(context.Background(), room)

@@ -245,17 +245,44 @@ func (s *Mongo) Count(ctx context.Context, room int64) (int64, error) {
 	return n, nil
 }
 
+// ReserveSeqs raises the mark with a compare-and-set loop rather than one
+// $max update: FerretDB's upserting $max is not atomic under concurrency
+// (two nodes reserving at once could lower the mark), a conditional
+// update and an insert on the unique _id are, on MongoDB and FerretDB.
 func (s *Mongo) ReserveSeqs(ctx context.Context, room, atLeast int64) (int64, error) {
-	var doc struct {
-		Hi int64 `bson:"hi"`
+	for {
+		var doc struct {
+			Hi int64 `bson:"hi"`
+		}
+		err := s.blocks.FindOne(ctx, bson.D{{Key: "_id", Value: room}}).Decode(&doc)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			if atLeast == 0 {
+				return 0, nil
+			}
+			_, err = s.blocks.InsertOne(ctx, bson.D{{Key: "_id", Value: room}, {Key: "hi", Value: atLeast}})
+			if err == nil {
+				return atLeast, nil
+			}
+			if !mongo.IsDuplicateKeyError(err) {
+				return 0, fmt.Errorf("store: reserve seqs of room %d up to %d: %w", room, atLeast, err)
+			}
+		case err != nil:
+			return 0, fmt.Errorf("store: reserved seqs of room %d: %w", room, err)
+		case doc.Hi >= atLeast:
+			return doc.Hi, nil
+		default:
+			res, err := s.blocks.UpdateOne(ctx, bson.D{{Key: "_id", Value: room}, {Key: "hi", Value: doc.Hi}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "hi", Value: atLeast}}}})
+			if err != nil {
+				return 0, fmt.Errorf("store: reserve seqs of room %d up to %d: %w", room, atLeast, err)
+			}
+			if res.ModifiedCount == 1 {
+				return atLeast, nil
+			}
+		}
+		// Another node moved the mark meanwhile: read it again.
 	}
-	err := s.blocks.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: room}},
-		bson.D{{Key: "$max", Value: bson.D{{Key: "hi", Value: atLeast}}}},
-		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&doc)
-	if err != nil {
-		return 0, fmt.Errorf("store: reserve seqs of room %d up to %d: %w", room, atLeast, err)
-	}
-	return doc.Hi, nil
 }
 
 func (s *Mongo) AddGap(ctx context.Context, g chatlog.Gap) error {
