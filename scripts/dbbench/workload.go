@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // backend is the message store's interface as the hub uses it; *store.Mongo
