@@ -88,19 +88,14 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 			continue
 		}
 		msgs, err := h.After(ctx, room, after, h.cfg.SyncLimit)
+		var gaps []chatlog.Gap
+		if err == nil {
+			gaps, err = h.gapsIn(ctx, room, after, msgs)
+		}
 		if err != nil {
 			h.log.Warn("sync failed", "room", room, "err", err)
 			h.fail(c, "unavailable", "sync failed; try again", "", room)
 			continue
-		}
-		gaps, err := h.gapsIn(ctx, room, after, msgs)
-		if err != nil {
-			h.log.Warn("sync failed", "room", room, "err", err)
-			h.fail(c, "unavailable", "sync failed; try again", "", room)
-			continue
-		}
-		for _, g := range gaps {
-			c.write(textFrame(encode(gapEvent{Type: "gap", Room: room, From: g.From, To: g.To})))
 		}
 		last := after
 		for _, m := range msgs {
@@ -108,6 +103,11 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 		}
 		if len(msgs) > 0 {
 			last = seqOf(msgs[len(msgs)-1])
+		}
+		// After the messages: whatever of a gap has not arrived by now
+		// never will (docs/PROTOCOL.md, section 5).
+		for _, g := range gaps {
+			c.write(textFrame(encode(gapEvent{Type: "gap", Room: room, From: g.From, To: g.To})))
 		}
 		c.write(textFrame(encode(syncedEvent{Type: "synced", Room: room, Seq: last})))
 	}
@@ -162,8 +162,9 @@ func (h *Hub) Before(ctx context.Context, room, before int64, limit int) ([][]by
 }
 
 // gapsIn returns the recorded gaps of room that explain missing seqs in
-// msgs (oldest first, following after): none is looked up while the seqs
-// run on without a hole, which is always unless Redis lost data.
+// msgs (oldest first, following after), clipped to the span msgs covers:
+// none is looked up while the seqs run on without a hole, which is always
+// unless Redis lost data.
 func (h *Hub) gapsIn(ctx context.Context, room, after int64, msgs [][]byte) ([]chatlog.Gap, error) {
 	prev, hole := after, false
 	for _, m := range msgs {
@@ -174,7 +175,11 @@ func (h *Hub) gapsIn(ctx context.Context, room, after int64, msgs [][]byte) ([]c
 	if !hole || h.history == nil {
 		return nil, nil
 	}
-	return h.history.Gaps(ctx, room, after+1, seqOf(msgs[len(msgs)-1]))
+	gaps, err := h.history.Gaps(ctx, room, after+1, prev)
+	for i := range gaps {
+		gaps[i].From, gaps[i].To = max(gaps[i].From, after+1), min(gaps[i].To, prev)
+	}
+	return gaps, err
 }
 
 var seqField = []byte(`"seq":`)
