@@ -75,7 +75,7 @@ func benchConfig(t testing.TB) Config {
 		MaxAmount:      100_000_000,
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
-		LogSync:        store.SyncFull,
+		LogSync:        store.SyncNormal,
 	}
 	if admin := serviceURL(t, envMySQL, "MariaDB/MySQL"); admin != "" {
 		cfg.MySQLDSN = createDatabase(t, admin)
