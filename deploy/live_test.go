@@ -26,32 +26,9 @@ import (
 func TestLiveObservability(t *testing.T) {
 	promBin := needTool(t, "prometheus", "prometheus")
 	nginxBin := needTool(t, "nginx", "nginx")
-	redisURL, adminDSN := os.Getenv("MOIM_TEST_REDIS_URL"), os.Getenv("MOIM_TEST_MYSQL_DSN")
-	if redisURL == "" || adminDSN == "" {
-		if inCI {
-			t.Fatal("CI=true but MOIM_TEST_REDIS_URL or MOIM_TEST_MYSQL_DSN is not set; .ci/run starts both")
-		}
-		t.Skip("two nodes need a shared Redis and SQL: set MOIM_TEST_REDIS_URL and MOIM_TEST_MYSQL_DSN (scripts/services.sh)")
-	}
 	work := t.TempDir()
+	env := nodeSettings(t, work)
 	bin := buildServer(t, work)
-	secrets := filepath.Join(work, "secrets")
-	runTool(t, repoRoot(t), 30*time.Second, "bash", "deploy/secrets.sh", secrets)
-
-	env := map[string]string{
-		"MOIM_REDIS_URL":       redisURL,
-		"MOIM_REDIS_PREFIX":    randomName("deploy"),
-		"MOIM_MYSQL_DSN":       createDatabase(t, adminDSN),
-		"MOIM_JWT_SECRET_FILE": filepath.Join(secrets, "jwt_secret"),
-		"MOIM_BCRYPT_COST":     "4",
-		"MOIM_STREAM_SHARDS":   "4",
-		"MOIM_LOG_LEVEL":       "warn",
-		"MOIM_STARTUP_TIMEOUT": "30s",
-	}
-	t.Cleanup(func() { dropRedisPrefix(t, redisURL, env["MOIM_REDIS_PREFIX"]) })
-	if uri := os.Getenv("MOIM_TEST_MONGO_URI"); uri != "" {
-		env["MOIM_MONGO_URI"] = strings.TrimSuffix(uri, "/") + "/" + randomName("moim_deploy_")
-	}
 	// One after the other: both migrate the same fresh database.
 	var nodes []string
 	for i := 1; i <= 2; i++ {
@@ -178,6 +155,38 @@ func TestLiveObservability(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// nodeSettings are the settings of nodes that share the test's Redis (under
+// a prefix of their own) and a fresh SQL database, as the stacks' nodes
+// share theirs, with a JWT secret from deploy/secrets.sh. MongoDB is each
+// node's embedded one unless MOIM_TEST_MONGO_URI names a real one.
+func nodeSettings(t *testing.T, work string) map[string]string {
+	t.Helper()
+	redisURL, adminDSN := os.Getenv("MOIM_TEST_REDIS_URL"), os.Getenv("MOIM_TEST_MYSQL_DSN")
+	if redisURL == "" || adminDSN == "" {
+		if inCI {
+			t.Fatal("CI=true but MOIM_TEST_REDIS_URL or MOIM_TEST_MYSQL_DSN is not set; .ci/run starts both")
+		}
+		t.Skip("nodes need a shared Redis and SQL: set MOIM_TEST_REDIS_URL and MOIM_TEST_MYSQL_DSN (scripts/services.sh)")
+	}
+	secrets := filepath.Join(work, "secrets")
+	runTool(t, repoRoot(t), 30*time.Second, "bash", "deploy/secrets.sh", secrets)
+	env := map[string]string{
+		"MOIM_REDIS_URL":       redisURL,
+		"MOIM_REDIS_PREFIX":    randomName("deploy"),
+		"MOIM_MYSQL_DSN":       createDatabase(t, adminDSN),
+		"MOIM_JWT_SECRET_FILE": filepath.Join(secrets, "jwt_secret"),
+		"MOIM_BCRYPT_COST":     "4",
+		"MOIM_STREAM_SHARDS":   "4",
+		"MOIM_LOG_LEVEL":       "warn",
+		"MOIM_STARTUP_TIMEOUT": "30s",
+	}
+	t.Cleanup(func() { dropRedisPrefix(t, redisURL, env["MOIM_REDIS_PREFIX"]) })
+	if uri := os.Getenv("MOIM_TEST_MONGO_URI"); uri != "" {
+		env["MOIM_MONGO_URI"] = strings.TrimSuffix(uri, "/") + "/" + randomName("moim_deploy_")
+	}
+	return env
 }
 
 // checker runs one expression against the live Prometheus.

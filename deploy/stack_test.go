@@ -226,9 +226,9 @@ func nginxUpstream(t *testing.T) (host, port string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^\s*set \$moim http://([a-z0-9-]+):(\d+);`).FindSubmatch(conf)
+	m := regexp.MustCompile(`(?m)^\s*server ([a-z0-9-]+):(\d+) resolve;`).FindSubmatch(conf)
 	if m == nil {
-		t.Fatal("deploy/nginx/moim.conf does not `set $moim http://HOST:PORT;`")
+		t.Fatal("deploy/nginx/moim.conf has no upstream `server HOST:PORT resolve;`")
 	}
 	return string(m[1]), string(m[2])
 }
