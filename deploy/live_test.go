@@ -117,13 +117,19 @@ func TestLiveObservability(t *testing.T) {
 				problems = append(problems, where+": expression is not `<measure> <comparison> <number>`")
 				continue
 			}
+			// The backends' exporters do not run here: their rules are
+			// parsed and evaluated above, and promtool's unit tests
+			// (alerts_test.yml) show them firing.
+			if g.Name != "moim" {
+				continue
+			}
 			// A healthy node has no "unavailable" errors, so that series
 			// does not exist yet; its metric must still be exported.
 			noDataOK := rule.Alert == "MoimSendErrorRate"
 			problems = append(problems, check.run(query{where + " measure", m[1]}, noDataOK)...)
 		}
 	}
-	t.Logf("ran %d dashboard queries and %d alert expressions (each with its measure) against 2 live nodes", len(d.queries()), len(alerts))
+	t.Logf("ran %d dashboard queries and %d alert expressions (the nodes' with their measures) against 2 live nodes", len(d.queries()), len(alerts))
 	if len(problems) > 0 {
 		t.Errorf("%d dashboard or alert queries fail against live nodes:\n  %s", len(problems), strings.Join(problems, "\n  "))
 	}
@@ -150,7 +156,9 @@ func TestLiveObservability(t *testing.T) {
 				loaded = append(loaded, rl.Name)
 			}
 		}
-		if !slices.Equal(loaded, alerts) {
+		// Prometheus lists its groups by name, not in the file's order.
+		slices.Sort(loaded)
+		if want := slices.Sorted(slices.Values(alerts)); !slices.Equal(loaded, want) {
 			return fmt.Errorf("loaded %v, alerts.yml has %v", loaded, alerts)
 		}
 		return nil
