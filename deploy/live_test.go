@@ -21,7 +21,7 @@ import (
 // expression of the dashboard and of the alert rules is run through
 // Prometheus's HTTP API and must return data from the nodes.
 //
-// MongoDB is each node's embedded FerretDB unless MOIM_TEST_MONGO_URI
+// Messages go to each node's own SQLite store unless MOIM_TEST_MONGO_URI
 // names a real one: nothing here reads history across nodes.
 func TestLiveObservability(t *testing.T) {
 	promBin := needTool(t, "prometheus", "prometheus")
@@ -167,8 +167,8 @@ func TestLiveObservability(t *testing.T) {
 
 // nodeSettings are the settings of nodes that share the test's Redis (under
 // a prefix of their own) and a fresh SQL database, as the stacks' nodes
-// share theirs, with a JWT secret from deploy/secrets.sh. MongoDB is each
-// node's embedded one unless MOIM_TEST_MONGO_URI names a real one.
+// share theirs, with a JWT secret from deploy/secrets.sh. Messages go to each
+// node's own SQLite store unless MOIM_TEST_MONGO_URI names a MongoDB.
 func nodeSettings(t *testing.T, work string) map[string]string {
 	t.Helper()
 	redisURL, adminDSN := os.Getenv("MOIM_TEST_REDIS_URL"), os.Getenv("MOIM_TEST_MYSQL_DSN")
