@@ -139,6 +139,10 @@ type Batch struct {
 	// Accepted holds, for each draft, its seq: a new one, or the original
 	// one of a retried (user, cid).
 	Accepted []Accepted
+	// Encoded holds, for each new draft, its JSON as committed (nil for a
+	// retried one), so the message is encoded once for the log and every
+	// recipient.
+	Encoded [][]byte
 	Deletes  []Deletion
 	Reads    []ReadMark
 }

@@ -223,7 +223,7 @@ func (b *MemoryBroker) commit(ops []*memOp) {
 		case op.draft != nil:
 			op.acc = lb.Accepted[d]
 			if !op.acc.Dup {
-				msg := op.draft.Encode(op.acc.Seq)
+				msg := lb.Encoded[d]
 				b.room(op.draft.Room).append(op.acc.Seq, msg, b.cfg.RecentLen)
 				b.queue(op.draft.Room, msg)
 			}

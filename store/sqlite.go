@@ -125,6 +125,7 @@ func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 
 func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, given map[int64]int64) error {
 	b.Accepted = make([]chatlog.Accepted, len(b.Drafts))
+	b.Encoded = make([][]byte, len(b.Drafts))
 	if len(b.Drafts) > 0 {
 		ins, err := tx.PrepareContext(ctx, insertMessage+` ON CONFLICT (room, from_user, cid) DO NOTHING`)
 		if err != nil {
@@ -140,13 +141,15 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, given
 					}
 				}
 			}
-			res, err := ins.ExecContext(ctx, d.Room, top+1, d.From, d.CID, d.TS, d.Body, d.Encode(top+1))
+			msg := d.Encode(top + 1)
+			res, err := ins.ExecContext(ctx, d.Room, top+1, d.From, d.CID, d.TS, d.Body, msg)
 			if err != nil {
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
 				given[d.Room] = top + 1
 				b.Accepted[i] = chatlog.Accepted{Seq: top + 1, TS: d.TS}
+				b.Encoded[i] = msg
 				continue
 			}
 			given[d.Room] = top
