@@ -9,6 +9,8 @@
 // close frame other than 1000/1001, or a connection that ends without one,
 // fires error before close, but a connection reset or a protocol error fires
 // only close, without a code; an exception in a handler fails the iteration.
+// Like k6's, the class has no CONNECTING/OPEN/… constants: readyState is a
+// number.
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
