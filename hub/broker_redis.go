@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,8 +60,10 @@ type RedisConfig struct {
 	Node string
 	// RecentLen caps each room's recent stream, which serves sync [1000].
 	RecentLen int
-	// SeqBlock is how many seqs one durable reservation covers [1000]: one
-	// store write per block per room; after Redis loses data the room
+	// SeqBlock is how many seqs one durable reservation covers [10000]:
+	// one store write per block per room, made in the background once half
+	// of the block is used, so a room keeps taking messages through a store
+	// outage of up to half a block. After Redis loses data the room
 	// continues past the reserved block, and the unstored part of it is
 	// reported as a gap.
 	SeqBlock int64
@@ -82,7 +86,10 @@ type RedisBroker struct {
 	reqs      chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
 	roundTrip prometheus.Observer
 	gaps      prometheus.Counter
-	log       func(msg string, args ...any)
+	log       *slog.Logger
+	// ahead holds the rooms whose next block this node is reserving in
+	// the background.
+	ahead sync.Map
 }
 
 // NewRedisBroker returns a broker on rdb that names keys with keys and
@@ -92,7 +99,7 @@ func NewRedisBroker(rdb redis.UniversalClient, keys chatlog.Keys, seqs SeqStore,
 		cfg.RecentLen = 1000
 	}
 	if cfg.SeqBlock <= 0 {
-		cfg.SeqBlock = 1000
+		cfg.SeqBlock = 10000
 	}
 	if cfg.DedupeTTL <= 0 {
 		cfg.DedupeTTL = 24 * time.Hour
@@ -105,7 +112,7 @@ func NewRedisBroker(rdb redis.UniversalClient, keys chatlog.Keys, seqs SeqStore,
 
 func (b *RedisBroker) start(ctx context.Context, h *Hub) error {
 	b.gaps = h.metrics.gaps
-	b.log = h.log.Error
+	b.log = h.log
 	b.startPipeline(ctx, 2, h.metrics.roundTrip)
 	subs := b.subs
 	subs.interval.Store(int64(h.cfg.ProbeInterval))
@@ -192,6 +199,9 @@ func (b *RedisBroker) accept(ctx context.Context, d *chatlog.Draft) (chatlog.Acc
 			if err := errors.Join(err1, err2); err != nil {
 				return chatlog.Accepted{}, fmt.Errorf("hub: send script reply %q: %w", res, err)
 			}
+			if len(res) == 4 {
+				b.reserveAhead(d.Room, seq)
+			}
 			return chatlog.Accepted{Seq: seq, TS: ts, Dup: res[0] == "dup"}, nil
 		case "not_member":
 			return chatlog.Accepted{}, errNotMember
@@ -222,7 +232,7 @@ func (b *RedisBroker) send(ctx context.Context, d *chatlog.Draft, checked string
 	keys := []string{k.Members(d.Room), k.Seq(d.Room), k.Dedupe(d.Room, d.From, d.CID), k.Recent(d.Room),
 		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room)}
 	res, err := b.runSend(ctx, keys, d.From, d.Head, d.Tail, b.cfg.RecentLen, int(b.cfg.DedupeTTL.Seconds()),
-		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked)
+		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock/2)
 	if err != nil {
 		return nil, fmt.Errorf("hub: send script for room %d: %w", d.Room, err)
 	}
@@ -240,6 +250,22 @@ func (b *RedisBroker) reserve(ctx context.Context, room, need int64) error {
 		return fmt.Errorf("hub: raise seq high mark of room %d: %w", room, err)
 	}
 	return nil
+}
+
+// reserveAhead reserves the room's next block in the background, once per
+// room at a time on this node, so sends do not wait for the store.
+func (b *RedisBroker) reserveAhead(room, seq int64) {
+	if _, busy := b.ahead.LoadOrStore(room, true); busy {
+		return
+	}
+	go func() {
+		defer b.ahead.Delete(room)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.reserve(ctx, room, seq+1); err != nil {
+			b.log.Warn("reserving the next seq block ahead failed; sends will reserve it themselves", "room", room, "err", err)
+		}
+	}()
 }
 
 // restore sets a missing seq counter (Redis lost its data) past every seq
@@ -278,7 +304,7 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 			return fmt.Errorf("hub: record gap %d–%d of room %d: %w", g.From, g.To, room, err)
 		}
 		b.gaps.Inc()
-		b.log("seq counter restored past a reserved block: seqs in the gap may name acknowledged messages Redis lost before they were stored",
+		b.log.Error("seq counter restored past a reserved block: seqs in the gap may name acknowledged messages Redis lost before they were stored",
 			"room", room, "gap_from", g.From, "gap_to", g.To)
 	}
 	reads, err := b.seqs.ReadPositions(ctx, room)

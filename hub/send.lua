@@ -12,8 +12,11 @@
 -- ARGV[7] room id               ARGV[8] accept time (unix ms)
 -- ARGV[9] PUBLISH, or SPUBLISH on a Redis Cluster (sharded pub/sub)
 -- ARGV[10] "1" when the store was already asked about this cid
+-- ARGV[11] runway: when fewer reserved seqs than this are left, the reply
+--          asks for the next block to be reserved ahead
 --
--- Returns {"ok", seq, ts} | {"dup", seq, ts} | {"not_member"} | {"noseq"}
+-- Returns {"ok", seq, ts} | {"ok", seq, ts, "low"} | {"dup", seq, ts}
+-- | {"not_member"} | {"noseq"}
 -- | {"reserve", seq} (reserve a block reaching seq in the store first)
 -- | {"check"} (ask the store about the cid first).
 if ARGV[1] ~= '0' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
@@ -35,7 +38,8 @@ if ARGV[10] ~= '1' and redis.call('EXISTS', KEYS[7]) == 1 then
   return {'check'}
 end
 local seq = tonumber(cur) + 1
-if seq > tonumber(redis.call('GET', KEYS[6]) or '0') then
+local hi = tonumber(redis.call('GET', KEYS[6]) or '0')
+if seq > hi then
   return {'reserve', tostring(seq)}
 end
 redis.call('SET', KEYS[2], seq)
@@ -44,4 +48,7 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'm', msg)
 redis.call('XADD', KEYS[5], '*', 'r', ARGV[7], 's', seq, 'm', msg)
 redis.call('SET', KEYS[3], seq .. ':' .. ARGV[8], 'EX', ARGV[5])
 redis.call(ARGV[9], ARGV[6], msg)
+if hi - seq < tonumber(ARGV[11]) then
+  return {'ok', tostring(seq), ARGV[8], 'low'}
+end
 return {'ok', tostring(seq), ARGV[8]}
