@@ -143,8 +143,8 @@ type Batch struct {
 	// retried one), so the message is encoded once for the log and every
 	// recipient.
 	Encoded [][]byte
-	Deletes  []Deletion
-	Reads    []ReadMark
+	Deletes []Deletion
+	Reads   []ReadMark
 }
 
 // Deletion deletes message Seq of Room on behalf of By; Done reports that
