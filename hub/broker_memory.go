@@ -160,21 +160,10 @@ func (b *MemoryBroker) healthy() error {
 func (b *MemoryBroker) commitLoop(ctx context.Context) {
 	batch := make([]*memOp, 0, b.cfg.MaxBatch)
 	for {
-		select {
-		case <-ctx.Done():
+		var ok bool
+		if batch, ok = nextBatch(ctx, b.ops, batch, b.cfg.MaxBatch); !ok {
 			b.refuse()
 			return
-		case op := <-b.ops:
-			batch = append(batch[:0], op)
-		}
-	fill:
-		for len(batch) < b.cfg.MaxBatch {
-			select {
-			case op := <-b.ops:
-				batch = append(batch, op)
-			default:
-				break fill
-			}
 		}
 		b.commit(batch)
 	}
