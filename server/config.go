@@ -88,6 +88,10 @@ type Config struct {
 	// a typo never locks anyone out past the window, and a shared NAT
 	// has room for its people's mistakes.
 	LoginLimit, LoginAddressLimit limit.Rule
+	// JoinLimit caps wrong room passwords per user, JoinAddressLimit per
+	// client address. Defaults 10/10m and 50/10m, as for logins: a room
+	// password of 8 bytes or more cannot be guessed at that pace.
+	JoinLimit, JoinAddressLimit limit.Rule
 	// SignupLimit caps sign-ups per client address. Default 20/1h.
 	SignupLimit limit.Rule
 	// UpgradeLimit caps WebSocket upgrades per client address. Default
@@ -138,6 +142,8 @@ var settings = []setting{
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_LOGIN_LIMIT", "login-limit", "10/10m", "failed logins per username (count/window, or off)"},
 	{"MOIM_LOGIN_ADDRESS_LIMIT", "login-address-limit", "50/10m", "failed logins per client address (count/window, or off)"},
+	{"MOIM_JOIN_LIMIT", "join-limit", "10/10m", "wrong room passwords per user (count/window, or off)"},
+	{"MOIM_JOIN_ADDRESS_LIMIT", "join-address-limit", "50/10m", "wrong room passwords per client address (count/window, or off)"},
 	{"MOIM_SIGNUP_LIMIT", "signup-limit", "20/1h", "sign-ups per client address (count/window, or off)"},
 	{"MOIM_UPGRADE_LIMIT", "upgrade-limit", "120/1m", "WebSocket upgrades per client address (count/window, or off)"},
 	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
@@ -231,7 +237,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		env  string
 		rule *limit.Rule
 	}{{"MOIM_LOGIN_LIMIT", &cfg.LoginLimit}, {"MOIM_LOGIN_ADDRESS_LIMIT", &cfg.LoginAddressLimit},
-		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit}} {
+		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit},
+		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit}} {
 		if *l.rule, err = limit.ParseRule(get(l.env)); err != nil {
 			return Config{}, &configError{l.env, err.Error()}
 		}

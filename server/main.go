@@ -124,7 +124,7 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	tokens := accounts.NewTokens(secret, n.cfg.TokenTTL)
-	lim := limit.New(n.backends.redis, n.cfg.RedisPrefix)
+	lim := limit.NewRedis(n.backends.redis, n.cfg.RedisPrefix)
 	acc, err := accounts.New(n.backends.sql, lim, accounts.Limits{
 		LoginPerUser: n.cfg.LoginLimit, LoginPerAddress: n.cfg.LoginAddressLimit, SignupPerAddress: n.cfg.SignupLimit,
 	}, tokens, n.cfg.BcryptCost)
@@ -133,6 +133,7 @@ func (n *node) build(ctx context.Context) error {
 	}
 	keys := rooms.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards}
 	rms := rooms.New(n.backends.sql, rooms.NewMirror(n.backends.redis, keys), n.cfg.BcryptCost)
+	rms.LimitJoins(lim, rooms.JoinLimits{PerUser: n.cfg.JoinLimit, PerAddress: n.cfg.JoinAddressLimit})
 	reg := newRegistry()
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, reg)
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
@@ -214,7 +215,7 @@ func (n *node) build(ctx context.Context) error {
 		client.Routes(app)
 	}
 	if n.cfg.hasRole("hub") {
-		app.Get("/ws", lim.PerAddress("upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), auth, n.hub.Handler(accounts.UserID))
+		app.Get("/ws", limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID))
 	}
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
