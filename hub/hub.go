@@ -567,6 +567,13 @@ func (h *Hub) finish(c *Conn) {
 	h.unregister(c)
 }
 
+// Connections is how many WebSocket connections this node holds.
+func (h *Hub) Connections() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.conns)
+}
+
 // PubSubHealthy fails while a pub/sub shard delivers nothing (its probe
 // has not come back for three intervals), for /readyz.
 func (h *Hub) PubSubHealthy() error {

@@ -99,6 +99,10 @@ type Config struct {
 	// reconnect loop or a flood from one host does not. Load tests from
 	// one machine set it (and SignupLimit) to "off".
 	UpgradeLimit limit.Rule
+	// MaxConns caps this node's WebSocket connections; past it upgrades
+	// get 503 and /readyz reports the node full. Default 0: the open-file
+	// limit less a tenth of it (at least 256) for backends and files.
+	MaxConns int
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client address for the limits above. Default none: the peer
 	// address is the client.
@@ -146,6 +150,7 @@ var settings = []setting{
 	{"MOIM_JOIN_ADDRESS_LIMIT", "join-address-limit", "50/10m", "wrong room passwords per client address (count/window, or off)"},
 	{"MOIM_SIGNUP_LIMIT", "signup-limit", "20/1h", "sign-ups per client address (count/window, or off)"},
 	{"MOIM_UPGRADE_LIMIT", "upgrade-limit", "120/1m", "WebSocket upgrades per client address (count/window, or off)"},
+	{"MOIM_MAX_CONNS", "max-conns", "auto", "most WebSocket connections this node holds (auto: the open-file limit less a tenth, at least 256)"},
 	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
 	{"MOIM_PPROF_ADDR", "pprof-addr", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
@@ -241,6 +246,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit}} {
 		if *l.rule, err = limit.ParseRule(get(l.env)); err != nil {
 			return Config{}, &configError{l.env, err.Error()}
+		}
+	}
+	if v := get("MOIM_MAX_CONNS"); v != "auto" {
+		if cfg.MaxConns, err = strconv.Atoi(v); err != nil || cfg.MaxConns < 1 {
+			return Config{}, &configError{"MOIM_MAX_CONNS", "must be a positive integer or auto"}
 		}
 	}
 	for _, p := range strings.Split(get("MOIM_TRUSTED_PROXIES"), ",") {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"moim/accounts"
@@ -101,6 +102,8 @@ type node struct {
 	stopFees    func()
 	// money is kept so tests can move its scheduler's clock.
 	money *fees.Fees
+	// acceptErrors counts temporary accept failures (steadyListener).
+	acceptErrors prometheus.Counter
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -135,6 +138,7 @@ func (n *node) build(ctx context.Context) error {
 	rms := rooms.New(n.backends.sql, rooms.NewMirror(n.backends.redis, keys), n.cfg.BcryptCost)
 	rms.LimitJoins(lim, rooms.JoinLimits{PerUser: n.cfg.JoinLimit, PerAddress: n.cfg.JoinAddressLimit})
 	reg := newRegistry()
+	n.acceptErrors = newAcceptErrors(reg)
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, reg)
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
 		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate} {
@@ -215,7 +219,7 @@ func (n *node) build(ctx context.Context) error {
 		client.Routes(app)
 	}
 	if n.cfg.hasRole("hub") {
-		app.Get("/ws", limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID))
+		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID))
 	}
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
@@ -319,7 +323,7 @@ func (n *node) runFees(money *fees.Fees) {
 // serve answers on ln until ctx ends, then shuts down gracefully.
 func (n *node) serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- n.app.Listener(ln) }()
+	go func() { errc <- n.app.Listener(&steadyListener{ln, n.acceptErrors, n.log}) }()
 	var err error
 	select {
 	case err = <-errc:
