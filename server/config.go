@@ -83,8 +83,9 @@ type Config struct {
 	MaxAmount int64
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
-	// LoginLimit caps failed logins per username, LoginAddressLimit per
-	// client address. Defaults 10/10m and 50/10m: online guessing stalls,
+	// LoginLimit caps failed logins per username from one address (and
+	// from anywhere, for addresses that have failed it too),
+	// LoginAddressLimit per client address. Defaults 10/10m and 50/10m: online guessing stalls,
 	// a typo never locks anyone out past the window, and a shared NAT
 	// has room for its people's mistakes.
 	LoginLimit, LoginAddressLimit limit.Rule
