@@ -21,7 +21,7 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		h.fail(c, "bad_request", "cid must be 1 to 64 printable ASCII characters without ':'", in.CID, in.Room)
 		return
 	case !validBody(in.Body):
-		h.fail(c, "bad_request", "body must be 1 to 4000 characters", in.CID, in.Room)
+		h.fail(c, "bad_request", "body must be 1 to 4000 characters without control characters other than newline and tab", in.CID, in.Room)
 		return
 	case in.ReplyTo < 0:
 		h.fail(c, "bad_request", "reply_to must be a seq", in.CID, in.Room)

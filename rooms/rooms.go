@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -20,6 +19,7 @@ import (
 	"moim/accounts"
 	"moim/api"
 	"moim/chatlog"
+	"moim/limit"
 	"moim/sqldb"
 )
 
@@ -84,7 +84,21 @@ type Rooms struct {
 	mirror Mirror
 	cost   int
 	live   Live
+	limits limit.Limiter
+	rules  JoinLimits
 }
+
+// JoinLimits caps wrong room passwords, so a password cannot be guessed
+// online; a zero limit.Rule is off.
+type JoinLimits struct {
+	// PerUser counts one user's wrong passwords in any room, PerAddress
+	// those from one client address (many accounts guessing together).
+	PerUser, PerAddress limit.Rule
+}
+
+// LimitJoins sets what counts wrong room passwords; call it before
+// serving. Until then joins are not limited.
+func (s *Rooms) LimitJoins(l limit.Limiter, rules JoinLimits) { s.limits, s.rules = l, rules }
 
 // Mirror is the copy of membership the real-time side checks on every
 // send, with no SQL on that path: RedisMirror when nodes share Redis,
@@ -136,7 +150,7 @@ func New(db *gorm.DB, mirror Mirror, bcryptCost int) *Rooms {
 
 // Migrate creates or updates the room tables.
 func (s *Rooms) Migrate() error {
-	if err := s.db.AutoMigrate(&Room{}, &Member{}); err != nil {
+	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Ban{}); err != nil {
 		return fmt.Errorf("rooms: migrate: %w", err)
 	}
 	return nil
@@ -168,8 +182,8 @@ func (s *Rooms) mirrored(ctx context.Context, change func(tx *gorm.DB) error, mi
 
 func checkName(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if n := utf8.RuneCountInString(s); n < 1 || n > 100 || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return "", api.Validation("name must be 1 to 100 printable characters")
+	if n := utf8.RuneCountInString(s); n < 1 || n > 100 || !api.SafeName(s) {
+		return "", api.Validation("name must be 1 to 100 printable characters, without control or invisible formatting characters")
 	}
 	return s, nil
 }
@@ -182,12 +196,17 @@ func checkDescription(s string) (string, error) {
 	return s, nil
 }
 
+// minPassword is the shortest room password, in bytes, as for accounts.
+const minPassword = 8
+
 func (s *Rooms) hashPassword(p string) (string, error) {
 	if p == "" {
 		return "", nil
 	}
-	if len(p) > 72 {
-		return "", api.Validation("password must be at most 72 bytes")
+	// Joins are limited (JoinLimits), but a short password falls to the
+	// guesses a window allows.
+	if len(p) < minPassword || len(p) > 72 {
+		return "", api.Validation("password must be 8 to 72 bytes, or empty for none")
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(p), s.cost)
 	if err != nil {
@@ -557,9 +576,11 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 	return err
 }
 
-// Join adds userID to a group room, checking its password if it has one.
-// Joining a room one is already in is not an error.
-func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string) (*View, error) {
+// Join adds userID to a group room, checking its password if it has one;
+// addr is the client's address, for the limit on wrong passwords. A user
+// banned from the room is refused. Joining a room one is already in is
+// not an error.
+func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password, addr string) (*View, error) {
 	_, room, err := s.Role(ctx, roomID, userID)
 	var ae *api.Error
 	switch {
@@ -571,8 +592,13 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string)
 	if room.Direct {
 		return nil, api.Forbidden("1:1 chats cannot be joined")
 	}
-	if room.PasswordHash != "" && bcrypt.CompareHashAndPassword([]byte(room.PasswordHash), []byte(password)) != nil {
-		return nil, api.Errorf(403, "wrong_password", "the room's password is wrong")
+	if err := s.refuseBanned(ctx, roomID, userID); err != nil {
+		return nil, err
+	}
+	if room.PasswordHash != "" {
+		if err := s.checkPassword(ctx, room, userID, password, addr); err != nil {
+			return nil, err
+		}
 	}
 	err = s.mirrored(ctx, func(tx *gorm.DB) error {
 		return tx.Create(&Member{RoomID: roomID, UserID: userID, Role: RoleMember, JoinedAt: time.Now().UTC()}).Error
@@ -589,6 +615,56 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string)
 	}
 	return s.view(ctx, roomID, userID)
 }
+
+// Limit names of the wrong-password counters.
+const (
+	joinUser    = "join-user"
+	joinAddress = "join-addr"
+)
+
+// checkPassword compares a room password. The attempt is counted against
+// the user and the address before bcrypt runs, so parallel guesses cannot
+// all slip under the limit, and given back when the password is right.
+func (s *Rooms) checkPassword(ctx context.Context, room *Room, userID int64, password, addr string) error {
+	type held struct{ name, subject string }
+	var holds []held
+	giveBack := func() error {
+		for _, h := range holds {
+			if err := s.limits.Give(ctx, h.name, h.subject); err != nil {
+				return fmt.Errorf("rooms: give back join attempt: %w", err)
+			}
+		}
+		return nil
+	}
+	if s.limits != nil {
+		for _, c := range []struct {
+			held
+			rule limit.Rule
+		}{{held{joinUser, strconv.FormatInt(userID, 10)}, s.rules.PerUser}, {held{joinAddress, addr}, s.rules.PerAddress}} {
+			u, err := s.limits.Take(ctx, c.name, c.subject, c.rule)
+			if err != nil {
+				return fmt.Errorf("rooms: count join attempt: %w", err)
+			}
+			if !u.OK {
+				if err := giveBack(); err != nil {
+					return err
+				}
+				return &Throttled{u.Wait}
+			}
+			holds = append(holds, c.held)
+		}
+	}
+	if bcrypt.CompareHashAndPassword([]byte(room.PasswordHash), []byte(password)) != nil {
+		return api.Errorf(403, "wrong_password", "the room's password is wrong")
+	}
+	return giveBack()
+}
+
+// Throttled refuses a join after too many wrong passwords; Wait is how
+// long until the window ends.
+type Throttled struct{ Wait time.Duration }
+
+func (t *Throttled) Error() string { return "too many wrong room passwords" }
 
 // removeMember deletes a membership in SQL and Redis together.
 func (s *Rooms) removeMember(ctx context.Context, roomID int64, m Member) error {
@@ -631,8 +707,9 @@ func (s *Rooms) member(ctx context.Context, roomID, targetID int64) (*Member, er
 	return &m, nil
 }
 
-// Kick removes targetID. Admins may remove members; only the owner may
-// remove an admin; nobody removes the owner.
+// Kick removes targetID and bans them until an admin lifts it. Admins may
+// remove members; only the owner may remove an admin; nobody removes the
+// owner.
 func (s *Rooms) Kick(ctx context.Context, roomID, userID, targetID int64) error {
 	role, room, err := s.Role(ctx, roomID, userID)
 	if err != nil {
@@ -651,7 +728,7 @@ func (s *Rooms) Kick(ctx context.Context, roomID, userID, targetID int64) error 
 	if target.Role == RoleOwner || (target.Role == RoleAdmin && role != RoleOwner) {
 		return api.Forbidden("only the owner can remove an admin, and nobody can remove the owner")
 	}
-	return s.removeMember(ctx, roomID, *target)
+	return s.ban(ctx, roomID, userID, targetID)
 }
 
 // SetRole makes a member an admin or a plain member; the owner only.

@@ -95,11 +95,16 @@ type Config struct {
 	MaxAmount int64
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
-	// LoginLimit caps failed logins per username, LoginAddressLimit per
-	// client address. Defaults 10/10m and 50/10m: online guessing stalls,
+	// LoginLimit caps failed logins per username from one address (and
+	// from anywhere, for addresses that have failed it too),
+	// LoginAddressLimit per client address. Defaults 10/10m and 50/10m: online guessing stalls,
 	// a typo never locks anyone out past the window, and a shared NAT
 	// has room for its people's mistakes.
 	LoginLimit, LoginAddressLimit limit.Rule
+	// JoinLimit caps wrong room passwords per user, JoinAddressLimit per
+	// client address. Defaults 10/10m and 50/10m, as for logins: a room
+	// password of 8 bytes or more cannot be guessed at that pace.
+	JoinLimit, JoinAddressLimit limit.Rule
 	// SignupLimit caps sign-ups per client address. Default 20/1h.
 	SignupLimit limit.Rule
 	// UpgradeLimit caps WebSocket upgrades per client address. Default
@@ -107,6 +112,10 @@ type Config struct {
 	// reconnect loop or a flood from one host does not. Load tests from
 	// one machine set it (and SignupLimit) to "off".
 	UpgradeLimit limit.Rule
+	// MaxConns caps this node's WebSocket connections; past it upgrades
+	// get 503 and /readyz reports the node full. Default 0: the open-file
+	// limit less a tenth of it (at least 256) for backends and files.
+	MaxConns int
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client address for the limits above. Default none: the peer
 	// address is the client.
@@ -151,8 +160,11 @@ var settings = []setting{
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_LOGIN_LIMIT", "login-limit", "10/10m", "failed logins per username (count/window, or off)"},
 	{"MOIM_LOGIN_ADDRESS_LIMIT", "login-address-limit", "50/10m", "failed logins per client address (count/window, or off)"},
+	{"MOIM_JOIN_LIMIT", "join-limit", "10/10m", "wrong room passwords per user (count/window, or off)"},
+	{"MOIM_JOIN_ADDRESS_LIMIT", "join-address-limit", "50/10m", "wrong room passwords per client address (count/window, or off)"},
 	{"MOIM_SIGNUP_LIMIT", "signup-limit", "20/1h", "sign-ups per client address (count/window, or off)"},
 	{"MOIM_UPGRADE_LIMIT", "upgrade-limit", "120/1m", "WebSocket upgrades per client address (count/window, or off)"},
+	{"MOIM_MAX_CONNS", "max-conns", "auto", "most WebSocket connections this node holds (auto: the open-file limit less a tenth, at least 256)"},
 	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
 	{"MOIM_PPROF_ADDR", "pprof-addr", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
@@ -245,9 +257,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		env  string
 		rule *limit.Rule
 	}{{"MOIM_LOGIN_LIMIT", &cfg.LoginLimit}, {"MOIM_LOGIN_ADDRESS_LIMIT", &cfg.LoginAddressLimit},
-		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit}} {
+		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit},
+		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit}} {
 		if *l.rule, err = limit.ParseRule(get(l.env)); err != nil {
 			return Config{}, &configError{l.env, err.Error()}
+		}
+	}
+	if v := get("MOIM_MAX_CONNS"); v != "auto" {
+		if cfg.MaxConns, err = strconv.Atoi(v); err != nil || cfg.MaxConns < 1 {
+			return Config{}, &configError{"MOIM_MAX_CONNS", "must be a positive integer or auto"}
 		}
 	}
 	for _, p := range strings.Split(get("MOIM_TRUSTED_PROXIES"), ",") {

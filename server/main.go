@@ -103,6 +103,8 @@ type node struct {
 	stopFees    func()
 	// money is kept so tests can move its scheduler's clock.
 	money *fees.Fees
+	// acceptErrors counts temporary accept failures (steadyListener).
+	acceptErrors prometheus.Counter
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -126,7 +128,10 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	tokens := accounts.NewTokens(secret, n.cfg.TokenTTL)
-	lim := limit.New(n.backends.redis, n.cfg.RedisPrefix)
+	lim := limit.NewMemory()
+	if n.backends.redis != nil {
+		lim = limit.NewRedis(n.backends.redis, n.cfg.RedisPrefix)
+	}
 	acc, err := accounts.New(n.backends.sql, lim, accounts.Limits{
 		LoginPerUser: n.cfg.LoginLimit, LoginPerAddress: n.cfg.LoginAddressLimit, SignupPerAddress: n.cfg.SignupLimit,
 	}, tokens, n.cfg.BcryptCost)
@@ -143,7 +148,9 @@ func (n *node) build(ctx context.Context) error {
 		mirror = members
 	}
 	rms := rooms.New(n.backends.sql, mirror, n.cfg.BcryptCost)
+	rms.LimitJoins(lim, rooms.JoinLimits{PerUser: n.cfg.JoinLimit, PerAddress: n.cfg.JoinAddressLimit})
 	reg := newRegistry()
+	n.acceptErrors = newAcceptErrors(reg)
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, reg)
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
 		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate} {
@@ -216,7 +223,7 @@ func (n *node) build(ctx context.Context) error {
 		client.Routes(app)
 	}
 	if n.cfg.hasRole("hub") {
-		app.Get("/ws", lim.PerAddress("upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), auth, n.hub.Handler(accounts.UserID))
+		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID))
 	}
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
@@ -335,7 +342,7 @@ func (n *node) runFees(money *fees.Fees) {
 // serve answers on ln until ctx ends, then shuts down gracefully.
 func (n *node) serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- n.app.Listener(ln) }()
+	go func() { errc <- n.app.Listener(&steadyListener{ln, n.acceptErrors, n.log}) }()
 	var err error
 	select {
 	case err = <-errc:
