@@ -207,9 +207,9 @@ func (h *Hub) read(c *Conn, in *inbound) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	moved, err := h.broker.markRead(ctx, in.Room, c.user, in.Seq)
-	if err == nil && moved {
-		err = h.broker.publish(ctx, in.Room, encode(readEvent{Type: "read", Room: in.Room, User: c.user, Seq: in.Seq}))
+	pos, err := h.broker.markRead(ctx, in.Room, c.user, in.Seq)
+	if err == nil && pos > 0 {
+		err = h.broker.publish(ctx, in.Room, encode(readEvent{Type: "read", Room: in.Room, User: c.user, Seq: pos}))
 	}
 	if err != nil {
 		h.fail(c, "unavailable", "read receipt not stored; try again", "", in.Room)
