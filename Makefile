@@ -1,16 +1,20 @@
 # The one command that checks everything: formatting, vet, and every test
-# with the race detector. Tests use the real services named by
-# MOIM_TEST_REDIS_URL and MOIM_TEST_MYSQL_DSN (.ci/run starts them); see
-# README.md.
+# with the race detector, against real services (README.md, "Tests").
 GO ?= go
 
-.PHONY: test fmt-check vet run
+.PHONY: test check fmt-check vet run
+
+# test starts the services not already named by MOIM_TEST_* (redis-server,
+# MariaDB, a Redis Cluster, FerretDB), runs check, and stops them.
+test:
+	scripts/test.sh $(MAKE) --no-print-directory check
 
 # The hub, persistence and sync tests again on a Redis Cluster, when one
-# is named (scripts/redis-cluster.sh; .ci/run starts one).
+# is named (scripts/redis-cluster.sh; make test starts one).
 CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestSeqSurvives|TestStoreOutage|TestDeadBatchers|TestThreeNodes|TestFundPaySpend|TestMirrorIsRebuilt
 
-test: fmt-check vet
+# check runs everything against the services named by MOIM_TEST_*.
+check: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /scripts/chaos)
 	# The chaos scenarios (docs/BENCHMARKS.md, "Chaos under load") alone:
 	# they measure delivery p99 and share the host with nothing else.
