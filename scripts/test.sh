@@ -37,20 +37,26 @@ trap 'exit 143' TERM
 # Many nodes, clients and load generators run at once.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
+# FerretDB builds while the others start (the services and the cluster
+# one after the other: each may install packages with apt).
+if [ -z "${MOIM_TEST_MONGO_URI:-}" ]; then
+	started+=(ferretdb)
+	go build -o "$work/ferretdb" ./scripts/ferretdb &
+	build=$!
+fi
 if [ -z "${MOIM_TEST_REDIS_URL:-}" ] || [ -z "${MOIM_TEST_MYSQL_DSN:-}" ]; then
 	started+=(services)
-	env=$(scripts/services.sh start "$work/services")
+	svc=$(scripts/services.sh start "$work/services")
 	# Keep a service the developer named; take the started one otherwise.
-	[ -n "${MOIM_TEST_REDIS_URL:-}" ] || eval "$(grep MOIM_TEST_REDIS_URL <<<"$env")"
-	[ -n "${MOIM_TEST_MYSQL_DSN:-}" ] || eval "$(grep MOIM_TEST_MYSQL_DSN <<<"$env")"
+	[ -n "${MOIM_TEST_REDIS_URL:-}" ] || eval "$(grep MOIM_TEST_REDIS_URL <<<"$svc")"
+	[ -n "${MOIM_TEST_MYSQL_DSN:-}" ] || eval "$(grep MOIM_TEST_MYSQL_DSN <<<"$svc")"
 fi
 if [ -z "${MOIM_TEST_REDIS_CLUSTER_URL:-}" ]; then
 	started+=(cluster)
 	eval "$(scripts/redis-cluster.sh start "$work/cluster")"
 fi
-if [ -z "${MOIM_TEST_MONGO_URI:-}" ]; then
-	started+=(ferretdb)
-	go build -o "$work/ferretdb" ./scripts/ferretdb
+if [ -n "${build:-}" ]; then
+	wait "$build"
 	"$work/ferretdb" -addr "127.0.0.1:$(free_port)" -dir "$work/ferretdb-data" \
 		>"$work/ferretdb.out" 2>"$work/ferretdb.log" </dev/null &
 	echo $! >"$work/ferretdb.pid"
