@@ -212,16 +212,20 @@ func (s *subscriptions) publishCommand() string {
 // receive reads one shard's connection until ctx ends, handing messages
 // to deliver. After probe replaces the connection it reads the old one
 // until the handover mark, then the new one from past the mark: each
-// message is delivered once and none is skipped. Only when the old one
-// fails or falls silent first is the new one read from its start, and a
-// message both carried may then be delivered twice (clients drop a seq
-// they already have: docs/PROTOCOL.md).
+// message is delivered once and none is skipped. When the old one fails
+// before its mark, what the new one carried before the mark is delivered
+// from past the last message the old one delivered: nothing twice, and
+// only what never reached the old one before it failed is missed.
 func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(channel, payload string), warn func(error)) {
 	sh := s.shards[shard]
 	probe := s.keys.Probe(shard)
 	// skip is the mark the connection being read carries after what the
-	// old one already delivered; "" when there is nothing to drop.
-	skip := ""
+	// old one already delivered; "" when there is nothing to drop. While
+	// catchUp, those messages are held instead, to be sorted out at the
+	// mark against the last one delivered.
+	skip, catchUp := "", false
+	var held []*redis.Message
+	var last redis.Message
 	for {
 		sh.mu.Lock()
 		from := sh.ps
@@ -236,12 +240,11 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			if replaced && sh.prev == from {
 				sh.prev = nil
 			}
+			mark := sh.mark
 			sh.mu.Unlock()
 			if replaced {
-				// An old connection closed or failed before its mark:
-				// read the new one from its start.
 				_ = from.Close()
-				skip = ""
+				skip, catchUp, held = mark, mark != "", held[:0]
 				continue
 			}
 		}
@@ -256,18 +259,39 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 		case err != nil:
 			warn(err)
 			sleep(ctx, 100*time.Millisecond)
+		case msg.Channel != probe && catchUp:
+			held = append(held, msg)
 		case msg.Channel != probe:
 			if skip == "" {
 				deliver(msg.Channel, msg.Payload)
+				last = *msg
 			}
 		case msg.Payload == s.node:
 			sh.heard.Store(time.Now().UnixNano())
 		case skip != "" && msg.Payload == skip:
-			skip = "" // what follows, the old connection did not see
+			for _, m := range notDelivered(held, last) {
+				deliver(m.Channel, m.Payload)
+				last = *m
+			}
+			skip, catchUp, held = "", false, held[:0] // what follows, the old connection did not see
 		case sh.handedOver(from, msg.Payload):
 			skip = msg.Payload
 		}
 	}
+}
+
+// notDelivered is what of held, the messages a new connection carried
+// before the handover mark, follows last, the last message delivered:
+// held begins with what the old connection also carried, in the same
+// order, so only what follows last is new; when last is not in held, the
+// old connection delivered none of them.
+func notDelivered(held []*redis.Message, last redis.Message) []*redis.Message {
+	for i := len(held) - 1; i >= 0; i-- {
+		if held[i].Channel == last.Channel && held[i].Payload == last.Payload {
+			return held[i+1:]
+		}
+	}
+	return held
 }
 
 // handedOver reports whether payload, read on from, is the mark that ends
@@ -342,7 +366,7 @@ func (s *subscriptions) resubscribe(ctx context.Context, shard int, warn func(er
 		// connection up now.
 		warn(fmt.Errorf("hub: shard %d handover: %w", shard, err))
 		_ = sh.prev.Close()
-		sh.prev = nil
+		sh.prev, sh.mark = nil, ""
 	}
 	s.onResubscribe(shard, len(sh.rooms))
 }

@@ -40,6 +40,8 @@ type collector struct {
 	mu   sync.Mutex
 	got  []string
 	gate sync.RWMutex
+	// then, when set, runs after each delivery, on the receiving goroutine.
+	then func(payload string)
 }
 
 func (c *collector) deliver(_, payload string) {
@@ -47,7 +49,11 @@ func (c *collector) deliver(_, payload string) {
 	defer c.gate.RUnlock()
 	c.mu.Lock()
 	c.got = append(c.got, payload)
+	then := c.then
 	c.mu.Unlock()
+	if then != nil {
+		then(payload)
+	}
 }
 
 func (c *collector) count() int {
@@ -97,8 +103,14 @@ func startShard(t *testing.T, rdb *redis.Client) (*subscriptions, *collector, st
 // calling at(i) after message i.
 func publishSeqs(t *testing.T, rdb *redis.Client, channel string, n int, at func(i int)) {
 	t.Helper()
+	publishRange(t, rdb, channel, 1, n, at)
+}
+
+// publishRange publishes "from".."to" on channel as publishSeqs does.
+func publishRange(t *testing.T, rdb *redis.Client, channel string, from, n int, at func(i int)) {
+	t.Helper()
 	ctx := context.Background()
-	for i := 1; i <= n; {
+	for i := from; i <= n; {
 		pipe := rdb.Pipeline()
 		for end := min(i+20, n+1); i < end; i++ {
 			pipe.Publish(ctx, channel, strconv.Itoa(i))
@@ -197,4 +209,41 @@ func TestSilentShardIsReplaced(t *testing.T) {
 	c.mu.Unlock()
 	publishSeqs(t, rdb, channel, 10, func(int) {})
 	checkSeqs(t, c, 10)
+}
+
+// When the old connection fails during its drain, after delivering some
+// of what the new one also carries, the new one's messages from before
+// the mark are delivered from past the last one delivered: nothing twice,
+// nothing published after the switch missed. The handover is made by hand
+// here so that messages are published between the new subscription and
+// the mark.
+func TestOldConnectionFailingMidDrainRepeatsNothing(t *testing.T) {
+	rdb := testRedis(t)
+	s, c, channel := startShard(t, rdb)
+	ctx := context.Background()
+	sh := s.shards[0]
+	c.gate.Lock()
+	publishRange(t, rdb, channel, 1, 100, func(int) {}) // only the old connection carries these
+	ps, err := s.subscribe(ctx, 0, map[int64]struct{}{7: {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.mu.Lock()
+	old := sh.ps
+	sh.prev, sh.ps, sh.mark = old, ps, "node-a/handover/test"
+	sh.mu.Unlock()
+	publishRange(t, rdb, channel, 101, 200, func(int) {}) // both carry these
+	c.mu.Lock()
+	c.then = func(p string) {
+		if p == "150" {
+			_ = old.Close() // the old connection fails before its mark
+		}
+	}
+	c.mu.Unlock()
+	if err := rdb.Publish(ctx, s.keys.Probe(0), "node-a/handover/test").Err(); err != nil {
+		t.Fatal(err)
+	}
+	publishRange(t, rdb, channel, 201, 300, func(int) {}) // past the mark
+	c.gate.Unlock()
+	checkSeqs(t, c, 300)
 }
