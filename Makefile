@@ -13,6 +13,10 @@ test:
 # is named (scripts/redis-cluster.sh; make test starts one).
 CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestSeqSurvives|TestStoreOutage|TestDeadBatchers|TestThreeNodes|TestFundPaySpend|TestMirrorIsRebuilt
 
+# The hub, sync and history tests again on the single-node engine (no
+# Redis; messages in SQLite), as server/harness_test.go's envEngine says.
+ENGINE_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestFundPaySpend
+
 # check runs everything against the services named by MOIM_TEST_*.
 check: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /scripts/chaos)
@@ -24,6 +28,7 @@ check: fmt-check vet
 	# fail a -fuzztime duration as it ends (go.dev/issue/75804).
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime 100000x ./hub
 	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime 3000x ./server
+	MOIM_TEST_ENGINE=memory $(GO) test -race -count=1 -timeout 10m -run '$(ENGINE_TESTS)' ./server
 	@if [ -n "$$MOIM_TEST_REDIS_CLUSTER_URL" ]; then \
 		echo "again on the Redis Cluster at $$MOIM_TEST_REDIS_CLUSTER_URL"; \
 		MOIM_TEST_REDIS_URL="$$MOIM_TEST_REDIS_CLUSTER_URL" $(GO) test -race -count=1 -timeout 10m -run '$(CLUSTER_TESTS)' ./server; \
