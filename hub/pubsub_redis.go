@@ -226,6 +226,15 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 	skip, catchUp := "", false
 	var held []*redis.Message
 	var last redis.Message
+	// endSkip delivers what of held the old connection did not, and
+	// stops skipping.
+	endSkip := func() {
+		for _, m := range notDelivered(held, last) {
+			deliver(m.Channel, m.Payload)
+			last = *m
+		}
+		skip, catchUp, held = "", false, held[:0]
+	}
 	for {
 		sh.mu.Lock()
 		from := sh.ps
@@ -258,6 +267,9 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			return // closing
 		case err != nil:
 			warn(err)
+			// go-redis reconnects the connection on the next read, which
+			// may lose the mark: stop waiting for it.
+			endSkip()
 			sleep(ctx, 100*time.Millisecond)
 		case msg.Channel != probe && catchUp:
 			held = append(held, msg)
@@ -269,11 +281,7 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 		case msg.Payload == s.node:
 			sh.heard.Store(time.Now().UnixNano())
 		case skip != "" && msg.Payload == skip:
-			for _, m := range notDelivered(held, last) {
-				deliver(m.Channel, m.Payload)
-				last = *m
-			}
-			skip, catchUp, held = "", false, held[:0] // what follows, the old connection did not see
+			endSkip() // what follows, the old connection did not see
 		case sh.handedOver(from, msg.Payload):
 			skip = msg.Payload
 		}
