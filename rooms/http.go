@@ -25,6 +25,7 @@ func (s *Rooms) Routes(r fiber.Router, auth fiber.Handler) {
 	g.Get("/:id/members", s.handleMembers)
 	g.Delete("/:id/members/:user_id", s.handleKick)
 	g.Put("/:id/members/:user_id/role", s.handleSetRole)
+	g.Put("/:id/owner", s.handleTransferOwnership)
 }
 
 func (s *Rooms) handleCreate(c *fiber.Ctx) error {
@@ -207,4 +208,25 @@ func (s *Rooms) handleSetRole(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(m)
+}
+
+func (s *Rooms) handleTransferOwnership(c *fiber.Ctx) error {
+	id, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		UserID int64 `json:"user_id"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	if req.UserID <= 0 {
+		return api.Validation("user_id must name a member")
+	}
+	v, err := s.TransferOwnership(c.UserContext(), id, accounts.UserID(c), req.UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
 }
