@@ -26,6 +26,7 @@ import (
 	"moim/fees"
 	"moim/hub"
 	"moim/limit"
+	"moim/payments"
 	"moim/rooms"
 	"moim/sqldb"
 	"moim/store"
@@ -134,7 +135,7 @@ func (n *node) build(ctx context.Context) error {
 	keys := rooms.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards}
 	rms := rooms.New(n.backends.sql, rooms.NewMirror(n.backends.redis, keys), n.cfg.BcryptCost)
 	reg := newRegistry()
-	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, reg)
+	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, n.cfg.provider(), reg)
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
 		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate} {
 			if err := migrate(); err != nil {
@@ -178,6 +179,7 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	rms.OnChange(n.hub.MembershipChanged)
+	rms.OnMoney(roomMoney{money, n.log})
 	n.money = money
 	n.runFees(money)
 	fc := fiber.Config{
@@ -220,6 +222,32 @@ func (n *node) build(ctx context.Context) error {
 	app.Server().KeepHijackedConns = true
 	n.app = app
 	return nil
+}
+
+// provider is the configured payment provider; nil when payments are off.
+func (c Config) provider() payments.Provider {
+	switch c.Payments {
+	case "sandbox":
+		return payments.Sandbox{}
+	case "toss":
+		return payments.NewToss(c.TossSecretKey, c.TossClientKey, c.TossAPI)
+	}
+	return nil
+}
+
+// roomMoney ties room deletions and departures to the fees module.
+type roomMoney struct {
+	*fees.Fees
+	log *slog.Logger
+}
+
+// Departed cancels departed members' auto-pay. A failure is logged, not
+// returned: the membership change is done, and an order left behind can
+// only fail (announced), never move money.
+func (m roomMoney) Departed(ctx context.Context, roomID int64, userIDs []int64, deleted bool) {
+	if err := m.Fees.Departed(ctx, roomID, userIDs, deleted); err != nil {
+		m.log.Warn("cancel auto-pay of departed members", "room", roomID, "err", err)
+	}
 }
 
 // directory gives the hub what it needs from accounts and rooms.
@@ -265,6 +293,14 @@ func memberIDs(ms []rooms.MemberView) []int64 {
 func (d directory) Roster(ctx context.Context, roomID int64) ([]int64, error) {
 	ms, err := d.rms.Roster(ctx, roomID)
 	return memberIDs(ms), err
+}
+
+func (d directory) DirectRoom(ctx context.Context, userID, peerID int64) (int64, error) {
+	v, _, err := d.rms.Direct(ctx, userID, peerID)
+	if err != nil {
+		return 0, err
+	}
+	return v.ID, nil
 }
 
 func (d directory) RoomIDs(ctx context.Context, userID int64) ([]int64, error) {
