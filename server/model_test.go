@@ -18,7 +18,10 @@ import (
 // determined whatever the interleaving: an account is debited by at most
 // one new request per round, and a debit either fits the balance before
 // the round (so it succeeds) or exceeds it plus every credit the round
-// could bring (so it is refused). Rerun a failure with MOIM_MODEL_SEED.
+// could bring (so it is refused). It covers sandbox top-ups, dues, spends,
+// capped refunds, withdrawals, member transfers, retries and reused keys,
+// then a wallet PIN lockout, and ends by reconciling the books. Rerun a
+// failure with MOIM_MODEL_SEED.
 
 // modelOp is one request and the reply the model predicts.
 type modelOp struct {
@@ -164,6 +167,16 @@ func TestModelCheckMoney(t *testing.T) {
 				}
 				op := &modelOp{who: admin, path: urlf("/api/rooms/%d/fund/refund", room), desc: "refund", body: map[string]any{"user_id": c.id, "amount": amount, "memo": "환불 refund", "idempotency_key": newKey(admin)}}
 				moves = append(moves, pending{op: op, debit: "f" + fmt.Sprint(room), credit: "w" + fmt.Sprint(c.id), amount: &amount, decided: &outcome, capKey: ck})
+			case k < 9 && rng.IntN(2) == 0:
+				// 송금 to another member: a wallet-to-wallet move.
+				d := members[rng.IntN(len(members))]
+				if d == c || debited["w"+fmt.Sprint(c.id)] {
+					continue
+				}
+				debited["w"+fmt.Sprint(c.id)] = true
+				credits["w"+fmt.Sprint(d.id)] += amount
+				op := &modelOp{who: c, path: "/api/wallet/transfers", desc: "transfer", body: map[string]any{"to_user_id": d.id, "amount": amount, "memo": "밥값", "idempotency_key": newKey(c)}}
+				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.id), credit: "w" + fmt.Sprint(d.id), amount: &amount})
 			case k < 9 && len(history) > 0:
 				// A late retry with the same key and body: the first answer again.
 				first := history[rng.IntN(len(history))]
@@ -321,6 +334,28 @@ func TestModelCheckMoney(t *testing.T) {
 			}
 		}
 	}
+	// PIN lockout: once a member sets a PIN, moves without it are refused,
+	// five wrong PINs at once lock the wallet (exactly one sees 429), and
+	// none of them moves money.
+	locked := members[1]
+	locked.must(204, "PUT", "/api/wallet/pin", map[string]any{"pin": "135790"}, nil)
+	locked.fails(401, "pin_required", "POST", "/api/wallet/transfers", map[string]any{"to_user_id": admin.id, "amount": 1, "idempotency_key": "pin-0"})
+	wrong := &client{t: t, base: locked.base, token: locked.token, id: locked.id, header: map[string][]string{"X-Wallet-PIN": {"000000"}}}
+	codes := make([]int, 5)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			codes[i], _ = wrong.raw("POST", urlf("/api/rooms/%d/fund/pay", rooms[0]), map[string]any{"amount": 1, "idempotency_key": fmt.Sprint("pin-", i+1)})
+		})
+	}
+	wg.Wait()
+	if c403, c429 := countOf(codes, 403), countOf(codes, 429); c403 != 4 || c429 != 1 {
+		fail("five wrong PINs at once answered %v, want four 403 and one 429", codes)
+	}
+	if got := locked.balance(); got != wallet[locked.id] {
+		fail("after the PIN lockout: user %d's wallet holds %d, model says %d", locked.id, got, wallet[locked.id])
+	}
+
 	// The books reconcile: each member's dues status is what they paid
 	// less refunds, and each fund's balance is the sum of its ledger.
 	for _, r := range rooms {
@@ -353,4 +388,14 @@ func TestModelCheckMoney(t *testing.T) {
 	}
 	checkBooks(t, n)
 	t.Logf("%d rounds, %d distinct keys; replies: %v", rounds, len(done), outcomes)
+}
+
+func countOf(xs []int, x int) int {
+	n := 0
+	for _, v := range xs {
+		if v == x {
+			n++
+		}
+	}
+	return n
 }
