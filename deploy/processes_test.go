@@ -142,59 +142,66 @@ func startNode(t *testing.T, bin, work, id string, settings map[string]string) s
 	return addr
 }
 
-// startNginx runs deploy/nginx/moim.conf with its upstream pointed at the
-// nodes and its port on loopback; every other line is the deployed one.
+// startNginx runs deploy/nginx/nginx.conf and moim.conf with the upstream
+// pointed at the nodes, the port on loopback and files in work; every
+// other line is the deployed one.
 func startNginx(t *testing.T, bin, work string, nodes []string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy/nginx/moim.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	conf := string(raw)
-	upstream := "upstream moim_nodes {\n"
-	for _, n := range nodes {
-		upstream += "    server " + n + ";\n"
-	}
-	upstream += "}\n"
-	for old, repl := range map[string]string{
-		"    listen 8080;\n":                "    listen " + addr + ";\n",
-		"    set $moim http://moim:8080;\n": "    set $moim http://moim_nodes;\n",
-	} {
-		if strings.Count(conf, old) != 1 {
-			t.Fatalf("deploy/nginx/moim.conf must contain %q once", old)
-		}
-		conf = strings.Replace(conf, old, repl, 1)
-	}
 	dir := filepath.Join(work, "nginx")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "moim.conf"), []byte(upstream+conf), 0o644); err != nil {
-		t.Fatal(err)
+	addr := freeAddr(t)
+	var servers string
+	for _, n := range nodes {
+		servers += "    server " + n + ";\n"
 	}
-	main := fmt.Sprintf(`daemon off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/moim.conf;
-}
-`, dir)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
-		t.Fatal(err)
+	site := substitute(t, "deploy/nginx/moim.conf", map[string]string{
+		"    listen 8080;\n": "    listen " + addr + ";\n",
+		// Fixed addresses: Debian's nginx (1.22) predates `resolve`.
+		"    server moim:8080 resolve;\n": servers,
+	})
+	var temp string
+	for _, kind := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		temp += fmt.Sprintf("    %s_temp_path %s/%s;\n", kind, dir, kind)
 	}
-	p := start(t, work, "nginx", baseEnv(), bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
+	main := substitute(t, "deploy/nginx/nginx.conf", map[string]string{
+		// Whoever runs the test, one worker, files under dir.
+		"user nginx;\n":                                        "",
+		"worker_processes auto;\n":                             "worker_processes 1;\n",
+		"error_log /var/log/nginx/error.log notice;\n":         "error_log stderr warn;\n",
+		"pid /run/nginx.pid;\n":                                "pid " + dir + "/nginx.pid;\n",
+		"    include /etc/nginx/mime.types;\n":                 "",
+		"    access_log /var/log/nginx/access.log combined;\n": "    access_log off;\n" + temp,
+		"    include /etc/nginx/conf.d/*.conf;\n":              "    include " + dir + "/moim.conf;\n",
+	})
+	for name, conf := range map[string]string{"moim.conf": site, "nginx.conf": main} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := start(t, work, "nginx", baseEnv(), bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
 	base := "http://" + addr
 	p.waitHTTP(t, base+"/lb-healthz", 15*time.Second)
 	return base
+}
+
+// substitute is a repository file with each old string, which must occur
+// exactly once, replaced.
+func substitute(t *testing.T, rel string, repl map[string]string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(raw)
+	for old, new := range repl {
+		if strings.Count(conf, old) != 1 {
+			t.Fatalf("%s must contain %q once", rel, old)
+		}
+		conf = strings.Replace(conf, old, new, 1)
+	}
+	return conf
 }
 
 // startPrometheus runs Prometheus with deploy/prometheus/prometheus.yml's

@@ -5,6 +5,7 @@
 # so running it again never changes a password a database already uses:
 #   jwt_secret              signs login tokens; every node shares it
 #   mysql_password          the MySQL user "moim"
+#   mysql_root_password     MySQL's root (set once, never printed to a log)
 #   mysql_dsn               the nodes' DSN, with that password
 #   grafana_admin_password  Grafana's "admin" login
 # docker-compose.yml reads them from ./secrets; for docker-swarm.yml load
@@ -32,5 +33,6 @@ create() {
 
 create jwt_secret "$(random_hex 32)"
 create mysql_password "$(random_hex 16)"
+create mysql_root_password "$(random_hex 16)"
 create mysql_dsn "moim:$(cat "$dir/mysql_password")@tcp(mysql:3306)/moim"
 create grafana_admin_password "$(random_hex 12)"

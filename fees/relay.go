@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+
+	"moim/chatlog"
 )
 
 // Publisher posts a server-side message into a room through the hub's
@@ -44,7 +46,7 @@ func (f *Fees) relayOnce(ctx context.Context, pub Publisher, log *slog.Logger) b
 		return false
 	}
 	for _, ev := range batch {
-		if _, err := pub.Post(ctx, ev.RoomID, "fee", ev.Body, "fee-"+strconv.FormatInt(ev.ID, 10), json.RawMessage(ev.Fee)); err != nil {
+		if _, err := pub.Post(ctx, ev.RoomID, chatlog.KindFee, ev.Body, "fee-"+strconv.FormatInt(ev.ID, 10), json.RawMessage(ev.Fee)); err != nil {
 			if ctx.Err() == nil {
 				log.Warn("fee relay: publish; will retry", "event", ev.ID, "err", err)
 			}

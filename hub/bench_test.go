@@ -3,6 +3,8 @@
 package hub
 
 import (
+	"moim/chatlog"
+
 	"bytes"
 	"fmt"
 	"io"
@@ -29,12 +31,12 @@ const benchBody = "오늘 저녁 7시 강남역 2번 출구에서 만나요! Bri
 
 // Sinks keep the compiler from discarding results.
 var (
-	sinkDraft *Draft
+	sinkDraft *chatlog.Draft
 	sinkBytes []byte
 )
 
-func benchDraft() *Draft {
-	return draft(42, 1001, "김민지 (Minji)", benchBody, "c-01J9Z3K7Q8R2M4N6P0S5T7V9WX", KindText, 0, 1_735_000_000_000)
+func benchDraft() *chatlog.Draft {
+	return chatlog.NewDraft(42, 1001, "김민지 (Minji)", benchBody, "c-01J9Z3K7Q8R2M4N6P0S5T7V9WX", chatlog.KindText, 0, 1_735_000_000_000)
 }
 
 // benchPayload is the JSON of one msg event, as fan-out frames it.

@@ -3,16 +3,19 @@ package hub
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"moim/rooms"
+	"moim/chatlog"
 )
 
 // The Lua scripts, one round trip each.
@@ -25,101 +28,320 @@ var (
 	presenceLua string
 	//go:embed delete.lua
 	deleteLua string
+	//go:embed seqhi.lua
+	seqHiLua string
 
 	sendScript     = redis.NewScript(sendLua)
 	markReadScript = redis.NewScript(readLua)
 	presenceScript = redis.NewScript(presenceLua)
 	deleteScript   = redis.NewScript(deleteLua)
+	seqHiScript    = redis.NewScript(seqHiLua)
 )
 
-// Broker is the hub's Redis side: the send script, the room streams and
-// the pub/sub subscription that delivers rooms this node has members in.
-type Broker struct {
-	rdb  redis.UniversalClient
-	keys rooms.Keys
-	// RecentLen caps each room's recent stream (approximately).
-	recentLen int
-	dedupeTTL time.Duration
+// SeqStore is what the Redis broker needs from the message store so that a
+// seq never names two messages, even after Redis loses acknowledged data.
+type SeqStore interface {
+	// MaxSeq is the highest stored seq of room, 0 when none.
+	MaxSeq(ctx context.Context, room int64) (int64, error)
+	// ReserveSeqs durably raises room's reserved seq high mark to at
+	// least atLeast and returns it (0 only reads it).
+	ReserveSeqs(ctx context.Context, room, atLeast int64) (int64, error)
+	// AddGap records seqs that may name lost messages.
+	AddGap(ctx context.Context, g chatlog.Gap) error
+	// FindCID finds the stored message a (user, cid) send became.
+	FindCID(ctx context.Context, room, from int64, cid string) (chatlog.Accepted, bool, error)
+	// ReadPositions is every member's stored read position in room.
+	ReadPositions(ctx context.Context, room int64) (map[int64]int64, error)
+}
+
+// RedisConfig tunes a RedisBroker. Zero fields take the defaults in brackets.
+type RedisConfig struct {
+	// Node names this node on the probe channels and in presence.
+	Node string
+	// RecentLen caps each room's recent stream, which serves sync [1000].
+	RecentLen int
+	// SeqBlock is how many seqs one durable reservation covers [10000]:
+	// one store write per block per room, made in the background once half
+	// of the block is used, so a room keeps taking messages through a store
+	// outage of up to half a block. After Redis loses data the room
+	// continues past the reserved block, and the unstored part of it is
+	// reported as a gap.
+	SeqBlock int64
+	// DedupeTTL is how long Redis remembers a (user, cid) send [24h].
+	DedupeTTL time.Duration
+	// CheckWindow is how long after a restore a send whose cid Redis does
+	// not know is first looked up in the store [1h]: a client retrying a
+	// message acknowledged before the loss gets its original seq.
+	CheckWindow time.Duration
+}
+
+// RedisBroker keeps the chat log's live state in Redis and delivers room
+// events over pub/sub, so any number of nodes share it.
+type RedisBroker struct {
+	rdb       redis.UniversalClient
+	keys      chatlog.Keys
+	cfg       RedisConfig
+	seqs      SeqStore
 	subs      *subscriptions
 	reqs      chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
 	roundTrip prometheus.Observer
+	gaps      prometheus.Counter
+	log       *slog.Logger
+	// ahead holds the rooms whose next block this node is reserving in
+	// the background.
+	ahead sync.Map
 }
 
-func newBroker(rdb redis.UniversalClient, keys rooms.Keys, recentLen int, node string) *Broker {
-	return &Broker{rdb: rdb, keys: keys, recentLen: recentLen, dedupeTTL: 24 * time.Hour, subs: newSubscriptions(rdb, keys, node)}
+// NewRedisBroker returns a broker on rdb that names keys with keys and
+// restores lost seq counters from seqs.
+func NewRedisBroker(rdb redis.UniversalClient, keys chatlog.Keys, seqs SeqStore, cfg RedisConfig) *RedisBroker {
+	if cfg.RecentLen <= 0 {
+		cfg.RecentLen = 1000
+	}
+	if cfg.SeqBlock <= 0 {
+		cfg.SeqBlock = 10000
+	}
+	if cfg.DedupeTTL <= 0 {
+		cfg.DedupeTTL = 24 * time.Hour
+	}
+	if cfg.CheckWindow <= 0 {
+		cfg.CheckWindow = time.Hour
+	}
+	return &RedisBroker{rdb: rdb, keys: keys, cfg: cfg, seqs: seqs, subs: newSubscriptions(rdb, keys, cfg.Node)}
 }
 
-// Draft is a message before Redis gives it a seq: its JSON is split
-// around the seq so the script can splice it in without re-encoding.
-type Draft struct {
-	Room int64
-	From int64  // 0 for server-side producers
-	CID  string // client id; server-side producers use their idempotency key
-	Head []byte
-	Tail []byte
-	TS   int64
+func (b *RedisBroker) start(ctx context.Context, h *Hub) error {
+	b.gaps = h.metrics.gaps
+	b.log = h.log
+	b.startPipeline(ctx, 2, h.metrics.roundTrip)
+	subs := b.subs
+	subs.interval.Store(int64(h.cfg.ProbeInterval))
+	subs.onResubscribe = func(shard, rooms int) {
+		h.metrics.resubscribes.Inc()
+		h.log.Warn("pub/sub shard delivered nothing; resubscribed", "shard", shard, "rooms", rooms)
+	}
+	if err := subs.open(ctx); err != nil {
+		return err
+	}
+	warn := func(err error) { h.log.Warn("pub/sub", "err", err) }
+	h.done.Add(1 + len(subs.shards))
+	go func() {
+		defer h.done.Done()
+		b.receiveControl(ctx, h)
+	}()
+	for i := range subs.shards {
+		go func() {
+			defer h.done.Done()
+			f := &fanout{h: h}
+			subs.receive(ctx, i, func(channel, payload string) {
+				if room, ok := roomOf(channel); ok {
+					f.deliver(room, []byte(payload))
+				}
+			}, warn)
+		}()
+	}
+	h.done.Add(1)
+	go func() {
+		defer h.done.Done()
+		subs.probe(ctx, h.cfg.ProbeInterval, warn)
+	}()
+	return nil
 }
 
-// Accepted is what the script decided for a draft.
-type Accepted struct {
-	Seq int64
-	TS  int64
-	Dup bool // the same (user, cid) was accepted before; Seq is the original
+// receiveControl reads the membership channel, which every node hears.
+func (b *RedisBroker) receiveControl(ctx context.Context, h *Hub) {
+	for {
+		msg, err := b.subs.control.ReceiveMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			h.log.Warn("pub/sub receive", "err", err)
+			sleep(ctx, 100*time.Millisecond)
+			continue
+		}
+		h.membershipEvent([]byte(msg.Payload))
+	}
 }
+
+func (b *RedisBroker) close() { b.subs.close() }
+
+func (b *RedisBroker) healthy() error {
+	if silent := b.subs.silent(3 * b.subs.every()); len(silent) > 0 {
+		return fmt.Errorf("pub/sub shards %v deliver nothing (probe unanswered); resubscribing", silent)
+	}
+	return nil
+}
+
+// silent is how many pub/sub shards' probes have gone unanswered for three
+// intervals (deliveries on them are stalled).
+func (b *RedisBroker) silent() int { return len(b.subs.silent(3 * b.subs.every())) }
 
 var (
 	errNotMember = errors.New("hub: not a member of the room")
 	errNoSeq     = errors.New("hub: room seq counter missing")
 )
 
-// Accept runs the send script once: one Redis round trip per message, shared
-// with whatever other sends are in flight.
-func (b *Broker) Accept(ctx context.Context, d *Draft) (Accepted, error) {
-	keys := []string{b.keys.Members(d.Room), b.keys.Seq(d.Room), b.keys.Dedupe(d.Room, d.From, d.CID), b.keys.Recent(d.Room), b.keys.Persist(b.keys.Shard(d.Room))}
-	res, err := b.runSend(ctx, keys,
-		d.From, d.Head, d.Tail, b.recentLen, int(b.dedupeTTL.Seconds()), b.keys.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand())
-	if err != nil {
-		return Accepted{}, fmt.Errorf("hub: send script for room %d: %w", d.Room, err)
+// accept runs the send script, one pipelined round trip per message, and
+// handles its rarer answers: a counter to restore after Redis lost data,
+// a seq block to reserve in the store, a cid to look up in the store.
+func (b *RedisBroker) accept(ctx context.Context, d *chatlog.Draft) (chatlog.Accepted, error) {
+	checked := "0"
+	for range 5 {
+		res, err := b.send(ctx, d, checked)
+		if err != nil {
+			return chatlog.Accepted{}, err
+		}
+		switch res[0] {
+		case "ok", "dup":
+			seq, err1 := strconv.ParseInt(res[1], 10, 64)
+			ts, err2 := strconv.ParseInt(res[2], 10, 64)
+			if err := errors.Join(err1, err2); err != nil {
+				return chatlog.Accepted{}, fmt.Errorf("hub: send script reply %q: %w", res, err)
+			}
+			if len(res) == 4 {
+				b.reserveAhead(d.Room, seq)
+			}
+			return chatlog.Accepted{Seq: seq, TS: ts, Dup: res[0] == "dup"}, nil
+		case "not_member":
+			return chatlog.Accepted{}, errNotMember
+		case "noseq":
+			err = b.restore(ctx, d.Room)
+		case "reserve":
+			need, _ := strconv.ParseInt(res[1], 10, 64)
+			err = b.reserve(ctx, d.Room, need)
+		case "check":
+			var acc chatlog.Accepted
+			var found bool
+			if acc, found, err = b.findCID(ctx, d); err == nil && found {
+				return acc, nil
+			}
+			checked = "1"
+		default:
+			return chatlog.Accepted{}, fmt.Errorf("hub: send script reply %q", res)
+		}
+		if err != nil {
+			return chatlog.Accepted{}, err
+		}
 	}
-	switch res[0] {
-	case "not_member":
-		return Accepted{}, errNotMember
-	case "noseq":
-		return Accepted{}, errNoSeq
-	}
-	seq, err1 := strconv.ParseInt(res[1], 10, 64)
-	ts, err2 := strconv.ParseInt(res[2], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return Accepted{}, fmt.Errorf("hub: send script reply %q: %w", res, err)
-	}
-	return Accepted{Seq: seq, TS: ts, Dup: res[0] == "dup"}, nil
+	return chatlog.Accepted{}, fmt.Errorf("hub: room %d: send not settled after 5 attempts", d.Room)
 }
 
-// RestoreSeq sets a missing seq counter to the highest seq known, from the
-// recent stream and from storedMax (the message store), so a room's seqs
-// keep increasing even after Redis lost its data. SETNX keeps a counter
-// another node restored first.
-func (b *Broker) RestoreSeq(ctx context.Context, room int64, storedMax int64) error {
-	last, err := b.rdb.XRevRangeN(ctx, b.keys.Recent(room), "+", "-", 1).Result()
+func (b *RedisBroker) send(ctx context.Context, d *chatlog.Draft, checked string) ([]string, error) {
+	k := b.keys
+	keys := []string{k.Members(d.Room), k.Seq(d.Room), k.Dedupe(d.Room, d.From, d.CID), k.Recent(d.Room),
+		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room)}
+	res, err := b.runSend(ctx, keys, d.From, d.Head, d.Tail, b.cfg.RecentLen, int(b.cfg.DedupeTTL.Seconds()),
+		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock/2)
 	if err != nil {
-		return fmt.Errorf("hub: read recent tail of room %d: %w", room, err)
+		return nil, fmt.Errorf("hub: send script for room %d: %w", d.Room, err)
 	}
-	high := storedMax
-	if len(last) == 1 {
-		high = max(high, streamSeq(last[0].ID))
+	return res, nil
+}
+
+// reserve makes seqs up to at least need (and a block beyond) durable in
+// the store before Redis may hand them out.
+func (b *RedisBroker) reserve(ctx context.Context, room, need int64) error {
+	hi, err := b.seqs.ReserveSeqs(ctx, room, need+b.cfg.SeqBlock-1)
+	if err != nil {
+		return fmt.Errorf("hub: reserve seqs of room %d: %w", room, err)
 	}
-	if err := b.rdb.SetNX(ctx, b.keys.Seq(room), high, 0).Err(); err != nil {
-		return fmt.Errorf("hub: restore seq of room %d: %w", room, err)
+	if err := seqHiScript.Run(ctx, b.rdb, []string{b.keys.SeqHi(room)}, hi).Err(); err != nil {
+		return fmt.Errorf("hub: raise seq high mark of room %d: %w", room, err)
 	}
 	return nil
 }
 
-// Recent returns up to limit messages of room after seq, oldest first,
-// from the recent stream. complete reports that nothing older than the
-// stream holds is missing from the answer: the stream reaches back to
-// after, or the room's seq counter (never below a seq it gave out) is at
-// most after. Otherwise the caller asks the store for the rest.
-func (b *Broker) Recent(ctx context.Context, room, after int64, limit int) (msgs [][]byte, complete bool, err error) {
+// reserveAhead reserves the room's next block in the background, once per
+// room at a time on this node, so sends do not wait for the store.
+func (b *RedisBroker) reserveAhead(room, seq int64) {
+	if _, busy := b.ahead.LoadOrStore(room, true); busy {
+		return
+	}
+	go func() {
+		defer b.ahead.Delete(room)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.reserve(ctx, room, seq+1); err != nil {
+			b.log.Warn("reserving the next seq block ahead failed; sends will reserve it themselves", "room", room, "err", err)
+		}
+	}()
+}
+
+// restore sets a missing seq counter (Redis lost its data) past every seq
+// that may have been acknowledged: the highest reserved block, not just
+// the highest stored seq. The reserved seqs above what is stored may have
+// named acknowledged messages that are gone: they are recorded as a gap,
+// logged and counted. Read positions come back from the store, and for
+// CheckWindow sends of unknown cids are looked up in the store first.
+func (b *RedisBroker) restore(ctx context.Context, room int64) error {
+	stored, err := b.seqs.MaxSeq(ctx, room)
+	if err != nil {
+		return fmt.Errorf("hub: highest stored seq of room %d: %w", room, err)
+	}
+	reserved, err := b.seqs.ReserveSeqs(ctx, room, 0)
+	if err != nil {
+		return fmt.Errorf("hub: reserved seqs of room %d: %w", room, err)
+	}
+	last, err := b.rdb.XRevRangeN(ctx, b.keys.Recent(room), "+", "-", 1).Result()
+	if err != nil {
+		return fmt.Errorf("hub: read recent tail of room %d: %w", room, err)
+	}
+	known := stored
+	if len(last) == 1 {
+		known = max(known, streamSeq(last[0].ID))
+	}
+	set, err := b.rdb.SetNX(ctx, b.keys.Seq(room), max(known, reserved), 0).Result()
+	if err != nil {
+		return fmt.Errorf("hub: restore seq of room %d: %w", room, err)
+	}
+	if !set {
+		return nil // another node restored it first
+	}
+	if reserved > known {
+		g := chatlog.Gap{Room: room, From: known + 1, To: reserved}
+		if err := b.seqs.AddGap(ctx, g); err != nil {
+			return fmt.Errorf("hub: record gap %d–%d of room %d: %w", g.From, g.To, room, err)
+		}
+		b.gaps.Inc()
+		b.log.Error("seq counter restored past a reserved block: seqs in the gap may name acknowledged messages Redis lost before they were stored",
+			"room", room, "gap_from", g.From, "gap_to", g.To)
+	}
+	reads, err := b.seqs.ReadPositions(ctx, room)
+	if err != nil {
+		return fmt.Errorf("hub: stored read positions of room %d: %w", room, err)
+	}
+	pipe := b.rdb.Pipeline()
+	pipe.Set(ctx, b.keys.Restored(room), "1", b.cfg.CheckWindow)
+	for user, seq := range reads {
+		markReadScript.Run(ctx, pipe, []string{b.keys.Reads(room), b.keys.Persist(b.keys.Shard(room)), b.keys.Seq(room)}, user, seq, room, "0")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("hub: restore read positions of room %d: %w", room, err)
+	}
+	return nil
+}
+
+// findCID looks a send Redis does not remember up in the store and, when
+// it was stored, remembers it again.
+func (b *RedisBroker) findCID(ctx context.Context, d *chatlog.Draft) (chatlog.Accepted, bool, error) {
+	acc, found, err := b.seqs.FindCID(ctx, d.Room, d.From, d.CID)
+	if err != nil || !found {
+		return acc, found, err
+	}
+	acc.Dup = true
+	val := strconv.FormatInt(acc.Seq, 10) + ":" + strconv.FormatInt(acc.TS, 10)
+	if err := b.rdb.Set(ctx, b.keys.Dedupe(d.Room, d.From, d.CID), val, b.cfg.DedupeTTL).Err(); err != nil {
+		return acc, false, fmt.Errorf("hub: remember cid of room %d: %w", d.Room, err)
+	}
+	return acc, true, nil
+}
+
+// recent reads the room's recent stream after seq. It is complete when
+// the stream reaches back to after, or the room's seq counter (never below
+// a seq it gave out) is at most after; otherwise the caller asks the
+// store for the rest.
+func (b *RedisBroker) recent(ctx context.Context, room, after int64, limit int) (msgs [][]byte, complete bool, err error) {
 	key := b.keys.Recent(room)
 	pipe := b.rdb.Pipeline()
 	top := pipe.Get(ctx, b.keys.Seq(room))
@@ -144,18 +366,11 @@ func (b *Broker) Recent(ctx context.Context, room, after int64, limit int) (msgs
 	if err != nil {
 		return nil, false, fmt.Errorf("hub: read recent of room %d after %d: %w", room, after, err)
 	}
-	msgs = make([][]byte, 0, len(entries))
-	for _, e := range entries {
-		if m, ok := e.Values["m"].(string); ok {
-			msgs = append(msgs, []byte(m))
-		}
-	}
-	return msgs, first <= after+1, nil
+	msgs, err = b.tombstoned(ctx, room, entries)
+	return msgs, first <= after+1, err
 }
 
-// RecentBefore returns up to limit messages of room before seq (0: the
-// newest), newest first, from the recent stream.
-func (b *Broker) RecentBefore(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
+func (b *RedisBroker) recentBefore(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
 	end := "+"
 	if before > 0 {
 		if before == 1 {
@@ -167,18 +382,39 @@ func (b *Broker) RecentBefore(ctx context.Context, room, before int64, limit int
 	if err != nil {
 		return nil, fmt.Errorf("hub: read recent of room %d before %d: %w", room, before, err)
 	}
+	return b.tombstoned(ctx, room, entries)
+}
+
+// tombstoned returns the messages of recent stream entries, the deleted
+// ones as tombstones.
+func (b *RedisBroker) tombstoned(ctx context.Context, room int64, entries []redis.XMessage) ([][]byte, error) {
 	msgs := make([][]byte, 0, len(entries))
+	if len(entries) == 0 {
+		return msgs, nil
+	}
+	deleted, err := b.rdb.SMembers(ctx, b.keys.Deleted(room)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("hub: read deleted of room %d: %w", room, err)
+	}
+	gone := make(map[string]bool, len(deleted))
+	for _, s := range deleted {
+		gone[s] = true
+	}
 	for _, e := range entries {
-		if m, ok := e.Values["m"].(string); ok {
-			msgs = append(msgs, []byte(m))
+		m, ok := e.Values[chatlog.FieldMessage].(string)
+		if !ok {
+			continue
 		}
+		if seq, _, _ := strings.Cut(e.ID, "-"); gone[seq] {
+			msgs = append(msgs, chatlog.Tombstone([]byte(m)))
+			continue
+		}
+		msgs = append(msgs, []byte(m))
 	}
 	return msgs, nil
 }
 
-// IsMember checks the Redis membership mirror (the REST paths use it; a
-// connection uses its node's view).
-func (b *Broker) IsMember(ctx context.Context, room, user int64) (bool, error) {
+func (b *RedisBroker) isMember(ctx context.Context, room, user int64) (bool, error) {
 	ok, err := b.rdb.SIsMember(ctx, b.keys.Members(room), user).Result()
 	if err != nil {
 		return false, fmt.Errorf("hub: membership of %d in %d: %w", user, room, err)
@@ -192,18 +428,26 @@ func streamSeq(id string) int64 {
 	return n
 }
 
-// Publish sends an ephemeral event (typing, read, deleted) to a room's
-// subscribers without storing it.
-func (b *Broker) Publish(ctx context.Context, room int64, payload []byte) error {
+func (b *RedisBroker) publish(ctx context.Context, room int64, payload []byte) error {
 	if err := b.subs.publish(ctx, b.rdb, b.keys.Channel(room), payload).Err(); err != nil {
 		return fmt.Errorf("hub: publish to room %d: %w", room, err)
 	}
 	return nil
 }
 
-// Message reads one message of a room from the recent stream; nil when
-// the stream no longer (or never) held it.
-func (b *Broker) Message(ctx context.Context, room, seq int64) ([]byte, error) {
+func (b *RedisBroker) publishMembership(ctx context.Context, payload []byte) error {
+	return b.rdb.Publish(ctx, b.keys.MembershipChannel(), payload).Err()
+}
+
+func (b *RedisBroker) subscribe(ctx context.Context, rooms ...int64) error {
+	return b.subs.add(ctx, rooms...)
+}
+
+func (b *RedisBroker) unsubscribe(ctx context.Context, rooms ...int64) error {
+	return b.subs.remove(ctx, rooms...)
+}
+
+func (b *RedisBroker) message(ctx context.Context, room, seq int64) ([]byte, error) {
 	id := strconv.FormatInt(seq, 10) + "-0"
 	entries, err := b.rdb.XRange(ctx, b.keys.Recent(room), id, id).Result()
 	if err != nil {
@@ -212,12 +456,11 @@ func (b *Broker) Message(ctx context.Context, room, seq int64) ([]byte, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	m, _ := entries[0].Values["m"].(string)
+	m, _ := entries[0].Values[chatlog.FieldMessage].(string)
 	return []byte(m), nil
 }
 
-// Delete tombstones a message; false means it was already deleted.
-func (b *Broker) Delete(ctx context.Context, room, seq, by int64) (bool, error) {
+func (b *RedisBroker) delete(ctx context.Context, room, seq, by int64) (bool, error) {
 	ev := encode(deletedEvent{Type: "deleted", Room: room, Seq: seq, By: by})
 	n, err := deleteScript.Run(ctx, b.rdb, []string{b.keys.Deleted(room), b.keys.Persist(b.keys.Shard(room))},
 		room, seq, by, b.keys.Channel(room), ev, b.subs.publishCommand()).Int()
@@ -227,23 +470,7 @@ func (b *Broker) Delete(ctx context.Context, room, seq, by int64) (bool, error) 
 	return n == 1, nil
 }
 
-// deletedIn returns which seqs of a room are deleted.
-func (b *Broker) deletedIn(ctx context.Context, room int64) (map[int64]bool, error) {
-	ms, err := b.rdb.SMembers(ctx, b.keys.Deleted(room)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("hub: read deleted of room %d: %w", room, err)
-	}
-	out := make(map[int64]bool, len(ms))
-	for _, m := range ms {
-		if n, err := strconv.ParseInt(m, 10, 64); err == nil {
-			out[n] = true
-		}
-	}
-	return out, nil
-}
-
-// PublishAll sends one ephemeral event to several rooms in one pipeline.
-func (b *Broker) PublishAll(ctx context.Context, rooms []int64, payload []byte) error {
+func (b *RedisBroker) publishAll(ctx context.Context, rooms []int64, payload []byte) error {
 	if len(rooms) == 0 {
 		return nil
 	}
@@ -257,18 +484,18 @@ func (b *Broker) PublishAll(ctx context.Context, rooms []int64, payload []byte) 
 	return nil
 }
 
-// MarkRead raises a member's read position (never lowers it) and reports
-// whether it moved.
-func (b *Broker) MarkRead(ctx context.Context, room, user, seq int64) (bool, error) {
-	moved, err := markReadScript.Run(ctx, b.rdb, []string{b.keys.Reads(room)}, user, seq).Int()
+// markRead raises the position in Redis and queues it for the store, so
+// it outlives Redis losing its data.
+func (b *RedisBroker) markRead(ctx context.Context, room, user, seq int64) (int64, error) {
+	k := b.keys
+	pos, err := markReadScript.Run(ctx, b.rdb, []string{k.Reads(room), k.Persist(k.Shard(room)), k.Seq(room)}, user, seq, room, "1").Int64()
 	if err != nil {
-		return false, fmt.Errorf("hub: mark read in room %d: %w", room, err)
+		return 0, fmt.Errorf("hub: mark read in room %d: %w", room, err)
 	}
-	return moved == 1, nil
+	return pos, nil
 }
 
-// ReadPositions is every member's read position in room (absent: 0).
-func (b *Broker) ReadPositions(ctx context.Context, room int64) (map[int64]int64, error) {
+func (b *RedisBroker) readPositions(ctx context.Context, room int64) (map[int64]int64, error) {
 	all, err := b.rdb.HGetAll(ctx, b.keys.Reads(room)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("hub: read positions in room %d: %w", room, err)
@@ -280,6 +507,50 @@ func (b *Broker) ReadPositions(ctx context.Context, room int64) (map[int64]int64
 		if err1 == nil && err2 == nil {
 			out[u] = s
 		}
+	}
+	return out, nil
+}
+
+// activity reads, in one pipeline, each room's seq counter, the user's
+// read position and the newest message (as a tombstone when deleted).
+func (b *RedisBroker) activity(ctx context.Context, roomIDs []int64, user int64) (map[int64]chatlog.Activity, error) {
+	type cmds struct {
+		seq  *redis.StringCmd
+		read *redis.StringCmd
+		last *redis.XMessageSliceCmd
+		del  *redis.StringSliceCmd
+	}
+	pipe := b.rdb.Pipeline()
+	cs := make([]cmds, len(roomIDs))
+	uid := strconv.FormatInt(user, 10)
+	for i, r := range roomIDs {
+		cs[i] = cmds{
+			seq:  pipe.Get(ctx, b.keys.Seq(r)),
+			read: pipe.HGet(ctx, b.keys.Reads(r), uid),
+			last: pipe.XRevRangeN(ctx, b.keys.Recent(r), "+", "-", 1),
+			del:  pipe.SMembers(ctx, b.keys.Deleted(r)),
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("hub: read activity of %d rooms: %w", len(roomIDs), err)
+	}
+	out := make(map[int64]chatlog.Activity, len(roomIDs))
+	for i, r := range roomIDs {
+		var a chatlog.Activity
+		a.Seq, _ = cs[i].seq.Int64()
+		a.Read, _ = cs[i].read.Int64()
+		if entries := cs[i].last.Val(); len(entries) == 1 {
+			if msg, ok := entries[0].Values[chatlog.FieldMessage].(string); ok {
+				a.Last = json.RawMessage(msg)
+				lastSeq, _, _ := strings.Cut(entries[0].ID, "-")
+				for _, d := range cs[i].del.Val() {
+					if d == lastSeq {
+						a.Last = chatlog.Tombstone(a.Last)
+					}
+				}
+			}
+		}
+		out[r] = a
 	}
 	return out, nil
 }

@@ -1,5 +1,6 @@
 -- Deletes a message: records its seq as deleted, queues a tombstone for
--- the store, and tells the room. The entry stays, so seqs stay gap-free.
+-- the store (fields as in chatlog/entry.go), and tells the room. The
+-- entry stays, so seqs stay gap-free.
 -- KEYS[1] deleted set   KEYS[2] persistence stream
 -- ARGV[1] room  ARGV[2] seq  ARGV[3] deleting user  ARGV[4] channel
 -- ARGV[5] deleted event JSON  ARGV[6] PUBLISH, or SPUBLISH on a cluster

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"moim/api"
+	"moim/chatlog"
 )
 
 // Handler upgrades GET /ws. It runs after the token middleware, so a bad
@@ -131,11 +132,11 @@ func (h *Hub) PresenceHandler(userID func(*fiber.Ctx) int64) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		online, err := h.broker.Online(c.UserContext(), ids)
+		online, err := h.broker.online(c.UserContext(), ids)
 		if err != nil {
 			return err
 		}
-		reads, err := h.broker.ReadPositions(c.UserContext(), room)
+		reads, err := h.broker.readPositions(c.UserContext(), room)
 		if err != nil {
 			return err
 		}
@@ -150,4 +151,19 @@ func (h *Hub) PresenceHandler(userID func(*fiber.Ctx) int64) fiber.Handler {
 		}
 		return c.JSON(fiber.Map{"members": out})
 	}
+}
+
+// Activity is, for each of roomIDs, its newest seq, how far user has read
+// and its newest message: what a room list shows.
+func (h *Hub) Activity(ctx context.Context, roomIDs []int64, user int64) (map[int64]chatlog.Activity, error) {
+	if len(roomIDs) == 0 {
+		return nil, nil
+	}
+	return h.broker.activity(ctx, roomIDs, user)
+}
+
+// IsMember checks the broker's copy of membership (the REST paths use
+// it; a connection uses its node's view).
+func (h *Hub) IsMember(ctx context.Context, room, user int64) (bool, error) {
+	return h.broker.isMember(ctx, room, user)
 }

@@ -7,20 +7,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
-	"moim/rooms"
+	"moim/chatlog"
 )
 
 // Config tunes a hub. Zero fields take the defaults in brackets.
@@ -94,22 +90,23 @@ type Directory interface {
 	MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error)
 }
 
-// History is the durable message store, for sync older than the recent
-// stream and for restoring a lost seq counter.
+// History is the durable message store, for what the broker no longer
+// holds.
 type History interface {
 	// After is oldest first, Before and Search newest first; every entry
-	// is an encoded msg event.
+	// is an encoded msg event, deleted ones as tombstones.
 	After(ctx context.Context, room, seq int64, limit int) ([][]byte, error)
 	Before(ctx context.Context, room, seq int64, limit int) ([][]byte, error)
 	Search(ctx context.Context, room int64, q string, limit int) ([][]byte, error)
-	MaxSeq(ctx context.Context, room int64) (int64, error)
+	// Gaps are the recorded gaps of room overlapping seqs from..to.
+	Gaps(ctx context.Context, room, from, to int64) ([]chatlog.Gap, error)
 }
 
 // Hub owns this node's WebSocket connections.
 type Hub struct {
 	cfg     Config
 	log     *slog.Logger
-	broker  *Broker
+	broker  Broker
 	dir     Directory
 	history History
 	metrics *metrics
@@ -123,7 +120,7 @@ type Hub struct {
 
 	scratch sync.Pool
 	stop    context.CancelFunc
-	// done counts the pub/sub readers, the probe and keepalive.
+	// done counts the broker's delivery goroutines and keepalive.
 	done sync.WaitGroup
 	// announcing counts presence updates still running, so Close waits
 	// for the last goodbyes before Redis goes away; annMu orders each Add
@@ -139,14 +136,14 @@ type local struct {
 	rooms map[int64]struct{}
 }
 
-// New starts a hub: its poller, workers, fan-out and Redis subscription.
-// history may be nil until the message store exists.
-func New(cfg Config, rdb redis.UniversalClient, keys rooms.Keys, dir Directory, history History, reg prometheus.Registerer, log *slog.Logger) (*Hub, error) {
+// New starts a hub on broker: its poller, workers and deliveries. history
+// is the durable message store, for what the broker no longer holds.
+func New(cfg Config, broker Broker, dir Directory, history History, reg prometheus.Registerer, log *slog.Logger) (*Hub, error) {
 	cfg.defaults()
 	ctx, stop := context.WithCancel(context.Background())
 	h := &Hub{
 		cfg: cfg, log: log, dir: dir, history: history,
-		broker:  newBroker(rdb, keys, cfg.RecentLen, cfg.NodeID),
+		broker:  broker,
 		metrics: newMetrics(reg),
 		conns:   map[*Conn]struct{}{},
 		users:   map[int64]*local{},
@@ -154,41 +151,23 @@ func New(cfg Config, rdb redis.UniversalClient, keys rooms.Keys, dir Directory, 
 		stop:    stop,
 	}
 	h.scratch.New = func() any { b := make([]byte, MaxMessage+maxHeader); return &b }
-	h.broker.startPipeline(ctx, 2, h.metrics.roundTrip)
-	subs := h.broker.subs
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "moim_hub_pubsub_silent_shards", Help: "Pub/sub shards whose probe has not come back for three intervals (deliveries on them are stalled).",
-	}, func() float64 { return float64(len(subs.silent(3 * cfg.ProbeInterval))) }))
-	subs.onResubscribe = func(shard, rooms int) {
-		h.metrics.resubscribes.Inc()
-		h.log.Warn("pub/sub shard delivered nothing; resubscribed", "shard", shard, "rooms", rooms)
+	if rb, ok := broker.(*RedisBroker); ok {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "moim_hub_pubsub_silent_shards", Help: "Pub/sub shards whose probe has not come back for three intervals (deliveries on them are stalled).",
+		}, func() float64 { return float64(rb.silent()) }))
 	}
-	if err := subs.open(ctx); err != nil {
+	if err := broker.start(ctx, h); err != nil {
 		stop()
 		return nil, err
 	}
 	p, err := newPoller(cfg.Workers, h.handle)
 	if err != nil {
 		stop()
-		subs.close()
+		broker.close()
 		return nil, err
 	}
 	h.poller = p
-	warn := func(err error) { h.log.Warn("pub/sub", "err", err) }
-	h.done.Add(1 + len(subs.shards))
-	go h.receiveControl(ctx)
-	for i := range subs.shards {
-		go func() {
-			defer h.done.Done()
-			f := &fanout{h: h}
-			subs.receive(ctx, i, f.deliver, warn)
-		}()
-	}
-	h.done.Add(2)
-	go func() {
-		defer h.done.Done()
-		subs.probe(ctx, cfg.ProbeInterval, warn)
-	}()
+	h.done.Add(1)
 	go h.keepalive(ctx)
 	return h, nil
 }
@@ -209,7 +188,7 @@ func (h *Hub) Close() {
 	h.annMu.Unlock()
 	h.announcing.Wait()
 	h.stop()
-	h.broker.subs.close()
+	h.broker.close()
 	h.poller.close()
 	h.done.Wait()
 }
@@ -242,7 +221,7 @@ func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, err error) {
 	}
 	// Subscribing under h.mu keeps (un)subscribe commands in the order of
 	// the map changes that caused them.
-	return first, h.broker.subs.add(context.Background(), fresh...)
+	return first, h.broker.subscribe(context.Background(), fresh...)
 }
 
 // addToRoom reports whether the room had no local connection before.
@@ -302,7 +281,7 @@ func (h *Hub) unregister(c *Conn) {
 		h.annMu.Unlock()
 	}
 	if len(empty) > 0 {
-		if err := h.broker.subs.remove(context.Background(), empty...); err != nil {
+		if err := h.broker.unsubscribe(context.Background(), empty...); err != nil {
 			h.log.Warn("unsubscribe", "rooms", len(empty), "err", err)
 		}
 	}
@@ -325,7 +304,7 @@ func (h *Hub) announce(user int64, online bool, rooms map[int64]struct{}) {
 	for r := range rooms {
 		ids = append(ids, r)
 	}
-	if err := h.broker.PublishAll(ctx, ids, encode(presenceEvent{Type: "presence", User: user, Online: online})); err != nil {
+	if err := h.broker.publishAll(ctx, ids, encode(presenceEvent{Type: "presence", User: user, Online: online})); err != nil {
 		h.log.Warn("presence", "user", user, "err", err)
 	}
 }
@@ -347,12 +326,20 @@ func (h *Hub) isMember(user, room int64) bool {
 // nodes with their connections start or stop delivering it to them.
 func (h *Hub) MembershipChanged(ctx context.Context, room int64, users []int64, joined bool) {
 	payload := encode(membershipEvent{Room: room, Users: users, Joined: joined})
-	if err := h.broker.rdb.Publish(ctx, h.broker.keys.MembershipChannel(), payload).Err(); err != nil {
+	if err := h.broker.publishMembership(ctx, payload); err != nil {
 		h.log.Warn("publish membership change", "room", room, "err", err)
 	}
 }
 
 func (h *Hub) applyMembership(ev membershipEvent) {
+	// Sockets of removed members are told, after h.mu is released (a
+	// failed write drops the connection, which takes h.mu).
+	var removed []*Conn
+	defer func() {
+		for _, c := range removed {
+			c.write(textFrame(encode(removedEvent{Type: "removed", Room: ev.Room})))
+		}
+	}()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var sub, unsub []int64
@@ -373,45 +360,40 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 			if ev.Joined && h.addToRoom(ev.Room, c) {
 				sub = append(sub, ev.Room)
 			}
-			if !ev.Joined && h.removeFromRoom(ev.Room, c) {
-				unsub = append(unsub, ev.Room)
+			if !ev.Joined {
+				removed = append(removed, c)
+				if h.removeFromRoom(ev.Room, c) {
+					unsub = append(unsub, ev.Room)
+				}
 			}
 		}
 	}
 	ctx := context.Background()
 	if len(sub) > 0 {
-		if err := h.broker.subs.add(ctx, sub...); err != nil {
+		if err := h.broker.subscribe(ctx, sub...); err != nil {
 			h.log.Warn("subscribe", "room", ev.Room, "err", err)
 		}
 	}
 	if len(unsub) > 0 {
-		if err := h.broker.subs.remove(ctx, unsub...); err != nil {
+		if err := h.broker.unsubscribe(ctx, unsub...); err != nil {
 			h.log.Warn("unsubscribe", "room", ev.Room, "err", err)
 		}
 	}
 }
 
-// receiveControl reads the membership channel, which every node hears.
-func (h *Hub) receiveControl(ctx context.Context) {
-	defer h.done.Done()
-	for {
-		msg, err := h.broker.subs.control.ReceiveMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
-				return
-			}
-			h.log.Warn("pub/sub receive", "err", err)
-			sleep(ctx, 100*time.Millisecond)
-			continue
-		}
-		var ev membershipEvent
-		if json.Unmarshal([]byte(msg.Payload), &ev) == nil {
-			h.applyMembership(ev)
-		}
+// membershipEvent applies a membership change another node (or this
+// one) published.
+func (h *Hub) membershipEvent(payload []byte) {
+	var ev membershipEvent
+	if json.Unmarshal(payload, &ev) == nil {
+		h.applyMembership(ev)
 	}
 }
 
-var tsField = []byte(`"ts":`)
+var (
+	tsField   = []byte(`"ts":`)
+	msgPrefix = []byte(`{"type":"msg"`)
+)
 
 // fanout delivers the room events one pub/sub shard receives. Each shard
 // has its own, on its receiving goroutine: a room's channel lives on one
@@ -424,13 +406,9 @@ type fanout struct {
 
 // deliver frames an event once and writes the same bytes to every local
 // connection in the room.
-func (f *fanout) deliver(channel, payload string) {
-	room, ok := roomOf(channel)
-	if !ok {
-		return
-	}
+func (f *fanout) deliver(room int64, payload []byte) {
 	h := f.h
-	frame := textFrame([]byte(payload))
+	frame := textFrame(payload)
 	h.mu.RLock()
 	f.targets = f.targets[:0]
 	for c := range h.rooms[room] {
@@ -441,7 +419,7 @@ func (f *fanout) deliver(channel, payload string) {
 		c.write(frame)
 	}
 	h.metrics.framesOut.Add(float64(len(f.targets)))
-	if strings.HasPrefix(payload, `{"type":"msg"`) {
+	if bytes.HasPrefix(payload, msgPrefix) {
 		h.metrics.deliveries.Add(float64(len(f.targets)))
 		if ts := acceptedAt(frame[len(frame)-len(payload):]); ts > 0 {
 			h.metrics.latency.Observe(time.Since(time.UnixMilli(ts)).Seconds())
@@ -556,11 +534,14 @@ func (h *Hub) finish(c *Conn) {
 	h.unregister(c)
 }
 
-// PubSubHealthy fails while a pub/sub shard delivers nothing (its probe
-// has not come back for three intervals), for /readyz.
-func (h *Hub) PubSubHealthy() error {
-	if silent := h.broker.subs.silent(3 * h.cfg.ProbeInterval); len(silent) > 0 {
-		return fmt.Errorf("pub/sub shards %v deliver nothing (probe unanswered); resubscribing", silent)
-	}
-	return nil
+// Healthy fails while deliveries are known to be stalled (a Redis
+// pub/sub shard whose probe has not come back for three intervals), for
+// /readyz.
+func (h *Hub) Healthy() error { return h.broker.healthy() }
+
+// Connections is how many WebSocket connections this node holds.
+func (h *Hub) Connections() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.conns)
 }

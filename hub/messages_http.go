@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"moim/api"
+	"moim/chatlog"
 )
 
 // MessageRoutes registers history, search and REST sending under r
@@ -31,7 +33,7 @@ func (h *Hub) member(userID func(*fiber.Ctx) int64, next roomHandler) fiber.Hand
 			return err
 		}
 		user := userID(c)
-		ok, err := h.broker.IsMember(c.UserContext(), room, user)
+		ok, err := h.broker.isMember(c.UserContext(), room, user)
 		if err != nil {
 			return err
 		}
@@ -45,11 +47,15 @@ func (h *Hub) member(userID func(*fiber.Ctx) int64, next roomHandler) fiber.Hand
 // messageList writes encoded msg events as {"messages":[…]} without
 // decoding them.
 func messageList(c *fiber.Ctx, msgs [][]byte) error {
+	return c.JSON(fiber.Map{"messages": rawList(msgs)})
+}
+
+func rawList(msgs [][]byte) []json.RawMessage {
 	raw := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
 		raw[i] = m
 	}
-	return c.JSON(fiber.Map{"messages": raw})
+	return raw
 }
 
 func seqParam(c *fiber.Ctx, name string) (int64, error) {
@@ -85,13 +91,23 @@ func (h *Hub) handleHistory(c *fiber.Ctx, room, _ int64) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
 	var msgs [][]byte
+	var gaps []chatlog.Gap
 	if after >= 0 {
-		msgs, err = h.After(ctx, room, after, limit)
+		if msgs, err = h.After(ctx, room, after, limit); err == nil {
+			gaps, err = h.gapsIn(ctx, room, after, msgs)
+		}
 	} else {
-		msgs, err = h.Before(ctx, room, max(before, 0), limit)
+		if msgs, err = h.Before(ctx, room, max(before, 0), limit); err == nil && len(msgs) > 0 {
+			asc := slices.Clone(msgs)
+			slices.Reverse(asc)
+			gaps, err = h.gapsIn(ctx, room, seqOf(asc[0])-1, asc)
+		}
 	}
 	if err != nil {
 		return err
+	}
+	if len(gaps) > 0 {
+		return c.JSON(fiber.Map{"messages": rawList(msgs), "gaps": gaps})
 	}
 	return messageList(c, msgs)
 }
@@ -132,7 +148,7 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	case !validCID(req.CID):
 		return api.Validation("cid must be 1 to 64 printable ASCII characters without ':'")
 	case !validBody(req.Body):
-		return api.Validation("body must be 1 to 4000 characters")
+		return api.Validation("body must be 1 to 4000 characters without control characters other than newline and tab")
 	case req.ReplyTo < 0:
 		return api.Validation("reply_to must be a seq")
 	}
@@ -140,7 +156,7 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	if err != nil {
 		return err
 	}
-	acc, err := h.accept(draft(room, user, name, req.Body, req.CID, KindText, req.ReplyTo, time.Now().UnixMilli()))
+	acc, err := h.accept(chatlog.NewDraft(room, user, name, req.Body, req.CID, chatlog.KindText, req.ReplyTo, time.Now().UnixMilli()))
 	if err == errNotMember {
 		return api.NotMember()
 	}

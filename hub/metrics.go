@@ -19,6 +19,8 @@ type metrics struct {
 	// resubscribes counts pub/sub shard connections replaced because
 	// their probe went unanswered.
 	resubscribes prometheus.Counter
+	// gaps counts seq ranges recorded as possibly naming lost messages.
+	gaps prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,7 +48,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5},
 		}),
 		resubscribes: prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_pubsub_resubscribes_total", Help: "Pub/sub shard connections replaced because this node's probe did not come back on them."}),
+		gaps:         prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_seq_gaps_total", Help: "Seq ranges recorded as gaps: a restored counter skipped reserved seqs that may have named messages Redis lost before they were stored."}),
 	}
-	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.redisRTT, m.roundTrip, m.resubscribes)
+	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.redisRTT, m.roundTrip, m.resubscribes, m.gaps)
 	return m
 }

@@ -25,7 +25,7 @@ type sendReq struct {
 // for a connection each, which is what bounds throughput at high rates.
 // At low rates a batch is one send and adds no wait. Each round trip is
 // observed by roundTrip.
-func (b *Broker) startPipeline(ctx context.Context, loops int, roundTrip prometheus.Observer) {
+func (b *RedisBroker) startPipeline(ctx context.Context, loops int, roundTrip prometheus.Observer) {
 	b.reqs = make(chan *sendReq, 4*maxPipeline)
 	b.roundTrip = roundTrip
 	for range loops {
@@ -33,23 +33,12 @@ func (b *Broker) startPipeline(ctx context.Context, loops int, roundTrip prometh
 	}
 }
 
-func (b *Broker) pipeLoop(ctx context.Context) {
+func (b *RedisBroker) pipeLoop(ctx context.Context) {
 	batch := make([]*sendReq, 0, maxPipeline)
 	for {
-		select {
-		case <-ctx.Done():
+		var ok bool
+		if batch, ok = nextBatch(ctx, b.reqs, batch, maxPipeline); !ok {
 			return
-		case r := <-b.reqs:
-			batch = append(batch[:0], r)
-		}
-	fill:
-		for len(batch) < maxPipeline {
-			select {
-			case r := <-b.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
 		}
 		b.runBatch(batch)
 	}
@@ -57,7 +46,7 @@ func (b *Broker) pipeLoop(ctx context.Context) {
 
 // runBatch sends a batch with EVALSHA in one pipeline, loading the script
 // once if Redis does not know it (first use, or after a restart).
-func (b *Broker) runBatch(batch []*sendReq) {
+func (b *RedisBroker) runBatch(batch []*sendReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cmds := make([]*redis.Cmd, len(batch))
@@ -92,7 +81,7 @@ func anyNoScript(cmds []*redis.Cmd) bool {
 }
 
 // runSend queues one send script call and waits for its reply.
-func (b *Broker) runSend(ctx context.Context, keys []string, args ...any) ([]string, error) {
+func (b *RedisBroker) runSend(ctx context.Context, keys []string, args ...any) ([]string, error) {
 	r := &sendReq{keys: keys, args: args, done: make(chan struct{})}
 	select {
 	case b.reqs <- r:

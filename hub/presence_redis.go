@@ -15,7 +15,7 @@ const presenceTTL = 60 * time.Second
 
 // setOnline claims or drops user's presence on this node and reports
 // whether the user's global presence changed (offline ↔ online).
-func (b *Broker) setOnline(ctx context.Context, node string, user int64, online bool) (bool, error) {
+func (b *RedisBroker) setOnline(ctx context.Context, node string, user int64, online bool) (bool, error) {
 	key := b.keys.Presence(user)
 	now := time.Now()
 	res, err := presenceScript.Run(ctx, b.rdb, []string{key}, node, now.UnixMilli(), now.Add(presenceTTL).UnixMilli(), boolArg(online), int(presenceTTL.Seconds())).Int()
@@ -33,7 +33,7 @@ func boolArg(b bool) string {
 }
 
 // heartbeat renews this node's claim for every user connected here.
-func (b *Broker) heartbeat(ctx context.Context, node string, users []int64) error {
+func (b *RedisBroker) heartbeat(ctx context.Context, node string, users []int64) error {
 	exp := time.Now().Add(presenceTTL).UnixMilli()
 	pipe := b.rdb.Pipeline()
 	for _, u := range users {
@@ -47,8 +47,8 @@ func (b *Broker) heartbeat(ctx context.Context, node string, users []int64) erro
 	return nil
 }
 
-// Online reports which of users are online on any node.
-func (b *Broker) Online(ctx context.Context, users []int64) (map[int64]bool, error) {
+// online reports which of users are online on any node.
+func (b *RedisBroker) online(ctx context.Context, users []int64) (map[int64]bool, error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	pipe := b.rdb.Pipeline()
 	counts := make([]*redis.IntCmd, len(users))

@@ -2,7 +2,7 @@ package hub
 
 import (
 	"encoding/json"
-	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -23,13 +23,6 @@ const (
 	maxCID  = 64
 )
 
-// Kinds of message.
-const (
-	KindText   = "text"
-	KindSystem = "system"
-	KindFee    = "fee"
-)
-
 func validCID(cid string) bool {
 	if cid == "" || len(cid) > maxCID {
 		return false
@@ -43,42 +36,11 @@ func validCID(cid string) bool {
 	return true
 }
 
+// validBody is 1 to maxBody characters without C0 controls other than
+// newline and tab (NUL and escapes corrupt clients' display and logs).
 func validBody(body string) bool {
 	n := utf8.RuneCountInString(body)
-	return n >= 1 && n <= maxBody
-}
-
-// draft encodes a message around its seq: Head ends with `"seq":` and Tail
-// holds the rest, so the JSON is built once, here, for every recipient.
-func draft(room, from int64, name, body, cid, kind string, replyTo, ts int64) *Draft {
-	head := make([]byte, 0, 48)
-	head = append(head, `{"type":"msg","room":`...)
-	head = strconv.AppendInt(head, room, 10)
-	head = append(head, `,"seq":`...)
-	tail := make([]byte, 0, 96+len(body)+len(name))
-	tail = append(tail, `,"from":`...)
-	tail = strconv.AppendInt(tail, from, 10)
-	tail = append(tail, `,"name":`...)
-	tail = appendJSONString(tail, name)
-	tail = append(tail, `,"body":`...)
-	tail = appendJSONString(tail, body)
-	tail = append(tail, `,"cid":`...)
-	tail = appendJSONString(tail, cid)
-	tail = append(tail, `,"ts":`...)
-	tail = strconv.AppendInt(tail, ts, 10)
-	if replyTo > 0 {
-		tail = append(tail, `,"reply_to":`...)
-		tail = strconv.AppendInt(tail, replyTo, 10)
-	}
-	tail = append(tail, `,"kind":`...)
-	tail = appendJSONString(tail, kind)
-	tail = append(tail, '}')
-	return &Draft{Room: room, From: from, CID: cid, Head: head, Tail: tail, TS: ts}
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
+	return n >= 1 && n <= maxBody && strings.IndexFunc(body, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' }) < 0
 }
 
 // Server → client events other than msg. Each is encoded once per event.
@@ -116,11 +78,25 @@ type (
 		User   int64  `json:"user"`
 		Online bool   `json:"online"`
 	}
+	// removedEvent tells a socket its user left or was removed from a room.
+	removedEvent struct {
+		Type string `json:"type"`
+		Room int64  `json:"room"`
+	}
 	deletedEvent struct {
 		Type string `json:"type"`
 		Room int64  `json:"room"`
 		Seq  int64  `json:"seq"`
 		By   int64  `json:"by"`
+	}
+	// gapEvent tells a client that seqs From..To of a room may name
+	// messages lost before they were stored: those that never arrive are
+	// not coming (docs/PROTOCOL.md).
+	gapEvent struct {
+		Type string `json:"type"`
+		Room int64  `json:"room"`
+		From int64  `json:"from"`
+		To   int64  `json:"to"`
 	}
 	errorEvent struct {
 		Type    string `json:"type"`

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"moim/rooms"
+	"moim/chatlog"
 )
 
 // subscriptions is the node's pub/sub side: one connection for the
@@ -25,7 +25,7 @@ import (
 // SUBSCRIBE, which the embedded miniredis also speaks.
 type subscriptions struct {
 	rdb     redis.UniversalClient
-	keys    rooms.Keys
+	keys    chatlog.Keys
 	sharded bool
 	node    string
 	control *redis.PubSub
@@ -33,7 +33,12 @@ type subscriptions struct {
 	// onResubscribe counts a shard connection replaced after its probe
 	// went unanswered.
 	onResubscribe func(shard, rooms int)
+	// interval is how often probe publishes (ns), set before it starts.
+	interval atomic.Int64
 }
+
+// every is the probe interval.
+func (s *subscriptions) every() time.Duration { return time.Duration(s.interval.Load()) }
 
 // shardSub is one shard's subscription and what it should carry.
 type shardSub struct {
@@ -47,7 +52,7 @@ type shardSub struct {
 	replaced atomic.Int64
 }
 
-func newSubscriptions(rdb redis.UniversalClient, keys rooms.Keys, node string) *subscriptions {
+func newSubscriptions(rdb redis.UniversalClient, keys chatlog.Keys, node string) *subscriptions {
 	_, cluster := rdb.(*redis.ClusterClient)
 	s := &subscriptions{rdb: rdb, keys: keys, sharded: cluster, node: node, onResubscribe: func(int, int) {}}
 	s.shards = make([]*shardSub, keys.Shards)

@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
-	"moim/rooms"
+	"moim/chatlog"
 )
 
 // send validates a member's message once, stores it with one script call
@@ -22,7 +21,7 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		h.fail(c, "bad_request", "cid must be 1 to 64 printable ASCII characters without ':'", in.CID, in.Room)
 		return
 	case !validBody(in.Body):
-		h.fail(c, "bad_request", "body must be 1 to 4000 characters", in.CID, in.Room)
+		h.fail(c, "bad_request", "body must be 1 to 4000 characters without control characters other than newline and tab", in.CID, in.Room)
 		return
 	case in.ReplyTo < 0:
 		h.fail(c, "bad_request", "reply_to must be a seq", in.CID, in.Room)
@@ -31,7 +30,7 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		h.fail(c, "rate_limited", "sending too fast; slow down", in.CID, in.Room)
 		return
 	}
-	d := draft(in.Room, c.user, c.name, in.Body, in.CID, KindText, in.ReplyTo, time.Now().UnixMilli())
+	d := chatlog.NewDraft(in.Room, c.user, c.name, in.Body, in.CID, chatlog.KindText, in.ReplyTo, time.Now().UnixMilli())
 	acc, err := h.accept(d)
 	switch {
 	case errors.Is(err, errNotMember):
@@ -44,25 +43,12 @@ func (h *Hub) send(c *Conn, in *inbound) {
 	}
 }
 
-// accept stores a draft; a missing seq counter is restored from what is
-// stored before trying once more.
-func (h *Hub) accept(d *Draft) (Accepted, error) {
+// accept stores a draft through the broker and counts it.
+func (h *Hub) accept(d *chatlog.Draft) (chatlog.Accepted, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	acc, err := h.broker.Accept(ctx, d)
-	if errors.Is(err, errNoSeq) {
-		var stored int64
-		if h.history != nil {
-			if stored, err = h.history.MaxSeq(ctx, d.Room); err != nil {
-				return Accepted{}, fmt.Errorf("hub: highest stored seq of room %d: %w", d.Room, err)
-			}
-		}
-		if err = h.broker.RestoreSeq(ctx, d.Room, stored); err != nil {
-			return Accepted{}, err
-		}
-		acc, err = h.broker.Accept(ctx, d)
-	}
+	acc, err := h.broker.accept(ctx, d)
 	h.metrics.redisRTT.Observe(time.Since(start).Seconds())
 	if err == nil && !acc.Dup {
 		h.metrics.accepted.Inc()
@@ -74,10 +60,9 @@ func (h *Hub) accept(d *Draft) (Accepted, error) {
 // through the same path as a member's message; idem makes retries safe and
 // fee, when not nil, is carried as the message's structured "fee" field.
 func (h *Hub) Post(ctx context.Context, room int64, kind, body, idem string, fee json.RawMessage) (int64, error) {
-	d := draft(room, 0, "", body, idem, kind, 0, time.Now().UnixMilli())
+	d := chatlog.NewDraft(room, 0, "", body, idem, kind, 0, time.Now().UnixMilli())
 	if fee != nil {
-		d.Tail = append(d.Tail[:len(d.Tail)-1], `,"fee":`...)
-		d.Tail = append(append(d.Tail, fee...), '}')
+		d.WithFee(fee)
 	}
 	acc, err := h.accept(d)
 	return acc.Seq, err
@@ -103,6 +88,10 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 			continue
 		}
 		msgs, err := h.After(ctx, room, after, h.cfg.SyncLimit)
+		var gaps []chatlog.Gap
+		if err == nil {
+			gaps, err = h.gapsIn(ctx, room, after, msgs)
+		}
 		if err != nil {
 			h.log.Warn("sync failed", "room", room, "err", err)
 			h.fail(c, "unavailable", "sync failed; try again", "", room)
@@ -115,6 +104,11 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 		if len(msgs) > 0 {
 			last = seqOf(msgs[len(msgs)-1])
 		}
+		// After the messages: whatever of a gap has not arrived by now
+		// never will (docs/PROTOCOL.md, section 5).
+		for _, g := range gaps {
+			c.write(textFrame(encode(gapEvent{Type: "gap", Room: room, From: g.From, To: g.To})))
+		}
 		c.write(textFrame(encode(syncedEvent{Type: "synced", Room: room, Seq: last})))
 	}
 }
@@ -123,11 +117,8 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 // store's part older than the recent stream, then the recent stream, so a
 // message is readable the moment it is acknowledged, stored or not.
 func (h *Hub) After(ctx context.Context, room, after int64, limit int) ([][]byte, error) {
-	recent, complete, err := h.broker.Recent(ctx, room, after, limit)
+	recent, complete, err := h.broker.recent(ctx, room, after, limit)
 	if err != nil {
-		return nil, err
-	}
-	if recent, err = h.tombstones(ctx, room, recent); err != nil {
 		return nil, err
 	}
 	if h.history == nil || complete {
@@ -150,11 +141,8 @@ func (h *Hub) After(ctx context.Context, room, after int64, limit int) ([][]byte
 // Before returns up to limit messages of room before seq (0: the newest),
 // newest first, from the recent stream and then the store.
 func (h *Hub) Before(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
-	recent, err := h.broker.RecentBefore(ctx, room, before, limit)
+	recent, err := h.broker.recentBefore(ctx, room, before, limit)
 	if err != nil {
-		return nil, err
-	}
-	if recent, err = h.tombstones(ctx, room, recent); err != nil {
 		return nil, err
 	}
 	if len(recent) == limit || h.history == nil {
@@ -173,21 +161,25 @@ func (h *Hub) Before(ctx context.Context, room, before int64, limit int) ([][]by
 	return append(recent, older...), nil
 }
 
-// tombstones blanks the messages of a room that were deleted.
-func (h *Hub) tombstones(ctx context.Context, room int64, msgs [][]byte) ([][]byte, error) {
-	if len(msgs) == 0 {
-		return msgs, nil
+// gapsIn returns the recorded gaps of room that explain missing seqs in
+// msgs (oldest first, following after), clipped to the span msgs covers:
+// none is looked up while the seqs run on without a hole, which is always
+// unless Redis lost data.
+func (h *Hub) gapsIn(ctx context.Context, room, after int64, msgs [][]byte) ([]chatlog.Gap, error) {
+	prev, hole := after, false
+	for _, m := range msgs {
+		seq := seqOf(m)
+		hole = hole || seq != prev+1
+		prev = seq
 	}
-	deleted, err := h.broker.deletedIn(ctx, room)
-	if err != nil {
-		return nil, err
+	if !hole || h.history == nil {
+		return nil, nil
 	}
-	for i, m := range msgs {
-		if deleted[seqOf(m)] {
-			msgs[i] = rooms.Tombstone(m)
-		}
+	gaps, err := h.history.Gaps(ctx, room, after+1, prev)
+	for i := range gaps {
+		gaps[i].From, gaps[i].To = max(gaps[i].From, after+1), min(gaps[i].To, prev)
 	}
-	return msgs, nil
+	return gaps, err
 }
 
 var seqField = []byte(`"seq":`)
@@ -215,9 +207,9 @@ func (h *Hub) read(c *Conn, in *inbound) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	moved, err := h.broker.MarkRead(ctx, in.Room, c.user, in.Seq)
-	if err == nil && moved {
-		err = h.broker.Publish(ctx, in.Room, encode(readEvent{Type: "read", Room: in.Room, User: c.user, Seq: in.Seq}))
+	pos, err := h.broker.markRead(ctx, in.Room, c.user, in.Seq)
+	if err == nil && pos > 0 {
+		err = h.broker.publish(ctx, in.Room, encode(readEvent{Type: "read", Room: in.Room, User: c.user, Seq: pos}))
 	}
 	if err != nil {
 		h.fail(c, "unavailable", "read receipt not stored; try again", "", in.Room)
@@ -262,14 +254,14 @@ func (h *Hub) delete(c *Conn, in *inbound) {
 			return
 		}
 	}
-	if _, err := h.broker.Delete(ctx, in.Room, in.Seq, c.user); err != nil {
+	if _, err := h.broker.delete(ctx, in.Room, in.Seq, c.user); err != nil {
 		h.fail(c, "unavailable", "delete failed; try again", "", in.Room)
 	}
 }
 
 // find reads one message from the recent stream, else from the store.
 func (h *Hub) find(ctx context.Context, room, seq int64) ([]byte, error) {
-	msg, err := h.broker.Message(ctx, room, seq)
+	msg, err := h.broker.message(ctx, room, seq)
 	if err != nil || msg != nil || h.history == nil {
 		return msg, err
 	}
@@ -290,5 +282,5 @@ func (h *Hub) typing(c *Conn, in *inbound) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = h.broker.Publish(ctx, in.Room, encode(typingEvent{Type: "typing", Room: in.Room, User: c.user}))
+	_ = h.broker.publish(ctx, in.Room, encode(typingEvent{Type: "typing", Room: in.Room, User: c.user}))
 }

@@ -1,16 +1,24 @@
 -- Accepts one chat message in one round trip: membership check, dedupe by
--- (user, client id), next gap-free seq, append to the room's recent stream
--- and to the persistence stream, publish for delivery.
+-- (user, client id), next gap-free seq within the durably reserved block,
+-- append to the room's recent stream and to the persistence stream
+-- (fields as in chatlog/entry.go), publish for delivery.
 --
 -- KEYS[1] members set   KEYS[2] seq counter   KEYS[3] dedupe key
 -- KEYS[4] recent stream KEYS[5] persistence stream
+-- KEYS[6] reserved seq high mark   KEYS[7] restored flag
 -- ARGV[1] user id (0 skips the membership check: server-side producers)
 -- ARGV[2] JSON before the seq   ARGV[3] JSON after the seq
 -- ARGV[4] recent stream length  ARGV[5] dedupe TTL (s)  ARGV[6] channel
 -- ARGV[7] room id               ARGV[8] accept time (unix ms)
 -- ARGV[9] PUBLISH, or SPUBLISH on a Redis Cluster (sharded pub/sub)
+-- ARGV[10] "1" when the store was already asked about this cid
+-- ARGV[11] runway: when fewer reserved seqs than this are left, the reply
+--          asks for the next block to be reserved ahead
 --
--- Returns {"ok", seq, ts} | {"dup", seq, ts} | {"not_member"} | {"noseq"}.
+-- Returns {"ok", seq, ts} | {"ok", seq, ts, "low"} | {"dup", seq, ts}
+-- | {"not_member"} | {"noseq"}
+-- | {"reserve", seq} (reserve a block reaching seq in the store first)
+-- | {"check"} (ask the store about the cid first).
 if ARGV[1] ~= '0' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
   return {'not_member'}
 end
@@ -20,14 +28,27 @@ if prev then
   return {'dup', string.sub(prev, 1, sep - 1), string.sub(prev, sep + 1)}
 end
 -- A missing counter means a new room or a Redis that lost its data; the
--- caller restores it from what is stored so a seq is never reused.
-if redis.call('EXISTS', KEYS[2]) == 0 then
+-- caller restores it past every reserved seq so a seq is never reused.
+local cur = redis.call('GET', KEYS[2])
+if not cur then
   return {'noseq'}
 end
-local seq = redis.call('INCR', KEYS[2])
+-- After a restore, a cid Redis forgot may name a stored message.
+if ARGV[10] ~= '1' and redis.call('EXISTS', KEYS[7]) == 1 then
+  return {'check'}
+end
+local seq = tonumber(cur) + 1
+local hi = tonumber(redis.call('GET', KEYS[6]) or '0')
+if seq > hi then
+  return {'reserve', tostring(seq)}
+end
+redis.call('SET', KEYS[2], seq)
 local msg = ARGV[2] .. seq .. ARGV[3]
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'm', msg)
 redis.call('XADD', KEYS[5], '*', 'r', ARGV[7], 's', seq, 'm', msg)
 redis.call('SET', KEYS[3], seq .. ':' .. ARGV[8], 'EX', ARGV[5])
 redis.call(ARGV[9], ARGV[6], msg)
+if hi - seq < tonumber(ARGV[11]) then
+  return {'ok', tostring(seq), ARGV[8], 'low'}
+end
 return {'ok', tostring(seq), ARGV[8]}

@@ -8,10 +8,10 @@
 // each VU is one user holding one WebSocket for one stage. Every message
 // carries its send time, so each recipient measures end-to-end latency.
 //
-// Needs k6 v1.6 or later, where k6/websockets is stable. Older k6 (v0.4x–v1.5)
+// Needs k6 v1.6 or later, where k6/websockets is stable. Older k6 (v0.50–v1.5)
 // has the same API as k6/experimental/websockets: change the import below.
 import http from 'k6/http';
-import { check, fail } from 'k6';
+import { check, fail, sleep } from 'k6';
 import exec from 'k6/execution';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import { clearInterval, clearTimeout, setInterval, setTimeout } from 'k6/timers';
@@ -26,6 +26,12 @@ const STAGE_DURATION = seconds('STAGE_DURATION', __ENV.STAGE_DURATION || '60s');
 const DRAIN = seconds('DRAIN', __ENV.DRAIN || '10s');
 const PAUSE = seconds('PAUSE', __ENV.PAUSE || '5s');
 const PING_EVERY = seconds('PING_EVERY', __ENV.PING_EVERY || '25s');
+const READY_TIMEOUT = seconds('READY_TIMEOUT', __ENV.READY_TIMEOUT || '10s');
+// START_AT (a time such as 2026-12-02T06:00:00Z) lines up several k6
+// processes: k6 starts the stages when setup() returns, and setup() returns
+// at START_AT.
+const START_AT = __ENV.START_AT ? Date.parse(__ENV.START_AT) : null;
+if (Number.isNaN(START_AT)) throw new Error(`START_AT: "${__ENV.START_AT}" is not a time like 2026-12-02T06:00:00Z`);
 const USER_PREFIX = __ENV.USER_PREFIX || 'k6chat';
 const PASSWORD = __ENV.PASSWORD || 'k6-load-test';
 const BODY_SIZE = positiveInt('BODY_SIZE', __ENV.BODY_SIZE || '64');
@@ -38,6 +44,7 @@ const SETUP_ONLY = __ENV.SETUP_ONLY === '1' || __ENV.SETUP_ONLY === 'true';
 const BATCH = 50; // requests per http.batch in setup(), all in parallel
 
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
+const WS_OPEN = 1; // readyState of an open socket: k6's WebSocket has no OPEN constant
 
 // Every sent message shows up in these, so a run reads like the seed's
 // tables: sent, acked, deliveries expected and received, latency, errors.
@@ -97,10 +104,15 @@ function stageName(i) {
 
 // scenarios runs each stage as its own scenario, one after the other: every
 // VU runs one iteration that lasts the whole stage (connect, send, drain).
+// A scenario holds its VUs until maxDuration + gracefulStop, and k6 makes
+// VUs up front for the most that scenarios hold at once: each stage ends
+// exactly where the next starts, so k6 makes as many VUs as the largest
+// stage has users, not the sum of two. The pause is when VUs close.
 function scenarios() {
   if (SETUP_ONLY) {
     return { setup_only: { executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'setupOnly' } };
   }
+  if (PAUSE < 1) throw new Error(`PAUSE: ${PAUSE}s is too short for the VUs to close their sockets; use at least 1s`);
   const out = {};
   let start = 0;
   STAGES.forEach((s, i) => {
@@ -118,8 +130,8 @@ function scenarios() {
       vus: s.users,
       iterations: 1,
       startTime: `${start}s`,
-      maxDuration: `${length + 15}s`,
-      gracefulStop: '5s',
+      maxDuration: `${length + PAUSE}s`,
+      gracefulStop: '0s',
       tags: { stage: `${s.users}u-${s.rate}mps` },
     };
     start += length + PAUSE;
@@ -228,6 +240,13 @@ export function setup() {
     rooms[g] = res.json().id;
   });
   console.log(`setup: ${users} users (${relogin.length} existed), ${groups} rooms of ${ROOM_SIZE} (${create.length} new)`);
+  if (START_AT !== null && !SETUP_ONLY) {
+    const wait = START_AT - Date.now();
+    // A process that starts late would send late: its recipients would miss
+    // the others' first messages and its latencies would not compare.
+    if (wait < 0) fail(`START_AT ${__ENV.START_AT} passed ${-wait} ms before setup() ended: choose a later time`);
+    sleep(wait / 1000);
+  }
   // The run id keeps cids unique across runs: the server dedupes a cid per
   // (user, room) for 24 hours.
   return { rooms, runId: __ENV.RUN_ID || Date.now().toString(36) };
@@ -246,14 +265,6 @@ export function chat(data) {
   if (user >= stage.users) return;
   const room = data.rooms[Math.floor(user / ROOM_SIZE)];
 
-  const res = http.post(`${BASE_URL}/api/auth/login`, JSON.stringify({ username: username(user), password: PASSWORD }),
-    { headers: JSON_HEADERS, tags: { name: '/api/auth/login' } });
-  if (!check(res, { 'login 200': (r) => r.status === 200 })) {
-    errors.add(true, { code: 'login' });
-    return;
-  }
-  const me = res.json();
-
   const started = exec.scenario.startTime;
   const sendFrom = started + CONNECT_TIME * 1000;
   const sendUntil = sendFrom + STAGE_DURATION * 1000;
@@ -263,21 +274,54 @@ export function chat(data) {
   const slots = Math.ceil((sendUntil - sendFrom - phase) / interval);
   const pad = BODY_SIZE > 40 ? ' ' + 'x'.repeat(BODY_SIZE - 40) : '';
 
+  const res = http.post(`${BASE_URL}/api/auth/login`, JSON.stringify({ username: username(user), password: PASSWORD }),
+    { headers: JSON_HEADERS, tags: { name: '/api/auth/login' } });
+  if (!check(res, { 'login 200': (r) => r.status === 200 })) {
+    errors.add(true, { code: 'login' });
+    skipped.add(slots); // this user's share of the target, never sent
+    return;
+  }
+  const me = res.json();
+
   const pending = new Map(); // cid -> send time, until acked
   let n = 0;
   let lastSeq = 0;
   let sendTimer = null;
   let pingTimer = null;
   let closeTimer = null;
+  let readyTimer = null;
   let pingOut = false;
   let closing = false; // we are closing on schedule: what follows is not an error
   let failed = false; // an error was counted for this connection already
 
-  const ws = new WebSocket(`${WS_URL}?token=${encodeURIComponent(me.token)}`);
+  // The token goes in a header: k6 tags every WebSocket metric with the
+  // URL (url and name), so a ?token= would make a time series per user and
+  // write every token into --out files. The name tag keeps both plain.
+  const ws = new WebSocket(WS_URL, null, { headers: { Authorization: `Bearer ${me.token}` }, tags: { name: WS_URL } });
 
   function frame(f) {
     ws.send(JSON.stringify(f));
   }
+
+  // skipRest counts the slots this user will not send (no connection, or
+  // it ended early) as skipped, so sent + skipped is always the target.
+  function skipRest() {
+    if (n < slots) skipped.add(slots - n);
+    n = slots;
+  }
+
+  // A connection that never gets "ready" would send nothing and record
+  // nothing: after READY_TIMEOUT (or at the stage's close, if sooner) it
+  // counts as an error and its slots as skipped. A socket still connecting
+  // is closed once it opens: k6 cannot close it before.
+  readyTimer = setTimeout(() => {
+    errors.add(true, { code: 'no_ready' });
+    failed = true;
+    closing = true;
+    skipRest();
+    clearInterval(pingTimer); // send on a closing socket throws
+    if (ws.readyState === WS_OPEN) ws.close();
+  }, Math.min(READY_TIMEOUT * 1000, Math.max(0, closeAt - Date.now())));
 
   // sendNext sends slot n at sendFrom + phase + n·interval, for the slots
   // that fall in the send window. Slots a busy k6 machine missed by more
@@ -305,10 +349,12 @@ export function chat(data) {
     sendTimer = setTimeout(sendNext, Math.max(0, sendFrom + phase + n * interval - Date.now()));
   }
 
-  function onFrame(ev) {
-    const now = Date.now();
+  // onFrame handles one server frame; now is when k6 read it (the message
+  // event's timestamp), so a busy VU's event loop does not add to latency.
+  function onFrame(ev, now) {
     switch (ev.type) {
       case 'ready':
+        clearTimeout(readyTimer);
         if (ev.user !== me.user.id) errors.add(true, { code: 'bad_frame' });
         // Others may have sent already: what this user missed meanwhile is
         // the generator's fault, not the server's (see chat_received).
@@ -365,10 +411,14 @@ export function chat(data) {
       errors.add(true, { code: 'bad_frame' });
       return;
     }
-    onFrame(ev);
+    onFrame(ev, e.timestamp);
   };
 
   ws.onopen = () => {
+    if (closing) {
+      ws.close(); // the ready timeout passed while connecting
+      return;
+    }
     // The server pings every 30 s and k6 answers by itself; the protocol's
     // own ping checks the other direction: a pong must come back before the
     // next ping.
@@ -383,6 +433,7 @@ export function chat(data) {
       clearInterval(pingTimer); // send on a closing socket throws
       for (let k = 0; k < pending.size; k++) errors.add(true, { code: 'no_ack' });
       pending.clear();
+      skipRest(); // slots whose timer had not fired yet
       ws.close();
     }, Math.max(0, closeAt - Date.now()));
   };
@@ -395,9 +446,12 @@ export function chat(data) {
   };
 
   ws.onclose = (e) => {
+    // A reset fires no error event in k6, only this close, without a code.
     if (!closing && !failed) errors.add(true, { code: `closed_${e.code || 'none'}` });
+    skipRest();
     clearTimeout(sendTimer);
     clearTimeout(closeTimer);
+    clearTimeout(readyTimer);
     clearInterval(pingTimer);
   };
 }

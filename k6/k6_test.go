@@ -1,7 +1,8 @@
 // Package k6 holds the k6 load-test scripts (JavaScript, see README.md).
 // k6 cannot be installed on the project's machines, so this test has node
-// parse each script as the ES module k6 loads; server/k6_test.go runs them
-// against a real node.
+// parse each script as the ES module k6 loads, shim_test.go checks the
+// stand-in modules in shim/ behave like k6, and server/k6_test.go runs the
+// scripts under them against a real node.
 package k6
 
 import (

@@ -7,41 +7,40 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
+
+	"moim/chatlog"
 )
 
-// Mirror keeps each room's member set in Redis so the hub can answer
+// RedisMirror keeps each room's member set in Redis so the hub can answer
 // "may this user send to this room" with one SISMEMBER, no SQL on the send
 // path. SQL stays the source of truth; the mirror is written in the same
 // step as every membership change and rebuilt when Redis has lost it.
-type Mirror struct {
+type RedisMirror struct {
 	rdb  redis.UniversalClient
-	keys Keys
+	keys chatlog.Keys
 }
 
-// NewMirror returns a mirror that names its keys with keys.
-func NewMirror(rdb redis.UniversalClient, keys Keys) *Mirror {
-	return &Mirror{rdb: rdb, keys: keys}
+// NewRedisMirror returns a mirror that names its keys with keys.
+func NewRedisMirror(rdb redis.UniversalClient, keys chatlog.Keys) *RedisMirror {
+	return &RedisMirror{rdb: rdb, keys: keys}
 }
-
-// MembersKey is the set of user ids in a room.
-func (m *Mirror) MembersKey(roomID int64) string { return m.keys.Members(roomID) }
 
 // syncedKey marks that the mirror was built from SQL; it vanishes with the
 // rest of the data when Redis restarts empty (as the embedded one does).
-func (m *Mirror) syncedKey() string { return m.keys.Prefix + ":members-synced" }
+func (m *RedisMirror) syncedKey() string { return m.keys.Prefix + ":members-synced" }
 
 // IsMember reports whether userID is in roomID.
-func (m *Mirror) IsMember(ctx context.Context, roomID, userID int64) (bool, error) {
-	ok, err := m.rdb.SIsMember(ctx, m.MembersKey(roomID), userID).Result()
+func (m *RedisMirror) IsMember(ctx context.Context, roomID, userID int64) (bool, error) {
+	ok, err := m.rdb.SIsMember(ctx, m.keys.Members(roomID), userID).Result()
 	if err != nil {
 		return false, fmt.Errorf("rooms: check membership of %d in %d: %w", userID, roomID, err)
 	}
 	return ok, nil
 }
 
-// open starts a new room in Redis: its members, and its seq counter at 0
+// Open starts a new room in Redis: its members, and its seq counter at 0
 // so the first message needs no look-up in the store.
-func (m *Mirror) open(ctx context.Context, roomID int64, userIDs ...int64) error {
+func (m *RedisMirror) Open(ctx context.Context, roomID int64, userIDs ...int64) error {
 	pipe := m.rdb.TxPipeline()
 	pipe.SetNX(ctx, m.keys.Seq(roomID), 0, 0)
 	pipe.SAdd(ctx, m.keys.Members(roomID), toAny(userIDs)...)
@@ -59,22 +58,25 @@ func toAny(ids []int64) []any {
 	return out
 }
 
-func (m *Mirror) add(ctx context.Context, roomID int64, userIDs ...int64) error {
-	if err := m.rdb.SAdd(ctx, m.MembersKey(roomID), toAny(userIDs)...).Err(); err != nil {
+// Add puts users into a room's member set.
+func (m *RedisMirror) Add(ctx context.Context, roomID int64, userIDs ...int64) error {
+	if err := m.rdb.SAdd(ctx, m.keys.Members(roomID), toAny(userIDs)...).Err(); err != nil {
 		return fmt.Errorf("rooms: mirror %d members into room %d: %w", len(userIDs), roomID, err)
 	}
 	return nil
 }
 
-func (m *Mirror) remove(ctx context.Context, roomID, userID int64) error {
-	if err := m.rdb.SRem(ctx, m.MembersKey(roomID), userID).Err(); err != nil {
+// Remove takes a user out of a room's member set.
+func (m *RedisMirror) Remove(ctx context.Context, roomID, userID int64) error {
+	if err := m.rdb.SRem(ctx, m.keys.Members(roomID), userID).Err(); err != nil {
 		return fmt.Errorf("rooms: mirror removal of %d from room %d: %w", userID, roomID, err)
 	}
 	return nil
 }
 
-func (m *Mirror) drop(ctx context.Context, roomID int64) error {
-	if err := m.rdb.Del(ctx, m.MembersKey(roomID)).Err(); err != nil {
+// Drop forgets a deleted room's member set.
+func (m *RedisMirror) Drop(ctx context.Context, roomID int64) error {
+	if err := m.rdb.Del(ctx, m.keys.Members(roomID)).Err(); err != nil {
 		return fmt.Errorf("rooms: drop mirror of room %d: %w", roomID, err)
 	}
 	return nil
@@ -83,7 +85,7 @@ func (m *Mirror) drop(ctx context.Context, roomID int64) error {
 // Rebuild copies every membership from SQL into Redis unless the mirror is
 // already marked as built. A change that races a rebuild can be undone by
 // it; rebuilds only run when Redis came up empty, before clients arrive.
-func (m *Mirror) Rebuild(ctx context.Context, db *gorm.DB) (int, error) {
+func (m *RedisMirror) Rebuild(ctx context.Context, db *gorm.DB) (int, error) {
 	n, err := m.rdb.Exists(ctx, m.syncedKey()).Result()
 	if err != nil {
 		return 0, fmt.Errorf("rooms: check mirror: %w", err)
@@ -96,7 +98,7 @@ func (m *Mirror) Rebuild(ctx context.Context, db *gorm.DB) (int, error) {
 	err = db.WithContext(ctx).Order("room_id, user_id").FindInBatches(&batch, 5000, func(*gorm.DB, int) error {
 		pipe := m.rdb.Pipeline()
 		for _, mb := range batch {
-			pipe.SAdd(ctx, m.MembersKey(mb.RoomID), mb.UserID)
+			pipe.SAdd(ctx, m.keys.Members(mb.RoomID), mb.UserID)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err

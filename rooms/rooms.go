@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -19,6 +18,8 @@ import (
 
 	"moim/accounts"
 	"moim/api"
+	"moim/chatlog"
+	"moim/limit"
 	"moim/sqldb"
 )
 
@@ -80,9 +81,11 @@ type MemberView struct {
 // Rooms serves the room routes.
 type Rooms struct {
 	db     *gorm.DB
-	mirror *Mirror
+	mirror Mirror
 	cost   int
-	notify Notifier
+	live   Live
+	limits limit.Limiter
+	rules  JoinLimits
 	money  Money
 }
 
@@ -100,16 +103,49 @@ type Money interface {
 // OnMoney connects the rooms to the fees module; call it before serving.
 func (s *Rooms) OnMoney(m Money) { s.money = m }
 
-// Notifier hears of every committed membership change, so the hub can
-// start or stop delivering the room to those users' connections.
-type Notifier func(ctx context.Context, roomID int64, userIDs []int64, joined bool)
+// JoinLimits caps wrong room passwords, so a password cannot be guessed
+// online; a zero limit.Rule is off.
+type JoinLimits struct {
+	// PerUser counts one user's wrong passwords in any room, PerAddress
+	// those from one client address (many accounts guessing together).
+	PerUser, PerAddress limit.Rule
+}
 
-// OnChange sets the membership notifier; call it before serving.
-func (s *Rooms) OnChange(n Notifier) { s.notify = n }
+// LimitJoins sets what counts wrong room passwords; call it before
+// serving. Until then joins are not limited.
+func (s *Rooms) LimitJoins(l limit.Limiter, rules JoinLimits) { s.limits, s.rules = l, rules }
+
+// Mirror is the copy of membership the real-time side checks on every
+// send, with no SQL on that path: RedisMirror when nodes share Redis,
+// MemoryMirror on a single node. SQL stays the source of truth.
+type Mirror interface {
+	// Open starts a new room with its first members.
+	Open(ctx context.Context, roomID int64, userIDs ...int64) error
+	Add(ctx context.Context, roomID int64, userIDs ...int64) error
+	Remove(ctx context.Context, roomID, userID int64) error
+	Drop(ctx context.Context, roomID int64) error
+	// Rebuild copies every membership from SQL unless the mirror holds
+	// them already, and reports how many it copied.
+	Rebuild(ctx context.Context, db *gorm.DB) (int, error)
+}
+
+// Live is the real-time side (the hub) as rooms sees it.
+type Live interface {
+	// MembershipChanged hears of every committed membership change, so
+	// the hub starts or stops delivering the room to those users.
+	MembershipChanged(ctx context.Context, roomID int64, userIDs []int64, joined bool)
+	// Activity is each room's newest seq, the user's read position and
+	// the newest message, for the room list.
+	Activity(ctx context.Context, roomIDs []int64, userID int64) (map[int64]chatlog.Activity, error)
+}
+
+// Attach connects the real-time side; call it before serving (the hub is
+// built after rooms, since it asks rooms who is where).
+func (s *Rooms) Attach(l Live) { s.live = l }
 
 func (s *Rooms) changed(ctx context.Context, roomID int64, userIDs []int64, joined bool) {
-	if s.notify != nil && len(userIDs) > 0 {
-		s.notify(ctx, roomID, userIDs, joined)
+	if s.live != nil && len(userIDs) > 0 {
+		s.live.MembershipChanged(ctx, roomID, userIDs, joined)
 	}
 }
 
@@ -123,20 +159,20 @@ func (s *Rooms) IDsOf(ctx context.Context, userID int64) ([]int64, error) {
 }
 
 // New returns the rooms module; bcryptCost hashes room passwords.
-func New(db *gorm.DB, mirror *Mirror, bcryptCost int) *Rooms {
+func New(db *gorm.DB, mirror Mirror, bcryptCost int) *Rooms {
 	return &Rooms{db: db, mirror: mirror, cost: bcryptCost}
 }
 
 // Migrate creates or updates the room tables.
 func (s *Rooms) Migrate() error {
-	if err := s.db.AutoMigrate(&Room{}, &Member{}); err != nil {
+	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Ban{}); err != nil {
 		return fmt.Errorf("rooms: migrate: %w", err)
 	}
 	return nil
 }
 
-// Mirror is the Redis copy of membership.
-func (s *Rooms) Mirror() *Mirror { return s.mirror }
+// Mirror is the real-time side's copy of membership.
+func (s *Rooms) Mirror() Mirror { return s.mirror }
 
 // mirrored runs a SQL change and its Redis mirror as one step: the SQL
 // transaction commits only if Redis took the change, and the Redis change
@@ -161,8 +197,8 @@ func (s *Rooms) mirrored(ctx context.Context, change func(tx *gorm.DB) error, mi
 
 func checkName(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if n := utf8.RuneCountInString(s); n < 1 || n > 100 || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return "", api.Validation("name must be 1 to 100 printable characters")
+	if n := utf8.RuneCountInString(s); n < 1 || n > 100 || !api.SafeName(s) {
+		return "", api.Validation("name must be 1 to 100 printable characters, without control or invisible formatting characters")
 	}
 	return s, nil
 }
@@ -175,12 +211,17 @@ func checkDescription(s string) (string, error) {
 	return s, nil
 }
 
+// minPassword is the shortest room password, in bytes, as for accounts.
+const minPassword = 8
+
 func (s *Rooms) hashPassword(p string) (string, error) {
 	if p == "" {
 		return "", nil
 	}
-	if len(p) > 72 {
-		return "", api.Validation("password must be at most 72 bytes")
+	// Joins are limited (JoinLimits), but a short password falls to the
+	// guesses a window allows.
+	if len(p) < minPassword || len(p) > 72 {
+		return "", api.Validation("password must be 8 to 72 bytes, or empty for none")
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(p), s.cost)
 	if err != nil {
@@ -224,9 +265,9 @@ func (s *Rooms) Create(ctx context.Context, ownerID int64, name, description, pa
 		}
 		return nil
 	}, func() error {
-		return s.mirror.open(ctx, room.ID, append([]int64{ownerID}, ids...)...)
+		return s.mirror.Open(ctx, room.ID, append([]int64{ownerID}, ids...)...)
 	}, func() error {
-		return s.mirror.drop(ctx, room.ID)
+		return s.mirror.Drop(ctx, room.ID)
 	})
 	if err != nil {
 		return nil, err
@@ -305,9 +346,9 @@ func (s *Rooms) Direct(ctx context.Context, userID, peerID int64) (*View, bool, 
 			{RoomID: room.ID, UserID: hi, Role: RoleMember, JoinedAt: now},
 		}).Error
 	}, func() error {
-		return s.mirror.open(ctx, room.ID, lo, hi)
+		return s.mirror.Open(ctx, room.ID, lo, hi)
 	}, func() error {
-		return s.mirror.drop(ctx, room.ID)
+		return s.mirror.Drop(ctx, room.ID)
 	})
 	if sqldb.IsDuplicate(err) {
 		// The peer opened the same chat a moment earlier.
@@ -406,14 +447,15 @@ func (s *Rooms) Mine(ctx context.Context, userID int64) ([]View, error) {
 	for i, v := range vs {
 		ids[i] = v.ID
 	}
-	act, err := s.mirror.activity(ctx, ids, userID)
+	act, err := s.live.Activity(ctx, ids, userID)
 	if err != nil {
 		return nil, err
 	}
 	for i := range vs {
 		a := act[vs[i].ID]
-		vs[i].Unread = &a.unread
-		vs[i].LastMessage = a.last
+		unread := max(a.Seq-a.Read, 0)
+		vs[i].Unread = &unread
+		vs[i].LastMessage = a.Last
 	}
 	return vs, nil
 }
@@ -544,9 +586,9 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 		}
 		return tx.Delete(&Room{}, roomID).Error
 	}, func() error {
-		return s.mirror.drop(ctx, roomID)
+		return s.mirror.Drop(ctx, roomID)
 	}, func() error {
-		return s.mirror.add(ctx, roomID, ids...)
+		return s.mirror.Add(ctx, roomID, ids...)
 	})
 	if err == nil {
 		s.changed(ctx, roomID, ids, false)
@@ -561,9 +603,11 @@ func (s *Rooms) departed(ctx context.Context, roomID int64, userIDs []int64, del
 	}
 }
 
-// Join adds userID to a group room, checking its password if it has one.
-// Joining a room one is already in is not an error.
-func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string) (*View, error) {
+// Join adds userID to a group room, checking its password if it has one;
+// addr is the client's address, for the limit on wrong passwords. A user
+// banned from the room is refused. Joining a room one is already in is
+// not an error.
+func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password, addr string) (*View, error) {
 	_, room, err := s.Role(ctx, roomID, userID)
 	var ae *api.Error
 	switch {
@@ -575,15 +619,20 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string)
 	if room.Direct {
 		return nil, api.Forbidden("1:1 chats cannot be joined")
 	}
-	if room.PasswordHash != "" && bcrypt.CompareHashAndPassword([]byte(room.PasswordHash), []byte(password)) != nil {
-		return nil, api.Errorf(403, "wrong_password", "the room's password is wrong")
+	if err := s.refuseBanned(ctx, roomID, userID); err != nil {
+		return nil, err
+	}
+	if room.PasswordHash != "" {
+		if err := s.checkPassword(ctx, room, userID, password, addr); err != nil {
+			return nil, err
+		}
 	}
 	err = s.mirrored(ctx, func(tx *gorm.DB) error {
 		return tx.Create(&Member{RoomID: roomID, UserID: userID, Role: RoleMember, JoinedAt: time.Now().UTC()}).Error
 	}, func() error {
-		return s.mirror.add(ctx, roomID, userID)
+		return s.mirror.Add(ctx, roomID, userID)
 	}, func() error {
-		return s.mirror.remove(ctx, roomID, userID)
+		return s.mirror.Remove(ctx, roomID, userID)
 	})
 	if err != nil && !sqldb.IsDuplicate(err) {
 		return nil, fmt.Errorf("rooms: join %d to room %d: %w", userID, roomID, err)
@@ -594,14 +643,64 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string)
 	return s.view(ctx, roomID, userID)
 }
 
+// Limit names of the wrong-password counters.
+const (
+	joinUser    = "join-user"
+	joinAddress = "join-addr"
+)
+
+// checkPassword compares a room password. The attempt is counted against
+// the user and the address before bcrypt runs, so parallel guesses cannot
+// all slip under the limit, and given back when the password is right.
+func (s *Rooms) checkPassword(ctx context.Context, room *Room, userID int64, password, addr string) error {
+	type held struct{ name, subject string }
+	var holds []held
+	giveBack := func() error {
+		for _, h := range holds {
+			if err := s.limits.Give(ctx, h.name, h.subject); err != nil {
+				return fmt.Errorf("rooms: give back join attempt: %w", err)
+			}
+		}
+		return nil
+	}
+	if s.limits != nil {
+		for _, c := range []struct {
+			held
+			rule limit.Rule
+		}{{held{joinUser, strconv.FormatInt(userID, 10)}, s.rules.PerUser}, {held{joinAddress, addr}, s.rules.PerAddress}} {
+			u, err := s.limits.Take(ctx, c.name, c.subject, c.rule)
+			if err != nil {
+				return fmt.Errorf("rooms: count join attempt: %w", err)
+			}
+			if !u.OK {
+				if err := giveBack(); err != nil {
+					return err
+				}
+				return &Throttled{u.Wait}
+			}
+			holds = append(holds, c.held)
+		}
+	}
+	if bcrypt.CompareHashAndPassword([]byte(room.PasswordHash), []byte(password)) != nil {
+		return api.Errorf(403, "wrong_password", "the room's password is wrong")
+	}
+	return giveBack()
+}
+
+// Throttled refuses a join after too many wrong passwords; Wait is how
+// long until the window ends.
+type Throttled struct{ Wait time.Duration }
+
+func (t *Throttled) Error() string { return "too many wrong room passwords" }
+
 // removeMember deletes a membership in SQL and Redis together.
 func (s *Rooms) removeMember(ctx context.Context, roomID int64, m Member) error {
 	err := s.mirrored(ctx, func(tx *gorm.DB) error {
 		return tx.Where("room_id = ? AND user_id = ?", roomID, m.UserID).Delete(&Member{}).Error
 	}, func() error {
-		return s.mirror.remove(ctx, roomID, m.UserID)
+		return s.mirror.Remove(ctx, roomID, m.UserID)
 	}, func() error {
-		return s.mirror.add(ctx, roomID, m.UserID)
+		return s.mirror.Add(ctx, roomID, m.UserID)
 	})
 	if err == nil {
 		s.changed(ctx, roomID, []int64{m.UserID}, false)
@@ -636,8 +735,9 @@ func (s *Rooms) member(ctx context.Context, roomID, targetID int64) (*Member, er
 	return &m, nil
 }
 
-// Kick removes targetID. Admins may remove members; only the owner may
-// remove an admin; nobody removes the owner.
+// Kick removes targetID and bans them until an admin lifts it. Admins may
+// remove members; only the owner may remove an admin; nobody removes the
+// owner.
 func (s *Rooms) Kick(ctx context.Context, roomID, userID, targetID int64) error {
 	role, room, err := s.Role(ctx, roomID, userID)
 	if err != nil {
@@ -656,7 +756,7 @@ func (s *Rooms) Kick(ctx context.Context, roomID, userID, targetID int64) error 
 	if target.Role == RoleOwner || (target.Role == RoleAdmin && role != RoleOwner) {
 		return api.Forbidden("only the owner can remove an admin, and nobody can remove the owner")
 	}
-	return s.removeMember(ctx, roomID, *target)
+	return s.ban(ctx, roomID, userID, targetID)
 }
 
 // SetRole makes a member an admin or a plain member; the owner only.

@@ -10,12 +10,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
-	"github.com/alicebob/miniredis/v2"
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -23,20 +20,25 @@ import (
 	"gorm.io/gorm"
 
 	"moim/sqldb"
+	"moim/store"
 )
 
-// backends are the three stores a node uses, external or embedded.
+// backends are the stores a node uses: Redis (nil on a single node),
+// the message store (MongoDB, or SQLite in the data directory) and the SQL
+// database (MySQL/MariaDB, or SQLite in the data directory).
 type backends struct {
 	redis redis.UniversalClient
-	mongo *mongo.Client
-	mdb   *mongo.Database
-	sql   *gorm.DB
+	msgs  store.Store
+	// sqliteLog is msgs when it is the node's own SQLite log.
+	sqliteLog *store.SQLite
+	sql       *gorm.DB
 	// closers run in reverse order on shutdown.
 	closers []func()
 }
 
-// openBackends connects to (or embeds) Redis, the MongoDB-wire store and
-// the SQL database, retrying unreachable ones until cfg.StartupTimeout.
+// openBackends connects to Redis, the message store and the SQL database
+// (or opens the node's own files for those not configured), retrying
+// unreachable ones until cfg.StartupTimeout.
 func openBackends(ctx context.Context, cfg Config, log *slog.Logger) (_ *backends, err error) {
 	b := &backends{}
 	defer func() {
@@ -44,7 +46,7 @@ func openBackends(ctx context.Context, cfg Config, log *slog.Logger) (_ *backend
 			b.close()
 		}
 	}()
-	if cfg.Embedded() || cfg.MongoURI == "" || cfg.MySQLDSN == "" {
+	if cfg.MongoURI == "" || cfg.MySQLDSN == "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return nil, &configError{"MOIM_DATA_DIR", err.Error()}
 		}
@@ -52,7 +54,7 @@ func openBackends(ctx context.Context, cfg Config, log *slog.Logger) (_ *backend
 	if err := b.openRedis(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	if err := b.openMongo(ctx, cfg, log); err != nil {
+	if err := b.openMessages(ctx, cfg, log); err != nil {
 		return nil, err
 	}
 	if err := b.openSQL(ctx, cfg, log); err != nil {
@@ -80,14 +82,7 @@ const clusterReload = 2 * time.Second
 
 func (b *backends) openRedis(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.RedisURL == "" {
-		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("embedded redis: %w", err)
-		}
-		b.closers = append(b.closers, mr.Close)
-		b.redis = redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: redisPoolSize})
-		b.closers = append(b.closers, func() { _ = b.redis.Close() })
-		log.Info("redis: embedded (miniredis, in memory; gone when the node stops)", "addr", mr.Addr())
+		log.Info("redis: none; the single-node engine runs in process")
 		return nil
 	}
 	rdb, desc, err := dialRedis(cfg.RedisURL)
@@ -153,45 +148,25 @@ func dialRedis(url string) (redis.UniversalClient, string, error) {
 	return redis.NewClusterClient(opts), "cluster " + strings.Join(opts.Addrs, ","), nil
 }
 
-func (b *backends) openMongo(ctx context.Context, cfg Config, log *slog.Logger) error {
-	uri, kind := cfg.MongoURI, "external"
-	dbName := "moim"
-	if uri == "" {
-		dir := filepath.Join(cfg.DataDir, "ferretdb")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+func (b *backends) openMessages(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.MongoURI == "" {
+		lg, err := store.OpenSQLite(cfg.DataDir, cfg.LogSync)
+		if err != nil {
 			return &configError{"MOIM_DATA_DIR", err.Error()}
 		}
-		f, err := ferretdb.New(&ferretdb.Config{
-			Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-			Handler:   "sqlite",
-			SQLiteURL: "file:" + dir + "/",
-			// FerretDB logs protocol chatter (even at warn, e.g. commands it lacks); only its errors matter.
-			Logger: slog.New(errorsOnly{h: slog.NewTextHandler(os.Stderr, nil)}).With("component", "ferretdb"),
-		})
-		if err != nil {
-			return fmt.Errorf("embedded ferretdb: %w", err)
-		}
-		runCtx, stop := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := f.Run(runCtx); err != nil && runCtx.Err() == nil {
-				log.Error("embedded ferretdb stopped", "err", err)
-			}
-		}()
-		b.closers = append(b.closers, func() { stop(); <-done })
-		uri, kind = f.MongoDBURI(), "embedded (FerretDB on SQLite in "+dir+")"
-	} else {
-		var err error
-		if dbName, err = mongoDatabase(uri); err != nil {
-			return err
-		}
+		b.msgs, b.sqliteLog = lg, lg
+		b.closers = append(b.closers, func() { _ = lg.Close() })
+		log.Info("messages: SQLite", "file", filepath.Join(cfg.DataDir, "messages.db"), "sync", cfg.LogSync)
+		return nil
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(2 * time.Second))
+	dbName, err := mongoDatabase(cfg.MongoURI)
+	if err != nil {
+		return err
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI).SetServerSelectionTimeout(2 * time.Second))
 	if err != nil {
 		return &configError{"MOIM_MONGO_URI", err.Error()}
 	}
-	b.mongo = client
 	b.closers = append(b.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -202,8 +177,10 @@ func (b *backends) openMongo(ctx context.Context, cfg Config, log *slog.Logger) 
 	}); err != nil {
 		return err
 	}
-	b.mdb = client.Database(dbName)
-	log.Info("mongo: "+kind, "database", dbName)
+	if b.msgs, err = store.OpenMongo(ctx, client.Database(dbName)); err != nil {
+		return err
+	}
+	log.Info("messages: MongoDB", "database", dbName)
 	return nil
 }
 
@@ -323,27 +300,4 @@ func mongoDatabase(uri string) (string, error) {
 		return name, nil
 	}
 	return "moim", nil
-}
-
-// errorsOnly passes only error records to h. slog's own handlers format
-// attributes as soon as With is called, and FerretDB calls With for every
-// SQL statement: under load that was 3% of the node's CPU with nothing
-// logged, so attributes wait here until a record is written.
-type errorsOnly struct {
-	h     slog.Handler
-	attrs []slog.Attr
-}
-
-func (e errorsOnly) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
-
-func (e errorsOnly) Handle(ctx context.Context, r slog.Record) error {
-	return e.h.WithAttrs(e.attrs).Handle(ctx, r)
-}
-
-func (e errorsOnly) WithAttrs(as []slog.Attr) slog.Handler {
-	return errorsOnly{h: e.h, attrs: append(slices.Clip(e.attrs), as...)}
-}
-
-func (e errorsOnly) WithGroup(name string) slog.Handler {
-	return errorsOnly{h: e.h.WithAttrs(e.attrs).WithGroup(name)}
 }

@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"moim/rooms"
-	"moim/store"
+	"moim/chatlog"
 )
 
 // BenchmarkStoredPerMinute pushes messages through the real send path
@@ -23,14 +22,11 @@ func BenchmarkStoredPerMinute(b *testing.B) {
 		cfg := benchConfig(b)
 		n := startBenchNode(b, cfg)
 		ctx := context.Background()
-		st, err := store.Open(ctx, n.backends.mdb)
-		if err != nil {
-			b.Fatal(err)
-		}
+		st := n.backends.msgs
 		ids := make([]int64, roomCount)
 		for r := range ids {
 			ids[r] = int64(r + 1)
-			if err := n.backends.redis.Set(ctx, rooms.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}.Seq(ids[r]), 0, 0).Err(); err != nil {
+			if err := n.backends.redis.Set(ctx, chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}.Seq(ids[r]), 0, 0).Err(); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"moim/rooms"
+	"moim/chatlog"
 )
 
 // envCluster names a real Redis Cluster (scripts/redis-cluster.sh).
@@ -144,7 +144,7 @@ func TestClusterSilentShardIsResubscribed(t *testing.T) {
 	if status, _ := n.anon(t).raw("GET", "/readyz", nil); status != 200 {
 		t.Fatalf("/readyz %d before the move", status)
 	}
-	keys := rooms.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}
+	keys := chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}
 	moveSlot(t, cfg.RedisURL, keys.Channel(room.ID))
 
 	deadline := time.Now().Add(20 * time.Second)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"moim/chatlog"
 	"moim/rooms"
 )
 
@@ -47,7 +48,7 @@ func TestConfigPaymentsDefaultOnlyWhenEmbedded(t *testing.T) {
 		{map[string]string{"MOIM_PAYMENTS": "off"}, "off"},
 		{map[string]string{"MOIM_REDIS_URL": "redis://r:6379", "MOIM_JWT_SECRET": secret}, "off"},
 		{map[string]string{"MOIM_MYSQL_DSN": "u:p@tcp(h:3306)/db", "MOIM_JWT_SECRET": secret}, "off"},
-		{map[string]string{"MOIM_MONGO_URI": "mongodb://m/moim", "MOIM_JWT_SECRET": secret, "MOIM_PAYMENTS": "Sandbox"}, "sandbox"},
+		{map[string]string{"MOIM_REDIS_URL": "redis://r:6379", "MOIM_MONGO_URI": "mongodb://m/moim", "MOIM_JWT_SECRET": secret, "MOIM_PAYMENTS": "Sandbox"}, "sandbox"},
 		{map[string]string{"MOIM_PAYMENTS": "toss", "MOIM_TOSS_SECRET_KEY": "test_sk_x", "MOIM_TOSS_CLIENT_KEY": "test_ck_x"}, "toss"},
 	} {
 		cfg, err := loadConfig(nil, env(tc.env), &bytes.Buffer{})
@@ -210,8 +211,9 @@ func TestMirrorIsRebuiltWhenRedisLosesIt(t *testing.T) {
 	owner, guest := n.user(t, "Owner"), n.user(t, "Guest")
 	room := owner.createRoom(map[string]any{"name": "Choir", "member_ids": []int64{guest.id}})
 	ctx := context.Background()
-	m := rooms.NewMirror(n.backends.redis, rooms.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards})
-	for _, k := range []string{m.MembersKey(room.ID), cfg.RedisPrefix + ":members-synced"} {
+	keys := chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}
+	m := rooms.NewRedisMirror(n.backends.redis, keys)
+	for _, k := range []string{keys.Members(room.ID), cfg.RedisPrefix + ":members-synced"} {
 		if err := n.backends.redis.Del(ctx, k).Err(); err != nil { // one key per call: a cluster keeps them in different slots
 			t.Fatal(err)
 		}

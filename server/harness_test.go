@@ -22,6 +22,7 @@ import (
 	"gorm.io/gorm"
 
 	"moim/sqldb"
+	"moim/store"
 )
 
 // The tests run against real services named by these variables (.ci/run
@@ -31,7 +32,11 @@ import (
 const (
 	envRedis = "MOIM_TEST_REDIS_URL"
 	envMySQL = "MOIM_TEST_MYSQL_DSN" // server-level DSN; each node gets its own database
-	envMongo = "MOIM_TEST_MONGO_URI" // optional: real MongoDB (GitHub Actions); FerretDB otherwise
+	envMongo = "MOIM_TEST_MONGO_URI" // optional: MongoDB (or a FerretDB process); SQLite in the data dir otherwise
+	// envEngine "memory" runs a test's nodes on the single-node engine (no
+	// Redis; messages in SQLite): make test runs the hub, sync and history
+	// tests that way as well.
+	envEngine = "MOIM_TEST_ENGINE"
 )
 
 const testSecret = "test-secret-test-secret-test-secret-0123456789"
@@ -71,15 +76,19 @@ func benchConfig(t testing.TB) Config {
 		Payments:       "sandbox",
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
+		LogSync:        store.SyncNormal,
+	}
+	if admin := serviceURL(t, envMySQL, "MariaDB/MySQL"); admin != "" {
+		cfg.MySQLDSN = createDatabase(t, admin)
+	}
+	if os.Getenv(envEngine) == "memory" {
+		return cfg
 	}
 	cfg.RedisURL = serviceURL(t, envRedis, "Redis")
 	if cfg.RedisURL != "" {
 		t.Cleanup(func() { dropRedisPrefix(t, cfg.RedisURL, cfg.RedisPrefix) })
 	}
-	if admin := serviceURL(t, envMySQL, "MariaDB/MySQL"); admin != "" {
-		cfg.MySQLDSN = createDatabase(t, admin)
-	}
-	if uri := os.Getenv(envMongo); uri != "" {
+	if uri := os.Getenv(envMongo); uri != "" && cfg.RedisURL != "" {
 		cfg.MongoURI = strings.TrimSuffix(uri, "/") + "/" + randomName("moim_t_")
 	}
 	return cfg

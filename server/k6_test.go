@@ -5,15 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 // The k6 scripts in ../k6 are run here against a real node. k6 itself
@@ -27,10 +33,11 @@ import (
 type k6Summary struct {
 	Metrics    map[string]map[string]float64 `json:"metrics"`
 	Thresholds map[string][]struct {
-		Expr  string  `json:"expr"`
-		Value float64 `json:"value"`
-		OK    bool    `json:"ok"`
-		Error string  `json:"error"`
+		Expr    string  `json:"expr"`
+		Value   float64 `json:"value"`
+		OK      bool    `json:"ok"`
+		Error   string  `json:"error"`
+		Samples int     `json:"samples"`
 	} `json:"thresholds"`
 	Checks map[string]struct {
 		Passes int `json:"passes"`
@@ -42,6 +49,15 @@ type k6Summary struct {
 		Where   string `json:"where"`
 		Message string `json:"message"`
 	} `json:"exceptions"`
+	// Reservation is how many VUs k6 would make for the scenarios: planned
+	// before setup(), possible with arrival-rate VUs made on the way.
+	Reservation struct {
+		Planned  int    `json:"planned"`
+		Possible int    `json:"possible"`
+		Error    string `json:"error"`
+	} `json:"reservation"`
+	// Series is each metric's distinct tag sets: k6's time series.
+	Series map[string][]map[string]string `json:"series"`
 	WSSent []struct {
 		URL  string `json:"url"`
 		Data string `json:"data"`
@@ -50,6 +66,8 @@ type k6Summary struct {
 		Method string `json:"method"`
 		URL    string `json:"url"`
 		Status int    `json:"status"`
+		// Scenario is empty for setup() and teardown()'s requests.
+		Scenario string `json:"scenario"`
 	} `json:"http"`
 }
 
@@ -73,9 +91,11 @@ func needNode(t *testing.T) string {
 
 // runK6 runs ../k6/<script> under the shim with env as the script's
 // __ENV and returns its summary. Timing thresholds may fail on a busy
-// machine (timing belongs in benchmarks, not tests); every other threshold,
-// every check and the absence of script errors are the test's business.
-func runK6(t *testing.T, script string, env map[string]string) *k6Summary {
+// machine (timing belongs in benchmarks, not tests: that includes
+// dropped_iterations, rounds a slow machine could not start); the
+// thresholds named in mustFail must fail; every other threshold, every
+// check and the absence of script errors are the test's business.
+func runK6(t *testing.T, script string, env map[string]string, mustFail ...string) *k6Summary {
 	t.Helper()
 	node := needNode(t)
 	out := filepath.Join(t.TempDir(), "summary.json")
@@ -109,10 +129,22 @@ func runK6(t *testing.T, script string, env map[string]string) *k6Summary {
 	for _, i := range s.Interrupted {
 		t.Errorf("%s: iteration interrupted: %s", script, i)
 	}
-	timing := regexp.MustCompile(`^(chat_e2e_latency|chat_ack_latency|http_req_duration)\b`)
+	timing := regexp.MustCompile(`^(chat_e2e_latency|chat_ack_latency|http_req_duration|dropped_iterations)\b`)
+	for _, key := range mustFail {
+		results, ok := s.Thresholds[key]
+		if !ok {
+			t.Errorf("%s: no threshold %s", script, key)
+		}
+		for _, r := range results {
+			if r.OK {
+				t.Errorf("%s: threshold %s %s passed (%v), want it failed", script, key, r.Expr, r.Value)
+			}
+		}
+	}
 	for key, results := range s.Thresholds {
 		for _, r := range results {
 			switch {
+			case slices.Contains(mustFail, key):
 			case r.OK:
 			case timing.MatchString(key):
 				t.Logf("%s: timing threshold %s %s crossed (%.1f) on this machine", script, key, r.Expr, r.Value)
@@ -233,8 +265,10 @@ func checkShapes(t *testing.T, script string, s *k6Summary) map[string]int {
 	doc := protocolClientFrames(t)
 	types := map[string]int{}
 	bad := map[string]int{} // each problem once, with how many frames had it
+	badURL := map[string]bool{}
 	for _, f := range s.WSSent {
-		if !strings.HasSuffix(f.URL, "/ws") {
+		if !strings.HasSuffix(f.URL, "/ws") && !badURL[f.URL] {
+			badURL[f.URL] = true
 			t.Errorf("%s: WebSocket to %s, not /ws", script, f.URL)
 		}
 		if err := checkClientFrame(doc, f.Data); err != nil {
@@ -305,8 +339,8 @@ func TestK6ChatScript(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	s := runK6(t, "chat.js", map[string]string{
 		"BASE_URL": n.url, "STAGES": "4:8,6:12", "ROOM_SIZE": "2", "CONNECT_TIME": "4s", "STAGE_DURATION": "3s",
-		"DRAIN": "3s", "PAUSE": "0s", "PING_EVERY": "1s", "USER_PREFIX": "k6chat", "PASSWORD": "k6-load-test",
-		"SETUP_ONLY": "", "RUN_ID": "", "WS_URL": "", "BODY_SIZE": "64",
+		"DRAIN": "3s", "PAUSE": "1s", "PING_EVERY": "1s", "USER_PREFIX": "k6chat", "PASSWORD": "k6-load-test",
+		"SETUP_ONLY": "", "RUN_ID": "", "WS_URL": "", "BODY_SIZE": "64", "READY_TIMEOUT": "", "START_AT": "",
 	})
 
 	// Each user sends every 500 ms for 3 s: 6 slots each, 60 in all, each
@@ -353,6 +387,14 @@ func TestK6ChatScript(t *testing.T) {
 		t.Errorf("frames sent by type: %v; want every send recorded and keepalive pings", types)
 	}
 
+	// k6 makes, before setup(), as many VUs as the scenarios hold at once:
+	// stage 1's 4 must be free when stage 2 takes its 6, or a 5000-user
+	// stage after a 1000-user one costs 6000 VUs.
+	if r := s.Reservation; r.Planned != 6 || r.Possible != 6 {
+		t.Errorf("k6 would make %d VUs (up to %d) %s, want 6: the largest stage", r.Planned, r.Possible, r.Error)
+	}
+	checkWebSocketTags(t, s, "ws"+strings.TrimPrefix(n.url, "http")+"/ws")
+
 	// The rooms' seqs agree with the acks: every acked message was accepted
 	// once, in the room its sender is in (user i in room i/2).
 	c := n.anon(t)
@@ -378,15 +420,112 @@ func TestK6ChatScript(t *testing.T) {
 	}
 }
 
+// checkWebSocketTags fails a WebSocket metric tagged with anything but the
+// plain endpoint: k6 tags them with the URL it dialled, so a token in the
+// query string would make one time series per user and write every token
+// into --out files.
+func checkWebSocketTags(t *testing.T, s *k6Summary, wsURL string) {
+	t.Helper()
+	if len(s.Series["ws_sessions"]) == 0 {
+		t.Error("no ws_sessions samples")
+	}
+	for metric, sets := range s.Series {
+		if !strings.HasPrefix(metric, "ws_") {
+			continue
+		}
+		bad := 0
+		for _, tags := range sets {
+			if tags["url"] != wsURL || tags["name"] != wsURL {
+				if bad++; bad == 1 {
+					t.Errorf("%s tagged url=%q name=%q, want %q", metric, tags["url"], tags["name"], wsURL)
+				}
+			}
+		}
+		if bad > 1 {
+			t.Errorf("%s: %d series in all with another url or name", metric, bad)
+		}
+	}
+}
+
+// silentWebSocket serves WebSocket upgrades and then never sends a frame,
+// like a node that hangs after accepting a connection. It answers the
+// client's close, and reports each upgrade request.
+func silentWebSocket(t *testing.T) (wsURL string, upgrades <-chan *http.Request) {
+	t.Helper()
+	reqs := make(chan *http.Request, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _, err := ws.UpgradeHTTP(r, w)
+		if err != nil {
+			return
+		}
+		reqs <- r
+		go func() {
+			defer conn.Close()
+			for {
+				if _, _, err := wsutil.ReadClientData(conn); err != nil {
+					return
+				}
+			}
+		}()
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", reqs
+}
+
+// TestK6ChatReadyTimeout points chat.js's WebSockets at an endpoint that
+// upgrades and then says nothing. Every VU must give up on "ready" after
+// READY_TIMEOUT, count an error and its send slots as skipped, and so fail
+// the run, rather than wait out the stage recording nothing.
+func TestK6ChatReadyTimeout(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	wsURL, upgrades := silentWebSocket(t)
+	start := time.Now()
+	s := runK6(t, "chat.js", map[string]string{
+		"BASE_URL": n.url, "WS_URL": wsURL, "STAGES": "4:8", "ROOM_SIZE": "2", "CONNECT_TIME": "3s",
+		"STAGE_DURATION": "2s", "DRAIN": "1s", "PAUSE": "1s", "PING_EVERY": "25s", "READY_TIMEOUT": "2s",
+		"USER_PREFIX": "k6ready", "PASSWORD": "k6-load-test", "SETUP_ONLY": "", "RUN_ID": "", "BODY_SIZE": "64", "START_AT": "",
+	}, "chat_errors", "chat_errors{scenario:stage1}", "chat_acked")
+	t.Logf("run took %v", time.Since(start))
+
+	if errs := s.Metrics["chat_errors"]; errs["passes"] != 4 || errs["fails"] != 0 {
+		t.Errorf("chat_errors: %v errors, %v successes; want 4 errors, one per VU", errs["passes"], errs["fails"])
+	}
+	codes := map[string]bool{}
+	for _, tags := range s.Series["chat_errors"] {
+		codes[tags["code"]] = true
+	}
+	if len(codes) != 1 || !codes["no_ready"] {
+		t.Errorf("chat_errors codes %v, want only no_ready", codes)
+	}
+	// Each user's 4 slots (one every 500 ms for 2 s) are skipped, not lost.
+	if sent, skipped := s.metric("chat_sent", "count"), s.metric("chat_sends_skipped", "count"); sent != 0 || skipped != 16 {
+		t.Errorf("sent %v, skipped %v; want 0 and 16", sent, skipped)
+	}
+	checkWebSocketTags(t, s, wsURL)
+	// The token travels in the upgrade's Authorization header, which hub
+	// accepts (TestK6ChatScript connects that way), not in the URL.
+	for i := 0; i < 4; i++ {
+		select {
+		case r := <-upgrades:
+			if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ey") || r.URL.RawQuery != "" {
+				t.Errorf("upgrade %s with Authorization %q", r.URL, r.Header.Get("Authorization"))
+			}
+		default:
+			t.Fatalf("%d WebSocket upgrades, want 4", i)
+		}
+	}
+}
+
 // TestK6FeesScript runs k6/fees.js's rounds (deposit, pay, retried pay,
-// status, fund, ledger and its CSV) against a real node, then checks the
-// fund holds exactly one payment per round: the retries were not charged.
+// status, fund, ledger and its CSV) against a real node at 5 then 10 rounds
+// a second for a second each, then checks the fund holds exactly one
+// payment per round: the retries were not charged.
 func TestK6FeesScript(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	s := runK6(t, "fees.js", map[string]string{
 		"BASE_URL": n.url, "MEMBERS": "3", "RATES": "5,10", "STAGE_DURATION": "1s", "CSV_EVERY": "2",
 		"USER_PREFIX": "k6fee", "PASSWORD": "k6-load-test", "DUES": "30000", "RUN_ID": "",
-		"K6SHIM_VUS": "2", "K6SHIM_ITERATIONS": "2",
+		"PRE_VUS": "6", "MAX_VUS": "12",
 	})
 	var names []string
 	for name := range s.Checks {
@@ -402,12 +541,49 @@ func TestK6FeesScript(t *testing.T) {
 	if f := s.Metrics["http_req_failed"]; f["passes"] != 0 || f["fails"] == 0 {
 		t.Errorf("http_req_failed: %v failed of %v", f["passes"], f["passes"]+f["fails"])
 	}
+	// The request thresholds judge the rounds: setup()'s sign-ups and
+	// logins (no scenario) are not the load, and would dilute them.
+	load, setup := 0, 0
+	for _, r := range s.HTTP {
+		if r.Scenario == "" {
+			setup++
+		} else {
+			load++
+		}
+	}
+	whole := map[string]bool{}
+	for key, results := range s.Thresholds {
+		metric, _, _ := strings.Cut(key, "{")
+		if !strings.HasPrefix(metric, "http_req_") {
+			continue
+		}
+		if got := results[0].Samples; got > load {
+			t.Errorf("threshold %s takes %d samples: more than the rounds' %d requests (setup made %d)", key, got, load, setup)
+		} else if got == load {
+			whole[metric] = true
+		}
+	}
+	if !whole["http_req_failed"] || !whole["http_req_duration"] {
+		t.Errorf("thresholds over all %d round requests: %v; want http_req_failed and http_req_duration", load, whole)
+	}
+	// k6 makes VUs for the most the stages hold at once: PRE_VUS, growing
+	// to MAX_VUS, not twice that because one stage's gracefulStop runs into
+	// the next.
+	if r := s.Reservation; r.Planned != 6 || r.Possible != 12 {
+		t.Errorf("k6 would make %d VUs (up to %d) %s, want 6 (up to 12)", r.Planned, r.Possible, r.Error)
+	}
 	if len(s.WSSent) != 0 {
 		t.Errorf("fees.js opened WebSockets: %d frames", len(s.WSSent))
 	}
 	checkShapes(t, "fees.js", s)
 
+	// 5 + 10 rounds were due; any the machine could not start are dropped
+	// and counted.
 	rounds := s.Checks["pay 201"].Passes
+	dropped := s.metric("dropped_iterations", "count")
+	if rounds == 0 || float64(rounds)+dropped != 15 {
+		t.Errorf("%d rounds paid + %v dropped, want 15", rounds, dropped)
+	}
 	c := n.anon(t)
 	var login struct{ Token string }
 	c.must(200, "POST", "/api/auth/login", map[string]any{"username": "k6fee0", "password": "k6-load-test"}, &login)
@@ -419,7 +595,24 @@ func TestK6FeesScript(t *testing.T) {
 	}
 	var fund struct{ Balance, TotalIn int64 }
 	c.must(200, "GET", urlf("/api/rooms/%d/fund", list.Rooms[0].ID), nil, &fund)
-	if rounds != 8 || fund.Balance != int64(rounds)*30000 {
-		t.Errorf("fund balance %d after %d paid rounds of 30000 (want 8 rounds: 2 stages × 2 VUs × 2 iterations)", fund.Balance, rounds)
+	if fund.Balance != int64(rounds)*30000 {
+		t.Errorf("fund balance %d after %d paid rounds of 30000", fund.Balance, rounds)
+	}
+}
+
+// TestK6FeesFailsOnDroppedRounds asks fees.js for 50 rounds a second from
+// one VU, which cannot start them all: the rounds it drops must fail the
+// run, not let it pass at the rate the VU managed.
+func TestK6FeesFailsOnDroppedRounds(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	s := runK6(t, "fees.js", map[string]string{
+		"BASE_URL": n.url, "MEMBERS": "2", "RATES": "50", "STAGE_DURATION": "1s", "CSV_EVERY": "1000",
+		"USER_PREFIX": "k6drop", "PASSWORD": "k6-load-test", "DUES": "30000", "RUN_ID": "",
+		"PRE_VUS": "1", "MAX_VUS": "1",
+	}, "dropped_iterations", "dropped_iterations{scenario:rate1}")
+	rounds := s.Checks["pay 201"].Passes
+	dropped := s.metric("dropped_iterations", "count")
+	if rounds == 0 || dropped == 0 || float64(rounds)+dropped != 50 {
+		t.Errorf("%d rounds + %v dropped, want 50 with some dropped", rounds, dropped)
 	}
 }

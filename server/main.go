@@ -19,10 +19,12 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"moim/accounts"
 	"moim/api"
+	"moim/chatlog"
 	"moim/fees"
 	"moim/hub"
 	"moim/limit"
@@ -102,6 +104,8 @@ type node struct {
 	stopFees    func()
 	// money is kept so tests can move its scheduler's clock.
 	money *fees.Fees
+	// acceptErrors counts temporary accept failures (steadyListener).
+	acceptErrors prometheus.Counter
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -125,16 +129,29 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	tokens := accounts.NewTokens(secret, n.cfg.TokenTTL)
-	lim := limit.New(n.backends.redis, n.cfg.RedisPrefix)
+	lim := limit.NewMemory()
+	if n.backends.redis != nil {
+		lim = limit.NewRedis(n.backends.redis, n.cfg.RedisPrefix)
+	}
 	acc, err := accounts.New(n.backends.sql, lim, accounts.Limits{
 		LoginPerUser: n.cfg.LoginLimit, LoginPerAddress: n.cfg.LoginAddressLimit, SignupPerAddress: n.cfg.SignupLimit,
 	}, tokens, n.cfg.BcryptCost)
 	if err != nil {
 		return err
 	}
-	keys := rooms.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards}
-	rms := rooms.New(n.backends.sql, rooms.NewMirror(n.backends.redis, keys), n.cfg.BcryptCost)
+	keys := chatlog.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards}
+	var mirror rooms.Mirror
+	var members *rooms.MemoryMirror
+	if n.backends.redis != nil {
+		mirror = rooms.NewRedisMirror(n.backends.redis, keys)
+	} else {
+		members = rooms.NewMemoryMirror()
+		mirror = members
+	}
+	rms := rooms.New(n.backends.sql, mirror, n.cfg.BcryptCost)
+	rms.LimitJoins(lim, rooms.JoinLimits{PerUser: n.cfg.JoinLimit, PerAddress: n.cfg.JoinAddressLimit})
 	reg := newRegistry()
+	n.acceptErrors = newAcceptErrors(reg)
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, n.cfg.provider(), reg)
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
 		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate} {
@@ -146,26 +163,18 @@ func (n *node) build(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := n.rebuildMirror(ctx, rms.Mirror()); err != nil {
+	if err := n.rebuildMirror(ctx, mirror); err != nil {
 		return err
 	}
-	n.watchMirror(rms.Mirror())
-
-	msgs, err := store.Open(ctx, n.backends.mdb)
-	if err != nil {
-		return err
-	}
-	if n.cfg.hasRole("batcher") {
-		n.batcher = store.NewBatcher(store.BatcherConfig{Consumer: n.cfg.NodeID, ClaimIdle: n.cfg.ClaimIdle}, n.backends.redis, keys, msgs, reg, n.log)
-		bctx, stop := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := n.batcher.Run(bctx); err != nil {
-				n.log.Error("batcher stopped", "err", err)
-			}
-		}()
-		n.stopBatcher = func() { stop(); <-done }
+	var broker hub.Broker
+	if n.backends.redis != nil {
+		n.watchMirror(mirror)
+		broker = hub.NewRedisBroker(n.backends.redis, keys, n.backends.msgs, hub.RedisConfig{Node: n.cfg.NodeID})
+		if n.cfg.hasRole("batcher") {
+			n.startBatcher(keys, reg)
+		}
+	} else {
+		broker = hub.NewMemoryBroker(n.backends.sqliteLog, members, hub.MemoryConfig{})
 	}
 	n.hub, err = hub.New(hub.Config{
 		NodeID:         n.cfg.NodeID,
@@ -174,11 +183,11 @@ func (n *node) build(ctx context.Context) error {
 		SendRate:       n.cfg.SendRate,
 		SendBurst:      n.cfg.SendBurst,
 		ProbeInterval:  n.cfg.PubSubProbe,
-	}, n.backends.redis, keys, directory{acc, rms}, msgs, reg, n.log)
+	}, broker, directory{acc, rms}, n.backends.msgs, reg, n.log)
 	if err != nil {
 		return err
 	}
-	rms.OnChange(n.hub.MembershipChanged)
+	rms.Attach(n.hub)
 	rms.OnMoney(roomMoney{money, n.log})
 	n.money = money
 	n.runFees(money)
@@ -216,7 +225,7 @@ func (n *node) build(ctx context.Context) error {
 		client.Routes(app)
 	}
 	if n.cfg.hasRole("hub") {
-		app.Get("/ws", lim.PerAddress("upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), auth, n.hub.Handler(accounts.UserID))
+		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID))
 	}
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
@@ -307,18 +316,33 @@ func (d directory) RoomIDs(ctx context.Context, userID int64) ([]int64, error) {
 	return d.rms.IDsOf(ctx, userID)
 }
 
-func (n *node) rebuildMirror(ctx context.Context, m *rooms.Mirror) error {
+func (n *node) rebuildMirror(ctx context.Context, m rooms.Mirror) error {
 	copied, err := m.Rebuild(ctx, n.backends.sql)
 	if copied > 0 {
-		n.log.Info("rebuilt the Redis membership mirror from SQL", "members", copied)
+		n.log.Info("rebuilt the membership mirror from SQL", "members", copied)
 	}
 	return err
+}
+
+// startBatcher drains the Redis persistence streams into the message
+// store until close.
+func (n *node) startBatcher(keys chatlog.Keys, reg *prometheus.Registry) {
+	n.batcher = store.NewBatcher(store.BatcherConfig{Consumer: n.cfg.NodeID, ClaimIdle: n.cfg.ClaimIdle}, n.backends.redis, keys, n.backends.msgs, reg, n.log)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := n.batcher.Run(ctx); err != nil {
+			n.log.Error("batcher stopped", "err", err)
+		}
+	}()
+	n.stopBatcher = func() { stop(); <-done }
 }
 
 // watchMirror rebuilds the membership mirror when Redis loses it while
 // the node runs (a restart without persistence, a failover, FLUSHALL):
 // until then members' sends would be refused as not_member.
-func (n *node) watchMirror(m *rooms.Mirror) {
+func (n *node) watchMirror(m rooms.Mirror) {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -354,7 +378,7 @@ func (n *node) runFees(money *fees.Fees) {
 // serve answers on ln until ctx ends, then shuts down gracefully.
 func (n *node) serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- n.app.Listener(ln) }()
+	go func() { errc <- n.app.Listener(&steadyListener{ln, n.acceptErrors, n.log}) }()
 	var err error
 	select {
 	case err = <-errc:

@@ -33,7 +33,10 @@ type check struct {
 // the batcher doing its job while the store catches up.
 func (n *node) checks() []check {
 	cs := n.backends.checks()
-	cs = append(cs, check{"pubsub", func(context.Context) error { return n.hub.PubSubHealthy() }, false})
+	cs = append(cs, check{"hub", func(context.Context) error { return n.hub.Healthy() }, false})
+	if n.cfg.hasRole("hub") {
+		cs = append(cs, check{"connections", func(context.Context) error { return n.capacity() }, false})
+	}
 	if n.batcher != nil {
 		cs = append(cs, check{"batcher", func(context.Context) error {
 			count, age := n.batcher.Backlog()
@@ -54,17 +57,19 @@ func (b backlogInfo) Error() string {
 }
 
 func (b *backends) checks() []check {
-	return []check{
-		{"redis", func(ctx context.Context) error { return b.redis.Ping(ctx).Err() }, false},
-		{"mongo", func(ctx context.Context) error { return b.mongo.Ping(ctx, nil) }, false},
-		{"sql", func(ctx context.Context) error {
+	var cs []check
+	if b.redis != nil {
+		cs = append(cs, check{"redis", func(ctx context.Context) error { return b.redis.Ping(ctx).Err() }, false})
+	}
+	return append(cs,
+		check{"messages", b.msgs.Ping, false},
+		check{"sql", func(ctx context.Context) error {
 			db, err := b.sql.DB()
 			if err != nil {
 				return err
 			}
 			return db.PingContext(ctx)
-		}, false},
-	}
+		}, false})
 }
 
 // opsRoutes are the endpoints operators and load balancers use.
@@ -112,7 +117,7 @@ func readyz(c *fiber.Ctx, checks []check) error {
 	}
 	if len(down) > 0 {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
-			"error":  fiber.Map{"code": "unavailable", "message": strings.Join(down, ", ") + " not reachable"},
+			"error":  fiber.Map{"code": "unavailable", "message": strings.Join(down, ", ") + " not ready"},
 			"checks": status,
 		})
 	}

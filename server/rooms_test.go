@@ -5,8 +5,6 @@ import (
 	"net/url"
 	"strconv"
 	"testing"
-
-	"moim/rooms"
 )
 
 type roomView struct {
@@ -43,17 +41,17 @@ func (c *client) myRoles() map[int64]string {
 	return roles
 }
 
-// mirrored asserts the Redis membership mirror agrees with want.
+// mirrored asserts the hub's copy of membership (Redis, or the single
+// node's memory) agrees with want.
 func (n *testNode) mirrored(t *testing.T, roomID int64, want map[int64]bool) {
 	t.Helper()
-	m := rooms.NewMirror(n.backends.redis, rooms.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards})
 	for uid, in := range want {
-		got, err := m.IsMember(context.Background(), roomID, uid)
+		got, err := n.hub.IsMember(context.Background(), roomID, uid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got != in {
-			t.Fatalf("redis mirror: user %d in room %d = %v, want %v", uid, roomID, got, in)
+			t.Fatalf("membership mirror: user %d in room %d = %v, want %v", uid, roomID, got, in)
 		}
 	}
 }
@@ -226,7 +224,7 @@ func TestRoomSearch(t *testing.T) {
 		want[c.createRoom(map[string]any{"name": "Tennis Club " + strconv.Itoa(i)}).ID] = true
 	}
 	c.createRoom(map[string]any{"name": "Chess"})
-	locked := c.createRoom(map[string]any{"name": "tennis (private)", "password": "pw"})
+	locked := c.createRoom(map[string]any{"name": "tennis (private)", "password": "tennis-pw"})
 	want[locked.ID] = true
 	c.createRoom(map[string]any{"name": "100% fun_zone"})
 

@@ -44,6 +44,7 @@ type frameMsg struct {
 	Online  bool   `json:"online"`
 	By      int64  `json:"by"`
 	Deleted bool   `json:"deleted"`
+	To      int64  `json:"to"` // a gap's last seq (From is its first)
 }
 
 func (n *testNode) wsURL() string { return "ws" + strings.TrimPrefix(n.url, "http") + "/ws" }
@@ -147,13 +148,20 @@ func (w *wsClient) readFrame() (frameMsg, error) {
 // await skips frames until one of type typ arrives.
 func (w *wsClient) await(typ string) frameMsg {
 	w.t.Helper()
-	for {
-		f := w.next()
-		if f.Type == typ {
-			return f
-		}
+	return w.awaitWhere(func(f frameMsg) bool {
 		if f.Type == "error" && typ != "error" {
 			w.t.Fatalf("user %d waiting for %s got error %s: %s", w.user, typ, f.Code, f.Message)
+		}
+		return f.Type == typ
+	})
+}
+
+// awaitWhere skips frames until one that want accepts arrives.
+func (w *wsClient) awaitWhere(want func(frameMsg) bool) frameMsg {
+	w.t.Helper()
+	for {
+		if f := w.next(); want(f) {
+			return f
 		}
 	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"moim/rooms"
+	"moim/chatlog"
 )
 
 // group is the consumer group every node's batcher joins, so the shards'
@@ -47,8 +46,8 @@ type BatcherConfig struct {
 type Batcher struct {
 	cfg     BatcherConfig
 	rdb     redis.UniversalClient
-	keys    rooms.Keys
-	store   *Store
+	keys    chatlog.Keys
+	store   Store
 	log     *slog.Logger
 	metrics *batcherMetrics
 	backlog atomic.Int64
@@ -60,7 +59,7 @@ type Batcher struct {
 func (b *Batcher) Stored() int64 { return b.stored.Load() }
 
 // NewBatcher returns a batcher; Run starts it.
-func NewBatcher(cfg BatcherConfig, rdb redis.UniversalClient, keys rooms.Keys, st *Store, reg prometheus.Registerer, log *slog.Logger) *Batcher {
+func NewBatcher(cfg BatcherConfig, rdb redis.UniversalClient, keys chatlog.Keys, st Store, reg prometheus.Registerer, log *slog.Logger) *Batcher {
 	if cfg.Count <= 0 {
 		cfg.Count = 500
 	}
@@ -213,19 +212,24 @@ func (b *Batcher) claim(ctx context.Context, streams []string) {
 // flush stores one batch, retrying with capped backoff until it is stored
 // (entries stay in Redis meanwhile), then acknowledges and deletes it. It
 // does not watch the run context: a batch read is finished on shutdown.
+// Messages the store refuses as conflicts are logged and counted, never
+// dropped silently: the store keeps them aside.
 func (b *Batcher) flush(batch []redis.XStream) {
-	var msgs []Message
+	var msgs []chatlog.Entry
+	var reads []chatlog.ReadMark
 	deletes := map[int64][]int64{}
 	for _, s := range batch {
-		for _, e := range s.Messages {
-			m, del, ok := decodeEntry(e)
+		for _, x := range s.Messages {
+			e, err := chatlog.DecodeEntry(x.Values)
 			switch {
-			case !ok:
-				b.log.Error("unreadable persistence entry; dropping it", "stream", s.Stream, "id", e.ID)
-			case del:
-				deletes[m.Room] = append(deletes[m.Room], m.Seq)
+			case err != nil:
+				b.log.Error("unreadable persistence entry; dropping it", "stream", s.Stream, "id", x.ID, "err", err)
+			case e.Message != nil:
+				msgs = append(msgs, e)
+			case e.Deleted:
+				deletes[e.Room] = append(deletes[e.Room], e.Seq)
 			default:
-				msgs = append(msgs, m)
+				reads = append(reads, chatlog.ReadMark{Room: e.Room, User: e.Reader, Seq: e.Seq})
 			}
 		}
 	}
@@ -234,10 +238,19 @@ func (b *Batcher) flush(batch []redis.XStream) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		start := time.Now()
 		err := b.store.Insert(ctx, msgs)
+		var ce *ConflictError
+		if errors.As(err, &ce) {
+			b.metrics.conflicts.Add(float64(len(ce.Conflicts)))
+			b.log.Error("two messages acknowledged under one seq; the second is refused and kept in the store's conflicts", "err", err)
+			err = nil
+		}
 		for room, seqs := range deletes {
 			if err == nil {
 				err = b.store.Tombstone(ctx, room, seqs)
 			}
+		}
+		if err == nil {
+			err = b.store.SaveReads(ctx, reads)
 		}
 		cancel()
 		if err == nil {
@@ -273,24 +286,6 @@ func (b *Batcher) ack(batch []redis.XStream) {
 		// the unique index drops them) when re-read or claimed.
 		b.log.Warn("batcher ack", "err", err)
 	}
-}
-
-// decodeEntry reads a persistence stream entry: a message ("m") or a
-// deletion ("del").
-func decodeEntry(e redis.XMessage) (m Message, del, ok bool) {
-	if raw, isMsg := e.Values["m"].(string); isMsg {
-		if err := json.Unmarshal([]byte(raw), &m); err != nil || m.Room <= 0 || m.Seq <= 0 {
-			return m, false, false
-		}
-		return m, false, true
-	}
-	room, err1 := strconv.ParseInt(fmt.Sprint(e.Values["r"]), 10, 64)
-	seq, err2 := strconv.ParseInt(fmt.Sprint(e.Values["s"]), 10, 64)
-	_, isDel := e.Values["del"]
-	if err1 != nil || err2 != nil || !isDel {
-		return m, false, false
-	}
-	return Message{Room: room, Seq: seq}, true, true
 }
 
 // watch measures the backlog (entries not yet stored) and the age of the

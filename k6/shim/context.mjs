@@ -6,7 +6,12 @@ import { MessageChannel, parentPort, receiveMessageOnPort, workerData } from 'no
 /** ctx.init is true while the script's module code (k6's init context) runs. */
 export const ctx = { init: true, ...workerData };
 
-const baseTags = { scenario: workerData.scenario ? workerData.scenario.name : 'setup', ...(workerData.tags || {}) };
+// As in k6, an iteration's samples carry its scenario's name and tags, and
+// setup()'s and teardown()'s only their group: they belong to no scenario,
+// so a threshold filtered by a scenario's tags leaves them out.
+const baseTags = workerData.scenario
+  ? { scenario: workerData.scenario.name, group: '', ...(workerData.tags || {}) }
+  : { group: `::${workerData.role}` };
 
 /** record appends one entry to this VU's log, which the runner reads at the end. */
 export function record(entry) {

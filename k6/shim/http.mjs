@@ -1,6 +1,6 @@
 // k6/http: blocking requests, made by the runner's fetch (see call in
 // context.mjs), with k6's response shape and its http_req_* metrics.
-import { call, notInit, record, sample } from './context.mjs';
+import { call, ctx, notInit, record, sample } from './context.mjs';
 
 /** expectedStatuses marks which statuses count as success in http_req_failed. */
 export function expectedStatuses(...statuses) {
@@ -32,7 +32,7 @@ function response(req, res, params) {
   sample('http_reqs', 'counter', 1, tags);
   sample('http_req_duration', 'trend', res.duration, tags);
   sample('http_req_failed', 'rate', ok ? 0 : 1, tags);
-  record({ k: 'http', method: req.method, url: req.url, status: res.status });
+  record({ k: 'http', method: req.method, url: req.url, status: res.status, scenario: ctx.scenario && ctx.scenario.name });
   const headers = {};
   for (const [k, v] of Object.entries(res.headers)) headers[canonical(k)] = v;
   return {

@@ -3,19 +3,25 @@
 //
 //   node k6/shim/run.mjs k6/chat.js     (env: the script's __ENV, plus K6SHIM_*)
 //
-// Like k6 it reads the options, runs setup() once, runs each scenario's VUs
-// from their startTime (each VU a worker thread with its own copy of the
-// script, each iteration lasting until its sockets and timers are done),
-// runs teardown(), then evaluates the thresholds. It is a functional
-// stand-in, not a load generator: per-vu-iterations and shared-iterations
-// run as configured; every other executor runs K6SHIM_VUS VUs doing
-// K6SHIM_ITERATIONS iterations each, unpaced.
+// Like k6 it reads the options, works out how many VUs the scenarios
+// reserve (k6 initialises them all before setup()), runs setup() once, runs
+// each scenario's VUs from their startTime counted from the end of setup()
+// (each VU a worker thread with its own copy of the script, each iteration
+// lasting until its sockets and timers are done), runs teardown(), then
+// evaluates the thresholds. It is a functional stand-in, not a load
+// generator: per-vu-iterations and shared-iterations run as configured;
+// constant-arrival-rate starts iterations on k6's schedule and drops (and
+// counts in dropped_iterations) those that find every VU busy; every other
+// executor runs K6SHIM_VUS VUs doing K6SHIM_ITERATIONS iterations each,
+// unpaced.
 //
 // It prints a short summary and, when K6SHIM_SUMMARY names a file, writes
-// everything there as JSON: metrics, thresholds, checks, every WebSocket
-// frame and HTTP request the script sent, and script exceptions. Exit code:
-// 0 when all went well, 99 when a threshold failed (as k6), 107 on a script
-// exception or an interrupted iteration, 2 on a usage error.
+// everything there as JSON: metrics, thresholds, checks, the VU reservation,
+// every WebSocket frame and HTTP request the script sent, the tag sets of
+// every metric, and script exceptions. Exit code, as k6's: 0 when the run
+// ended, even if iterations threw (k6 logs those and goes on; the summary
+// lists them); 99 when a threshold failed; 107 when the options, setup() or
+// teardown() threw, or a threshold names no metric; 2 on a usage error.
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -74,6 +80,7 @@ class Run {
     this.interrupted = [];
     this.crashes = [];
     this.testStart = Date.now();
+    this.own = []; // samples of the runner itself (dropped_iterations)
   }
 
   // worker runs one shim VU and resolves when it ends, terminating it after
@@ -93,7 +100,7 @@ class Run {
         Atomics.notify(m.flag, 0);
       });
     });
-    w.on('error', (e) => this.crashes.push({ where: role, message: String((e && e.stack) || e) }));
+    w.on('error', (e) => this.crashes.push({ role, where: role, message: String((e && e.stack) || e) }));
     return new Promise((done) => {
       const timer = limitMs ? setTimeout(() => {
         this.interrupted.push(`${extra.scenario ? extra.scenario.name : role} VU ${extra.vu || 0}`);
@@ -116,10 +123,20 @@ class Run {
     return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
   }
 
+  // iteration runs iteration number `iteration` of a scenario on VU vu,
+  // interrupting it at deadline (the scenario's end plus its gracefulStop).
+  iteration(s, scenario, data, vu, vuIteration, iteration, deadline) {
+    return this.worker('iteration', {
+      exec: s.exec || 'default', data, vu, vuIteration, tags: s.tags || {}, env: s.env,
+      scenario: { ...scenario, iteration },
+    }, Math.max(1, deadline - Date.now()));
+  }
+
   async scenario(name, s, data) {
     const startTime = duration(s.startTime, 0);
     await new Promise((r) => setTimeout(r, Math.max(0, this.testStart + startTime - Date.now())));
     const graceful = duration(s.gracefulStop, 30000);
+    if (s.executor === 'constant-arrival-rate') return this.arrivalRate(name, s, data, graceful);
     let vus;
     let perVU;
     let length;
@@ -150,13 +167,38 @@ class Run {
       const first = iteration;
       iteration += count;
       runs.push((async () => {
-        for (let i = 0; i < count; i++) {
-          await this.worker('iteration', {
-            exec: s.exec || 'default', data, vu: v + 1, vuIteration: i, tags: s.tags || {}, env: s.env,
-            scenario: { ...scenario, iteration: first + i },
-          }, Math.max(1, deadline - Date.now()));
-        }
+        for (let i = 0; i < count; i++) await this.iteration(s, scenario, data, v + 1, i, first + i, deadline);
       })());
+    }
+    await Promise.all(runs);
+    return undefined;
+  }
+
+  // arrivalRate is k6's constant-arrival-rate: iteration i starts at
+  // i × timeUnit / rate for as long as duration lasts, on a free VU. With
+  // none free the iteration is dropped (a dropped_iterations sample with
+  // the scenario's tags), and a VU is added for later ones while fewer than
+  // maxVUs exist: the run does not catch up, so rate × duration is started
+  // plus dropped.
+  async arrivalRate(name, s, data, graceful) {
+    const period = duration(s.timeUnit, 1000) / s.rate;
+    const length = duration(s.duration, 0);
+    const scenario = { name, executor: s.executor, startTime: Date.now(), length };
+    const deadline = scenario.startTime + length + graceful;
+    const maxVUs = s.maxVUs || s.preAllocatedVUs;
+    let vus = s.preAllocatedVUs;
+    const free = Array.from({ length: vus }, (_, v) => ({ id: v + 1, iterations: 0 }));
+    const runs = [];
+    for (let i = 0; i * period < length; i++) {
+      await new Promise((r) => setTimeout(r, Math.max(0, scenario.startTime + i * period - Date.now())));
+      const vu = free.pop();
+      if (!vu) {
+        this.own.push({ k: 'sample', metric: 'dropped_iterations', type: 'counter', value: 1,
+          tags: { scenario: name, group: '', ...(s.tags || {}) } });
+        if (vus < maxVUs) free.push({ id: ++vus, iterations: 0 });
+        continue;
+      }
+      runs.push(this.iteration(s, scenario, data, vu.id, vu.iterations++, i, deadline).then(() => free.push(vu)));
     }
     await Promise.all(runs);
   }
@@ -169,6 +211,7 @@ class Run {
     const scenarios = options.scenarios || { default: { executor: 'per-vu-iterations', vus: options.vus || 1,
       iterations: options.iterations || 1 } };
     this.exports = exports;
+    this.reservation = reservation(scenarios);
 
     const setupLog = await this.worker('setup', {}, duration(options.setupTimeout, 60000));
     const setup = this.entries(setupLog).find((e) => e.k === 'setup');
@@ -181,7 +224,7 @@ class Run {
   }
 
   finish(options) {
-    const all = readdirSync(this.logs).sort().flatMap((f) => this.entries(join(this.logs, f)));
+    const all = readdirSync(this.logs).sort().flatMap((f) => this.entries(join(this.logs, f))).concat(this.own);
     const declared = { ...BUILTIN };
     const problems = [];
     for (const e of all.filter((x) => x.k === 'metric')) {
@@ -206,7 +249,8 @@ class Run {
       const want = (m[2] || '').split(',').filter(Boolean).map((kv) => kv.split(':').map((x) => x.trim()));
       const picked = samples.filter((x) => x.metric === name && want.every(([k, v]) => String(x.tags[k]) === v));
       const agg = aggregate(declared[name], picked);
-      thresholds[key] = [].concat(list).map((t) => evaluate(typeof t === 'string' ? t : t.threshold, agg, declared[name]));
+      thresholds[key] = [].concat(list).map((t) => ({
+        ...evaluate(typeof t === 'string' ? t : t.threshold, agg, declared[name]), samples: picked.length }));
       for (const r of thresholds[key].filter((x) => x.error)) problems.push(`threshold "${key}: ${r.expr}": ${r.error}`);
     }
     const checks = {};
@@ -217,15 +261,79 @@ class Run {
     const exceptions = all.filter((x) => x.k === 'exception').concat(this.crashes);
     const summary = {
       metrics, thresholds, checks, problems, exceptions, interrupted: this.interrupted,
-      exports: this.exports || [],
+      exports: this.exports || [], reservation: this.reservation || null, series: series(samples),
       ws_sent: all.filter((x) => x.k === 'ws_send').map((x) => ({ url: x.url, data: x.data })),
-      http: all.filter((x) => x.k === 'http').map((x) => ({ method: x.method, url: x.url, status: x.status })),
+      http: all.filter((x) => x.k === 'http').map((x) => ({ method: x.method, url: x.url, status: x.status,
+        scenario: x.scenario })),
     };
     for (const agg of Object.values(metrics)) delete agg.sorted;
     if (process.env.K6SHIM_SUMMARY) writeFileSync(process.env.K6SHIM_SUMMARY, JSON.stringify(summary, null, 1));
     rmSync(this.dir, { recursive: true, force: true });
     return report(summary);
   }
+}
+
+// series lists each metric's distinct tag sets: the time series k6 would
+// keep (and an output would write) for it.
+function series(samples) {
+  const out = {};
+  for (const x of samples) {
+    out[x.metric] = out[x.metric] || new Map();
+    const key = JSON.stringify(Object.entries(x.tags).sort());
+    if (!out[x.metric].has(key)) out[x.metric].set(key, x.tags);
+  }
+  return Object.fromEntries(Object.entries(out).map(([m, sets]) => [m, [...sets.values()]]));
+}
+
+// reservation is how many VUs k6 initialises for these scenarios (its
+// ScenarioConfigs.GetFullExecutionRequirements): each scenario holds its
+// VUs from its startTime to the end of its duration or maxDuration plus
+// gracefulStop, so scenarios whose spans overlap add up. planned VUs are
+// all made before setup() runs; possible adds what arrival-rate scenarios
+// may make on the way (maxVUs − preAllocatedVUs). Scenarios are taken in
+// k6's order (startTime, then name), so one ending exactly when another
+// starts does not count twice.
+function reservation(scenarios) {
+  const steps = [];
+  const sorted = Object.entries(scenarios).sort(([an, a], [bn, b]) =>
+    duration(a.startTime, 0) - duration(b.startTime, 0) || an.localeCompare(bn));
+  for (const [id, [name, s]] of sorted.entries()) {
+    const start = duration(s.startTime, 0);
+    let planned;
+    let unplanned = 0;
+    let length;
+    switch (s.executor) {
+      case 'per-vu-iterations':
+      case 'shared-iterations':
+        planned = s.vus || 1;
+        length = duration(s.maxDuration, 600000);
+        break;
+      case 'constant-vus':
+        planned = s.vus || 1;
+        length = duration(s.duration, 0);
+        break;
+      case 'constant-arrival-rate':
+        planned = s.preAllocatedVUs;
+        unplanned = (s.maxVUs || planned) - planned;
+        length = duration(s.duration, 0);
+        break;
+      default:
+        return { error: `scenario ${name}: the shim does not know what executor ${s.executor} reserves` };
+    }
+    steps.push({ at: start, id, planned, unplanned },
+      { at: start + length + duration(s.gracefulStop, 30000), id, planned: 0, unplanned: 0 });
+  }
+  steps.sort((a, b) => a.at - b.at || a.id - b.id);
+  const now = new Map();
+  let planned = 0;
+  let possible = 0;
+  for (const step of steps) {
+    now.set(step.id, step);
+    const vus = [...now.values()].reduce((a, x) => a + x.planned, 0);
+    planned = Math.max(planned, vus);
+    possible = Math.max(possible, vus + [...now.values()].reduce((a, x) => a + x.unplanned, 0));
+  }
+  return { planned, possible };
 }
 
 function percentile(sorted, p) {
@@ -282,11 +390,15 @@ function report(summary) {
     }
   }
   for (const [name, c] of Object.entries(summary.checks)) out.push(`  check "${name}": ${c.passes} passed, ${c.fails} failed`);
+  const r = summary.reservation;
+  if (r) out.push(r.error ? `  VUs reserved: unknown (${r.error})` : `  VUs reserved: ${r.planned} (up to ${r.possible})`);
   for (const p of summary.problems) out.push(`  problem: ${p}`);
   for (const e of summary.exceptions) out.push(`  exception in ${e.where}: ${e.message}`);
   for (const i of summary.interrupted) out.push(`  interrupted: ${i}`);
   console.log(out.join('\n'));
-  if (summary.exceptions.length || summary.interrupted.length || summary.problems.length) return 107;
+  // k6 logs an exception in an iteration and goes on; one in the options,
+  // setup() or teardown() (or a bad threshold) ends the run with 107.
+  if (summary.problems.length || summary.exceptions.some((e) => e.role !== 'iteration')) return 107;
   return failed ? 99 : 0;
 }
 

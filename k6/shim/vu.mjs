@@ -32,6 +32,6 @@ async function main() {
 }
 
 main().catch((e) => {
-  record({ k: 'exception', where: workerData.role === 'iteration' ? workerData.exec : workerData.role,
+  record({ k: 'exception', role: workerData.role, where: workerData.role === 'iteration' ? workerData.exec : workerData.role,
     message: String((e && e.stack) || e) });
 });

@@ -1,14 +1,20 @@
 // k6/websockets: the browser-like WebSocket k6 offers, over a small RFC 6455
 // client written here because the node that Debian ships (18) has none. It
-// behaves as k6's does where the scripts can tell: events are open, message
-// (data is a string for text frames), error (with .error) and close (with
-// .code when the peer sent one); server pings are answered by itself; a
-// close other than 1000/1001, or a connection lost without a close frame,
-// fires error before close; an exception in a handler fails the iteration.
+// behaves as k6's does (internal/js/modules/k6/websockets) where the scripts
+// can tell: events are open, message (data is a string for text frames,
+// timestamp is when the frame was read, not when the handler runs), error
+// (with .error) and close (with .code when the peer sent one); the metrics'
+// url and name tags are the whole URL, query string included, unless
+// params.tags.name replaces both; server pings are answered by itself; a
+// close frame other than 1000/1001, or a connection that ends without one,
+// fires error before close, but a connection reset or a protocol error fires
+// only close, without a code; an exception in a handler fails the iteration.
+// Like k6's, the class has no CONNECTING/OPEN/… constants: readyState is a
+// number.
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { notInit, record, sample } from './context.mjs';
+import { ctx, notInit, record, sample } from './context.mjs';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const CONNECTING = 0;
@@ -37,8 +43,10 @@ export class WebSocket {
     this._gotClose = false;
     this._closeCode = 0;
     this._closeReason = '';
+    this._ownCode = undefined; // the code of the script's own close()
     this._pings = 0;
-    this._tags = { url: url.split('?')[0], ...((params && params.tags) || {}) };
+    const tags = (params && params.tags) || {};
+    this._tags = { ...tags, url: tags.name || url, name: tags.name || url };
 
     const key = randomBytes(16).toString('base64');
     const headers = { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
@@ -101,6 +109,7 @@ export class WebSocket {
     const text = Buffer.from(reason || '', 'utf8');
     if (text.length > 123) throw new Error('SyntaxError: the close reason must not be greater than 123 bytes');
     this.readyState = CLOSING;
+    this._ownCode = code;
     const p = Buffer.alloc(2 + text.length);
     p.writeUInt16BE(code, 0);
     text.copy(p, 2);
@@ -117,7 +126,7 @@ export class WebSocket {
       try {
         fn(ev);
       } catch (e) {
-        record({ k: 'exception', where: `WebSocket ${type} handler`, message: String((e && e.stack) || e) });
+        record({ k: 'exception', role: ctx.role, where: `WebSocket ${type} handler`, message: String((e && e.stack) || e) });
         if (this._socket) this._socket.destroy();
         return;
       }
@@ -146,6 +155,7 @@ export class WebSocket {
   }
 
   _read(chunk) {
+    const at = performance.timeOrigin + performance.now();
     this._buf = this._buf.length ? Buffer.concat([this._buf, chunk]) : chunk;
     while (this._buf.length >= 2 && this.readyState !== CLOSED) {
       const b = this._buf;
@@ -168,11 +178,11 @@ export class WebSocket {
         this._protocolError('reserved bits set or masked frame from the server');
         return;
       }
-      this._frame(Boolean(b[0] & 0x80), b[0] & 0x0f, payload);
+      this._frame(Boolean(b[0] & 0x80), b[0] & 0x0f, payload, at);
     }
   }
 
-  _frame(fin, op, p) {
+  _frame(fin, op, p, at) {
     switch (op) {
       case 0x0:
         if (!this._frags) return this._protocolError('continuation without a message');
@@ -180,13 +190,13 @@ export class WebSocket {
         if (fin) {
           const all = Buffer.concat(this._frags);
           this._frags = null;
-          this._message(this._fragOp, all);
+          this._message(this._fragOp, all, at);
         }
         return undefined;
       case 0x1:
       case 0x2:
         if (this._frags) return this._protocolError('new message inside a fragmented one');
-        if (fin) this._message(op, p);
+        if (fin) this._message(op, p, at);
         else {
           this._frags = [p];
           this._fragOp = op;
@@ -212,11 +222,11 @@ export class WebSocket {
     }
   }
 
-  _message(op, p) {
+  _message(op, p, at) {
     if (this.readyState !== OPEN) return;
     sample('ws_msgs_received', 'counter', 1, this._tags);
     const data = op === 0x1 ? p.toString('utf8') : p.buffer.slice(p.byteOffset, p.byteOffset + p.length);
-    this._dispatch('message', { data, origin: this.url });
+    this._dispatch('message', { data, origin: this.url, timestamp: at });
   }
 
   _protocolError(why) {
@@ -224,20 +234,26 @@ export class WebSocket {
     this._socket.destroy();
   }
 
-  // _ended runs when the TCP connection is gone, whoever closed it.
+  // _ended runs when the TCP connection is gone, whoever closed it. As in
+  // k6's readPump, only a close error (a close frame with another code than
+  // 1000/1001, or the stream ending without one: 1006) fires error; a reset
+  // or a protocol error closes quietly, with the code of the script's own
+  // close() if it called it.
   _ended() {
     if (this.readyState === CLOSED) return;
     clearTimeout(this._closeTimer);
     this.readyState = CLOSED;
-    if (!this._gotClose) {
-      this._dispatch('error', { error: `websocket: close 1006 (abnormal closure): ${this._err ? this._err.message : 'unexpected EOF'}` });
+    if (this._gotClose) {
+      if (this._closeCode !== 1000 && this._closeCode !== 1001) {
+        this._dispatch('error', { error: `websocket: close ${this._closeCode}: ${this._closeReason}` });
+      }
+      this._dispatch('close', { code: this._closeCode, reason: this._closeReason });
+    } else if (this._err) {
+      this._dispatch('close', { code: this._ownCode, reason: '' });
+    } else {
+      this._dispatch('error', { error: 'websocket: close 1006 (abnormal closure): unexpected EOF' });
       this._dispatch('close', { code: 1006, reason: '' });
-      return;
     }
-    if (this._closeCode !== 1000 && this._closeCode !== 1001) {
-      this._dispatch('error', { error: `websocket: close ${this._closeCode}: ${this._closeReason}` });
-    }
-    this._dispatch('close', { code: this._closeCode, reason: this._closeReason });
   }
 
   // _failed ends a connection that never opened.
@@ -254,10 +270,6 @@ for (const t of EVENTS) {
     get() { return this._on[t] || null; },
     set(fn) { this._on[t] = fn; },
   });
-}
-for (const [name, v] of Object.entries({ CONNECTING, OPEN, CLOSING, CLOSED })) {
-  WebSocket[name] = v;
-  WebSocket.prototype[name] = v;
 }
 
 export default { WebSocket };

@@ -18,7 +18,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
-	"moim/rooms"
+	"moim/chatlog"
 )
 
 // Settings every node of a chaos run shares.
@@ -211,7 +211,7 @@ func (b *bed) urls() []string {
 
 // persistStreams are the keys the batchers drain.
 func (b *bed) persistStreams() []string {
-	k := rooms.Keys{Prefix: b.prefix, Shards: streamShards}
+	k := chatlog.Keys{Prefix: b.prefix, Shards: streamShards}
 	out := make([]string, streamShards)
 	for i := range out {
 		out[i] = k.Persist(i)

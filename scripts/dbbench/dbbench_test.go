@@ -1,6 +1,8 @@
 package main
 
 import (
+	"moim/chatlog"
+
 	"bytes"
 	"context"
 	"database/sql"
@@ -12,8 +14,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-
-	"moim/store"
 )
 
 // The benchmark runs against the real MariaDB named by MOIM_TEST_MYSQL_DSN
@@ -123,7 +123,7 @@ func TestTinyRunAnswersEveryReadCorrectly(t *testing.T) {
 
 func TestCheckCatchesWrongAnswers(t *testing.T) {
 	msg := func(room, seq int64) []byte {
-		b, _ := json.Marshal(store.Message{Type: "msg", Room: room, Seq: seq})
+		b, _ := json.Marshal(chatlog.Message{Type: "msg", Room: room, Seq: seq})
 		return b
 	}
 	q := query{room: 7, want: 2, first: 10}
@@ -162,7 +162,7 @@ func TestCorpusKnowsEveryRoom(t *testing.T) {
 	for range 10 {
 		for _, m := range c.batch(500) {
 			seqs[m.Room] = append(seqs[m.Room], m.Seq)
-			if strings.Contains(m.Body, searchTerm) {
+			if strings.Contains(m.Message.Body, searchTerm) {
 				matches[m.Room]++
 				last[m.Room] = m.Seq
 			}

@@ -17,12 +17,12 @@ import (
 	"moim/store"
 )
 
-// mongoTarget is Moim's own message store (store.Store: its schema,
+// mongoTarget is Moim's own message store (store.Mongo: its schema,
 // indexes and queries) on a MongoDB-wire server.
 type mongoTarget struct {
 	client *mongo.Client
 	db     *mongo.Database
-	store  *store.Store
+	store  *store.Mongo
 }
 
 // openMongo connects to uri and opens the store in database name, which
@@ -38,7 +38,7 @@ func openMongo(ctx context.Context, uri, name string) (*mongoTarget, error) {
 		err = fmt.Errorf("database %s already has collections %v; pick another -db", name, n)
 	}
 	if err == nil {
-		t.store, err = store.Open(ctx, t.db)
+		t.store, err = store.OpenMongo(ctx, t.db)
 	}
 	if err != nil {
 		_ = client.Disconnect(context.Background())

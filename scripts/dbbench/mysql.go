@@ -1,6 +1,8 @@
 package main
 
 import (
+	"moim/chatlog"
+
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -11,8 +13,6 @@ import (
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
-
-	"moim/store"
 )
 
 // mysqlSchema is the messages table as Moim would keep it in MySQL: the
@@ -89,7 +89,7 @@ func openMySQL(ctx context.Context, dsn, name string, conns int) (*mysqlStore, f
 
 // Insert writes msgs with one multi-row INSERT; rows already there (a
 // replayed batch) are left as they are.
-func (s *mysqlStore) Insert(ctx context.Context, msgs []store.Message) error {
+func (s *mysqlStore) Insert(ctx context.Context, msgs []chatlog.Entry) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -97,7 +97,7 @@ func (s *mysqlStore) Insert(ctx context.Context, msgs []store.Message) error {
 	q.WriteString("INSERT INTO messages (" + mysqlColumns + ") VALUES ")
 	args := make([]any, 0, len(msgs)*11)
 	for i := range msgs {
-		m := &msgs[i]
+		m := msgs[i].Message
 		if i > 0 {
 			q.WriteByte(',')
 		}
@@ -147,7 +147,7 @@ func (s *mysqlStore) find(ctx context.Context, where string, limit int, args ...
 	defer rows.Close()
 	var out [][]byte
 	for rows.Next() {
-		var m store.Message
+		var m chatlog.Message
 		var fee sql.NullString
 		if err := rows.Scan(&m.Room, &m.Seq, &m.From, &m.Name, &m.Body, &m.CID, &m.TS, &m.ReplyTo, &m.Kind, &m.Deleted, &fee); err != nil {
 			return nil, fmt.Errorf("mysql: read: %w", err)

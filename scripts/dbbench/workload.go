@@ -1,6 +1,8 @@
 package main
 
 import (
+	"moim/chatlog"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,15 +11,13 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"moim/store"
 )
 
-// backend is the message store's interface as the hub uses it; *store.Store
+// backend is the message store's interface as the hub uses it; *store.Mongo
 // (MongoDB wire protocol) has exactly these methods, the SQL backend mirrors
 // them, and both answer with the msg events the hub sends to clients.
 type backend interface {
-	Insert(ctx context.Context, msgs []store.Message) error
+	Insert(ctx context.Context, msgs []chatlog.Entry) error
 	After(ctx context.Context, room, after int64, limit int) ([][]byte, error)
 	Before(ctx context.Context, room, before int64, limit int) ([][]byte, error)
 	Search(ctx context.Context, room int64, q string, limit int) ([][]byte, error)
@@ -74,10 +74,10 @@ func newCorpus(rooms int, seed uint64) *corpus {
 
 // batch returns n new messages, each in a room picked at random (a batcher
 // drains a stream shard that interleaves many rooms).
-func (c *corpus) batch(n int) []store.Message {
+func (c *corpus) batch(n int) []chatlog.Entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]store.Message, n)
+	out := make([]chatlog.Entry, n)
 	var b strings.Builder
 	for i := range out {
 		r := c.rng.IntN(c.rooms)
@@ -102,7 +102,7 @@ func (c *corpus) batch(n int) []store.Message {
 			c.lastMatch[r] = seq
 		}
 		from := 1 + c.rng.Int64N(100000)
-		m := store.Message{
+		m := &chatlog.Message{
 			Room: int64(r + 1), Seq: seq, From: from, Name: "회원" + strconv.FormatInt(from, 10),
 			Body: b.String(), CID: strconv.FormatUint(c.rng.Uint64(), 16),
 			TS: c.ts0 + c.total*50, Kind: "text",
@@ -110,7 +110,9 @@ func (c *corpus) batch(n int) []store.Message {
 		if seq > 1 && c.rng.IntN(20) == 0 {
 			m.ReplyTo = 1 + c.rng.Int64N(seq-1)
 		}
-		out[i] = m
+		m.Type = "msg"
+		raw, _ := json.Marshal(m)
+		out[i] = chatlog.Entry{Message: m, Raw: raw, Room: m.Room, Seq: m.Seq}
 		c.total++
 		c.bodyBytes += int64(len(m.Body))
 	}

@@ -1,4 +1,4 @@
-package rooms
+package chatlog
 
 import "strconv"
 
@@ -63,3 +63,11 @@ func (k Keys) Presence(userID int64) string {
 // Deleted is the set of a room's deleted seqs, applied to what sync
 // serves from the recent stream.
 func (k Keys) Deleted(roomID int64) string { return k.room(roomID, "deleted") }
+
+// SeqHi is the highest seq of the room reserved in the store: the send
+// script hands out seqs up to it, and a restored counter starts past it.
+func (k Keys) SeqHi(roomID int64) string { return k.room(roomID, "seqhi") }
+
+// Restored marks, for a while after a seq counter was restored, that a
+// cid Redis does not know may still name a stored message.
+func (k Keys) Restored(roomID int64) string { return k.room(roomID, "restored") }

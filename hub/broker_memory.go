@@ -1,0 +1,511 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"moim/chatlog"
+)
+
+// Log is the durable message log under a MemoryBroker (store.SQLite): the
+// message log is the store, so a message is acknowledged only once its
+// row is committed.
+type Log interface {
+	// Commit runs a batch in one transaction, giving each new draft the
+	// room's next seq and each retried (user, cid) its original one.
+	Commit(ctx context.Context, b *chatlog.Batch) error
+	// MaxSeq is the highest committed seq of room, 0 when none.
+	MaxSeq(ctx context.Context, room int64) (int64, error)
+	// Before returns up to limit messages before seq (0: the newest),
+	// newest first.
+	Before(ctx context.Context, room, seq int64, limit int) ([][]byte, error)
+	// ReadPositions is every member's read position in room.
+	ReadPositions(ctx context.Context, room int64) (map[int64]int64, error)
+}
+
+// Members answers membership from memory (rooms keeps it current).
+type Members interface {
+	Has(room, user int64) bool
+}
+
+// MemoryConfig tunes a MemoryBroker. Zero fields take the defaults in
+// brackets.
+type MemoryConfig struct {
+	// RecentLen is how many of each room's newest messages stay in memory
+	// for sync and history [1000]; older ones are read from the log.
+	RecentLen int
+	// MaxBatch caps the operations one commit carries [1024]. There is no
+	// wait to fill a batch: what queued during the last commit goes in the
+	// next, so an idle node commits each message at once and a busy one
+	// commits many per transaction.
+	MaxBatch int
+	// Deliverers is how many goroutines write room events to sockets
+	// [GOMAXPROCS]; a room is always delivered by the same one, in order.
+	Deliverers int
+}
+
+// MemoryBroker is the single-node engine: seqs, the recent window, read
+// positions, presence and delivery live in memory, and every message,
+// deletion and read position is committed to the node's log, many per
+// transaction, before it is acknowledged. It has no network hop.
+type MemoryBroker struct {
+	log     Log
+	members Members
+	cfg     MemoryConfig
+
+	ops     chan *memOp
+	deliver []chan delivery
+	h       *Hub
+	failing atomic.Pointer[error] // the last commit's error, nil after a success
+
+	mu    sync.Mutex
+	rooms map[int64]*memRoom
+	// present is the users with a connection here (one node: the hub's own
+	// view, kept for presence queries).
+	present map[int64]bool
+}
+
+// memOp is one operation waiting for the next commit.
+type memOp struct {
+	draft *chatlog.Draft
+	del   *chatlog.Deletion
+	read  *chatlog.ReadMark
+	acc   chatlog.Accepted
+	err   error
+	done  chan struct{}
+}
+
+type delivery struct {
+	room    int64
+	payload []byte
+}
+
+// memRoom is one room's live state.
+type memRoom struct {
+	mu sync.Mutex
+	// top is the highest committed seq, once known (loaded from the log
+	// on first use, then raised by every commit).
+	top      int64
+	topKnown bool
+	// ring holds the newest messages, seqs first, first+1, …, as clients
+	// see them (deleted ones as tombstones).
+	ring  [][]byte
+	first int64
+	// reads are the members' read positions, once loaded.
+	reads map[int64]int64
+}
+
+// NewMemoryBroker returns the single-node engine on log.
+func NewMemoryBroker(log Log, members Members, cfg MemoryConfig) *MemoryBroker {
+	if cfg.RecentLen <= 0 {
+		cfg.RecentLen = 1000
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1024
+	}
+	if cfg.Deliverers <= 0 {
+		cfg.Deliverers = runtime.GOMAXPROCS(0)
+	}
+	return &MemoryBroker{log: log, members: members, cfg: cfg, ops: make(chan *memOp, 4*cfg.MaxBatch),
+		rooms: map[int64]*memRoom{}, present: map[int64]bool{}}
+}
+
+func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
+	b.h = h
+	b.deliver = make([]chan delivery, b.cfg.Deliverers)
+	for i := range b.deliver {
+		ch := make(chan delivery, 8192)
+		b.deliver[i] = ch
+		h.done.Add(1)
+		go func() {
+			defer h.done.Done()
+			f := &fanout{h: h}
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case d := <-ch:
+					f.deliver(d.room, d.payload)
+				}
+			}
+		}()
+	}
+	h.done.Add(1)
+	go func() {
+		defer h.done.Done()
+		b.commitLoop(ctx)
+	}()
+	return nil
+}
+
+func (b *MemoryBroker) close() {}
+
+func (b *MemoryBroker) healthy() error {
+	if err := b.failing.Load(); err != nil {
+		return fmt.Errorf("message log: last commit failed: %w", *err)
+	}
+	return nil
+}
+
+// commitLoop is the one writer: it takes every operation queued since the
+// last commit (up to MaxBatch), commits them together, then applies them
+// to memory, hands the events to the deliverers and releases the callers,
+// in that order, so an acknowledged message is readable by sync and
+// delivered in seq order.
+func (b *MemoryBroker) commitLoop(ctx context.Context) {
+	batch := make([]*memOp, 0, b.cfg.MaxBatch)
+	for {
+		var ok bool
+		if batch, ok = nextBatch(ctx, b.ops, batch, b.cfg.MaxBatch); !ok {
+			b.refuse()
+			return
+		}
+		b.commit(batch)
+	}
+}
+
+// refuse fails what is still queued when the node stops.
+func (b *MemoryBroker) refuse() {
+	for {
+		select {
+		case op := <-b.ops:
+			op.err = errors.New("hub: node shutting down")
+			close(op.done)
+		default:
+			return
+		}
+	}
+}
+
+func (b *MemoryBroker) commit(ops []*memOp) {
+	var lb chatlog.Batch
+	for _, op := range ops {
+		switch {
+		case op.draft != nil:
+			lb.Drafts = append(lb.Drafts, op.draft)
+		case op.del != nil:
+			lb.Deletes = append(lb.Deletes, *op.del)
+		case op.read != nil:
+			lb.Reads = append(lb.Reads, *op.read)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := b.log.Commit(ctx, &lb)
+	cancel()
+	if err != nil {
+		b.failing.Store(&err)
+		for _, op := range ops {
+			op.err = err
+			close(op.done)
+		}
+		return
+	}
+	b.failing.Store(nil)
+	var d, x int
+	for _, op := range ops {
+		switch {
+		case op.draft != nil:
+			op.acc = lb.Accepted[d]
+			if !op.acc.Dup {
+				msg := lb.Encoded[d]
+				b.room(op.draft.Room).append(op.acc.Seq, msg, b.cfg.RecentLen)
+				b.queue(op.draft.Room, msg)
+			}
+			d++
+		case op.del != nil:
+			del := lb.Deletes[x]
+			op.del.Done = del.Done
+			if del.Done {
+				b.room(del.Room).tombstone(del.Seq)
+				b.queue(del.Room, encode(deletedEvent{Type: "deleted", Room: del.Room, Seq: del.Seq, By: del.By}))
+			}
+			x++
+		}
+	}
+	for _, op := range ops {
+		close(op.done)
+	}
+}
+
+// run queues one operation for the next commit and waits for it.
+func (b *MemoryBroker) run(ctx context.Context, op *memOp) error {
+	op.done = make(chan struct{})
+	select {
+	case b.ops <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-op.done:
+		return op.err
+	case <-ctx.Done():
+		// The commit may still happen; a retry with the same cid is
+		// answered with the original seq.
+		return ctx.Err()
+	}
+}
+
+// queue hands a room event to the room's deliverer.
+func (b *MemoryBroker) queue(room int64, payload []byte) {
+	b.deliver[uint64(room)%uint64(len(b.deliver))] <- delivery{room, payload}
+}
+
+func (b *MemoryBroker) room(id int64) *memRoom {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rooms[id]
+	if r == nil {
+		r = &memRoom{}
+		b.rooms[id] = r
+	}
+	return r
+}
+
+// append adds a committed message to the ring, keeping at most keep.
+func (r *memRoom) append(seq int64, msg []byte, keep int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ring) == 0 || seq != r.first+int64(len(r.ring)) {
+		r.ring, r.first = r.ring[:0], seq
+	}
+	r.ring = append(r.ring, msg)
+	if len(r.ring) >= 2*keep {
+		// Dropping the oldest half at once keeps appends amortized O(1).
+		n := copy(r.ring, r.ring[len(r.ring)-keep:])
+		clear(r.ring[n:])
+		r.ring = r.ring[:n]
+		r.first = seq - int64(n) + 1
+	}
+	r.top, r.topKnown = max(r.top, seq), true
+}
+
+func (r *memRoom) tombstone(seq int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i := seq - r.first; i >= 0 && i < int64(len(r.ring)) {
+		r.ring[i] = chatlog.Tombstone(r.ring[i])
+	}
+}
+
+// topSeq is the room's highest committed seq, read from the log once.
+func (b *MemoryBroker) topSeq(ctx context.Context, r *memRoom, room int64) (int64, error) {
+	r.mu.Lock()
+	top, known := r.top, r.topKnown
+	r.mu.Unlock()
+	if known {
+		return top, nil
+	}
+	stored, err := b.log.MaxSeq(ctx, room)
+	if err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.top, r.topKnown = max(r.top, stored), true
+	return r.top, nil
+}
+
+func (b *MemoryBroker) accept(ctx context.Context, d *chatlog.Draft) (chatlog.Accepted, error) {
+	if d.From != 0 && !b.members.Has(d.Room, d.From) {
+		return chatlog.Accepted{}, errNotMember
+	}
+	op := &memOp{draft: d}
+	if err := b.run(ctx, op); err != nil {
+		return chatlog.Accepted{}, fmt.Errorf("hub: commit message to room %d: %w", d.Room, err)
+	}
+	return op.acc, nil
+}
+
+func (b *MemoryBroker) recent(ctx context.Context, room, after int64, limit int) ([][]byte, bool, error) {
+	r := b.room(room)
+	top, err := b.topSeq(ctx, r, room)
+	if err != nil {
+		return nil, false, err
+	}
+	if top <= after {
+		return nil, true, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ring) == 0 {
+		return nil, false, nil
+	}
+	from := max(after+1-r.first, 0)
+	if from >= int64(len(r.ring)) {
+		return nil, r.first <= after+1, nil
+	}
+	end := min(from+int64(limit), int64(len(r.ring)))
+	return append([][]byte(nil), r.ring[from:end]...), r.first <= after+1, nil
+}
+
+func (b *MemoryBroker) recentBefore(_ context.Context, room, before int64, limit int) ([][]byte, error) {
+	r := b.room(room)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	end := int64(len(r.ring)) // exclusive index
+	if before > 0 {
+		end = min(end, before-r.first)
+	}
+	var out [][]byte
+	for i := end - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, r.ring[i])
+	}
+	return out, nil
+}
+
+func (b *MemoryBroker) message(_ context.Context, room, seq int64) ([]byte, error) {
+	r := b.room(room)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i := seq - r.first; len(r.ring) > 0 && i >= 0 && i < int64(len(r.ring)) {
+		return r.ring[i], nil
+	}
+	return nil, nil
+}
+
+func (b *MemoryBroker) delete(ctx context.Context, room, seq, by int64) (bool, error) {
+	op := &memOp{del: &chatlog.Deletion{Room: room, Seq: seq, By: by}}
+	if err := b.run(ctx, op); err != nil {
+		return false, fmt.Errorf("hub: delete message %d of room %d: %w", seq, room, err)
+	}
+	return op.del.Done, nil
+}
+
+// reads returns the room's read positions, loading them once; callers
+// hold r.mu.
+func (b *MemoryBroker) reads(ctx context.Context, r *memRoom, room int64) (map[int64]int64, error) {
+	if r.reads != nil {
+		return r.reads, nil
+	}
+	stored, err := b.log.ReadPositions(ctx, room)
+	if err != nil {
+		return nil, fmt.Errorf("hub: read positions of room %d: %w", room, err)
+	}
+	r.reads = stored
+	return r.reads, nil
+}
+
+func (b *MemoryBroker) markRead(ctx context.Context, room, user, seq int64) (int64, error) {
+	r := b.room(room)
+	top, err := b.topSeq(ctx, r, room)
+	if err != nil {
+		return 0, err
+	}
+	seq = min(seq, top)
+	r.mu.Lock()
+	reads, err := b.reads(ctx, r, room)
+	if err != nil || reads[user] >= seq {
+		r.mu.Unlock()
+		return 0, err
+	}
+	reads[user] = seq
+	r.mu.Unlock()
+	if err := b.run(ctx, &memOp{read: &chatlog.ReadMark{Room: room, User: user, Seq: seq}}); err != nil {
+		return 0, fmt.Errorf("hub: commit read position in room %d: %w", room, err)
+	}
+	return seq, nil
+}
+
+func (b *MemoryBroker) readPositions(ctx context.Context, room int64) (map[int64]int64, error) {
+	r := b.room(room)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reads, err := b.reads(ctx, r, room)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]int64, len(reads))
+	for u, s := range reads {
+		out[u] = s
+	}
+	return out, nil
+}
+
+func (b *MemoryBroker) activity(ctx context.Context, roomIDs []int64, user int64) (map[int64]chatlog.Activity, error) {
+	out := make(map[int64]chatlog.Activity, len(roomIDs))
+	for _, id := range roomIDs {
+		r := b.room(id)
+		top, err := b.topSeq(ctx, r, id)
+		if err != nil {
+			return nil, err
+		}
+		a := chatlog.Activity{Seq: top}
+		r.mu.Lock()
+		reads, err := b.reads(ctx, r, id)
+		if err == nil {
+			a.Read = reads[user]
+		}
+		if n := len(r.ring); n > 0 {
+			a.Last = r.ring[n-1]
+		}
+		r.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if a.Last == nil && top > 0 {
+			last, err := b.log.Before(ctx, id, 0, 1)
+			if err != nil {
+				return nil, err
+			}
+			if len(last) == 1 {
+				a.Last = last[0]
+			}
+		}
+		out[id] = a
+	}
+	return out, nil
+}
+
+func (b *MemoryBroker) isMember(_ context.Context, room, user int64) (bool, error) {
+	return b.members.Has(room, user), nil
+}
+
+func (b *MemoryBroker) publish(_ context.Context, room int64, payload []byte) error {
+	b.queue(room, payload)
+	return nil
+}
+
+func (b *MemoryBroker) publishAll(_ context.Context, rooms []int64, payload []byte) error {
+	for _, r := range rooms {
+		b.queue(r, payload)
+	}
+	return nil
+}
+
+func (b *MemoryBroker) publishMembership(_ context.Context, payload []byte) error {
+	b.h.membershipEvent(payload)
+	return nil
+}
+
+// One node delivers every room it has members of: nothing to subscribe.
+func (b *MemoryBroker) subscribe(context.Context, ...int64) error   { return nil }
+func (b *MemoryBroker) unsubscribe(context.Context, ...int64) error { return nil }
+
+func (b *MemoryBroker) setOnline(_ context.Context, _ string, user int64, online bool) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	was := b.present[user]
+	if online {
+		b.present[user] = true
+	} else {
+		delete(b.present, user)
+	}
+	return was != online, nil
+}
+
+func (b *MemoryBroker) heartbeat(context.Context, string, []int64) error { return nil }
+
+func (b *MemoryBroker) online(_ context.Context, users []int64) (map[int64]bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[int64]bool, len(users))
+	for _, u := range users {
+		out[u] = b.present[u]
+	}
+	return out, nil
+}

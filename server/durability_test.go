@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestKillNineKeepsEveryAck kills a zero-setup node (the single-node
+// engine, nothing configured) with SIGKILL, during a burst of sends and
+// right after one, again and again, and restarts it on the same data
+// directory. Every acknowledged message must be in the history once, under
+// its acknowledged seq; a retried cid must keep its seq; new messages must
+// get higher seqs; deletions and read positions must survive.
+func TestKillNineKeepsEveryAck(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "moim")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := append(os.Environ(), "MOIM_DATA_DIR="+dir, "MOIM_ADDR="+addr, "MOIM_BCRYPT_COST=4",
+		"MOIM_SEND_RATE=100000", "MOIM_SEND_BURST=100000", "MOIM_LOG_LEVEL=warn")
+	for _, v := range []string{"MOIM_REDIS_URL", "MOIM_MONGO_URI", "MOIM_MYSQL_DSN", "MOIM_JWT_SECRET"} {
+		env = append(env, v+"=")
+	}
+	node := startProcess(t, bin, env, dir)
+	base := "http://" + addr
+	waitHealthy(t, base)
+	n := &testNode{url: base}
+	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
+	var room struct{ ID int64 }
+	alice.must(201, "POST", "/api/rooms", map[string]any{"name": "Durable", "member_ids": []int64{bob.id}}, &room)
+
+	acked := map[int64]string{} // seq → cid
+	var deleted []int64
+	var read int64
+	const rounds = 6
+	for round := range rounds {
+		if len(acked) > 0 {
+			// A deletion and a read position, each confirmed by its event
+			// (sent after the commit), just before the burst.
+			w := n.connect(alice)
+			target := minKey(acked, deleted)
+			w.send(map[string]any{"type": "delete", "room": room.ID, "seq": target})
+			w.awaitWhere(func(f frameMsg) bool { return f.Type == "deleted" && f.Seq == target })
+			deleted = append(deleted, target)
+			read = maxKey(acked)
+			w.send(map[string]any{"type": "read", "room": room.ID, "seq": read})
+			w.awaitWhere(func(f frameMsg) bool { return f.Type == "read" && f.User == alice.id && f.Seq == read })
+		}
+		during := round%2 == 0
+		got := burst(t, base, alice.token, room.ID, round, node, during)
+		for seq, cid := range got {
+			if prev, ok := acked[seq]; ok {
+				t.Fatalf("round %d: seq %d acknowledged twice, for %s and %s", round, seq, prev, cid)
+			}
+			acked[seq] = cid
+		}
+		if !during {
+			node.kill()
+		}
+		node = startProcess(t, bin, env, dir)
+		waitHealthy(t, base)
+		checkHistory(t, alice, room.ID, acked, deleted)
+		var pres struct {
+			Members []struct {
+				UserID int64 `json:"user_id"`
+				Read   int64 `json:"read"`
+			} `json:"members"`
+		}
+		alice.must(200, "GET", urlf("/api/rooms/%d/presence", room.ID), nil, &pres)
+		for _, m := range pres.Members {
+			if m.UserID == alice.id && m.Read != read {
+				t.Fatalf("round %d: read position %d after the restart, want %d", round, m.Read, read)
+			}
+		}
+		top := maxKey(acked)
+		if top > 0 {
+			var ack struct{ Seq int64 }
+			alice.must(200, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": acked[top], "body": "again"}, &ack)
+			if ack.Seq != top {
+				t.Fatalf("round %d: retried cid %s got seq %d, acknowledged as %d", round, acked[top], ack.Seq, top)
+			}
+		}
+		var fresh struct{ Seq int64 }
+		cid := fmt.Sprintf("after-%d", round)
+		alice.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": cid, "body": "after the restart"}, &fresh)
+		// Messages committed but not yet acknowledged when the node died
+		// keep their seqs too, so a new one may come later than top+1.
+		if fresh.Seq <= top {
+			t.Fatalf("round %d: a new message got seq %d, not above the highest acknowledged %d", round, fresh.Seq, top)
+		}
+		acked[fresh.Seq] = cid
+		t.Logf("round %d (kill %s): %d acknowledged in the burst, %d in all", round, map[bool]string{true: "during the burst", false: "after the last ack"}[during], len(got), len(acked))
+	}
+}
+
+// burst sends from four goroutines until the node is killed (during) or
+// for a moment, and returns what was acknowledged.
+func burst(t *testing.T, base, token string, room int64, round int, node *nodeProcess, during bool) map[int64]string {
+	t.Helper()
+	var mu sync.Mutex
+	got := map[int64]string{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cid := fmt.Sprintf("r%d-g%d-%d", round, g, i)
+				seq, ok := post(base, token, room, cid)
+				if ok {
+					mu.Lock()
+					got[seq] = cid
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
+	if during {
+		node.kill()
+	}
+	close(stop)
+	wg.Wait()
+	if len(got) == 0 {
+		t.Fatalf("round %d: nothing was acknowledged in the burst", round)
+	}
+	return got
+}
+
+// post sends one message over REST and reports its seq when it was
+// acknowledged (a connection cut by the kill is not).
+func post(base, token string, room int64, cid string) (int64, bool) {
+	body, _ := json.Marshal(map[string]string{"cid": cid, "body": "burst " + cid})
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/rooms/%d/messages", base, room), bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var ack struct{ Seq int64 }
+	if resp.StatusCode != 201 || json.NewDecoder(resp.Body).Decode(&ack) != nil {
+		return 0, false
+	}
+	return ack.Seq, true
+}
+
+// checkHistory reads the whole history and holds it against acked.
+func checkHistory(t *testing.T, c *client, room int64, acked map[int64]string, deleted []int64) {
+	t.Helper()
+	seen := map[int64]frameMsg{}
+	after := int64(0)
+	for {
+		var page struct{ Messages []frameMsg }
+		c.must(200, "GET", urlf("/api/rooms/%d/messages?after=%d&limit=100", room, after), nil, &page)
+		if len(page.Messages) == 0 {
+			break
+		}
+		for _, m := range page.Messages {
+			if _, dup := seen[m.Seq]; dup {
+				t.Fatalf("seq %d appears twice in the history", m.Seq)
+			}
+			seen[m.Seq] = m
+			after = m.Seq
+		}
+	}
+	for seq, cid := range acked {
+		m, ok := seen[seq]
+		if !ok {
+			t.Fatalf("acknowledged message %s (seq %d) is missing after kill -9; history holds %d messages", cid, seq, len(seen))
+		}
+		if m.CID != cid {
+			t.Fatalf("seq %d holds %s, acknowledged for %s", seq, m.CID, cid)
+		}
+	}
+	for _, seq := range deleted {
+		if !seen[seq].Deleted {
+			t.Fatalf("message %d was deleted before the kill and is back", seq)
+		}
+	}
+}
+
+func minKey(m map[int64]string, except []int64) int64 {
+	skip := map[int64]bool{}
+	for _, s := range except {
+		skip[s] = true
+	}
+	var best int64
+	for k := range m {
+		if !skip[k] && (best == 0 || k < best) {
+			best = k
+		}
+	}
+	return best
+}
+
+func maxKey(m map[int64]string) int64 {
+	var best int64
+	for k := range m {
+		best = max(best, k)
+	}
+	return best
+}
+
+// nodeProcess is a node binary the test started, stopped by its PID.
+type nodeProcess struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProcess(t *testing.T, bin string, env []string, dir string) *nodeProcess {
+	t.Helper()
+	log, err := os.OpenFile(filepath.Join(dir, "node.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &nodeProcess{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			out, _ := os.ReadFile(filepath.Join(dir, "node.log"))
+			t.Logf("node log:\n%s", out)
+		}
+	})
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *nodeProcess) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func waitHealthy(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("node at %s not ready after 20 s", base)
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"moim/chatlog"
+)
+
+// redisConfig is testConfig for a test about the Redis path.
+func redisConfig(t *testing.T) Config {
+	t.Helper()
+	cfg := testConfig(t)
+	if cfg.RedisURL == "" {
+		t.Fatal("this test is about the Redis path: run it with MOIM_TEST_REDIS_URL")
+	}
+	return cfg
+}
+
+// loseRedisData deletes every key of the node's prefix, as a Redis
+// restarted without persistence (or flushed, or failed over to a replica
+// that missed the last writes) would have lost them. Only this test's
+// prefix goes: other packages' tests share the Redis.
+func loseRedisData(t *testing.T, cfg Config) {
+	t.Helper()
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	if _, err := deleteKeys(rdb, cfg.RedisPrefix+":*"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitMember waits for the membership mirror to be rebuilt from SQL
+// (within MirrorCheck) after Redis lost it.
+func waitMember(t *testing.T, n *testNode, room, user int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ok, err := n.hub.IsMember(context.Background(), room, user); err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("user %d not back in room %d's mirror after 5 s", user, room)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRedisLosingDataNeverReusesASeq: 50 messages are acknowledged while
+// no batcher runs (none is stored), then Redis loses its data. The next
+// message must not get a seq already acknowledged: the counter restarts
+// past the reserved block, and the skipped seqs are reported as a gap in
+// sync and in the history API, and counted.
+func TestRedisLosingDataNeverReusesASeq(t *testing.T) {
+	cfg := redisConfig(t)
+	cfg.Roles = []string{"api", "hub"} // nothing is stored
+	cfg.SendBurst = 100
+	n := startTestNode(t, cfg)
+	owner, member := n.user(t, "Owner"), n.user(t, "Member")
+	room := owner.createRoom(map[string]any{"name": "Fragile", "member_ids": []int64{member.id}})
+	w := n.connect(owner)
+	for i := range 50 {
+		if ack := w.say(room.ID, urlf("m%d", i), "before the loss"); ack.Seq != int64(i+1) {
+			t.Fatalf("message %d acknowledged as seq %d", i, ack.Seq)
+		}
+	}
+	loseRedisData(t, cfg)
+	waitMember(t, n, room.ID, owner.id)
+	var ack struct{ Seq int64 }
+	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "after", "body": "after the loss"}, &ack)
+	if ack.Seq <= 50 {
+		t.Fatalf("after Redis lost its data the next message got seq %d, a seq already acknowledged", ack.Seq)
+	}
+	var page struct {
+		Messages []frameMsg
+		Gaps     []chatlog.Gap
+	}
+	owner.must(200, "GET", urlf("/api/rooms/%d/messages?after=0", room.ID), nil, &page)
+	if len(page.Messages) != 1 || page.Messages[0].Seq != ack.Seq || len(page.Gaps) != 1 || page.Gaps[0].From != 1 || page.Gaps[0].To != ack.Seq-1 {
+		t.Fatalf("history after the loss: %+v; want message %d and a gap 1–%d", page, ack.Seq, ack.Seq-1)
+	}
+	m := n.connect(member)
+	m.send(map[string]any{"type": "sync", "rooms": map[string]int64{urlf("%d", room.ID): 0}})
+	if f := m.await("msg"); f.Seq != ack.Seq {
+		t.Fatalf("sync returned seq %d, want %d", f.Seq, ack.Seq)
+	}
+	if g := m.await("gap"); g.Room != room.ID || g.From != 1 || g.To != ack.Seq-1 {
+		t.Fatalf("sync reported gap %+v after the messages, want 1–%d", g, ack.Seq-1)
+	}
+	if v := metricValue(t, n, "moim_hub_seq_gaps_total"); v != 1 {
+		t.Fatalf("moim_hub_seq_gaps_total = %v, want 1", v)
+	}
+}
+
+// TestRetriedCidAfterRedisLostDataKeepsItsSeq: messages stored by the
+// batcher, then Redis loses its data; a client retrying one of them gets
+// its original seq from the store, not a second message.
+func TestRetriedCidAfterRedisLostDataKeepsItsSeq(t *testing.T) {
+	cfg := redisConfig(t)
+	n := startTestNode(t, cfg)
+	owner := n.user(t, "Owner")
+	room := owner.createRoom(map[string]any{"name": "Retry"})
+	w := n.connect(owner)
+	for i := range 20 {
+		w.say(room.ID, urlf("c%d", i), "stored before the loss")
+	}
+	waitStored(t, n, room.ID, 20)
+	loseRedisData(t, cfg)
+	waitMember(t, n, room.ID, owner.id)
+	var ack struct{ Seq int64 }
+	owner.must(200, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "c4", "body": "stored before the loss"}, &ack)
+	if ack.Seq != 5 {
+		t.Fatalf("retried cid c4 got seq %d, want its original 5", ack.Seq)
+	}
+	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "new", "body": "new"}, &ack)
+	if ack.Seq <= 20 {
+		t.Fatalf("a new message got seq %d, already given out", ack.Seq)
+	}
+	waitStored(t, n, room.ID, 21)
+}
+
+// TestSecondMessageUnderOneSeqIsSurfaced: a persistence entry naming a
+// stored (room, seq) with a different message, as two messages acked
+// under one seq would produce, is refused by the store, logged, counted
+// and kept aside, never silently dropped or overwriting the first.
+func TestSecondMessageUnderOneSeqIsSurfaced(t *testing.T) {
+	cfg := redisConfig(t)
+	n := startTestNode(t, cfg)
+	owner := n.user(t, "Owner")
+	room := owner.createRoom(map[string]any{"name": "Clash"})
+	w := n.connect(owner)
+	first := w.say(room.ID, "original", "the first message")
+	waitStored(t, n, room.ID, 1)
+	impostor := chatlog.NewDraft(room.ID, owner.id, "Owner", "a second message under seq 1", "impostor", chatlog.KindText, 0, time.Now().UnixMilli()).Encode(first.Seq)
+	keys := chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}
+	if err := n.backends.redis.XAdd(context.Background(), &redis.XAddArgs{Stream: keys.Persist(keys.Shard(room.ID)),
+		Values: []any{chatlog.FieldRoom, room.ID, chatlog.FieldSeq, first.Seq, chatlog.FieldMessage, string(impostor)}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, n, "moim_store_conflicts_total") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("moim_store_conflicts_total did not reach 1")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	msgs, err := n.backends.msgs.After(context.Background(), room.ID, 0, 10)
+	if err != nil || len(msgs) != 1 || !strings.Contains(string(msgs[0]), `"original"`) {
+		t.Fatalf("store holds %q (err %v); want only the original message", msgs, err)
+	}
+}

@@ -1,0 +1,393 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"moim/chatlog"
+
+	_ "modernc.org/sqlite" // pure Go: the binary builds with CGO_ENABLED=0
+)
+
+// Sync is how SQLite makes a commit durable.
+type Sync string
+
+const (
+	// SyncFull fsyncs the write-ahead log on every commit: a committed
+	// message survives the process and the machine losing power.
+	SyncFull Sync = "full"
+	// SyncNormal leaves the write-ahead log to the OS page cache between
+	// checkpoints: a committed message survives the process being killed
+	// (kill -9, a crash), not the machine losing power.
+	SyncNormal Sync = "normal"
+)
+
+// SQLite is the message store of a node that keeps its own: one file in
+// the data directory, written by one goroutine (the single-node engine's
+// group commit, or the batcher) and read by several.
+type SQLite struct {
+	db *sql.DB
+	// mu serializes writers; top caches each room's highest seq for
+	// Commit, which gives seqs out (dropped when a commit fails).
+	mu  sync.Mutex
+	top map[int64]int64
+}
+
+const sqliteSchema = `
+CREATE TABLE IF NOT EXISTS messages (
+	room      INTEGER NOT NULL,
+	seq       INTEGER NOT NULL,
+	from_user INTEGER NOT NULL,
+	cid       TEXT    NOT NULL,
+	ts        INTEGER NOT NULL,
+	body      TEXT    NOT NULL,
+	msg       BLOB    NOT NULL,
+	deleted   INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (room, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_cid ON messages (room, from_user, cid);
+CREATE TABLE IF NOT EXISTS reads (
+	room INTEGER NOT NULL, user INTEGER NOT NULL, seq INTEGER NOT NULL,
+	PRIMARY KEY (room, user)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seq_blocks (room INTEGER PRIMARY KEY, hi INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS gaps (
+	room INTEGER NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
+	PRIMARY KEY (room, from_seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conflicts (
+	room INTEGER NOT NULL, seq INTEGER NOT NULL, msg BLOB NOT NULL, at INTEGER NOT NULL
+);
+`
+
+// OpenSQLite opens (creating if needed) messages.db in dir. It is a file
+// of its own, beside the accounts and rooms database, so the message
+// log's writer never waits for theirs.
+func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
+	if sync != SyncFull && sync != SyncNormal {
+		return nil, fmt.Errorf("store: sync must be %q or %q, not %q", SyncFull, SyncNormal, sync)
+	}
+	dsn := "file:" + filepath.Join(dir, "messages.db") +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	db.SetMaxOpenConns(8)
+	if _, err := db.Exec(sqliteSchema); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: create tables: %w", err)
+	}
+	return &SQLite{db: db, top: map[int64]int64{}}, nil
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+// Ping checks the database file answers.
+func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)`
+
+// Commit runs a batch in one transaction: each new draft gets its room's
+// next seq, a retried (user, cid) gets its original seq and ts, deletions
+// tombstone, read positions rise. Nothing of a failed batch is kept.
+func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin commit: %w", err)
+	}
+	given := map[int64]int64{}
+	err = s.commit(ctx, tx, b, given)
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		_ = tx.Rollback()
+		for room := range given {
+			delete(s.top, room)
+		}
+		return fmt.Errorf("store: commit %d messages, %d deletions, %d read positions: %w", len(b.Drafts), len(b.Deletes), len(b.Reads), err)
+	}
+	for room, seq := range given {
+		s.top[room] = seq
+	}
+	return nil
+}
+
+func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, given map[int64]int64) error {
+	b.Accepted = make([]chatlog.Accepted, len(b.Drafts))
+	b.Encoded = make([][]byte, len(b.Drafts))
+	if len(b.Drafts) > 0 {
+		ins, err := tx.PrepareContext(ctx, insertMessage+` ON CONFLICT (room, from_user, cid) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for i, d := range b.Drafts {
+			top, ok := given[d.Room]
+			if !ok {
+				if top, ok = s.top[d.Room]; !ok {
+					if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?`, d.Room).Scan(&top); err != nil {
+						return err
+					}
+				}
+			}
+			msg := d.Encode(top + 1)
+			res, err := ins.ExecContext(ctx, d.Room, top+1, d.From, d.CID, d.TS, d.Body, msg)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				given[d.Room] = top + 1
+				b.Accepted[i] = chatlog.Accepted{Seq: top + 1, TS: d.TS}
+				b.Encoded[i] = msg
+				continue
+			}
+			given[d.Room] = top
+			acc := chatlog.Accepted{Dup: true}
+			if err := tx.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ? AND from_user = ? AND cid = ?`,
+				d.Room, d.From, d.CID).Scan(&acc.Seq, &acc.TS); err != nil {
+				return err
+			}
+			b.Accepted[i] = acc
+		}
+	}
+	for i, del := range b.Deletes {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET deleted = 1 WHERE room = ? AND seq = ? AND deleted = 0`, del.Room, del.Seq)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		b.Deletes[i].Done = n == 1
+	}
+	return saveReads(ctx, tx, b.Reads)
+}
+
+func saveReads(ctx context.Context, tx *sql.Tx, marks []chatlog.ReadMark) error {
+	for _, r := range marks {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reads (room, user, seq) VALUES (?, ?, ?)
+			ON CONFLICT (room, user) DO UPDATE SET seq = MAX(seq, excluded.seq)`, r.Room, r.User, r.Seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write runs f in one transaction under the writer lock.
+func (s *SQLite) write(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return nil
+}
+
+// Insert stores messages the batcher read. A (room, seq) or (room, from,
+// cid) already stored is a replay when it is the same message; otherwise
+// the message is refused, kept in the conflicts table and reported.
+func (s *SQLite) Insert(ctx context.Context, entries []chatlog.Entry) error {
+	var conflicts []Conflict
+	err := s.write(ctx, fmt.Sprintf("insert %d messages", len(entries)), func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, insertMessage+` ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, e := range entries {
+			m := e.Message
+			res, err := ins.ExecContext(ctx, m.Room, m.Seq, m.From, m.CID, m.TS, m.Body, e.Raw)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				continue
+			}
+			var from int64
+			var cid string
+			err = tx.QueryRowContext(ctx, `SELECT from_user, cid FROM messages WHERE room = ? AND seq = ?`, m.Room, m.Seq).Scan(&from, &cid)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if err == nil && from == m.From && cid == m.CID {
+				continue // a replayed batch
+			}
+			if err != nil {
+				// The seq is free but (from, cid) is stored under another
+				// seq: the message was acknowledged twice.
+				from, cid = m.From, m.CID
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO conflicts (room, seq, msg, at) VALUES (?, ?, ?, ?)`,
+				m.Room, m.Seq, e.Raw, time.Now().UnixMilli()); err != nil {
+				return err
+			}
+			conflicts = append(conflicts, Conflict{Room: m.Room, Seq: m.Seq, Stored: sender(from, cid), Refused: sender(m.From, m.CID)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(conflicts) > 0 {
+		return &ConflictError{Conflicts: conflicts}
+	}
+	return nil
+}
+
+func (s *SQLite) Tombstone(ctx context.Context, room int64, seqs []int64) error {
+	return s.write(ctx, fmt.Sprintf("tombstone %d messages of room %d", len(seqs), room), func(tx *sql.Tx) error {
+		for _, seq := range seqs {
+			if _, err := tx.ExecContext(ctx, `UPDATE messages SET deleted = 1 WHERE room = ? AND seq = ?`, room, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *SQLite) SaveReads(ctx context.Context, marks []chatlog.ReadMark) error {
+	return s.write(ctx, fmt.Sprintf("save %d read positions", len(marks)), func(tx *sql.Tx) error {
+		return saveReads(ctx, tx, marks)
+	})
+}
+
+func (s *SQLite) ReadPositions(ctx context.Context, room int64) (map[int64]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT user, seq FROM reads WHERE room = ?`, room)
+	if err != nil {
+		return nil, fmt.Errorf("store: read positions of room %d: %w", room, err)
+	}
+	defer rows.Close()
+	out := map[int64]int64{}
+	for rows.Next() {
+		var u, seq int64
+		if err := rows.Scan(&u, &seq); err != nil {
+			return nil, fmt.Errorf("store: read positions of room %d: %w", room, err)
+		}
+		out[u] = seq
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) After(ctx context.Context, room, after int64, limit int) ([][]byte, error) {
+	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`, room, after, limit)
+}
+
+func (s *SQLite) Before(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
+	if before <= 0 {
+		before = 1 << 62
+	}
+	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, room, before, limit)
+}
+
+// likeEscaper quotes LIKE's wildcards so q is always plain text.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// Search finds messages of room whose body contains q (case-insensitively
+// for ASCII letters, as SQLite's LIKE does), newest first.
+func (s *SQLite) Search(ctx context.Context, room int64, q string, limit int) ([][]byte, error) {
+	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND deleted = 0 AND body LIKE ? ESCAPE '\'
+		ORDER BY seq DESC LIMIT ?`, room, "%"+likeEscaper.Replace(q)+"%", limit)
+}
+
+func (s *SQLite) messages(ctx context.Context, query string, args ...any) ([][]byte, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: find: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var msg []byte
+		var deleted bool
+		if err := rows.Scan(&msg, &deleted); err != nil {
+			return nil, fmt.Errorf("store: read: %w", err)
+		}
+		if deleted {
+			msg = chatlog.Tombstone(msg)
+		}
+		out = append(out, msg)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: read: %w", err)
+	}
+	return out, nil
+}
+
+func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: highest seq of room %d: %w", room, err)
+	}
+	return n, nil
+}
+
+func (s *SQLite) Count(ctx context.Context, room int64) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count room %d: %w", room, err)
+	}
+	return n, nil
+}
+
+func (s *SQLite) ReserveSeqs(ctx context.Context, room, atLeast int64) (int64, error) {
+	var hi int64
+	err := s.write(ctx, fmt.Sprintf("reserve seqs of room %d", room), func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO seq_blocks (room, hi) VALUES (?, ?)
+			ON CONFLICT (room) DO UPDATE SET hi = MAX(hi, excluded.hi) RETURNING hi`, room, atLeast).Scan(&hi)
+	})
+	return hi, err
+}
+
+func (s *SQLite) AddGap(ctx context.Context, g chatlog.Gap) error {
+	return s.write(ctx, fmt.Sprintf("record gap of room %d", g.Room), func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO gaps (room, from_seq, to_seq) VALUES (?, ?, ?)
+			ON CONFLICT (room, from_seq) DO UPDATE SET to_seq = MAX(to_seq, excluded.to_seq)`, g.Room, g.From, g.To)
+		return err
+	})
+}
+
+func (s *SQLite) Gaps(ctx context.Context, room, from, to int64) ([]chatlog.Gap, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT from_seq, to_seq FROM gaps WHERE room = ? AND from_seq <= ? AND to_seq >= ? ORDER BY from_seq`, room, to, from)
+	if err != nil {
+		return nil, fmt.Errorf("store: gaps of room %d: %w", room, err)
+	}
+	defer rows.Close()
+	var out []chatlog.Gap
+	for rows.Next() {
+		g := chatlog.Gap{Room: room}
+		if err := rows.Scan(&g.From, &g.To); err != nil {
+			return nil, fmt.Errorf("store: gaps of room %d: %w", room, err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) FindCID(ctx context.Context, room, from int64, cid string) (chatlog.Accepted, bool, error) {
+	var acc chatlog.Accepted
+	err := s.db.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ? AND from_user = ? AND cid = ?`, room, from, cid).Scan(&acc.Seq, &acc.TS)
+	if errors.Is(err, sql.ErrNoRows) {
+		return acc, false, nil
+	}
+	if err != nil {
+		return acc, false, fmt.Errorf("store: find cid in room %d: %w", room, err)
+	}
+	return acc, true, nil
+}

@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"moim/chatlog"
+)
+
+// stores returns the stores every test runs against: SQLite always, and
+// MongoDB (or FerretDB, which speaks its protocol) at MOIM_TEST_MONGO_URI,
+// which make test starts; under CI=true it must be there.
+func stores(t *testing.T) map[string]Store {
+	t.Helper()
+	sq, err := OpenSQLite(t.TempDir(), SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sq.Close() })
+	out := map[string]Store{"sqlite": sq}
+	uri := os.Getenv("MOIM_TEST_MONGO_URI")
+	if uri == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but MOIM_TEST_MONGO_URI is not set: the store tests need a MongoDB-wire server (make test starts FerretDB)")
+		}
+		t.Log("MOIM_TEST_MONGO_URI not set: testing the SQLite store only")
+		return out
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	db := client.Database("moim_st_" + hex.EncodeToString(b))
+	t.Cleanup(func() {
+		_ = db.Drop(context.Background())
+		_ = client.Disconnect(context.Background())
+	})
+	m, err := OpenMongo(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["mongo"] = m
+	return out
+}
+
+// entry is a stored message as the batcher reads it from Redis.
+func entry(room, seq, from int64, cid, body string) chatlog.Entry {
+	raw := chatlog.NewDraft(room, from, "name", body, cid, chatlog.KindText, 0, 1000+seq).Encode(seq)
+	e, err := chatlog.DecodeEntry(map[string]any{chatlog.FieldMessage: string(raw)})
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+func seqs(t *testing.T, msgs [][]byte) []int64 {
+	t.Helper()
+	out := make([]int64, len(msgs))
+	for i, m := range msgs {
+		var v chatlog.Message
+		if err := json.Unmarshal(m, &v); err != nil {
+			t.Fatalf("stored message %s: %v", m, err)
+		}
+		out[i] = v.Seq
+	}
+	return out
+}
+
+func TestInsertReadBackAndReplay(t *testing.T) {
+	ctx := context.Background()
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			batch := []chatlog.Entry{entry(1, 1, 7, "a", "hello"), entry(1, 2, 8, "b", "Dues are due"), entry(1, 3, 7, "c", "100% sure_")}
+			if err := st.Insert(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Insert(ctx, batch); err != nil {
+				t.Fatalf("a replayed batch is not an error: %v", err)
+			}
+			if n, _ := st.Count(ctx, 1); n != 3 {
+				t.Fatalf("count %d after a replay, want 3", n)
+			}
+			after, _ := st.After(ctx, 1, 1, 10)
+			before, _ := st.Before(ctx, 1, 0, 10)
+			if got := seqs(t, after); len(got) != 2 || got[0] != 2 || got[1] != 3 {
+				t.Fatalf("after 1: %v", got)
+			}
+			if got := seqs(t, before); len(got) != 3 || got[0] != 3 {
+				t.Fatalf("before newest: %v", got)
+			}
+			if top, _ := st.MaxSeq(ctx, 1); top != 3 {
+				t.Fatalf("max seq %d", top)
+			}
+			for q, want := range map[string]int{"dues": 1, "%": 1, "_": 1, "x": 0} {
+				found, err := st.Search(ctx, 1, q, 10)
+				if err != nil || len(found) != want {
+					t.Fatalf("search %q: %d found (err %v), want %d", q, len(found), err, want)
+				}
+			}
+			if err := st.Tombstone(ctx, 1, []int64{2}); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := st.After(ctx, 1, 1, 1)
+			var m chatlog.Message
+			_ = json.Unmarshal(got[0], &m)
+			if !m.Deleted || m.Body != "" || m.Seq != 2 {
+				t.Fatalf("deleted message reads %s", got[0])
+			}
+			if found, _ := st.Search(ctx, 1, "dues", 10); len(found) != 0 {
+				t.Fatal("search found a deleted message")
+			}
+		})
+	}
+}
+
+func TestASecondMessageUnderOneSeqIsRefused(t *testing.T) {
+	ctx := context.Background()
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := st.Insert(ctx, []chatlog.Entry{entry(2, 1, 7, "first", "kept")}); err != nil {
+				t.Fatal(err)
+			}
+			err := st.Insert(ctx, []chatlog.Entry{entry(2, 1, 9, "other", "refused"), entry(2, 2, 9, "next", "stored")})
+			var ce *ConflictError
+			if !errors.As(err, &ce) || len(ce.Conflicts) != 1 || ce.Conflicts[0].Seq != 1 || ce.Conflicts[0].Refused != "9/other" {
+				t.Fatalf("insert of a different message under a stored seq: %v, want one conflict at seq 1", err)
+			}
+			got, _ := st.After(ctx, 2, 0, 10)
+			if len(got) != 2 || !strings.Contains(string(got[0]), `"kept"`) {
+				t.Fatalf("room holds %q; the first message and the next one should be stored", got)
+			}
+		})
+	}
+}
+
+func TestSeqReservationsGapsCidsAndReads(t *testing.T) {
+	ctx := context.Background()
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			if hi, err := st.ReserveSeqs(ctx, 3, 0); err != nil || hi != 0 {
+				t.Fatalf("fresh room reserved %d, err %v", hi, err)
+			}
+			var wg sync.WaitGroup
+			for _, n := range []int64{1000, 3000, 2000} {
+				wg.Go(func() {
+					if _, err := st.ReserveSeqs(ctx, 3, n); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if hi, _ := st.ReserveSeqs(ctx, 3, 10); hi != 3000 {
+				t.Fatalf("reservation %d after reserving 1000, 3000 and 2000; it must never go down", hi)
+			}
+			if err := st.AddGap(ctx, chatlog.Gap{Room: 3, From: 51, To: 1000}); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				from, to int64
+				want     int
+			}{{1, 50, 0}, {40, 60, 1}, {1000, 1200, 1}, {1001, 1200, 0}} {
+				if g, _ := st.Gaps(ctx, 3, c.from, c.to); len(g) != c.want {
+					t.Fatalf("gaps over %d..%d: %v, want %d", c.from, c.to, g, c.want)
+				}
+			}
+			_ = st.Insert(ctx, []chatlog.Entry{entry(3, 5, 7, "retry-me", "x")})
+			if acc, found, err := st.FindCID(ctx, 3, 7, "retry-me"); err != nil || !found || acc.Seq != 5 || acc.TS != 1005 {
+				t.Fatalf("find cid: %+v %v %v", acc, found, err)
+			}
+			if _, found, _ := st.FindCID(ctx, 3, 8, "retry-me"); found {
+				t.Fatal("another user's cid was found")
+			}
+			_ = st.SaveReads(ctx, []chatlog.ReadMark{{Room: 3, User: 7, Seq: 5}, {Room: 3, User: 8, Seq: 2}})
+			_ = st.SaveReads(ctx, []chatlog.ReadMark{{Room: 3, User: 7, Seq: 3}})
+			if r, _ := st.ReadPositions(ctx, 3); r[7] != 5 || r[8] != 2 {
+				t.Fatalf("read positions %v; a lower one must not replace a higher one", r)
+			}
+		})
+	}
+}
+
+func TestCommitGivesSeqsOnceAndKeepsThem(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenSQLite(dir, SyncFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	draft := func(room, from int64, cid string) *chatlog.Draft {
+		return chatlog.NewDraft(room, from, "n", "body "+cid, cid, chatlog.KindText, 0, 42)
+	}
+	b := &chatlog.Batch{Drafts: []*chatlog.Draft{draft(1, 7, "a"), draft(2, 7, "a"), draft(1, 8, "a"), draft(1, 7, "a")}}
+	if err := st.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	want := []chatlog.Accepted{{Seq: 1, TS: 42}, {Seq: 1, TS: 42}, {Seq: 2, TS: 42}, {Seq: 1, TS: 42, Dup: true}}
+	for i, w := range want {
+		if b.Accepted[i] != w {
+			t.Fatalf("draft %d: %+v, want %+v", i, b.Accepted[i], w)
+		}
+	}
+	b = &chatlog.Batch{Deletes: []chatlog.Deletion{{Room: 1, Seq: 2, By: 8}, {Room: 1, Seq: 2, By: 8}}, Reads: []chatlog.ReadMark{{Room: 1, User: 7, Seq: 2}}}
+	if err := st.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Deletes[0].Done || b.Deletes[1].Done {
+		t.Fatalf("deletions %+v: the first deletes, the second finds it deleted", b.Deletes)
+	}
+	_ = st.Close()
+	// Reopened, as after a restart: seqs continue, retries find their seq.
+	if st, err = OpenSQLite(dir, SyncFull); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b = &chatlog.Batch{Drafts: []*chatlog.Draft{draft(1, 8, "a"), draft(1, 9, "b")}}
+	if err := st.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Accepted[0] != (chatlog.Accepted{Seq: 2, TS: 42, Dup: true}) || b.Accepted[1].Seq != 3 {
+		t.Fatalf("after reopening: %+v", b.Accepted)
+	}
+	if r, _ := st.ReadPositions(ctx, 1); r[7] != 2 {
+		t.Fatalf("read positions after reopening: %v", r)
+	}
+	if got, _ := st.After(ctx, 1, 1, 1); !strings.Contains(string(got[0]), `"deleted":true`) {
+		t.Fatalf("deleted message after reopening: %s", got[0])
+	}
+}
