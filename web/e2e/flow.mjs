@@ -257,7 +257,7 @@ async function run() {
   const secretName = `비밀 산악회 Secret Alpine ${tag}`;
   const secret = await alice.evaluate(async ([n, name]) => {
     const auth = { Authorization: "Bearer " + localStorage.getItem("moim.token"), "Content-Type": "application/json" };
-    const room = await (await fetch("/api/rooms", { method: "POST", headers: auth, body: JSON.stringify({ name, password: "pw-1234" }) })).json();
+    const room = await (await fetch("/api/rooms", { method: "POST", headers: auth, body: JSON.stringify({ name, password: "pw-12345" }) })).json();
     for (let i = 1; i <= n; i++) {
       const body = JSON.stringify({ cid: "h" + i, body: "history " + String(i).padStart(3, "0") });
       const r = await fetch(`/api/rooms/${room.id}/messages`, { method: "POST", headers: auth, body });
@@ -275,7 +275,7 @@ async function run() {
   await found.getByTestId("join-password").fill("wrong-pass");
   await found.getByTestId("join").click();
   await found.locator(".error").filter({ hasText: /\S/ }).waitFor();
-  await found.getByTestId("join-password").fill("pw-1234");
+  await found.getByTestId("join-password").fill("pw-12345");
   await found.getByTestId("join").click();
   await expectText(bob.getByTestId("chat-title"), "Secret Alpine");
   await check(new URL(bob.url()).hash === `#/room/${secret}`, "Bob is in the secret room");
