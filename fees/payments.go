@@ -227,8 +227,9 @@ func (f *Fees) settlePayment(ctx context.Context, p *Payment, status, paymentKey
 }
 
 func (f *Fees) failPayment(ctx context.Context, p *Payment, why string) error {
-	if len(why) > 300 {
-		why = why[:300]
+	// The provider's words may be Korean: cut by characters, never inside one.
+	if r := []rune(why); len(r) > 300 {
+		why = string(r[:300])
 	}
 	return f.settlePayment(ctx, p, PaymentFailed, "", why)
 }
