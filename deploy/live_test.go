@@ -69,7 +69,7 @@ func TestLiveObservability(t *testing.T) {
 		`count(moim_hub_connections{job="moim"})`: 2,
 		`sum(moim_hub_messages_accepted_total{job="moim"}) >= bool ` + strconv.Itoa(sent): 1,
 		`sum(moim_store_messages_stored_total{job="moim"}) >= bool ` + strconv.Itoa(sent): 1,
-		`sum(moim_fee_transfers_total{job="moim", kind="deposit", result="done"})`:        1,
+		`sum(moim_fee_transfers_total{job="moim", kind="topup", result="done"})`:          1,
 		`sum(moim_fee_transfers_total{job="moim", result="refused"})`:                     1,
 		`sum(moim_hub_errors_total{job="moim", code="not_member"})`:                       1,
 	} {
@@ -251,7 +251,7 @@ func drive(t *testing.T, lb string, sent int) {
 
 	rp := fmt.Sprintf("/api/rooms/%d", room.ID)
 	alice.do(t, 201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
-	bob.do(t, 201, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d1"}, nil)
+	bob.do(t, 201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d1"}, nil)
 	bob.do(t, 201, "POST", rp+"/fund/pay", map[string]any{"amount": 30000, "idempotency_key": "p1"}, nil)
 	bob.do(t, 409, "POST", rp+"/fund/pay", map[string]any{"amount": 100000, "idempotency_key": "p2"}, nil)
 }

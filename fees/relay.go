@@ -3,6 +3,7 @@ package fees
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -60,4 +61,15 @@ func (f *Fees) relayOnce(ctx context.Context, pub Publisher, log *slog.Logger) b
 		}
 	}
 	return len(batch) == 100
+}
+
+// event is a fee announcement for the outbox: the Korean body every
+// client can show, and the structured fields clients render in the
+// reader's language.
+func event(room int64, body string, fee map[string]any) (*Outbox, error) {
+	raw, err := json.Marshal(fee)
+	if err != nil {
+		return nil, fmt.Errorf("fees: encode %v event: %w", fee["event"], err)
+	}
+	return &Outbox{RoomID: room, Body: body, Fee: string(raw)}, nil
 }

@@ -233,9 +233,16 @@ func (h *Hub) delete(c *Conn, in *inbound) {
 		return
 	}
 	var m struct {
-		From int64 `json:"from"`
+		From int64  `json:"from"`
+		Kind string `json:"kind"`
 	}
 	_ = json.Unmarshal(msg, &m)
+	// Fee and system messages are the room's record of its money and
+	// membership: nobody deletes them, not even an admin.
+	if m.Kind == "fee" || m.Kind == "system" {
+		h.fail(c, "forbidden", "fee and system messages cannot be deleted", "", in.Room)
+		return
+	}
 	if m.From != c.user {
 		admin, err := h.dir.IsAdmin(ctx, in.Room, c.user)
 		if err != nil {

@@ -29,6 +29,7 @@ func (s *Rooms) Routes(r fiber.Router, auth fiber.Handler) {
 	g.Put("/:id/members/:user_id/role", s.handleSetRole)
 	g.Get("/:id/bans", s.handleBans)
 	g.Delete("/:id/bans/:user_id", s.handleUnban)
+	g.Put("/:id/owner", s.handleTransferOwnership)
 }
 
 func (s *Rooms) handleCreate(c *fiber.Ctx) error {
@@ -242,4 +243,25 @@ func (s *Rooms) handleUnban(c *fiber.Ctx) error {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Rooms) handleTransferOwnership(c *fiber.Ctx) error {
+	id, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		UserID int64 `json:"user_id"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	if req.UserID <= 0 {
+		return api.Validation("user_id must name a member")
+	}
+	v, err := s.TransferOwnership(c.UserContext(), id, accounts.UserID(c), req.UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
 }

@@ -86,7 +86,22 @@ type Rooms struct {
 	live   Live
 	limits limit.Limiter
 	rules  JoinLimits
+	money  Money
 }
+
+// Money is what a room's lifecycle needs from its fund: a fund holding
+// money keeps its room, and members who go stop paying into it.
+type Money interface {
+	// CloseFund runs inside the transaction deleting the room; an error
+	// (409 fund_not_empty) keeps the room.
+	CloseFund(tx *gorm.DB, roomID int64) error
+	// Departed hears, after the commit, of users who left or were removed
+	// (deleted: the whole room went).
+	Departed(ctx context.Context, roomID int64, userIDs []int64, deleted bool)
+}
+
+// OnMoney connects the rooms to the fees module; call it before serving.
+func (s *Rooms) OnMoney(m Money) { s.money = m }
 
 // JoinLimits caps wrong room passwords, so a password cannot be guessed
 // online; a zero limit.Rule is off.
@@ -558,6 +573,11 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 	}
 	var ids []int64
 	err = s.mirrored(ctx, func(tx *gorm.DB) error {
+		if s.money != nil {
+			if err := s.money.CloseFund(tx, roomID); err != nil {
+				return err
+			}
+		}
 		if err := tx.Model(&Member{}).Where("room_id = ?", roomID).Pluck("user_id", &ids).Error; err != nil {
 			return err
 		}
@@ -572,8 +592,15 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 	})
 	if err == nil {
 		s.changed(ctx, roomID, ids, false)
+		s.departed(ctx, roomID, ids, true)
 	}
 	return err
+}
+
+func (s *Rooms) departed(ctx context.Context, roomID int64, userIDs []int64, deleted bool) {
+	if s.money != nil {
+		s.money.Departed(ctx, roomID, userIDs, deleted)
+	}
 }
 
 // Join adds userID to a group room, checking its password if it has one;
@@ -677,19 +704,20 @@ func (s *Rooms) removeMember(ctx context.Context, roomID int64, m Member) error 
 	})
 	if err == nil {
 		s.changed(ctx, roomID, []int64{m.UserID}, false)
+		s.departed(ctx, roomID, []int64{m.UserID}, false)
 	}
 	return err
 }
 
 // Leave removes the caller from a room. The owner of a group cannot leave
-// it (it would have nobody in charge); they delete it instead.
+// it (it would have nobody in charge); they hand it over or delete it.
 func (s *Rooms) Leave(ctx context.Context, roomID, userID int64) error {
 	role, _, err := s.Role(ctx, roomID, userID)
 	if err != nil {
 		return err
 	}
 	if role == RoleOwner {
-		return api.Conflict("owner_cannot_leave", "the owner cannot leave the room; delete it instead")
+		return api.Conflict("owner_cannot_leave", "the owner cannot leave the room; hand it to another member first (PUT /api/rooms/{id}/owner) or delete it")
 	}
 	return s.removeMember(ctx, roomID, Member{UserID: userID})
 }
@@ -759,6 +787,48 @@ func (s *Rooms) SetRole(ctx context.Context, roomID, userID, targetID int64, new
 		return nil, err
 	}
 	return &ms[0], nil
+}
+
+// TransferOwnership hands a group room to another member, so a treasurer
+// can pass the club (and its fund) on; the old owner stays as an admin.
+// The owner only.
+func (s *Rooms) TransferOwnership(ctx context.Context, roomID, userID, targetID int64) (*View, error) {
+	role, room, err := s.Role(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if role != RoleOwner || room.Direct {
+		return nil, api.Forbidden("only the owner of a group room can hand it over")
+	}
+	if targetID == userID {
+		return nil, api.Validation("you already own this room")
+	}
+	if _, err := s.member(ctx, roomID, targetID); err != nil {
+		return nil, err
+	}
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Only while the caller still owns it: two handovers at once leave
+		// one owner.
+		res := tx.Model(&Room{}).Where("id = ? AND owner_id = ?", roomID, userID).Update("owner_id", targetID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return api.Conflict("owner_changed", "the room changed hands meanwhile")
+		}
+		if err := tx.Model(&Member{}).Where("room_id = ? AND user_id = ?", roomID, userID).Update("role", RoleAdmin).Error; err != nil {
+			return err
+		}
+		return tx.Model(&Member{}).Where("room_id = ? AND user_id = ?", roomID, targetID).Update("role", RoleOwner).Error
+	})
+	if err != nil {
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, fmt.Errorf("rooms: hand room %d from %d to %d: %w", roomID, userID, targetID, err)
+	}
+	return s.view(ctx, roomID, userID)
 }
 
 // Members lists a room's members to one of them.

@@ -93,6 +93,16 @@ type Config struct {
 	// MaxAmount caps one money transfer, in won. Default 100,000,000
 	// (1억): far above club dues, low enough to stop a typo's extra zeros.
 	MaxAmount int64
+	// Payments is the payment provider money enters and leaves through:
+	// sandbox (test money, confirmed at once), toss (Toss Payments) or
+	// off (top-ups and withdrawals answer 503). Default sandbox in fully
+	// embedded mode, where a node is a developer's or a demo's, and off
+	// anywhere else: a real deployment chooses explicitly.
+	Payments string
+	// TossSecretKey and TossClientKey are the Toss Payments API keys
+	// (test_… or live_…); both required with Payments toss. TossAPI is
+	// Toss's API origin, changed only to point at a stand-in.
+	TossSecretKey, TossClientKey, TossAPI string
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// LoginLimit caps failed logins per username from one address (and
@@ -157,6 +167,10 @@ var settings = []setting{
 	{"MOIM_PUBSUB_PROBE", "pubsub-probe", "5s", "how often to check each pub/sub shard still delivers (publish to self); silent for 3 probes: resubscribe"},
 	{"MOIM_SCHEDULE_TICK", "schedule-tick", "10s", "how often to run due auto-pay orders and due-day reminders"},
 	{"MOIM_MAX_AMOUNT", "max-amount", "100000000", "largest single money transfer, in won"},
+	{"MOIM_PAYMENTS", "payments", "", "payment provider: sandbox, toss or off (default: sandbox when fully embedded, otherwise off)"},
+	{"MOIM_TOSS_SECRET_KEY", "toss-secret-key", "", "Toss Payments secret key (test_sk_… or live_sk_…), with MOIM_PAYMENTS=toss"},
+	{"MOIM_TOSS_CLIENT_KEY", "toss-client-key", "", "Toss Payments client key (test_ck_… or live_ck_…), with MOIM_PAYMENTS=toss"},
+	{"MOIM_TOSS_API", "toss-api", "https://api.tosspayments.com", "Toss Payments API origin"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_LOGIN_LIMIT", "login-limit", "10/10m", "failed logins per username (count/window, or off)"},
 	{"MOIM_LOGIN_ADDRESS_LIMIT", "login-address-limit", "50/10m", "failed logins per client address (count/window, or off)"},
@@ -213,6 +227,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		NodeID:      get("MOIM_NODE_ID"),
 		LogLevel:    strings.ToLower(get("MOIM_LOG_LEVEL")),
 		PprofAddr:   get("MOIM_PPROF_ADDR"),
+		Payments:    strings.ToLower(get("MOIM_PAYMENTS")),
+		// Secrets keep their bytes, like the JWT secret.
+		TossSecretKey: *vals["MOIM_TOSS_SECRET_KEY"],
+		TossClientKey: get("MOIM_TOSS_CLIENT_KEY"),
+		TossAPI:       strings.TrimSuffix(get("MOIM_TOSS_API"), "/"),
 	}
 	var err error
 	if cfg.TokenTTL, err = positiveDuration("MOIM_TOKEN_TTL", get("MOIM_TOKEN_TTL")); err != nil {
@@ -312,6 +331,23 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
 		return Config{}, &configError{"MOIM_JWT_SECRET", "must be at least 32 bytes"}
+	}
+	switch cfg.Payments {
+	case "":
+		cfg.Payments = "off"
+		if cfg.Embedded() {
+			cfg.Payments = "sandbox"
+		}
+	case "sandbox", "off":
+	case "toss":
+		if cfg.TossSecretKey == "" || cfg.TossClientKey == "" {
+			return Config{}, &configError{"MOIM_PAYMENTS", "toss needs MOIM_TOSS_SECRET_KEY and MOIM_TOSS_CLIENT_KEY"}
+		}
+		if !strings.HasPrefix(cfg.TossAPI, "https://") && !strings.HasPrefix(cfg.TossAPI, "http://") {
+			return Config{}, &configError{"MOIM_TOSS_API", "must be an http(s) origin"}
+		}
+	default:
+		return Config{}, &configError{"MOIM_PAYMENTS", "unknown provider " + strconv.Quote(cfg.Payments) + "; use sandbox, toss or off"}
 	}
 	if cfg.JWTSecret == "" && !cfg.Embedded() {
 		return Config{}, &configError{"MOIM_JWT_SECRET", "is required when any backend is external (every node must share it); set it to 32 or more random bytes"}

@@ -72,6 +72,7 @@ func benchConfig(t testing.TB) Config {
 		ScheduleTick:   100 * time.Millisecond,
 		PubSubProbe:    200 * time.Millisecond,
 		MaxAmount:      100_000_000,
+		Payments:       "sandbox",
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
 		LogSync:        store.SyncNormal,

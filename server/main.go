@@ -28,6 +28,7 @@ import (
 	"moim/fees"
 	"moim/hub"
 	"moim/limit"
+	"moim/payments"
 	"moim/rooms"
 	"moim/sqldb"
 	"moim/store"
@@ -151,7 +152,7 @@ func (n *node) build(ctx context.Context) error {
 	rms.LimitJoins(lim, rooms.JoinLimits{PerUser: n.cfg.JoinLimit, PerAddress: n.cfg.JoinAddressLimit})
 	reg := newRegistry()
 	n.acceptErrors = newAcceptErrors(reg)
-	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, reg)
+	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, n.cfg.provider(), reg)
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
 		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate} {
 			if err := migrate(); err != nil {
@@ -187,6 +188,7 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	rms.Attach(n.hub)
+	rms.OnMoney(roomMoney{money, n.log})
 	n.money = money
 	n.runFees(money)
 	fc := fiber.Config{
@@ -229,6 +231,32 @@ func (n *node) build(ctx context.Context) error {
 	app.Server().KeepHijackedConns = true
 	n.app = app
 	return nil
+}
+
+// provider is the configured payment provider; nil when payments are off.
+func (c Config) provider() payments.Provider {
+	switch c.Payments {
+	case "sandbox":
+		return payments.Sandbox{}
+	case "toss":
+		return payments.NewToss(c.TossSecretKey, c.TossClientKey, c.TossAPI)
+	}
+	return nil
+}
+
+// roomMoney ties room deletions and departures to the fees module.
+type roomMoney struct {
+	*fees.Fees
+	log *slog.Logger
+}
+
+// Departed cancels departed members' auto-pay. A failure is logged, not
+// returned: the membership change is done, and an order left behind can
+// only fail (announced), never move money.
+func (m roomMoney) Departed(ctx context.Context, roomID int64, userIDs []int64, deleted bool) {
+	if err := m.Fees.Departed(ctx, roomID, userIDs, deleted); err != nil {
+		m.log.Warn("cancel auto-pay of departed members", "room", roomID, "err", err)
+	}
 }
 
 // directory gives the hub what it needs from accounts and rooms.
@@ -274,6 +302,14 @@ func memberIDs(ms []rooms.MemberView) []int64 {
 func (d directory) Roster(ctx context.Context, roomID int64) ([]int64, error) {
 	ms, err := d.rms.Roster(ctx, roomID)
 	return memberIDs(ms), err
+}
+
+func (d directory) DirectRoom(ctx context.Context, userID, peerID int64) (int64, error) {
+	v, _, err := d.rms.Direct(ctx, userID, peerID)
+	if err != nil {
+		return 0, err
+	}
+	return v.ID, nil
 }
 
 func (d directory) RoomIDs(ctx context.Context, userID int64) ([]int64, error) {
