@@ -11,15 +11,15 @@ test:
 
 # The hub, persistence and sync tests again on a Redis Cluster, when one
 # is named (scripts/redis-cluster.sh; make test starts one).
-CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestSeqSurvives|TestStoreOutage|TestDeadBatchers|TestThreeNodes|TestFundPaySpend|TestMirrorIsRebuilt
+CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestSeqSurvives|TestStoreOutage|TestDeadBatchers|TestThreeNodes|TestFundPaySpend|TestMirrorIsRebuilt|TestRedisLosingData
 
 # The hub, sync and history tests again on the single-node engine (no
 # Redis; messages in SQLite), as server/harness_test.go's envEngine says.
-ENGINE_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestFundPaySpend
+ENGINE_TESTS = TestWebSocketRejects|TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSendValidation|TestSyncAfterReconnect|TestMembershipChanges|TestFrameLimits|TestFragmentsAndPings|TestSlowReader|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestFundPaySpend|TestKickBans|TestFeeMessagesCannotBeDeleted
 
 # check runs everything against the services named by MOIM_TEST_*.
 check: fmt-check vet
-	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /scripts/chaos)
+	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /scripts/chaos)
 	# The chaos scenarios (docs/BENCHMARKS.md, "Chaos under load") alone:
 	# they measure delivery p99 and share the host with nothing else.
 	$(GO) test -race -count=1 -timeout 15m ./scripts/chaos
@@ -27,6 +27,7 @@ check: fmt-check vet
 	# their seeds ran above. Budgets count inputs, not seconds: Go 1.26 can
 	# fail a -fuzztime duration as it ends (go.dev/issue/75804).
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime 100000x ./hub
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime 100000x ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime 3000x ./server
 	MOIM_TEST_ENGINE=memory $(GO) test -race -count=1 -timeout 10m -run '$(ENGINE_TESTS)' ./server
 	@if [ -n "$$MOIM_TEST_REDIS_CLUSTER_URL" ]; then \
