@@ -186,6 +186,8 @@ func nodeSettings(t *testing.T, work string) map[string]string {
 		"MOIM_STREAM_SHARDS":   "4",
 		"MOIM_LOG_LEVEL":       "warn",
 		"MOIM_STARTUP_TIMEOUT": "30s",
+		// As docker-compose.yml's demo stack: top-ups through the sandbox.
+		"MOIM_PAYMENTS": "sandbox",
 	}
 	t.Cleanup(func() { dropRedisPrefix(t, redisURL, env["MOIM_REDIS_PREFIX"]) })
 	if uri := os.Getenv("MOIM_TEST_MONGO_URI"); uri != "" {
