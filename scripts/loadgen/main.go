@@ -426,8 +426,12 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 		res.judge(o.limits)
 		return res
 	}
-	logf("stage %d: %d users in rooms of %d, %g msg/s for %s (each user sends %.3g/s; the node's MOIM_SEND_RATE must be above that)",
-		n, spec.users, o.roomSize, spec.rate, o.duration, spec.rate/float64(spec.users))
+	hint := "; the node's MOIM_SEND_RATE must be above that"
+	if o.target != "moim" {
+		hint = ""
+	}
+	logf("stage %d: %s, %d users in rooms of %d, %g msg/s for %s (each user sends %.3g/s%s)",
+		n, o.target, spec.users, o.roomSize, spec.rate, o.duration, spec.rate/float64(spec.users), hint)
 	setup := time.Now()
 	accts, err := lg.tgt.accounts(ctx, spec.users)
 	if err != nil {
