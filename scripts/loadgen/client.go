@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +53,9 @@ type client struct {
 	maxSeen int64
 	// ref is the reference client's state (-reconnect), else nil.
 	ref *refState
+	// cf is the connection's Centrifugo protocol state (-target
+	// centrifugo), else nil.
+	cf *cfState
 }
 
 // install makes conn the client's connection unless the stage is closing
@@ -150,53 +152,31 @@ func (c *client) writeRaw(frame []byte) error {
 
 // sendWarmup writes a room's warm-up message with cid.
 func (c *client) sendWarmup(cid string) error {
-	p := []byte(`{"type":"send","room":`)
-	p = strconv.AppendInt(p, c.room.id, 10)
-	p = append(p, `,"cid":"`...)
-	p = append(p, cid...)
-	p = append(p, `","body":"`+warmBody+`"}`...)
-	return c.writeRaw(appendClientFrame(nil, ws.OpText, p))
+	return c.writeRaw(appendClientFrame(nil, ws.OpText, c.st.lg.tgt.appendWarmup(nil, c, cid)))
 }
 
 // sender is one sender worker's scratch space.
 type sender struct {
+	cid     []byte
+	body    []byte
 	payload []byte
 	frame   []byte
 	pad     []byte
 }
 
-// send writes one chat message. The body carries the send time: "lg
-// <unixNano> <cid> xxx…", padded to -body-size bytes; the cid carries it
-// too, for the ack.
+// send writes one chat message. The body carries the send time
+// (appendBody); the cid carries it too, for the ack.
 func (c *client) send(s *sender, n uint64) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	now := time.Now().UnixNano()
-	p := s.payload[:0]
-	p = append(p, `{"type":"send","room":`...)
-	p = strconv.AppendInt(p, c.room.id, 10)
-	p = append(p, `,"cid":"`...)
-	cidStart := len(p)
-	p = append(p, "lg-"...)
-	p = strconv.AppendInt(p, now, 10)
-	p = append(p, '-')
-	p = strconv.AppendUint(p, n, 36)
-	cid := p[cidStart:]
-	p = append(p, `","body":"lg `...)
-	bodyStart := len(p)
-	p = strconv.AppendInt(p, now, 10)
-	p = append(p, ' ')
-	p = append(p, cid...)
-	if pad := c.st.o.bodySize - (len(p) - bodyStart + 3); pad > 0 {
-		p = append(p, ' ')
-		p = append(p, s.pad[:min(pad-1, len(s.pad))]...)
-	}
-	p = append(p, `"}`...)
-	s.payload = p
+	s.cid = appendCID(s.cid[:0], now, n)
+	s.body = appendBody(s.body[:0], now, s.cid, s.pad, c.st.o.bodySize)
+	s.payload = c.st.lg.tgt.appendSend(s.payload[:0], c, s.cid, s.body)
 	if c.ref != nil {
-		c.ref.addPending(string(cid), bytes.Clone(p))
+		c.ref.addPending(string(s.cid), bytes.Clone(s.payload))
 	}
-	s.frame = appendClientFrame(s.frame[:0], ws.OpText, p)
+	s.frame = appendClientFrame(s.frame[:0], ws.OpText, s.payload)
 	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, err := c.conn.Write(s.frame)
 	return err
@@ -258,7 +238,7 @@ func (c *client) readConn() error {
 				inFrag = true
 				continue
 			}
-			c.handle(payload)
+			c.st.lg.tgt.handle(c, payload)
 		case ws.OpContinuation:
 			if !inFrag {
 				continue
@@ -266,7 +246,7 @@ func (c *client) readConn() error {
 			c.frag = append(c.frag, payload...)
 			if fin {
 				inFrag = false
-				c.handle(c.frag)
+				c.st.lg.tgt.handle(c, c.frag)
 			}
 		}
 	}
@@ -354,14 +334,14 @@ func bodyFields(b []byte) (sent int64, cid []byte) {
 
 // bodySent is the send time and cid in a generator's body; sent is 0 for
 // any other body and -1 for a warm-up message.
-func bodySent(body string) (int64, []byte) {
-	if strings.HasPrefix(body, warmBody) {
+func bodySent(body []byte) (int64, []byte) {
+	if bytes.HasPrefix(body, []byte(warmBody)) {
 		return -1, nil
 	}
-	if len(body) < 4 || body[:3] != "lg " {
+	if !bytes.HasPrefix(body, []byte("lg ")) {
 		return 0, nil
 	}
-	return bodyFields([]byte(body[3:]))
+	return bodyFields(body[3:])
 }
 
 // cidSent is the send time in a generator's cid (a message's or a
@@ -374,6 +354,7 @@ func cidSent(cid string) int64 {
 	return v
 }
 
+// handle reads one frame of docs/PROTOCOL.md.
 func (c *client) handle(p []byte) {
 	now := time.Now().UnixNano()
 	if room, seq, sent, cid, ok := parseMsg(p); ok {
@@ -388,7 +369,7 @@ func (c *client) handle(p []byte) {
 	}
 	switch f.Type {
 	case "msg":
-		sent, cid := bodySent(f.Body)
+		sent, cid := bodySent([]byte(f.Body))
 		c.delivered(f.Room, f.Seq, sent, cid, now)
 	case "ack":
 		if f.Room != c.room.id {

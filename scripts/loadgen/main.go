@@ -37,6 +37,12 @@
 // figures, -timeline adds per-second figures to the JSON and -store-check
 // reads the message store directly. scripts/chaos drives it that way.
 //
+// -target centrifugo drives Centrifugo, the peer Moim is measured
+// against, with the same workload: the same users, rooms, pacing and
+// bodies, each room a channel with history and recovery, over its JSON
+// client protocol (centrifugo.go); -centrifugo-secret signs the users'
+// connection tokens. scripts/peerbench.sh runs both side by side.
+//
 // The result is a table per stage on stdout, then one JSON line per
 // stage. A stage passes a latency limit when delivery p99 is at most the
 // limit, no acked message was lost and no error happened; the exit code
@@ -85,7 +91,7 @@ type options struct {
 	// bases are the nodes' URLs; user i dials bases[i % len(bases)] and
 	// REST requests go round-robin over them.
 	bases          []*url.URL
-	wsBases        []string // ws://host/ws?token= of each base
+	wsBases        []string // ws://host/ws?token= (Centrifugo: ws://host/connection/websocket) of each base
 	stages         []stageSpec
 	roomSize       int
 	duration       time.Duration
@@ -111,11 +117,17 @@ type options struct {
 	alsoMembers []int64
 	storeURI    string
 	timeline    bool
+	// target is the server's kind: "moim" or "centrifugo" (the peer
+	// measured beside Moim, centrifugo.go); cfSecret is the peer's HMAC
+	// key, to sign its connection tokens.
+	target   string
+	cfSecret []byte
 }
 
 // loadgen is one run: its options, REST client and the users so far.
 type loadgen struct {
 	o        *options
+	tgt      target
 	http     *http.Client
 	accounts []*account
 	runID    string
@@ -165,6 +177,10 @@ reference client (redial, sync, resend by cid); SIGUSR1 opens and SIGUSR2
 closes a fault window reported apart; -timeline and -store-check add a
 per-second timeline and a direct check of the message store.
 
+Against a peer: -target centrifugo -url http://127.0.0.1:8000
+-centrifugo-secret KEY drives a Centrifugo server with the same workload
+(scripts/peerbench.sh runs both side by side and writes its config).
+
 Exit status: 0 when every stage passes every -limits entry, 1 otherwise,
 2 for bad flags.
 
@@ -197,6 +213,8 @@ Flags:
 	alsoMembers := fs.String("also-members", "", "comma-separated user ids added to every room the generator creates (e.g. a slow consumer driven by another tool); they are not generator clients and are not measured")
 	storeCheck := fs.String("store-check", "", "MongoDB URI of the message store (database in the path, default moim): after the drain, poll it until every acked seq of every room is stored, and report stored messages and any client id stored under two seqs (times out after -history-timeout)")
 	timeline := fs.Bool("timeline", false, "add a per-second timeline (sent, acked, deliveries, errors, delivery p99) to the JSON line")
+	tgt := fs.String("target", "moim", "the server -url points at: moim, or centrifugo (the peer Moim is measured against: the same users, rooms, pacing and bodies over Centrifugo's JSON client protocol, each room a channel with history and recovery; no REST set-up, connection tokens signed with -centrifugo-secret)")
+	cfSecret := fs.String("centrifugo-secret", "", "with -target centrifugo: the peer's client.token.hmac_secret_key, to sign each user's HS256 connection token")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -209,6 +227,20 @@ Flags:
 		dialConc: *dialConc, setupConc: *setupConc, senders: *senders,
 		warmup: *warmup, warmupConc: *warmupConc, historyCheck: *historyCheck, historyTimeout: *historyTimeout,
 		reconnect: *reconnect, storeURI: *storeCheck, timeline: *timeline,
+		target: *tgt, cfSecret: []byte(*cfSecret),
+	}
+	switch {
+	case o.target == "centrifugo":
+		if len(o.cfSecret) == 0 {
+			return nil, errors.New("-target centrifugo needs -centrifugo-secret (the peer's client.token.hmac_secret_key)")
+		}
+		// These read or drive Moim's own API and store: the peer has no
+		// equivalent the generator could compare.
+		if *reconnect || *historyCheck || *storeCheck != "" || *alsoMembers != "" {
+			return nil, errors.New("-reconnect, -history-check, -store-check and -also-members are for -target moim only")
+		}
+	case o.target != "moim":
+		return nil, fmt.Errorf("-target must be moim or centrifugo, got %q", o.target)
 	}
 	o.bind = true
 	for _, raw := range strings.Split(*rawURL, ",") {
@@ -221,7 +253,11 @@ Flags:
 			scheme = "wss"
 		}
 		o.bases = append(o.bases, base)
-		o.wsBases = append(o.wsBases, scheme+"://"+base.Host+base.Path+"/ws?token=")
+		if o.target == "centrifugo" {
+			o.wsBases = append(o.wsBases, scheme+"://"+base.Host+base.Path+cfPath)
+		} else {
+			o.wsBases = append(o.wsBases, scheme+"://"+base.Host+base.Path+"/ws?token=")
+		}
 		o.bind = o.bind && isLoopback(base.Hostname())
 	}
 	for _, p := range strings.Split(*alsoMembers, ",") {
@@ -337,6 +373,10 @@ func run(args []string) int {
 		}},
 		runID: strconv.FormatUint(rand.Uint64()&0xffffffffff, 36),
 	}
+	lg.tgt = moimTarget{lg}
+	if o.target == "centrifugo" {
+		lg.tgt = newCentrifugoTarget(lg)
+	}
 	lg.historyLimit.Store(historyPage)
 	go func() {
 		for sig := range marks {
@@ -386,10 +426,14 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 		res.judge(o.limits)
 		return res
 	}
-	logf("stage %d: %d users in rooms of %d, %g msg/s for %s (each user sends %.3g/s; the node's MOIM_SEND_RATE must be above that)",
-		n, spec.users, o.roomSize, spec.rate, o.duration, spec.rate/float64(spec.users))
+	hint := "; the node's MOIM_SEND_RATE must be above that"
+	if o.target != "moim" {
+		hint = ""
+	}
+	logf("stage %d: %s, %d users in rooms of %d, %g msg/s for %s (each user sends %.3g/s%s)",
+		n, o.target, spec.users, o.roomSize, spec.rate, o.duration, spec.rate/float64(spec.users), hint)
 	setup := time.Now()
-	accts, err := lg.ensureAccounts(ctx, spec.users)
+	accts, err := lg.tgt.accounts(ctx, spec.users)
 	if err != nil {
 		return fail("set up users: %v", err)
 	}
@@ -398,7 +442,7 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	defer lg.current.Store(nil)
 	res.Rooms = len(st.rooms)
 	defer st.closeAll()
-	if err := lg.createRooms(ctx, st); err != nil {
+	if err := lg.tgt.createRooms(ctx, st); err != nil {
 		return fail("create rooms: %v", err)
 	}
 	if err := lg.dialAll(ctx, st); err != nil {

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +28,7 @@ type account struct {
 // room is one room of a stage: members[0] created it.
 type room struct {
 	id      int64
+	channel string // the room's channel on Centrifugo (-target centrifugo)
 	members []*client
 	warm    chan frame // the warm-up message's ack or error
 	// maxAcked is the highest seq acked in the room so far.
@@ -305,8 +305,9 @@ func isLoopback(host string) bool {
 }
 
 // dial opens c's WebSocket to the node -url names at index node (modulo
-// their number), from c's source address, waits for its "ready" and
-// returns the connection and its reader; the caller installs them.
+// their number), from c's source address, greets the server until c is
+// live (target.greet) and returns the connection and its reader; the
+// caller installs them.
 func (lg *loadgen) dial(ctx context.Context, c *client, node int) (net.Conn, *bufio.Reader, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -315,7 +316,7 @@ func (lg *loadgen) dial(ctx context.Context, c *client, node int) (net.Conn, *bu
 		nd.LocalAddr = &net.TCPAddr{IP: c.source}
 	}
 	d := ws.Dialer{NetDial: nd.DialContext}
-	conn, br, _, err := d.Dial(ctx, lg.o.wsBases[node%len(lg.o.wsBases)]+url.QueryEscape(c.acct.token))
+	conn, br, _, err := d.Dial(ctx, lg.tgt.wsURL(c, node))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -325,28 +326,12 @@ func (lg *loadgen) dial(ctx context.Context, c *client, node int) (net.Conn, *bu
 	// else: the server's first frames came with the handshake; br holds
 	// them and keeps reading conn after them.
 	dl, _ := ctx.Deadline()
-	_ = conn.SetReadDeadline(dl)
-	for {
-		fin, op, payload, err := readFrame(br, &c.buf)
-		if err != nil {
-			conn.Close()
-			return nil, nil, fmt.Errorf("read first frame: %w", err)
-		}
-		if op == ws.OpPing || op == ws.OpPong {
-			continue
-		}
-		var f frame
-		if op != ws.OpText || !fin || json.Unmarshal(payload, &f) != nil || f.Type != "ready" {
-			conn.Close()
-			return nil, nil, fmt.Errorf("first frame is %v %.80q, want ready", op, payload)
-		}
-		if f.User != c.acct.id {
-			conn.Close()
-			return nil, nil, fmt.Errorf("ready for user %d, want %d", f.User, c.acct.id)
-		}
-		break
+	_ = conn.SetDeadline(dl)
+	if err := lg.tgt.greet(c, conn, br); err != nil {
+		conn.Close()
+		return nil, nil, err
 	}
-	_ = conn.SetReadDeadline(time.Time{})
+	_ = conn.SetDeadline(time.Time{})
 	return conn, br, nil
 }
 

@@ -74,6 +74,9 @@ func newStage(ctx context.Context, lg *loadgen, n int, spec stageSpec, accts []*
 		if o.reconnect {
 			st.clients[i].ref = newRefState()
 		}
+		if o.target == "centrifugo" {
+			st.clients[i].cf = newCFState()
+		}
 	}
 	for i := 0; i < len(accts); i += o.roomSize {
 		r := &room{members: st.clients[i:min(i+o.roomSize, len(accts))], warm: make(chan frame, 4),
@@ -311,13 +314,18 @@ func (st *stage) caughtUp() bool {
 }
 
 // ackedSeqs is the set of seqs acked in each room, from every member's
-// acks (only the sender gets an ack).
+// acks (only the sender gets an ack; on Centrifugo an ack names no offset,
+// so the deliveries tell it).
 func (st *stage) ackedSeqs() map[*room][]int64 {
 	out := make(map[*room][]int64, len(st.rooms))
 	for _, r := range st.rooms {
 		var seqs []int64
+		var unseen int64
 		for _, m := range r.members {
 			seqs = append(seqs, m.acks...)
+			if m.cf != nil {
+				seqs = m.cf.ackedSeqs(r, seqs, &unseen)
+			}
 		}
 		out[r] = seqs
 	}
