@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -168,12 +171,22 @@ func TestReconnectStormDoesNotSlowOthers(t *testing.T) {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				c, _, _, err := ws.Dial(ctx, n.wsURL()+"?token="+crowd[i%100].token)
-				if err != nil {
-					t.Errorf("storm dial %d: %v", i, err)
-					return
+				// A node too busy to look the user up answers 503; the
+				// storm's clients back off and redial, as clients do
+				// (docs/PROTOCOL.md, section 5).
+				for wait := 100 * time.Millisecond; ; wait *= 2 {
+					c, _, _, err := ws.Dial(ctx, n.wsURL()+"?token="+crowd[i%100].token)
+					if err == nil {
+						conns[i] = c
+						return
+					}
+					var status ws.StatusError
+					if !errors.As(err, &status) || int(status) != http.StatusServiceUnavailable || ctx.Err() != nil {
+						t.Errorf("storm dial %d: %v", i, err)
+						return
+					}
+					time.Sleep(wait + time.Duration(mrand.Int64N(int64(wait))))
 				}
-				conns[i] = c
 			})
 		}
 		wg.Wait()

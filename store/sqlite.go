@@ -33,6 +33,9 @@ const (
 // group commit, or the batcher) and read by several.
 type SQLite struct {
 	db *sql.DB
+	// accept inserts a new message unless its (room, from, cid) is stored;
+	// prepared once, since the group commit runs it in every transaction.
+	accept *sql.Stmt
 	// mu serializes writers; top caches each room's highest seq for
 	// Commit, which gives seqs out (dropped when a commit fails).
 	mu  sync.Mutex
@@ -84,11 +87,19 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: create tables: %w", err)
 	}
-	return &SQLite{db: db, top: map[int64]int64{}}, nil
+	accept, err := db.Prepare(insertMessage + ` ON CONFLICT (room, from_user, cid) DO NOTHING`)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: prepare insert: %w", err)
+	}
+	return &SQLite{db: db, accept: accept, top: map[int64]int64{}}, nil
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error {
+	_ = s.accept.Close()
+	return s.db.Close()
+}
 
 // Ping checks the database file answers.
 func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -127,10 +138,7 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, given
 	b.Accepted = make([]chatlog.Accepted, len(b.Drafts))
 	b.Encoded = make([][]byte, len(b.Drafts))
 	if len(b.Drafts) > 0 {
-		ins, err := tx.PrepareContext(ctx, insertMessage+` ON CONFLICT (room, from_user, cid) DO NOTHING`)
-		if err != nil {
-			return err
-		}
+		ins := tx.StmtContext(ctx, s.accept)
 		defer ins.Close()
 		for i, d := range b.Drafts {
 			top, ok := given[d.Room]
