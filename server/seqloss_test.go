@@ -25,15 +25,9 @@ func redisConfig(t *testing.T) Config {
 // restarted without persistence (or flushed, or failed over to a replica
 // that missed the last writes) would have lost them. Only this test's
 // prefix goes: other packages' tests share the Redis.
-func loseRedisData(t *testing.T, cfg Config) {
+func loseRedisData(t *testing.T, n *testNode) {
 	t.Helper()
-	opts, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	if _, err := deleteKeys(rdb, cfg.RedisPrefix+":*"); err != nil {
+	if _, err := deleteKeys(n.backends.redis, n.cfg.RedisPrefix+":*"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -72,7 +66,7 @@ func TestRedisLosingDataNeverReusesASeq(t *testing.T) {
 			t.Fatalf("message %d acknowledged as seq %d", i, ack.Seq)
 		}
 	}
-	loseRedisData(t, cfg)
+	loseRedisData(t, n)
 	waitMember(t, n, room.ID, owner.id)
 	var ack struct{ Seq int64 }
 	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "after", "body": "after the loss"}, &ack)
@@ -113,7 +107,7 @@ func TestRetriedCidAfterRedisLostDataKeepsItsSeq(t *testing.T) {
 		w.say(room.ID, urlf("c%d", i), "stored before the loss")
 	}
 	waitStored(t, n, room.ID, 20)
-	loseRedisData(t, cfg)
+	loseRedisData(t, n)
 	waitMember(t, n, room.ID, owner.id)
 	var ack struct{ Seq int64 }
 	owner.must(200, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "c4", "body": "stored before the loss"}, &ack)
