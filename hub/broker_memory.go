@@ -45,7 +45,8 @@ type MemoryConfig struct {
 	// commits many per transaction.
 	MaxBatch int
 	// Deliverers is how many goroutines write room events to sockets
-	// [GOMAXPROCS]; a room is always delivered by the same one, in order.
+	// [4 × GOMAXPROCS: a write can wait on the kernel]; a room is always
+	// delivered by the same one, in order.
 	Deliverers int
 }
 
@@ -109,7 +110,7 @@ func NewMemoryBroker(log Log, members Members, cfg MemoryConfig) *MemoryBroker {
 		cfg.MaxBatch = 1024
 	}
 	if cfg.Deliverers <= 0 {
-		cfg.Deliverers = runtime.GOMAXPROCS(0)
+		cfg.Deliverers = 4 * runtime.GOMAXPROCS(0)
 	}
 	return &MemoryBroker{log: log, members: members, cfg: cfg, ops: make(chan *memOp, 4*cfg.MaxBatch),
 		rooms: map[int64]*memRoom{}, present: map[int64]bool{}}

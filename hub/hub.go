@@ -23,8 +23,11 @@ import (
 type Config struct {
 	// NodeID is sent to clients in "ready".
 	NodeID string
-	// Workers read and handle frames of readable connections [64]. They
-	// wait on Redis for each send, so there are more than cores.
+	// Workers read and handle frames of readable connections [64; 512 on
+	// the single-node engine]. Each waits for its send's ack (a Redis
+	// round trip, or the group commit), so there are more than cores; on
+	// the single-node engine every waiting send joins the next commit, so
+	// more workers make bigger, cheaper batches instead of a queue.
 	Workers int
 	// WriteQueueBytes is how much may wait for a slow client before it is
 	// closed with 1013 [1 MiB, about 3,000 chat messages].
@@ -139,6 +142,9 @@ type local struct {
 // New starts a hub on broker: its poller, workers and deliveries. history
 // is the durable message store, for what the broker no longer holds.
 func New(cfg Config, broker Broker, dir Directory, history History, reg prometheus.Registerer, log *slog.Logger) (*Hub, error) {
+	if _, single := broker.(*MemoryBroker); single && cfg.Workers <= 0 {
+		cfg.Workers = 512
+	}
 	cfg.defaults()
 	ctx, stop := context.WithCancel(context.Background())
 	h := &Hub{

@@ -76,8 +76,12 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	if sync != SyncFull && sync != SyncNormal {
 		return nil, fmt.Errorf("store: sync must be %q or %q, not %q", SyncFull, SyncNormal, sync)
 	}
+	// A 64 MiB page cache keeps every busy room's newest pages in memory;
+	// checkpointing every 10,000 pages (not 1,000) lets a page rewritten by
+	// many commits reach the database file once, and stalls a commit ten
+	// times less often.
 	dsn := "file:" + filepath.Join(dir, "messages.db") +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_txlock=immediate"
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
