@@ -32,6 +32,9 @@ type Message struct {
 	Deleted bool   `bson:"deleted,omitempty" json:"deleted,omitempty"`
 	// Fee holds a fee event's structured fields (kind "fee").
 	Fee map[string]any `bson:"fee,omitempty" json:"fee,omitempty"`
+	// System holds a system message's structured fields (kind "system"),
+	// so clients can render it in the reader's language.
+	System map[string]any `bson:"system,omitempty" json:"system,omitempty"`
 }
 
 // Draft is a message before it has a seq: its JSON is split around the
@@ -74,9 +77,16 @@ func NewDraft(room, from int64, name, body, cid, kind string, replyTo, ts int64)
 }
 
 // WithFee adds a fee event's structured fields to the draft's JSON.
-func (d *Draft) WithFee(fee json.RawMessage) {
-	d.Tail = append(d.Tail[:len(d.Tail)-1], `,"fee":`...)
-	d.Tail = append(append(d.Tail, fee...), '}')
+func (d *Draft) WithFee(fee json.RawMessage) { d.with("fee", fee) }
+
+// WithSystem adds a system message's structured fields to the draft's JSON.
+func (d *Draft) WithSystem(system json.RawMessage) { d.with("system", system) }
+
+// with appends a field holding raw JSON before the closing brace.
+func (d *Draft) with(field string, raw json.RawMessage) {
+	d.Tail = append(d.Tail[:len(d.Tail)-1], `,"`...)
+	d.Tail = append(append(d.Tail, field...), `":`...)
+	d.Tail = append(append(d.Tail, raw...), '}')
 }
 
 // Encode is the message's JSON with seq spliced in.

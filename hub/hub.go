@@ -374,7 +374,11 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 // one) published.
 func (h *Hub) membershipEvent(payload []byte) {
 	var ev membershipEvent
-	if json.Unmarshal(payload, &ev) == nil {
+	switch {
+	case json.Unmarshal(payload, &ev) != nil:
+	case ev.Event != nil:
+		h.deliverToUsers(ev.Users, ev.Event)
+	default:
 		h.applyMembership(ev)
 	}
 }

@@ -107,9 +107,12 @@ func encode(v any) []byte {
 	return b
 }
 
-// membershipEvent travels on the membership channel between nodes.
+// membershipEvent travels on the membership channel between nodes, which
+// every node hears: a membership change, or, when Event is set, an event
+// for Users' own connections (Room and Joined unused).
 type membershipEvent struct {
-	Room   int64   `json:"room"`
-	Users  []int64 `json:"users"`
-	Joined bool    `json:"joined"`
+	Room   int64           `json:"room"`
+	Users  []int64         `json:"users"`
+	Joined bool            `json:"joined"`
+	Event  json.RawMessage `json:"event,omitempty"`
 }

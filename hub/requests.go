@@ -233,9 +233,15 @@ func (h *Hub) delete(c *Conn, in *inbound) {
 		return
 	}
 	var m struct {
-		From int64 `json:"from"`
+		From int64  `json:"from"`
+		Kind string `json:"kind"`
 	}
 	_ = json.Unmarshal(msg, &m)
+	if m.Kind == chatlog.KindSystem {
+		// The room's record of who came and went stays whole.
+		h.fail(c, "forbidden", "system messages cannot be deleted", "", in.Room)
+		return
+	}
 	if m.From != c.user {
 		admin, err := h.dir.IsAdmin(ctx, in.Room, c.user)
 		if err != nil {

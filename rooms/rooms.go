@@ -67,6 +67,9 @@ type View struct {
 	// Unread and LastMessage are filled in the caller's own room list.
 	Unread      *int64          `json:"unread,omitempty"`
 	LastMessage json.RawMessage `json:"last_message,omitempty"`
+	// Invited is set in room creation's answer: the member_ids who were
+	// invited rather than added (they do not have the creator as a contact).
+	Invited []int64 `json:"invited,omitempty"`
 }
 
 // MemberView is one member as listed to the room.
@@ -84,6 +87,8 @@ type Rooms struct {
 	mirror Mirror
 	cost   int
 	live   Live
+	// addAnyone adds every invited user at once (AddAnyone).
+	addAnyone bool
 }
 
 // Mirror is the copy of membership the real-time side checks on every
@@ -108,6 +113,11 @@ type Live interface {
 	// Activity is each room's newest seq, the user's read position and
 	// the newest message, for the room list.
 	Activity(ctx context.Context, roomIDs []int64, userID int64) (map[int64]chatlog.Activity, error)
+	// Announce posts a system message into a room, best effort (the hub
+	// logs a failure; the change it announces stands).
+	Announce(ctx context.Context, roomID int64, body, idem string, system json.RawMessage)
+	// Notify sends an event to every live connection of users.
+	Notify(ctx context.Context, userIDs []int64, event []byte)
 }
 
 // Attach connects the real-time side; call it before serving (the hub is
@@ -136,7 +146,7 @@ func New(db *gorm.DB, mirror Mirror, bcryptCost int) *Rooms {
 
 // Migrate creates or updates the room tables.
 func (s *Rooms) Migrate() error {
-	if err := s.db.AutoMigrate(&Room{}, &Member{}); err != nil {
+	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Invitation{}); err != nil {
 		return fmt.Errorf("rooms: migrate: %w", err)
 	}
 	return nil
@@ -212,6 +222,11 @@ func (s *Rooms) Create(ctx context.Context, ownerID int64, name, description, pa
 	if err := s.checkUsersExist(ctx, ids); err != nil {
 		return nil, err
 	}
+	// The same rule as Invite: contacts are added, the others invited.
+	ids, invite, err := s.byContact(ctx, ownerID, ids)
+	if err != nil {
+		return nil, err
+	}
 	hash, err := s.hashPassword(password)
 	if err != nil {
 		return nil, err
@@ -239,7 +254,14 @@ func (s *Rooms) Create(ctx context.Context, ownerID int64, name, description, pa
 		return nil, err
 	}
 	s.changed(ctx, room.ID, append([]int64{ownerID}, ids...), true)
-	return s.view(ctx, room.ID, ownerID)
+	if err := s.invite(ctx, room, ownerID, invite); err != nil {
+		return nil, err
+	}
+	v, err := s.view(ctx, room.ID, ownerID)
+	if err == nil {
+		v.Invited = append([]int64{}, invite...)
+	}
+	return v, err
 }
 
 func uniqueOthers(ids []int64, self int64) []int64 {
@@ -525,6 +547,9 @@ func (s *Rooms) Update(ctx context.Context, roomID, userID int64, p Patch) (*Vie
 			return nil, fmt.Errorf("rooms: update room %d: %w", roomID, err)
 		}
 	}
+	if name, ok := set["name"].(string); ok {
+		s.announce(ctx, roomID, SystemEvent{Event: EventRenamed, By: userID, Name: name})
+	}
 	return s.view(ctx, roomID, userID)
 }
 
@@ -543,6 +568,9 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 			return err
 		}
 		if err := tx.Where("room_id = ?", roomID).Delete(&Member{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("room_id = ?", roomID).Delete(&Invitation{}).Error; err != nil {
 			return err
 		}
 		return tx.Delete(&Room{}, roomID).Error
@@ -586,6 +614,7 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string)
 	}
 	if err == nil {
 		s.changed(ctx, roomID, []int64{userID}, true)
+		s.announce(ctx, roomID, SystemEvent{Event: EventJoined, User: userID})
 	}
 	return s.view(ctx, roomID, userID)
 }
@@ -615,7 +644,11 @@ func (s *Rooms) Leave(ctx context.Context, roomID, userID int64) error {
 	if role == RoleOwner {
 		return api.Conflict("owner_cannot_leave", "the owner cannot leave the room; delete it instead")
 	}
-	return s.removeMember(ctx, roomID, Member{UserID: userID})
+	if err := s.removeMember(ctx, roomID, Member{UserID: userID}); err != nil {
+		return err
+	}
+	s.announce(ctx, roomID, SystemEvent{Event: EventLeft, User: userID})
+	return nil
 }
 
 // member reads targetID's membership, 404 if absent.
@@ -651,7 +684,11 @@ func (s *Rooms) Kick(ctx context.Context, roomID, userID, targetID int64) error 
 	if target.Role == RoleOwner || (target.Role == RoleAdmin && role != RoleOwner) {
 		return api.Forbidden("only the owner can remove an admin, and nobody can remove the owner")
 	}
-	return s.removeMember(ctx, roomID, *target)
+	if err := s.removeMember(ctx, roomID, *target); err != nil {
+		return err
+	}
+	s.announce(ctx, roomID, SystemEvent{Event: EventRemoved, User: targetID, By: userID})
+	return nil
 }
 
 // SetRole makes a member an admin or a plain member; the owner only.
@@ -676,6 +713,9 @@ func (s *Rooms) SetRole(ctx context.Context, roomID, userID, targetID int64, new
 	err = s.db.WithContext(ctx).Model(&Member{}).Where("room_id = ? AND user_id = ?", roomID, targetID).Update("role", newRole).Error
 	if err != nil {
 		return nil, fmt.Errorf("rooms: set role of %d in %d: %w", targetID, roomID, err)
+	}
+	if target.Role != newRole {
+		s.announce(ctx, roomID, SystemEvent{Event: EventRoleChanged, User: targetID, By: userID, Role: newRole})
 	}
 	ms, err := s.members(ctx, roomID, targetID)
 	if err != nil || len(ms) == 0 {

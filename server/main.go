@@ -143,6 +143,9 @@ func (n *node) build(ctx context.Context) error {
 		mirror = members
 	}
 	rms := rooms.New(n.backends.sql, mirror, n.cfg.BcryptCost)
+	if n.cfg.InviteRule == "anyone" {
+		rms.AddAnyone()
+	}
 	reg := newRegistry()
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, reg)
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
@@ -205,6 +208,7 @@ func (n *node) build(ctx context.Context) error {
 		r := app.Group("/api")
 		acc.Routes(r, auth)
 		rms.Routes(r, auth)
+		rms.InvitationRoutes(r, auth)
 		r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
 		n.hub.MessageRoutes(r, auth, accounts.UserID)
 		money.Routes(r, auth, accounts.UserID)
