@@ -75,6 +75,13 @@ type (
 		User   int64  `json:"user"`
 		Online bool   `json:"online"`
 	}
+	editedEvent struct {
+		Type     string `json:"type"`
+		Room     int64  `json:"room"`
+		Seq      int64  `json:"seq"`
+		Body     string `json:"body"`
+		EditedAt int64  `json:"edited_at"`
+	}
 	deletedEvent struct {
 		Type string `json:"type"`
 		Room int64  `json:"room"`
