@@ -31,6 +31,9 @@ type Message struct {
 	ReplyTo int64  `bson:"reply_to,omitempty" json:"reply_to,omitempty"`
 	Kind    string `bson:"kind" json:"kind"`
 	Deleted bool   `bson:"deleted,omitempty" json:"deleted,omitempty"`
+	// Mentions are the members the body names as @username, resolved
+	// when it was sent.
+	Mentions []int64 `bson:"mentions,omitempty" json:"mentions,omitempty"`
 	// EditedAt is when the author last edited the body, unix ms; 0 when
 	// never.
 	EditedAt int64 `bson:"edited_at,omitempty" json:"edited_at,omitempty"`
@@ -82,6 +85,12 @@ func NewDraft(room, from int64, name, body, cid, kind string, replyTo, ts int64)
 
 // WithFee adds a fee event's structured fields to the draft's JSON.
 func (d *Draft) WithFee(fee json.RawMessage) { d.with("fee", fee) }
+
+// WithMentions adds the ids of members mentioned by @username.
+func (d *Draft) WithMentions(ids []int64) {
+	raw, _ := json.Marshal(ids) // a slice of ints always marshals
+	d.with("mentions", raw)
+}
 
 // WithSystem adds a system message's structured fields to the draft's JSON.
 func (d *Draft) WithSystem(system json.RawMessage) { d.with("system", system) }

@@ -157,7 +157,9 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	if err != nil {
 		return err
 	}
-	acc, err := h.accept(chatlog.NewDraft(room, user, name, req.Body, req.CID, chatlog.KindText, req.ReplyTo, time.Now().UnixMilli()))
+	d := chatlog.NewDraft(room, user, name, req.Body, req.CID, chatlog.KindText, req.ReplyTo, time.Now().UnixMilli())
+	h.withMentions(c.UserContext(), room, req.Body, d.WithMentions)
+	acc, err := h.accept(d)
 	if err == errNotMember {
 		return api.NotMember()
 	}

@@ -91,7 +91,7 @@ func TestAuthorsEditTheirTextMessages(t *testing.T) {
 	// The room list's last message is the current version too.
 	var l struct {
 		Rooms []struct {
-			ID          int64     `json:"id"`
+			ID          int64    `json:"id"`
 			LastMessage frameMsg `json:"last_message"`
 		} `json:"rooms"`
 	}

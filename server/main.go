@@ -273,6 +273,10 @@ func (d directory) Roster(ctx context.Context, roomID int64) ([]int64, error) {
 	return memberIDs(ms), err
 }
 
+func (d directory) MemberIDsByUsername(ctx context.Context, roomID int64, usernames []string) ([]int64, error) {
+	return d.rms.MemberIDsByUsername(ctx, roomID, usernames)
+}
+
 func (d directory) RoomIDs(ctx context.Context, userID int64) ([]int64, error) {
 	return d.rms.IDsOf(ctx, userID)
 }

@@ -45,6 +45,8 @@ type frameMsg struct {
 	By      int64  `json:"by"`
 	Deleted bool   `json:"deleted"`
 	To      int64  `json:"to"` // a gap's last seq (From is its first)
+	// Mentions are the members a message names as @username.
+	Mentions []int64 `json:"mentions"`
 	// EditedAt is an edited message's (or edited event's) edit time.
 	EditedAt int64 `json:"edited_at"`
 	// System is a system message's structured fields.
