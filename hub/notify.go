@@ -50,3 +50,19 @@ func (h *Hub) deliverToUsers(users []int64, event []byte) {
 	}
 	h.metrics.framesOut.Add(float64(len(targets)))
 }
+
+// Message is one message of a room as clients see it now (edited, or a
+// tombstone); nil when the room has no such seq.
+func (h *Hub) Message(ctx context.Context, room, seq int64) ([]byte, error) {
+	msgs, err := h.After(ctx, room, seq-1, 1)
+	if err != nil || len(msgs) == 0 || seqOf(msgs[0]) != seq {
+		return nil, err
+	}
+	return msgs[0], nil
+}
+
+// Publish sends an event to a room's connections on every node; it is not
+// stored (the state it announces is read over REST).
+func (h *Hub) Publish(ctx context.Context, room int64, event []byte) error {
+	return h.broker.publish(ctx, room, event)
+}

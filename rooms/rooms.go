@@ -67,6 +67,8 @@ type View struct {
 	// Unread and LastMessage are filled in the caller's own room list.
 	Unread      *int64          `json:"unread,omitempty"`
 	LastMessage json.RawMessage `json:"last_message,omitempty"`
+	// Notice is the room's pinned message (공지), when it has one.
+	Notice *NoticeView `json:"notice,omitempty"`
 	// Invited is set in room creation's answer: the member_ids who were
 	// invited rather than added (they do not have the creator as a contact).
 	Invited []int64 `json:"invited,omitempty"`
@@ -118,6 +120,10 @@ type Live interface {
 	Announce(ctx context.Context, roomID int64, body, idem string, system json.RawMessage)
 	// Notify sends an event to every live connection of users.
 	Notify(ctx context.Context, userIDs []int64, event []byte)
+	// Message is one message as clients see it now, nil when none.
+	Message(ctx context.Context, roomID, seq int64) ([]byte, error)
+	// Publish sends an unstored event to a room's live connections.
+	Publish(ctx context.Context, roomID int64, event []byte) error
 }
 
 // Attach connects the real-time side; call it before serving (the hub is
@@ -146,7 +152,7 @@ func New(db *gorm.DB, mirror Mirror, bcryptCost int) *Rooms {
 
 // Migrate creates or updates the room tables.
 func (s *Rooms) Migrate() error {
-	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Invitation{}); err != nil {
+	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Invitation{}, &Notice{}); err != nil {
 		return fmt.Errorf("rooms: migrate: %w", err)
 	}
 	return nil
@@ -445,6 +451,9 @@ func (s *Rooms) Mine(ctx context.Context, userID int64) ([]View, error) {
 		vs[i].Unread = &unread
 		vs[i].LastMessage = a.Last
 	}
+	if err := s.withNotices(ctx, vs, func(i int, n *NoticeView) { vs[i].Notice = n }); err != nil {
+		return nil, err
+	}
 	return vs, nil
 }
 
@@ -506,7 +515,14 @@ func (s *Rooms) Get(ctx context.Context, roomID, userID int64) (*View, error) {
 	if _, _, err := s.Role(ctx, roomID, userID); err != nil {
 		return nil, err
 	}
-	return s.view(ctx, roomID, userID)
+	v, err := s.view(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.withNotices(ctx, []View{*v}, func(i int, n *NoticeView) { v.Notice = n }); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // Patch is a partial update; nil fields stay as they are, an empty
@@ -571,6 +587,9 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 			return err
 		}
 		if err := tx.Where("room_id = ?", roomID).Delete(&Invitation{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("room_id = ?", roomID).Delete(&Notice{}).Error; err != nil {
 			return err
 		}
 		return tx.Delete(&Room{}, roomID).Error

@@ -209,6 +209,7 @@ func (n *node) build(ctx context.Context) error {
 		acc.Routes(r, auth)
 		rms.Routes(r, auth)
 		rms.InvitationRoutes(r, auth)
+		rms.NoticeRoutes(r, auth)
 		r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
 		n.hub.MessageRoutes(r, auth, accounts.UserID)
 		money.Routes(r, auth, accounts.UserID)

@@ -45,6 +45,11 @@ type frameMsg struct {
 	By      int64  `json:"by"`
 	Deleted bool   `json:"deleted"`
 	To      int64  `json:"to"` // a gap's last seq (From is its first)
+	// Notice is a notice event's notice (nil when it was cleared).
+	Notice *struct {
+		Seq  int64  `json:"seq"`
+		Body string `json:"body"`
+	} `json:"notice"`
 	// Mentions are the members a message names as @username.
 	Mentions []int64 `json:"mentions"`
 	// EditedAt is an edited message's (or edited event's) edit time.
