@@ -1,16 +1,24 @@
 # The one command that checks everything: formatting, vet, and every test
-# with the race detector. Tests use the real services named by
-# MOIM_TEST_REDIS_URL and MOIM_TEST_MYSQL_DSN (.ci/run starts them); see
-# README.md.
+# with the race detector, against real services (README.md, "Tests").
 GO ?= go
 
-.PHONY: test fmt-check vet run
+.PHONY: test check fmt-check vet run
+
+# test starts the services not already named by MOIM_TEST_* (redis-server,
+# MariaDB, a Redis Cluster, FerretDB), runs check, and stops them.
+test:
+	scripts/test.sh $(MAKE) --no-print-directory check
 
 # The hub, persistence and sync tests again on a Redis Cluster, when one
-# is named (scripts/redis-cluster.sh; .ci/run starts one).
+# is named (scripts/redis-cluster.sh; make test starts one).
 CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestSeqSurvives|TestStoreOutage|TestDeadBatchers|TestThreeNodes|TestFundPaySpend|TestMirrorIsRebuilt
 
-test: fmt-check vet
+# The hub, sync and history tests again on the single-node engine (no
+# Redis; messages in SQLite), as server/harness_test.go's envEngine says.
+ENGINE_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAfterReconnect|TestMembershipChanges|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestFundPaySpend
+
+# check runs everything against the services named by MOIM_TEST_*.
+check: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /scripts/chaos)
 	# The chaos scenarios (docs/BENCHMARKS.md, "Chaos under load") alone:
 	# they measure delivery p99 and share the host with nothing else.
@@ -20,6 +28,7 @@ test: fmt-check vet
 	# fail a -fuzztime duration as it ends (go.dev/issue/75804).
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime 100000x ./hub
 	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime 3000x ./server
+	MOIM_TEST_ENGINE=memory $(GO) test -race -count=1 -timeout 10m -run '$(ENGINE_TESTS)' ./server
 	@if [ -n "$$MOIM_TEST_REDIS_CLUSTER_URL" ]; then \
 		echo "again on the Redis Cluster at $$MOIM_TEST_REDIS_CLUSTER_URL"; \
 		MOIM_TEST_REDIS_URL="$$MOIM_TEST_REDIS_CLUSTER_URL" $(GO) test -race -count=1 -timeout 10m -run '$(CLUSTER_TESTS)' ./server; \

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -21,10 +20,13 @@ import (
 
 // User is a Moim account.
 type User struct {
-	ID           int64     `gorm:"primaryKey" json:"id"`
-	Username     string    `gorm:"size:32;not null;uniqueIndex" json:"username"`
-	DisplayName  string    `gorm:"size:64;not null" json:"display_name"`
-	PasswordHash string    `gorm:"size:60;not null" json:"-"`
+	ID           int64  `gorm:"primaryKey" json:"id"`
+	Username     string `gorm:"size:32;not null;uniqueIndex" json:"username"`
+	DisplayName  string `gorm:"size:64;not null" json:"display_name"`
+	PasswordHash string `gorm:"size:60;not null" json:"-"`
+	// TokenVersion is in every token issued; bumping it (a password
+	// change) revokes them all.
+	TokenVersion int64     `gorm:"not null;default:0" json:"-"`
 	CreatedAt    time.Time `json:"created_at"`
 }
 
@@ -37,10 +39,11 @@ type Contact struct {
 
 // Limits caps sign-ups and failed logins; a zero limit.Rule is off.
 type Limits struct {
-	// LoginPerUser counts failed logins of one username, LoginPerAddress
-	// those from one client address (many usernames guessed from one
-	// place). Both windows end on their own, so nobody is locked out for
-	// good.
+	// LoginPerUser counts failed logins of one username from one
+	// address, and from everywhere for addresses that have failed it
+	// before; LoginPerAddress those from one client address (many
+	// usernames guessed from one place). Both windows end on their own,
+	// so nobody is locked out for good.
 	LoginPerUser, LoginPerAddress limit.Rule
 	// SignupPerAddress counts sign-ups from one client address.
 	SignupPerAddress limit.Rule
@@ -49,7 +52,7 @@ type Limits struct {
 // Accounts serves the account routes.
 type Accounts struct {
 	db     *gorm.DB
-	limits *limit.Limiter
+	limits limit.Limiter
 	rules  Limits
 	tokens *Tokens
 	cost   int
@@ -60,17 +63,18 @@ type Accounts struct {
 
 // New returns the accounts module. bcryptCost is MOIM_BCRYPT_COST; lim
 // counts what rules limit.
-func New(db *gorm.DB, lim *limit.Limiter, rules Limits, tokens *Tokens, bcryptCost int) (*Accounts, error) {
+func New(db *gorm.DB, lim limit.Limiter, rules Limits, tokens *Tokens, bcryptCost int) (*Accounts, error) {
 	dummy, err := bcrypt.GenerateFromPassword([]byte("moim-timing-equaliser"), bcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: bcrypt cost %d: %w", bcryptCost, err)
 	}
+	tokens.db = db
 	return &Accounts{db: db, limits: lim, rules: rules, tokens: tokens, cost: bcryptCost, dummyHash: dummy}, nil
 }
 
 // Migrate creates or updates the accounts tables.
 func (a *Accounts) Migrate() error {
-	if err := a.db.AutoMigrate(&User{}, &Contact{}); err != nil {
+	if err := a.db.AutoMigrate(&User{}, &Contact{}, &RevokedToken{}); err != nil {
 		return fmt.Errorf("accounts: migrate: %w", err)
 	}
 	return nil
@@ -80,12 +84,13 @@ var usernameRE = regexp.MustCompile(`^[a-z0-9_.-]{3,32}$`)
 
 func normalizeUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
-// CheckDisplayName trims a display name and checks it is 1–64 printable runes.
+// CheckDisplayName trims a display name and checks it is 1–64 printable
+// runes without format characters (api.UnsafeNameRune).
 func CheckDisplayName(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	n := utf8.RuneCountInString(s)
-	if n < 1 || n > 64 || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return "", api.Validation("display_name must be 1 to 64 printable characters")
+	if n < 1 || n > 64 || !utf8.ValidString(s) || !api.SafeName(s) {
+		return "", api.Validation("display_name must be 1 to 64 printable characters, without control or invisible formatting characters")
 	}
 	return s, nil
 }
@@ -126,6 +131,7 @@ func (a *Accounts) Signup(ctx context.Context, username, password, displayName s
 
 // Limit names of the login counters.
 const (
+	loginPair    = "login-pair" // one username from one address
 	loginUser    = "login-user"
 	loginAddress = "login-addr"
 )
@@ -138,53 +144,123 @@ type Throttled struct{ Wait time.Duration }
 
 func (t *Throttled) Error() string { return "too many failed logins" }
 
+// held is one attempt reserved in a limit counter.
+type held struct{ name, subject string }
+
 // Login checks a password from a client address and issues a token.
-// Failed attempts count against the username and the address; past either
-// limit every attempt is refused until the window ends.
+// The attempt is counted before the password is checked, so parallel
+// guesses cannot all slip under a limit, and given back when it succeeds.
 func (a *Accounts) Login(ctx context.Context, username, password, addr string) (string, time.Time, *User, error) {
 	username = normalizeUsername(username)
-	for _, c := range []struct {
-		name, subject string
-		rule          limit.Rule
-	}{{loginUser, username, a.rules.LoginPerUser}, {loginAddress, addr, a.rules.LoginPerAddress}} {
-		ok, wait, err := a.limits.Check(ctx, c.name, c.subject, c.rule)
-		if err != nil {
-			return "", time.Time{}, nil, fmt.Errorf("accounts: read login failures: %w", err)
-		}
-		if !ok {
-			return "", time.Time{}, nil, &Throttled{wait}
-		}
+	holds, err := a.reserveLogin(ctx, username, addr)
+	if err != nil {
+		return "", time.Time{}, nil, err
 	}
 	var u User
-	err := a.db.WithContext(ctx).Where("username = ?", username).Take(&u).Error
+	err = a.db.WithContext(ctx).Where("username = ?", username).Take(&u).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		_ = bcrypt.CompareHashAndPassword(a.dummyHash, []byte(password))
-		return "", time.Time{}, nil, a.loginFailed(ctx, username, addr)
+		return "", time.Time{}, nil, errBadLogin
 	case err != nil:
 		return "", time.Time{}, nil, fmt.Errorf("accounts: find user %q: %w", username, err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return "", time.Time{}, nil, a.loginFailed(ctx, username, addr)
+		return "", time.Time{}, nil, errBadLogin
 	}
-	if err := a.limits.Reset(ctx, loginUser, username); err != nil {
-		return "", time.Time{}, nil, fmt.Errorf("accounts: clear login failures: %w", err)
+	// The right password clears this username's failures and gives back
+	// the address's reservation.
+	for _, h := range holds {
+		if h.name == loginAddress {
+			err = a.limits.Give(ctx, h.name, h.subject)
+		} else {
+			err = a.limits.Reset(ctx, h.name, h.subject)
+		}
+		if err != nil {
+			return "", time.Time{}, nil, fmt.Errorf("accounts: clear login failures: %w", err)
+		}
 	}
-	tok, exp, err := a.tokens.Issue(u.ID)
+	tok, exp, err := a.tokens.Issue(u.ID, u.TokenVersion)
 	if err != nil {
 		return "", time.Time{}, nil, err
 	}
 	return tok, exp, &u, nil
 }
 
-func (a *Accounts) loginFailed(ctx context.Context, username, addr string) error {
-	if _, _, err := a.limits.Hit(ctx, loginUser, username, a.rules.LoginPerUser); err != nil {
-		return fmt.Errorf("accounts: count login failure: %w", err)
+// reserveLogin counts one attempt against the username from this address,
+// the address, and the username from anywhere, or refuses it. The
+// username-wide count stops only addresses that have themselves failed
+// this username in the window: otherwise anyone could lock a user out by
+// failing their logins, and the owner logging in from home would be
+// refused.
+func (a *Accounts) reserveLogin(ctx context.Context, username, addr string) ([]held, error) {
+	var holds []held
+	refuse := func(wait time.Duration) ([]held, error) {
+		for _, h := range holds {
+			if err := a.limits.Give(ctx, h.name, h.subject); err != nil {
+				return nil, fmt.Errorf("accounts: give back login attempt: %w", err)
+			}
+		}
+		return nil, &Throttled{wait}
 	}
-	if _, _, err := a.limits.Hit(ctx, loginAddress, addr, a.rules.LoginPerAddress); err != nil {
-		return fmt.Errorf("accounts: count login failure: %w", err)
+	pair := username + " " + addr // a username has no spaces
+	first := true
+	for _, c := range []held{{loginPair, pair}, {loginAddress, addr}, {loginUser, username}} {
+		rule := a.rules.LoginPerUser
+		if c.name == loginAddress {
+			rule = a.rules.LoginPerAddress
+		}
+		u, err := a.limits.Take(ctx, c.name, c.subject, rule)
+		if err != nil {
+			return nil, fmt.Errorf("accounts: count login attempt: %w", err)
+		}
+		if c.name == loginPair {
+			first = u.Count <= 1
+		}
+		switch {
+		case u.OK:
+			holds = append(holds, c)
+		case c.name == loginUser && first:
+			// A stranger's failures do not stop this address's first try.
+		default:
+			return refuse(u.Wait)
+		}
 	}
-	return errBadLogin
+	return holds, nil
+}
+
+// ChangePassword sets a new password after checking the current one, and
+// revokes every token the user holds; it returns a fresh token for the
+// caller. Wrong current passwords count as failed logins.
+func (a *Accounts) ChangePassword(ctx context.Context, userID int64, current, next, addr string) (string, time.Time, error) {
+	if err := checkPassword(next); err != nil {
+		return "", time.Time{}, err
+	}
+	u, err := a.Get(ctx, userID)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if _, _, _, err := a.Login(ctx, u.Username, current, addr); err != nil {
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Status == 401 {
+			return "", time.Time{}, api.Errorf(403, "wrong_password", "current_password is wrong")
+		}
+		return "", time.Time{}, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(next), a.cost)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("accounts: hash password: %w", err)
+	}
+	err = a.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).
+		Updates(map[string]any{"password_hash": string(hash), "token_version": gorm.Expr("token_version + 1")}).Error
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("accounts: change password of %d: %w", userID, err)
+	}
+	a.tokens.forget(userID)
+	if u, err = a.Get(ctx, userID); err != nil {
+		return "", time.Time{}, err
+	}
+	return a.tokens.Issue(u.ID, u.TokenVersion)
 }
 
 // Get returns one user.
@@ -213,20 +289,16 @@ func (a *Accounts) Contacts(ctx context.Context, userID int64) ([]User, error) {
 	return users, nil
 }
 
-// AddContact adds the user with the given id, or else the given username,
-// to userID's contacts. It reports whether the contact is new.
-func (a *Accounts) AddContact(ctx context.Context, userID, contactID int64, username string) (*User, bool, error) {
+// AddContact adds the user with exactly this username to userID's
+// contacts. It reports whether the contact is new. Ids are not accepted:
+// counting through them would list every user's name.
+func (a *Accounts) AddContact(ctx context.Context, userID int64, username string) (*User, bool, error) {
+	if username == "" {
+		return nil, false, api.Validation("username is required")
+	}
 	var u User
 	q := a.db.WithContext(ctx)
-	var err error
-	switch {
-	case contactID > 0 && username == "":
-		err = q.Take(&u, contactID).Error
-	case contactID == 0 && username != "":
-		err = q.Where("username = ?", normalizeUsername(username)).Take(&u).Error
-	default:
-		return nil, false, api.Validation("give exactly one of user_id or username")
-	}
+	err := q.Where("username = ?", normalizeUsername(username)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, false, api.NotFound("user")
 	}

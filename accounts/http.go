@@ -13,9 +13,11 @@ import (
 // Routes registers the account routes under r (mounted at /api).
 // Sign-up and login are public; everything else needs a token.
 func (a *Accounts) Routes(r fiber.Router, auth fiber.Handler) {
-	r.Post("/auth/signup", a.limits.PerAddress("signup", a.rules.SignupPerAddress, "too many sign-ups from your address"), a.handleSignup)
+	r.Post("/auth/signup", limit.PerAddress(a.limits, "signup", a.rules.SignupPerAddress, "too many sign-ups from your address"), a.handleSignup)
 	r.Post("/auth/login", a.handleLogin)
+	r.Post("/auth/logout", auth, a.handleLogout)
 	r.Get("/me", auth, a.handleMe)
+	r.Put("/me/password", auth, a.handlePassword)
 	r.Get("/contacts", auth, a.handleContacts)
 	r.Post("/contacts", auth, a.handleAddContact)
 	r.Delete("/contacts/:user_id", auth, a.handleRemoveContact)
@@ -46,14 +48,41 @@ func (a *Accounts) handleLogin(c *fiber.Ctx) error {
 		return err
 	}
 	tok, exp, u, err := a.Login(c.UserContext(), req.Username, req.Password, c.IP())
+	if err != nil {
+		return throttled(c, err)
+	}
+	return c.JSON(fiber.Map{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "user": u})
+}
+
+// throttled answers a Throttled error with 429 and Retry-After.
+func throttled(c *fiber.Ctx, err error) error {
 	var th *Throttled
 	if errors.As(err, &th) {
 		return limit.TooMany(c, th.Wait, "too many failed logins")
 	}
-	if err != nil {
+	return err
+}
+
+func (a *Accounts) handleLogout(c *fiber.Ctx) error {
+	if err := a.tokens.Revoke(c.UserContext(), token(c)); err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "user": u})
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (a *Accounts) handlePassword(c *fiber.Ctx) error {
+	var req struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	tok, exp, err := a.ChangePassword(c.UserContext(), UserID(c), req.Current, req.New, c.IP())
+	if err != nil {
+		return throttled(c, err)
+	}
+	return c.JSON(fiber.Map{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339)})
 }
 
 func (a *Accounts) handleMe(c *fiber.Ctx) error {
@@ -74,16 +103,12 @@ func (a *Accounts) handleContacts(c *fiber.Ctx) error {
 
 func (a *Accounts) handleAddContact(c *fiber.Ctx) error {
 	var req struct {
-		UserID   int64  `json:"user_id"`
 		Username string `json:"username"`
 	}
 	if err := api.Decode(c, &req); err != nil {
 		return err
 	}
-	if req.UserID < 0 {
-		return api.Validation("user_id must be a positive integer")
-	}
-	u, created, err := a.AddContact(c.UserContext(), UserID(c), req.UserID, req.Username)
+	u, created, err := a.AddContact(c.UserContext(), UserID(c), req.Username)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -13,9 +14,12 @@ import (
 )
 
 // Decode reads the JSON body into v. Unknown fields, wrong types, trailing
-// data and an empty body are a 400 bad_request naming what was wrong.
-func Decode(c *fiber.Ctx, v any) error {
-	body := c.Body()
+// data, an empty body, a field given twice and a field name in the wrong
+// case are a 400 bad_request naming what was wrong.
+func Decode(c *fiber.Ctx, v any) error { return DecodeBody(c.Body(), v) }
+
+// DecodeBody is Decode for a body already read.
+func DecodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return BadRequest("request body must be a JSON object")
 	}
@@ -26,6 +30,12 @@ func Decode(c *fiber.Ctx, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return BadRequest("request body must hold exactly one JSON object")
+	}
+	// encoding/json keeps the last of two equal keys and matches names
+	// case-insensitively; a proxy or WAF in front may read the first, or
+	// only the exact name, and so see a different request.
+	if err := checkKeys(body, reflect.TypeOf(v)); err != nil {
+		return BadRequest(err.Error())
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ func TestLiveObservability(t *testing.T) {
 		`count(moim_hub_connections{job="moim"})`: 2,
 		`sum(moim_hub_messages_accepted_total{job="moim"}) >= bool ` + strconv.Itoa(sent): 1,
 		`sum(moim_store_messages_stored_total{job="moim"}) >= bool ` + strconv.Itoa(sent): 1,
-		`sum(moim_fee_transfers_total{job="moim", kind="deposit", result="done"})`:        1,
+		`sum(moim_fee_transfers_total{job="moim", kind="topup", result="done"})`:          1,
 		`sum(moim_fee_transfers_total{job="moim", result="refused"})`:                     1,
 		`sum(moim_hub_errors_total{job="moim", code="not_member"})`:                       1,
 	} {
@@ -173,10 +173,7 @@ func nodeSettings(t *testing.T, work string) map[string]string {
 	t.Helper()
 	redisURL, adminDSN := os.Getenv("MOIM_TEST_REDIS_URL"), os.Getenv("MOIM_TEST_MYSQL_DSN")
 	if redisURL == "" || adminDSN == "" {
-		if inCI {
-			t.Fatal("CI=true but MOIM_TEST_REDIS_URL or MOIM_TEST_MYSQL_DSN is not set; .ci/run starts both")
-		}
-		t.Skip("nodes need a shared Redis and SQL: set MOIM_TEST_REDIS_URL and MOIM_TEST_MYSQL_DSN (scripts/services.sh)")
+		t.Fatal("MOIM_TEST_REDIS_URL or MOIM_TEST_MYSQL_DSN is not set: the nodes need a shared redis-server and MariaDB; run `make test`, which starts them, or scripts/services.sh")
 	}
 	secrets := filepath.Join(work, "secrets")
 	runTool(t, repoRoot(t), 30*time.Second, "bash", "deploy/secrets.sh", secrets)
@@ -254,7 +251,7 @@ func drive(t *testing.T, lb string, sent int) {
 
 	rp := fmt.Sprintf("/api/rooms/%d", room.ID)
 	alice.do(t, 201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
-	bob.do(t, 201, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d1"}, nil)
+	bob.do(t, 201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d1"}, nil)
 	bob.do(t, 201, "POST", rp+"/fund/pay", map[string]any{"amount": 30000, "idempotency_key": "p1"}, nil)
 	bob.do(t, 409, "POST", rp+"/fund/pay", map[string]any{"amount": 100000, "idempotency_key": "p2"}, nil)
 }

@@ -294,14 +294,15 @@ func (f *Fees) status(ctx context.Context, room int64, period string) (*Status, 
 	return s, nil
 }
 
-// paidBy sums each member's dues payments from their wallet for a period.
+// paidBy sums each member's dues paid from their wallet for a period, net
+// of refunds for it.
 func (f *Fees) paidBy(ctx context.Context, room int64, period string) (map[int64]int64, error) {
 	var paid []struct {
 		MemberID int64
 		Total    int64
 	}
-	err := f.db.WithContext(ctx).Model(&Transfer{}).Select("member_id, SUM(amount) AS total").
-		Where("room_id = ? AND kind = ? AND period = ? AND refused = ''", room, TransferDues, period).
+	err := f.db.WithContext(ctx).Model(&Transfer{}).Select("member_id, SUM(CASE WHEN kind = ? THEN amount ELSE -amount END) AS total", TransferDues).
+		Where("room_id = ? AND kind IN ? AND period = ? AND refused = ''", room, []string{TransferDues, TransferRefund}, period).
 		Group("member_id").Scan(&paid).Error
 	if err != nil {
 		return nil, fmt.Errorf("fees: paid dues of room %d: %w", room, err)

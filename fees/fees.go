@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"moim/api"
+	"moim/payments"
 	"moim/sqldb"
 )
 
@@ -37,6 +38,8 @@ type Rooms interface {
 	// Roster lists a room's members as the system sees them; callers
 	// check the asking user's membership first.
 	Roster(ctx context.Context, roomID int64) ([]int64, error)
+	// DirectRoom is the 1:1 room of two users, opened on first use.
+	DirectRoom(ctx context.Context, userID, peerID int64) (int64, error)
 }
 
 // Fees serves wallets, funds and the ledger.
@@ -44,22 +47,42 @@ type Fees struct {
 	db        *gorm.DB
 	rooms     Rooms
 	maxAmount int64
-	wake      chan struct{} // nudges the outbox relay after a commit
+	provider  payments.Provider // nil when none is configured
+	wake      chan struct{}     // nudges the outbox relay after a commit
 	metrics   *metrics
 	clock     atomic.Pointer[func() time.Time]
 }
 
-// New returns the fees module; maxAmount caps a single transfer. Its
-// metrics register with reg.
-func New(db *gorm.DB, rooms Rooms, maxAmount int64, reg prometheus.Registerer) *Fees {
-	return &Fees{db: db, rooms: rooms, maxAmount: maxAmount, wake: make(chan struct{}, 1), metrics: newMetrics(reg)}
+// New returns the fees module; maxAmount caps a single transfer and pay
+// is the payment provider money enters and leaves through (nil: none, and
+// top-ups and withdrawals answer 503). Its metrics register with reg.
+func New(db *gorm.DB, rooms Rooms, maxAmount int64, pay payments.Provider, reg prometheus.Registerer) *Fees {
+	return &Fees{db: db, rooms: rooms, maxAmount: maxAmount, provider: pay, wake: make(chan struct{}, 1), metrics: newMetrics(reg)}
 }
 
 // Migrate creates or updates the fees tables.
 func (f *Fees) Migrate() error {
 	if err := f.db.AutoMigrate(&Account{}, &Transfer{}, &Entry{}, &Outbox{}, &DuesPolicy{}, &DuesRecord{}, &DuesAudit{},
-		&Schedule{}, &ScheduleRun{}, &DuesReminder{}); err != nil {
+		&Schedule{}, &ScheduleRun{}, &DuesReminder{}, &Payment{}, &WalletPIN{}); err != nil {
 		return fmt.Errorf("fees: migrate: %w", err)
+	}
+	if f.db.Dialector.Name() != "mysql" {
+		return nil // SQLite compares text byte for byte already
+	}
+	// Idempotency keys are compared byte for byte: under utf8mb4_unicode_ci
+	// "KeyA" would replay "keya"'s transfer. Keys are printable ASCII.
+	for _, table := range []string{"transfers", "payments"} {
+		var collation string
+		if err := f.db.Raw("SELECT COALESCE(collation_name, '') FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'idem_key'", table).
+			Scan(&collation).Error; err != nil {
+			return fmt.Errorf("fees: read %s.idem_key collation: %w", table, err)
+		}
+		if collation == "ascii_bin" {
+			continue
+		}
+		if err := f.db.Exec("ALTER TABLE " + table + " MODIFY idem_key varchar(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL").Error; err != nil {
+			return fmt.Errorf("fees: make %s.idem_key byte-wise: %w", table, err)
+		}
 	}
 	return nil
 }
@@ -67,10 +90,11 @@ func (f *Fees) Migrate() error {
 var (
 	errInsufficient = api.Conflict("insufficient_funds", "not enough money for this transfer")
 	errIdemConflict = api.Conflict("idempotency_conflict", "this idempotency_key was used for a different request; use a new key")
+	errRefundCap    = api.Conflict("refund_exceeds_paid", "a refund may return at most what this member paid into the fund for that period, less earlier refunds")
 )
 
 // refusals maps a remembered refusal code back to its error.
-var refusals = map[string]*api.Error{"insufficient_funds": errInsufficient}
+var refusals = map[string]*api.Error{"insufficient_funds": errInsufficient, "refund_exceeds_paid": errRefundCap, "fund_closed": errFundClosed}
 
 // account returns the account of (kind, owner), creating it when create
 // is set (wallets open on first use); nil when it does not exist.
@@ -107,6 +131,11 @@ type move struct {
 	member   int64
 	period   string
 	memo     string
+	test     bool // the money came from a test provider
+	// guard, when set, checks a rule that depends on the ledger (a refund's
+	// cap) after the rows are locked, so concurrent moves cannot both pass
+	// it; it returns the refusal's code, or "" to go ahead.
+	guard func(tx *gorm.DB) (string, error)
 	// announce, when set, words the room's fee event from the balances
 	// after the move; it is written to the outbox in the same transaction.
 	announce func(fromAfter, toAfter int64) (body string, fee map[string]any)
@@ -168,7 +197,24 @@ func (f *Fees) transferOnce(ctx context.Context, m *move, hash string) (*Transfe
 			return err
 		}
 		t := &Transfer{UserID: m.user, IdemKey: m.key, RequestHash: hash, Kind: m.kind, FromAccount: m.from.ID, ToAccount: m.to.ID,
-			Amount: m.amount, RoomID: m.room, MemberID: m.member, Period: m.period, Memo: m.memo}
+			Amount: m.amount, RoomID: m.room, MemberID: m.member, Period: m.period, Memo: m.memo, Test: m.test}
+		code := ""
+		for _, a := range locked {
+			if a.Closed {
+				code = "fund_closed"
+			}
+		}
+		if m.guard != nil && code == "" {
+			if code, err = m.guard(tx); err != nil {
+				return err
+			}
+		}
+		if code != "" {
+			t.Refused = code
+			refusal = refusals[code]
+			out = t
+			return tx.Create(t).Error
+		}
 		debit := tx.Model(&Account{}).Where("id = ?", m.from.ID)
 		if m.from.Kind != KindExternal {
 			debit = debit.Where("balance >= ?", m.amount)

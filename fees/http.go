@@ -3,7 +3,11 @@ package fees
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,6 +22,14 @@ func (f *Fees) Routes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx
 	r.Get("/wallet", auth, h.wallet)
 	r.Get("/wallet/transactions", auth, h.walletLines)
 	r.Post("/wallet/deposit", auth, h.deposit)
+	r.Post("/wallet/topups", auth, h.topUp)
+	r.Post("/wallet/topups/confirm", auth, h.confirmTopUp)
+	r.Post("/wallet/withdrawals", auth, h.withdraw)
+	r.Post("/wallet/transfers", auth, h.send)
+	r.Put("/wallet/pin", auth, h.setPIN)
+	// The provider calls this without a token; what it says is checked
+	// with the provider before anything is credited.
+	r.Post("/payments/webhook", h.webhook)
 	r.Post("/rooms/:id/fund", auth, h.openFund)
 	r.Get("/rooms/:id/fund", auth, h.fund)
 	r.Post("/rooms/:id/fund/pay", auth, h.pay)
@@ -37,6 +49,9 @@ func (f *Fees) Routes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx
 }
 
 func (h *handlers) createSchedule(c *fiber.Ctx) error {
+	if err := h.pin(c); err != nil {
+		return err
+	}
 	var req ScheduleRequest
 	if err := api.Decode(c, &req); err != nil {
 		return err
@@ -228,16 +243,134 @@ func (h *handlers) walletLines(c *fiber.Ctx) error {
 	return h.page(c, a.ID, "transactions")
 }
 
-func (h *handlers) deposit(c *fiber.Ctx) error {
+// deposit answers the old free-money endpoint: money enters a wallet only
+// through a payment the provider confirmed.
+func (h *handlers) deposit(*fiber.Ctx) error {
+	return api.Errorf(fiber.StatusGone, "deposit_removed", "deposits no longer add money; top up through POST /api/wallet/topups")
+}
+
+// paid answers a payment: 201 when it started now, 200 for a repeat.
+func paid(c *fiber.Ctx, p *Payment, err error) error {
+	if err != nil {
+		return err
+	}
+	status := fiber.StatusCreated
+	if p.Replayed {
+		status = fiber.StatusOK
+	}
+	return c.Status(status).JSON(viewPayment(p))
+}
+
+type paymentReq struct {
+	Amount         int64  `json:"amount"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+func (h *handlers) topUp(c *fiber.Ctx) error {
+	var req paymentReq
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	p, err := h.f.TopUp(c.UserContext(), h.user(c), req.Amount, req.IdempotencyKey)
+	return paid(c, p, err)
+}
+
+func (h *handlers) withdraw(c *fiber.Ctx) error {
+	if err := h.pin(c); err != nil {
+		return err
+	}
+	var req paymentReq
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	p, err := h.f.Withdraw(c.UserContext(), h.user(c), req.Amount, req.IdempotencyKey)
+	return paid(c, p, err)
+}
+
+// pin lets a request that moves the caller's money go ahead if the
+// wallet has no PIN or the request carries it.
+func (h *handlers) pin(c *fiber.Ctx) error {
+	err := h.f.CheckPIN(c.UserContext(), h.user(c), c.Get(PINHeader))
+	var le *LockedError
+	if errors.As(err, &le) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(le.RetryAfter))
+	}
+	return err
+}
+
+func (h *handlers) setPIN(c *fiber.Ctx) error {
 	var req struct {
+		PIN        string `json:"pin"`
+		CurrentPIN string `json:"current_pin"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	err := h.f.SetPIN(c.UserContext(), h.user(c), req.PIN, req.CurrentPIN)
+	var le *LockedError
+	if errors.As(err, &le) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(le.RetryAfter))
+	}
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (h *handlers) send(c *fiber.Ctx) error {
+	if err := h.pin(c); err != nil {
+		return err
+	}
+	var req struct {
+		ToUserID       int64  `json:"to_user_id"`
 		Amount         int64  `json:"amount"`
+		Memo           string `json:"memo"`
 		IdempotencyKey string `json:"idempotency_key"`
 	}
 	if err := api.Decode(c, &req); err != nil {
 		return err
 	}
-	t, err := h.f.Deposit(c.UserContext(), h.user(c), req.Amount, req.IdempotencyKey)
+	if req.ToUserID <= 0 {
+		return api.Validation("to_user_id must name a user")
+	}
+	t, err := h.f.Send(c.UserContext(), h.user(c), req.ToUserID, req.Amount, req.Memo, req.IdempotencyKey)
 	return done(c, t, err)
+}
+
+// confirmTopUp takes what the provider's checkout handed the browser
+// (Toss's successUrl query: paymentKey, orderId, amount).
+func (h *handlers) confirmTopUp(c *fiber.Ctx) error {
+	var req struct {
+		PaymentKey string `json:"payment_key"`
+		OrderID    string `json:"order_id"`
+		Amount     int64  `json:"amount"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	p, err := h.f.ConfirmTopUp(c.UserContext(), h.user(c), req.OrderID, req.PaymentKey, req.Amount)
+	if err != nil {
+		return err
+	}
+	return c.JSON(viewPayment(p))
+}
+
+// webhook takes Toss's payment notification ({"eventType":…,"data":{…}}).
+func (h *handlers) webhook(c *fiber.Ctx) error {
+	var req struct {
+		EventType string `json:"eventType"`
+		Data      struct {
+			PaymentKey string `json:"paymentKey"`
+		} `json:"data"`
+	}
+	// Providers add fields over time; only the payment key matters here.
+	if err := json.Unmarshal(c.Body(), &req); err != nil || req.Data.PaymentKey == "" {
+		return api.BadRequest("expected a payment notification naming data.paymentKey")
+	}
+	if err := h.f.Notified(c.UserContext(), req.Data.PaymentKey); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusOK)
 }
 
 func (h *handlers) openFund(c *fiber.Ctx) error {
@@ -291,6 +424,9 @@ func (h *handlers) pay(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := h.pin(c); err != nil {
+		return err
+	}
 	t, err := h.f.Pay(c.UserContext(), room, h.user(c), req.Amount, req.Period, req.IdempotencyKey)
 	return done(c, t, err)
 }
@@ -312,7 +448,7 @@ func (h *handlers) refund(c *fiber.Ctx) error {
 	if req.UserID <= 0 {
 		return api.Validation("user_id must name the member to refund")
 	}
-	t, err := h.f.Refund(c.UserContext(), room, h.user(c), req.UserID, req.Amount, req.Memo, req.IdempotencyKey)
+	t, err := h.f.Refund(c.UserContext(), room, h.user(c), req.UserID, req.Amount, req.Period, req.Memo, req.IdempotencyKey)
 	return done(c, t, err)
 }
 
@@ -328,7 +464,23 @@ func (h *handlers) ledger(c *fiber.Ctx) error {
 	if c.Query("format") == "csv" {
 		return h.csv(c, a.ID, room)
 	}
-	return h.page(c, a.ID, "entries")
+	limit, cursor, err := api.Page(c, 50, 200)
+	if err != nil {
+		return err
+	}
+	lines, next, err := h.f.page(c.UserContext(), a.ID, cursor, limit)
+	if err != nil {
+		return err
+	}
+	// Off-wallet lines are few (one per cash record or waiver) and not in
+	// the balance; they come whole with the first page.
+	off := []Line{}
+	if cursor == 0 {
+		if off, err = h.f.offWallet(c.UserContext(), room); err != nil {
+			return err
+		}
+	}
+	return c.JSON(fiber.Map{"entries": lines, "off_wallet": off, "next_cursor": next})
 }
 
 // page answers {"<field>":[…],"next_cursor":"…"} for an account.
@@ -337,14 +489,9 @@ func (h *handlers) page(c *fiber.Ctx, account int64, field string) error {
 	if err != nil {
 		return err
 	}
-	lines, err := h.f.lines(c.UserContext(), account, cursor, limit+1)
+	lines, next, err := h.f.page(c.UserContext(), account, cursor, limit)
 	if err != nil {
 		return err
-	}
-	next := ""
-	if len(lines) > limit {
-		lines = lines[:limit]
-		next = strconv.FormatInt(lines[limit-1].ID, 10)
 	}
 	return c.JSON(fiber.Map{field: lines, "next_cursor": next})
 }
@@ -356,16 +503,44 @@ func (h *handlers) csv(c *fiber.Ctx, account, room int64) error {
 	if err != nil {
 		return err
 	}
+	off, err := h.f.offWallet(c.UserContext(), room)
+	if err != nil {
+		return err
+	}
+	// One sheet in time order (newest first), off-wallet lines marked.
+	lines = append(lines, off...)
+	slices.SortStableFunc(lines, func(a, b Line) int { return b.At.Compare(a.At) })
 	var buf bytes.Buffer
 	buf.WriteString("\ufeff")
 	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"time", "kind", "member", "amount", "balance_after", "period", "memo"})
+	_ = w.Write([]string{"time", "kind", "member", "amount", "balance_after", "period", "memo", "note"})
 	for _, l := range lines {
-		_ = w.Write([]string{l.At.In(kst).Format(time.RFC3339), l.Kind, l.Member, strconv.FormatInt(l.Amount, 10),
-			strconv.FormatInt(l.BalanceAfter, 10), l.Period, l.Memo})
+		note, after := "", strconv.FormatInt(l.BalanceAfter, 10)
+		switch {
+		case l.OffWallet:
+			note, after = "off-wallet", ""
+		case l.Test:
+			note = "test money"
+		}
+		_ = w.Write([]string{l.At.In(kst).Format(time.RFC3339), l.Kind, cell(l.Member), strconv.FormatInt(l.Amount, 10),
+			after, l.Period, cell(l.Memo), note})
 	}
 	w.Flush()
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="fund-`+strconv.FormatInt(room, 10)+`-ledger.csv"`)
 	return c.Send(buf.Bytes())
+}
+
+// cell defuses a user-written CSV cell a spreadsheet would run as a
+// formula (=HYPERLINK(…) in a memo or a display name): one that starts
+// with =, +, -, @, tab or CR, unless it is a plain number, gets a leading
+// ' (OWASP's rule for CSV injection).
+func cell(s string) string {
+	if s == "" || !strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return s
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return s
+	}
+	return "'" + s
 }

@@ -8,30 +8,38 @@ import (
 )
 
 // Account kinds. An external account stands for money outside Moim (the
-// payment gateway a deposit comes from); it alone may go below zero, so
-// the sum of all balances is always zero.
+// payment provider a top-up comes from and a withdrawal goes to); it alone
+// may go below zero, so the sum of all balances is always zero. A hold
+// account keeps a user's withdrawals in flight out of their wallet.
 const (
 	KindWallet   = "wallet"
 	KindFund     = "fund"
 	KindExternal = "external"
+	KindHold     = "hold"
 )
 
 // Account is one balance: a user's wallet, a room's fund, or external.
 type Account struct {
-	ID        int64  `gorm:"primaryKey"`
-	Kind      string `gorm:"size:8;not null;uniqueIndex:owner"`
-	OwnerID   int64  `gorm:"not null;uniqueIndex:owner"`
-	Currency  string `gorm:"size:3;not null;uniqueIndex:owner"`
-	Balance   int64  `gorm:"not null"`
+	ID       int64  `gorm:"primaryKey"`
+	Kind     string `gorm:"size:8;not null;uniqueIndex:owner"`
+	OwnerID  int64  `gorm:"not null;uniqueIndex:owner"`
+	Currency string `gorm:"size:3;not null;uniqueIndex:owner"`
+	Balance  int64  `gorm:"not null"`
+	// Closed marks a deleted room's fund (always empty): no money moves
+	// into or out of it again.
+	Closed    bool `gorm:"not null;default:false"`
 	CreatedAt time.Time
 }
 
 // Transfer kinds, as users see them in the ledger.
 const (
-	TransferDeposit = "deposit"
-	TransferDues    = "dues"
-	TransferSpend   = "spend"
-	TransferRefund  = "refund"
+	TransferTopUp    = "topup"    // external → wallet, a confirmed payment
+	TransferHold     = "hold"     // wallet → hold, a withdrawal in flight
+	TransferWithdraw = "withdraw" // hold → external, a withdrawal paid out
+	TransferRelease  = "release"  // hold → wallet, a withdrawal that failed
+	TransferDues     = "dues"
+	TransferSpend    = "spend"
+	TransferRefund   = "refund"
 )
 
 // Transfer is one money move, or a refused attempt: both are kept under
@@ -51,7 +59,9 @@ type Transfer struct {
 	Period   string `gorm:"size:10;not null"`
 	Memo     string `gorm:"size:800;not null"`
 	// Refused holds the error code of a refused attempt; empty when done.
-	Refused   string `gorm:"size:32;not null"`
+	Refused string `gorm:"size:32;not null"`
+	// Test marks money from a test provider (the sandbox).
+	Test      bool `gorm:"not null;default:false"`
 	CreatedAt time.Time
 	// Replayed marks an answer given again for a repeated key.
 	Replayed bool `gorm:"-"`
@@ -71,9 +81,11 @@ type Entry struct {
 // Outbox holds fee events committed with their money move and not yet
 // announced in the room; the relay publishes and marks them.
 type Outbox struct {
-	ID          int64  `gorm:"primaryKey"`
-	RoomID      int64  `gorm:"not null"`
-	Body        string `gorm:"size:800;not null"`
+	ID     int64 `gorm:"primaryKey"`
+	RoomID int64 `gorm:"not null"`
+	// Body is as long as it needs to be: a reminder names every unpaid
+	// member.
+	Body        string `gorm:"type:mediumtext;not null"`
 	Fee         string `gorm:"type:text;not null"` // the event's structured fields, JSON
 	PublishedAt *time.Time
 	CreatedAt   time.Time

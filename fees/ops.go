@@ -2,6 +2,7 @@ package fees
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"moim/api"
 )
@@ -39,12 +41,13 @@ func (f *Fees) checkAmount(amount int64) error {
 }
 
 // autoKeyPrefix starts the idempotency keys of auto-pay runs; users'
-// keys may not, so theirs never collide with a run's.
+// keys may not, so theirs never collide with a run's (nor with a
+// payment's, which start with payKeyPrefix).
 const autoKeyPrefix = "auto:"
 
 func checkKey(key string) error {
-	if !keyRE.MatchString(key) || strings.HasPrefix(key, autoKeyPrefix) {
-		return api.Errorf(400, "validation", `idempotency_key must be 1 to 64 printable ASCII characters, not starting with "auto:"`)
+	if !keyRE.MatchString(key) || strings.HasPrefix(key, autoKeyPrefix) || strings.HasPrefix(key, payKeyPrefix) {
+		return api.Errorf(400, "validation", `idempotency_key must be 1 to 64 printable ASCII characters, not starting with "auto:" or "pay:"`)
 	}
 	return nil
 }
@@ -68,23 +71,6 @@ func checkPeriod(p string) (string, error) {
 		return "", api.Errorf(400, "invalid_period", `period must look like "2026-11" or "2026-W47"`)
 	}
 	return p, nil
-}
-
-// Deposit tops up a user's wallet from outside (the payment gateway's
-// side; see Gateway).
-func (f *Fees) Deposit(ctx context.Context, user, amount int64, key string) (*Transfer, error) {
-	if err := firstErr(f.checkAmount(amount), checkKey(key)); err != nil {
-		return nil, err
-	}
-	ext, err := f.account(ctx, KindExternal, 0, true)
-	if err != nil {
-		return nil, err
-	}
-	wallet, err := f.account(ctx, KindWallet, user, true)
-	if err != nil {
-		return nil, err
-	}
-	return f.transfer(ctx, &move{user: user, key: key, kind: TransferDeposit, from: ext, to: wallet, amount: amount, member: user})
 }
 
 // firstErr returns the first non-nil error: user errors are reported one
@@ -182,7 +168,7 @@ func (f *Fees) pay(ctx context.Context, room, user, amount int64, period, key st
 	return f.transfer(ctx, &move{user: user, key: key, kind: TransferDues, from: wallet, to: fund, amount: amount,
 		room: room, member: user, period: period,
 		announce: func(_, fundAfter int64) (string, map[string]any) {
-			return fmt.Sprintf("%s님이 %s 회비 %s원을 냈습니다 (paid %s KRW dues for %s).", name, period, won(amount), won(amount), period),
+			return fmt.Sprintf("%s님이 %s 회비 %s원을 냈습니다.", name, period, won(amount)),
 				map[string]any{"event": TransferDues, "amount": amount, "currency": Currency, "user": user, "period": period, "balance_after": fundAfter}
 		}})
 }
@@ -207,41 +193,98 @@ func (f *Fees) Spend(ctx context.Context, room, user, amount int64, memo, key st
 	return f.transfer(ctx, &move{user: user, key: key, kind: TransferSpend, from: fund, to: ext, amount: amount,
 		room: room, member: user, memo: memo,
 		announce: func(fundAfter, _ int64) (string, map[string]any) {
-			return fmt.Sprintf("모임통장에서 %s원 지출: %s (spent %s KRW).", won(amount), memo, won(amount)),
+			return fmt.Sprintf("모임통장에서 %s원 지출: %s", won(amount), memo),
 				map[string]any{"event": TransferSpend, "amount": amount, "currency": Currency, "user": user, "memo": memo, "balance_after": fundAfter}
 		}})
 }
 
-// Refund returns money from the fund to a member's wallet; admins only.
-func (f *Fees) Refund(ctx context.Context, room, user, member, amount int64, memo, key string) (*Transfer, error) {
+// Refund returns dues from the fund to a member's wallet; admins only.
+// It reverses a period's payment (default: the latest period the member
+// paid) and may return at most what they paid for it, less earlier
+// refunds: a fund never pays anyone more than they put in.
+func (f *Fees) Refund(ctx context.Context, room, user, member, amount int64, period, memo, key string) (*Transfer, error) {
 	memo, err := checkMemo(memo, true)
 	if err := firstErr(err, f.checkAmount(amount), checkKey(key)); err != nil {
 		return nil, err
 	}
+	if period != "" {
+		if period, err = checkPeriod(period); err != nil {
+			return nil, err
+		}
+	}
 	if err := f.requireAdmin(ctx, room, user); err != nil {
 		return nil, err
 	}
-	if _, err := f.rooms.Role(ctx, room, member); err != nil {
+	// A member who has left may still be refunded what they paid: the
+	// cap, not membership, decides, so a fund can always be settled.
+	name, err := f.rooms.DisplayName(ctx, member)
+	if err != nil {
 		return nil, api.NotFound("member")
 	}
 	fund, err := f.fund(ctx, room)
 	if err != nil {
 		return nil, err
 	}
+	if period == "" {
+		if period, err = f.refundPeriod(ctx, room, user, member, key); err != nil {
+			return nil, err
+		}
+	}
 	wallet, err := f.account(ctx, KindWallet, member, true)
 	if err != nil {
 		return nil, err
 	}
-	name, err := f.rooms.DisplayName(ctx, member)
-	if err != nil {
-		return nil, err
-	}
 	return f.transfer(ctx, &move{user: user, key: key, kind: TransferRefund, from: fund, to: wallet, amount: amount,
-		room: room, member: member, memo: memo,
+		room: room, member: member, period: period, memo: memo,
+		guard: func(tx *gorm.DB) (string, error) {
+			net, err := netPaid(tx, room, member, period)
+			if err != nil || amount <= net {
+				return "", err
+			}
+			return "refund_exceeds_paid", nil
+		},
 		announce: func(fundAfter, _ int64) (string, map[string]any) {
-			return fmt.Sprintf("%s님에게 %s원 환불: %s (refunded %s KRW).", name, won(amount), memo, won(amount)),
-				map[string]any{"event": TransferRefund, "amount": amount, "currency": Currency, "user": member, "memo": memo, "balance_after": fundAfter}
+			return fmt.Sprintf("%s님에게 %s 회비 %s원을 환불했습니다: %s", name, period, won(amount), memo),
+				map[string]any{"event": TransferRefund, "amount": amount, "currency": Currency, "user": member, "period": period, "memo": memo, "balance_after": fundAfter}
 		}})
+}
+
+// refundPeriod is the period a refund naming none reverses: the one its
+// key already reversed (a retry must not change its request), else the
+// latest the member paid; "" when they never paid, which the cap refuses.
+func (f *Fees) refundPeriod(ctx context.Context, room, user, member int64, key string) (string, error) {
+	var t Transfer
+	err := f.db.WithContext(ctx).Where("user_id = ? AND idem_key = ?", user, key).Take(&t).Error
+	if err == nil {
+		return t.Period, nil
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", fmt.Errorf("fees: read transfer %q of %d: %w", key, user, err)
+	}
+	err = f.db.WithContext(ctx).Where("room_id = ? AND member_id = ? AND kind = ? AND refused = ''", room, member, TransferDues).
+		Order("period DESC").Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("fees: latest dues of %d in room %d: %w", member, room, err)
+	}
+	return t.Period, nil
+}
+
+// netPaid is what a member paid into a room's fund from their wallet for
+// a period, less what was refunded for it. It is a locking read: inside a
+// MySQL transaction a plain read sees the snapshot taken before the fund's
+// lock was granted, missing refunds that committed meanwhile.
+func netPaid(db *gorm.DB, room, member int64, period string) (int64, error) {
+	var net int64
+	err := db.Model(&Transfer{}).Clauses(clause.Locking{Strength: "UPDATE"}).Select("COALESCE(SUM(CASE WHEN kind = ? THEN amount ELSE -amount END), 0)", TransferDues).
+		Where("room_id = ? AND member_id = ? AND period = ? AND kind IN ? AND refused = ''", room, member, period, []string{TransferDues, TransferRefund}).
+		Scan(&net).Error
+	if err != nil {
+		return 0, fmt.Errorf("fees: net dues of %d in room %d for %s: %w", member, room, period, err)
+	}
+	return net, nil
 }
 
 // won formats an amount with thousands separators: 1234567 → "1,234,567".

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -19,13 +20,45 @@ type Line struct {
 	BalanceAfter int64     `json:"balance_after"`
 	Period       string    `json:"period,omitempty"`
 	Memo         string    `json:"memo,omitempty"`
+	// Test marks test money (a sandbox top-up and what it moved).
+	Test bool `json:"test,omitempty"`
+	// OffWallet marks dues settled outside Moim (kind "record", cash or a
+	// bank transfer) or waived (kind "waiver"): counted in the dues
+	// status, never in the balance, so BalanceAfter is 0.
+	OffWallet bool `json:"off_wallet,omitempty"`
+}
+
+// offWallet reads a room's cash records and waivers as ledger lines,
+// newest first.
+func (f *Fees) offWallet(ctx context.Context, room int64) ([]Line, error) {
+	var rs []struct {
+		DuesRecord
+		Name string
+	}
+	err := f.db.WithContext(ctx).Table("dues_records").
+		Select("dues_records.*, COALESCE(users.display_name, '') AS name").
+		Joins("LEFT JOIN users ON users.id = dues_records.user_id").
+		Where("dues_records.room_id = ?", room).Order("dues_records.id DESC").Scan(&rs).Error
+	if err != nil {
+		return nil, fmt.Errorf("fees: off-wallet records of room %d: %w", room, err)
+	}
+	out := make([]Line, len(rs))
+	for i, r := range rs {
+		kind := "record"
+		if r.Waived {
+			kind = "waiver"
+		}
+		out[i] = Line{ID: r.ID, At: r.CreatedAt, Kind: kind, MemberID: r.UserID, Member: r.Name, Amount: r.Amount,
+			Period: r.Period, Memo: r.Memo, OffWallet: true}
+	}
+	return out, nil
 }
 
 // lines reads an account's entries, newest first, after cursor (an entry
 // id; 0 for the newest). limit 0 means all (CSV export).
 func (f *Fees) lines(ctx context.Context, account, cursor int64, limit int) ([]Line, error) {
 	q := f.db.WithContext(ctx).Table("entries").
-		Select("entries.id, entries.created_at AS at, transfers.kind, transfers.member_id, COALESCE(users.display_name, '') AS member, entries.amount, entries.balance_after, transfers.period, transfers.memo").
+		Select("entries.id, entries.created_at AS at, transfers.kind, transfers.member_id, COALESCE(users.display_name, '') AS member, entries.amount, entries.balance_after, transfers.period, transfers.memo, transfers.test").
 		Joins("JOIN transfers ON transfers.id = entries.transfer_id").
 		Joins("LEFT JOIN users ON users.id = transfers.member_id").
 		Where("entries.account_id = ?", account)
@@ -42,10 +75,34 @@ func (f *Fees) lines(ctx context.Context, account, cursor int64, limit int) ([]L
 	return out, nil
 }
 
+// page reads up to limit lines after cursor and the cursor of the next
+// page ("" at the end).
+func (f *Fees) page(ctx context.Context, account, cursor int64, limit int) ([]Line, string, error) {
+	lines, err := f.lines(ctx, account, cursor, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(lines) > limit {
+		lines = lines[:limit]
+		next = strconv.FormatInt(lines[limit-1].ID, 10)
+	}
+	return lines, next, nil
+}
+
 // Wallet is a user's balance.
 type Wallet struct {
-	Balance  int64  `json:"balance"`
+	Balance int64 `json:"balance"`
+	// Held is money on its way out in pending withdrawals: no longer in
+	// Balance, back in it if the payout fails.
+	Held     int64  `json:"held"`
 	Currency string `json:"currency"`
+	// Provider is the payment provider top-ups go through ("" when none)
+	// and TestMoney whether its money is only test money.
+	Provider  string `json:"provider"`
+	TestMoney bool   `json:"test_money"`
+	// HasPIN tells the client to ask for the PIN before moving money.
+	HasPIN bool `json:"has_pin"`
 }
 
 // WalletOf returns the user's wallet, opening it on first use.
@@ -54,7 +111,21 @@ func (f *Fees) WalletOf(ctx context.Context, user int64) (*Wallet, *Account, err
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Wallet{Balance: a.Balance, Currency: a.Currency}, a, nil
+	hold, err := f.account(ctx, KindHold, user, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := &Wallet{Balance: a.Balance, Currency: a.Currency}
+	if hold != nil {
+		w.Held = hold.Balance
+	}
+	if f.provider != nil {
+		w.Provider, w.TestMoney = f.provider.Name(), f.provider.Test()
+	}
+	if w.HasPIN, err = f.HasPIN(ctx, user); err != nil {
+		return nil, nil, err
+	}
+	return w, a, nil
 }
 
 // Fund is a room's fund as members see it.

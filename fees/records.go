@@ -70,6 +70,19 @@ func (f *Fees) Record(ctx context.Context, room, by, member int64, period string
 	if _, err := f.rooms.Role(ctx, room, member); err != nil {
 		return nil, api.NotFound("member")
 	}
+	if waive {
+		p, err := f.policyForPeriod(ctx, room, period)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil {
+			return nil, api.Conflict("no_dues", "no dues rule applies to that period, so there is nothing to waive")
+		}
+	}
+	name, err := f.rooms.DisplayName(ctx, member)
+	if err != nil {
+		return nil, err
+	}
 	r := &DuesRecord{RoomID: room, Period: period, UserID: member, Amount: amount, Waived: waive, Memo: memo, By: by}
 	if waive {
 		r.Amount = 0
@@ -82,11 +95,27 @@ func (f *Fees) Record(ctx context.Context, room, by, member int64, period string
 		if err := tx.Create(r).Error; err != nil {
 			return err
 		}
-		return audit(tx, room, by, action, r)
+		if err := audit(tx, room, by, action, r); err != nil {
+			return err
+		}
+		body := fmt.Sprintf("%s님의 %s 회비 %s원을 모임통장 밖에서 받은 것으로 기록했습니다(통장 잔액에는 들어가지 않음).", name, period, won(amount))
+		if waive {
+			body = fmt.Sprintf("%s님의 %s 회비를 면제했습니다.", name, period)
+		}
+		if r.Memo != "" {
+			body += " 메모: " + r.Memo
+		}
+		ev, err := event(room, body, map[string]any{"event": "dues_" + action, "user": member, "period": period, "amount": r.Amount,
+			"currency": Currency, "memo": r.Memo, "by": by, "off_wallet": true})
+		if err != nil {
+			return err
+		}
+		return tx.Create(ev).Error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fees: %s for %d in room %d: %w", action, member, room, err)
 	}
+	f.nudge()
 	return r, nil
 }
 
@@ -137,10 +166,9 @@ func reminder(room int64, s *Status) (*Outbox, []MemberDues, error) {
 			names = append(names, m.Name)
 		}
 	}
-	body := fmt.Sprintf("%s 회비를 모두 냈습니다 (everyone has paid %s).", s.Period, s.Period)
+	body := fmt.Sprintf("%s 회비를 모두 냈습니다.", s.Period)
 	if len(unpaid) > 0 {
-		body = fmt.Sprintf("%s 회비 %s원, 마감 %s. 아직 안 낸 분: %s (unpaid for %s: %s).",
-			s.Period, won(s.Amount), s.DueDate, strings.Join(names, ", "), s.Period, strings.Join(names, ", "))
+		body = fmt.Sprintf("%s 회비 %s원, 마감 %s. 아직 안 낸 분: %s.", s.Period, won(s.Amount), s.DueDate, strings.Join(names, ", "))
 	}
 	ids := make([]int64, len(unpaid))
 	for i, m := range unpaid {

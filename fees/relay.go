@@ -3,9 +3,12 @@ package fees
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
+
+	"moim/chatlog"
 )
 
 // Publisher posts a server-side message into a room through the hub's
@@ -43,7 +46,7 @@ func (f *Fees) relayOnce(ctx context.Context, pub Publisher, log *slog.Logger) b
 		return false
 	}
 	for _, ev := range batch {
-		if _, err := pub.Post(ctx, ev.RoomID, "fee", ev.Body, "fee-"+strconv.FormatInt(ev.ID, 10), json.RawMessage(ev.Fee)); err != nil {
+		if _, err := pub.Post(ctx, ev.RoomID, chatlog.KindFee, ev.Body, "fee-"+strconv.FormatInt(ev.ID, 10), json.RawMessage(ev.Fee)); err != nil {
 			if ctx.Err() == nil {
 				log.Warn("fee relay: publish; will retry", "event", ev.ID, "err", err)
 			}
@@ -58,4 +61,15 @@ func (f *Fees) relayOnce(ctx context.Context, pub Publisher, log *slog.Logger) b
 		}
 	}
 	return len(batch) == 100
+}
+
+// event is a fee announcement for the outbox: the Korean body every
+// client can show, and the structured fields clients render in the
+// reader's language.
+func event(room int64, body string, fee map[string]any) (*Outbox, error) {
+	raw, err := json.Marshal(fee)
+	if err != nil {
+		return nil, fmt.Errorf("fees: encode %v event: %w", fee["event"], err)
+	}
+	return &Outbox{RoomID: room, Body: body, Fee: string(raw)}, nil
 }

@@ -230,6 +230,19 @@ func (f *Fees) settled(ctx context.Context, room, member int64, period string) (
 	return false, nil
 }
 
+// reasonKo words an auto-pay refusal code for people.
+func reasonKo(code string) string {
+	switch code {
+	case "insufficient_funds":
+		return "지갑 잔액이 부족합니다"
+	case "no_fund":
+		return "모임통장이 없습니다"
+	case "not_member", "not_found":
+		return "더 이상 이 방의 멤버가 아닙니다"
+	}
+	return "결제할 수 없습니다"
+}
+
 // announceFailure tells the room (and so the payer) that an auto-pay run
 // failed and whether it will be tried again.
 func (f *Fees) announceFailure(ctx context.Context, tx *gorm.DB, s *Schedule, r *ScheduleRun, reason string, retried bool) error {
@@ -237,11 +250,13 @@ func (f *Fees) announceFailure(ctx context.Context, tx *gorm.DB, s *Schedule, r 
 	if err != nil {
 		name = fmt.Sprintf("#%d", s.UserID)
 	}
-	next := "다시 시도하지 않습니다 (not retried)"
+	next := "다시 시도하지 않습니다"
 	if retried {
-		next = "다음 회차에 다시 시도합니다 (retried with the next run)"
+		next = "다음 회차에 다시 시도합니다"
 	}
-	body := fmt.Sprintf("%s님의 %s 회비 자동이체 %s원 실패: %s. %s.", name, r.Period, won(s.Amount), reason, next)
+	// No amount in the words: nothing moved, and a figure next to a failed
+	// payment reads as money gone.
+	body := fmt.Sprintf("%s님의 %s 회비 자동이체가 되지 않았습니다(출금 없음). 이유: %s. %s.", name, r.Period, reasonKo(reason), next)
 	fee, err := json.Marshal(map[string]any{"event": "autopay_failed", "amount": s.Amount, "currency": Currency, "user": s.UserID,
 		"period": r.Period, "reason": reason, "schedule_id": s.ID, "run_id": r.ID, "retry": retried})
 	if err != nil {
@@ -265,6 +280,8 @@ func (f *Fees) remindDue(ctx context.Context) error {
 	for _, p := range all {
 		byRoom[p.RoomID] = append(byRoom[p.RoomID], p)
 	}
+	// One room's failure must not keep the others' reminders back.
+	var errs []error
 	for room, ps := range byRoom {
 		p := inForce(ps, now)
 		if p == nil {
@@ -275,10 +292,10 @@ func (f *Fees) remindDue(ctx context.Context) error {
 			continue
 		}
 		if err := f.remindOnce(ctx, room, period); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // remindable tells whether now is within a day of period's reminder time

@@ -39,8 +39,9 @@ type Broker interface {
 	// room; false when it was deleted (or is unknown to the log).
 	edit(ctx context.Context, e *chatlog.Edit) (bool, error)
 	// markRead raises a member's read position durably, never lowering
-	// it, and reports whether it moved.
-	markRead(ctx context.Context, room, user, seq int64) (bool, error)
+	// it nor past the room's newest seq, and returns the new position (0
+	// when it did not move).
+	markRead(ctx context.Context, room, user, seq int64) (int64, error)
 	// readPositions is every member's read position in room.
 	readPositions(ctx context.Context, room int64) (map[int64]int64, error)
 	// activity is, for each room, its newest seq, user's read position

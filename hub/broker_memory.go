@@ -161,21 +161,10 @@ func (b *MemoryBroker) healthy() error {
 func (b *MemoryBroker) commitLoop(ctx context.Context) {
 	batch := make([]*memOp, 0, b.cfg.MaxBatch)
 	for {
-		select {
-		case <-ctx.Done():
+		var ok bool
+		if batch, ok = nextBatch(ctx, b.ops, batch, b.cfg.MaxBatch); !ok {
 			b.refuse()
 			return
-		case op := <-b.ops:
-			batch = append(batch[:0], op)
-		}
-	fill:
-		for len(batch) < b.cfg.MaxBatch {
-			select {
-			case op := <-b.ops:
-				batch = append(batch, op)
-			default:
-				break fill
-			}
 		}
 		b.commit(batch)
 	}
@@ -429,20 +418,25 @@ func (b *MemoryBroker) reads(ctx context.Context, r *memRoom, room int64) (map[i
 	return r.reads, nil
 }
 
-func (b *MemoryBroker) markRead(ctx context.Context, room, user, seq int64) (bool, error) {
+func (b *MemoryBroker) markRead(ctx context.Context, room, user, seq int64) (int64, error) {
 	r := b.room(room)
+	top, err := b.topSeq(ctx, r, room)
+	if err != nil {
+		return 0, err
+	}
+	seq = min(seq, top)
 	r.mu.Lock()
 	reads, err := b.reads(ctx, r, room)
 	if err != nil || reads[user] >= seq {
 		r.mu.Unlock()
-		return false, err
+		return 0, err
 	}
 	reads[user] = seq
 	r.mu.Unlock()
 	if err := b.run(ctx, &memOp{read: &chatlog.ReadMark{Room: room, User: user, Seq: seq}}); err != nil {
-		return false, fmt.Errorf("hub: commit read position in room %d: %w", room, err)
+		return 0, fmt.Errorf("hub: commit read position in room %d: %w", room, err)
 	}
-	return true, nil
+	return seq, nil
 }
 
 func (b *MemoryBroker) readPositions(ctx context.Context, room int64) (map[int64]int64, error) {

@@ -317,7 +317,7 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 	pipe := b.rdb.Pipeline()
 	pipe.Set(ctx, b.keys.Restored(room), "1", b.cfg.CheckWindow)
 	for user, seq := range reads {
-		markReadScript.Run(ctx, pipe, []string{b.keys.Reads(room), b.keys.Persist(b.keys.Shard(room))}, user, seq, room, "0")
+		markReadScript.Run(ctx, pipe, []string{b.keys.Reads(room), b.keys.Persist(b.keys.Shard(room)), b.keys.Seq(room)}, user, seq, room, "0")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("hub: restore read positions of room %d: %w", room, err)
@@ -507,12 +507,13 @@ func (b *RedisBroker) publishAll(ctx context.Context, rooms []int64, payload []b
 
 // markRead raises the position in Redis and queues it for the store, so
 // it outlives Redis losing its data.
-func (b *RedisBroker) markRead(ctx context.Context, room, user, seq int64) (bool, error) {
-	moved, err := markReadScript.Run(ctx, b.rdb, []string{b.keys.Reads(room), b.keys.Persist(b.keys.Shard(room))}, user, seq, room, "1").Int()
+func (b *RedisBroker) markRead(ctx context.Context, room, user, seq int64) (int64, error) {
+	k := b.keys
+	pos, err := markReadScript.Run(ctx, b.rdb, []string{k.Reads(room), k.Persist(k.Shard(room)), k.Seq(room)}, user, seq, room, "1").Int64()
 	if err != nil {
-		return false, fmt.Errorf("hub: mark read in room %d: %w", room, err)
+		return 0, fmt.Errorf("hub: mark read in room %d: %w", room, err)
 	}
-	return moved == 1, nil
+	return pos, nil
 }
 
 func (b *RedisBroker) readPositions(ctx context.Context, room int64) (map[int64]int64, error) {

@@ -335,6 +335,14 @@ func (h *Hub) MembershipChanged(ctx context.Context, room int64, users []int64, 
 }
 
 func (h *Hub) applyMembership(ev membershipEvent) {
+	// Sockets of removed members are told, after h.mu is released (a
+	// failed write drops the connection, which takes h.mu).
+	var removed []*Conn
+	defer func() {
+		for _, c := range removed {
+			c.write(textFrame(encode(removedEvent{Type: "removed", Room: ev.Room})))
+		}
+	}()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var sub, unsub []int64
@@ -355,8 +363,11 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 			if ev.Joined && h.addToRoom(ev.Room, c) {
 				sub = append(sub, ev.Room)
 			}
-			if !ev.Joined && h.removeFromRoom(ev.Room, c) {
-				unsub = append(unsub, ev.Room)
+			if !ev.Joined {
+				removed = append(removed, c)
+				if h.removeFromRoom(ev.Room, c) {
+					unsub = append(unsub, ev.Room)
+				}
 			}
 		}
 	}
@@ -534,3 +545,10 @@ func (h *Hub) finish(c *Conn) {
 // pub/sub shard whose probe has not come back for three intervals), for
 // /readyz.
 func (h *Hub) Healthy() error { return h.broker.healthy() }
+
+// Connections is how many WebSocket connections this node holds.
+func (h *Hub) Connections() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.conns)
+}

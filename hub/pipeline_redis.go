@@ -36,20 +36,9 @@ func (b *RedisBroker) startPipeline(ctx context.Context, loops int, roundTrip pr
 func (b *RedisBroker) pipeLoop(ctx context.Context) {
 	batch := make([]*sendReq, 0, maxPipeline)
 	for {
-		select {
-		case <-ctx.Done():
+		var ok bool
+		if batch, ok = nextBatch(ctx, b.reqs, batch, maxPipeline); !ok {
 			return
-		case r := <-b.reqs:
-			batch = append(batch[:0], r)
-		}
-	fill:
-		for len(batch) < maxPipeline {
-			select {
-			case r := <-b.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
 		}
 		b.runBatch(batch)
 	}

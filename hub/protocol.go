@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/json"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -35,9 +36,11 @@ func validCID(cid string) bool {
 	return true
 }
 
+// validBody is 1 to maxBody characters without C0 controls other than
+// newline and tab (NUL and escapes corrupt clients' display and logs).
 func validBody(body string) bool {
 	n := utf8.RuneCountInString(body)
-	return n >= 1 && n <= maxBody
+	return n >= 1 && n <= maxBody && strings.IndexFunc(body, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' }) < 0
 }
 
 // Server → client events other than msg. Each is encoded once per event.
@@ -81,6 +84,11 @@ type (
 		Seq      int64  `json:"seq"`
 		Body     string `json:"body"`
 		EditedAt int64  `json:"edited_at"`
+	}
+	// removedEvent tells a socket its user left or was removed from a room.
+	removedEvent struct {
+		Type string `json:"type"`
+		Room int64  `json:"room"`
 	}
 	deletedEvent struct {
 		Type string `json:"type"`

@@ -22,7 +22,7 @@ import (
 // within the shard that owns the room's slot instead of to every cluster
 // node, and all of a shard's channels share one hash tag, so one
 // connection to the slot's owner carries them. A single Redis uses classic
-// SUBSCRIBE, which the embedded miniredis also speaks.
+// SUBSCRIBE.
 type subscriptions struct {
 	rdb     redis.UniversalClient
 	keys    chatlog.Keys
@@ -45,11 +45,20 @@ type shardSub struct {
 	mu    sync.Mutex
 	ps    *redis.PubSub
 	rooms map[int64]struct{}
+	// prev is the connection ps replaced, read until it carries mark (a
+	// probe published once ps was subscribed): it alone holds what was
+	// published before that, and closing it at once would drop whatever
+	// it had not yet delivered — under load, a backlog.
+	prev *redis.PubSub
+	mark string
 	// heard is when this node last received its own probe on the shard
 	// (unix ns); the connection is healthy while that is recent.
 	heard atomic.Int64
 	// replaced is when the connection was last replaced (unix ns).
 	replaced atomic.Int64
+	// read is when receive last read anything on the shard (unix ns): a
+	// prev that stays silent is dead and is given up on.
+	read atomic.Int64
 }
 
 func newSubscriptions(rdb redis.UniversalClient, keys chatlog.Keys, node string) *subscriptions {
@@ -111,6 +120,9 @@ func (s *subscriptions) close() {
 		if sh.ps != nil {
 			_ = sh.ps.Close()
 		}
+		if sh.prev != nil {
+			_ = sh.prev.Close()
+		}
 		sh.mu.Unlock()
 	}
 }
@@ -151,21 +163,33 @@ func (s *subscriptions) change(ctx context.Context, rooms []int64, on bool) erro
 			}
 			chs[i] = s.keys.Channel(r)
 		}
-		var err error
-		switch {
-		case on && s.sharded:
-			err = sh.ps.SSubscribe(ctx, chs...)
-		case on:
-			err = sh.ps.Subscribe(ctx, chs...)
-		case s.sharded:
-			err = sh.ps.SUnsubscribe(ctx, chs...)
-		default:
-			err = sh.ps.Unsubscribe(ctx, chs...)
+		// While prev is drained, what ps carries before the mark is
+		// dropped as prev's to deliver, so prev must carry a room added
+		// meanwhile too (it is subscribed first). Its errors are not the
+		// caller's: prev is being retired, and given up on if it fails.
+		if sh.prev != nil {
+			_ = s.subscribeOn(ctx, sh.prev, chs, on)
 		}
+		err := s.subscribeOn(ctx, sh.ps, chs, on)
 		sh.mu.Unlock()
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// subscribeOn subscribes (on) or unsubscribes channels on ps, with
+// sharded pub/sub on a cluster.
+func (s *subscriptions) subscribeOn(ctx context.Context, ps *redis.PubSub, chs []string, on bool) error {
+	switch {
+	case on && s.sharded:
+		return ps.SSubscribe(ctx, chs...)
+	case on:
+		return ps.Subscribe(ctx, chs...)
+	case s.sharded:
+		return ps.SUnsubscribe(ctx, chs...)
+	default:
+		return ps.Unsubscribe(ctx, chs...)
+	}
 }
 
 // publish sends payload on a shard channel (a room's or a probe), with
@@ -186,22 +210,55 @@ func (s *subscriptions) publishCommand() string {
 }
 
 // receive reads one shard's connection until ctx ends, handing messages
-// to deliver; it follows the connection when probe replaces it.
+// to deliver. After probe replaces the connection it reads the old one
+// until the handover mark, then the new one from past the mark: each
+// message is delivered once and none is skipped. When the old one fails
+// before its mark, what the new one carried before the mark is delivered
+// from past the last message the old one delivered: nothing twice, and
+// only what never reached the old one before it failed is missed.
 func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(channel, payload string), warn func(error)) {
 	sh := s.shards[shard]
 	probe := s.keys.Probe(shard)
+	// skip is the mark the connection being read carries after what the
+	// old one already delivered; "" when there is nothing to drop. While
+	// catchUp, those messages are held instead, to be sorted out at the
+	// mark against the last one delivered.
+	skip, catchUp := "", false
+	var held []*redis.Message
+	var last redis.Message
+	// endSkip delivers what of held the old connection did not, and
+	// stops skipping.
+	endSkip := func() {
+		for _, m := range notDelivered(held, last) {
+			deliver(m.Channel, m.Payload)
+			last = *m
+		}
+		skip, catchUp, held = "", false, held[:0]
+	}
 	for {
 		sh.mu.Lock()
-		ps := sh.ps
+		from := sh.ps
+		if sh.prev != nil {
+			from = sh.prev
+		}
 		sh.mu.Unlock()
-		msg, err := ps.ReceiveMessage(ctx)
+		msg, err := from.ReceiveMessage(ctx)
 		if err != nil {
 			sh.mu.Lock()
-			replaced := sh.ps != ps
+			replaced := from != sh.ps
+			if replaced && sh.prev == from {
+				sh.prev = nil
+			}
+			mark := sh.mark
 			sh.mu.Unlock()
 			if replaced {
-				continue // probe swapped the connection; read the new one
+				_ = from.Close()
+				skip, catchUp, held = mark, mark != "", held[:0]
+				continue
 			}
+		}
+		if err == nil {
+			sh.read.Store(time.Now().UnixNano())
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -210,21 +267,62 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			return // closing
 		case err != nil:
 			warn(err)
+			// go-redis reconnects the connection on the next read, which
+			// may lose the mark: stop waiting for it.
+			endSkip()
 			sleep(ctx, 100*time.Millisecond)
-		case msg.Channel == probe:
-			if msg.Payload == s.node {
-				sh.heard.Store(time.Now().UnixNano())
+		case msg.Channel != probe && catchUp:
+			held = append(held, msg)
+		case msg.Channel != probe:
+			if skip == "" {
+				deliver(msg.Channel, msg.Payload)
+				last = *msg
 			}
-		default:
-			deliver(msg.Channel, msg.Payload)
+		case msg.Payload == s.node:
+			sh.heard.Store(time.Now().UnixNano())
+		case skip != "" && msg.Payload == skip:
+			endSkip() // what follows, the old connection did not see
+		case sh.handedOver(from, msg.Payload):
+			skip = msg.Payload
 		}
 	}
+}
+
+// notDelivered is what of held, the messages a new connection carried
+// before the handover mark, follows last, the last message delivered:
+// held begins with what the old connection also carried, in the same
+// order, so only what follows last is new; when last is not in held, the
+// old connection delivered none of them.
+func notDelivered(held []*redis.Message, last redis.Message) []*redis.Message {
+	for i := len(held) - 1; i >= 0; i-- {
+		if held[i].Channel == last.Channel && held[i].Payload == last.Payload {
+			return held[i+1:]
+		}
+	}
+	return held
+}
+
+// handedOver reports whether payload, read on from, is the mark that ends
+// the drain of from, and if so retires from.
+func (sh *shardSub) handedOver(from *redis.PubSub, payload string) bool {
+	sh.mu.Lock()
+	done := sh.prev == from && sh.mark == payload
+	if done {
+		sh.prev = nil
+	}
+	sh.mu.Unlock()
+	if done {
+		_ = from.Close()
+	}
+	return done
 }
 
 // probe publishes this node's name on every shard's probe channel each
 // interval and replaces a shard connection that has not heard it back for
 // three intervals: after a failover or a slot move a subscription can stay
-// connected (and pass go-redis's pings) while nothing reaches it.
+// connected (and pass go-redis's pings) while nothing reaches it. A
+// replaced connection still being drained is given up on once nothing has
+// been read for three intervals (its own probes would have come).
 func (s *subscriptions) probe(ctx context.Context, every time.Duration, warn func(error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -242,7 +340,14 @@ func (s *subscriptions) probe(ctx context.Context, every time.Duration, warn fun
 			warn(fmt.Errorf("probe: %w", err))
 		}
 		for i, sh := range s.shards {
-			if ago(&sh.heard) > 3*every && ago(&sh.replaced) > 3*every {
+			sh.mu.Lock()
+			draining := sh.prev != nil
+			if draining && ago(&sh.read) > 3*every {
+				_ = sh.prev.Close() // receive then reads the new one
+				sh.prev = nil
+			}
+			sh.mu.Unlock()
+			if !draining && ago(&sh.heard) > 3*every && ago(&sh.replaced) > 3*every {
 				s.resubscribe(ctx, i, warn)
 			}
 		}
@@ -250,7 +355,7 @@ func (s *subscriptions) probe(ctx context.Context, every time.Duration, warn fun
 }
 
 // resubscribe replaces a shard's connection with a fresh one carrying the
-// same channels.
+// same channels, and publishes the mark that ends the old one's drain.
 func (s *subscriptions) resubscribe(ctx context.Context, shard int, warn func(error)) {
 	sh := s.shards[shard]
 	sh.mu.Lock()
@@ -260,10 +365,17 @@ func (s *subscriptions) resubscribe(ctx context.Context, shard int, warn func(er
 		warn(err)
 		return
 	}
-	old := sh.ps
-	sh.ps = ps
-	sh.replaced.Store(time.Now().UnixNano())
-	_ = old.Close()
+	now := time.Now().UnixNano()
+	sh.prev, sh.ps = sh.ps, ps
+	sh.mark = s.node + "/handover/" + strconv.FormatInt(now, 10)
+	sh.replaced.Store(now)
+	if err := s.publish(ctx, s.rdb, s.keys.Probe(shard), sh.mark).Err(); err != nil {
+		// Without the mark the drain would never end: give the old
+		// connection up now.
+		warn(fmt.Errorf("hub: shard %d handover: %w", shard, err))
+		_ = sh.prev.Close()
+		sh.prev, sh.mark = nil, ""
+	}
 	s.onResubscribe(shard, len(sh.rooms))
 }
 

@@ -1,13 +1,14 @@
 package hub
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"moim/api"
 )
 
 // handle runs on a worker when c is readable: it reads what arrived,
@@ -126,7 +127,7 @@ func (h *Hub) message(c *Conn, msg []byte) bool {
 		return false
 	}
 	var in inbound
-	if err := json.Unmarshal(msg, &in); err != nil {
+	if err := api.Unmarshal(msg, &in); err != nil { // strict: no duplicate or case-folded keys
 		h.fail(c, "bad_request", "frame is not a protocol v1 JSON object", "", 0)
 		return true
 	}

@@ -22,7 +22,7 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		h.fail(c, "bad_request", "cid must be 1 to 64 printable ASCII characters without ':'", in.CID, in.Room)
 		return
 	case !validBody(in.Body):
-		h.fail(c, "bad_request", "body must be 1 to 4000 characters", in.CID, in.Room)
+		h.fail(c, "bad_request", "body must be 1 to 4000 characters without control characters other than newline and tab", in.CID, in.Room)
 		return
 	case in.ReplyTo < 0:
 		h.fail(c, "bad_request", "reply_to must be a seq", in.CID, in.Room)
@@ -213,9 +213,9 @@ func (h *Hub) read(c *Conn, in *inbound) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	moved, err := h.broker.markRead(ctx, in.Room, c.user, in.Seq)
-	if err == nil && moved {
-		err = h.broker.publish(ctx, in.Room, encode(readEvent{Type: "read", Room: in.Room, User: c.user, Seq: in.Seq}))
+	pos, err := h.broker.markRead(ctx, in.Room, c.user, in.Seq)
+	if err == nil && pos > 0 {
+		err = h.broker.publish(ctx, in.Room, encode(readEvent{Type: "read", Room: in.Room, User: c.user, Seq: pos}))
 	}
 	if err != nil {
 		h.fail(c, "unavailable", "read receipt not stored; try again", "", in.Room)
@@ -243,9 +243,10 @@ func (h *Hub) delete(c *Conn, in *inbound) {
 		Kind string `json:"kind"`
 	}
 	_ = json.Unmarshal(msg, &m)
-	if m.Kind == chatlog.KindSystem {
-		// The room's record of who came and went stays whole.
-		h.fail(c, "forbidden", "system messages cannot be deleted", "", in.Room)
+	// Fee and system messages are the room's record of its money and
+	// membership: nobody deletes them, not even an admin.
+	if m.Kind == "fee" || m.Kind == "system" {
+		h.fail(c, "forbidden", "fee and system messages cannot be deleted", "", in.Room)
 		return
 	}
 	if m.From != c.user {

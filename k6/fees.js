@@ -160,9 +160,11 @@ export function fees(data) {
   const key = `${data.runId}-${exec.scenario.name}-${iter}`;
   const room = `${BASE_URL}/api/rooms/${data.room}`;
 
-  const dep = http.post(`${BASE_URL}/api/wallet/deposit`, JSON.stringify({ amount: DUES, idempotency_key: `dep-${key}` }),
-    params(u.token, '/api/wallet/deposit', 'deposit'));
-  check(dep, { 'deposit 201': (r) => r.status === 201 });
+  // Money enters only through a payment provider; load runs use the
+  // sandbox (MOIM_PAYMENTS=sandbox), which confirms at once.
+  const dep = http.post(`${BASE_URL}/api/wallet/topups`, JSON.stringify({ amount: DUES, idempotency_key: `dep-${key}` }),
+    params(u.token, '/api/wallet/topups', 'deposit'));
+  check(dep, { 'sandbox top-up 201': (r) => r.status === 201 && r.json().status === 'confirmed' });
 
   const payBody = JSON.stringify({ amount: DUES, idempotency_key: `pay-${key}` });
   const pay = http.post(`${room}/fund/pay`, payBody, params(u.token, '/api/rooms/{id}/fund/pay', 'pay'));

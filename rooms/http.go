@@ -1,12 +1,14 @@
 package rooms
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
 	"moim/accounts"
 	"moim/api"
+	"moim/limit"
 )
 
 // Routes registers the room routes under r (mounted at /api); all of them
@@ -25,6 +27,9 @@ func (s *Rooms) Routes(r fiber.Router, auth fiber.Handler) {
 	g.Get("/:id/members", s.handleMembers)
 	g.Delete("/:id/members/:user_id", s.handleKick)
 	g.Put("/:id/members/:user_id/role", s.handleSetRole)
+	g.Get("/:id/bans", s.handleBans)
+	g.Delete("/:id/bans/:user_id", s.handleUnban)
+	g.Put("/:id/owner", s.handleTransferOwnership)
 }
 
 func (s *Rooms) handleCreate(c *fiber.Ctx) error {
@@ -142,7 +147,11 @@ func (s *Rooms) handleJoin(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	v, err := s.Join(c.UserContext(), id, accounts.UserID(c), req.Password)
+	v, err := s.Join(c.UserContext(), id, accounts.UserID(c), req.Password, c.IP())
+	var th *Throttled
+	if errors.As(err, &th) {
+		return limit.TooMany(c, th.Wait, "too many wrong room passwords")
+	}
 	if err != nil {
 		return err
 	}
@@ -207,4 +216,52 @@ func (s *Rooms) handleSetRole(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(m)
+}
+
+func (s *Rooms) handleBans(c *fiber.Ctx) error {
+	id, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	bans, err := s.Bans(c.UserContext(), id, accounts.UserID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"bans": bans})
+}
+
+func (s *Rooms) handleUnban(c *fiber.Ctx) error {
+	id, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	target, err := api.ParamID(c, "user_id")
+	if err != nil {
+		return err
+	}
+	if err := s.Unban(c.UserContext(), id, accounts.UserID(c), target); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Rooms) handleTransferOwnership(c *fiber.Ctx) error {
+	id, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		UserID int64 `json:"user_id"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	if req.UserID <= 0 {
+		return api.Validation("user_id must name a member")
+	}
+	v, err := s.TransferOwnership(c.UserContext(), id, accounts.UserID(c), req.UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
 }

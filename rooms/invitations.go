@@ -45,6 +45,9 @@ type InviteResult struct {
 	Invited []int64 `json:"invited"`
 	// AlreadyMembers were in the room before.
 	AlreadyMembers []int64 `json:"already_members"`
+	// Banned were removed from the room and stay out until an admin
+	// lifts the ban; they are neither added nor invited.
+	Banned []int64 `json:"banned"`
 }
 
 // maxInvite caps one invitation request; a club brings people in by the
@@ -73,7 +76,7 @@ func (s *Rooms) Invite(ctx context.Context, roomID, inviterID int64, userIDs []i
 	if err := s.checkUsersExist(ctx, ids); err != nil {
 		return nil, err
 	}
-	res := &InviteResult{Added: []int64{}, Invited: []int64{}, AlreadyMembers: []int64{}}
+	res := &InviteResult{Added: []int64{}, Invited: []int64{}, AlreadyMembers: []int64{}, Banned: []int64{}}
 	if len(ids) == 0 {
 		return res, nil
 	}
@@ -81,8 +84,12 @@ func (s *Rooms) Invite(ctx context.Context, roomID, inviterID int64, userIDs []i
 		Pluck("user_id", &res.AlreadyMembers).Error; err != nil {
 		return nil, fmt.Errorf("rooms: members of room %d among %d invitees: %w", roomID, len(ids), err)
 	}
+	if err := s.db.WithContext(ctx).Model(&Ban{}).Where("room_id = ? AND user_id IN ?", roomID, ids).
+		Pluck("user_id", &res.Banned).Error; err != nil {
+		return nil, fmt.Errorf("rooms: bans of room %d among %d invitees: %w", roomID, len(ids), err)
+	}
 	in := map[int64]bool{}
-	for _, id := range res.AlreadyMembers {
+	for _, id := range append(res.AlreadyMembers, res.Banned...) {
 		in[id] = true
 	}
 	var rest []int64
@@ -254,6 +261,10 @@ func (s *Rooms) pending(ctx context.Context, invitationID, userID int64) (*Invit
 func (s *Rooms) Accept(ctx context.Context, invitationID, userID int64) (*View, error) {
 	inv, err := s.pending(ctx, invitationID, userID)
 	if err != nil {
+		return nil, err
+	}
+	// Removed after being invited: the ban wins until an admin lifts it.
+	if err := s.refuseBanned(ctx, inv.RoomID, userID); err != nil {
 		return nil, err
 	}
 	added, err := s.addMembers(ctx, inv.RoomID, []int64{userID})

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -20,6 +19,7 @@ import (
 	"moim/accounts"
 	"moim/api"
 	"moim/chatlog"
+	"moim/limit"
 	"moim/sqldb"
 )
 
@@ -89,9 +89,38 @@ type Rooms struct {
 	mirror Mirror
 	cost   int
 	live   Live
+	limits limit.Limiter
+	rules  JoinLimits
+	money  Money
 	// addAnyone adds every invited user at once (AddAnyone).
 	addAnyone bool
 }
+
+// Money is what a room's lifecycle needs from its fund: a fund holding
+// money keeps its room, and members who go stop paying into it.
+type Money interface {
+	// CloseFund runs inside the transaction deleting the room; an error
+	// (409 fund_not_empty) keeps the room.
+	CloseFund(tx *gorm.DB, roomID int64) error
+	// Departed hears, after the commit, of users who left or were removed
+	// (deleted: the whole room went).
+	Departed(ctx context.Context, roomID int64, userIDs []int64, deleted bool)
+}
+
+// OnMoney connects the rooms to the fees module; call it before serving.
+func (s *Rooms) OnMoney(m Money) { s.money = m }
+
+// JoinLimits caps wrong room passwords, so a password cannot be guessed
+// online; a zero limit.Rule is off.
+type JoinLimits struct {
+	// PerUser counts one user's wrong passwords in any room, PerAddress
+	// those from one client address (many accounts guessing together).
+	PerUser, PerAddress limit.Rule
+}
+
+// LimitJoins sets what counts wrong room passwords; call it before
+// serving. Until then joins are not limited.
+func (s *Rooms) LimitJoins(l limit.Limiter, rules JoinLimits) { s.limits, s.rules = l, rules }
 
 // Mirror is the copy of membership the real-time side checks on every
 // send, with no SQL on that path: RedisMirror when nodes share Redis,
@@ -152,7 +181,7 @@ func New(db *gorm.DB, mirror Mirror, bcryptCost int) *Rooms {
 
 // Migrate creates or updates the room tables.
 func (s *Rooms) Migrate() error {
-	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Invitation{}, &Notice{}); err != nil {
+	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Invitation{}, &Notice{}, &Ban{}); err != nil {
 		return fmt.Errorf("rooms: migrate: %w", err)
 	}
 	return nil
@@ -184,8 +213,8 @@ func (s *Rooms) mirrored(ctx context.Context, change func(tx *gorm.DB) error, mi
 
 func checkName(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if n := utf8.RuneCountInString(s); n < 1 || n > 100 || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return "", api.Validation("name must be 1 to 100 printable characters")
+	if n := utf8.RuneCountInString(s); n < 1 || n > 100 || !api.SafeName(s) {
+		return "", api.Validation("name must be 1 to 100 printable characters, without control or invisible formatting characters")
 	}
 	return s, nil
 }
@@ -198,12 +227,17 @@ func checkDescription(s string) (string, error) {
 	return s, nil
 }
 
+// minPassword is the shortest room password, in bytes, as for accounts.
+const minPassword = 8
+
 func (s *Rooms) hashPassword(p string) (string, error) {
 	if p == "" {
 		return "", nil
 	}
-	if len(p) > 72 {
-		return "", api.Validation("password must be at most 72 bytes")
+	// Joins are limited (JoinLimits), but a short password falls to the
+	// guesses a window allows.
+	if len(p) < minPassword || len(p) > 72 {
+		return "", api.Validation("password must be 8 to 72 bytes, or empty for none")
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(p), s.cost)
 	if err != nil {
@@ -580,6 +614,11 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 	}
 	var ids []int64
 	err = s.mirrored(ctx, func(tx *gorm.DB) error {
+		if s.money != nil {
+			if err := s.money.CloseFund(tx, roomID); err != nil {
+				return err
+			}
+		}
 		if err := tx.Model(&Member{}).Where("room_id = ?", roomID).Pluck("user_id", &ids).Error; err != nil {
 			return err
 		}
@@ -600,13 +639,22 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 	})
 	if err == nil {
 		s.changed(ctx, roomID, ids, false)
+		s.departed(ctx, roomID, ids, true)
 	}
 	return err
 }
 
-// Join adds userID to a group room, checking its password if it has one.
-// Joining a room one is already in is not an error.
-func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string) (*View, error) {
+func (s *Rooms) departed(ctx context.Context, roomID int64, userIDs []int64, deleted bool) {
+	if s.money != nil {
+		s.money.Departed(ctx, roomID, userIDs, deleted)
+	}
+}
+
+// Join adds userID to a group room, checking its password if it has one;
+// addr is the client's address, for the limit on wrong passwords. A user
+// banned from the room is refused. Joining a room one is already in is
+// not an error.
+func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password, addr string) (*View, error) {
 	_, room, err := s.Role(ctx, roomID, userID)
 	var ae *api.Error
 	switch {
@@ -618,8 +666,13 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string)
 	if room.Direct {
 		return nil, api.Forbidden("1:1 chats cannot be joined")
 	}
-	if room.PasswordHash != "" && bcrypt.CompareHashAndPassword([]byte(room.PasswordHash), []byte(password)) != nil {
-		return nil, api.Errorf(403, "wrong_password", "the room's password is wrong")
+	if err := s.refuseBanned(ctx, roomID, userID); err != nil {
+		return nil, err
+	}
+	if room.PasswordHash != "" {
+		if err := s.checkPassword(ctx, room, userID, password, addr); err != nil {
+			return nil, err
+		}
 	}
 	err = s.mirrored(ctx, func(tx *gorm.DB) error {
 		return tx.Create(&Member{RoomID: roomID, UserID: userID, Role: RoleMember, JoinedAt: time.Now().UTC()}).Error
@@ -638,6 +691,56 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password string)
 	return s.view(ctx, roomID, userID)
 }
 
+// Limit names of the wrong-password counters.
+const (
+	joinUser    = "join-user"
+	joinAddress = "join-addr"
+)
+
+// checkPassword compares a room password. The attempt is counted against
+// the user and the address before bcrypt runs, so parallel guesses cannot
+// all slip under the limit, and given back when the password is right.
+func (s *Rooms) checkPassword(ctx context.Context, room *Room, userID int64, password, addr string) error {
+	type held struct{ name, subject string }
+	var holds []held
+	giveBack := func() error {
+		for _, h := range holds {
+			if err := s.limits.Give(ctx, h.name, h.subject); err != nil {
+				return fmt.Errorf("rooms: give back join attempt: %w", err)
+			}
+		}
+		return nil
+	}
+	if s.limits != nil {
+		for _, c := range []struct {
+			held
+			rule limit.Rule
+		}{{held{joinUser, strconv.FormatInt(userID, 10)}, s.rules.PerUser}, {held{joinAddress, addr}, s.rules.PerAddress}} {
+			u, err := s.limits.Take(ctx, c.name, c.subject, c.rule)
+			if err != nil {
+				return fmt.Errorf("rooms: count join attempt: %w", err)
+			}
+			if !u.OK {
+				if err := giveBack(); err != nil {
+					return err
+				}
+				return &Throttled{u.Wait}
+			}
+			holds = append(holds, c.held)
+		}
+	}
+	if bcrypt.CompareHashAndPassword([]byte(room.PasswordHash), []byte(password)) != nil {
+		return api.Errorf(403, "wrong_password", "the room's password is wrong")
+	}
+	return giveBack()
+}
+
+// Throttled refuses a join after too many wrong passwords; Wait is how
+// long until the window ends.
+type Throttled struct{ Wait time.Duration }
+
+func (t *Throttled) Error() string { return "too many wrong room passwords" }
+
 // removeMember deletes a membership in SQL and Redis together.
 func (s *Rooms) removeMember(ctx context.Context, roomID int64, m Member) error {
 	err := s.mirrored(ctx, func(tx *gorm.DB) error {
@@ -649,19 +752,20 @@ func (s *Rooms) removeMember(ctx context.Context, roomID int64, m Member) error 
 	})
 	if err == nil {
 		s.changed(ctx, roomID, []int64{m.UserID}, false)
+		s.departed(ctx, roomID, []int64{m.UserID}, false)
 	}
 	return err
 }
 
 // Leave removes the caller from a room. The owner of a group cannot leave
-// it (it would have nobody in charge); they delete it instead.
+// it (it would have nobody in charge); they hand it over or delete it.
 func (s *Rooms) Leave(ctx context.Context, roomID, userID int64) error {
 	role, _, err := s.Role(ctx, roomID, userID)
 	if err != nil {
 		return err
 	}
 	if role == RoleOwner {
-		return api.Conflict("owner_cannot_leave", "the owner cannot leave the room; delete it instead")
+		return api.Conflict("owner_cannot_leave", "the owner cannot leave the room; hand it to another member first (PUT /api/rooms/{id}/owner) or delete it")
 	}
 	if err := s.removeMember(ctx, roomID, Member{UserID: userID}); err != nil {
 		return err
@@ -683,8 +787,9 @@ func (s *Rooms) member(ctx context.Context, roomID, targetID int64) (*Member, er
 	return &m, nil
 }
 
-// Kick removes targetID. Admins may remove members; only the owner may
-// remove an admin; nobody removes the owner.
+// Kick removes targetID and bans them until an admin lifts it. Admins may
+// remove members; only the owner may remove an admin; nobody removes the
+// owner.
 func (s *Rooms) Kick(ctx context.Context, roomID, userID, targetID int64) error {
 	role, room, err := s.Role(ctx, roomID, userID)
 	if err != nil {
@@ -703,7 +808,7 @@ func (s *Rooms) Kick(ctx context.Context, roomID, userID, targetID int64) error 
 	if target.Role == RoleOwner || (target.Role == RoleAdmin && role != RoleOwner) {
 		return api.Forbidden("only the owner can remove an admin, and nobody can remove the owner")
 	}
-	if err := s.removeMember(ctx, roomID, *target); err != nil {
+	if err := s.ban(ctx, roomID, userID, targetID); err != nil {
 		return err
 	}
 	s.announce(ctx, roomID, SystemEvent{Event: EventRemoved, User: targetID, By: userID})
@@ -741,6 +846,49 @@ func (s *Rooms) SetRole(ctx context.Context, roomID, userID, targetID int64, new
 		return nil, err
 	}
 	return &ms[0], nil
+}
+
+// TransferOwnership hands a group room to another member, so a treasurer
+// can pass the club (and its fund) on; the old owner stays as an admin.
+// The owner only.
+func (s *Rooms) TransferOwnership(ctx context.Context, roomID, userID, targetID int64) (*View, error) {
+	role, room, err := s.Role(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if role != RoleOwner || room.Direct {
+		return nil, api.Forbidden("only the owner of a group room can hand it over")
+	}
+	if targetID == userID {
+		return nil, api.Validation("you already own this room")
+	}
+	if _, err := s.member(ctx, roomID, targetID); err != nil {
+		return nil, err
+	}
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Only while the caller still owns it: two handovers at once leave
+		// one owner.
+		res := tx.Model(&Room{}).Where("id = ? AND owner_id = ?", roomID, userID).Update("owner_id", targetID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return api.Conflict("owner_changed", "the room changed hands meanwhile")
+		}
+		if err := tx.Model(&Member{}).Where("room_id = ? AND user_id = ?", roomID, userID).Update("role", RoleAdmin).Error; err != nil {
+			return err
+		}
+		return tx.Model(&Member{}).Where("room_id = ? AND user_id = ?", roomID, targetID).Update("role", RoleOwner).Error
+	})
+	if err != nil {
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, fmt.Errorf("rooms: hand room %d from %d to %d: %w", roomID, userID, targetID, err)
+	}
+	s.announce(ctx, roomID, SystemEvent{Event: EventOwnerChanged, User: targetID, By: userID})
+	return s.view(ctx, roomID, userID)
 }
 
 // Members lists a room's members to one of them.

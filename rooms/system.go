@@ -20,6 +20,7 @@ const (
 	EventAdded              = "added"               // by added user (a contact of by's)
 	EventInvitationAccepted = "invitation_accepted" // user accepted by's invitation
 	EventRoleChanged        = "role_changed"        // by made user role
+	EventOwnerChanged       = "owner_changed"       // by handed the room to user
 	EventRenamed            = "renamed"             // by renamed the room to name
 )
 
@@ -84,6 +85,8 @@ func (e SystemEvent) Korean() string {
 			return by + "님이 " + user + "님을 관리자로 지정했습니다."
 		}
 		return by + "님이 " + user + "님의 관리자 권한을 해제했습니다."
+	case EventOwnerChanged:
+		return by + "님이 " + user + "님에게 방장을 넘겼습니다."
 	case EventRenamed:
 		return by + "님이 방 이름을 '" + e.Name + "'(으)로 바꿨습니다."
 	}

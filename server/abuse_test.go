@@ -208,6 +208,11 @@ func TestReconnectStormDoesNotSlowOthers(t *testing.T) {
 // 20 s fails the test.
 func chatDuring(t *testing.T, wa, wb *wsClient, room int64, count int) []time.Duration {
 	t.Helper()
+	// "ready" comes before a connection joins its rooms; a sync is read
+	// after the join, so once it is answered Bob hears every message live
+	// (docs/PROTOCOL.md, section 1).
+	wb.send(map[string]any{"type": "sync", "rooms": map[string]int64{fmt.Sprint(room): 0}})
+	wb.await("synced")
 	sentAt := make([]time.Time, count+1)
 	var mu sync.Mutex
 	go func() {

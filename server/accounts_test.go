@@ -118,7 +118,7 @@ func TestTokensThatMustNotWork(t *testing.T) {
 	}
 	sub := strconv.FormatInt(alice.id, 10)
 	valid := jwt.RegisteredClaims{Subject: sub, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}
-	expired, _, err := accounts.NewTokens([]byte(testSecret), -time.Minute).Issue(alice.id)
+	expired, _, err := accounts.NewTokens([]byte(testSecret), -time.Minute).Issue(alice.id, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,20 +253,27 @@ func TestContacts(t *testing.T) {
 		ID       int64  `json:"id"`
 		Username string `json:"username"`
 	}
-	alice.must(201, "POST", "/api/contacts", map[string]any{"user_id": bob.id}, &u)
+	var bobMe, carolMe struct{ Username string }
+	bob.must(200, "GET", "/api/me", nil, &bobMe)
+	carol.must(200, "GET", "/api/me", nil, &carolMe)
+	alice.must(201, "POST", "/api/contacts", map[string]any{"username": bobMe.Username}, &u)
 	if u.ID != bob.id {
 		t.Fatalf("added contact %+v, want user %d", u, bob.id)
 	}
-	alice.must(200, "POST", "/api/contacts", map[string]any{"user_id": bob.id}, nil)
-	var me struct{ Username string }
-	carol.must(200, "GET", "/api/me", nil, &me)
-	alice.must(201, "POST", "/api/contacts", map[string]any{"username": me.Username}, nil)
-	alice.fails(400, "validation", "POST", "/api/contacts", map[string]any{"user_id": alice.id})
-	alice.fails(400, "validation", "POST", "/api/contacts", map[string]any{"user_id": bob.id, "username": me.Username})
-	alice.fails(400, "validation", "POST", "/api/contacts", map[string]any{})
-	alice.fails(404, "not_found", "POST", "/api/contacts", map[string]any{"user_id": 987654321})
+	alice.must(200, "POST", "/api/contacts", map[string]any{"username": bobMe.Username}, nil)
+	alice.must(201, "POST", "/api/contacts", map[string]any{"username": carolMe.Username}, nil)
+	// Ids are refused: walking them listed every user's name (issue 19).
+	alice.fails(400, "bad_request", "POST", "/api/contacts", map[string]any{"user_id": bob.id})
+	alice.fails(400, "bad_request", "POST", "/api/contacts", map[string]any{"user_id": bob.id, "username": carolMe.Username})
+	alice.fails(400, "validation", "POST", "/api/contacts", map[string]any{"username": ""})
+	var aliceMe struct{ Username string }
+	alice.must(200, "GET", "/api/me", nil, &aliceMe)
+	alice.fails(400, "validation", "POST", "/api/contacts", map[string]any{"username": aliceMe.Username})
 	alice.fails(404, "not_found", "POST", "/api/contacts", map[string]any{"username": "no_such_user"})
-	alice.fails(400, "bad_request", "POST", "/api/contacts", map[string]any{"user_id": "bob"})
+	// Exact usernames only: a prefix or a pattern finds nobody.
+	alice.fails(404, "not_found", "POST", "/api/contacts", map[string]any{"username": bobMe.Username[:6]})
+	alice.fails(404, "not_found", "POST", "/api/contacts", map[string]any{"username": "u_%"})
+	alice.fails(400, "bad_request", "POST", "/api/contacts", map[string]any{"username": 42})
 
 	var list struct {
 		Contacts []struct {

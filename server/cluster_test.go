@@ -23,7 +23,7 @@ func clusterConfig(t *testing.T) Config {
 	url := os.Getenv(envCluster)
 	if url == "" {
 		if inCI {
-			t.Fatalf("CI=true but %s is not set: .ci/run starts a Redis Cluster with scripts/redis-cluster.sh", envCluster)
+			t.Fatalf("CI=true but %s is not set: make test starts a Redis Cluster (scripts/redis-cluster.sh)", envCluster)
 		}
 		t.Skipf("%s not set: start one with scripts/redis-cluster.sh", envCluster)
 	}

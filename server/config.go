@@ -99,13 +99,28 @@ type Config struct {
 	// MaxAmount caps one money transfer, in won. Default 100,000,000
 	// (1억): far above club dues, low enough to stop a typo's extra zeros.
 	MaxAmount int64
+	// Payments is the payment provider money enters and leaves through:
+	// sandbox (test money, confirmed at once), toss (Toss Payments) or
+	// off (top-ups and withdrawals answer 503). Default sandbox in fully
+	// embedded mode, where a node is a developer's or a demo's, and off
+	// anywhere else: a real deployment chooses explicitly.
+	Payments string
+	// TossSecretKey and TossClientKey are the Toss Payments API keys
+	// (test_… or live_…); both required with Payments toss. TossAPI is
+	// Toss's API origin, changed only to point at a stand-in.
+	TossSecretKey, TossClientKey, TossAPI string
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
-	// LoginLimit caps failed logins per username, LoginAddressLimit per
-	// client address. Defaults 10/10m and 50/10m: online guessing stalls,
+	// LoginLimit caps failed logins per username from one address (and
+	// from anywhere, for addresses that have failed it too),
+	// LoginAddressLimit per client address. Defaults 10/10m and 50/10m: online guessing stalls,
 	// a typo never locks anyone out past the window, and a shared NAT
 	// has room for its people's mistakes.
 	LoginLimit, LoginAddressLimit limit.Rule
+	// JoinLimit caps wrong room passwords per user, JoinAddressLimit per
+	// client address. Defaults 10/10m and 50/10m, as for logins: a room
+	// password of 8 bytes or more cannot be guessed at that pace.
+	JoinLimit, JoinAddressLimit limit.Rule
 	// SignupLimit caps sign-ups per client address. Default 20/1h.
 	SignupLimit limit.Rule
 	// UpgradeLimit caps WebSocket upgrades per client address. Default
@@ -113,6 +128,10 @@ type Config struct {
 	// reconnect loop or a flood from one host does not. Load tests from
 	// one machine set it (and SignupLimit) to "off".
 	UpgradeLimit limit.Rule
+	// MaxConns caps this node's WebSocket connections; past it upgrades
+	// get 503 and /readyz reports the node full. Default 0: the open-file
+	// limit less a tenth of it (at least 256) for backends and files.
+	MaxConns int
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client address for the limits above. Default none: the peer
 	// address is the client.
@@ -155,11 +174,18 @@ var settings = []setting{
 	{"MOIM_PUBSUB_PROBE", "pubsub-probe", "5s", "how often to check each pub/sub shard still delivers (publish to self); silent for 3 probes: resubscribe"},
 	{"MOIM_SCHEDULE_TICK", "schedule-tick", "10s", "how often to run due auto-pay orders and due-day reminders"},
 	{"MOIM_MAX_AMOUNT", "max-amount", "100000000", "largest single money transfer, in won"},
+	{"MOIM_PAYMENTS", "payments", "", "payment provider: sandbox, toss or off (default: sandbox when fully embedded, otherwise off)"},
+	{"MOIM_TOSS_SECRET_KEY", "toss-secret-key", "", "Toss Payments secret key (test_sk_… or live_sk_…), with MOIM_PAYMENTS=toss"},
+	{"MOIM_TOSS_CLIENT_KEY", "toss-client-key", "", "Toss Payments client key (test_ck_… or live_ck_…), with MOIM_PAYMENTS=toss"},
+	{"MOIM_TOSS_API", "toss-api", "https://api.tosspayments.com", "Toss Payments API origin"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_LOGIN_LIMIT", "login-limit", "10/10m", "failed logins per username (count/window, or off)"},
 	{"MOIM_LOGIN_ADDRESS_LIMIT", "login-address-limit", "50/10m", "failed logins per client address (count/window, or off)"},
+	{"MOIM_JOIN_LIMIT", "join-limit", "10/10m", "wrong room passwords per user (count/window, or off)"},
+	{"MOIM_JOIN_ADDRESS_LIMIT", "join-address-limit", "50/10m", "wrong room passwords per client address (count/window, or off)"},
 	{"MOIM_SIGNUP_LIMIT", "signup-limit", "20/1h", "sign-ups per client address (count/window, or off)"},
 	{"MOIM_UPGRADE_LIMIT", "upgrade-limit", "120/1m", "WebSocket upgrades per client address (count/window, or off)"},
+	{"MOIM_MAX_CONNS", "max-conns", "auto", "most WebSocket connections this node holds (auto: the open-file limit less a tenth, at least 256)"},
 	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
 	{"MOIM_PPROF_ADDR", "pprof-addr", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
@@ -209,6 +235,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		NodeID:      get("MOIM_NODE_ID"),
 		LogLevel:    strings.ToLower(get("MOIM_LOG_LEVEL")),
 		PprofAddr:   get("MOIM_PPROF_ADDR"),
+		Payments:    strings.ToLower(get("MOIM_PAYMENTS")),
+		// Secrets keep their bytes, like the JWT secret.
+		TossSecretKey: *vals["MOIM_TOSS_SECRET_KEY"],
+		TossClientKey: get("MOIM_TOSS_CLIENT_KEY"),
+		TossAPI:       strings.TrimSuffix(get("MOIM_TOSS_API"), "/"),
 	}
 	var err error
 	if cfg.TokenTTL, err = positiveDuration("MOIM_TOKEN_TTL", get("MOIM_TOKEN_TTL")); err != nil {
@@ -253,9 +284,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		env  string
 		rule *limit.Rule
 	}{{"MOIM_LOGIN_LIMIT", &cfg.LoginLimit}, {"MOIM_LOGIN_ADDRESS_LIMIT", &cfg.LoginAddressLimit},
-		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit}} {
+		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit},
+		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit}} {
 		if *l.rule, err = limit.ParseRule(get(l.env)); err != nil {
 			return Config{}, &configError{l.env, err.Error()}
+		}
+	}
+	if v := get("MOIM_MAX_CONNS"); v != "auto" {
+		if cfg.MaxConns, err = strconv.Atoi(v); err != nil || cfg.MaxConns < 1 {
+			return Config{}, &configError{"MOIM_MAX_CONNS", "must be a positive integer or auto"}
 		}
 	}
 	for _, p := range strings.Split(get("MOIM_TRUSTED_PROXIES"), ",") {
@@ -305,6 +342,23 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
 		return Config{}, &configError{"MOIM_JWT_SECRET", "must be at least 32 bytes"}
+	}
+	switch cfg.Payments {
+	case "":
+		cfg.Payments = "off"
+		if cfg.Embedded() {
+			cfg.Payments = "sandbox"
+		}
+	case "sandbox", "off":
+	case "toss":
+		if cfg.TossSecretKey == "" || cfg.TossClientKey == "" {
+			return Config{}, &configError{"MOIM_PAYMENTS", "toss needs MOIM_TOSS_SECRET_KEY and MOIM_TOSS_CLIENT_KEY"}
+		}
+		if !strings.HasPrefix(cfg.TossAPI, "https://") && !strings.HasPrefix(cfg.TossAPI, "http://") {
+			return Config{}, &configError{"MOIM_TOSS_API", "must be an http(s) origin"}
+		}
+	default:
+		return Config{}, &configError{"MOIM_PAYMENTS", "unknown provider " + strconv.Quote(cfg.Payments) + "; use sandbox, toss or off"}
 	}
 	if cfg.JWTSecret == "" && !cfg.Embedded() {
 		return Config{}, &configError{"MOIM_JWT_SECRET", "is required when any backend is external (every node must share it); set it to 32 or more random bytes"}

@@ -36,6 +36,28 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	}
 }
 
+// The sandbox's test money is the default only where a node is plainly a
+// developer's or a demo's; anywhere else payments stay off until chosen.
+func TestConfigPaymentsDefaultOnlyWhenEmbedded(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, "sandbox"},
+		{map[string]string{"MOIM_PAYMENTS": "off"}, "off"},
+		{map[string]string{"MOIM_REDIS_URL": "redis://r:6379", "MOIM_JWT_SECRET": secret}, "off"},
+		{map[string]string{"MOIM_MYSQL_DSN": "u:p@tcp(h:3306)/db", "MOIM_JWT_SECRET": secret}, "off"},
+		{map[string]string{"MOIM_REDIS_URL": "redis://r:6379", "MOIM_MONGO_URI": "mongodb://m/moim", "MOIM_JWT_SECRET": secret, "MOIM_PAYMENTS": "Sandbox"}, "sandbox"},
+		{map[string]string{"MOIM_PAYMENTS": "toss", "MOIM_TOSS_SECRET_KEY": "test_sk_x", "MOIM_TOSS_CLIENT_KEY": "test_ck_x"}, "toss"},
+	} {
+		cfg, err := loadConfig(nil, env(tc.env), &bytes.Buffer{})
+		if err != nil || cfg.Payments != tc.want {
+			t.Errorf("env %v: payments %q, %v; want %q", tc.env, cfg.Payments, err, tc.want)
+		}
+	}
+}
+
 func TestConfigRejectsBadSettings(t *testing.T) {
 	secret := strings.Repeat("s", 32)
 	cases := []struct {
@@ -52,6 +74,9 @@ func TestConfigRejectsBadSettings(t *testing.T) {
 		{map[string]string{"MOIM_LOG_LEVEL": "loud"}, "MOIM_LOG_LEVEL"},
 		{map[string]string{"MOIM_REDIS_PREFIX": "a{b}"}, "MOIM_REDIS_PREFIX"},
 		{map[string]string{"MOIM_JWT_SECRET": secret, "MOIM_DATA_DIR": " "}, "MOIM_DATA_DIR"},
+		{map[string]string{"MOIM_PAYMENTS": "paypal"}, "MOIM_PAYMENTS"},
+		{map[string]string{"MOIM_PAYMENTS": "toss", "MOIM_TOSS_CLIENT_KEY": "test_ck_x"}, "MOIM_PAYMENTS"},
+		{map[string]string{"MOIM_PAYMENTS": "toss", "MOIM_TOSS_SECRET_KEY": "test_sk_x", "MOIM_TOSS_CLIENT_KEY": "test_ck_x", "MOIM_TOSS_API": "ftp://x"}, "MOIM_TOSS_API"},
 	}
 	for _, tc := range cases {
 		_, err := loadConfig(nil, env(tc.env), &bytes.Buffer{})

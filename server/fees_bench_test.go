@@ -42,7 +42,7 @@ func benchTransfers(b *testing.B, funds int) {
 		rooms[r] = v.ID
 	}
 	for _, p := range payers {
-		p.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 1_000_000, "idempotency_key": "d"}, nil)
+		p.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 1_000_000, "idempotency_key": "d"}, nil)
 	}
 	var done atomic.Int64
 	var wg sync.WaitGroup

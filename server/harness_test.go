@@ -25,14 +25,13 @@ import (
 	"moim/store"
 )
 
-// The tests run against real services named by these variables (.ci/run
-// starts them with scripts/services.sh). Under CI=true a missing or
-// unreachable service fails the test; elsewhere the node falls back to
-// its embedded backend and the test log says so.
+// The tests run against real services named by these variables (`make
+// test` starts them: scripts/test.sh). A missing or unreachable one fails
+// the test; only the zero-setup tests configure a node with none.
 const (
 	envRedis = "MOIM_TEST_REDIS_URL"
 	envMySQL = "MOIM_TEST_MYSQL_DSN" // server-level DSN; each node gets its own database
-	envMongo = "MOIM_TEST_MONGO_URI" // optional: MongoDB (or a FerretDB process); SQLite in the data dir otherwise
+	envMongo = "MOIM_TEST_MONGO_URI" // MongoDB or a FerretDB process (make test starts one); SQLite in the data dir otherwise
 	// envEngine "memory" runs a test's nodes on the single-node engine (no
 	// Redis; messages in SQLite): make test runs the hub, sync and history
 	// tests that way as well.
@@ -73,34 +72,29 @@ func benchConfig(t testing.TB) Config {
 		ScheduleTick:   100 * time.Millisecond,
 		PubSubProbe:    200 * time.Millisecond,
 		MaxAmount:      100_000_000,
+		Payments:       "sandbox",
 		LogLevel:       "warn",
 		StartupTimeout: 5 * time.Second,
 		LogSync:        store.SyncNormal,
 	}
-	if admin := serviceURL(t, envMySQL, "MariaDB/MySQL"); admin != "" {
-		cfg.MySQLDSN = createDatabase(t, admin)
-	}
+	cfg.MySQLDSN = createDatabase(t, serviceURL(t, envMySQL, "MariaDB/MySQL"))
 	if os.Getenv(envEngine) == "memory" {
 		return cfg
 	}
-	cfg.RedisURL = serviceURL(t, envRedis, "Redis")
-	if cfg.RedisURL != "" {
-		t.Cleanup(func() { dropRedisPrefix(t, cfg.RedisURL, cfg.RedisPrefix) })
-	}
-	if uri := os.Getenv(envMongo); uri != "" && cfg.RedisURL != "" {
+	cfg.RedisURL = serviceURL(t, envRedis, "redis-server")
+	t.Cleanup(func() { dropRedisPrefix(t, cfg.RedisURL, cfg.RedisPrefix) })
+	if uri := os.Getenv(envMongo); uri != "" {
 		cfg.MongoURI = strings.TrimSuffix(uri, "/") + "/" + randomName("moim_t_")
 	}
 	return cfg
 }
 
+// serviceURL is the service named by env, failing the test when none is.
 func serviceURL(t testing.TB, env, what string) string {
 	t.Helper()
 	v := os.Getenv(env)
 	if v == "" {
-		if inCI {
-			t.Fatalf("CI=true but %s is not set: the tests need a real %s", env, what)
-		}
-		t.Logf("%s not set: using the embedded stand-in for %s", env, what)
+		t.Fatalf("%s is not set: the tests need a real %s; run `make test`, which starts one, or name yours (README.md, Tests)", env, what)
 	}
 	return v
 }

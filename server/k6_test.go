@@ -541,7 +541,7 @@ func TestK6FeesScript(t *testing.T) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	for _, want := range []string{"deposit 201", "pay 201", "retried pay 200, same transfer", "dues status lists the payer as paid",
+	for _, want := range []string{"sandbox top-up 201", "pay 201", "retried pay 200, same transfer", "dues status lists the payer as paid",
 		"fund holds the payment", "ledger page", "ledger csv"} {
 		if _, ok := s.Checks[want]; !ok {
 			t.Errorf("check %q did not run; ran %q", want, names)

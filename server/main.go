@@ -28,6 +28,7 @@ import (
 	"moim/fees"
 	"moim/hub"
 	"moim/limit"
+	"moim/payments"
 	"moim/rooms"
 	"moim/sqldb"
 	"moim/store"
@@ -103,6 +104,8 @@ type node struct {
 	stopFees    func()
 	// money is kept so tests can move its scheduler's clock.
 	money *fees.Fees
+	// acceptErrors counts temporary accept failures (steadyListener).
+	acceptErrors prometheus.Counter
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -126,7 +129,10 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	tokens := accounts.NewTokens(secret, n.cfg.TokenTTL)
-	lim := limit.New(n.backends.redis, n.cfg.RedisPrefix)
+	lim := limit.NewMemory()
+	if n.backends.redis != nil {
+		lim = limit.NewRedis(n.backends.redis, n.cfg.RedisPrefix)
+	}
 	acc, err := accounts.New(n.backends.sql, lim, accounts.Limits{
 		LoginPerUser: n.cfg.LoginLimit, LoginPerAddress: n.cfg.LoginAddressLimit, SignupPerAddress: n.cfg.SignupLimit,
 	}, tokens, n.cfg.BcryptCost)
@@ -146,8 +152,10 @@ func (n *node) build(ctx context.Context) error {
 	if n.cfg.InviteRule == "anyone" {
 		rms.AddAnyone()
 	}
+	rms.LimitJoins(lim, rooms.JoinLimits{PerUser: n.cfg.JoinLimit, PerAddress: n.cfg.JoinAddressLimit})
 	reg := newRegistry()
-	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, reg)
+	n.acceptErrors = newAcceptErrors(reg)
+	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, n.cfg.provider(), reg)
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
 		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate} {
 			if err := migrate(); err != nil {
@@ -183,6 +191,7 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	rms.Attach(n.hub)
+	rms.OnMoney(roomMoney{money, n.log})
 	n.money = money
 	n.runFees(money)
 	fc := fiber.Config{
@@ -221,12 +230,38 @@ func (n *node) build(ctx context.Context) error {
 		client.Routes(app)
 	}
 	if n.cfg.hasRole("hub") {
-		app.Get("/ws", lim.PerAddress("upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), auth, n.hub.Handler(accounts.UserID))
+		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID))
 	}
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
 	n.app = app
 	return nil
+}
+
+// provider is the configured payment provider; nil when payments are off.
+func (c Config) provider() payments.Provider {
+	switch c.Payments {
+	case "sandbox":
+		return payments.Sandbox{}
+	case "toss":
+		return payments.NewToss(c.TossSecretKey, c.TossClientKey, c.TossAPI)
+	}
+	return nil
+}
+
+// roomMoney ties room deletions and departures to the fees module.
+type roomMoney struct {
+	*fees.Fees
+	log *slog.Logger
+}
+
+// Departed cancels departed members' auto-pay. A failure is logged, not
+// returned: the membership change is done, and an order left behind can
+// only fail (announced), never move money.
+func (m roomMoney) Departed(ctx context.Context, roomID int64, userIDs []int64, deleted bool) {
+	if err := m.Fees.Departed(ctx, roomID, userIDs, deleted); err != nil {
+		m.log.Warn("cancel auto-pay of departed members", "room", roomID, "err", err)
+	}
 }
 
 // directory gives the hub what it needs from accounts and rooms.
@@ -276,6 +311,14 @@ func (d directory) Roster(ctx context.Context, roomID int64) ([]int64, error) {
 
 func (d directory) MemberIDsByUsername(ctx context.Context, roomID int64, usernames []string) ([]int64, error) {
 	return d.rms.MemberIDsByUsername(ctx, roomID, usernames)
+}
+
+func (d directory) DirectRoom(ctx context.Context, userID, peerID int64) (int64, error) {
+	v, _, err := d.rms.Direct(ctx, userID, peerID)
+	if err != nil {
+		return 0, err
+	}
+	return v.ID, nil
 }
 
 func (d directory) RoomIDs(ctx context.Context, userID int64) ([]int64, error) {
@@ -344,7 +387,7 @@ func (n *node) runFees(money *fees.Fees) {
 // serve answers on ln until ctx ends, then shuts down gracefully.
 func (n *node) serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- n.app.Listener(ln) }()
+	go func() { errc <- n.app.Listener(&steadyListener{ln, n.acceptErrors, n.log}) }()
 	var err error
 	select {
 	case err = <-errc:

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +18,10 @@ import (
 // determined whatever the interleaving: an account is debited by at most
 // one new request per round, and a debit either fits the balance before
 // the round (so it succeeds) or exceeds it plus every credit the round
-// could bring (so it is refused). Rerun a failure with MOIM_MODEL_SEED.
+// could bring (so it is refused). It covers sandbox top-ups, dues, spends,
+// capped refunds, withdrawals, member transfers, retries and reused keys,
+// then a wallet PIN lockout, and ends by reconciling the books. Rerun a
+// failure with MOIM_MODEL_SEED.
 
 // modelOp is one request and the reply the model predicts.
 type modelOp struct {
@@ -71,10 +75,15 @@ func TestModelCheckMoney(t *testing.T) {
 	for i := range rooms {
 		rooms[i] = admin.createRoom(map[string]any{"name": fmt.Sprintf("Club %d", i), "member_ids": ids}).ID
 		admin.must(201, "POST", urlf("/api/rooms/%d/fund", rooms[i]), map[string]any{"currency": "KRW"}, nil)
+		admin.must(200, "PUT", urlf("/api/rooms/%d/dues", rooms[i]), map[string]any{"amount": 30000, "period": "monthly", "due_day": 28}, nil)
 	}
 
 	wallet := map[int64]int64{} // user → balance
 	fund := map[int64]int64{}   // room → balance
+	// paid is each member's dues in a room's fund, net of refunds: the
+	// refund cap. Payments use the current period, and refunds default
+	// to the latest paid one, so one figure per (room, member) suffices.
+	paid := map[[2]int64]int64{}
 	done := map[modelKey]*modelOp{}
 	var history []*modelOp
 	outcomes := map[string]int{}
@@ -89,12 +98,19 @@ func TestModelCheckMoney(t *testing.T) {
 		var ops []*modelOp
 		debited := map[string]bool{}
 		credits := map[string]int64{}
+		// A member is paid into a room or refunded from it in one round,
+		// not both, so a refund's cap is fixed while the round runs.
+		capTouched := map[[2]int64]bool{}
 		// Requests that move money; their debits are resolved below.
 		type pending struct {
 			op     *modelOp
 			debit  string
 			credit string
 			amount *int64
+			// decided is set for refunds, whose outcome the generator
+			// fixes up front: "" (done) or the refusal's code.
+			decided *string
+			capKey  [2]int64
 		}
 		var moves []pending
 		for range 1 + rng.IntN(6) {
@@ -104,16 +120,25 @@ func TestModelCheckMoney(t *testing.T) {
 			switch k := rng.IntN(10); {
 			case k < 3:
 				credits["w"+fmt.Sprint(c.id)] += amount
-				op := &modelOp{who: c, path: "/api/wallet/deposit", desc: "deposit", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
+				op := &modelOp{who: c, path: "/api/wallet/topups", desc: "deposit", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
 				moves = append(moves, pending{op: op, credit: "w" + fmt.Sprint(c.id), amount: &amount})
 			case k < 6:
+				if debited["w"+fmt.Sprint(c.id)] || capTouched[[2]int64{room, c.id}] {
+					continue
+				}
+				debited["w"+fmt.Sprint(c.id)] = true
+				capTouched[[2]int64{room, c.id}] = true
+				credits["f"+fmt.Sprint(room)] += amount
+				op := &modelOp{who: c, path: urlf("/api/rooms/%d/fund/pay", room), desc: "pay", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
+				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.id), credit: "f" + fmt.Sprint(room), amount: &amount, capKey: [2]int64{room, c.id}})
+			case k < 7 && rng.IntN(2) == 0:
+				// A withdrawal: held, then paid out by the sandbox.
 				if debited["w"+fmt.Sprint(c.id)] {
 					continue
 				}
 				debited["w"+fmt.Sprint(c.id)] = true
-				credits["f"+fmt.Sprint(room)] += amount
-				op := &modelOp{who: c, path: urlf("/api/rooms/%d/fund/pay", room), desc: "pay", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
-				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.id), credit: "f" + fmt.Sprint(room), amount: &amount})
+				op := &modelOp{who: c, path: "/api/wallet/withdrawals", desc: "withdraw", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
+				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.id), amount: &amount})
 			case k < 7:
 				if debited["f"+fmt.Sprint(room)] {
 					continue
@@ -122,13 +147,36 @@ func TestModelCheckMoney(t *testing.T) {
 				op := &modelOp{who: admin, path: urlf("/api/rooms/%d/fund/spend", room), desc: "spend", body: map[string]any{"amount": amount, "memo": "간식 snacks", "idempotency_key": newKey(admin)}}
 				moves = append(moves, pending{op: op, debit: "f" + fmt.Sprint(room), amount: &amount})
 			case k < 8:
-				if debited["f"+fmt.Sprint(room)] || c == admin {
+				ck := [2]int64{room, c.id}
+				if debited["f"+fmt.Sprint(room)] || capTouched[ck] {
 					continue
 				}
 				debited["f"+fmt.Sprint(room)] = true
-				credits["w"+fmt.Sprint(c.id)] += amount
+				capTouched[ck] = true
+				// Within both the cap and the fund's balance before the
+				// round (only credits can come to it meanwhile): done. Over
+				// the cap: refused whatever the fund holds. The owner has
+				// paid nothing, so her refunds are always over.
+				outcome := ""
+				if limit := min(paid[ck], fund[room]); limit > 0 && rng.IntN(3) > 0 {
+					amount = 1 + rng.Int64N(limit)
+					credits["w"+fmt.Sprint(c.id)] += amount
+				} else {
+					amount = paid[ck] + 1 + rng.Int64N(1000)
+					outcome = "refund_exceeds_paid"
+				}
 				op := &modelOp{who: admin, path: urlf("/api/rooms/%d/fund/refund", room), desc: "refund", body: map[string]any{"user_id": c.id, "amount": amount, "memo": "환불 refund", "idempotency_key": newKey(admin)}}
-				moves = append(moves, pending{op: op, debit: "f" + fmt.Sprint(room), credit: "w" + fmt.Sprint(c.id), amount: &amount})
+				moves = append(moves, pending{op: op, debit: "f" + fmt.Sprint(room), credit: "w" + fmt.Sprint(c.id), amount: &amount, decided: &outcome, capKey: ck})
+			case k < 9 && rng.IntN(2) == 0:
+				// 송금 to another member: a wallet-to-wallet move.
+				d := members[rng.IntN(len(members))]
+				if d == c || debited["w"+fmt.Sprint(c.id)] {
+					continue
+				}
+				debited["w"+fmt.Sprint(c.id)] = true
+				credits["w"+fmt.Sprint(d.id)] += amount
+				op := &modelOp{who: c, path: "/api/wallet/transfers", desc: "transfer", body: map[string]any{"to_user_id": d.id, "amount": amount, "memo": "밥값", "idempotency_key": newKey(c)}}
+				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.id), credit: "w" + fmt.Sprint(d.id), amount: &amount})
 			case k < 9 && len(history) > 0:
 				// A late retry with the same key and body: the first answer again.
 				first := history[rng.IntN(len(history))]
@@ -144,7 +192,7 @@ func TestModelCheckMoney(t *testing.T) {
 				}
 			default:
 				bad := []int64{0, -5, 100_000_001}[rng.IntN(3)]
-				ops = append(ops, &modelOp{who: c, path: "/api/wallet/deposit", desc: "bad deposit", body: map[string]any{"amount": bad, "idempotency_key": newKey(c)}, status: []int{400}, code: "invalid_amount"})
+				ops = append(ops, &modelOp{who: c, path: "/api/wallet/topups", desc: "bad deposit", body: map[string]any{"amount": bad, "idempotency_key": newKey(c)}, status: []int{400}, code: "invalid_amount"})
 			}
 		}
 		balance := func(acct string) int64 {
@@ -159,7 +207,7 @@ func TestModelCheckMoney(t *testing.T) {
 		// most the balance before the round. Decisions only ever lower
 		// the credits still to come, so an earlier decision stays true.
 		for _, m := range moves {
-			if m.debit == "" {
+			if m.debit == "" || m.decided != nil {
 				continue
 			}
 			lo, hi := balance(m.debit), balance(m.debit)+credits[m.debit]
@@ -179,9 +227,13 @@ func TestModelCheckMoney(t *testing.T) {
 		}
 		for _, m := range moves {
 			ok := m.debit == "" || *m.amount <= balance(m.debit)
-			if ok {
+			switch {
+			case m.decided != nil && *m.decided != "":
+				ok = false
+				m.op.status, m.op.code = []int{409}, *m.decided
+			case ok:
 				m.op.status = []int{201}
-			} else {
+			default:
 				m.op.status, m.op.code = []int{409}, "insufficient_funds"
 			}
 			ops = append(ops, m.op)
@@ -211,6 +263,12 @@ func TestModelCheckMoney(t *testing.T) {
 			}
 			if m.credit != "" {
 				add(m.credit, *m.amount)
+			}
+			switch {
+			case strings.HasSuffix(m.op.path, "/fund/pay"):
+				paid[m.capKey] += *m.amount
+			case m.decided != nil:
+				paid[m.capKey] -= *m.amount
 			}
 		}
 
@@ -257,7 +315,7 @@ func TestModelCheckMoney(t *testing.T) {
 				}
 				ids[k] = op.gotID
 			}
-			if (op.code == "" || op.code == "insufficient_funds") && op.first == nil {
+			if (op.code == "" || op.code == "insufficient_funds" || op.code == "refund_exceeds_paid") && op.first == nil {
 				k := modelKey{op.who.id, op.body["idempotency_key"].(string)}
 				if done[k] == nil {
 					done[k] = op
@@ -276,6 +334,68 @@ func TestModelCheckMoney(t *testing.T) {
 			}
 		}
 	}
+	// PIN lockout: once a member sets a PIN, moves without it are refused,
+	// five wrong PINs at once lock the wallet (exactly one sees 429), and
+	// none of them moves money.
+	locked := members[1]
+	locked.must(204, "PUT", "/api/wallet/pin", map[string]any{"pin": "135790"}, nil)
+	locked.fails(401, "pin_required", "POST", "/api/wallet/transfers", map[string]any{"to_user_id": admin.id, "amount": 1, "idempotency_key": "pin-0"})
+	wrong := &client{t: t, base: locked.base, token: locked.token, id: locked.id, header: map[string][]string{"X-Wallet-PIN": {"000000"}}}
+	codes := make([]int, 5)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			codes[i], _ = wrong.raw("POST", urlf("/api/rooms/%d/fund/pay", rooms[0]), map[string]any{"amount": 1, "idempotency_key": fmt.Sprint("pin-", i+1)})
+		})
+	}
+	wg.Wait()
+	if c403, c429 := countOf(codes, 403), countOf(codes, 429); c403 != 4 || c429 != 1 {
+		fail("five wrong PINs at once answered %v, want four 403 and one 429", codes)
+	}
+	if got := locked.balance(); got != wallet[locked.id] {
+		fail("after the PIN lockout: user %d's wallet holds %d, model says %d", locked.id, got, wallet[locked.id])
+	}
+
+	// The books reconcile: each member's dues status is what they paid
+	// less refunds, and each fund's balance is the sum of its ledger.
+	for _, r := range rooms {
+		var st duesStatusView
+		admin.must(200, "GET", urlf("/api/rooms/%d/dues/status", r), nil, &st)
+		for _, m := range st.Members {
+			if m.Paid != paid[[2]int64{r, m.UserID}] {
+				fail("room %d: status says user %d paid %d, the model %d", r, m.UserID, m.Paid, paid[[2]int64{r, m.UserID}])
+			}
+		}
+		var sum int64
+		for cursor := ""; ; {
+			var page struct {
+				Entries []struct {
+					Amount int64 `json:"amount"`
+				} `json:"entries"`
+				NextCursor string `json:"next_cursor"`
+			}
+			admin.must(200, "GET", urlf("/api/rooms/%d/fund/ledger?limit=200&cursor=%s", r, cursor), nil, &page)
+			for _, e := range page.Entries {
+				sum += e.Amount
+			}
+			if cursor = page.NextCursor; cursor == "" {
+				break
+			}
+		}
+		if sum != fund[r] {
+			fail("room %d: ledger lines sum to %d, the fund holds %d", r, sum, fund[r])
+		}
+	}
 	checkBooks(t, n)
 	t.Logf("%d rounds, %d distinct keys; replies: %v", rounds, len(done), outcomes)
+}
+
+func countOf(xs []int, x int) int {
+	n := 0
+	for _, v := range xs {
+		if v == x {
+			n++
+		}
+	}
+	return n
 }

@@ -34,6 +34,9 @@ type check struct {
 func (n *node) checks() []check {
 	cs := n.backends.checks()
 	cs = append(cs, check{"hub", func(context.Context) error { return n.hub.Healthy() }, false})
+	if n.cfg.hasRole("hub") {
+		cs = append(cs, check{"connections", func(context.Context) error { return n.capacity() }, false})
+	}
 	if n.batcher != nil {
 		cs = append(cs, check{"batcher", func(context.Context) error {
 			count, age := n.batcher.Backlog()
@@ -114,7 +117,7 @@ func readyz(c *fiber.Ctx, checks []check) error {
 	}
 	if len(down) > 0 {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
-			"error":  fiber.Map{"code": "unavailable", "message": strings.Join(down, ", ") + " not reachable"},
+			"error":  fiber.Map{"code": "unavailable", "message": strings.Join(down, ", ") + " not ready"},
 			"checks": status,
 		})
 	}

@@ -29,7 +29,7 @@ func TestOperationsEndpoints(t *testing.T) {
 		Checks map[string]string `json:"checks"`
 	}
 	c.must(200, "GET", "/readyz", nil, &ready)
-	if health.Status != "ok" || ready.Status != "ready" || ready.Checks["redis"] != "ok" || ready.Checks["mongo"] != "ok" || ready.Checks["sql"] != "ok" {
+	if health.Status != "ok" || ready.Status != "ready" || ready.Checks["redis"] != "ok" || ready.Checks["messages"] != "ok" || ready.Checks["hub"] != "ok" || ready.Checks["sql"] != "ok" {
 		t.Fatalf("healthz %+v, readyz %+v", health, ready)
 	}
 

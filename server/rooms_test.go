@@ -229,7 +229,7 @@ func TestRoomSearch(t *testing.T) {
 		want[c.createRoom(map[string]any{"name": "Tennis Club " + strconv.Itoa(i)}).ID] = true
 	}
 	c.createRoom(map[string]any{"name": "Chess"})
-	locked := c.createRoom(map[string]any{"name": "tennis (private)", "password": "pw"})
+	locked := c.createRoom(map[string]any{"name": "tennis (private)", "password": "tennis-pw"})
 	want[locked.ID] = true
 	c.createRoom(map[string]any{"name": "100% fun_zone"})
 

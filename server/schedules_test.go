@@ -113,7 +113,7 @@ func TestSchedulesAPIAndAuthorization(t *testing.T) {
 		payer.fails(bad.status, bad.code, "POST", "/api/schedules", bad.body)
 	}
 	outsider.fails(403, "not_member", "POST", "/api/schedules", map[string]any{"room_id": room.ID, "amount": 100, "day_of_month": 5})
-	payer.fails(400, "validation", "POST", "/api/wallet/deposit", map[string]any{"amount": 100, "idempotency_key": "auto:1:1"})
+	payer.fails(400, "validation", "POST", "/api/wallet/topups", map[string]any{"amount": 100, "idempotency_key": "auto:1:1"})
 
 	if got := payer.schedules(); len(got) != 1 || got[0].ID != s.ID {
 		t.Fatalf("payer's schedules %+v", got)
@@ -149,7 +149,7 @@ func TestAutoPayRunsOnceAcrossThreeNodes(t *testing.T) {
 	at := time.Now().Add(1500 * time.Millisecond).Format(time.RFC3339Nano)
 	for i, p := range payers {
 		if i < funded {
-			p.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 5000, "idempotency_key": "top-up"}, nil)
+			p.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 5000, "idempotency_key": "top-up"}, nil)
 		}
 		p.must(201, "POST", "/api/schedules", map[string]any{"room_id": room.ID, "amount": 3000, "at": at}, nil)
 	}
@@ -215,7 +215,7 @@ func TestMonthlyAutoPayRetriesAndDueDayReminder(t *testing.T) {
 	manual.must(201, "POST", "/api/schedules", map[string]any{"room_id": room.ID, "amount": 10000, "day_of_month": 31}, &ms)
 	first := *ps.NextRun
 	period1 := first.In(kst).Format("2006-01")
-	manual.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 50000, "idempotency_key": "d1"}, nil)
+	manual.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d1"}, nil)
 	manual.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 10000, "period": period1, "idempotency_key": "by-hand"}, nil)
 
 	for _, node := range nodes {
@@ -256,7 +256,7 @@ func TestMonthlyAutoPayRetriesAndDueDayReminder(t *testing.T) {
 		t.Fatalf("reminder %+v, want Owner and Payer named for %s", reminders[0], period1)
 	}
 
-	payer.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 25000, "idempotency_key": "d1"}, nil)
+	payer.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 25000, "idempotency_key": "d1"}, nil)
 	for _, node := range nodes {
 		setClock(node, second.Add(time.Minute))
 	}
@@ -293,7 +293,7 @@ func TestCancelRacesTheScheduler(t *testing.T) {
 	owner, payer := n.user(t, "Owner"), n.user(t, "Payer")
 	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{payer.id}})
 	owner.must(201, "POST", urlf("/api/rooms/%d/fund", room.ID), map[string]any{"currency": "KRW"}, nil)
-	payer.must(201, "POST", "/api/wallet/deposit", map[string]any{"amount": 100000, "idempotency_key": "d"}, nil)
+	payer.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 100000, "idempotency_key": "d"}, nil)
 	at := time.Now().Add(time.Second).Format(time.RFC3339Nano)
 	var ss []scheduleView
 	for range 10 {

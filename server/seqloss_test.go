@@ -11,6 +11,16 @@ import (
 	"moim/chatlog"
 )
 
+// redisConfig is testConfig for a test about the Redis path.
+func redisConfig(t *testing.T) Config {
+	t.Helper()
+	cfg := testConfig(t)
+	if cfg.RedisURL == "" {
+		t.Fatal("this test is about the Redis path: run it with MOIM_TEST_REDIS_URL")
+	}
+	return cfg
+}
+
 // loseRedisData deletes every key of the node's prefix, as a Redis
 // restarted without persistence (or flushed, or failed over to a replica
 // that missed the last writes) would have lost them. Only this test's
@@ -50,10 +60,7 @@ func waitMember(t *testing.T, n *testNode, room, user int64) {
 // past the reserved block, and the skipped seqs are reported as a gap in
 // sync and in the history API, and counted.
 func TestRedisLosingDataNeverReusesASeq(t *testing.T) {
-	cfg := testConfig(t)
-	if cfg.RedisURL == "" {
-		t.Fatal("this test is about the Redis path: run it with MOIM_TEST_REDIS_URL")
-	}
+	cfg := redisConfig(t)
 	cfg.Roles = []string{"api", "hub"} // nothing is stored
 	cfg.SendBurst = 100
 	n := startTestNode(t, cfg)
@@ -97,10 +104,7 @@ func TestRedisLosingDataNeverReusesASeq(t *testing.T) {
 // batcher, then Redis loses its data; a client retrying one of them gets
 // its original seq from the store, not a second message.
 func TestRetriedCidAfterRedisLostDataKeepsItsSeq(t *testing.T) {
-	cfg := testConfig(t)
-	if cfg.RedisURL == "" {
-		t.Fatal("this test is about the Redis path: run it with MOIM_TEST_REDIS_URL")
-	}
+	cfg := redisConfig(t)
 	n := startTestNode(t, cfg)
 	owner := n.user(t, "Owner")
 	room := owner.createRoom(map[string]any{"name": "Retry"})
@@ -128,10 +132,7 @@ func TestRetriedCidAfterRedisLostDataKeepsItsSeq(t *testing.T) {
 // under one seq would produce, is refused by the store, logged, counted
 // and kept aside, never silently dropped or overwriting the first.
 func TestSecondMessageUnderOneSeqIsSurfaced(t *testing.T) {
-	cfg := testConfig(t)
-	if cfg.RedisURL == "" {
-		t.Fatal("this test is about the Redis path: run it with MOIM_TEST_REDIS_URL")
-	}
+	cfg := redisConfig(t)
 	n := startTestNode(t, cfg)
 	owner := n.user(t, "Owner")
 	room := owner.createRoom(map[string]any{"name": "Clash"})

@@ -401,6 +401,15 @@ func TestPresenceReadsTypingAndUnread(t *testing.T) {
 	if reads[bob.id] != 2 || reads[alice.id] != 0 || len(reads) != 2 {
 		t.Fatalf("read positions %v; want bob at 2, alice at 0", reads)
 	}
+	// A position past the room's newest message stops at it: 2^62 would
+	// stick for good and is no number a JavaScript client can hold.
+	wb.send(map[string]any{"type": "read", "room": room.ID, "seq": int64(1) << 62})
+	if f := wa.await("read"); f.User != bob.id || f.Seq != 3 {
+		t.Fatalf("read receipt past the newest message %+v, want seq 3", f)
+	}
+	if u, _ := unread(bob); u != 0 {
+		t.Fatalf("after reading everything, unread = %d", u)
+	}
 
 	wb.send(map[string]any{"type": "typing", "room": room.ID})
 	if f := wa.await("typing"); f.User != bob.id || f.Room != room.ID {

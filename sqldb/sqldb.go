@@ -52,7 +52,34 @@ func OpenMySQL(dsn string) (*gorm.DB, error) {
 	sqlDB.SetMaxOpenConns(32)
 	sqlDB.SetMaxIdleConns(32)
 	sqlDB.SetConnMaxLifetime(30 * time.Minute)
+	if cfg.DBName != "" {
+		if err := defaultUTF8MB4(db, cfg.DBName); err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
+	}
 	return db, nil
+}
+
+// defaultUTF8MB4 makes utf8mb4 the database's default character set, so
+// the tables migrations create hold Korean text: a database made with a
+// bare CREATE DATABASE takes the server's default (latin1 on MariaDB
+// 10.11), and every Korean name would fail to store. Tables created
+// earlier keep their character set.
+func defaultUTF8MB4(db *gorm.DB, name string) error {
+	var charset string
+	if err := db.Raw("SELECT @@character_set_database").Scan(&charset).Error; err != nil {
+		return fmt.Errorf("sqldb: read the database's character set: %w", err)
+	}
+	if charset == "utf8mb4" {
+		return nil
+	}
+	quoted := "`" + strings.ReplaceAll(name, "`", "``") + "`"
+	if err := db.Exec("ALTER DATABASE " + quoted + " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci").Error; err != nil {
+		return fmt.Errorf("sqldb: database %s defaults to %s, which cannot store Korean text, and changing it failed (%w); "+
+			"run ALTER DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci as its owner", name, charset, err, quoted)
+	}
+	return nil
 }
 
 // OpenSQLite opens (creating if needed) moim.db in dir.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -21,6 +22,7 @@ import (
 type Mongo struct {
 	db                                   *mongo.Database
 	msgs, reads, blocks, gaps, conflicts *mongo.Collection
+	reserving                            sync.Mutex
 }
 
 // OpenMongo returns the store on db, creating its indexes if they are
@@ -264,11 +266,14 @@ func (s *Mongo) Count(ctx context.Context, room int64) (int64, error) {
 	return n, nil
 }
 
-// ReserveSeqs raises the mark with a compare-and-set loop rather than one
-// $max update: FerretDB's upserting $max is not atomic under concurrency
-// (two nodes reserving at once could lower the mark), a conditional
-// update and an insert on the unique _id are, on MongoDB and FerretDB.
+// ReserveSeqs raises the mark with a compare-and-set loop: a conditional
+// update and an insert on the unique _id are atomic on MongoDB, so nodes
+// reserving at once never lower it. FerretDB (the tests' MongoDB-wire
+// server) does not apply a conditional update atomically, so reservations
+// of one process are also serialized here; they are rare (one per block).
 func (s *Mongo) ReserveSeqs(ctx context.Context, room, atLeast int64) (int64, error) {
+	s.reserving.Lock()
+	defer s.reserving.Unlock()
 	for {
 		var doc struct {
 			Hi int64 `bson:"hi"`

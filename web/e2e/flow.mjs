@@ -189,8 +189,10 @@ async function run() {
 
   await bob.getByTestId("open-dues").click();
   await bob.getByTestId("wallet-balance").waitFor();
-  await bob.getByTestId("deposit-amount").fill("50000");
-  await bob.getByTestId("deposit").click();
+  // The node runs embedded, so top-ups go through the sandbox: test money, labelled.
+  await bob.getByTestId("test-money").waitFor();
+  await bob.getByTestId("topup-amount").fill("50000");
+  await bob.getByTestId("topup").click();
   await expectText(bob.getByTestId("wallet-balance"), "50,000");
   await bob.getByTestId("pay-dues").click();
   await expectText(bob.getByTestId("pay-dialog"), "30,000");
@@ -224,13 +226,38 @@ async function run() {
   await bob.locator("[data-testid=fee-card][data-event=reminder]").waitFor();
   await alice.getByTestId("dues-panel").evaluate((el) => el.scrollTo(0, 0));
   await shot(alice, "dues-desktop.png");
+  const club = Number(/room\/(\d+)/.exec(alice.url())[1]);
+
+  // --- money: Bob sets a wallet PIN, sends Alice money and withdraws ---
+  step('money: Bob sets a wallet PIN, sends Alice money and withdraws');
+  await bob.getByTestId("open-dues").click();
+  await bob.getByTestId("wallet-balance").waitFor();
+  await bob.getByTestId("pin-new").fill("482913");
+  await bob.getByTestId("pin-save").click();
+  await bob.getByTestId("pin-entry").waitFor();
+  const send = async (amount) => {
+    await bob.getByTestId("send-to").selectOption(String(await userId(alice)));
+    await bob.getByTestId("send-amount").fill(amount);
+    await bob.getByTestId("send-money").click();
+    await bob.getByTestId("send-dialog").getByTestId("confirm-ok").click();
+  };
+  await send("5000"); // no PIN entered: refused (401 pin_required), nothing moves
+  await bob.locator(".toast.error").waitFor();
+  await expectText(bob.getByTestId("wallet-balance"), "20,000");
+  await bob.getByTestId("pin-entry").fill("482913");
+  await send("5000");
+  await expectText(bob.getByTestId("wallet-balance"), "15,000");
+  await bob.getByTestId("withdraw-amount").fill("5000");
+  await bob.getByTestId("withdraw").click();
+  await expectText(bob.getByTestId("wallet-balance"), "10,000");
+  await bob.getByTestId("close-dues").click();
 
   // --- Bob finds a password-protected room and scrolls into its history ---
   step('Bob finds a password-protected room and scrolls into its history');
   const secretName = `비밀 산악회 Secret Alpine ${tag}`;
   const secret = await alice.evaluate(async ([n, name]) => {
     const auth = { Authorization: "Bearer " + localStorage.getItem("moim.token"), "Content-Type": "application/json" };
-    const room = await (await fetch("/api/rooms", { method: "POST", headers: auth, body: JSON.stringify({ name, password: "pw-1234" }) })).json();
+    const room = await (await fetch("/api/rooms", { method: "POST", headers: auth, body: JSON.stringify({ name, password: "pw-12345" }) })).json();
     for (let i = 1; i <= n; i++) {
       const body = JSON.stringify({ cid: "h" + i, body: "history " + String(i).padStart(3, "0") });
       const r = await fetch(`/api/rooms/${room.id}/messages`, { method: "POST", headers: auth, body });
@@ -248,7 +275,7 @@ async function run() {
   await found.getByTestId("join-password").fill("wrong-pass");
   await found.getByTestId("join").click();
   await found.locator(".error").filter({ hasText: /\S/ }).waitFor();
-  await found.getByTestId("join-password").fill("pw-1234");
+  await found.getByTestId("join-password").fill("pw-12345");
   await found.getByTestId("join").click();
   await expectText(bob.getByTestId("chat-title"), "Secret Alpine");
   await check(new URL(bob.url()).hash === `#/room/${secret}`, "Bob is in the secret room");
@@ -280,6 +307,29 @@ async function run() {
   await direct.waitFor();
   await direct.click();
   await body(alice, "1:1 — 회비 보냈어요!").waitFor();
+  // Bob's transfer is a card in their 1:1 chat, in Alice's language.
+  await alice.locator("[data-testid=fee-card][data-event=transfer]").filter({ hasText: "5,000" }).waitFor();
+
+  // --- settle before delete: the fund holds Bob's dues, so the room stays ---
+  step('settle before delete: Alice refunds the fund to zero, then deletes the room');
+  await alice.goto(new URL(`#/room/${club}`, alice.url()).href);
+  await alice.getByTestId("open-dues").click();
+  await expectText(alice.getByTestId("fund-balance"), "30,000");
+  const admin = alice.locator("details:has([data-testid=admin-tools])");
+  if (!(await admin.evaluate((d) => d.open))) await alice.getByTestId("admin-tools").click();
+  await expectText(alice.getByTestId("delete-room-box"), "30,000");
+  await alice.getByTestId("delete-room").click();
+  await alice.getByTestId("delete-dialog").getByTestId("confirm-ok").click();
+  await alice.locator(".toast.error").filter({ hasText: "30,000" }).waitFor(); // 409 fund_not_empty
+  await alice.getByTestId("refund-who").selectOption(String(await userId(bob)));
+  await alice.getByTestId("refund-amount").fill("30000");
+  await alice.getByTestId("refund-memo").fill("모임 해산 정산");
+  await alice.getByTestId("refund").click();
+  await alice.getByTestId("confirm-ok").click();
+  await expectText(alice.getByTestId("fund-balance"), /^\D*0\D*$/); // ₩0 / 0원
+  await alice.getByTestId("delete-room").click();
+  await alice.getByTestId("delete-dialog").getByTestId("confirm-ok").click();
+  await until("the settled room is gone", async () => ({ ok: !/room\/\d+/.test(new URL(alice.url()).hash), got: alice.url() }));
 
   await aliceCtx.close();
   await bobCtx.close();
@@ -287,12 +337,16 @@ async function run() {
 
 // expectedError is a refusal Chromium logs like any failed resource but
 // that is part of the flow: the dues panel asks for the room's fund to
-// learn whether there is one ("no fund yet" is 404 no_fund), and the test
-// tries a wrong room password once (403 wrong_password).
+// learn whether there is one ("no fund yet" is 404 no_fund), the test
+// tries a wrong room password once (403 wrong_password), a transfer
+// without the wallet PIN (401 pin_required) and deleting a room whose
+// fund holds money (409 fund_not_empty).
 function expectedError(m) {
   const url = m.location().url;
   return (m.text().includes("status of 404") && /\/api\/rooms\/\d+\/fund$/.test(url)) ||
-    (m.text().includes("status of 403") && /\/api\/rooms\/\d+\/join$/.test(url));
+    (m.text().includes("status of 403") && /\/api\/rooms\/\d+\/join$/.test(url)) ||
+    (m.text().includes("status of 401") && /\/api\/wallet\/transfers$/.test(url)) ||
+    (m.text().includes("status of 409") && /\/api\/rooms\/\d+$/.test(url));
 }
 
 // open makes a page that records console errors and uncaught exceptions.

@@ -26,9 +26,11 @@ export const session = {
 // the app can send the user back to the login screen.
 export const UNAUTHORIZED = "moim:unauthorized";
 
-async function request(method, path, body, { raw = false } = {}) {
+// pin, when set, is the wallet PIN sent with requests that move money.
+async function request(method, path, body, { raw = false, pin = "" } = {}) {
   const headers = {};
   if (session.token) headers.Authorization = "Bearer " + session.token;
+  if (pin) headers["X-Wallet-PIN"] = pin;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;
   try {
@@ -46,7 +48,8 @@ async function request(method, path, body, { raw = false } = {}) {
   }
   if (!res.ok) {
     const e = (data && data.error) || {};
-    if (res.status === 401 && session.token && !path.startsWith("/api/auth/")) {
+    // A 401 for a missing wallet PIN is not a lost login.
+    if (res.status === 401 && e.code !== "pin_required" && session.token && !path.startsWith("/api/auth/")) {
       window.dispatchEvent(new Event(UNAUTHORIZED));
     }
     throw new ApiError(res.status, e.code || "http_" + res.status, e.message || res.statusText);
@@ -76,20 +79,28 @@ export const api = {
   search: (text, cursor) => request("GET", "/api/rooms/search" + q({ q: text, cursor, limit: 20 })),
   join: (id, password) => request("POST", `/api/rooms/${id}/join`, password ? { password } : undefined),
   leave: (id) => request("POST", `/api/rooms/${id}/leave`),
+  deleteRoom: (id) => request("DELETE", `/api/rooms/${id}`),
+  transferOwner: (id, user_id) => request("PUT", `/api/rooms/${id}/owner`, { user_id }),
   members: (id) => request("GET", `/api/rooms/${id}/members`).then((r) => r.members),
   presence: (id) => request("GET", `/api/rooms/${id}/presence`).then((r) => r.members),
   // before: newest first below that seq (0 = from the newest).
   history: (id, before, limit = 50) => request("GET", `/api/rooms/${id}/messages` + q({ before, limit })).then((r) => r.messages),
 
   wallet: () => request("GET", "/api/wallet"),
-  deposit: (amount, idempotency_key) => request("POST", "/api/wallet/deposit", { amount, idempotency_key }),
+  topUp: (amount, idempotency_key) => request("POST", "/api/wallet/topups", { amount, idempotency_key }),
+  withdraw: (amount, idempotency_key, pin) => request("POST", "/api/wallet/withdrawals", { amount, idempotency_key }, { pin }),
+  send: (to_user_id, amount, memo, idempotency_key, pin) =>
+    request("POST", "/api/wallet/transfers", { to_user_id, amount, memo, idempotency_key }, { pin }),
+  setPIN: (pin, current_pin) => request("PUT", "/api/wallet/pin", current_pin ? { pin, current_pin } : { pin }),
   fund: (id) => request("GET", `/api/rooms/${id}/fund`),
   openFund: (id) => request("POST", `/api/rooms/${id}/fund`, { currency: "KRW" }),
-  pay: (id, amount, period, idempotency_key) => request("POST", `/api/rooms/${id}/fund/pay`, { amount, period, idempotency_key }),
+  pay: (id, amount, period, idempotency_key, pin) =>
+    request("POST", `/api/rooms/${id}/fund/pay`, { amount, period, idempotency_key }, { pin }),
   spend: (id, amount, memo, idempotency_key) => request("POST", `/api/rooms/${id}/fund/spend`, { amount, memo, idempotency_key }),
   refund: (id, user_id, amount, memo, idempotency_key) =>
     request("POST", `/api/rooms/${id}/fund/refund`, { user_id, amount, memo, idempotency_key }),
-  ledger: (id) => request("GET", `/api/rooms/${id}/fund/ledger` + q({ limit: 50 })).then((r) => r.entries),
+  // Off-wallet lines (cash, waivers) come with the first page.
+  ledger: (id) => request("GET", `/api/rooms/${id}/fund/ledger` + q({ limit: 50 })).then((r) => [...r.entries, ...(r.off_wallet || [])]),
   ledgerCSV: (id) => request("GET", `/api/rooms/${id}/fund/ledger?format=csv`, undefined, { raw: true }).then((r) => r.blob()),
   dues: (id) => request("GET", `/api/rooms/${id}/dues`),
   setDues: (id, amount, period, due_day) => request("PUT", `/api/rooms/${id}/dues`, { amount, period, due_day }),

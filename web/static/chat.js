@@ -84,25 +84,39 @@ export function mountChat(el, room) {
       h("span", { class: "quote-body" }, o.deleted ? t("chat.deleted") : o.body));
   }
 
+  // feeCard renders a fee event from its structured fields, in the
+  // reader's language; the server's Korean body is the fallback for
+  // events this client does not know.
   function feeCard(m) {
     const f = m.fee || {};
-    const titles = { dues: t("fee.dues"), spend: t("fee.spend"), refund: t("fee.refund"), reminder: t("fee.reminder") };
-    const sign = f.event === "dues" ? "+" : f.event === "reminder" ? "" : "−";
     const who = f.user ? memberName(room, f.user) : "";
+    const amount = f.amount ? won(f.amount) : "";
+    const texts = {
+      dues: () => t("feeText.dues", who, amount, f.period),
+      spend: () => t("feeText.spend", amount, f.memo || ""),
+      refund: () => t("feeText.refund", amount, who, f.period || "", f.memo || ""),
+      reminder: () => t("feeText.reminder", f.period, amount, f.due_date),
+      transfer: () => t("feeText.transfer", memberName(room, f.from), amount, who) + (f.memo ? ` — ${f.memo}` : ""),
+      autopay_failed: () => t("feeText.autopay_failed", who, f.period,
+        (f.reason === "insufficient_funds" ? t("reason.insufficient_funds") : t("reason.other")) + " " + (f.retry ? t("retry.yes") : t("retry.no"))),
+      autopay_cancelled: () => t("feeText.autopay_cancelled", who),
+      dues_record: () => t("feeText.dues_record", who, f.period, amount),
+      dues_waiver: () => t("feeText.dues_waiver", who, f.period),
+    };
+    const text = texts[f.event] ? texts[f.event]() : m.body;
+    // Only events that moved money show a signed amount; a failed auto-pay
+    // or an off-wallet record moved none.
+    const signs = { dues: "+", spend: "−", refund: "−", transfer: "" };
+    const sign = signs[f.event];
     const facts = [];
-    if (f.event === "dues") facts.push(who, f.period);
-    if (f.event === "spend" || f.event === "refund") facts.push(who, f.memo);
-    if (f.event === "reminder") {
-      facts.push(f.period, t("dues.due", f.due_date));
-      if (f.unpaid && f.unpaid.length) facts.push(t("fee.unpaid", f.unpaid.map((u) => memberName(room, u)).join(", ")));
-    }
+    if (f.event === "reminder" && f.unpaid && f.unpaid.length) facts.push(t("fee.unpaid", f.unpaid.map((u) => memberName(room, u)).join(", ")));
     return h("div", { class: `card fee-${f.event || "other"}`, "data-seq": m.seq, "data-ts": m.ts, "data-testid": "fee-card", "data-event": f.event || "" },
       h("div", { class: "day" }),
       h("div", { class: "card-in" },
-        h("div", { class: "card-head" }, h("span", { class: "card-tag" }, icon("coin"), titles[f.event] || t("fee.other")), h("time", {}, clock(m.ts))),
-        f.amount ? h("div", { class: "card-amount" }, sign + won(f.amount)) : null,
-        h("p", { class: "card-body" }, m.body),
-        facts.filter(Boolean).length ? h("p", { class: "card-facts" }, facts.filter(Boolean).join(" · ")) : null,
+        h("div", { class: "card-head" }, h("span", { class: "card-tag" }, icon("coin"), texts[f.event] ? t("fee." + f.event) : t("fee.other")), h("time", {}, clock(m.ts))),
+        f.amount && sign !== undefined ? h("div", { class: "card-amount" }, sign + won(f.amount)) : null,
+        h("p", { class: "card-body" }, text),
+        facts.length ? h("p", { class: "card-facts" }, facts.join(" · ")) : null,
         f.balance_after !== undefined ? h("p", { class: "card-foot" }, t("fee.balance", won(f.balance_after))) : null));
   }
 

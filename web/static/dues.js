@@ -46,6 +46,7 @@ export function mountDues(el, room) {
     ]);
     d.status = status.status === "fulfilled" ? status.value : null;
     d.ledger = ledger.status === "fulfilled" ? ledger.value : [];
+    d.ledger = [...d.ledger].sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
     if (!alive) return;
     data = d;
     render();
@@ -108,20 +109,57 @@ export function mountDues(el, room) {
     return text;
   }
 
+  // pinInput holds the wallet PIN for this panel's money moves; shown
+  // only when the wallet has one.
+  const pinInput = h("input", { type: "password", inputmode: "numeric", maxlength: 6, autocomplete: "off", placeholder: "••••••", "aria-label": t("dues.pin"), "data-testid": "pin-entry" });
+  const pin = () => pinInput.value;
+
   function walletSection() {
     const w = data.wallet;
-    const amount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", value: 50000, "aria-label": t("dues.amount"), "data-testid": "deposit-amount" });
+    const num = (testid, value) => h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", value, "aria-label": t("dues.amount"), "data-testid": testid });
+    const topUp = num("topup-amount", 50000);
+    const out = num("withdraw-amount", 10000);
+    const sendAmount = num("send-amount", 10000);
+    const others = (data.members || []).filter((m) => m.user_id !== state.me.id);
+    const sendTo = h("select", { "aria-label": t("dues.sendTo"), "data-testid": "send-to" }, others.map((m) => h("option", { value: m.user_id }, m.display_name)));
+    const sendMemo = h("input", { maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo"), "data-testid": "send-memo" });
+    const newPIN = h("input", { type: "password", inputmode: "numeric", maxlength: 6, pattern: "[0-9]{6}", required: true, autocomplete: "off", "aria-label": t("dues.newPIN"), "data-testid": "pin-new" });
+    const form = (testid, onsubmit, ...kids) => h("form", {
+      class: "row wrap", "data-testid": testid,
+      onsubmit: (e) => {
+        e.preventDefault();
+        onsubmit();
+      },
+    }, ...kids);
     return h("section", { class: "box" },
-      h("h3", {}, t("dues.wallet")),
+      h("h3", {}, t("dues.wallet"), w && w.test_money ? h("span", { class: "badge test", "data-testid": "test-money" }, t("dues.testMoney")) : null),
       h("div", { class: "amount", "data-testid": "wallet-balance" }, w ? won(w.balance) : "—"),
-      h("form", {
-        class: "row",
-        onsubmit: (e) => {
-          e.preventDefault();
-          const n = Number(amount.value);
-          act(() => api.deposit(n, keyFor("deposit")), t("dues.deposited", won(n)), "deposit");
-        },
-      }, amount, h("button", { type: "submit", class: "btn", "data-testid": "deposit" }, t("dues.topUp"))),
+      w && w.held ? h("p", { class: "muted small", "data-testid": "wallet-held" }, t("dues.held", won(w.held))) : null,
+      w && w.has_pin ? h("label", { class: "field" }, h("span", {}, t("dues.pin")), pinInput) : null,
+      w && w.provider ? form("topup-form", () => {
+        const n = Number(topUp.value);
+        act(() => api.topUp(n, keyFor("topup")).then((p) => {
+          // A real provider answers pending: its checkout window is the
+          // next step, which this client does not open yet.
+          if (p.status !== "confirmed") throw Object.assign(new Error(t("dues.topUpPending")), { code: "pending" });
+        }), t("dues.deposited", won(n)), "topup");
+      }, topUp, h("button", { type: "submit", class: "btn", "data-testid": "topup" }, w.test_money ? t("dues.topUpTest") : t("dues.topUp"))) :
+        h("p", { class: "muted small" }, t("dues.noPayments")),
+      w && w.provider ? form("withdraw-form", () => {
+        const n = Number(out.value);
+        act(() => api.withdraw(n, keyFor("withdraw"), pin()).then((p) => {
+          if (p.status === "failed") throw Object.assign(new Error(t("dues.withdrawFailed", p.failure || "")), { code: "failed" });
+        }), t("dues.withdrawn", won(n)), "withdraw");
+      }, out, h("button", { type: "submit", class: "btn", "data-testid": "withdraw" }, t("dues.withdraw"))) : null,
+      others.length ? form("send-form", async () => {
+        const n = Number(sendAmount.value);
+        const who = sendTo.selectedOptions[0].textContent;
+        if (!(await confirm(t("dues.send"), t("dues.sendConfirm", won(n), who), t("dues.send"), { testid: "send-dialog" }))) return;
+        act(() => api.send(Number(sendTo.value), n, sendMemo.value, keyFor("send"), pin()), t("dues.sent", won(n), who), "send");
+      }, sendTo, sendAmount, sendMemo, h("button", { type: "submit", class: "btn", "data-testid": "send-money" }, t("dues.send"))) : null,
+      form("pin-form", () => {
+        act(() => api.setPIN(newPIN.value, pin()), t("dues.pinSet"));
+      }, newPIN, h("button", { type: "submit", class: "btn small", "data-testid": "pin-save" }, w && w.has_pin ? t("dues.changePIN") : t("dues.setPIN"))),
       h("p", { class: "muted small" }, t("dues.topUpHint")));
   }
 
@@ -129,7 +167,7 @@ export function mountDues(el, room) {
     const balance = data.wallet ? data.wallet.balance : 0;
     const text = t("dues.payConfirm", won(owed), s.period, won(balance));
     if (!(await confirm(t("dues.payTitle"), text, t("dues.payOk"), { testid: "pay-dialog" }))) return;
-    act(() => api.pay(room, owed, s.period, keyFor("pay")), t("dues.paidToast", won(owed)), "pay");
+    act(() => api.pay(room, owed, s.period, keyFor("pay"), pin()), t("dues.paidToast", won(owed)), "pay");
   }
 
   function adminSection() {
@@ -149,9 +187,9 @@ export function mountDues(el, room) {
 
     const spendAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount") });
     const spendMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo") });
-    const refundWho = h("select", { "aria-label": t("dues.member") }, members.map((m) => h("option", { value: m.user_id }, m.display_name)));
-    const refundAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount") });
-    const refundMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo") });
+    const refundWho = h("select", { "aria-label": t("dues.member"), "data-testid": "refund-who" }, members.map((m) => h("option", { value: m.user_id }, m.display_name)));
+    const refundAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount"), "data-testid": "refund-amount" });
+    const refundMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo"), "data-testid": "refund-memo" });
 
     // Open while there is something to set up, folded away after.
     const setUp = !data.fund || !(data.dues && data.dues.current);
@@ -189,7 +227,22 @@ export function mountDues(el, room) {
           if (!(await confirm(t("dues.refund"), t("dues.refundConfirm", won(n), who, refundMemo.value), t("dues.refund")))) return;
           act(() => api.refund(room, Number(refundWho.value), n, refundMemo.value, keyFor("refund")), t("dues.refunded", won(n)), "refund");
         },
-      }, h("h4", {}, t("dues.refund")), h("div", { class: "row wrap" }, refundWho, refundAmount, refundMemo), h("button", { type: "submit", class: "btn" }, t("dues.refund"))) : null,
+      }, h("h4", {}, t("dues.refund")), h("div", { class: "row wrap" }, refundWho, refundAmount, refundMemo), h("button", { type: "submit", class: "btn", "data-testid": "refund" }, t("dues.refund"))) : null,
+      state.rooms.get(room).role === "owner" ? h("div", { class: "stack", "data-testid": "delete-room-box" },
+        h("h4", {}, t("dues.deleteRoom")),
+        h("p", { class: "muted small" }, data.fund && data.fund.balance > 0 ? t("dues.settleFirst", won(data.fund.balance)) : t("dues.deleteHint")),
+        h("button", {
+          type: "button", class: "btn danger", "data-testid": "delete-room",
+          onclick: async () => {
+            if (!(await confirm(t("dues.deleteRoom"), t("dues.deleteConfirm"), t("dues.deleteRoom"), { testid: "delete-dialog" }))) return;
+            try {
+              await api.deleteRoom(room);
+              location.hash = "#/";
+            } catch (e) {
+              toast(e.code === "fund_not_empty" ? t("dues.settleFirst", won(data.fund ? data.fund.balance : 0)) : errorText(e), "error");
+            }
+          },
+        }, t("dues.deleteRoom"))) : null,
       data.status ? h("div", { class: "stack" },
         h("h4", {}, t("dues.remind")),
         h("p", { class: "muted small" }, t("dues.remindHint")),
@@ -209,9 +262,12 @@ export function mountDues(el, room) {
         h("thead", {}, h("tr", {}, h("th", {}, t("dues.when")), h("th", {}, t("dues.what")), h("th", { class: "num" }, t("dues.amount")), h("th", { class: "num" }, t("dues.balance")))),
         h("tbody", {}, rows.map((l) => h("tr", { "data-testid": "ledger-row" },
           h("td", { class: "nowrap" }, date(l.at)),
-          h("td", {}, h("div", {}, t("kind." + l.kind), l.member ? ` · ${l.member}` : ""), l.memo || l.period ? h("div", { class: "muted small" }, l.memo || l.period) : null),
-          h("td", { class: `num ${l.amount < 0 ? "neg" : "pos"}` }, (l.amount > 0 ? "+" : "") + won(l.amount)),
-          h("td", { class: "num" }, won(l.balance_after)))))) : h("p", { class: "muted" }, t("dues.noLedger")));
+          h("td", {}, h("div", {}, t("kind." + l.kind), l.member ? ` · ${l.member}` : "",
+            l.off_wallet ? h("span", { class: "badge", "data-testid": "off-wallet" }, t("dues.offWallet")) : null,
+            l.test ? h("span", { class: "badge test" }, t("dues.testMoney")) : null),
+          l.memo || l.period ? h("div", { class: "muted small" }, l.memo || l.period) : null),
+          h("td", { class: `num ${l.off_wallet ? "" : l.amount < 0 ? "neg" : "pos"}` }, (l.amount > 0 && !l.off_wallet ? "+" : "") + won(l.amount)),
+          h("td", { class: "num" }, l.off_wallet ? "—" : won(l.balance_after)))))) : h("p", { class: "muted" }, t("dues.noLedger")));
   }
 
   async function downloadCSV() {
@@ -236,7 +292,8 @@ export function mountDues(el, room) {
       toast(okText, "ok");
     } catch (e) {
       if (key) settled(key, e);
-      toast(e.code === "insufficient_funds" ? t("dues.insufficient") : errorText(e), "error");
+      const known = { insufficient_funds: "dues.insufficient", pin_required: "dues.pinRequired", wrong_pin: "dues.wrongPIN", pin_locked: "dues.pinLocked" };
+      toast(known[e.code] ? t(known[e.code]) : e.code === "pending" || e.code === "failed" ? e.message : errorText(e), "error");
     }
     await load().catch((e) => toast(errorText(e), "error"));
   }

@@ -1,0 +1,25 @@
+package hub
+
+import "context"
+
+// nextBatch waits for one item on ch, then takes whatever else is already
+// queued, up to limit, without waiting for more: a batch is one item when
+// the load is light and many when it is heavy. ok is false once ctx ends.
+func nextBatch[T any](ctx context.Context, ch <-chan T, batch []T, limit int) (_ []T, ok bool) {
+	batch = batch[:0]
+	select {
+	case <-ctx.Done():
+		return batch, false
+	case v := <-ch:
+		batch = append(batch, v)
+	}
+	for len(batch) < limit {
+		select {
+		case v := <-ch:
+			batch = append(batch, v)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
+}

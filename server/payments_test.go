@@ -1,0 +1,207 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"moim/fees"
+)
+
+type paymentView struct {
+	ID       int64  `json:"id"`
+	Kind     string `json:"kind"`
+	Status   string `json:"status"`
+	Provider string `json:"provider"`
+	Amount   int64  `json:"amount"`
+	Test     bool   `json:"test"`
+	OrderID  string `json:"order_id"`
+	Failure  string `json:"failure"`
+	Checkout *struct {
+		ClientKey   string `json:"client_key"`
+		CustomerKey string `json:"customer_key"`
+		OrderID     string `json:"order_id"`
+		Amount      int64  `json:"amount"`
+	} `json:"checkout"`
+}
+
+// TestSandboxTopUpsAndWithdrawals: the sandbox confirms at once and marks
+// its money as test money in the API, the ledger and the CSV; withdrawals
+// hold then pay out; the old deposit no longer credits anything.
+func TestSandboxTopUpsAndWithdrawals(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	u := n.user(t, "Payer")
+	var p, again paymentView
+	u.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 30000, "idempotency_key": "t1"}, &p)
+	if p.Status != "confirmed" || p.Provider != "sandbox" || !p.Test || p.Amount != 30000 || p.Checkout != nil {
+		t.Fatalf("sandbox top-up %+v", p)
+	}
+	u.must(200, "POST", "/api/wallet/topups", map[string]any{"amount": 30000, "idempotency_key": "t1"}, &again)
+	u.fails(409, "idempotency_conflict", "POST", "/api/wallet/topups", map[string]any{"amount": 30001, "idempotency_key": "t1"})
+	u.fails(400, "validation", "POST", "/api/wallet/topups", map[string]any{"amount": 1, "idempotency_key": "pay:x"})
+	u.fails(400, "invalid_amount", "POST", "/api/wallet/topups", map[string]any{"amount": 0, "idempotency_key": "t0"})
+	u.fails(410, "deposit_removed", "POST", "/api/wallet/deposit", map[string]any{"amount": 1000, "idempotency_key": "d"})
+	var w struct {
+		Balance   int64  `json:"balance"`
+		Held      int64  `json:"held"`
+		Provider  string `json:"provider"`
+		TestMoney bool   `json:"test_money"`
+	}
+	u.must(200, "GET", "/api/wallet", nil, &w)
+	if again.ID != p.ID || w.Balance != 30000 || w.Provider != "sandbox" || !w.TestMoney {
+		t.Fatalf("after a repeated top-up: %+v then %+v, wallet %+v", p, again, w)
+	}
+	var txs struct {
+		Transactions []fees.Line `json:"transactions"`
+	}
+	u.must(200, "GET", "/api/wallet/transactions", nil, &txs)
+	if len(txs.Transactions) != 1 || txs.Transactions[0].Kind != "topup" || !txs.Transactions[0].Test {
+		t.Fatalf("wallet lines %+v", txs.Transactions)
+	}
+
+	var wd paymentView
+	u.must(201, "POST", "/api/wallet/withdrawals", map[string]any{"amount": 12000, "idempotency_key": "w1"}, &wd)
+	if wd.Kind != "withdrawal" || wd.Status != "confirmed" {
+		t.Fatalf("withdrawal %+v", wd)
+	}
+	u.must(200, "POST", "/api/wallet/withdrawals", map[string]any{"amount": 12000, "idempotency_key": "w1"}, nil)
+	u.fails(409, "insufficient_funds", "POST", "/api/wallet/withdrawals", map[string]any{"amount": 18001, "idempotency_key": "w2"})
+	u.fails(409, "insufficient_funds", "POST", "/api/wallet/withdrawals", map[string]any{"amount": 18001, "idempotency_key": "w2"})
+	u.must(200, "GET", "/api/wallet", nil, &w)
+	if w.Balance != 18000 || w.Held != 0 {
+		t.Fatalf("after withdrawing 12000 of 30000: %+v", w)
+	}
+	checkBooks(t, n)
+}
+
+func TestPaymentsNotConfigured(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Payments = "off"
+	n := startTestNode(t, cfg)
+	u := n.user(t, "Payer")
+	u.fails(503, "payments_not_configured", "POST", "/api/wallet/topups", map[string]any{"amount": 1000, "idempotency_key": "t"})
+	u.fails(503, "payments_not_configured", "POST", "/api/wallet/withdrawals", map[string]any{"amount": 1000, "idempotency_key": "w"})
+	u.fails(503, "payments_not_configured", "POST", "/api/wallet/topups/confirm", map[string]any{"order_id": "o", "payment_key": "k", "amount": 1000})
+	if u.balance() != 0 {
+		t.Fatal("money appeared with no provider")
+	}
+}
+
+// tossConfirmStandIn is a local stand-in for Toss Payments' documented
+// confirm and lookup API (POST /v1/payments/confirm, GET
+// /v1/payments/{paymentKey}), the only way to run Toss's flow offline. It
+// approves whatever checkout the test registered with paid().
+type tossConfirmStandIn struct {
+	mu       sync.Mutex
+	paid     map[string]map[string]any // paymentKey → Toss Payment object
+	confirms int
+}
+
+func (s *tossConfirmStandIn) pay(paymentKey, orderID string, amount int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paid[paymentKey] = map[string]any{"paymentKey": paymentKey, "orderId": orderID, "status": "DONE", "totalAmount": amount}
+}
+
+func (s *tossConfirmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.Header.Get("Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("test_sk_moim:")) {
+		w.WriteHeader(401)
+		_ = json.NewEncoder(w).Encode(map[string]string{"code": "UNAUTHORIZED_KEY", "message": "bad key"})
+		return
+	}
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/payments/confirm":
+		s.confirms++
+		var req struct {
+			PaymentKey, OrderID string
+			Amount              int64
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		p := s.paid[req.PaymentKey]
+		if p == nil || p["orderId"] != req.OrderID || p["totalAmount"] != req.Amount {
+			w.WriteHeader(400)
+			_ = json.NewEncoder(w).Encode(map[string]string{"code": "REJECT_CARD_PAYMENT", "message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다."})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(p)
+	case r.Method == http.MethodGet && len(r.URL.Path) > len("/v1/payments/"):
+		p := s.paid[r.URL.Path[len("/v1/payments/"):]]
+		if p == nil {
+			w.WriteHeader(404)
+			_ = json.NewEncoder(w).Encode(map[string]string{"code": "NOT_FOUND_PAYMENT", "message": "없음"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(p)
+	default:
+		w.WriteHeader(404)
+	}
+}
+
+// TestTossTopUpConfirmAndWebhook runs Toss's flow against the stand-in:
+// a top-up is pending with what the widget needs; only the server's
+// confirm (or a notification checked back with Toss) credits the wallet,
+// once, for the amount the top-up was started with.
+func TestTossTopUpConfirmAndWebhook(t *testing.T) {
+	toss := &tossConfirmStandIn{paid: map[string]map[string]any{}}
+	srv := httptest.NewServer(toss)
+	defer srv.Close()
+	cfg := testConfig(t)
+	cfg.Payments, cfg.TossSecretKey, cfg.TossClientKey, cfg.TossAPI = "toss", "test_sk_moim", "test_ck_moim", srv.URL
+	n := startTestNode(t, cfg)
+	u, other := n.user(t, "Payer"), n.user(t, "Other")
+
+	var p paymentView
+	u.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "t1"}, &p)
+	if p.Status != "pending" || p.Provider != "toss" || !p.Test || p.Checkout == nil || p.Checkout.ClientKey != "test_ck_moim" ||
+		p.Checkout.OrderID != p.OrderID || p.Checkout.Amount != 50000 {
+		t.Fatalf("toss top-up %+v", p)
+	}
+	if u.balance() != 0 {
+		t.Fatal("a pending top-up credited the wallet")
+	}
+	// The browser pays 50,000 at Toss and comes back with the paymentKey.
+	toss.pay("pk_1", p.OrderID, 50000)
+	confirm := map[string]any{"order_id": p.OrderID, "payment_key": "pk_1", "amount": 50000}
+	u.fails(400, "amount_mismatch", "POST", "/api/wallet/topups/confirm", map[string]any{"order_id": p.OrderID, "payment_key": "pk_1", "amount": 500})
+	other.fails(404, "not_found", "POST", "/api/wallet/topups/confirm", confirm)
+	var c paymentView
+	u.must(200, "POST", "/api/wallet/topups/confirm", confirm, &c)
+	u.must(200, "POST", "/api/wallet/topups/confirm", confirm, nil)
+	if c.Status != "confirmed" || u.balance() != 50000 || toss.confirms != 1 {
+		t.Fatalf("confirmed %+v; wallet %d after %d confirms at Toss", c, u.balance(), toss.confirms)
+	}
+
+	// A card Toss declines: the top-up fails, nothing is credited.
+	var d paymentView
+	u.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 9000, "idempotency_key": "t2"}, &d)
+	u.must(200, "POST", "/api/wallet/topups/confirm", map[string]any{"order_id": d.OrderID, "payment_key": "pk_declined", "amount": 9000}, &d)
+	if d.Status != "failed" || d.Failure == "" || u.balance() != 50000 {
+		t.Fatalf("declined top-up %+v, wallet %d", d, u.balance())
+	}
+
+	// Paid at Toss, but the browser never came back: Toss's notification
+	// is checked back with Toss and credits once; a forged one does not.
+	var lost paymentView
+	u.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 7000, "idempotency_key": "t3"}, &lost)
+	anon := n.anon(t)
+	anon.fails(404, "not_found", "POST", "/api/payments/webhook", map[string]any{"eventType": "PAYMENT_STATUS_CHANGED", "data": map[string]any{"paymentKey": "pk_forged", "orderId": lost.OrderID, "status": "DONE"}})
+	toss.pay("pk_3", lost.OrderID, 7000)
+	for range 2 {
+		anon.must(200, "POST", "/api/payments/webhook", map[string]any{"eventType": "PAYMENT_STATUS_CHANGED", "data": map[string]any{"paymentKey": "pk_3", "status": "DONE"}}, nil)
+	}
+	if u.balance() != 57000 {
+		t.Fatalf("after the notification: wallet %d, want 57000", u.balance())
+	}
+	// Toss cannot pay out through Moim yet: the hold is released at once.
+	var wd paymentView
+	u.must(201, "POST", "/api/wallet/withdrawals", map[string]any{"amount": 1000, "idempotency_key": "w"}, &wd)
+	if wd.Status != "failed" || u.balance() != 57000 {
+		t.Fatalf("toss withdrawal %+v, wallet %d", wd, u.balance())
+	}
+	checkBooks(t, n)
+}
