@@ -9,6 +9,7 @@ type inviteResult struct {
 	Added          []int64 `json:"added"`
 	Invited        []int64 `json:"invited"`
 	AlreadyMembers []int64 `json:"already_members"`
+	Banned         []int64 `json:"banned"`
 }
 
 type invitationList struct {
@@ -49,10 +50,10 @@ func (c *client) systemEvents(room int64) []string {
 func TestInvitationsFollowTheContactRule(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	owner, friend, stranger, member, outsider := n.user(t, "Owner"), n.user(t, "Friend"), n.user(t, "Stranger"), n.user(t, "Member"), n.user(t, "Outsider")
-	friend.must(201, "POST", "/api/contacts", map[string]any{"user_id": owner.id}, nil)
+	friend.must(201, "POST", "/api/contacts", map[string]any{"username": owner.username}, nil)
 	// The owner having the stranger as a contact is not enough: the
 	// stranger must have the owner.
-	owner.must(201, "POST", "/api/contacts", map[string]any{"user_id": stranger.id}, nil)
+	owner.must(201, "POST", "/api/contacts", map[string]any{"username": stranger.username}, nil)
 	ws := n.connect(stranger)
 
 	// Room creation: the friend is in at once, the stranger is invited.
@@ -142,6 +143,21 @@ func TestInvitationsFollowTheContactRule(t *testing.T) {
 	if _, in := outsider.myRoles()[room.ID]; in {
 		t.Fatal("declining made a member")
 	}
+
+	// A removed member is banned: not invitable, and an invitation sent
+	// before the removal cannot be accepted.
+	pending := n.user(t, "Pending")
+	owner.must(200, "POST", mp, map[string]any{"user_ids": []int64{pending.id}}, nil)
+	var pend invitationList
+	pending.must(200, "GET", "/api/invitations", nil, &pend)
+	owner.must(204, "DELETE", mp+urlf("/%d", member.id), nil, nil)
+	owner.must(200, "POST", mp, map[string]any{"user_ids": []int64{member.id}}, &res)
+	if !slices.Equal(res.Banned, []int64{member.id}) || len(res.Added)+len(res.Invited) != 0 {
+		t.Fatalf("inviting a banned user: %+v", res)
+	}
+	pending.must(200, "POST", urlf("/api/rooms/%d/join", room.ID), nil, nil)
+	owner.must(204, "DELETE", mp+urlf("/%d", pending.id), nil, nil)
+	pending.fails(403, "banned", "POST", urlf("/api/invitations/%d/accept", pend.Invitations[0].ID), nil)
 
 	// Deleting the room takes its invitations with it.
 	late := n.user(t, "Late")

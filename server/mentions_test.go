@@ -6,14 +6,6 @@ import (
 	"testing"
 )
 
-// username reads the caller's username.
-func (c *client) username() string {
-	c.t.Helper()
-	var me struct{ Username string }
-	c.must(200, "GET", "/api/me", nil, &me)
-	return me.Username
-}
-
 type mentionMsg struct {
 	Seq      int64   `json:"seq"`
 	Body     string  `json:"body"`
@@ -25,7 +17,7 @@ func TestMentionsNameMembersAtSendTime(t *testing.T) {
 	alice, bob, dan, carol := n.user(t, "Alice"), n.user(t, "Bob"), n.user(t, "Dan"), n.user(t, "Carol")
 	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id, dan.id}})
 	wb := n.connect(bob)
-	bobName, danName, carolName := bob.username(), dan.username(), carol.username()
+	bobName, danName, carolName := bob.username, dan.username, carol.username
 
 	// Upper case matches; a non-member, an e-mail address and a repeat do not add anyone.
 	wa := n.connect(alice)

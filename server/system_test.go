@@ -21,6 +21,9 @@ func TestSystemMessagesTellTheRoomWhoCameAndWent(t *testing.T) {
 	owner.must(200, "PATCH", rp, map[string]any{"name": "산악회"}, nil)
 	owner.must(200, "PATCH", rp, map[string]any{"description": "no name change: nothing said"}, nil)
 	joiner.must(204, "POST", rp+"/leave", nil, nil)
+	second := n.user(t, "Heir")
+	second.must(200, "POST", rp+"/join", nil, nil)
+	owner.must(200, "PUT", rp+"/owner", map[string]any{"user_id": second.id}, nil)
 
 	// Live, in order, to a member's connection.
 	want := []struct {
@@ -33,6 +36,8 @@ func TestSystemMessagesTellTheRoomWhoCameAndWent(t *testing.T) {
 		{"removed", "", "", "Owner님이 Kicked님을 내보냈습니다.", kicked.id, owner.id},
 		{"renamed", "", "산악회", "Owner님이 방 이름을 '산악회'(으)로 바꿨습니다.", 0, owner.id},
 		{"left", "", "", "민수님이 나갔습니다.", joiner.id, 0},
+		{"joined", "", "", "Heir님이 들어왔습니다.", second.id, 0},
+		{"owner_changed", "", "", "Owner님이 Heir님에게 방장을 넘겼습니다.", second.id, owner.id},
 	}
 	var seqs []int64
 	for _, w := range want {
@@ -45,7 +50,7 @@ func TestSystemMessagesTellTheRoomWhoCameAndWent(t *testing.T) {
 		seqs = append(seqs, m.Seq)
 	}
 	// Stored and synced like any message.
-	if ev := owner.systemEvents(room.ID); !slices.Equal(ev, []string{"joined", "role_changed", "role_changed", "removed", "renamed", "left"}) {
+	if ev := owner.systemEvents(room.ID); !slices.Equal(ev, []string{"joined", "role_changed", "role_changed", "removed", "renamed", "left", "joined", "owner_changed"}) {
 		t.Fatalf("history's system messages %v", ev)
 	}
 	wo.send(map[string]any{"type": "sync", "rooms": map[string]int64{fmt.Sprint(room.ID): seqs[0] - 1}})
