@@ -178,6 +178,7 @@ func (s *Rooms) addMembers(ctx context.Context, roomID int64, ids []int64) ([]in
 	return added, nil
 }
 
+// removeFromMirror undoes a mirror Add of users a failed commit did not add.
 func (s *Rooms) removeFromMirror(ctx context.Context, roomID int64, ids []int64) error {
 	var errs []error
 	for _, id := range ids {
