@@ -64,6 +64,11 @@ func (k Keys) Presence(userID int64) string {
 // serves from the recent stream.
 func (k Keys) Deleted(roomID int64) string { return k.room(roomID, "deleted") }
 
+// Edited is a hash of a room's edited seqs → the edited message JSON,
+// applied to what sync serves from the recent stream (whose entries
+// cannot change in place).
+func (k Keys) Edited(roomID int64) string { return k.room(roomID, "edited") }
+
 // SeqHi is the highest seq of the room reserved in the store: the send
 // script hands out seqs up to it, and a restored counter starts past it.
 func (k Keys) SeqHi(roomID int64) string { return k.room(roomID, "seqhi") }

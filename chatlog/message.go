@@ -6,6 +6,7 @@ package chatlog
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 )
 
@@ -30,8 +31,17 @@ type Message struct {
 	ReplyTo int64  `bson:"reply_to,omitempty" json:"reply_to,omitempty"`
 	Kind    string `bson:"kind" json:"kind"`
 	Deleted bool   `bson:"deleted,omitempty" json:"deleted,omitempty"`
+	// Mentions are the members the body names as @username, resolved
+	// when it was sent.
+	Mentions []int64 `bson:"mentions,omitempty" json:"mentions,omitempty"`
+	// EditedAt is when the author last edited the body, unix ms; 0 when
+	// never.
+	EditedAt int64 `bson:"edited_at,omitempty" json:"edited_at,omitempty"`
 	// Fee holds a fee event's structured fields (kind "fee").
 	Fee map[string]any `bson:"fee,omitempty" json:"fee,omitempty"`
+	// System holds a system message's structured fields (kind "system"),
+	// so clients can render it in the reader's language.
+	System map[string]any `bson:"system,omitempty" json:"system,omitempty"`
 }
 
 // Draft is a message before it has a seq: its JSON is split around the
@@ -74,9 +84,22 @@ func NewDraft(room, from int64, name, body, cid, kind string, replyTo, ts int64)
 }
 
 // WithFee adds a fee event's structured fields to the draft's JSON.
-func (d *Draft) WithFee(fee json.RawMessage) {
-	d.Tail = append(d.Tail[:len(d.Tail)-1], `,"fee":`...)
-	d.Tail = append(append(d.Tail, fee...), '}')
+func (d *Draft) WithFee(fee json.RawMessage) { d.with("fee", fee) }
+
+// WithMentions adds the ids of members mentioned by @username.
+func (d *Draft) WithMentions(ids []int64) {
+	raw, _ := json.Marshal(ids) // a slice of ints always marshals
+	d.with("mentions", raw)
+}
+
+// WithSystem adds a system message's structured fields to the draft's JSON.
+func (d *Draft) WithSystem(system json.RawMessage) { d.with("system", system) }
+
+// with appends a field holding raw JSON before the closing brace.
+func (d *Draft) with(field string, raw json.RawMessage) {
+	d.Tail = append(d.Tail[:len(d.Tail)-1], `,"`...)
+	d.Tail = append(append(d.Tail, field...), `":`...)
+	d.Tail = append(append(d.Tail, raw...), '}')
 }
 
 // Encode is the message's JSON with seq spliced in.
@@ -115,6 +138,22 @@ func Tombstone(msg []byte) []byte {
 	return b
 }
 
+// Edited is a message as clients see it after its author replaced the
+// body at editedAt (unix ms): the same message, seq and time, with the new
+// body and "edited_at".
+func Edited(msg []byte, body string, editedAt int64) ([]byte, error) {
+	var m Message
+	if err := json.Unmarshal(msg, &m); err != nil {
+		return nil, fmt.Errorf("chatlog: edit unreadable message %.80q: %w", msg, err)
+	}
+	m.Body, m.EditedAt = body, editedAt
+	b, err := json.Marshal(&m)
+	if err != nil {
+		return nil, fmt.Errorf("chatlog: encode edited message %d of room %d: %w", m.Seq, m.Room, err)
+	}
+	return b, nil
+}
+
 // Gap is a range of a room's seqs that may name messages lost before they
 // were stored (Redis lost acknowledged data); seqs in it that do exist
 // are served as usual, the others never will be.
@@ -144,7 +183,19 @@ type Batch struct {
 	// recipient.
 	Encoded [][]byte
 	Deletes []Deletion
+	Edits   []Edit
 	Reads   []ReadMark
+}
+
+// Edit replaces message Seq of Room with Msg, its edited JSON (Edited),
+// whose new body is Body, edited at At (unix ms); Done reports that the
+// message existed and was not deleted.
+type Edit struct {
+	Room, Seq int64
+	Msg       []byte
+	Body      string
+	At        int64
+	Done      bool
 }
 
 // Deletion deletes message Seq of Room on behalf of By; Done reports that

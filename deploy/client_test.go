@@ -18,14 +18,14 @@ import (
 
 // user is a signed-up account with its token.
 type user struct {
-	base, token string
-	id          int64
+	base, token, username string
+	id                    int64
 }
 
 func signup(t *testing.T, base, name string) *user {
 	t.Helper()
-	u := &user{base: base}
 	username := "u_" + randomName("")
+	u := &user{base: base, username: username}
 	var created struct{ ID int64 }
 	u.do(t, 201, "POST", "/api/auth/signup", map[string]any{"username": username, "password": "password1", "display_name": name}, &created)
 	var login struct{ Token string }

@@ -227,6 +227,9 @@ func (c checker) run(q query, noDataOK bool) []string {
 func drive(t *testing.T, lb string, sent int) {
 	alice, bob, carol := signup(t, lb, "Alice"), signup(t, lb, "Bob"), signup(t, lb, "Carol")
 	var room, other struct{ ID int64 }
+	// Bob has Alice among his contacts, so her room takes him in at once
+	// (a stranger would only be invited).
+	bob.do(t, 201, "POST", "/api/contacts", map[string]any{"username": alice.username}, nil)
 	alice.do(t, 201, "POST", "/api/rooms", map[string]any{"name": "Hiking club", "member_ids": []int64{bob.id}}, &room)
 	carol.do(t, 201, "POST", "/api/rooms", map[string]any{"name": "Choir"}, &other)
 

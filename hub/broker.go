@@ -35,6 +35,9 @@ type Broker interface {
 	// delete tombstones a message durably and tells the room; false when
 	// it was deleted already.
 	delete(ctx context.Context, room, seq, by int64) (bool, error)
+	// edit replaces a message that is not deleted, durably, and tells the
+	// room; false when it was deleted (or is unknown to the log).
+	edit(ctx context.Context, e *chatlog.Edit) (bool, error)
 	// markRead raises a member's read position durably, never lowering
 	// it nor past the room's newest seq, and returns the new position (0
 	// when it did not move).

@@ -75,6 +75,7 @@ type MemoryBroker struct {
 type memOp struct {
 	draft *chatlog.Draft
 	del   *chatlog.Deletion
+	edit  *chatlog.Edit
 	read  *chatlog.ReadMark
 	acc   chatlog.Accepted
 	err   error
@@ -191,6 +192,8 @@ func (b *MemoryBroker) commit(ops []*memOp) {
 			lb.Drafts = append(lb.Drafts, op.draft)
 		case op.del != nil:
 			lb.Deletes = append(lb.Deletes, *op.del)
+		case op.edit != nil:
+			lb.Edits = append(lb.Edits, *op.edit)
 		case op.read != nil:
 			lb.Reads = append(lb.Reads, *op.read)
 		}
@@ -207,7 +210,7 @@ func (b *MemoryBroker) commit(ops []*memOp) {
 		return
 	}
 	b.failing.Store(nil)
-	var d, x int
+	var d, x, e int
 	for _, op := range ops {
 		switch {
 		case op.draft != nil:
@@ -226,6 +229,14 @@ func (b *MemoryBroker) commit(ops []*memOp) {
 				b.queue(del.Room, encode(deletedEvent{Type: "deleted", Room: del.Room, Seq: del.Seq, By: del.By}))
 			}
 			x++
+		case op.edit != nil:
+			ed := lb.Edits[e]
+			op.edit.Done = ed.Done
+			if ed.Done {
+				b.room(ed.Room).replace(ed.Seq, ed.Msg)
+				b.queue(ed.Room, encode(editedEvent{Type: "edited", Room: ed.Room, Seq: ed.Seq, Body: ed.Body, EditedAt: ed.At}))
+			}
+			e++
 		}
 	}
 	for _, op := range ops {
@@ -283,6 +294,15 @@ func (r *memRoom) append(seq int64, msg []byte, keep int) {
 		r.first = seq - int64(n) + 1
 	}
 	r.top, r.topKnown = max(r.top, seq), true
+}
+
+// replace puts an edited message in the ring, if it is still there.
+func (r *memRoom) replace(seq int64, msg []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i := seq - r.first; i >= 0 && i < int64(len(r.ring)) {
+		r.ring[i] = msg
+	}
 }
 
 func (r *memRoom) tombstone(seq int64) {
@@ -375,6 +395,14 @@ func (b *MemoryBroker) delete(ctx context.Context, room, seq, by int64) (bool, e
 		return false, fmt.Errorf("hub: delete message %d of room %d: %w", seq, room, err)
 	}
 	return op.del.Done, nil
+}
+
+func (b *MemoryBroker) edit(ctx context.Context, e *chatlog.Edit) (bool, error) {
+	op := &memOp{edit: e}
+	if err := b.run(ctx, op); err != nil {
+		return false, fmt.Errorf("hub: edit message %d of room %d: %w", e.Seq, e.Room, err)
+	}
+	return e.Done, nil
 }
 
 // reads returns the room's read positions, loading them once; callers

@@ -30,12 +30,15 @@ var (
 	deleteLua string
 	//go:embed seqhi.lua
 	seqHiLua string
+	//go:embed edit.lua
+	editLua string
 
 	sendScript     = redis.NewScript(sendLua)
 	markReadScript = redis.NewScript(readLua)
 	presenceScript = redis.NewScript(presenceLua)
 	deleteScript   = redis.NewScript(deleteLua)
 	seqHiScript    = redis.NewScript(seqHiLua)
+	editScript     = redis.NewScript(editLua)
 )
 
 // SeqStore is what the Redis broker needs from the message store so that a
@@ -385,31 +388,38 @@ func (b *RedisBroker) recentBefore(ctx context.Context, room, before int64, limi
 	return b.tombstoned(ctx, room, entries)
 }
 
-// tombstoned returns the messages of recent stream entries, the deleted
-// ones as tombstones.
+// tombstoned returns the messages of recent stream entries as clients see
+// them: deleted ones as tombstones, edited ones edited.
 func (b *RedisBroker) tombstoned(ctx context.Context, room int64, entries []redis.XMessage) ([][]byte, error) {
 	msgs := make([][]byte, 0, len(entries))
 	if len(entries) == 0 {
 		return msgs, nil
 	}
-	deleted, err := b.rdb.SMembers(ctx, b.keys.Deleted(room)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("hub: read deleted of room %d: %w", room, err)
+	pipe := b.rdb.Pipeline()
+	delCmd := pipe.SMembers(ctx, b.keys.Deleted(room))
+	editCmd := pipe.HGetAll(ctx, b.keys.Edited(room))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("hub: read deleted and edited of room %d: %w", room, err)
 	}
-	gone := make(map[string]bool, len(deleted))
-	for _, s := range deleted {
+	gone := make(map[string]bool, len(delCmd.Val()))
+	for _, s := range delCmd.Val() {
 		gone[s] = true
 	}
+	edited := editCmd.Val()
 	for _, e := range entries {
 		m, ok := e.Values[chatlog.FieldMessage].(string)
 		if !ok {
 			continue
 		}
-		if seq, _, _ := strings.Cut(e.ID, "-"); gone[seq] {
+		seq, _, _ := strings.Cut(e.ID, "-")
+		switch {
+		case gone[seq]:
 			msgs = append(msgs, chatlog.Tombstone([]byte(m)))
-			continue
+		case edited[seq] != "":
+			msgs = append(msgs, []byte(edited[seq]))
+		default:
+			msgs = append(msgs, []byte(m))
 		}
-		msgs = append(msgs, []byte(m))
 	}
 	return msgs, nil
 }
@@ -470,6 +480,17 @@ func (b *RedisBroker) delete(ctx context.Context, room, seq, by int64) (bool, er
 	return n == 1, nil
 }
 
+func (b *RedisBroker) edit(ctx context.Context, e *chatlog.Edit) (bool, error) {
+	ev := encode(editedEvent{Type: "edited", Room: e.Room, Seq: e.Seq, Body: e.Body, EditedAt: e.At})
+	n, err := editScript.Run(ctx, b.rdb, []string{b.keys.Deleted(e.Room), b.keys.Edited(e.Room), b.keys.Persist(b.keys.Shard(e.Room))},
+		e.Seq, e.Msg, b.keys.Channel(e.Room), ev, b.subs.publishCommand()).Int()
+	if err != nil {
+		return false, fmt.Errorf("hub: edit message %d of room %d: %w", e.Seq, e.Room, err)
+	}
+	e.Done = n == 1
+	return e.Done, nil
+}
+
 func (b *RedisBroker) publishAll(ctx context.Context, rooms []int64, payload []byte) error {
 	if len(rooms) == 0 {
 		return nil
@@ -519,6 +540,7 @@ func (b *RedisBroker) activity(ctx context.Context, roomIDs []int64, user int64)
 		read *redis.StringCmd
 		last *redis.XMessageSliceCmd
 		del  *redis.StringSliceCmd
+		edit *redis.MapStringStringCmd
 	}
 	pipe := b.rdb.Pipeline()
 	cs := make([]cmds, len(roomIDs))
@@ -529,6 +551,7 @@ func (b *RedisBroker) activity(ctx context.Context, roomIDs []int64, user int64)
 			read: pipe.HGet(ctx, b.keys.Reads(r), uid),
 			last: pipe.XRevRangeN(ctx, b.keys.Recent(r), "+", "-", 1),
 			del:  pipe.SMembers(ctx, b.keys.Deleted(r)),
+			edit: pipe.HGetAll(ctx, b.keys.Edited(r)),
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -543,6 +566,9 @@ func (b *RedisBroker) activity(ctx context.Context, roomIDs []int64, user int64)
 			if msg, ok := entries[0].Values[chatlog.FieldMessage].(string); ok {
 				a.Last = json.RawMessage(msg)
 				lastSeq, _, _ := strings.Cut(entries[0].ID, "-")
+				if m := cs[i].edit.Val()[lastSeq]; m != "" {
+					a.Last = json.RawMessage(m)
+				}
 				for _, d := range cs[i].del.Val() {
 					if d == lastSeq {
 						a.Last = chatlog.Tombstone(a.Last)

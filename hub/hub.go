@@ -88,6 +88,9 @@ type Directory interface {
 	RoomIDs(ctx context.Context, userID int64) ([]int64, error)
 	// IsAdmin reports whether the user may manage the room (owner or admin).
 	IsAdmin(ctx context.Context, roomID, userID int64) (bool, error)
+	// MemberIDsByUsername lists the members of a room with these
+	// (lower-case) usernames, for @mentions.
+	MemberIDsByUsername(ctx context.Context, roomID int64, usernames []string) ([]int64, error)
 	// MemberIDs lists a room's members to one of them (an api error for
 	// anyone else).
 	MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error)
@@ -391,7 +394,11 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 // one) published.
 func (h *Hub) membershipEvent(payload []byte) {
 	var ev membershipEvent
-	if json.Unmarshal(payload, &ev) == nil {
+	switch {
+	case json.Unmarshal(payload, &ev) != nil:
+	case ev.Event != nil:
+		h.deliverToUsers(ev.Users, ev.Event)
+	default:
 		h.applyMembership(ev)
 	}
 }

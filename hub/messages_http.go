@@ -15,12 +15,13 @@ import (
 	"moim/chatlog"
 )
 
-// MessageRoutes registers history, search and REST sending under r
+// MessageRoutes registers history, search, REST sending and editing under r
 // (mounted at /api); all need a token.
 func (h *Hub) MessageRoutes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx) int64) {
 	r.Get("/rooms/:id/messages", auth, h.member(userID, h.handleHistory))
 	r.Get("/rooms/:id/messages/search", auth, h.member(userID, h.handleSearch))
 	r.Post("/rooms/:id/messages", auth, h.member(userID, h.handlePost))
+	r.Patch("/rooms/:id/messages/:seq", auth, h.member(userID, h.handleEdit))
 }
 
 type roomHandler func(c *fiber.Ctx, room, user int64) error
@@ -156,7 +157,9 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	if err != nil {
 		return err
 	}
-	acc, err := h.accept(chatlog.NewDraft(room, user, name, req.Body, req.CID, chatlog.KindText, req.ReplyTo, time.Now().UnixMilli()))
+	d := chatlog.NewDraft(room, user, name, req.Body, req.CID, chatlog.KindText, req.ReplyTo, time.Now().UnixMilli())
+	h.withMentions(c.UserContext(), room, req.Body, d.WithMentions)
+	acc, err := h.accept(d)
 	if err == errNotMember {
 		return api.NotMember()
 	}

@@ -78,6 +78,13 @@ type (
 		User   int64  `json:"user"`
 		Online bool   `json:"online"`
 	}
+	editedEvent struct {
+		Type     string `json:"type"`
+		Room     int64  `json:"room"`
+		Seq      int64  `json:"seq"`
+		Body     string `json:"body"`
+		EditedAt int64  `json:"edited_at"`
+	}
 	// removedEvent tells a socket its user left or was removed from a room.
 	removedEvent struct {
 		Type string `json:"type"`
@@ -115,9 +122,12 @@ func encode(v any) []byte {
 	return b
 }
 
-// membershipEvent travels on the membership channel between nodes.
+// membershipEvent travels on the membership channel between nodes, which
+// every node hears: a membership change, or, when Event is set, an event
+// for Users' own connections (Room and Joined unused).
 type membershipEvent struct {
-	Room   int64   `json:"room"`
-	Users  []int64 `json:"users"`
-	Joined bool    `json:"joined"`
+	Room   int64           `json:"room"`
+	Users  []int64         `json:"users"`
+	Joined bool            `json:"joined"`
+	Event  json.RawMessage `json:"event,omitempty"`
 }

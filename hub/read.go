@@ -142,6 +142,8 @@ func (h *Hub) message(c *Conn, msg []byte) bool {
 		h.typing(c, &in)
 	case "delete":
 		h.delete(c, &in)
+	case "edit":
+		h.edit(c, &in)
 	case "ping":
 		c.write(pongEvent)
 	default:

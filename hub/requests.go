@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"moim/chatlog"
@@ -31,6 +32,11 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		return
 	}
 	d := chatlog.NewDraft(in.Room, c.user, c.name, in.Body, in.CID, chatlog.KindText, in.ReplyTo, time.Now().UnixMilli())
+	if strings.Contains(in.Body, "@") { // the common body costs no context or lookup
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		h.withMentions(ctx, in.Room, in.Body, d.WithMentions)
+		cancel()
+	}
 	acc, err := h.accept(d)
 	switch {
 	case errors.Is(err, errNotMember):

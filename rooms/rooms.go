@@ -67,6 +67,11 @@ type View struct {
 	// Unread and LastMessage are filled in the caller's own room list.
 	Unread      *int64          `json:"unread,omitempty"`
 	LastMessage json.RawMessage `json:"last_message,omitempty"`
+	// Notice is the room's pinned message (공지), when it has one.
+	Notice *NoticeView `json:"notice,omitempty"`
+	// Invited is set in room creation's answer: the member_ids who were
+	// invited rather than added (they do not have the creator as a contact).
+	Invited []int64 `json:"invited,omitempty"`
 }
 
 // MemberView is one member as listed to the room.
@@ -87,6 +92,8 @@ type Rooms struct {
 	limits limit.Limiter
 	rules  JoinLimits
 	money  Money
+	// addAnyone adds every invited user at once (AddAnyone).
+	addAnyone bool
 }
 
 // Money is what a room's lifecycle needs from its fund: a fund holding
@@ -137,6 +144,15 @@ type Live interface {
 	// Activity is each room's newest seq, the user's read position and
 	// the newest message, for the room list.
 	Activity(ctx context.Context, roomIDs []int64, userID int64) (map[int64]chatlog.Activity, error)
+	// Announce posts a system message into a room, best effort (the hub
+	// logs a failure; the change it announces stands).
+	Announce(ctx context.Context, roomID int64, body, idem string, system json.RawMessage)
+	// Notify sends an event to every live connection of users.
+	Notify(ctx context.Context, userIDs []int64, event []byte)
+	// Message is one message as clients see it now, nil when none.
+	Message(ctx context.Context, roomID, seq int64) ([]byte, error)
+	// Publish sends an unstored event to a room's live connections.
+	Publish(ctx context.Context, roomID int64, event []byte) error
 }
 
 // Attach connects the real-time side; call it before serving (the hub is
@@ -165,7 +181,7 @@ func New(db *gorm.DB, mirror Mirror, bcryptCost int) *Rooms {
 
 // Migrate creates or updates the room tables.
 func (s *Rooms) Migrate() error {
-	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Ban{}); err != nil {
+	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Invitation{}, &Notice{}, &Ban{}); err != nil {
 		return fmt.Errorf("rooms: migrate: %w", err)
 	}
 	return nil
@@ -246,6 +262,11 @@ func (s *Rooms) Create(ctx context.Context, ownerID int64, name, description, pa
 	if err := s.checkUsersExist(ctx, ids); err != nil {
 		return nil, err
 	}
+	// The same rule as Invite: contacts are added, the others invited.
+	ids, invite, err := s.byContact(ctx, ownerID, ids)
+	if err != nil {
+		return nil, err
+	}
 	hash, err := s.hashPassword(password)
 	if err != nil {
 		return nil, err
@@ -273,7 +294,14 @@ func (s *Rooms) Create(ctx context.Context, ownerID int64, name, description, pa
 		return nil, err
 	}
 	s.changed(ctx, room.ID, append([]int64{ownerID}, ids...), true)
-	return s.view(ctx, room.ID, ownerID)
+	if err := s.invite(ctx, room, ownerID, invite); err != nil {
+		return nil, err
+	}
+	v, err := s.view(ctx, room.ID, ownerID)
+	if err == nil {
+		v.Invited = append([]int64{}, invite...)
+	}
+	return v, err
 }
 
 func uniqueOthers(ids []int64, self int64) []int64 {
@@ -457,6 +485,9 @@ func (s *Rooms) Mine(ctx context.Context, userID int64) ([]View, error) {
 		vs[i].Unread = &unread
 		vs[i].LastMessage = a.Last
 	}
+	if err := s.withNotices(ctx, vs, func(i int, n *NoticeView) { vs[i].Notice = n }); err != nil {
+		return nil, err
+	}
 	return vs, nil
 }
 
@@ -518,7 +549,14 @@ func (s *Rooms) Get(ctx context.Context, roomID, userID int64) (*View, error) {
 	if _, _, err := s.Role(ctx, roomID, userID); err != nil {
 		return nil, err
 	}
-	return s.view(ctx, roomID, userID)
+	v, err := s.view(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.withNotices(ctx, []View{*v}, func(i int, n *NoticeView) { v.Notice = n }); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // Patch is a partial update; nil fields stay as they are, an empty
@@ -559,6 +597,9 @@ func (s *Rooms) Update(ctx context.Context, roomID, userID int64, p Patch) (*Vie
 			return nil, fmt.Errorf("rooms: update room %d: %w", roomID, err)
 		}
 	}
+	if name, ok := set["name"].(string); ok {
+		s.announce(ctx, roomID, SystemEvent{Event: EventRenamed, By: userID, Name: name})
+	}
 	return s.view(ctx, roomID, userID)
 }
 
@@ -582,6 +623,12 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 			return err
 		}
 		if err := tx.Where("room_id = ?", roomID).Delete(&Member{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("room_id = ?", roomID).Delete(&Invitation{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("room_id = ?", roomID).Delete(&Notice{}).Error; err != nil {
 			return err
 		}
 		return tx.Delete(&Room{}, roomID).Error
@@ -639,6 +686,7 @@ func (s *Rooms) Join(ctx context.Context, roomID, userID int64, password, addr s
 	}
 	if err == nil {
 		s.changed(ctx, roomID, []int64{userID}, true)
+		s.announce(ctx, roomID, SystemEvent{Event: EventJoined, User: userID})
 	}
 	return s.view(ctx, roomID, userID)
 }
@@ -719,7 +767,11 @@ func (s *Rooms) Leave(ctx context.Context, roomID, userID int64) error {
 	if role == RoleOwner {
 		return api.Conflict("owner_cannot_leave", "the owner cannot leave the room; hand it to another member first (PUT /api/rooms/{id}/owner) or delete it")
 	}
-	return s.removeMember(ctx, roomID, Member{UserID: userID})
+	if err := s.removeMember(ctx, roomID, Member{UserID: userID}); err != nil {
+		return err
+	}
+	s.announce(ctx, roomID, SystemEvent{Event: EventLeft, User: userID})
+	return nil
 }
 
 // member reads targetID's membership, 404 if absent.
@@ -756,7 +808,11 @@ func (s *Rooms) Kick(ctx context.Context, roomID, userID, targetID int64) error 
 	if target.Role == RoleOwner || (target.Role == RoleAdmin && role != RoleOwner) {
 		return api.Forbidden("only the owner can remove an admin, and nobody can remove the owner")
 	}
-	return s.ban(ctx, roomID, userID, targetID)
+	if err := s.ban(ctx, roomID, userID, targetID); err != nil {
+		return err
+	}
+	s.announce(ctx, roomID, SystemEvent{Event: EventRemoved, User: targetID, By: userID})
+	return nil
 }
 
 // SetRole makes a member an admin or a plain member; the owner only.
@@ -781,6 +837,9 @@ func (s *Rooms) SetRole(ctx context.Context, roomID, userID, targetID int64, new
 	err = s.db.WithContext(ctx).Model(&Member{}).Where("room_id = ? AND user_id = ?", roomID, targetID).Update("role", newRole).Error
 	if err != nil {
 		return nil, fmt.Errorf("rooms: set role of %d in %d: %w", targetID, roomID, err)
+	}
+	if target.Role != newRole {
+		s.announce(ctx, roomID, SystemEvent{Event: EventRoleChanged, User: targetID, By: userID, Role: newRole})
 	}
 	ms, err := s.members(ctx, roomID, targetID)
 	if err != nil || len(ms) == 0 {
@@ -828,6 +887,7 @@ func (s *Rooms) TransferOwnership(ctx context.Context, roomID, userID, targetID 
 		}
 		return nil, fmt.Errorf("rooms: hand room %d from %d to %d: %w", roomID, userID, targetID, err)
 	}
+	s.announce(ctx, roomID, SystemEvent{Event: EventOwnerChanged, User: targetID, By: userID})
 	return s.view(ctx, roomID, userID)
 }
 

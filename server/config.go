@@ -43,6 +43,12 @@ type Config struct {
 	// 2 ms at the median and 30 ms at p99 on the VMs we measure on, and
 	// every ack would wait for one (docs/BENCHMARKS.md).
 	LogSync store.Sync
+	// InviteRule is who room creation's member_ids and invitations add
+	// at once: "contacts" (the default: users who have the inviter among
+	// their contacts; everyone else gets an invitation to accept) or
+	// "anyone" (every user is added, for load tests that build rooms of
+	// strangers).
+	InviteRule string
 	// MySQLDSN is go-sql-driver's DSN (user:pass@tcp(host:3306)/moim);
 	// empty uses an SQLite file in DataDir.
 	MySQLDSN string
@@ -152,6 +158,7 @@ var settings = []setting{
 	{"MOIM_REDIS_PREFIX", "redis-prefix", "moim", "prefix of every Redis key"},
 	{"MOIM_MONGO_URI", "mongo-uri", "", "MongoDB URI (mongodb://host:27017/moim), needs a Redis; empty keeps messages in SQLite in the data directory"},
 	{"MOIM_LOG_SYNC", "log-sync", "normal", "SQLite message log durability: normal (an ack survives the process dying) or full (fsync each commit: it survives a power cut)"},
+	{"MOIM_INVITE_RULE", "invite-rule", "contacts", "who member_ids and invitations add at once: contacts (users who have the inviter as a contact; others are invited) or anyone (load tests)"},
 	{"MOIM_MYSQL_DSN", "mysql-dsn", "", "MySQL/MariaDB DSN (user:pass@tcp(host:3306)/moim); empty uses SQLite"},
 	{"MOIM_JWT_SECRET", "jwt-secret", "", "secret for signing tokens, at least 32 bytes; required with any external backend"},
 	{"MOIM_TOKEN_TTL", "token-ttl", "24h", "how long a login token is valid"},
@@ -223,6 +230,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		MongoURI:    get("MOIM_MONGO_URI"),
 		LogSync:     store.Sync(strings.ToLower(get("MOIM_LOG_SYNC"))),
 		MySQLDSN:    get("MOIM_MYSQL_DSN"),
+		InviteRule:  strings.ToLower(get("MOIM_INVITE_RULE")),
 		JWTSecret:   *vals["MOIM_JWT_SECRET"],
 		NodeID:      get("MOIM_NODE_ID"),
 		LogLevel:    strings.ToLower(get("MOIM_LOG_LEVEL")),
@@ -314,6 +322,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	if cfg.LogSync != store.SyncFull && cfg.LogSync != store.SyncNormal {
 		return Config{}, &configError{"MOIM_LOG_SYNC", "must be full or normal"}
+	}
+	if cfg.InviteRule != "contacts" && cfg.InviteRule != "anyone" {
+		return Config{}, &configError{"MOIM_INVITE_RULE", "must be contacts or anyone"}
 	}
 	if cfg.MongoURI != "" && cfg.RedisURL == "" {
 		return Config{}, &configError{"MOIM_MONGO_URI", "needs MOIM_REDIS_URL: nodes store messages in MongoDB through Redis; a node without Redis keeps them in SQLite in its data directory"}

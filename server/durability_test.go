@@ -46,6 +46,7 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 	n := &testNode{url: base}
 	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
 	var room struct{ ID int64 }
+	alice.knows(bob.id)
 	alice.must(201, "POST", "/api/rooms", map[string]any{"name": "Durable", "member_ids": []int64{bob.id}}, &room)
 
 	acked := map[int64]string{} // seq → cid

@@ -33,6 +33,7 @@ func benchTransfers(b *testing.B, funds int) {
 		payers[i] = n.user(b, fmt.Sprint("payer", i))
 		ids[i] = payers[i].id
 	}
+	owner.knows(ids...)
 	rooms := make([]int64, funds)
 	for r := range rooms {
 		var v struct{ ID int64 }

@@ -225,6 +225,8 @@ type client struct {
 	base  string
 	token string
 	id    int64
+	// username is set for users made by testNode.user.
+	username string
 	// http, when set, replaces http.DefaultClient (e.g. to send from
 	// another loopback address).
 	http *http.Client
@@ -243,8 +245,28 @@ func (n *testNode) user(t testing.TB, name string) *client {
 	c.must(201, "POST", "/api/auth/signup", map[string]any{"username": username, "password": "password1", "display_name": name}, &u)
 	var login struct{ Token string }
 	c.must(200, "POST", "/api/auth/login", map[string]any{"username": username, "password": "password1"}, &login)
-	c.token, c.id = login.Token, u.ID
+	c.token, c.id, c.username = login.Token, u.ID, username
+	signedUp.Store(u.ID, c)
 	return c
+}
+
+// signedUp maps a user id to the client last signed up with it. Tests run
+// one at a time, each on a fresh database, so that is the current test's.
+var signedUp sync.Map
+
+// knows makes each of ids add c as a contact, so that c adds them to a
+// room at once instead of inviting them.
+func (c *client) knows(ids ...int64) {
+	c.t.Helper()
+	for _, id := range ids {
+		m, ok := signedUp.Load(id)
+		if !ok || id == c.id {
+			continue
+		}
+		if status, body := m.(*client).raw("POST", "/api/contacts", map[string]any{"username": c.username}); status != 200 && status != 201 {
+			c.t.Fatalf("user %d adds %d as a contact: %d %s", id, c.id, status, body)
+		}
+	}
 }
 
 // raw sends body (JSON-encoded unless it is a string or []byte) and

@@ -29,6 +29,15 @@ import (
 // unchanged, and the test checks what the server answered and that every
 // frame and route the scripts use is the documented protocol.
 
+// k6Config is a test node's configuration for the k6 scripts: their setup
+// builds rooms of strangers through member_ids, as load tests do
+// (MOIM_INVITE_RULE=anyone).
+func k6Config(t *testing.T) Config {
+	cfg := testConfig(t)
+	cfg.InviteRule = "anyone"
+	return cfg
+}
+
 // k6Summary is what ../k6/shim/run.mjs writes.
 type k6Summary struct {
 	Metrics    map[string]map[string]float64 `json:"metrics"`
@@ -336,7 +345,7 @@ func TestK6DocumentChecksRejectUndocumentedShapes(t *testing.T) {
 // users and rooms over REST, every VU logs in, connects, sends, and counts
 // what comes back.
 func TestK6ChatScript(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
+	n := startTestNode(t, k6Config(t))
 	s := runK6(t, "chat.js", map[string]string{
 		"BASE_URL": n.url, "STAGES": "4:8,6:12", "ROOM_SIZE": "2", "CONNECT_TIME": "4s", "STAGE_DURATION": "3s",
 		"DRAIN": "3s", "PAUSE": "1s", "PING_EVERY": "1s", "USER_PREFIX": "k6chat", "PASSWORD": "k6-load-test",
@@ -477,7 +486,7 @@ func silentWebSocket(t *testing.T) (wsURL string, upgrades <-chan *http.Request)
 // READY_TIMEOUT, count an error and its send slots as skipped, and so fail
 // the run, rather than wait out the stage recording nothing.
 func TestK6ChatReadyTimeout(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
+	n := startTestNode(t, k6Config(t))
 	wsURL, upgrades := silentWebSocket(t)
 	start := time.Now()
 	s := runK6(t, "chat.js", map[string]string{
@@ -521,7 +530,7 @@ func TestK6ChatReadyTimeout(t *testing.T) {
 // a second for a second each, then checks the fund holds exactly one
 // payment per round: the retries were not charged.
 func TestK6FeesScript(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
+	n := startTestNode(t, k6Config(t))
 	s := runK6(t, "fees.js", map[string]string{
 		"BASE_URL": n.url, "MEMBERS": "3", "RATES": "5,10", "STAGE_DURATION": "1s", "CSV_EVERY": "2",
 		"USER_PREFIX": "k6fee", "PASSWORD": "k6-load-test", "DUES": "30000", "RUN_ID": "",
@@ -604,7 +613,7 @@ func TestK6FeesScript(t *testing.T) {
 // one VU, which cannot start them all: the rounds it drops must fail the
 // run, not let it pass at the rate the VU managed.
 func TestK6FeesFailsOnDroppedRounds(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
+	n := startTestNode(t, k6Config(t))
 	s := runK6(t, "fees.js", map[string]string{
 		"BASE_URL": n.url, "MEMBERS": "2", "RATES": "50", "STAGE_DURATION": "1s", "CSV_EVERY": "1000",
 		"USER_PREFIX": "k6drop", "PASSWORD": "k6-load-test", "DUES": "30000", "RUN_ID": "",

@@ -149,6 +149,9 @@ func (n *node) build(ctx context.Context) error {
 		mirror = members
 	}
 	rms := rooms.New(n.backends.sql, mirror, n.cfg.BcryptCost)
+	if n.cfg.InviteRule == "anyone" {
+		rms.AddAnyone()
+	}
 	rms.LimitJoins(lim, rooms.JoinLimits{PerUser: n.cfg.JoinLimit, PerAddress: n.cfg.JoinAddressLimit})
 	reg := newRegistry()
 	n.acceptErrors = newAcceptErrors(reg)
@@ -214,6 +217,8 @@ func (n *node) build(ctx context.Context) error {
 		r := app.Group("/api")
 		acc.Routes(r, auth)
 		rms.Routes(r, auth)
+		rms.InvitationRoutes(r, auth)
+		rms.NoticeRoutes(r, auth)
 		r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
 		n.hub.MessageRoutes(r, auth, accounts.UserID)
 		money.Routes(r, auth, accounts.UserID)
@@ -302,6 +307,10 @@ func memberIDs(ms []rooms.MemberView) []int64 {
 func (d directory) Roster(ctx context.Context, roomID int64) ([]int64, error) {
 	ms, err := d.rms.Roster(ctx, roomID)
 	return memberIDs(ms), err
+}
+
+func (d directory) MemberIDsByUsername(ctx context.Context, roomID int64, usernames []string) ([]int64, error) {
+	return d.rms.MemberIDsByUsername(ctx, roomID, usernames)
 }
 
 func (d directory) DirectRoom(ctx context.Context, userID, peerID int64) (int64, error) {

@@ -23,8 +23,13 @@ type roomList struct {
 	NextCursor string     `json:"next_cursor"`
 }
 
+// createRoom creates a room with every member_ids user in it: they first
+// add the creator as a contact, since others would only be invited.
 func (c *client) createRoom(body map[string]any) roomView {
 	c.t.Helper()
+	if ids, ok := body["member_ids"].([]int64); ok {
+		c.knows(ids...)
+	}
 	var v roomView
 	c.must(201, "POST", "/api/rooms", body, &v)
 	return v

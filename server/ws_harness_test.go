@@ -45,6 +45,31 @@ type frameMsg struct {
 	By      int64  `json:"by"`
 	Deleted bool   `json:"deleted"`
 	To      int64  `json:"to"` // a gap's last seq (From is its first)
+	// Notice is a notice event's notice (nil when it was cleared).
+	Notice *struct {
+		Seq  int64  `json:"seq"`
+		Body string `json:"body"`
+	} `json:"notice"`
+	// Mentions are the members a message names as @username.
+	Mentions []int64 `json:"mentions"`
+	// EditedAt is an edited message's (or edited event's) edit time.
+	EditedAt int64 `json:"edited_at"`
+	// System is a system message's structured fields.
+	System struct {
+		Event    string `json:"event"`
+		User     int64  `json:"user"`
+		UserName string `json:"user_name"`
+		By       int64  `json:"by"`
+		Role     string `json:"role"`
+		Name     string `json:"name"`
+	} `json:"system"`
+	// Invitation is an invitation event's invitation.
+	Invitation struct {
+		ID        int64  `json:"id"`
+		RoomID    int64  `json:"room_id"`
+		RoomName  string `json:"room_name"`
+		InviterID int64  `json:"inviter_id"`
+	} `json:"invitation"`
 }
 
 func (n *testNode) wsURL() string { return "ws" + strings.TrimPrefix(n.url, "http") + "/ws" }

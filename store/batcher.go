@@ -217,6 +217,7 @@ func (b *Batcher) claim(ctx context.Context, streams []string) {
 func (b *Batcher) flush(batch []redis.XStream) {
 	var msgs []chatlog.Entry
 	var reads []chatlog.ReadMark
+	var edits []chatlog.Entry
 	deletes := map[int64][]int64{}
 	for _, s := range batch {
 		for _, x := range s.Messages {
@@ -224,6 +225,8 @@ func (b *Batcher) flush(batch []redis.XStream) {
 			switch {
 			case err != nil:
 				b.log.Error("unreadable persistence entry; dropping it", "stream", s.Stream, "id", x.ID, "err", err)
+			case e.Edited:
+				edits = append(edits, e)
 			case e.Message != nil:
 				msgs = append(msgs, e)
 			case e.Deleted:
@@ -243,6 +246,12 @@ func (b *Batcher) flush(batch []redis.XStream) {
 			b.metrics.conflicts.Add(float64(len(ce.Conflicts)))
 			b.log.Error("two messages acknowledged under one seq; the second is refused and kept in the store's conflicts", "err", err)
 			err = nil
+		}
+		// Edits after the messages they edit (an edit's entry always
+		// follows its message's in the shard) and before deletions, so a
+		// message edited then deleted stays deleted.
+		if err == nil && len(edits) > 0 {
+			err = b.store.Edit(ctx, edits)
 		}
 		for room, seqs := range deletes {
 			if err == nil {

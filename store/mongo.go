@@ -134,6 +134,25 @@ func (s *Mongo) Insert(ctx context.Context, entries []chatlog.Entry) error {
 	return nil
 }
 
+// Edit replaces the body of edited messages and sets edited_at, leaving
+// deleted ones as they are.
+func (s *Mongo) Edit(ctx context.Context, edits []chatlog.Entry) error {
+	if len(edits) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, len(edits))
+	for i, e := range edits {
+		models[i] = mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "room", Value: e.Room}, {Key: "seq", Value: e.Seq}, {Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "body", Value: e.Message.Body}, {Key: "edited_at", Value: e.Message.EditedAt}}}})
+	}
+	// Ordered: two edits of one message in a batch apply in stream order.
+	if _, err := s.msgs.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true)); err != nil {
+		return fmt.Errorf("store: edit %d messages: %w", len(edits), err)
+	}
+	return nil
+}
+
 func (s *Mongo) Tombstone(ctx context.Context, room int64, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil

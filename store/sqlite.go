@@ -130,7 +130,7 @@ func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 		for room := range given {
 			delete(s.top, room)
 		}
-		return fmt.Errorf("store: commit %d messages, %d deletions, %d read positions: %w", len(b.Drafts), len(b.Deletes), len(b.Reads), err)
+		return fmt.Errorf("store: commit %d messages, %d edits, %d deletions, %d read positions: %w", len(b.Drafts), len(b.Edits), len(b.Deletes), len(b.Reads), err)
 	}
 	for room, seq := range given {
 		s.top[room] = seq
@@ -172,6 +172,13 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, given
 			}
 			b.Accepted[i] = acc
 		}
+	}
+	for i, e := range b.Edits {
+		n, err := editRow(ctx, tx, e.Room, e.Seq, e.Body, e.Msg)
+		if err != nil {
+			return err
+		}
+		b.Edits[i].Done = n == 1
 	}
 	for i, del := range b.Deletes {
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET deleted = 1 WHERE room = ? AND seq = ? AND deleted = 0`, del.Room, del.Seq)
@@ -261,6 +268,28 @@ func (s *SQLite) Insert(ctx context.Context, entries []chatlog.Entry) error {
 		return &ConflictError{Conflicts: conflicts}
 	}
 	return nil
+}
+
+// editRow replaces a message that is not deleted and reports how many
+// rows changed.
+func editRow(ctx context.Context, tx *sql.Tx, room, seq int64, body string, msg []byte) (int64, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE messages SET body = ?, msg = ? WHERE room = ? AND seq = ? AND deleted = 0`, body, msg, room, seq)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Edit replaces edited messages the batcher read.
+func (s *SQLite) Edit(ctx context.Context, edits []chatlog.Entry) error {
+	return s.write(ctx, fmt.Sprintf("edit %d messages", len(edits)), func(tx *sql.Tx) error {
+		for _, e := range edits {
+			if _, err := editRow(ctx, tx, e.Room, e.Seq, e.Message.Body, e.Raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (s *SQLite) Tombstone(ctx context.Context, room int64, seqs []int64) error {

@@ -20,6 +20,9 @@ type Store interface {
 	// Tombstone marks deleted messages: body cleared, entry kept so seqs
 	// stay gap-free.
 	Tombstone(ctx context.Context, room int64, seqs []int64) error
+	// Edit replaces edited messages (entries with Edited set): body and
+	// edited_at, unless the message was deleted meanwhile.
+	Edit(ctx context.Context, edits []chatlog.Entry) error
 	// SaveReads raises read positions (never lowering them).
 	SaveReads(ctx context.Context, marks []chatlog.ReadMark) error
 

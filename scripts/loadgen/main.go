@@ -11,7 +11,7 @@
 //
 //	go build -o /tmp/moim ./server
 //	(ulimit -n 100000 && MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 \
-//	  MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off \
+//	  MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off MOIM_INVITE_RULE=anyone \
 //	  MOIM_DATA_DIR=$(mktemp -d) MOIM_ADDR=127.0.0.1:8080 exec /tmp/moim) &
 //	until curl -sf http://127.0.0.1:8080/readyz >/dev/null; do sleep 0.2; done
 //	go run ./scripts/loadgen -url http://127.0.0.1:8080 -users 5000 -room-size 10 -rate 5000 -duration 60s -pid $!
@@ -164,10 +164,12 @@ Start the node for a load test with:
   MOIM_SIGNUP_LIMIT=off and MOIM_UPGRADE_LIMIT=off: the defaults (20
     sign-ups an hour, 120 upgrades a minute per client address) refuse
     a generator that is thousands of users on one host;
+  MOIM_INVITE_RULE=anyone: rooms are created with strangers as
+    member_ids, who would otherwise only be invited;
   ulimit -n above the number of users (plus a few hundred).
 For example:
   (ulimit -n 100000 && MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 \
-    MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off \
+    MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off MOIM_INVITE_RULE=anyone \
     MOIM_DATA_DIR=$(mktemp -d) MOIM_ADDR=127.0.0.1:8080 exec go-built-server) &
   go run ./scripts/loadgen -users 5000 -room-size 10 -rate 5000 -duration 60s -pid $!
 

@@ -75,6 +75,15 @@ async function run() {
   await signup(bob, users.bob);
   await check(await bob.locator("html").getAttribute("lang") === "ko", "Bob's phone (ko-KR) gets the Korean UI");
 
+  // --- Bob adds Alice, so her room takes him in at once (someone who has
+  // not would only be invited) ---
+  step('Bob adds Alice as a contact');
+  await bob.getByTestId("contacts").click();
+  await bob.getByTestId("contact-username").fill(users.alice.username);
+  await bob.getByTestId("add-contact").click();
+  await bob.getByTestId("contact-list").getByText(users.alice.display).waitFor();
+  await bob.keyboard.press("Escape");
+
   // --- Alice adds Bob as a contact and creates a room with him ---
   step('Alice adds Bob as a contact and creates a room with him');
   await alice.getByTestId("contacts").click();
@@ -279,7 +288,9 @@ async function run() {
   await found.getByTestId("join").click();
   await expectText(bob.getByTestId("chat-title"), "Secret Alpine");
   await check(new URL(bob.url()).hash === `#/room/${secret}`, "Bob is in the secret room");
-  await expectCount(bob.getByTestId("msg-body"), 50); // the newest page
+  // The newest page: 49 messages and the system line of Bob joining.
+  await expectCount(bob.getByTestId("msg-body"), 49);
+  await expectText(bob.getByTestId("system-msg").last(), users.bob.display);
   await expectCount(body(bob, `history ${HISTORY}`), 1);
   await expectCount(body(bob, "history 001"), 0);
   const messages = bob.getByTestId("messages");
@@ -303,7 +314,8 @@ async function run() {
   await bob.getByTestId(`chat-${users.alice.username}`).click();
   await expectText(bob.getByTestId("chat-title"), users.alice.display);
   await say(bob, "1:1 — 회비 보냈어요!");
-  const direct = alice.getByTestId("room-item").filter({ hasText: users.bob.display });
+  // By its last message too: the secret room's last line names Bob (he joined).
+  const direct = alice.getByTestId("room-item").filter({ hasText: users.bob.display }).filter({ hasText: "1:1 — 회비 보냈어요!" });
   await direct.waitFor();
   await direct.click();
   await body(alice, "1:1 — 회비 보냈어요!").waitFor();
