@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"context"
 	"errors"
 	"strconv"
 
@@ -25,10 +26,10 @@ func (s *Rooms) Routes(r fiber.Router, auth fiber.Handler) {
 	g.Post("/:id/join", s.handleJoin)
 	g.Post("/:id/leave", s.handleLeave)
 	g.Get("/:id/members", s.handleMembers)
-	g.Delete("/:id/members/:user_id", s.handleKick)
+	g.Delete("/:id/members/:user_id", s.onMember(s.Kick))
 	g.Put("/:id/members/:user_id/role", s.handleSetRole)
 	g.Get("/:id/bans", s.handleBans)
-	g.Delete("/:id/bans/:user_id", s.handleUnban)
+	g.Delete("/:id/bans/:user_id", s.onMember(s.Unban))
 	g.Put("/:id/owner", s.handleTransferOwnership)
 }
 
@@ -181,19 +182,23 @@ func (s *Rooms) handleMembers(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"members": ms})
 }
 
-func (s *Rooms) handleKick(c *fiber.Ctx) error {
-	id, err := api.ParamID(c, "id")
-	if err != nil {
-		return err
+// onMember serves a route that acts on one member of a room
+// (/:id/…/:user_id) on behalf of the caller and answers 204.
+func (s *Rooms) onMember(act func(ctx context.Context, roomID, userID, targetID int64) error) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := api.ParamID(c, "id")
+		if err != nil {
+			return err
+		}
+		target, err := api.ParamID(c, "user_id")
+		if err != nil {
+			return err
+		}
+		if err := act(c.UserContext(), id, accounts.UserID(c), target); err != nil {
+			return err
+		}
+		return c.SendStatus(fiber.StatusNoContent)
 	}
-	target, err := api.ParamID(c, "user_id")
-	if err != nil {
-		return err
-	}
-	if err := s.Kick(c.UserContext(), id, accounts.UserID(c), target); err != nil {
-		return err
-	}
-	return c.SendStatus(fiber.StatusNoContent)
 }
 
 func (s *Rooms) handleSetRole(c *fiber.Ctx) error {
@@ -228,21 +233,6 @@ func (s *Rooms) handleBans(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"bans": bans})
-}
-
-func (s *Rooms) handleUnban(c *fiber.Ctx) error {
-	id, err := api.ParamID(c, "id")
-	if err != nil {
-		return err
-	}
-	target, err := api.ParamID(c, "user_id")
-	if err != nil {
-		return err
-	}
-	if err := s.Unban(c.UserContext(), id, accounts.UserID(c), target); err != nil {
-		return err
-	}
-	return c.SendStatus(fiber.StatusNoContent)
 }
 
 func (s *Rooms) handleTransferOwnership(c *fiber.Ctx) error {
