@@ -76,12 +76,12 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	if sync != SyncFull && sync != SyncNormal {
 		return nil, fmt.Errorf("store: sync must be %q or %q, not %q", SyncFull, SyncNormal, sync)
 	}
-	// A 64 MiB page cache keeps every busy room's newest pages in memory;
-	// checkpointing every 10,000 pages (not 1,000) lets a page rewritten by
-	// many commits reach the database file once, and stalls a commit ten
-	// times less often.
+	// A 64 MiB page cache keeps every busy room's newest pages in memory
+	// (SQLite's default, 2 MiB, re-read them from the file). Checkpoints
+	// stay at SQLite's 1,000 pages: 10,000 made them rarer but long
+	// enough to show in the ack p99 (docs/BENCHMARKS.md).
 	dsn := "file:" + filepath.Join(dir, "messages.db") +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate"
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
