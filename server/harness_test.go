@@ -99,9 +99,15 @@ func serviceURL(t testing.TB, env, what string) string {
 	return v
 }
 
-// createDatabase makes a fresh database on the server in adminDSN and
-// returns a DSN for it; the database is dropped when the test ends.
+// createDatabase makes a fresh utf8mb4 database on the server in adminDSN
+// and returns a DSN for it; the database is dropped when the test ends.
 func createDatabase(t testing.TB, adminDSN string) string {
+	return createDatabaseWith(t, adminDSN, " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+}
+
+// createDatabaseWith is createDatabase with CREATE DATABASE options of the
+// caller's ("" takes the server's defaults).
+func createDatabaseWith(t testing.TB, adminDSN, options string) string {
 	t.Helper()
 	cfg, err := mysql.ParseDSN(adminDSN)
 	if err != nil {
@@ -113,7 +119,7 @@ func createDatabase(t testing.TB, adminDSN string) string {
 		t.Fatalf("%s unreachable: %v", envMySQL, err)
 	}
 	name := randomName("moim_t_")
-	if err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci").Error; err != nil {
+	if err := admin.Exec("CREATE DATABASE " + name + options).Error; err != nil {
 		t.Fatalf("%s: create database: %v", envMySQL, err)
 	}
 	t.Cleanup(func() {

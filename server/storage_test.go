@@ -5,10 +5,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/go-sql-driver/mysql"
-
-	"moim/sqldb"
 )
 
 // TestMoneyOnADatabaseWithTheServersDefaultCharset runs the money paths a
@@ -19,7 +15,7 @@ import (
 func TestMoneyOnADatabaseWithTheServersDefaultCharset(t *testing.T) {
 	cfg := testConfig(t)
 	if admin := os.Getenv(envMySQL); admin != "" {
-		cfg.MySQLDSN = createBareDatabase(t, admin)
+		cfg.MySQLDSN = createDatabaseWith(t, admin, "") // the server's default character set
 	}
 	n := startTestNode(t, cfg)
 	owner := n.user(t, "김총무")
@@ -69,34 +65,4 @@ func (c *client) nameHint() string {
 	}
 	c.must(200, "GET", "/api/me", nil, &u)
 	return u.DisplayName
-}
-
-// createBareDatabase is createDatabase with the server's default
-// character set, as a bare CREATE DATABASE makes it.
-func createBareDatabase(t *testing.T, adminDSN string) string {
-	t.Helper()
-	cfg, err := mysql.ParseDSN(adminDSN)
-	if err != nil {
-		t.Fatalf("%s: %v", envMySQL, err)
-	}
-	cfg.DBName = ""
-	admin, err := sqldb.OpenMySQL(cfg.FormatDSN())
-	if err != nil {
-		t.Fatalf("%s unreachable: %v", envMySQL, err)
-	}
-	name := randomName("moim_t_")
-	if err := admin.Exec("CREATE DATABASE " + name).Error; err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	var charset string
-	admin.Raw("SELECT default_character_set_name FROM information_schema.schemata WHERE schema_name = ?", name).Scan(&charset)
-	t.Logf("database %s created with the server's default character set %s", name, charset)
-	t.Cleanup(func() {
-		defer closeDB(admin)
-		if err := admin.Exec("DROP DATABASE " + name).Error; err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	cfg.DBName = name
-	return cfg.FormatDSN()
 }
