@@ -62,9 +62,17 @@ func TestWebServesTheClient(t *testing.T) {
 // TestWebClientInChromium runs web/e2e/flow.mjs: Alice and Bob use the
 // web client in Debian's Chromium (driven by Playwright) against a real
 // node: sign up, chat, reconnect without losing or doubling anything, and
-// pay dues. Screenshots go to MOIM_E2E_OUT when set (kept), else to the
-// test's temporary directory.
+// pay dues.
 func TestWebClientInChromium(t *testing.T) {
+	runBrowserFlow(t, "flow.mjs", testConfig(t), "chat-desktop.png", "chat-phone.png", "dues-desktop.png", "dues-phone.png")
+}
+
+// runBrowserFlow runs one flow of web/e2e (node FILE BASE_URL OUT_DIR, see
+// web/e2e/kit.mjs) against a node started with cfg, and checks that it
+// wrote the named screenshots. Screenshots go to MOIM_E2E_OUT/<flow> when
+// set (kept), else to the test's temporary directory.
+func runBrowserFlow(t *testing.T, flow string, cfg Config, screenshots ...string) {
+	t.Helper()
 	dir, err := filepath.Abs("../web/e2e")
 	if err != nil {
 		t.Fatal(err)
@@ -91,14 +99,14 @@ func TestWebClientInChromium(t *testing.T) {
 		missing("web/e2e/node_modules is missing (npm ci in web/e2e)")
 	}
 
-	n := startTestNode(t, testConfig(t))
-	out := os.Getenv("MOIM_E2E_OUT")
-	if out == "" {
-		out = t.TempDir()
+	n := startTestNode(t, cfg)
+	out := t.TempDir()
+	if keep := os.Getenv("MOIM_E2E_OUT"); keep != "" {
+		out = filepath.Join(keep, strings.TrimSuffix(flow, ".mjs"))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "flow.mjs", n.url, out)
+	cmd := exec.CommandContext(ctx, node, flow, n.url, out)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "MOIM_CHROMIUM="+browser)
 	var output bytes.Buffer
@@ -109,14 +117,14 @@ func TestWebClientInChromium(t *testing.T) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Run()
-	t.Logf("node flow.mjs %s %s:\n%s", n.url, out, output.String())
+	t.Logf("node %s %s %s:\n%s", flow, n.url, out, output.String())
 	if ctx.Err() != nil {
 		t.Fatalf("the browser flow did not finish within 4 minutes")
 	}
 	if err != nil {
 		t.Fatalf("the browser flow failed (%v); screenshots and summary.json in %s", err, out)
 	}
-	for _, name := range []string{"chat-desktop.png", "chat-phone.png", "dues-desktop.png", "dues-phone.png"} {
+	for _, name := range screenshots {
 		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
 			t.Errorf("screenshot %s not written: %v", name, err)
 		}

@@ -4,65 +4,21 @@
 //
 //   node flow.mjs BASE_URL OUT_DIR
 //
-// BASE_URL is a running node (server/web_test.go starts one); screenshots
-// and a summary go to OUT_DIR. Exits non-zero on the first failed check or
-// on any console error. MOIM_CHROMIUM overrides /usr/bin/chromium.
-import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+// kit.mjs holds what every flow shares (see there).
+import {
+  DESKTOP, PHONE, browser, body, check, cuttable, deliver, expectAttr, expectCount, expectText,
+  login, open, runFlow, say, shot, signup, step, tag, timings, until, user, userId,
+} from "./kit.mjs";
+import { readFileSync } from "node:fs";
 
-const [base, out] = process.argv.slice(2);
-if (!base || !out) {
-  console.error("usage: node flow.mjs BASE_URL OUT_DIR");
-  process.exit(2);
-}
-mkdirSync(out, { recursive: true });
-
-const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run"];
-const DESKTOP = { viewport: { width: 1280, height: 800 }, locale: "en-US" };
-const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: "ko-KR" };
-const DELIVERY_MS = 1000; // the issue's bound for seeing the other's message
 const HISTORY = 120; // messages in the room Bob scrolls back through (pages of 50)
 
-const tag = Math.random().toString(36).slice(2, 8);
 const users = {
-  alice: { username: `alice_${tag}`, display: "앨리스 Alice", password: "password-a1" },
-  bob: { username: `bob_${tag}`, display: "밥 Bob", password: "password-b1" },
+  alice: user("alice", "앨리스 Alice"),
+  bob: user("bob", "밥 Bob"),
 };
-const consoleErrors = [];
-const expectedErrors = [];
-const pages = {};
-const timings = {};
-const shots = [];
-const started = Date.now();
 
-// step logs where the flow is, with the seconds since it started.
-function step(what) {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
-}
-
-const browser = await chromium.launch({ executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium", headless: true, args: FLAGS });
-let failed = false;
-try {
-  await run();
-} catch (err) {
-  failed = true;
-  console.error("FAIL:", err && err.stack ? err.stack : err);
-  for (const [name, page] of Object.entries(pages)) {
-    if (!page.isClosed()) await page.screenshot({ path: join(out, `failure-${name}.png`) }).catch(() => {});
-  }
-} finally {
-  await browser.close();
-}
-writeFileSync(join(out, "summary.json"), JSON.stringify({ failed, timings, consoleErrors, expectedErrors, screenshots: shots }, null, 2));
-if (consoleErrors.length) {
-  console.error("console errors:\n  " + consoleErrors.join("\n  "));
-  failed = true;
-}
-console.log(`screenshots: ${shots.map((s) => join(out, s)).join(" ")}`);
-console.log(`delivery ms: ${JSON.stringify(timings)}`);
-process.exit(failed ? 1 : 0);
+await runFlow("flow.mjs", { expectedError }, run);
 
 async function run() {
   // --- sign up: Alice on a desktop, Bob on a phone in Korean ---
@@ -359,168 +315,4 @@ function expectedError(m) {
     (m.text().includes("status of 403") && /\/api\/rooms\/\d+\/join$/.test(url)) ||
     (m.text().includes("status of 401") && /\/api\/wallet\/transfers$/.test(url)) ||
     (m.text().includes("status of 409") && /\/api\/rooms\/\d+$/.test(url));
-}
-
-// open makes a page that records console errors and uncaught exceptions.
-async function open(ctx, name) {
-  ctx.setDefaultTimeout(10000);
-  const page = await ctx.newPage();
-  page.on("console", (m) => {
-    if (m.type() !== "error") return;
-    const line = `${name}: ${m.text()} (${m.location().url})`;
-    if (expectedError(m)) expectedErrors.push(line);
-    else consoleErrors.push(line);
-  });
-  page.on("pageerror", (e) => consoleErrors.push(`${name}: uncaught ${e.message}`));
-  pages[name] = page;
-  await page.goto(base + "/");
-  return page;
-}
-
-async function signup(page, u) {
-  await page.getByTestId("auth-tab-signup").click();
-  await page.getByTestId("auth-username").fill(u.username);
-  await page.getByTestId("auth-display").fill(u.display);
-  await page.getByTestId("auth-password").fill(u.password);
-  await page.getByTestId("auth-submit").click();
-  await expectText(page.getByTestId("me-name"), u.display);
-}
-
-async function login(page, u) {
-  await page.getByTestId("auth-username").fill(u.username);
-  await page.getByTestId("auth-password").fill(u.password);
-  await page.getByTestId("auth-submit").click();
-  await expectText(page.getByTestId("me-name"), u.display);
-}
-
-async function userId(page) {
-  return page.evaluate(async () => {
-    const r = await fetch("/api/me", { headers: { Authorization: "Bearer " + localStorage.getItem("moim.token") } });
-    return (await r.json()).id;
-  });
-}
-
-async function say(page, text) {
-  await page.getByTestId("composer").fill(text);
-  await page.getByTestId("composer").press("Enter");
-}
-
-// deliver sends text from one page and returns how long until the other
-// shows it; more than DELIVERY_MS fails.
-async function deliver(from, to, text) {
-  await say(from, text);
-  const start = Date.now();
-  await body(to, text).waitFor({ timeout: DELIVERY_MS });
-  return Date.now() - start;
-}
-
-function body(page, text) {
-  const exact = new RegExp("^" + text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$");
-  return page.getByTestId("msg-body").filter({ hasText: exact });
-}
-
-// cuttable routes the context's WebSocket through Playwright so the test
-// can drop the connection (as a dead network would) and lose frames.
-async function cuttable(ctx) {
-  let blocked = false;
-  let live = null;
-  let loseText = "";
-  let lostCid = "";
-  let onLost = () => {};
-  let lostPromise = null;
-  const sent = new Map(); // cid -> send frames seen
-  await ctx.routeWebSocket(/\/ws\?/, (ws) => {
-    if (blocked) {
-      ws.close({ code: 4000, reason: "network down (test)" });
-      return;
-    }
-    const server = ws.connectToServer();
-    const conn = { ws, server };
-    live = conn;
-    const drop = () => {
-      server.close({ code: 1000 });
-      ws.close({ code: 4000, reason: "network down (test)" });
-    };
-    conn.drop = drop;
-    ws.onMessage((m) => {
-      const f = JSON.parse(m);
-      if (f.type === "send") sent.set(f.cid, (sent.get(f.cid) || 0) + 1);
-      if (loseText && f.type === "send" && f.body === loseText) lostCid = f.cid;
-      server.send(m);
-    });
-    server.onMessage((m) => {
-      const f = JSON.parse(m);
-      if (lostCid && f.cid === lostCid && (f.type === "ack" || f.type === "msg")) {
-        if (f.type === "ack") {
-          loseText = "";
-          const cid = lostCid;
-          lostCid = "";
-          drop();
-          onLost(cid);
-        }
-        return;
-      }
-      ws.send(m);
-    });
-    ws.onClose(() => server.close());
-    server.onClose(() => ws.close());
-  });
-  return {
-    drop: async () => {
-      blocked = true;
-      if (live) live.drop();
-    },
-    restore: () => {
-      blocked = false;
-    },
-    loseAckOf: (text) => {
-      loseText = text;
-      lostPromise = new Promise((resolve) => (onLost = resolve));
-    },
-    lost: () => lostPromise,
-    sends: (cid) => sent.get(cid) || 0,
-  };
-}
-
-async function shot(page, name) {
-  await page.locator("#toasts .toast").last().waitFor({ state: "detached", timeout: 4000 }).catch(() => {});
-  await page.waitForTimeout(200); // let scrolling settle
-  await page.screenshot({ path: join(out, name) });
-  shots.push(name);
-}
-
-async function check(ok, what) {
-  if (!ok) throw new Error("check failed: " + what);
-}
-
-async function until(what, fn, timeout = 10000) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last.ok) return;
-    if (Date.now() > end) throw new Error(`timed out: ${what} (last: ${JSON.stringify(last.got)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function expectText(locator, want, timeout) {
-  await until(`${locator} has text ${want}`, async () => {
-    const got = await locator.first().textContent({ timeout: 1000 }).catch(() => null);
-    return { ok: got !== null && (want instanceof RegExp ? want.test(got) : got.includes(want)), got };
-  }, timeout);
-}
-
-async function expectCount(locator, n, timeout) {
-  await until(`${locator} count ${n}`, async () => {
-    const got = await locator.count();
-    return { ok: got === n, got };
-  }, timeout);
-}
-
-async function expectAttr(locator, name, want, timeout) {
-  await until(`${locator} ${name}=${want}`, async () => {
-    const got = await locator.getAttribute(name, { timeout: 1000 }).catch(() => null);
-    return { ok: got === want, got };
-  }, timeout);
 }

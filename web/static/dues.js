@@ -26,7 +26,9 @@ export function mountDues(el, room) {
 
   let data = {};
   let alive = true;
+  let deleting = false;
   let adminOpen = false;
+  let timer;
 
   async function load() {
     const [fund, dues, wallet, members] = await Promise.allSettled([
@@ -235,10 +237,15 @@ export function mountDues(el, room) {
           type: "button", class: "btn danger", "data-testid": "delete-room",
           onclick: async () => {
             if (!(await confirm(t("dues.deleteRoom"), t("dues.deleteConfirm"), t("dues.deleteRoom"), { testid: "delete-dialog" }))) return;
+            // No reload (after a fee event) may ask for the room while or
+            // after it is deleted.
+            deleting = true;
+            clearTimeout(timer);
             try {
               await api.deleteRoom(room);
               location.hash = "#/";
             } catch (e) {
+              deleting = false;
               toast(e.code === "fund_not_empty" ? t("dues.settleFirst", won(data.fund ? data.fund.balance : 0)) : errorText(e), "error");
             }
           },
@@ -298,10 +305,9 @@ export function mountDues(el, room) {
     await load().catch((e) => toast(errorText(e), "error"));
   }
 
-  let timer;
   const off = listen({
     msg: (m) => {
-      if (m.room !== room || m.kind !== "fee") return;
+      if (m.room !== room || m.kind !== "fee" || deleting) return;
       clearTimeout(timer);
       timer = setTimeout(() => load().catch(() => {}), 200);
     },
