@@ -32,15 +32,39 @@ const (
 // the data directory, written by one goroutine (the single-node engine's
 // group commit, or the batcher) and read by several.
 type SQLite struct {
-	db *sql.DB
+	// db reads; w writes, through one connection of its own. SQLite drops
+	// a connection's page cache whenever another connection has written,
+	// so a writer taking whichever pooled connection a reader last used
+	// re-read its pages from the file on most commits.
+	db, w *sql.DB
 	// accept inserts a new message unless its (room, from, cid) is stored;
 	// prepared once, since the group commit runs it in every transaction.
 	accept *sql.Stmt
+	// byCID finds a stored message by its sender's cid; prepared once for
+	// the same reason.
+	byCID *sql.Stmt
 	// mu serializes writers; top caches each room's highest seq for
-	// Commit, which gives seqs out (dropped when a commit fails).
-	mu  sync.Mutex
-	top map[int64]int64
+	// Commit, which gives seqs out (dropped when a commit fails). tail is
+	// what the log table holds, by cid, and moved when it last emptied.
+	mu    sync.Mutex
+	top   map[int64]int64
+	tail  map[cidKey]chatlog.Accepted
+	moved time.Time
 }
+
+// cidKey names a message by its sender's id for it.
+type cidKey struct {
+	room, from int64
+	cid        string
+}
+
+// moveEvery is how often Commit moves the log table's messages into the
+// messages table. A commit appends its messages to the end of the log,
+// a few pages however many rooms it touches; the move then writes each
+// room's pages once for all of its messages since the last one, instead
+// of once per commit. A second holds many messages per busy room and
+// costs the commit that moves them a few milliseconds.
+const moveEvery = time.Second
 
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -55,6 +79,16 @@ CREATE TABLE IF NOT EXISTS messages (
 	PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_cid ON messages (room, from_user, cid);
+CREATE TABLE IF NOT EXISTS log (
+	room      INTEGER NOT NULL,
+	seq       INTEGER NOT NULL,
+	from_user INTEGER NOT NULL,
+	cid       TEXT    NOT NULL,
+	ts        INTEGER NOT NULL,
+	body      TEXT    NOT NULL,
+	msg       BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_room ON log (room, seq);
 CREATE TABLE IF NOT EXISTS reads (
 	room INTEGER NOT NULL, user INTEGER NOT NULL, seq INTEGER NOT NULL,
 	PRIMARY KEY (room, user)
@@ -78,31 +112,59 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	}
 	// A 64 MiB page cache keeps every busy room's newest pages in memory
 	// (SQLite's default, 2 MiB, re-read them from the file). Checkpoints
-	// stay at SQLite's 1,000 pages: 10,000 made them rarer but long
-	// enough to show in the ack p99 (docs/BENCHMARKS.md).
+	// stay SQLite's, run by the writer after a commit: one on another
+	// connection never catches up with a writer that does not stop, and
+	// the write-ahead log grows without end (docs/BENCHMARKS.md).
 	dsn := "file:" + filepath.Join(dir, "messages.db") +
 		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	db.SetMaxOpenConns(8)
-	if _, err := db.Exec(sqliteSchema); err != nil {
-		_ = db.Close()
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(sqliteSchema); err != nil {
+		_ = w.Close()
 		return nil, fmt.Errorf("store: create tables: %w", err)
 	}
-	accept, err := db.Prepare(insertMessage + ` ON CONFLICT (room, from_user, cid) DO NOTHING`)
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("store: prepare insert: %w", err)
+	s := &SQLite{w: w, top: map[int64]int64{}, tail: map[cidKey]chatlog.Accepted{}}
+	// What the last run left in the log moves now, so the tail starts
+	// empty, as the map of it does.
+	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error { return moveLog(context.Background(), tx) })
+	if err == nil {
+		s.accept, err = w.Prepare(`INSERT INTO log (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	}
-	return &SQLite{db: db, accept: accept, top: map[int64]int64{}}, nil
+	if err == nil {
+		s.byCID, err = w.Prepare(`SELECT seq, ts FROM messages WHERE room = ? AND from_user = ? AND cid = ?`)
+	}
+	if err == nil {
+		s.db, err = sql.Open("sqlite", dsn)
+	}
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	s.db.SetMaxOpenConns(8)
+	s.moved = time.Now()
+	return s, nil
+}
+
+// moveLog moves every message of the log table into the messages table,
+// in (room, seq) order so each room's pages are written once.
+func moveLog(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg)
+		SELECT room, seq, from_user, cid, ts, body, msg FROM log ORDER BY room, seq`); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM log`)
+	return err
 }
 
 // Close closes the database.
 func (s *SQLite) Close() error {
 	_ = s.accept.Close()
-	return s.db.Close()
+	_ = s.byCID.Close()
+	_ = s.db.Close()
+	return s.w.Close()
 }
 
 // Ping checks the database file answers.
@@ -112,65 +174,89 @@ const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body
 
 // Commit runs a batch in one transaction: each new draft gets its room's
 // next seq, a retried (user, cid) gets its original seq and ts, deletions
-// tombstone, read positions rise. Nothing of a failed batch is kept.
+// tombstone, read positions rise. Nothing of a failed batch is kept. New
+// messages go to the end of the log table, moved into the messages table
+// (every moveEvery, and before an edit or deletion, which find messages
+// there) by a later commit.
 func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin commit: %w", err)
 	}
-	given := map[int64]int64{}
-	err = s.commit(ctx, tx, b, given)
+	c := commit{given: map[int64]int64{}, added: map[cidKey]chatlog.Accepted{}}
+	err = s.commit(ctx, tx, b, &c)
 	if err == nil {
 		err = tx.Commit()
 	}
 	if err != nil {
 		_ = tx.Rollback()
-		for room := range given {
+		for room := range c.given {
 			delete(s.top, room)
 		}
 		return fmt.Errorf("store: commit %d messages, %d edits, %d deletions, %d read positions: %w", len(b.Drafts), len(b.Edits), len(b.Deletes), len(b.Reads), err)
 	}
-	for room, seq := range given {
+	for room, seq := range c.given {
 		s.top[room] = seq
+	}
+	if c.moved {
+		clear(s.tail)
+		s.moved = time.Now()
+	}
+	for k, acc := range c.added {
+		s.tail[k] = acc
 	}
 	return nil
 }
 
-func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, given map[int64]int64) error {
+// commit is what one Commit changed, applied to the SQLite's maps only
+// once the transaction commits.
+type commit struct {
+	given map[int64]int64
+	added map[cidKey]chatlog.Accepted
+	moved bool
+}
+
+func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) error {
+	if len(s.tail) > 0 && (len(b.Edits) > 0 || len(b.Deletes) > 0 || time.Since(s.moved) >= moveEvery) {
+		if err := moveLog(ctx, tx); err != nil {
+			return err
+		}
+		c.moved = true
+	}
 	b.Accepted = make([]chatlog.Accepted, len(b.Drafts))
 	b.Encoded = make([][]byte, len(b.Drafts))
 	if len(b.Drafts) > 0 {
-		ins := tx.StmtContext(ctx, s.accept)
+		ins, find := tx.StmtContext(ctx, s.accept), tx.StmtContext(ctx, s.byCID)
 		defer ins.Close()
+		defer find.Close()
 		for i, d := range b.Drafts {
-			top, ok := given[d.Room]
+			acc, dup, err := s.stored(ctx, find, c, cidKey{d.Room, d.From, d.CID})
+			if err != nil {
+				return err
+			}
+			if dup {
+				b.Accepted[i] = acc
+				continue
+			}
+			top, ok := c.given[d.Room]
 			if !ok {
 				if top, ok = s.top[d.Room]; !ok {
-					if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?`, d.Room).Scan(&top); err != nil {
+					if err := tx.QueryRowContext(ctx, maxSeq, d.Room).Scan(&top); err != nil {
 						return err
 					}
 				}
 			}
 			msg := d.Encode(top + 1)
-			res, err := ins.ExecContext(ctx, d.Room, top+1, d.From, d.CID, d.TS, d.Body, msg)
-			if err != nil {
+			if _, err := ins.ExecContext(ctx, d.Room, top+1, d.From, d.CID, d.TS, d.Body, msg); err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				given[d.Room] = top + 1
-				b.Accepted[i] = chatlog.Accepted{Seq: top + 1, TS: d.TS}
-				b.Encoded[i] = msg
-				continue
-			}
-			given[d.Room] = top
-			acc := chatlog.Accepted{Dup: true}
-			if err := tx.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ? AND from_user = ? AND cid = ?`,
-				d.Room, d.From, d.CID).Scan(&acc.Seq, &acc.TS); err != nil {
-				return err
-			}
+			c.given[d.Room] = top + 1
+			acc = chatlog.Accepted{Seq: top + 1, TS: d.TS}
+			c.added[cidKey{d.Room, d.From, d.CID}] = acc
 			b.Accepted[i] = acc
+			b.Encoded[i] = msg
 		}
 	}
 	for i, e := range b.Edits {
@@ -191,6 +277,28 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, given
 	return saveReads(ctx, tx, b.Reads)
 }
 
+// stored finds a message committed under k: in the log (by the map of
+// it), earlier in this commit, or in the messages table.
+func (s *SQLite) stored(ctx context.Context, find *sql.Stmt, c *commit, k cidKey) (chatlog.Accepted, bool, error) {
+	if acc, ok := s.tail[k]; ok {
+		return chatlog.Accepted{Seq: acc.Seq, TS: acc.TS, Dup: true}, true, nil
+	}
+	if acc, ok := c.added[k]; ok {
+		return chatlog.Accepted{Seq: acc.Seq, TS: acc.TS, Dup: true}, true, nil
+	}
+	acc := chatlog.Accepted{Dup: true}
+	err := find.QueryRowContext(ctx, k.room, k.from, k.cid).Scan(&acc.Seq, &acc.TS)
+	if errors.Is(err, sql.ErrNoRows) {
+		return chatlog.Accepted{}, false, nil
+	}
+	return acc, err == nil, err
+}
+
+// maxSeq is a room's highest seq in either table.
+const maxSeq = `SELECT COALESCE(MAX(seq), 0) FROM (
+	SELECT MAX(seq) AS seq FROM messages WHERE room = ?1
+	UNION ALL SELECT MAX(seq) FROM log WHERE room = ?1)`
+
 func saveReads(ctx context.Context, tx *sql.Tx, marks []chatlog.ReadMark) error {
 	for _, r := range marks {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reads (room, user, seq) VALUES (?, ?, ?)
@@ -205,7 +313,7 @@ func saveReads(ctx context.Context, tx *sql.Tx, marks []chatlog.ReadMark) error 
 func (s *SQLite) write(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: %s: %w", what, err)
 	}
@@ -327,14 +435,20 @@ func (s *SQLite) ReadPositions(ctx context.Context, room int64) (map[int64]int64
 }
 
 func (s *SQLite) After(ctx context.Context, room, after int64, limit int) ([][]byte, error) {
-	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`, room, after, limit)
+	return s.messages(ctx, `SELECT msg, deleted FROM (
+		SELECT * FROM (SELECT seq, msg, deleted FROM messages WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)
+		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)
+	) ORDER BY seq LIMIT ?3`, room, after, limit)
 }
 
 func (s *SQLite) Before(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
 	if before <= 0 {
 		before = 1 << 62
 	}
-	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, room, before, limit)
+	return s.messages(ctx, `SELECT msg, deleted FROM (
+		SELECT * FROM (SELECT seq, msg, deleted FROM messages WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3)
+		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3)
+	) ORDER BY seq DESC LIMIT ?3`, room, before, limit)
 }
 
 // likeEscaper quotes LIKE's wildcards so q is always plain text.
@@ -343,8 +457,10 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 // Search finds messages of room whose body contains q (case-insensitively
 // for ASCII letters, as SQLite's LIKE does), newest first.
 func (s *SQLite) Search(ctx context.Context, room int64, q string, limit int) ([][]byte, error) {
-	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND deleted = 0 AND body LIKE ? ESCAPE '\'
-		ORDER BY seq DESC LIMIT ?`, room, "%"+likeEscaper.Replace(q)+"%", limit)
+	return s.messages(ctx, `SELECT msg, deleted FROM (
+		SELECT * FROM (SELECT seq, msg, deleted FROM messages WHERE room = ?1 AND deleted = 0 AND body LIKE ?2 ESCAPE '\' ORDER BY seq DESC LIMIT ?3)
+		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND body LIKE ?2 ESCAPE '\' ORDER BY seq DESC LIMIT ?3)
+	) ORDER BY seq DESC LIMIT ?3`, room, "%"+likeEscaper.Replace(q)+"%", limit)
 }
 
 func (s *SQLite) messages(ctx context.Context, query string, args ...any) ([][]byte, error) {
@@ -373,7 +489,7 @@ func (s *SQLite) messages(ctx context.Context, query string, args ...any) ([][]b
 
 func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, maxSeq, room).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: highest seq of room %d: %w", room, err)
 	}
 	return n, nil
@@ -381,7 +497,7 @@ func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
 
 func (s *SQLite) Count(ctx context.Context, room int64) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages WHERE room = ?1) + (SELECT COUNT(*) FROM log WHERE room = ?1)`, room).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count room %d: %w", room, err)
 	}
 	return n, nil
@@ -423,7 +539,8 @@ func (s *SQLite) Gaps(ctx context.Context, room, from, to int64) ([]chatlog.Gap,
 
 func (s *SQLite) FindCID(ctx context.Context, room, from int64, cid string) (chatlog.Accepted, bool, error) {
 	var acc chatlog.Accepted
-	err := s.db.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ? AND from_user = ? AND cid = ?`, room, from, cid).Scan(&acc.Seq, &acc.TS)
+	err := s.db.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ?1 AND from_user = ?2 AND cid = ?3
+		UNION ALL SELECT seq, ts FROM log WHERE room = ?1 AND from_user = ?2 AND cid = ?3 LIMIT 1`, room, from, cid).Scan(&acc.Seq, &acc.TS)
 	if errors.Is(err, sql.ErrNoRows) {
 		return acc, false, nil
 	}

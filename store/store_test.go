@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -236,5 +237,95 @@ func TestCommitGivesSeqsOnceAndKeepsThem(t *testing.T) {
 	}
 	if got, _ := st.After(ctx, 1, 1, 1); !strings.Contains(string(got[0]), `"deleted":true`) {
 		t.Fatalf("deleted message after reopening: %s", got[0])
+	}
+}
+
+// TestCommittedMessagesReadTheSameBeforeAndAfterTheyMove: a commit appends
+// to the log table, and a later one moves the log into the messages
+// table. Reads, searches, the highest seq and retried cids must not tell
+// where a message sits: in the log, moved, or moved by a restart.
+func TestCommittedMessagesReadTheSameBeforeAndAfterTheyMove(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenSQLite(dir, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	commit := func(st *SQLite, b *chatlog.Batch) *chatlog.Batch {
+		t.Helper()
+		if err := st.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	drafts := func(from int, cids ...string) *chatlog.Batch {
+		b := &chatlog.Batch{}
+		for _, cid := range cids {
+			b.Drafts = append(b.Drafts, chatlog.NewDraft(1, int64(from), "n", "가을 소풍 "+cid, cid, chatlog.KindText, 0, 42))
+		}
+		return b
+	}
+	check := func(st *SQLite, where string, top, searchable int64) {
+		t.Helper()
+		after, err := st.After(ctx, 1, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := st.Before(ctx, 1, 0, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found, err := st.Search(ctx, 1, "소풍 c", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maxSeq, err := st.MaxSeq(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := st.Count(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]int64, top)
+		for i := range want {
+			want[i] = int64(i + 1)
+		}
+		if got := seqs(t, after); !slices.Equal(got, want) {
+			t.Errorf("%s: After gives seqs %v, want %v", where, got, want)
+		}
+		if got := seqs(t, before); !slices.Equal(got, []int64{top, top - 1}) {
+			t.Errorf("%s: Before gives seqs %v, want [%d %d]", where, got, top, top-1)
+		}
+		if int64(len(found)) != searchable || maxSeq != top || n != top {
+			t.Errorf("%s: search found %d, highest seq %d, count %d; want %d, %d, %d", where, len(found), maxSeq, n, searchable, top, top)
+		}
+		retry := commit(st, drafts(7, "c1", "c3"))
+		if retry.Accepted[0] != (chatlog.Accepted{Seq: 1, TS: 42, Dup: true}) || retry.Accepted[1] != (chatlog.Accepted{Seq: 3, TS: 42, Dup: true}) {
+			t.Errorf("%s: retried cids got %+v, want seqs 1 and 3 again", where, retry.Accepted)
+		}
+	}
+
+	commit(st, drafts(7, "c1", "c2"))
+	commit(st, drafts(7, "c3"))
+	check(st, "in the log", 3, 3)
+
+	// A deletion moves the log first, then finds the message to delete.
+	del := commit(st, &chatlog.Batch{Deletes: []chatlog.Deletion{{Room: 1, Seq: 3, By: 7}}})
+	if !del.Deletes[0].Done {
+		t.Fatal("a message still in the log could not be deleted")
+	}
+	commit(st, drafts(8, "c4"))
+	check(st, "moved, and one more in the log", 4, 3) // search skips the deleted one
+
+	// Reopening moves what the last run left in the log.
+	_ = st.Close()
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+	check(st, "after reopening", 4, 3)
+	if next := commit(st, drafts(9, "c5")); next.Accepted[0].Seq != 5 {
+		t.Fatalf("after reopening the next message got seq %d, want 5", next.Accepted[0].Seq)
 	}
 }
