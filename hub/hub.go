@@ -38,9 +38,13 @@ type Config struct {
 	// a connection silent for that long [75s, two missed pings and slack].
 	PingInterval, IdleTimeout time.Duration
 	// SendRate and SendBurst are each connection's token bucket for
-	// send and typing [20/s, burst 40].
+	// send and typing [20/s, burst 40]: a local check before Budget's
+	// shared one, so one flooding socket costs no limiter calls.
 	SendRate  float64
 	SendBurst int
+	// Budget is each user's limits over all their sockets, REST calls
+	// and nodes [none].
+	Budget Budget
 	// RecentLen caps each room's recent stream, which serves sync [1000].
 	RecentLen int
 	// SyncLimit is the most messages one sync returns per room [500]; the

@@ -111,6 +111,8 @@ type (
 		Message string `json:"message"`
 		CID     string `json:"cid,omitempty"`
 		Room    int64  `json:"room,omitempty"`
+		// RetryAfterMS is how long a rate_limited client should wait.
+		RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 	}
 )
 

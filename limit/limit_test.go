@@ -152,3 +152,30 @@ func TestMemorySweepsEndedWindows(t *testing.T) {
 		t.Fatalf("%d counters kept, want only the live one", len(m.counts))
 	}
 }
+
+// TestCostsAreCountedWhole is the sync budget: a cost that does not fit is
+// refused whole, and work already done is charged even past the rule, so
+// the next take waits.
+func TestCostsAreCountedWhole(t *testing.T) {
+	for name, l := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			rule := Rule{N: 100, Window: time.Minute}
+			if u, _ := l.TakeN(ctx, "sync", "alice", rule, 60); !u.OK || u.Count != 60 {
+				t.Fatalf("60 of 100: %+v", u)
+			}
+			if u, _ := l.TakeN(ctx, "sync", "alice", rule, 41); u.OK || u.Count != 60 {
+				t.Fatalf("41 more: %+v, want refused with nothing counted", u)
+			}
+			if u, _ := l.Charge(ctx, "sync", "alice", rule, 500); u.OK || u.Count != 560 {
+				t.Fatalf("charging 500: %+v, want counted past the rule", u)
+			}
+			if u, _ := l.Take(ctx, "sync", "alice", rule); u.OK || u.Wait <= 0 {
+				t.Fatalf("after an overdraft: %+v, want refused with a wait", u)
+			}
+			if u, _ := l.Charge(ctx, "sync", "bob", rule, 5); !u.OK || u.Count != 5 || u.Wait <= 0 {
+				t.Fatalf("a first charge: %+v, want a window started", u)
+			}
+		})
+	}
+}

@@ -36,12 +36,30 @@ func (l *redisLimiter) key(name, subject string) string {
 }
 
 func (l *redisLimiter) Take(ctx context.Context, name, subject string, r Rule) (Use, error) {
+	return l.count(ctx, name, subject, r, 1, false)
+}
+
+func (l *redisLimiter) TakeN(ctx context.Context, name, subject string, r Rule, cost int) (Use, error) {
+	return l.count(ctx, name, subject, r, cost, false)
+}
+
+func (l *redisLimiter) Charge(ctx context.Context, name, subject string, r Rule, cost int) (Use, error) {
+	return l.count(ctx, name, subject, r, cost, true)
+}
+
+// count adds cost events in one script call when they fit, or always
+// when force is set.
+func (l *redisLimiter) count(ctx context.Context, name, subject string, r Rule, cost int, force bool) (Use, error) {
 	if r.Off() {
 		return Use{OK: true}, nil
 	}
-	res, err := takeScript.Run(ctx, l.rdb, []string{l.key(name, subject)}, r.Window.Milliseconds(), r.N).Int64Slice()
+	f := 0
+	if force {
+		f = 1
+	}
+	res, err := takeScript.Run(ctx, l.rdb, []string{l.key(name, subject)}, r.Window.Milliseconds(), r.N, cost, f).Int64Slice()
 	if err != nil {
-		return Use{}, fmt.Errorf("limit: take %s of %s: %w", name, subject, err)
+		return Use{}, fmt.Errorf("limit: take %d %s of %s: %w", cost, name, subject, err)
 	}
 	return Use{OK: res[0] == 1, Count: int(res[1]), Wait: time.Duration(res[2]) * time.Millisecond}, nil
 }

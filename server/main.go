@@ -185,6 +185,7 @@ func (n *node) build(ctx context.Context) error {
 		AnyOrigin:      n.cfg.Embedded() && len(n.cfg.AllowedOrigins) == 0,
 		SendRate:       n.cfg.SendRate,
 		SendBurst:      n.cfg.SendBurst,
+		Budget:         hub.Budget{Limiter: lim, Send: n.cfg.SendLimit, Sync: n.cfg.SyncLimit, Events: n.cfg.EventLimit},
 		ProbeInterval:  n.cfg.PubSubProbe,
 	}, broker, directory{acc, rms}, n.backends.msgs, reg, n.log)
 	if err != nil {
