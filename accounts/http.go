@@ -64,9 +64,10 @@ func throttled(c *fiber.Ctx, err error) error {
 }
 
 func (a *Accounts) handleLogout(c *fiber.Ctx) error {
-	if err := a.tokens.Revoke(c.UserContext(), token(c)); err != nil {
+	if err := a.tokens.Revoke(c.UserContext(), Token(c)); err != nil {
 		return err
 	}
+	a.tokensChanged(c.UserContext(), UserID(c))
 	return c.SendStatus(fiber.StatusNoContent)
 }
 

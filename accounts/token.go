@@ -118,6 +118,17 @@ var errRevoked = api.Unauthorized("token has been revoked; log in again")
 // not changed password since, and has not logged it out. It returns the
 // user id.
 func (t *Tokens) Verify(ctx context.Context, token string) (int64, error) {
+	return t.verify(ctx, token, false)
+}
+
+// Recheck is Verify reading SQL even when this node checked the token
+// moments ago: an open WebSocket's token is rechecked when the user's
+// tokens change on any node.
+func (t *Tokens) Recheck(ctx context.Context, token string) (int64, error) {
+	return t.verify(ctx, token, true)
+}
+
+func (t *Tokens) verify(ctx context.Context, token string, fresh bool) (int64, error) {
 	id, c, err := t.parse(token)
 	if err != nil || t.db == nil {
 		return id, err
@@ -127,7 +138,7 @@ func (t *Tokens) Verify(ctx context.Context, token string) (int64, error) {
 	t.mu.Lock()
 	l, ok := t.live[key]
 	t.mu.Unlock()
-	if ok && now.Before(l.until) {
+	if ok && now.Before(l.until) && !fresh {
 		return id, nil
 	}
 	var row struct {
@@ -243,8 +254,8 @@ func UserID(c *fiber.Ctx) int64 {
 	return id
 }
 
-// token is the caller's token, set by Require.
-func token(c *fiber.Ctx) string {
+// Token is the caller's token, set by Require.
+func Token(c *fiber.Ctx) string {
 	s, _ := c.Locals(tokenKey).(string)
 	return s
 }

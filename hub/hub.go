@@ -55,6 +55,10 @@ type Config struct {
 	// mode, where a developer opens pages from anywhere).
 	AllowedOrigins []string
 	AnyOrigin      bool
+	// TokenCheck is how often every open connection's token is checked
+	// again [1m], which closes those of deleted users and expired tokens;
+	// TokensChanged closes revoked ones at once.
+	TokenCheck time.Duration
 	// ProbeInterval is how often the node checks that each pub/sub shard
 	// still delivers by publishing to itself [5s]; a shard silent for
 	// three intervals is resubscribed and fails /readyz meanwhile.
@@ -81,6 +85,7 @@ func (c *Config) defaults() {
 	defDur(&c.PingInterval, 30*time.Second)
 	defDur(&c.IdleTimeout, 75*time.Second)
 	defDur(&c.ProbeInterval, 5*time.Second)
+	defDur(&c.TokenCheck, time.Minute)
 	if c.SendRate <= 0 {
 		c.SendRate = 20
 	}
@@ -98,6 +103,10 @@ type Directory interface {
 	// MemberIDs lists a room's members to one of them (an api error for
 	// anyone else).
 	MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error)
+	// CheckToken reads afresh whether token still authenticates its user:
+	// nil, or a 401 api error once it is revoked or expired or its user
+	// is gone.
+	CheckToken(ctx context.Context, token string) error
 }
 
 // History is the durable message store, for what the broker no longer
@@ -402,6 +411,8 @@ func (h *Hub) membershipEvent(payload []byte) {
 	case json.Unmarshal(payload, &ev) != nil:
 	case ev.Event != nil:
 		h.deliverToUsers(ev.Users, ev.Event)
+	case ev.Recheck:
+		go h.recheck(ev.Users) // SQL must not hold up the channel
 	default:
 		h.applyMembership(ev)
 	}
@@ -469,10 +480,14 @@ func (h *Hub) keepalive(ctx context.Context) {
 	defer t.Stop()
 	beat := time.NewTicker(presenceTTL / 3)
 	defer beat.Stop()
+	tokens := time.NewTicker(h.cfg.TokenCheck)
+	defer tokens.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tokens.C:
+			h.recheck(nil)
 		case <-beat.C:
 			h.mu.RLock()
 			users := make([]int64, 0, len(h.users))

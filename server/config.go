@@ -84,6 +84,11 @@ type Config struct {
 	// batcher before another claims it. Default 30s: far above a normal
 	// batch write, short enough that a dead node's backlog moves soon.
 	ClaimIdle time.Duration
+	// TokenCheck is how often a node checks the token of every open
+	// WebSocket again, to close those of deleted users and expired
+	// tokens. Default 1m: one SQL query per token a minute; logouts and
+	// password changes close their sockets at once without waiting for it.
+	TokenCheck time.Duration
 	// MirrorCheck is how often a node checks that Redis still holds the
 	// membership mirror. Default 5s.
 	MirrorCheck time.Duration
@@ -182,6 +187,7 @@ var settings = []setting{
 	{"MOIM_SEND_BURST", "send-burst", "40", "burst of messages one WebSocket may send"},
 	{"MOIM_ROLES", "roles", "api,hub,batcher", "what this node runs: any of api, hub, batcher"},
 	{"MOIM_CLAIM_IDLE", "claim-idle", "30s", "how long a batcher's unstored entries wait before another batcher claims them"},
+	{"MOIM_TOKEN_CHECK", "token-check", "1m", "how often open WebSockets' tokens are checked again (deleted users, expiry)"},
 	{"MOIM_MIRROR_CHECK", "mirror-check", "5s", "how often to check Redis still holds the membership mirror"},
 	{"MOIM_PUBSUB_PROBE", "pubsub-probe", "5s", "how often to check each pub/sub shard still delivers (publish to self); silent for 3 probes: resubscribe"},
 	{"MOIM_SCHEDULE_TICK", "schedule-tick", "10s", "how often to run due auto-pay orders and due-day reminders"},
@@ -264,6 +270,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return Config{}, err
 	}
 	if cfg.ClaimIdle, err = positiveDuration("MOIM_CLAIM_IDLE", get("MOIM_CLAIM_IDLE")); err != nil {
+		return Config{}, err
+	}
+	if cfg.TokenCheck, err = positiveDuration("MOIM_TOKEN_CHECK", get("MOIM_TOKEN_CHECK")); err != nil {
 		return Config{}, err
 	}
 	if cfg.MirrorCheck, err = positiveDuration("MOIM_MIRROR_CHECK", get("MOIM_MIRROR_CHECK")); err != nil {
