@@ -18,6 +18,7 @@ func (a *Accounts) Routes(r fiber.Router, auth fiber.Handler) {
 	r.Post("/auth/logout", auth, a.handleLogout)
 	r.Get("/me", auth, a.handleMe)
 	r.Put("/me/password", auth, a.handlePassword)
+	r.Post("/ws-ticket", auth, a.handleTicket)
 	r.Get("/contacts", auth, a.handleContacts)
 	r.Post("/contacts", auth, a.handleAddContact)
 	r.Delete("/contacts/:user_id", auth, a.handleRemoveContact)

@@ -32,6 +32,8 @@ type Tokens struct {
 	ttl    time.Duration
 	// db is set by New; until then tokens are checked by signature only.
 	db *gorm.DB
+	// tickets redeem /ws?ticket= (UseTickets).
+	tickets Tickets
 
 	mu sync.Mutex
 	// live caches tokens found valid in SQL, by hash, until the time held.
@@ -226,14 +228,18 @@ const (
 func (t *Tokens) Require() fiber.Handler { return t.require(false) }
 
 // RequireUpgrade is Require for GET /ws, where a browser cannot set a
-// header: there the token may come in ?token= instead.
+// header: there a single-use ?ticket= (POST /api/ws-ticket) stands for
+// the token, and, deprecated, ?token= itself.
 func (t *Tokens) RequireUpgrade() fiber.Handler { return t.require(true) }
 
 func (t *Tokens) require(query bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		tok := bearer(c)
 		if tok == "" && c.Get(fiber.HeaderAuthorization) == "" && query {
-			tok = c.Query("token")
+			var err error
+			if tok, err = t.fromQuery(c); err != nil {
+				return err
+			}
 		}
 		if tok == "" {
 			return api.Unauthorized("missing token: send Authorization: Bearer <token>")
@@ -246,6 +252,26 @@ func (t *Tokens) require(query bool) fiber.Handler {
 		c.Locals(tokenKey, tok)
 		return c.Next()
 	}
+}
+
+// fromQuery is the token a WebSocket upgrade names in its URL: redeemed
+// from ?ticket=, or ?token= as it is.
+func (t *Tokens) fromQuery(c *fiber.Ctx) (string, error) {
+	ticket := c.Query("ticket")
+	if ticket == "" {
+		return c.Query("token"), nil
+	}
+	if t.tickets == nil {
+		return "", api.Unauthorized("tickets are not enabled on this node")
+	}
+	tok, ok, err := t.tickets.take(c.UserContext(), ticket)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", api.Unauthorized("ticket is unknown, used or expired; ask POST /api/ws-ticket for another")
+	}
+	return tok, nil
 }
 
 // UserID is the authenticated caller's id, set by Require.

@@ -129,10 +129,12 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	tokens := accounts.NewTokens(secret, n.cfg.TokenTTL)
-	lim := limit.NewMemory()
+	lim, tickets := limit.NewMemory(), accounts.NewMemoryTickets()
 	if n.backends.redis != nil {
 		lim = limit.NewRedis(n.backends.redis, n.cfg.RedisPrefix)
+		tickets = accounts.NewRedisTickets(n.backends.redis, n.cfg.RedisPrefix)
 	}
+	tokens.UseTickets(tickets)
 	acc, err := accounts.New(n.backends.sql, lim, accounts.Limits{
 		LoginPerUser: n.cfg.LoginLimit, LoginPerAddress: n.cfg.LoginAddressLimit, SignupPerAddress: n.cfg.SignupLimit,
 	}, tokens, n.cfg.BcryptCost)

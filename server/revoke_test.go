@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
 
 	"moim/hub"
 )
@@ -66,4 +71,66 @@ func TestRevokedTokensCloseOpenSockets(t *testing.T) {
 	if code := ghostSock.closeCode(); code != hub.StatusTokenRevoked {
 		t.Fatalf("a deleted user's socket closed with %d, want %d", code, hub.StatusTokenRevoked)
 	}
+}
+
+// TestWebSocketTicketsAreSingleUse: POST /api/ws-ticket answers a ticket
+// that opens one WebSocket, on any node, once; it is no token for REST,
+// and a socket opened with it closes when the token it stands for is
+// logged out.
+func TestWebSocketTicketsAreSingleUse(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	other := n
+	if os.Getenv(envEngine) != "memory" {
+		second := n.cfg
+		second.DataDir, second.NodeID = t.TempDir(), "second"
+		other = startTestNode(t, second)
+	}
+	alice := n.user(t, "Alice")
+	var tk struct {
+		Ticket     string `json:"ticket"`
+		ExpiresInS int    `json:"expires_in_s"`
+	}
+	alice.must(200, "POST", "/api/ws-ticket", nil, &tk)
+	if len(tk.Ticket) < 32 || tk.ExpiresInS <= 0 || tk.ExpiresInS > 60 {
+		t.Fatalf("ticket %+v", tk)
+	}
+	n.anon(t).fails(401, "unauthorized", "GET", "/api/me?ticket="+tk.Ticket, nil)
+	n.anon(t).fails(401, "unauthorized", "GET", "/api/me?token="+alice.token, nil)
+
+	dial := func(node *testNode, ticket string) (*wsClient, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn, br, _, err := ws.Dial(ctx, node.wsURL()+"?ticket="+ticket)
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { conn.Close() })
+		w := &wsClient{t: t, conn: conn, rw: conn, user: alice.id}
+		if br != nil {
+			w.rw = struct {
+				io.Reader
+				io.Writer
+			}{br, conn}
+		}
+		if f := w.next(); f.Type != "ready" || f.User != alice.id {
+			t.Fatalf("first frame %+v, want ready for Alice", f)
+		}
+		return w, nil
+	}
+	w, err := dial(other, tk.Ticket)
+	if err != nil {
+		t.Fatalf("upgrade with a fresh ticket: %v", err)
+	}
+	var refused ws.StatusError
+	if _, err := dial(n, tk.Ticket); !errors.As(err, &refused) || int(refused) != 401 {
+		t.Fatalf("a used ticket: %v, want 401", err)
+	}
+	if _, err := dial(n, "0123456789abcdef0123456789abcdef0123456789abcdef"); !errors.As(err, &refused) || int(refused) != 401 {
+		t.Fatalf("a made-up ticket: %v, want 401", err)
+	}
+	alice.must(204, "POST", "/api/auth/logout", nil, nil)
+	if code := w.closeCode(); code != hub.StatusTokenRevoked {
+		t.Fatalf("ticket socket after its token's logout closed with %d, want %d", code, hub.StatusTokenRevoked)
+	}
+	n.anon(t).fails(401, "unauthorized", "POST", "/api/ws-ticket", nil)
 }
