@@ -36,15 +36,22 @@ func (h *Hub) Handler(userID func(*fiber.Ctx) int64, token func(*fiber.Ctx) stri
 		if err != nil {
 			return err
 		}
+		// Changes announced from here on are applied over the rooms read
+		// next, so a kick committing in between sticks.
+		done := h.expect(uid)
 		roomIDs, err := h.dir.RoomIDs(ctx, uid)
 		if err != nil {
+			done()
 			return err
 		}
 		// gobwas/ws performs the handshake on the raw connection, from the
 		// request bytes fasthttp already read.
 		req := append([]byte(nil), c.Request().Header.Header()...)
 		c.Context().HijackSetNoResponse(true)
-		c.Context().Hijack(func(nc net.Conn) { h.upgrade(nc, req, uid, tok, name, roomIDs) })
+		c.Context().Hijack(func(nc net.Conn) {
+			defer done()
+			h.upgrade(nc, req, uid, tok, name, roomIDs)
+		})
 		return nil
 	}
 }

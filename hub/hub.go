@@ -136,6 +136,9 @@ type Hub struct {
 	conns map[*Conn]struct{}
 	users map[int64]*local
 	rooms map[int64]map[*Conn]struct{}
+	// pending journals membership changes of users whose upgrade is in
+	// flight (expect).
+	pending map[int64]*pendingUser
 
 	scratch sync.Pool
 	stop    context.CancelFunc
@@ -170,6 +173,7 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		conns:   map[*Conn]struct{}{},
 		users:   map[int64]*local{},
 		rooms:   map[int64]map[*Conn]struct{}{},
+		pending: map[int64]*pendingUser{},
 		stop:    stop,
 	}
 	h.scratch.New = func() any { b := make([]byte, MaxMessage+maxHeader); return &b }
@@ -215,9 +219,41 @@ func (h *Hub) Close() {
 	h.done.Wait()
 }
 
+// pendingUser is what a user's upgrades in flight must apply over the
+// rooms they read from SQL: a kick that commits after that read is
+// announced before the connection registers, when the node has no entry
+// of the user to apply it to.
+type pendingUser struct {
+	upgrades int
+	// changes is the last change heard per room: true joined.
+	changes map[int64]bool
+}
+
+// expect starts journaling user's membership changes; call it before an
+// upgrade reads the user's rooms, and the returned func once the
+// connection is registered (or failed).
+func (h *Hub) expect(user int64) (done func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.pending[user]
+	if p == nil {
+		p = &pendingUser{changes: map[int64]bool{}}
+		h.pending[user] = p
+	}
+	p.upgrades++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if p.upgrades--; p.upgrades == 0 {
+			delete(h.pending, user)
+		}
+	}
+}
+
 // register adds an upgraded connection to the hub's maps and subscribes
 // the rooms that had no local member before. first reports the user's
-// first connection on this node.
+// first connection on this node. roomIDs were read after expect; the
+// changes heard since then are applied over them.
 func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -227,6 +263,15 @@ func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, err error) {
 		u = &local{conns: map[*Conn]struct{}{}, rooms: map[int64]struct{}{}}
 		for _, r := range roomIDs {
 			u.rooms[r] = struct{}{}
+		}
+		if p := h.pending[c.user]; p != nil {
+			for r, joined := range p.changes {
+				if joined {
+					u.rooms[r] = struct{}{}
+				} else {
+					delete(u.rooms, r)
+				}
+			}
 		}
 		h.users[c.user] = u
 	}
@@ -366,6 +411,9 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 	defer h.mu.Unlock()
 	var sub, unsub []int64
 	for _, uid := range ev.Users {
+		if p := h.pending[uid]; p != nil {
+			p.changes[ev.Room] = ev.Joined
+		}
 		u := h.users[uid]
 		if u == nil {
 			continue
