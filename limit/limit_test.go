@@ -179,3 +179,37 @@ func TestCostsAreCountedWhole(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelinedTakesLoadTheScript: takes that go out together in one
+// pipeline right after Redis forgot its scripts (a restart) still count.
+func TestPipelinedTakesLoadTheScript(t *testing.T) {
+	l, ok := engines(t)["redis"].(*redisLimiter)
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but no Redis limiter")
+		}
+		return
+	}
+	ctx := context.Background()
+	if err := l.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rule := Rule{N: 15, Window: time.Minute}
+	var ok15 atomic.Int32
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			u, err := l.Take(ctx, "flush", "alice", rule)
+			if err != nil {
+				t.Error(err)
+			}
+			if u.OK {
+				ok15.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if ok15.Load() != 15 {
+		t.Fatalf("%d of 40 takes counted, want 15", ok15.Load())
+	}
+}
