@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,7 @@ import (
 
 // engines are both limiters: Redis on the real redis-server named by
 // MOIM_TEST_REDIS_URL (required under CI=true), and memory.
-func engines(t *testing.T) map[string]Limiter {
+func engines(t testing.TB) map[string]Limiter {
 	t.Helper()
 	out := map[string]Limiter{"memory": NewMemory()}
 	url := os.Getenv("MOIM_TEST_REDIS_URL")
@@ -211,5 +212,27 @@ func TestPipelinedTakesLoadTheScript(t *testing.T) {
 	wg.Wait()
 	if ok15.Load() != 15 {
 		t.Fatalf("%d of 40 takes counted, want 15", ok15.Load())
+	}
+}
+
+// BenchmarkTakeParallel is the per-send budget check under many
+// concurrent senders (distinct users), on each engine.
+func BenchmarkTakeParallel(b *testing.B) {
+	for name, l := range engines(b) {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			rule := Rule{N: 1 << 30, Window: time.Minute}
+			var n atomic.Int64
+			b.SetParallelism(64)
+			b.RunParallel(func(pb *testing.PB) {
+				user := strconv.FormatInt(n.Add(1), 10)
+				for pb.Next() {
+					if _, err := l.Take(ctx, "send", user, rule); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
