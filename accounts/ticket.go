@@ -61,8 +61,9 @@ func (r *redisTickets) take(ctx context.Context, ticket string) (string, bool, e
 
 // memoryTickets keep tickets in this process, for a node that runs alone.
 type memoryTickets struct {
-	mu sync.Mutex
-	m  map[string]heldTicket
+	mu    sync.Mutex
+	m     map[string]heldTicket
+	swept time.Time
 }
 
 type heldTicket struct {
@@ -77,9 +78,12 @@ func (m *memoryTickets) put(_ context.Context, ticket, token string, ttl time.Du
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
-	for k, h := range m.m { // tickets are few and short-lived
-		if !now.Before(h.until) {
-			delete(m.m, k)
+	if now.Sub(m.swept) >= TicketTTL { // unredeemed tickets go within two TTLs
+		m.swept = now
+		for k, h := range m.m {
+			if !now.Before(h.until) {
+				delete(m.m, k)
+			}
 		}
 	}
 	m.m[ticket] = heldTicket{token, now.Add(ttl)}
