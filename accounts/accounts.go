@@ -59,6 +59,24 @@ type Accounts struct {
 	// dummyHash is compared against when the username is unknown, so a
 	// login takes as long whether or not the user exists.
 	dummyHash []byte
+	// changed hears of revocations (OnTokensChanged).
+	changed func(ctx context.Context, userID int64)
+}
+
+// OnTokensChanged sets what hears that a user's tokens were revoked, so
+// open WebSockets with them are closed; call it before serving.
+func (a *Accounts) OnTokensChanged(f func(ctx context.Context, userID int64)) { a.changed = f }
+
+func (a *Accounts) tokensChanged(ctx context.Context, userID int64) {
+	if a.changed != nil {
+		a.changed(ctx, userID)
+	}
+}
+
+// CheckToken reads afresh whether token still authenticates its user.
+func (a *Accounts) CheckToken(ctx context.Context, token string) error {
+	_, err := a.tokens.Recheck(ctx, token)
+	return err
 }
 
 // New returns the accounts module. bcryptCost is MOIM_BCRYPT_COST; lim
@@ -257,6 +275,7 @@ func (a *Accounts) ChangePassword(ctx context.Context, userID int64, current, ne
 		return "", time.Time{}, fmt.Errorf("accounts: change password of %d: %w", userID, err)
 	}
 	a.tokens.forget(userID)
+	a.tokensChanged(ctx, userID)
 	if u, err = a.Get(ctx, userID); err != nil {
 		return "", time.Time{}, err
 	}

@@ -18,6 +18,7 @@ func (a *Accounts) Routes(r fiber.Router, auth fiber.Handler) {
 	r.Post("/auth/logout", auth, a.handleLogout)
 	r.Get("/me", auth, a.handleMe)
 	r.Put("/me/password", auth, a.handlePassword)
+	r.Post("/ws-ticket", auth, a.handleTicket)
 	r.Get("/contacts", auth, a.handleContacts)
 	r.Post("/contacts", auth, a.handleAddContact)
 	r.Delete("/contacts/:user_id", auth, a.handleRemoveContact)
@@ -64,9 +65,10 @@ func throttled(c *fiber.Ctx, err error) error {
 }
 
 func (a *Accounts) handleLogout(c *fiber.Ctx) error {
-	if err := a.tokens.Revoke(c.UserContext(), token(c)); err != nil {
+	if err := a.tokens.Revoke(c.UserContext(), Token(c)); err != nil {
 		return err
 	}
+	a.tokensChanged(c.UserContext(), UserID(c))
 	return c.SendStatus(fiber.StatusNoContent)
 }
 

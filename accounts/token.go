@@ -32,6 +32,8 @@ type Tokens struct {
 	ttl    time.Duration
 	// db is set by New; until then tokens are checked by signature only.
 	db *gorm.DB
+	// tickets redeem /ws?ticket= (UseTickets).
+	tickets Tickets
 
 	mu sync.Mutex
 	// live caches tokens found valid in SQL, by hash, until the time held.
@@ -118,6 +120,17 @@ var errRevoked = api.Unauthorized("token has been revoked; log in again")
 // not changed password since, and has not logged it out. It returns the
 // user id.
 func (t *Tokens) Verify(ctx context.Context, token string) (int64, error) {
+	return t.verify(ctx, token, false)
+}
+
+// Recheck is Verify reading SQL even when this node checked the token
+// moments ago: an open WebSocket's token is rechecked when the user's
+// tokens change on any node.
+func (t *Tokens) Recheck(ctx context.Context, token string) (int64, error) {
+	return t.verify(ctx, token, true)
+}
+
+func (t *Tokens) verify(ctx context.Context, token string, fresh bool) (int64, error) {
 	id, c, err := t.parse(token)
 	if err != nil || t.db == nil {
 		return id, err
@@ -127,7 +140,7 @@ func (t *Tokens) Verify(ctx context.Context, token string) (int64, error) {
 	t.mu.Lock()
 	l, ok := t.live[key]
 	t.mu.Unlock()
-	if ok && now.Before(l.until) {
+	if ok && now.Before(l.until) && !fresh {
 		return id, nil
 	}
 	var row struct {
@@ -215,14 +228,18 @@ const (
 func (t *Tokens) Require() fiber.Handler { return t.require(false) }
 
 // RequireUpgrade is Require for GET /ws, where a browser cannot set a
-// header: there the token may come in ?token= instead.
+// header: there a single-use ?ticket= (POST /api/ws-ticket) stands for
+// the token, and, deprecated, ?token= itself.
 func (t *Tokens) RequireUpgrade() fiber.Handler { return t.require(true) }
 
 func (t *Tokens) require(query bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		tok := bearer(c)
 		if tok == "" && c.Get(fiber.HeaderAuthorization) == "" && query {
-			tok = c.Query("token")
+			var err error
+			if tok, err = t.fromQuery(c); err != nil {
+				return err
+			}
 		}
 		if tok == "" {
 			return api.Unauthorized("missing token: send Authorization: Bearer <token>")
@@ -237,14 +254,34 @@ func (t *Tokens) require(query bool) fiber.Handler {
 	}
 }
 
+// fromQuery is the token a WebSocket upgrade names in its URL: redeemed
+// from ?ticket=, or ?token= as it is.
+func (t *Tokens) fromQuery(c *fiber.Ctx) (string, error) {
+	ticket := c.Query("ticket")
+	if ticket == "" {
+		return c.Query("token"), nil
+	}
+	if t.tickets == nil {
+		return "", api.Unauthorized("tickets are not enabled on this node")
+	}
+	tok, ok, err := t.tickets.take(c.UserContext(), ticket)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", api.Unauthorized("ticket is unknown, used or expired; ask POST /api/ws-ticket for another")
+	}
+	return tok, nil
+}
+
 // UserID is the authenticated caller's id, set by Require.
 func UserID(c *fiber.Ctx) int64 {
 	id, _ := c.Locals(userKey).(int64)
 	return id
 }
 
-// token is the caller's token, set by Require.
-func token(c *fiber.Ctx) string {
+// Token is the caller's token, set by Require.
+func Token(c *fiber.Ctx) string {
 	s, _ := c.Locals(tokenKey).(string)
 	return s
 }

@@ -17,9 +17,12 @@ type Conn struct {
 	fd   int
 	user int64
 	name string
-	tcp  *net.TCPConn
-	raw  rawConn
-	hub  *Hub
+	// token is what the connection authenticated with, checked again
+	// when the user's tokens change.
+	token string
+	tcp   *net.TCPConn
+	raw   rawConn
+	hub   *Hub
 
 	// Read side: touched only by the one worker the poller hands c to.
 	// readMu is never contended (one-shot epoll hands c to one worker at a

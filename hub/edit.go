@@ -69,6 +69,9 @@ func (h *Hub) edit(c *Conn, in *inbound) {
 		h.fail(c, "rate_limited", "editing too fast; slow down", "", in.Room)
 		return
 	}
+	if !h.within(c, budgetSend, h.cfg.Budget.Send, "editing too fast", "", in.Room) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := h.editMessage(ctx, in.Room, in.Seq, c.user, in.Body)
@@ -97,6 +100,9 @@ func (h *Hub) handleEdit(c *fiber.Ctx, room, user int64) error {
 		Body string `json:"body"`
 	}
 	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	if err := h.withinREST(c, user, budgetSend, h.cfg.Budget.Send, "editing too fast"); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)

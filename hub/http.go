@@ -19,8 +19,9 @@ import (
 
 // Handler upgrades GET /ws. It runs after the token middleware, so a bad
 // or missing token is a 401 before any WebSocket exists; userID reads the
-// authenticated caller.
-func (h *Hub) Handler(userID func(*fiber.Ctx) int64) fiber.Handler {
+// authenticated caller and token what they authenticated with, checked
+// again when their tokens change.
+func (h *Hub) Handler(userID func(*fiber.Ctx) int64, token func(*fiber.Ctx) string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if !strings.EqualFold(c.Get(fiber.HeaderUpgrade), "websocket") {
 			return api.BadRequest("expected a WebSocket upgrade (Upgrade: websocket)")
@@ -28,22 +29,29 @@ func (h *Hub) Handler(userID func(*fiber.Ctx) int64) fiber.Handler {
 		if !h.originAllowed(c.Get(fiber.HeaderOrigin), string(c.Request().Host())) {
 			return api.Forbidden("origin not allowed")
 		}
-		uid := userID(c)
+		uid, tok := userID(c), token(c)
 		ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
 		defer cancel()
 		name, err := h.dir.DisplayName(ctx, uid)
 		if err != nil {
 			return err
 		}
+		// Changes announced from here on are applied over the rooms read
+		// next, so a kick committing in between sticks.
+		done := h.expect(uid)
 		roomIDs, err := h.dir.RoomIDs(ctx, uid)
 		if err != nil {
+			done()
 			return err
 		}
 		// gobwas/ws performs the handshake on the raw connection, from the
 		// request bytes fasthttp already read.
 		req := append([]byte(nil), c.Request().Header.Header()...)
 		c.Context().HijackSetNoResponse(true)
-		c.Context().Hijack(func(nc net.Conn) { h.upgrade(nc, req, uid, name, roomIDs) })
+		c.Context().Hijack(func(nc net.Conn) {
+			defer done()
+			h.upgrade(nc, req, uid, tok, name, roomIDs)
+		})
 		return nil
 	}
 }
@@ -70,7 +78,7 @@ func (h *Hub) originAllowed(origin, host string) bool {
 // unwrapper is fasthttp's hijacked connection, which wraps the socket.
 type unwrapper interface{ UnsafeConn() net.Conn }
 
-func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, name string, roomIDs []int64) {
+func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, token, name string, roomIDs []int64) {
 	conn := nc
 	if u, ok := nc.(unwrapper); ok {
 		conn = u.UnsafeConn()
@@ -97,6 +105,7 @@ func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, name string, roomIDs [
 		_ = tcp.Close()
 		return
 	}
+	c.token = token
 	// "ready" goes out before the connection joins its rooms, so it is the
 	// first frame; what is published in between reaches the client through
 	// the sync it sends after "ready", which is read only after the join.

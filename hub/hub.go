@@ -38,9 +38,13 @@ type Config struct {
 	// a connection silent for that long [75s, two missed pings and slack].
 	PingInterval, IdleTimeout time.Duration
 	// SendRate and SendBurst are each connection's token bucket for
-	// send and typing [20/s, burst 40].
+	// send and typing [20/s, burst 40]: a local check before Budget's
+	// shared one, so one flooding socket costs no limiter calls.
 	SendRate  float64
 	SendBurst int
+	// Budget is each user's limits over all their sockets, REST calls
+	// and nodes [none].
+	Budget Budget
 	// RecentLen caps each room's recent stream, which serves sync [1000].
 	RecentLen int
 	// SyncLimit is the most messages one sync returns per room [500]; the
@@ -51,6 +55,10 @@ type Config struct {
 	// mode, where a developer opens pages from anywhere).
 	AllowedOrigins []string
 	AnyOrigin      bool
+	// TokenCheck is how often every open connection's token is checked
+	// again [1m], which closes those of deleted users and expired tokens;
+	// TokensChanged closes revoked ones at once.
+	TokenCheck time.Duration
 	// ProbeInterval is how often the node checks that each pub/sub shard
 	// still delivers by publishing to itself [5s]; a shard silent for
 	// three intervals is resubscribed and fails /readyz meanwhile.
@@ -77,6 +85,7 @@ func (c *Config) defaults() {
 	defDur(&c.PingInterval, 30*time.Second)
 	defDur(&c.IdleTimeout, 75*time.Second)
 	defDur(&c.ProbeInterval, 5*time.Second)
+	defDur(&c.TokenCheck, time.Minute)
 	if c.SendRate <= 0 {
 		c.SendRate = 20
 	}
@@ -94,6 +103,10 @@ type Directory interface {
 	// MemberIDs lists a room's members to one of them (an api error for
 	// anyone else).
 	MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error)
+	// CheckToken reads afresh whether token still authenticates its user:
+	// nil, or a 401 api error once it is revoked or expired or its user
+	// is gone.
+	CheckToken(ctx context.Context, token string) error
 }
 
 // History is the durable message store, for what the broker no longer
@@ -123,6 +136,9 @@ type Hub struct {
 	conns map[*Conn]struct{}
 	users map[int64]*local
 	rooms map[int64]map[*Conn]struct{}
+	// pending journals membership changes of users whose upgrade is in
+	// flight (expect).
+	pending map[int64]*pendingUser
 
 	scratch sync.Pool
 	stop    context.CancelFunc
@@ -157,6 +173,7 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		conns:   map[*Conn]struct{}{},
 		users:   map[int64]*local{},
 		rooms:   map[int64]map[*Conn]struct{}{},
+		pending: map[int64]*pendingUser{},
 		stop:    stop,
 	}
 	h.scratch.New = func() any { b := make([]byte, MaxMessage+maxHeader); return &b }
@@ -202,9 +219,41 @@ func (h *Hub) Close() {
 	h.done.Wait()
 }
 
+// pendingUser is what a user's upgrades in flight must apply over the
+// rooms they read from SQL: a kick that commits after that read is
+// announced before the connection registers, when the node has no entry
+// of the user to apply it to.
+type pendingUser struct {
+	upgrades int
+	// changes is the last change heard per room: true joined.
+	changes map[int64]bool
+}
+
+// expect starts journaling user's membership changes; call it before an
+// upgrade reads the user's rooms, and the returned func once the
+// connection is registered (or failed).
+func (h *Hub) expect(user int64) (done func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.pending[user]
+	if p == nil {
+		p = &pendingUser{changes: map[int64]bool{}}
+		h.pending[user] = p
+	}
+	p.upgrades++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if p.upgrades--; p.upgrades == 0 {
+			delete(h.pending, user)
+		}
+	}
+}
+
 // register adds an upgraded connection to the hub's maps and subscribes
 // the rooms that had no local member before. first reports the user's
-// first connection on this node.
+// first connection on this node. roomIDs were read after expect; the
+// changes heard since then are applied over them.
 func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -214,6 +263,15 @@ func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, err error) {
 		u = &local{conns: map[*Conn]struct{}{}, rooms: map[int64]struct{}{}}
 		for _, r := range roomIDs {
 			u.rooms[r] = struct{}{}
+		}
+		if p := h.pending[c.user]; p != nil {
+			for r, joined := range p.changes {
+				if joined {
+					u.rooms[r] = struct{}{}
+				} else {
+					delete(u.rooms, r)
+				}
+			}
 		}
 		h.users[c.user] = u
 	}
@@ -353,6 +411,9 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 	defer h.mu.Unlock()
 	var sub, unsub []int64
 	for _, uid := range ev.Users {
+		if p := h.pending[uid]; p != nil {
+			p.changes[ev.Room] = ev.Joined
+		}
 		u := h.users[uid]
 		if u == nil {
 			continue
@@ -398,6 +459,8 @@ func (h *Hub) membershipEvent(payload []byte) {
 	case json.Unmarshal(payload, &ev) != nil:
 	case ev.Event != nil:
 		h.deliverToUsers(ev.Users, ev.Event)
+	case ev.Recheck:
+		go h.recheck(ev.Users) // SQL must not hold up the channel
 	default:
 		h.applyMembership(ev)
 	}
@@ -465,10 +528,14 @@ func (h *Hub) keepalive(ctx context.Context) {
 	defer t.Stop()
 	beat := time.NewTicker(presenceTTL / 3)
 	defer beat.Stop()
+	tokens := time.NewTicker(h.cfg.TokenCheck)
+	defer tokens.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tokens.C:
+			h.recheck(nil)
 		case <-beat.C:
 			h.mu.RLock()
 			users := make([]int64, 0, len(h.users))

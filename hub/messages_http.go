@@ -153,6 +153,9 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	case req.ReplyTo < 0:
 		return api.Validation("reply_to must be a seq")
 	}
+	if err := h.withinREST(c, user, budgetSend, h.cfg.Budget.Send, "sending too fast"); err != nil {
+		return err
+	}
 	name, err := h.dir.DisplayName(c.UserContext(), user)
 	if err != nil {
 		return err

@@ -111,6 +111,8 @@ type (
 		Message string `json:"message"`
 		CID     string `json:"cid,omitempty"`
 		Room    int64  `json:"room,omitempty"`
+		// RetryAfterMS is how long a rate_limited client should wait.
+		RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 	}
 )
 
@@ -124,10 +126,12 @@ func encode(v any) []byte {
 
 // membershipEvent travels on the membership channel between nodes, which
 // every node hears: a membership change, or, when Event is set, an event
-// for Users' own connections (Room and Joined unused).
+// for Users' own connections, or, when Recheck is set, word that Users'
+// tokens changed (Room and Joined unused in both).
 type membershipEvent struct {
-	Room   int64           `json:"room"`
-	Users  []int64         `json:"users"`
-	Joined bool            `json:"joined"`
-	Event  json.RawMessage `json:"event,omitempty"`
+	Room    int64           `json:"room"`
+	Users   []int64         `json:"users"`
+	Joined  bool            `json:"joined"`
+	Event   json.RawMessage `json:"event,omitempty"`
+	Recheck bool            `json:"recheck,omitempty"`
 }

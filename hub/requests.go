@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"moim/chatlog"
+	"moim/limit"
 )
 
 // send validates a member's message once, stores it with one script call
@@ -29,6 +30,8 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		return
 	case !c.bucket.allow(time.Now(), h.cfg.SendRate, h.cfg.SendBurst):
 		h.fail(c, "rate_limited", "sending too fast; slow down", in.CID, in.Room)
+		return
+	case !h.within(c, budgetSend, h.cfg.Budget.Send, "sending too fast", in.CID, in.Room):
 		return
 	}
 	d := chatlog.NewDraft(in.Room, c.user, c.name, in.Body, in.CID, chatlog.KindText, in.ReplyTo, time.Now().UnixMilli())
@@ -76,11 +79,18 @@ func (h *Hub) Post(ctx context.Context, room int64, kind, body, idem string, fee
 
 const maxSyncRooms = 200
 
+// sync answers each room with what the user missed. It is charged to the
+// user's sync budget: one for the frame, then every message returned.
+// Once the budget is spent the remaining rooms get rate_limited (with
+// the wait) instead of messages, so a window serves at most one page
+// past the budget.
 func (h *Hub) sync(c *Conn, in *inbound) {
 	if len(in.Rooms) == 0 || len(in.Rooms) > maxSyncRooms {
 		h.fail(c, "bad_request", "rooms must map 1 to 200 room ids to the last seq seen", "", 0)
 		return
 	}
+	rule := h.cfg.Budget.Sync
+	spent := h.spend(c.user, budgetSync, rule, 1, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for key, after := range in.Rooms {
@@ -93,6 +103,10 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 			h.fail(c, "not_member", "you are not a member of this room", "", room)
 			continue
 		}
+		if !spent.OK {
+			h.refuse(c, "syncing too much", "", room, spent.Wait)
+			continue
+		}
 		msgs, err := h.After(ctx, room, after, h.cfg.SyncLimit)
 		var gaps []chatlog.Gap
 		if err == nil {
@@ -102,6 +116,12 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 			h.log.Warn("sync failed", "room", room, "err", err)
 			h.fail(c, "unavailable", "sync failed; try again", "", room)
 			continue
+		}
+		if len(msgs) > 0 {
+			// Charged whole, even past the rule: the next room waits.
+			if u := h.spend(c.user, budgetSync, rule, len(msgs), true); !u.OK {
+				spent = limit.Use{Wait: u.Wait}
+			}
 		}
 		last := after
 		for _, m := range msgs {
@@ -208,7 +228,7 @@ func (h *Hub) roomSeq(c *Conn, in *inbound, what string) bool {
 }
 
 func (h *Hub) read(c *Conn, in *inbound) {
-	if !h.roomSeq(c, in, "read") {
+	if !h.roomSeq(c, in, "read") || !h.within(c, budgetEvents, h.cfg.Budget.Events, "sending read receipts too fast", "", in.Room) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -285,6 +305,9 @@ func (h *Hub) typing(c *Conn, in *inbound) {
 	}
 	if !c.bucket.allow(time.Now(), h.cfg.SendRate, h.cfg.SendBurst) {
 		return // typing is best-effort; dropping it is the right throttle
+	}
+	if !h.within(c, budgetEvents, h.cfg.Budget.Events, "sending typing too fast", "", in.Room) {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

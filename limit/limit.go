@@ -68,6 +68,14 @@ type Limiter interface {
 	// Take counts one event when fewer than r.N are counted in the
 	// current window, atomically; an Off rule always allows.
 	Take(ctx context.Context, name, subject string, r Rule) (Use, error)
+	// TakeN counts cost events at once when they fit within r.N; else
+	// nothing is counted. A budget charged by size (messages a sync
+	// returns) uses it.
+	TakeN(ctx context.Context, name, subject string, r Rule, cost int) (Use, error)
+	// Charge counts cost events that have already happened, even past
+	// r.N, so the next Take waits for the window to end; Use.OK reports
+	// whether they fitted.
+	Charge(ctx context.Context, name, subject string, r Rule, cost int) (Use, error)
 	// Give takes back one event Take counted (an attempt that turned out
 	// not to count, such as a login with the right password).
 	Give(ctx context.Context, name, subject string) error

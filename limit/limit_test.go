@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,7 @@ import (
 
 // engines are both limiters: Redis on the real redis-server named by
 // MOIM_TEST_REDIS_URL (required under CI=true), and memory.
-func engines(t *testing.T) map[string]Limiter {
+func engines(t testing.TB) map[string]Limiter {
 	t.Helper()
 	out := map[string]Limiter{"memory": NewMemory()}
 	url := os.Getenv("MOIM_TEST_REDIS_URL")
@@ -150,5 +151,88 @@ func TestMemorySweepsEndedWindows(t *testing.T) {
 	_, _ = m.Take(context.Background(), "w", "d", Rule{N: 1, Window: time.Second})
 	if len(m.counts) != 1 {
 		t.Fatalf("%d counters kept, want only the live one", len(m.counts))
+	}
+}
+
+// TestCostsAreCountedWhole is the sync budget: a cost that does not fit is
+// refused whole, and work already done is charged even past the rule, so
+// the next take waits.
+func TestCostsAreCountedWhole(t *testing.T) {
+	for name, l := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			rule := Rule{N: 100, Window: time.Minute}
+			if u, _ := l.TakeN(ctx, "sync", "alice", rule, 60); !u.OK || u.Count != 60 {
+				t.Fatalf("60 of 100: %+v", u)
+			}
+			if u, _ := l.TakeN(ctx, "sync", "alice", rule, 41); u.OK || u.Count != 60 {
+				t.Fatalf("41 more: %+v, want refused with nothing counted", u)
+			}
+			if u, _ := l.Charge(ctx, "sync", "alice", rule, 500); u.OK || u.Count != 560 {
+				t.Fatalf("charging 500: %+v, want counted past the rule", u)
+			}
+			if u, _ := l.Take(ctx, "sync", "alice", rule); u.OK || u.Wait <= 0 {
+				t.Fatalf("after an overdraft: %+v, want refused with a wait", u)
+			}
+			if u, _ := l.Charge(ctx, "sync", "bob", rule, 5); !u.OK || u.Count != 5 || u.Wait <= 0 {
+				t.Fatalf("a first charge: %+v, want a window started", u)
+			}
+		})
+	}
+}
+
+// TestPipelinedTakesLoadTheScript: takes that go out together in one
+// pipeline right after Redis forgot its scripts (a restart) still count.
+func TestPipelinedTakesLoadTheScript(t *testing.T) {
+	l, ok := engines(t)["redis"].(*redisLimiter)
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but no Redis limiter")
+		}
+		return
+	}
+	ctx := context.Background()
+	if err := l.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rule := Rule{N: 15, Window: time.Minute}
+	var ok15 atomic.Int32
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			u, err := l.Take(ctx, "flush", "alice", rule)
+			if err != nil {
+				t.Error(err)
+			}
+			if u.OK {
+				ok15.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if ok15.Load() != 15 {
+		t.Fatalf("%d of 40 takes counted, want 15", ok15.Load())
+	}
+}
+
+// BenchmarkTakeParallel is the per-send budget check under many
+// concurrent senders (distinct users), on each engine.
+func BenchmarkTakeParallel(b *testing.B) {
+	for name, l := range engines(b) {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			rule := Rule{N: 1 << 30, Window: time.Minute}
+			var n atomic.Int64
+			b.SetParallelism(64)
+			b.RunParallel(func(pb *testing.PB) {
+				user := strconv.FormatInt(n.Add(1), 10)
+				for pb.Next() {
+					if _, err := l.Take(ctx, "send", user, rule); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

@@ -55,9 +55,22 @@ func (l *memoryLimiter) sweep(now time.Time) {
 	}
 }
 
-func (l *memoryLimiter) Take(_ context.Context, name, subject string, r Rule) (Use, error) {
+func (l *memoryLimiter) Take(ctx context.Context, name, subject string, r Rule) (Use, error) {
+	return l.count(name, subject, r, 1, false), nil
+}
+
+func (l *memoryLimiter) TakeN(ctx context.Context, name, subject string, r Rule, cost int) (Use, error) {
+	return l.count(name, subject, r, cost, false), nil
+}
+
+func (l *memoryLimiter) Charge(ctx context.Context, name, subject string, r Rule, cost int) (Use, error) {
+	return l.count(name, subject, r, cost, true), nil
+}
+
+// count adds cost events when they fit, or always when force is set.
+func (l *memoryLimiter) count(name, subject string, r Rule, cost int, force bool) Use {
 	if r.Off() {
-		return Use{OK: true}, nil
+		return Use{OK: true}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -70,11 +83,12 @@ func (l *memoryLimiter) Take(_ context.Context, name, subject string, r Rule) (U
 		l.counts[key] = w
 	}
 	u := Use{Count: w.n, Wait: w.ends.Sub(now)}
-	if w.n < r.N {
-		w.n++
-		u.OK, u.Count = true, w.n
+	fits := w.n+cost <= r.N
+	if fits || force {
+		w.n += cost
+		u.OK, u.Count = fits, w.n
 	}
-	return u, nil
+	return u
 }
 
 func (l *memoryLimiter) Give(_ context.Context, name, subject string) error {

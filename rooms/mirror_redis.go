@@ -83,8 +83,10 @@ func (m *RedisMirror) Drop(ctx context.Context, roomID int64) error {
 }
 
 // Rebuild copies every membership from SQL into Redis unless the mirror is
-// already marked as built. A change that races a rebuild can be undone by
-// it; rebuilds only run when Redis came up empty, before clients arrive.
+// already marked as built. A removal racing it is not undone: each batch
+// is read back from SQL after it is added (departed), and whoever SQL no
+// longer holds is taken out again, since a removal deletes from SQL
+// before it removes from the mirror.
 func (m *RedisMirror) Rebuild(ctx context.Context, db *gorm.DB) (int, error) {
 	n, err := m.rdb.Exists(ctx, m.syncedKey()).Result()
 	if err != nil {
@@ -103,7 +105,17 @@ func (m *RedisMirror) Rebuild(ctx context.Context, db *gorm.DB) (int, error) {
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
 		}
-		copied += len(batch)
+		gone, err := departed(ctx, db, batch)
+		if err != nil {
+			return err
+		}
+		for _, mb := range gone {
+			pipe.SRem(ctx, m.keys.Members(mb.RoomID), mb.UserID)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		copied += len(batch) - len(gone)
 		return nil
 	}).Error
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
@@ -113,4 +125,32 @@ func (m *RedisMirror) Rebuild(ctx context.Context, db *gorm.DB) (int, error) {
 		return copied, fmt.Errorf("rooms: mark mirror built: %w", err)
 	}
 	return copied, nil
+}
+
+// departed are the members of batch that SQL no longer holds: removed
+// after the batch was read.
+func departed(ctx context.Context, db *gorm.DB, batch []Member) ([]Member, error) {
+	rooms := map[int64]bool{}
+	var ids []int64
+	for _, mb := range batch {
+		if !rooms[mb.RoomID] {
+			rooms[mb.RoomID] = true
+			ids = append(ids, mb.RoomID)
+		}
+	}
+	var now []Member
+	if err := db.WithContext(ctx).Select("room_id", "user_id").Where("room_id IN ?", ids).Find(&now).Error; err != nil {
+		return nil, fmt.Errorf("rooms: read back %d rooms' members: %w", len(ids), err)
+	}
+	still := make(map[[2]int64]bool, len(now))
+	for _, mb := range now {
+		still[[2]int64{mb.RoomID, mb.UserID}] = true
+	}
+	var gone []Member
+	for _, mb := range batch {
+		if !still[[2]int64{mb.RoomID, mb.UserID}] {
+			gone = append(gone, mb)
+		}
+	}
+	return gone, nil
 }

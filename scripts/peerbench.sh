@@ -77,7 +77,7 @@ common=(-stages "$stages" -room-size "$room_size" -duration "$duration" -drain "
 port=$(free_port)
 (
 	raise_nofile
-	MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 \
+	MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 MOIM_SEND_LIMIT=off \
 		MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off MOIM_INVITE_RULE=anyone \
 		MOIM_DATA_DIR="$out/moim-data" MOIM_ADDR="127.0.0.1:$port" exec "$out/moim"
 ) >"$out/moim.log" 2>&1 &

@@ -84,6 +84,11 @@ type Config struct {
 	// batcher before another claims it. Default 30s: far above a normal
 	// batch write, short enough that a dead node's backlog moves soon.
 	ClaimIdle time.Duration
+	// TokenCheck is how often a node checks the token of every open
+	// WebSocket again, to close those of deleted users and expired
+	// tokens. Default 1m: one SQL query per token a minute; logouts and
+	// password changes close their sockets at once without waiting for it.
+	TokenCheck time.Duration
 	// MirrorCheck is how often a node checks that Redis still holds the
 	// membership mirror. Default 5s.
 	MirrorCheck time.Duration
@@ -123,6 +128,18 @@ type Config struct {
 	JoinLimit, JoinAddressLimit limit.Rule
 	// SignupLimit caps sign-ups per client address. Default 20/1h.
 	SignupLimit limit.Rule
+	// SendLimit caps each user's sends and edits over all their sockets,
+	// REST calls and nodes. Default 200/10s: one socket at its full
+	// MOIM_SEND_RATE, however many sockets the user opens.
+	SendLimit limit.Rule
+	// SyncLimit caps the messages sync returns to each user (plus one per
+	// sync frame). Default 20000/1m: a full page for 40 rooms after a long
+	// absence, not a bulk download of every room.
+	SyncLimit limit.Rule
+	// EventLimit caps each user's read and typing frames, which reach
+	// every member of the room. Default 120/1m: typing every few seconds
+	// and reading as fast as a person reads.
+	EventLimit limit.Rule
 	// UpgradeLimit caps WebSocket upgrades per client address. Default
 	// 120/1m: a household reconnecting after a network blip fits; a
 	// reconnect loop or a flood from one host does not. Load tests from
@@ -170,6 +187,7 @@ var settings = []setting{
 	{"MOIM_SEND_BURST", "send-burst", "40", "burst of messages one WebSocket may send"},
 	{"MOIM_ROLES", "roles", "api,hub,batcher", "what this node runs: any of api, hub, batcher"},
 	{"MOIM_CLAIM_IDLE", "claim-idle", "30s", "how long a batcher's unstored entries wait before another batcher claims them"},
+	{"MOIM_TOKEN_CHECK", "token-check", "1m", "how often open WebSockets' tokens are checked again (deleted users, expiry)"},
 	{"MOIM_MIRROR_CHECK", "mirror-check", "5s", "how often to check Redis still holds the membership mirror"},
 	{"MOIM_PUBSUB_PROBE", "pubsub-probe", "5s", "how often to check each pub/sub shard still delivers (publish to self); silent for 3 probes: resubscribe"},
 	{"MOIM_SCHEDULE_TICK", "schedule-tick", "10s", "how often to run due auto-pay orders and due-day reminders"},
@@ -184,6 +202,9 @@ var settings = []setting{
 	{"MOIM_JOIN_LIMIT", "join-limit", "10/10m", "wrong room passwords per user (count/window, or off)"},
 	{"MOIM_JOIN_ADDRESS_LIMIT", "join-address-limit", "50/10m", "wrong room passwords per client address (count/window, or off)"},
 	{"MOIM_SIGNUP_LIMIT", "signup-limit", "20/1h", "sign-ups per client address (count/window, or off)"},
+	{"MOIM_SEND_LIMIT", "send-limit", "200/10s", "sends and edits per user over all sockets, REST and nodes (count/window, or off)"},
+	{"MOIM_SYNC_LIMIT", "sync-limit", "20000/1m", "messages sync returns per user (count/window, or off)"},
+	{"MOIM_EVENT_LIMIT", "event-limit", "120/1m", "read and typing frames per user (count/window, or off)"},
 	{"MOIM_UPGRADE_LIMIT", "upgrade-limit", "120/1m", "WebSocket upgrades per client address (count/window, or off)"},
 	{"MOIM_MAX_CONNS", "max-conns", "auto", "most WebSocket connections this node holds (auto: the open-file limit less a tenth, at least 256)"},
 	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
@@ -251,6 +272,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if cfg.ClaimIdle, err = positiveDuration("MOIM_CLAIM_IDLE", get("MOIM_CLAIM_IDLE")); err != nil {
 		return Config{}, err
 	}
+	if cfg.TokenCheck, err = positiveDuration("MOIM_TOKEN_CHECK", get("MOIM_TOKEN_CHECK")); err != nil {
+		return Config{}, err
+	}
 	if cfg.MirrorCheck, err = positiveDuration("MOIM_MIRROR_CHECK", get("MOIM_MIRROR_CHECK")); err != nil {
 		return Config{}, err
 	}
@@ -285,7 +309,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		rule *limit.Rule
 	}{{"MOIM_LOGIN_LIMIT", &cfg.LoginLimit}, {"MOIM_LOGIN_ADDRESS_LIMIT", &cfg.LoginAddressLimit},
 		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit},
-		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit}} {
+		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit},
+		{"MOIM_SEND_LIMIT", &cfg.SendLimit}, {"MOIM_SYNC_LIMIT", &cfg.SyncLimit}, {"MOIM_EVENT_LIMIT", &cfg.EventLimit}} {
 		if *l.rule, err = limit.ParseRule(get(l.env)); err != nil {
 			return Config{}, &configError{l.env, err.Error()}
 		}

@@ -36,7 +36,7 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	env := append(os.Environ(), "MOIM_DATA_DIR="+dir, "MOIM_ADDR="+addr, "MOIM_BCRYPT_COST=4",
-		"MOIM_SEND_RATE=100000", "MOIM_SEND_BURST=100000", "MOIM_LOG_LEVEL=warn")
+		"MOIM_SEND_RATE=100000", "MOIM_SEND_BURST=100000", "MOIM_SEND_LIMIT=off", "MOIM_LOG_LEVEL=warn")
 	for _, v := range []string{"MOIM_REDIS_URL", "MOIM_MONGO_URI", "MOIM_MYSQL_DSN", "MOIM_JWT_SECRET"} {
 		env = append(env, v+"=")
 	}

@@ -129,10 +129,12 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	tokens := accounts.NewTokens(secret, n.cfg.TokenTTL)
-	lim := limit.NewMemory()
+	lim, tickets := limit.NewMemory(), accounts.NewMemoryTickets()
 	if n.backends.redis != nil {
 		lim = limit.NewRedis(n.backends.redis, n.cfg.RedisPrefix)
+		tickets = accounts.NewRedisTickets(n.backends.redis, n.cfg.RedisPrefix)
 	}
+	tokens.UseTickets(tickets)
 	acc, err := accounts.New(n.backends.sql, lim, accounts.Limits{
 		LoginPerUser: n.cfg.LoginLimit, LoginPerAddress: n.cfg.LoginAddressLimit, SignupPerAddress: n.cfg.SignupLimit,
 	}, tokens, n.cfg.BcryptCost)
@@ -185,12 +187,15 @@ func (n *node) build(ctx context.Context) error {
 		AnyOrigin:      n.cfg.Embedded() && len(n.cfg.AllowedOrigins) == 0,
 		SendRate:       n.cfg.SendRate,
 		SendBurst:      n.cfg.SendBurst,
+		TokenCheck:     n.cfg.TokenCheck,
+		Budget:         hub.Budget{Limiter: lim, Send: n.cfg.SendLimit, Sync: n.cfg.SyncLimit, Events: n.cfg.EventLimit},
 		ProbeInterval:  n.cfg.PubSubProbe,
 	}, broker, directory{acc, rms}, n.backends.msgs, reg, n.log)
 	if err != nil {
 		return err
 	}
 	rms.Attach(n.hub)
+	acc.OnTokensChanged(n.hub.TokensChanged)
 	rms.OnMoney(roomMoney{money, n.log})
 	n.money = money
 	n.runFees(money)
@@ -230,7 +235,7 @@ func (n *node) build(ctx context.Context) error {
 		client.Routes(app)
 	}
 	if n.cfg.hasRole("hub") {
-		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID))
+		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID, accounts.Token))
 	}
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
@@ -289,6 +294,10 @@ func (d directory) IsAdmin(ctx context.Context, roomID, userID int64) (bool, err
 		return false, err
 	}
 	return rooms.IsAdmin(role), nil
+}
+
+func (d directory) CheckToken(ctx context.Context, token string) error {
+	return d.acc.CheckToken(ctx, token)
 }
 
 func (d directory) MemberIDs(ctx context.Context, roomID, viewerID int64) ([]int64, error) {

@@ -189,7 +189,7 @@ func (b *bed) startNode(n *moimNode) error {
 		"MOIM_REDIS_URL=" + b.redisURL, "MOIM_REDIS_PREFIX=" + b.prefix, "MOIM_STREAM_SHARDS=" + strconv.Itoa(streamShards),
 		"MOIM_MONGO_URI=" + b.storeURI(), "MOIM_MYSQL_DSN=" + b.nodeDSN, "MOIM_JWT_SECRET=" + jwtSecret,
 		"MOIM_BCRYPT_COST=4", "MOIM_INVITE_RULE=anyone", "MOIM_SIGNUP_LIMIT=off", "MOIM_UPGRADE_LIMIT=off", "MOIM_LOGIN_LIMIT=off", "MOIM_LOGIN_ADDRESS_LIMIT=off",
-		"MOIM_SEND_RATE=1000", "MOIM_SEND_BURST=1000",
+		"MOIM_SEND_RATE=1000", "MOIM_SEND_BURST=1000", "MOIM_SEND_LIMIT=off",
 		"MOIM_CLAIM_IDLE=" + claimIdle.String(), "MOIM_PUBSUB_PROBE=500ms", "MOIM_MIRROR_CHECK=1s",
 		"MOIM_LOG_LEVEL=warn", "MOIM_STARTUP_TIMEOUT=30s",
 	}

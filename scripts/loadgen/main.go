@@ -10,7 +10,7 @@
 // node's own PID, for -pid:
 //
 //	go build -o /tmp/moim ./server
-//	(ulimit -n 100000 && MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 \
+//	(ulimit -n 100000 && MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 MOIM_SEND_LIMIT=off \
 //	  MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off MOIM_INVITE_RULE=anyone \
 //	  MOIM_DATA_DIR=$(mktemp -d) MOIM_ADDR=127.0.0.1:8080 exec /tmp/moim) &
 //	until curl -sf http://127.0.0.1:8080/readyz >/dev/null; do sleep 0.2; done
@@ -161,6 +161,8 @@ Start the node for a load test with:
   MOIM_SEND_RATE and MOIM_SEND_BURST well above rate/users (the messages
     per second each generator user sends), e.g. 1000 and 1000; the
     default 20/s and 40 fail larger rates with rate_limited errors;
+  MOIM_SEND_LIMIT=off (or well above rate/users per window): each user's
+    budget over all sockets, default 200/10s;
   MOIM_SIGNUP_LIMIT=off and MOIM_UPGRADE_LIMIT=off: the defaults (20
     sign-ups an hour, 120 upgrades a minute per client address) refuse
     a generator that is thousands of users on one host;
@@ -168,7 +170,7 @@ Start the node for a load test with:
     member_ids, who would otherwise only be invited;
   ulimit -n above the number of users (plus a few hundred).
 For example:
-  (ulimit -n 100000 && MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 \
+  (ulimit -n 100000 && MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 MOIM_SEND_LIMIT=off \
     MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off MOIM_INVITE_RULE=anyone \
     MOIM_DATA_DIR=$(mktemp -d) MOIM_ADDR=127.0.0.1:8080 exec go-built-server) &
   go run ./scripts/loadgen -users 5000 -room-size 10 -rate 5000 -duration 60s -pid $!
@@ -428,7 +430,7 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 		res.judge(o.limits)
 		return res
 	}
-	hint := "; the node's MOIM_SEND_RATE must be above that"
+	hint := "; the node's MOIM_SEND_RATE and MOIM_SEND_LIMIT must be above that"
 	if o.target != "moim" {
 		hint = ""
 	}

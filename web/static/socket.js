@@ -43,10 +43,27 @@ export class Socket {
     if (!this.lastSeq.has(room)) this.lastSeq.set(room, seq);
   }
 
-  connect() {
+  // connect opens the socket with a single-use ticket (POST
+  // /api/ws-ticket), so the token never appears in a URL.
+  async connect() {
+    if (this.stopped || this.connecting) return;
+    this.connecting = true;
+    let ticket = null;
+    try {
+      const r = await fetch("/api/ws-ticket", { method: "POST", headers: { Authorization: `Bearer ${this.token}` } });
+      if (r.ok) ticket = (await r.json()).ticket;
+      else if (r.status === 401) this.on.authCheck();
+    } catch {
+      // offline: retry below
+    }
+    this.connecting = false;
     if (this.stopped) return;
+    if (!ticket) {
+      this.retryLater();
+      return;
+    }
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(this.token)}`);
+    const ws = new WebSocket(`${proto}//${location.host}/ws?ticket=${encodeURIComponent(ticket)}`);
     this.ws = ws;
     let ready = false;
     ws.onmessage = (e) => {
@@ -60,19 +77,24 @@ export class Socket {
       if (ev.type === "ready") ready = true;
       this.handle(ev);
     };
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.open = false;
       this.syncing.clear();
       this.on.status(false);
       if (this.stopped) return;
-      // A refused upgrade looks like any other close; ask REST whether
-      // the token is still good before retrying forever.
-      if (!ready && this.attempt > 0) this.on.authCheck();
-      const wait = Math.min(30000, 500 * 2 ** this.attempt++) * (0.5 + Math.random());
-      this.retry = setTimeout(() => this.connect(), wait);
+      // A refused upgrade looks like any other close, and 4001 says the
+      // token was revoked: ask REST whether it is still good before
+      // retrying forever.
+      if ((!ready && this.attempt > 0) || e.code === 4001) this.on.authCheck();
+      this.retryLater();
     };
+  }
+
+  retryLater() {
+    const wait = Math.min(30000, 500 * 2 ** this.attempt++) * (0.5 + Math.random());
+    this.retry = setTimeout(() => this.connect(), wait);
   }
 
   reconnectNow() {
@@ -210,7 +232,9 @@ export class Socket {
       case "error":
         if (ev.cid && this.pending.has(ev.cid)) {
           const p = this.pending.get(ev.cid);
-          if (ev.code === "rate_limited" || ev.code === "unavailable") p.at = 0;
+          // Resend once the wait a rate_limited error names is over.
+          if (ev.code === "rate_limited") p.at = Date.now() - ACK_TIMEOUT + (ev.retry_after_ms || 0);
+          else if (ev.code === "unavailable") p.at = 0;
           else {
             this.pending.delete(ev.cid);
             this.savePending();
@@ -219,6 +243,7 @@ export class Socket {
         } else if (ev.room && this.syncing.has(ev.room)) {
           this.syncing.delete(ev.room);
           if (ev.code === "unavailable") setTimeout(() => this.sync([ev.room]), 1000);
+          else if (ev.code === "rate_limited") setTimeout(() => this.sync([ev.room]), ev.retry_after_ms || 1000);
         }
         break;
       case "deleted":

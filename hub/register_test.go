@@ -1,0 +1,47 @@
+package hub
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// bareHub is a hub's maps without a poller or sockets, for the order of
+// membership changes and registration.
+func bareHub() *Hub {
+	return &Hub{
+		log: slog.New(slog.DiscardHandler), broker: &MemoryBroker{}, metrics: newMetrics(prometheus.NewRegistry()),
+		conns: map[*Conn]struct{}{}, users: map[int64]*local{}, rooms: map[int64]map[*Conn]struct{}{},
+		pending: map[int64]*pendingUser{},
+	}
+}
+
+// TestKickDuringUpgradeSticks is issue 19's item 9: an upgrade reads the
+// user's rooms, a kick commits and is announced, and only then does the
+// connection register with what it read. It must not get the room back.
+func TestKickDuringUpgradeSticks(t *testing.T) {
+	h := bareHub()
+	const user, room, other = 7, 42, 43
+	done := h.expect(user)
+	roomIDs := []int64{room, other} // read from SQL before the kick committed
+	h.applyMembership(membershipEvent{Room: room, Users: []int64{user}, Joined: false})
+	h.applyMembership(membershipEvent{Room: 99, Users: []int64{user}, Joined: true}) // and a join after it
+	c := &Conn{user: user}
+	if _, err := h.register(c, roomIDs); err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if h.isMember(user, room) {
+		t.Fatal("the kicked room came back with the connection")
+	}
+	if _, in := h.rooms[room][c]; in {
+		t.Fatal("the connection receives the kicked room")
+	}
+	if !h.isMember(user, other) || !h.isMember(user, 99) {
+		t.Fatal("the other rooms were lost")
+	}
+	if len(h.pending) != 0 {
+		t.Fatalf("%d pending users left after the upgrade", len(h.pending))
+	}
+}
