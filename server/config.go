@@ -123,6 +123,9 @@ type Config struct {
 	JoinLimit, JoinAddressLimit limit.Rule
 	// SignupLimit caps sign-ups per client address. Default 20/1h.
 	SignupLimit limit.Rule
+	// UserSearchLimit caps user searches per user. Default 30/1m: typing
+	// a name searches a few times; walking the user list does not fit.
+	UserSearchLimit limit.Rule
 	// UpgradeLimit caps WebSocket upgrades per client address. Default
 	// 120/1m: a household reconnecting after a network blip fits; a
 	// reconnect loop or a flood from one host does not. Load tests from
@@ -184,6 +187,7 @@ var settings = []setting{
 	{"MOIM_JOIN_LIMIT", "join-limit", "10/10m", "wrong room passwords per user (count/window, or off)"},
 	{"MOIM_JOIN_ADDRESS_LIMIT", "join-address-limit", "50/10m", "wrong room passwords per client address (count/window, or off)"},
 	{"MOIM_SIGNUP_LIMIT", "signup-limit", "20/1h", "sign-ups per client address (count/window, or off)"},
+	{"MOIM_USER_SEARCH_LIMIT", "user-search-limit", "30/1m", "user searches per user (count/window, or off)"},
 	{"MOIM_UPGRADE_LIMIT", "upgrade-limit", "120/1m", "WebSocket upgrades per client address (count/window, or off)"},
 	{"MOIM_MAX_CONNS", "max-conns", "auto", "most WebSocket connections this node holds (auto: the open-file limit less a tenth, at least 256)"},
 	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
@@ -285,7 +289,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		rule *limit.Rule
 	}{{"MOIM_LOGIN_LIMIT", &cfg.LoginLimit}, {"MOIM_LOGIN_ADDRESS_LIMIT", &cfg.LoginAddressLimit},
 		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit},
-		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit}} {
+		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit},
+		{"MOIM_USER_SEARCH_LIMIT", &cfg.UserSearchLimit}} {
 		if *l.rule, err = limit.ParseRule(get(l.env)); err != nil {
 			return Config{}, &configError{l.env, err.Error()}
 		}
