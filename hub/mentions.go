@@ -86,7 +86,8 @@ const mentionWindow = 1000
 var mentionsField = []byte(`"mentions":[`)
 
 // unreadMentions counts the messages of room after read (up to top, the
-// newest mentionWindow of them) that mention user and are not deleted.
+// newest mentionWindow of them) that mention user, are not deleted and
+// are not user's own.
 // It reads them as sync would, from the broker and then the store, so the
 // count follows reads, edits and deletes on either engine with no index
 // of its own to keep in step.
@@ -102,10 +103,11 @@ func (h *Hub) unreadMentions(ctx context.Context, room, user, read, top int64) (
 			continue
 		}
 		var msg struct {
+			From     int64   `json:"from"`
 			Mentions []int64 `json:"mentions"`
 			Deleted  bool    `json:"deleted"`
 		}
-		if json.Unmarshal(m, &msg) == nil && !msg.Deleted && slices.Contains(msg.Mentions, user) {
+		if json.Unmarshal(m, &msg) == nil && !msg.Deleted && msg.From != user && slices.Contains(msg.Mentions, user) {
 			n++
 		}
 	}
