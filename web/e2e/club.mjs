@@ -106,6 +106,7 @@ async function run() {
   await alice.getByTestId("edit-save").click();
   await body(bob, "Saturday 8am at the gate").waitFor();
   await expectText(bob.getByTestId("notice-body"), "Saturday 8am at the gate");
+  await check(!(await bob.getByTestId("notice").textContent()).includes("null"), "Bob's notice banner has no stray text");
   await bob.getByTestId("msg").filter({ hasText: "Saturday 8am at the gate" }).getByTestId("edited").waitFor();
 
   step("a mention of Bob while he is away shows a badge and is highlighted; reading clears it");
@@ -129,4 +130,6 @@ async function run() {
   await bob.getByTestId("room-item").filter({ hasText: "Hiking Club" }).click();
   await bob.getByTestId("open-invite").waitFor();
   await shot(alice, "club-chat-desktop.png");
+  await alice.getByTestId("notice-clear").click();
+  await expectCount(bob.locator('[data-testid="notice"]:not([hidden])'), 0);
 }

@@ -77,8 +77,9 @@ export function noticeBanner(room) {
     const n = (state.rooms.get(room) || {}).notice;
     el.hidden = !n;
     if (!n) return el.replaceChildren();
-    el.replaceChildren(h("strong", {}, t("club.notice")), h("span", { class: "grow", "data-testid": "notice-body" }, n.body),
-      isAdmin(room) ? h("button", { type: "button", class: "btn ghost small", "data-testid": "notice-clear", onclick: () => pin(room, 0) }, t("club.unpin")) : null);
+    const parts = [h("strong", {}, t("club.notice")), h("span", { class: "grow", "data-testid": "notice-body" }, n.body)];
+    if (isAdmin(room)) parts.push(h("button", { type: "button", class: "btn ghost small", "data-testid": "notice-clear", onclick: () => pin(room, 0) }, t("club.unpin")));
+    el.replaceChildren(...parts);
   };
   paint();
   return { el, paint };
