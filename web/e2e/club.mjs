@@ -78,6 +78,7 @@ async function run() {
   step("system lines render in each reader's language");
   await alice.getByTestId("system-msg").filter({ hasText: `${users.dan.display} joined with ${users.alice.display}'s invite link.` }).waitFor();
   await alice.keyboard.press("Escape");
+  await expectText(alice.getByTestId("room-item").filter({ hasText: "Hiking Club" }), `${users.dan.display} joined with`);
   await bob.getByTestId("room-item").filter({ hasText: "Hiking Club" }).click();
   await bob.getByTestId("system-msg").filter({ hasText: `${users.dan.display}님이 ${users.alice.display}님의 초대 링크로 들어왔습니다.` }).waitFor();
   await bob.getByTestId("system-msg").filter({ hasText: `${users.carol.display}님이 ${users.alice.display}님의 초대를 수락했습니다.` }).waitFor();

@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { state, listen, unread } from "./state.js";
 import { h, icon, modal, toast, errorText, clock, initial, langToggle } from "./ui.js";
 import { t } from "./i18n.js";
-import { mountInvitations } from "./club.js";
+import { mountInvitations, systemText } from "./club.js";
 
 export function mountSidebar(el, { logout, refresh }) {
   const list = h("nav", { class: "room-list", "aria-label": t("rooms.title"), "data-testid": "room-list" });
@@ -71,6 +71,7 @@ function activity(r) {
 function preview(m) {
   if (!m) return t("rooms.empty");
   if (m.deleted) return t("chat.deleted");
+  if (m.kind === "system") return systemText(m, m.room);
   if (m.kind !== "text") return m.body;
   const who = m.from === state.me.id ? t("you") : m.name;
   return `${who}: ${m.body}`;
