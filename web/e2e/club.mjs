@@ -110,6 +110,17 @@ async function run() {
   await check(!(await bob.getByTestId("notice").textContent()).includes("null"), "Bob's notice banner has no stray text");
   await bob.getByTestId("msg").filter({ hasText: "Saturday 8am at the gate" }).getByTestId("edited").waitFor();
 
+  step("a dues-rule change is a system line in each reader's language");
+  await alice.evaluate(async () => {
+    const room = location.hash.split("/")[2];
+    const headers = { Authorization: "Bearer " + localStorage.getItem("moim.token"), "Content-Type": "application/json" };
+    await fetch(`/api/rooms/${room}/fund`, { method: "POST", headers, body: JSON.stringify({ currency: "KRW" }) });
+    const r = await fetch(`/api/rooms/${room}/dues`, { method: "PUT", headers, body: JSON.stringify({ amount: 30000, period: "monthly", due_day: 25 }) });
+    if (!r.ok) throw new Error("set dues: " + r.status);
+  });
+  await alice.locator('[data-testid="system-msg"][data-event="dues_changed"]').filter({ hasText: "set the dues to ₩30,000, due on day 25 of each month" }).waitFor();
+  await bob.locator('[data-testid="system-msg"][data-event="dues_changed"]').filter({ hasText: "회비를 ₩30,000(매월 25일 납부)으로 정했습니다" }).waitFor();
+
   step("a mention of Bob while he is away shows a badge and is highlighted; reading clears it");
   await bob.goto(bob.url().replace(/#.*$/, "#/"));
   await bob.getByTestId("room-list").waitFor();
