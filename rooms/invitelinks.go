@@ -3,7 +3,7 @@ package rooms
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -17,8 +17,9 @@ import (
 // InviteLink lets whoever holds its code join a room without the room's
 // password, until it expires, runs out of uses or an admin revokes it.
 type InviteLink struct {
-	// Code is 128 random bits (base64url): unguessable, and guessing is
-	// also rate-limited like wrong room passwords.
+	// Code is 128 random bits in hex: unguessable, and guessing is also
+	// rate-limited like wrong room passwords. Hex, not base64, because
+	// MySQL's default collation compares case-insensitively.
 	Code      string `gorm:"primaryKey;size:32"`
 	RoomID    int64  `gorm:"not null;index"`
 	CreatedBy int64  `gorm:"not null"`
@@ -128,7 +129,7 @@ func (s *Rooms) CreateInviteLink(ctx context.Context, roomID, userID int64, expi
 	if _, err := rand.Read(raw[:]); err != nil {
 		return nil, fmt.Errorf("rooms: invite link code: %w", err)
 	}
-	l := &InviteLink{Code: base64.RawURLEncoding.EncodeToString(raw[:]), RoomID: roomID, CreatedBy: userID,
+	l := &InviteLink{Code: hex.EncodeToString(raw[:]), RoomID: roomID, CreatedBy: userID,
 		MaxUses: maxUses, ExpiresAt: now.Add(expiresIn).Truncate(time.Second), CreatedAt: now}
 	if err := s.db.WithContext(ctx).Create(l).Error; err != nil {
 		return nil, fmt.Errorf("rooms: create invite link for %d: %w", roomID, err)

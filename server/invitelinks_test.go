@@ -62,7 +62,7 @@ func TestInviteLinks(t *testing.T) {
 		t.Fatalf("members_invite not set: %+v", v)
 	}
 	l := member.link(room.ID, map[string]any{"expires_in_s": 3600, "max_uses": 2})
-	if len(l.Code) < 22 || !strings.HasSuffix(l.URL, "/#/invite/"+l.Code) || l.State != "active" || l.MaxUses != 2 {
+	if len(l.Code) != 32 || !strings.HasSuffix(l.URL, "/#/invite/"+l.Code) || l.State != "active" || l.MaxUses != 2 {
 		t.Fatalf("new link %+v", l)
 	}
 	owner.fails(400, "validation", "POST", linksPath, map[string]any{"expires_in_s": 10})
@@ -111,7 +111,7 @@ func TestInviteLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	g3.fails(410, "invite_expired", "POST", joinPath(e.Code), nil)
-	g3.fails(404, "invite_not_found", "POST", joinPath("AAAAAAAAAAAAAAAAAAAAAA"), nil)
+	g3.fails(404, "invite_not_found", "POST", joinPath("00000000000000000000000000000000"), nil)
 
 	// A removed member cannot come back by link.
 	owner.must(204, "DELETE", urlf("/api/rooms/%d/members/%d", room.ID, g1.id), nil, nil)
