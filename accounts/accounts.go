@@ -47,6 +47,8 @@ type Limits struct {
 	LoginPerUser, LoginPerAddress limit.Rule
 	// SignupPerAddress counts sign-ups from one client address.
 	SignupPerAddress limit.Rule
+	// SearchPerUser counts one user's user searches.
+	SearchPerUser limit.Rule
 }
 
 // Accounts serves the account routes.
@@ -295,17 +297,19 @@ func (a *Accounts) Get(ctx context.Context, id int64) (*User, error) {
 	return &u, nil
 }
 
-// Contacts lists a user's contacts by display name.
-func (a *Accounts) Contacts(ctx context.Context, userID int64) ([]User, error) {
-	users := []User{}
-	err := a.db.WithContext(ctx).
+// Contacts lists a user's contacts by display name, each saying whether
+// they have the user among their contacts too.
+func (a *Accounts) Contacts(ctx context.Context, userID int64) ([]ContactView, error) {
+	out := []ContactView{}
+	err := a.db.WithContext(ctx).Table("users").
+		Select("users.*, EXISTS (SELECT 1 FROM contacts b WHERE b.user_id = users.id AND b.contact_id = ?) AS mutual", userID).
 		Joins("JOIN contacts ON contacts.contact_id = users.id").
 		Where("contacts.user_id = ?", userID).
-		Order("users.display_name, users.id").Find(&users).Error
+		Order("users.display_name, users.id").Scan(&out).Error
 	if err != nil {
 		return nil, fmt.Errorf("accounts: list contacts of %d: %w", userID, err)
 	}
-	return users, nil
+	return out, nil
 }
 
 // AddContact adds the user with exactly this username to userID's

@@ -22,6 +22,7 @@ func (a *Accounts) Routes(r fiber.Router, auth fiber.Handler) {
 	r.Get("/contacts", auth, a.handleContacts)
 	r.Post("/contacts", auth, a.handleAddContact)
 	r.Delete("/contacts/:user_id", auth, a.handleRemoveContact)
+	r.Get("/users/search", auth, a.searchLimit, a.handleSearch)
 }
 
 func (a *Accounts) handleSignup(c *fiber.Ctx) error {

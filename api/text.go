@@ -29,3 +29,10 @@ func UnsafeNameRune(r rune) bool {
 
 // SafeName reports whether s has no rune UnsafeNameRune refuses.
 func SafeName(s string) bool { return strings.IndexFunc(s, UnsafeNameRune) < 0 }
+
+// likeEscaper makes user text literal inside LIKE; '!' is the escape
+// character because a backslash means different things in MySQL and SQLite.
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+
+// EscapeLike makes s literal inside a LIKE pattern with ESCAPE '!'.
+func EscapeLike(s string) string { return likeEscaper.Replace(s) }

@@ -164,11 +164,13 @@ type Gap struct {
 }
 
 // Activity is what a room list shows of a room for one member: its newest
-// seq, how far the member has read and its newest message (nil when none).
+// seq, how far the member has read, its newest message (nil when none)
+// and how many unread messages mention the member.
 type Activity struct {
-	Seq  int64
-	Read int64
-	Last json.RawMessage
+	Seq      int64
+	Read     int64
+	Last     json.RawMessage
+	Mentions int64
 }
 
 // Batch is a group of log operations committed in one transaction: the

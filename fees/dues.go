@@ -88,6 +88,14 @@ func (f *Fees) SetDues(ctx context.Context, room, user, amount int64, period str
 		from = periodOf(period, nextPeriodStart(current, now))
 	}
 	p := &DuesPolicy{RoomID: room, Amount: amount, Period: period, DueDay: dueDay, From: from, SetBy: user}
+	name, err := f.rooms.DisplayName(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := duesChanged(p, name)
+	if err != nil {
+		return nil, err
+	}
 	err = f.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		// A newer change for the same start replaces a pending one.
 		if err := tx.Where("room_id = ? AND effective_from = ?", room, from).Delete(&DuesPolicy{}).Error; err != nil {
@@ -96,12 +104,40 @@ func (f *Fees) SetDues(ctx context.Context, room, user, amount int64, period str
 		if err := tx.Create(p).Error; err != nil {
 			return err
 		}
-		return audit(tx, room, user, "policy", p)
+		if err := audit(tx, room, user, "policy", p); err != nil {
+			return err
+		}
+		// In the same transaction: the room hears of every rule change.
+		return tx.Create(ev).Error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fees: set dues of room %d: %w", room, err)
 	}
+	f.nudge()
 	return p, nil
+}
+
+// EventDuesChanged is the system message event of a dues-rule change.
+const EventDuesChanged = "dues_changed"
+
+var weekdays = [...]string{"월", "화", "수", "목", "금", "토", "일"}
+
+// duesChanged is the system message announcing p, set by byName: its
+// Korean body and the structured fields clients render in the reader's
+// language (docs/PROTOCOL.md).
+func duesChanged(p *DuesPolicy, byName string) (*Outbox, error) {
+	when := fmt.Sprintf("매월 %d일", p.DueDay)
+	if p.Period == "weekly" {
+		when = "매주 " + weekdays[p.DueDay-1] + "요일"
+	}
+	body := fmt.Sprintf("%s님이 회비를 %s원(%s 납부)으로 정했습니다. %s부터 적용됩니다.", byName, won(p.Amount), when, p.From)
+	ev, err := event(p.RoomID, body, map[string]any{"event": EventDuesChanged, "by": p.SetBy, "by_name": byName,
+		"amount": p.Amount, "currency": Currency, "period": p.Period, "due_day": p.DueDay, "from": p.From})
+	if err != nil {
+		return nil, err
+	}
+	ev.System = true
+	return ev, nil
 }
 
 // nextPeriodStart is the first instant of the period after the one at now.

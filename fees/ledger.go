@@ -85,8 +85,12 @@ type Outbox struct {
 	RoomID int64 `gorm:"not null"`
 	// Body is as long as it needs to be: a reminder names every unpaid
 	// member.
-	Body        string `gorm:"type:mediumtext;not null"`
-	Fee         string `gorm:"type:text;not null"` // the event's structured fields, JSON
+	Body string `gorm:"type:mediumtext;not null"`
+	Fee  string `gorm:"type:text;not null"` // the event's structured fields, JSON
+	// System posts the event as a system message (its fields as the
+	// message's "system" object), as for a dues-rule change, rather than
+	// a fee card.
+	System      bool `gorm:"not null;default:false"`
 	PublishedAt *time.Time
 	CreatedAt   time.Time
 }

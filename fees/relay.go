@@ -14,7 +14,8 @@ import (
 // Publisher posts a server-side message into a room through the hub's
 // send path; idem makes a repeated post land once.
 type Publisher interface {
-	Post(ctx context.Context, room int64, kind, body, idem string, fee json.RawMessage) (int64, error)
+	// fields are the message's structured "fee" or "system" object, by kind.
+	Post(ctx context.Context, room int64, kind, body, idem string, fields json.RawMessage) (int64, error)
 }
 
 // Relay announces committed fee events in their rooms. Every node may run
@@ -46,7 +47,11 @@ func (f *Fees) relayOnce(ctx context.Context, pub Publisher, log *slog.Logger) b
 		return false
 	}
 	for _, ev := range batch {
-		if _, err := pub.Post(ctx, ev.RoomID, chatlog.KindFee, ev.Body, "fee-"+strconv.FormatInt(ev.ID, 10), json.RawMessage(ev.Fee)); err != nil {
+		kind := chatlog.KindFee
+		if ev.System {
+			kind = chatlog.KindSystem
+		}
+		if _, err := pub.Post(ctx, ev.RoomID, kind, ev.Body, "fee-"+strconv.FormatInt(ev.ID, 10), json.RawMessage(ev.Fee)); err != nil {
 			if ctx.Err() == nil {
 				log.Warn("fee relay: publish; will retry", "event", ev.ID, "err", err)
 			}

@@ -162,13 +162,27 @@ func (h *Hub) PresenceHandler(userID func(*fiber.Ctx) int64) fiber.Handler {
 	}
 }
 
-// Activity is, for each of roomIDs, its newest seq, how far user has read
-// and its newest message: what a room list shows.
+// Activity is, for each of roomIDs, its newest seq, how far user has read,
+// its newest message and how many unread messages mention user: what a
+// room list shows.
 func (h *Hub) Activity(ctx context.Context, roomIDs []int64, user int64) (map[int64]chatlog.Activity, error) {
 	if len(roomIDs) == 0 {
 		return nil, nil
 	}
-	return h.broker.activity(ctx, roomIDs, user)
+	act, err := h.broker.activity(ctx, roomIDs, user)
+	if err != nil {
+		return nil, err
+	}
+	for room, a := range act {
+		if a.Seq <= a.Read {
+			continue
+		}
+		if a.Mentions, err = h.unreadMentions(ctx, room, user, a.Read, a.Seq); err != nil {
+			return nil, err
+		}
+		act[room] = a
+	}
+	return act, nil
 }
 
 // IsMember checks the broker's copy of membership (the REST paths use

@@ -1,7 +1,11 @@
 package hub
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -73,4 +77,39 @@ func (h *Hub) withMentions(ctx context.Context, room int64, body string, add fun
 	if len(ids) > 0 {
 		add(ids)
 	}
+}
+
+// mentionWindow caps the unread messages of a room scanned for mentions
+// of the reader: a count past it is more than any badge shows.
+const mentionWindow = 1000
+
+var mentionsField = []byte(`"mentions":[`)
+
+// unreadMentions counts the messages of room after read (up to top, the
+// newest mentionWindow of them) that mention user, are not deleted and
+// are not user's own.
+// It reads them as sync would, from the broker and then the store, so the
+// count follows reads, edits and deletes on either engine with no index
+// of its own to keep in step.
+func (h *Hub) unreadMentions(ctx context.Context, room, user, read, top int64) (int64, error) {
+	msgs, err := h.After(ctx, room, max(read, top-mentionWindow), mentionWindow)
+	if err != nil {
+		return 0, fmt.Errorf("hub: unread mentions in room %d: %w", room, err)
+	}
+	var n int64
+	for _, m := range msgs {
+		// Most messages mention nobody; only those that do are decoded.
+		if !bytes.Contains(m, mentionsField) {
+			continue
+		}
+		var msg struct {
+			From     int64   `json:"from"`
+			Mentions []int64 `json:"mentions"`
+			Deleted  bool    `json:"deleted"`
+		}
+		if json.Unmarshal(m, &msg) == nil && !msg.Deleted && msg.From != user && slices.Contains(msg.Mentions, user) {
+			n++
+		}
+	}
+	return n, nil
 }

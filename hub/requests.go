@@ -67,11 +67,16 @@ func (h *Hub) accept(d *chatlog.Draft) (chatlog.Accepted, error) {
 
 // Post publishes a server-side message (kind system or fee) into a room
 // through the same path as a member's message; idem makes retries safe and
-// fee, when not nil, is carried as the message's structured "fee" field.
-func (h *Hub) Post(ctx context.Context, room int64, kind, body, idem string, fee json.RawMessage) (int64, error) {
+// fields, when not nil, are carried as the message's structured "system"
+// (kind system) or "fee" field.
+func (h *Hub) Post(ctx context.Context, room int64, kind, body, idem string, fields json.RawMessage) (int64, error) {
 	d := chatlog.NewDraft(room, 0, "", body, idem, kind, 0, time.Now().UnixMilli())
-	if fee != nil {
-		d.WithFee(fee)
+	switch {
+	case fields == nil:
+	case kind == chatlog.KindSystem:
+		d.WithSystem(fields)
+	default:
+		d.WithFee(fields)
 	}
 	acc, err := h.accept(d)
 	return acc.Seq, err

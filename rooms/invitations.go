@@ -60,17 +60,15 @@ const maxInvite = 100
 func (s *Rooms) AddAnyone() { s.addAnyone = true }
 
 // Invite brings users into a room: those who have the inviter among their
-// contacts are added at once, the others are invited. Admins only.
+// contacts are added at once, the others are invited. Admins only, unless
+// the room lets members invite.
 func (s *Rooms) Invite(ctx context.Context, roomID, inviterID int64, userIDs []int64) (*InviteResult, error) {
 	if len(userIDs) < 1 || len(userIDs) > maxInvite {
 		return nil, api.Validation(fmt.Sprintf("user_ids must list 1 to %d users", maxInvite))
 	}
-	role, room, err := s.Role(ctx, roomID, inviterID)
+	room, err := s.mayInvite(ctx, roomID, inviterID)
 	if err != nil {
 		return nil, err
-	}
-	if room.Direct || !IsAdmin(role) {
-		return nil, api.Forbidden("only the room's owner and admins can invite")
 	}
 	ids := uniqueOthers(userIDs, inviterID)
 	if err := s.checkUsersExist(ctx, ids); err != nil {

@@ -41,8 +41,11 @@ type Room struct {
 	// DirectKey is "lo:hi" of the two user ids for a 1:1 room and NULL
 	// otherwise; its unique index makes opening a 1:1 chat idempotent.
 	DirectKey *string `gorm:"size:41;uniqueIndex"`
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// MembersInvite lets plain members invite and make invite links, not
+	// only admins. Default off: a club decides who brings people in.
+	MembersInvite bool `gorm:"not null;default:false"`
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Member is a user's place in a room.
@@ -55,18 +58,22 @@ type Member struct {
 
 // View is a room as the API shows it to one user.
 type View struct {
-	ID          int64     `json:"id"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	OwnerID     int64     `json:"owner_id"`
-	Direct      bool      `json:"direct"`
-	HasPassword bool      `json:"has_password"`
-	MemberCount int64     `json:"member_count"`
-	Role        string    `json:"role,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	OwnerID     int64  `json:"owner_id"`
+	Direct      bool   `json:"direct"`
+	HasPassword bool   `json:"has_password"`
+	MemberCount int64  `json:"member_count"`
+	Role        string `json:"role,omitempty"`
+	// MembersInvite is the room setting letting plain members invite.
+	MembersInvite bool      `json:"members_invite"`
+	CreatedAt     time.Time `json:"created_at"`
 	// Unread and LastMessage are filled in the caller's own room list.
-	Unread      *int64          `json:"unread,omitempty"`
-	LastMessage json.RawMessage `json:"last_message,omitempty"`
+	Unread *int64 `json:"unread,omitempty"`
+	// UnreadMentions counts unread messages mentioning the caller.
+	UnreadMentions *int64          `json:"unread_mentions,omitempty"`
+	LastMessage    json.RawMessage `json:"last_message,omitempty"`
 	// Notice is the room's pinned message (공지), when it has one.
 	Notice *NoticeView `json:"notice,omitempty"`
 	// Invited is set in room creation's answer: the member_ids who were
@@ -181,7 +188,7 @@ func New(db *gorm.DB, mirror Mirror, bcryptCost int) *Rooms {
 
 // Migrate creates or updates the room tables.
 func (s *Rooms) Migrate() error {
-	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Invitation{}, &Notice{}, &Ban{}); err != nil {
+	if err := s.db.AutoMigrate(&Room{}, &Member{}, &Invitation{}, &Notice{}, &Ban{}, &InviteLink{}); err != nil {
 		return fmt.Errorf("rooms: migrate: %w", err)
 	}
 	return nil
@@ -410,7 +417,7 @@ func (s *Rooms) toViews(ctx context.Context, userID int64, rows []viewRow) ([]Vi
 	var direct []int64
 	for i, r := range rows {
 		out[i] = View{ID: r.ID, Name: r.Name, Description: r.Description, OwnerID: r.OwnerID, Direct: r.Direct,
-			HasPassword: r.PasswordHash != "", MemberCount: r.MemberCount, CreatedAt: r.CreatedAt}
+			HasPassword: r.PasswordHash != "", MemberCount: r.MemberCount, MembersInvite: r.MembersInvite, CreatedAt: r.CreatedAt}
 		if r.Role != nil {
 			out[i].Role = *r.Role
 		}
@@ -483,6 +490,7 @@ func (s *Rooms) Mine(ctx context.Context, userID int64) ([]View, error) {
 		a := act[vs[i].ID]
 		unread := max(a.Seq-a.Read, 0)
 		vs[i].Unread = &unread
+		vs[i].UnreadMentions = &a.Mentions
 		vs[i].LastMessage = a.Last
 	}
 	if err := s.withNotices(ctx, vs, func(i int, n *NoticeView) { vs[i].Notice = n }); err != nil {
@@ -490,10 +498,6 @@ func (s *Rooms) Mine(ctx context.Context, userID int64) ([]View, error) {
 	}
 	return vs, nil
 }
-
-// likeEscaper makes user text literal inside LIKE; '!' is the escape
-// character because a backslash means different things in MySQL and SQLite.
-var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 // Search finds group rooms whose name contains q, case-insensitively, in id
 // order after cursor. Password rooms are listed; joining them needs it.
@@ -504,7 +508,7 @@ func (s *Rooms) Search(ctx context.Context, userID int64, q string, limit int, c
 	}
 	tx := s.views(ctx, userID).Where("rooms.direct = ? AND rooms.id > ?", false, cursor)
 	if q != "" {
-		tx = tx.Where("LOWER(rooms.name) LIKE ? ESCAPE '!'", "%"+likeEscaper.Replace(strings.ToLower(q))+"%")
+		tx = tx.Where("LOWER(rooms.name) LIKE ? ESCAPE '!'", "%"+api.EscapeLike(strings.ToLower(q))+"%")
 	}
 	var rows []viewRow
 	if err := tx.Order("rooms.id").Limit(limit + 1).Scan(&rows).Error; err != nil {
@@ -565,6 +569,8 @@ type Patch struct {
 	Name        *string `json:"name"`
 	Description *string `json:"description"`
 	Password    *string `json:"password"`
+	// MembersInvite turns on or off letting plain members invite.
+	MembersInvite *bool `json:"members_invite"`
 }
 
 // Update applies a patch; admins only.
@@ -591,6 +597,9 @@ func (s *Rooms) Update(ctx context.Context, roomID, userID int64, p Patch) (*Vie
 		if set["password_hash"], err = s.hashPassword(*p.Password); err != nil {
 			return nil, err
 		}
+	}
+	if p.MembersInvite != nil {
+		set["members_invite"] = *p.MembersInvite
 	}
 	if len(set) > 0 {
 		if err := s.db.WithContext(ctx).Model(room).Updates(set).Error; err != nil {
@@ -629,6 +638,9 @@ func (s *Rooms) Delete(ctx context.Context, roomID, userID int64) error {
 			return err
 		}
 		if err := tx.Where("room_id = ?", roomID).Delete(&Notice{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("room_id = ?", roomID).Delete(&InviteLink{}).Error; err != nil {
 			return err
 		}
 		return tx.Delete(&Room{}, roomID).Error
@@ -697,10 +709,20 @@ const (
 	joinAddress = "join-addr"
 )
 
-// checkPassword compares a room password. The attempt is counted against
-// the user and the address before bcrypt runs, so parallel guesses cannot
-// all slip under the limit, and given back when the password is right.
+// checkPassword compares a room password as a counted attempt.
 func (s *Rooms) checkPassword(ctx context.Context, room *Room, userID int64, password, addr string) error {
+	return s.attempt(ctx, userID, addr, func() error {
+		if bcrypt.CompareHashAndPassword([]byte(room.PasswordHash), []byte(password)) != nil {
+			return api.Errorf(403, "wrong_password", "the room's password is wrong")
+		}
+		return nil
+	})
+}
+
+// attempt runs check as a join attempt: it is counted against the user
+// and the address before check runs, so parallel guesses cannot all slip
+// under the limit, and given back when check passes.
+func (s *Rooms) attempt(ctx context.Context, userID int64, addr string, check func() error) error {
 	type held struct{ name, subject string }
 	var holds []held
 	giveBack := func() error {
@@ -729,8 +751,8 @@ func (s *Rooms) checkPassword(ctx context.Context, room *Room, userID int64, pas
 			holds = append(holds, c.held)
 		}
 	}
-	if bcrypt.CompareHashAndPassword([]byte(room.PasswordHash), []byte(password)) != nil {
-		return api.Errorf(403, "wrong_password", "the room's password is wrong")
+	if err := check(); err != nil {
+		return err
 	}
 	return giveBack()
 }
@@ -739,7 +761,7 @@ func (s *Rooms) checkPassword(ctx context.Context, room *Room, userID int64, pas
 // long until the window ends.
 type Throttled struct{ Wait time.Duration }
 
-func (t *Throttled) Error() string { return "too many wrong room passwords" }
+func (t *Throttled) Error() string { return "too many failed room joins" }
 
 // removeMember deletes a membership in SQL and Redis together.
 func (s *Rooms) removeMember(ctx context.Context, roomID int64, m Member) error {

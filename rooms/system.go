@@ -15,6 +15,7 @@ import (
 // reader's language; the body is the Korean rendering.
 const (
 	EventJoined             = "joined"              // user joined by themselves
+	EventJoinedByLink       = "joined_by_link"      // user joined by an invite link by made
 	EventLeft               = "left"                // user left
 	EventRemoved            = "removed"             // by removed user
 	EventAdded              = "added"               // by added user (a contact of by's)
@@ -72,6 +73,8 @@ func (e SystemEvent) Korean() string {
 	switch e.Event {
 	case EventJoined:
 		return user + "님이 들어왔습니다."
+	case EventJoinedByLink:
+		return user + "님이 " + by + "님의 초대 링크로 들어왔습니다."
 	case EventLeft:
 		return user + "님이 나갔습니다."
 	case EventRemoved:

@@ -34,3 +34,23 @@ func TestClubEventsCrossNodes(t *testing.T) {
 		t.Fatalf("notice seen on the other node: %+v", ev)
 	}
 }
+
+// TestInviteLinkAcrossNodes: a link made on one node lets a user in on
+// another; the join line reaches the first node's connection and the
+// newcomer's connection on the second node gets the room at once.
+func TestInviteLinkAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 2)
+	owner, guest := nodes[0].user(t, "Owner"), nodes[1].user(t, "Guest")
+	room := owner.createRoom(map[string]any{"name": "Club", "password": "club password"})
+	l := owner.link(room.ID, map[string]any{"max_uses": 1})
+	wo, wg := nodes[0].connect(owner), nodes[1].connect(guest)
+	guest.must(200, "POST", joinPath(l.Code), nil, nil)
+	if m := wo.awaitWhere(func(f frameMsg) bool { return f.Type == "msg" && f.Room == room.ID }); m.System.Event != "joined_by_link" || m.System.User != guest.id {
+		t.Fatalf("join by link seen on the other node: %+v", m)
+	}
+	wo.say(room.ID, "hi", "어서 와요")
+	if m := wg.awaitWhere(func(f frameMsg) bool { return f.Type == "msg" && f.CID == "hi" }); m.Room != room.ID {
+		t.Fatalf("newcomer's connection on node 1: %+v", m)
+	}
+	nodes[1].user(t, "Late").fails(410, "invite_used_up", "POST", joinPath(l.Code), nil)
+}

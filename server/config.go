@@ -140,6 +140,9 @@ type Config struct {
 	// every member of the room. Default 120/1m: typing every few seconds
 	// and reading as fast as a person reads.
 	EventLimit limit.Rule
+	// UserSearchLimit caps user searches per user. Default 30/1m: typing
+	// a name searches a few times; walking the user list does not fit.
+	UserSearchLimit limit.Rule
 	// UpgradeLimit caps WebSocket upgrades per client address. Default
 	// 120/1m: a household reconnecting after a network blip fits; a
 	// reconnect loop or a flood from one host does not. Load tests from
@@ -205,6 +208,7 @@ var settings = []setting{
 	{"MOIM_SEND_LIMIT", "send-limit", "200/10s", "sends and edits per user over all sockets, REST and nodes (count/window, or off)"},
 	{"MOIM_SYNC_LIMIT", "sync-limit", "20000/1m", "messages sync returns per user (count/window, or off)"},
 	{"MOIM_EVENT_LIMIT", "event-limit", "120/1m", "read and typing frames per user (count/window, or off)"},
+	{"MOIM_USER_SEARCH_LIMIT", "user-search-limit", "30/1m", "user searches per user (count/window, or off)"},
 	{"MOIM_UPGRADE_LIMIT", "upgrade-limit", "120/1m", "WebSocket upgrades per client address (count/window, or off)"},
 	{"MOIM_MAX_CONNS", "max-conns", "auto", "most WebSocket connections this node holds (auto: the open-file limit less a tenth, at least 256)"},
 	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
@@ -310,7 +314,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}{{"MOIM_LOGIN_LIMIT", &cfg.LoginLimit}, {"MOIM_LOGIN_ADDRESS_LIMIT", &cfg.LoginAddressLimit},
 		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit},
 		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit},
-		{"MOIM_SEND_LIMIT", &cfg.SendLimit}, {"MOIM_SYNC_LIMIT", &cfg.SyncLimit}, {"MOIM_EVENT_LIMIT", &cfg.EventLimit}} {
+		{"MOIM_SEND_LIMIT", &cfg.SendLimit}, {"MOIM_SYNC_LIMIT", &cfg.SyncLimit}, {"MOIM_EVENT_LIMIT", &cfg.EventLimit},
+		{"MOIM_USER_SEARCH_LIMIT", &cfg.UserSearchLimit}} {
 		if *l.rule, err = limit.ParseRule(get(l.env)); err != nil {
 			return Config{}, &configError{l.env, err.Error()}
 		}

@@ -137,6 +137,7 @@ func (n *node) build(ctx context.Context) error {
 	tokens.UseTickets(tickets)
 	acc, err := accounts.New(n.backends.sql, lim, accounts.Limits{
 		LoginPerUser: n.cfg.LoginLimit, LoginPerAddress: n.cfg.LoginAddressLimit, SignupPerAddress: n.cfg.SignupLimit,
+		SearchPerUser: n.cfg.UserSearchLimit,
 	}, tokens, n.cfg.BcryptCost)
 	if err != nil {
 		return err

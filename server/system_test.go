@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -61,5 +62,48 @@ func TestSystemMessagesTellTheRoomWhoCameAndWent(t *testing.T) {
 	wo.send(map[string]any{"type": "delete", "room": room.ID, "seq": seqs[0]})
 	if f := wo.await("error"); f.Code != "forbidden" {
 		t.Fatalf("deleting a system message: %+v", f)
+	}
+}
+
+// TestDuesRuleChangeIsASystemMessage: setting the dues rule is said in
+// the room as a system message with the rule's fields, for clients to
+// render in the reader's language.
+func TestDuesRuleChangeIsASystemMessage(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	owner, member := n.user(t, "총무"), n.user(t, "Member")
+	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{member.id}})
+	rp := urlf("/api/rooms/%d", room.ID)
+	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
+	wm := n.connect(member)
+	owner.must(200, "PUT", rp+"/dues", map[string]any{"amount": 30000, "period": "weekly", "due_day": 5}, nil)
+	m := wm.awaitWhere(func(f frameMsg) bool { return f.Type == "msg" && f.Room == room.ID && f.Kind == "system" })
+	var sys struct {
+		System struct {
+			Event    string `json:"event"`
+			By       int64  `json:"by"`
+			ByName   string `json:"by_name"`
+			Amount   int64  `json:"amount"`
+			Currency string `json:"currency"`
+			Period   string `json:"period"`
+			DueDay   int    `json:"due_day"`
+			From     string `json:"from"`
+		} `json:"system"`
+	}
+	var h struct{ Messages []json.RawMessage }
+	member.must(200, "GET", urlf("/api/rooms/%d/messages?after=%d&limit=1", room.ID, m.Seq-1), nil, &h)
+	if len(h.Messages) != 1 {
+		t.Fatalf("history at %d: %d messages", m.Seq, len(h.Messages))
+	}
+	raw := h.Messages[0]
+	if err := json.Unmarshal(raw, &sys); err != nil {
+		t.Fatal(err)
+	}
+	s := sys.System
+	if s.Event != "dues_changed" || s.By != owner.id || s.ByName != "총무" || s.Amount != 30000 || s.Currency != "KRW" ||
+		s.Period != "weekly" || s.DueDay != 5 || s.From == "" || m.From != 0 {
+		t.Fatalf("dues-rule system message %s", raw)
+	}
+	if want := "총무님이 회비를 30,000원(매주 금요일 납부)으로 정했습니다. " + s.From + "부터 적용됩니다."; m.Body != want {
+		t.Fatalf("body %q, want %q", m.Body, want)
 	}
 }

@@ -106,4 +106,19 @@ export const api = {
   setDues: (id, amount, period, due_day) => request("PUT", `/api/rooms/${id}/dues`, { amount, period, due_day }),
   duesStatus: (id) => request("GET", `/api/rooms/${id}/dues/status`),
   remind: (id) => request("POST", `/api/rooms/${id}/dues/remind`),
+
+  // Club features (issue 20).
+  updateRoom: (id, patch) => request("PATCH", `/api/rooms/${id}`, patch),
+  invite: (id, user_ids) => request("POST", `/api/rooms/${id}/members`, { user_ids }),
+  invitations: () => request("GET", "/api/invitations").then((r) => r.invitations),
+  accept: (id) => request("POST", `/api/invitations/${id}/accept`),
+  decline: (id) => request("POST", `/api/invitations/${id}/decline`),
+  createLink: (id, expires_in_s, max_uses) => request("POST", `/api/rooms/${id}/invite-links`, { expires_in_s, max_uses }),
+  inviteLinks: (id) => request("GET", `/api/rooms/${id}/invite-links`).then((r) => r.links),
+  revokeLink: (id, code) => request("DELETE", `/api/rooms/${id}/invite-links/${encodeURIComponent(code)}`),
+  joinByLink: (code) => request("POST", `/api/invite-links/${encodeURIComponent(code)}/join`),
+  edit: (id, seq, body) => request("PATCH", `/api/rooms/${id}/messages/${seq}`, { body }),
+  setNotice: (id, seq) => request("PUT", `/api/rooms/${id}/notice`, { seq }),
+  clearNotice: (id) => request("DELETE", `/api/rooms/${id}/notice`),
+  findUsers: (text) => request("GET", "/api/users/search" + q({ q: text })).then((r) => r.users),
 };

@@ -9,6 +9,7 @@ import { t, lang } from "./i18n.js";
 import { mountSidebar } from "./rooms.js";
 import { mountChat } from "./chat.js";
 import { mountDues } from "./dues.js";
+import { applyEdit, joinPage, mentionsMe } from "./club.js";
 
 const root = document.getElementById("app");
 const NOTICE = "moim.notice";
@@ -133,6 +134,7 @@ async function start() {
         emit("failed", { frame, error: ev });
       },
       unknownRoom: () => refreshSoon(),
+      club: onClub,
       authCheck: () => api.me().catch(() => {}),
     },
   });
@@ -187,6 +189,7 @@ function onMessage(m) {
   roomMsgs(m.room).set(m.seq, m);
   const r = state.rooms.get(m.room);
   if (r) {
+    if (m.seq > r.latest && m.seq > r.myRead && m.from !== state.me.id && mentionsMe(m)) r.unread_mentions = (r.unread_mentions || 0) + 1;
     r.latest = Math.max(r.latest, m.seq);
     if (!r.last || m.seq >= r.last.seq) r.last = m;
   }
@@ -210,9 +213,41 @@ function onRead(ev) {
   const r = state.rooms.get(ev.room);
   if (r && ev.user === state.me.id) {
     r.myRead = Math.max(r.myRead, ev.seq);
+    // Mentions below the new position are read; the list recounts the rest.
+    if (r.unread_mentions) {
+      if (r.myRead >= r.latest) r.unread_mentions = 0;
+      else refreshSoon();
+    }
     emit("rooms");
   }
   emit("read", ev);
+}
+
+// onClub applies edits, notices, invitations and removals (club.js).
+function onClub(ev) {
+  const r = state.rooms.get(ev.room);
+  switch (ev.type) {
+    case "edited": {
+      const m = roomMsgs(ev.room).get(ev.seq);
+      if (m) applyEdit(m, ev);
+      if (r && r.last && r.last.seq === ev.seq) r.last = { ...r.last, body: ev.body, edited_at: ev.edited_at };
+      if (r && r.notice && r.notice.seq === ev.seq) r.notice = { ...r.notice, body: ev.body };
+      emit("edited", ev);
+      emit("notice", ev.room);
+      emit("rooms");
+      break;
+    }
+    case "notice":
+      if (r) r.notice = ev.notice || null;
+      emit("notice", ev.room);
+      break;
+    case "invitation":
+      window.dispatchEvent(new CustomEvent("moim:invitation", { detail: ev.invitation }));
+      break;
+    case "removed":
+      refreshSoon();
+      break;
+  }
 }
 
 let chat = { room: 0, unmount: () => {} };
@@ -220,6 +255,20 @@ let dues = { room: 0, unmount: () => {} };
 
 // route shows what the fragment names: the list, a room, a room's dues.
 function route() {
+  const invite = /^#\/invite\/([A-Za-z0-9_-]{1,32})$/.exec(location.hash);
+  if (invite) {
+    chat.unmount();
+    dues.unmount();
+    chat = { room: -1, unmount: () => {} };
+    dues = { room: 0, unmount: () => {} };
+    state.current = 0;
+    shell.dataset.view = "chat";
+    shell.classList.remove("with-dues");
+    joinPage(shell.children[1], invite[1], refreshRooms);
+    shell.children[2].replaceChildren();
+    emit("route");
+    return;
+  }
   const m = /^#\/room\/(\d+)(\/dues)?$/.exec(location.hash);
   const room = m ? Number(m[1]) : 0;
   if (room && !state.rooms.has(room)) {

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { state, listen, roomMsgs, readBy, memberName, isAdmin, emit } from "./state.js";
 import { h, icon, confirm, toast, errorText, clock, day, won } from "./ui.js";
 import { t } from "./i18n.js";
+import { systemText, mentionsMe, bodyWithMentions, canEdit, editMessage, pin, noticeBanner, mayInvite, inviteDialog } from "./club.js";
 
 const PAGE = 50;
 const TYPING_EVERY = 3000;
@@ -34,17 +35,19 @@ export function mountChat(el, room) {
   const head = h("header", { class: "chat-head" },
     h("a", { class: "icon-btn back", href: "#/", "aria-label": t("back") }, icon("back")),
     h("div", { class: "chat-title" }, h("h1", { "data-testid": "chat-title" }, r.name), subtitle),
+    mayInvite(room) ? h("button", { type: "button", class: "btn", "data-testid": "open-invite", onclick: () => inviteDialog(room) }, t("club.invite")) : null,
     r.direct ? null : h("a", { class: "btn dues-btn", href: `#/room/${room}/dues`, "data-testid": "open-dues" }, icon("coin"), h("span", {}, t("dues.title"))));
-  el.replaceChildren(head, h("div", { class: "chat-body" }, scroller, newPill), typingEl, form);
+  const notice = noticeBanner(room);
+  el.replaceChildren(head, notice.el, h("div", { class: "chat-body" }, scroller, newPill), typingEl, form);
 
   // --- rendering ---
 
   function msgEl(m) {
     if (m.kind === "fee") return feeCard(m);
-    if (m.kind !== "text") return h("div", { class: "sys", "data-seq": m.seq, "data-ts": m.ts, "data-testid": "system-msg" }, h("div", { class: "day" }), h("p", {}, m.body));
+    if (m.kind !== "text") return h("div", { class: "sys", "data-seq": m.seq, "data-ts": m.ts, "data-testid": "system-msg", "data-event": (m.system && m.system.event) || "" }, h("div", { class: "day" }), h("p", {}, systemText(m, room)));
     const own = m.from === state.me.id;
     const el = h("div", {
-      class: `msg${own ? " own" : ""}${m.deleted ? " deleted" : ""}`,
+      class: `msg${own ? " own" : ""}${m.deleted ? " deleted" : ""}${!m.deleted && mentionsMe(m) ? " mentioned" : ""}`,
       "data-seq": m.seq, "data-from": m.from, "data-ts": m.ts, "data-testid": "msg",
     },
     h("div", { class: "day" }),
@@ -52,9 +55,12 @@ export function mountChat(el, room) {
     h("div", { class: "line" },
       h("div", { class: "bubble" },
         m.reply_to && !m.deleted ? quote(m.reply_to) : null,
-        h("div", { class: "body", "data-testid": "msg-body" }, m.deleted ? t("chat.deleted") : m.body),
+        h("div", { class: "body", "data-testid": "msg-body" }, m.deleted ? t("chat.deleted") : bodyWithMentions(m.body)),
+        m.edited_at && !m.deleted ? h("div", { class: "edited muted small", "data-testid": "edited" }, t("club.edited")) : null,
         m.deleted ? null : h("div", { class: "actions" },
           h("button", { type: "button", class: "act", "data-testid": "reply", onclick: () => startReply(m) }, icon("reply"), t("chat.reply")),
+          canEdit(m) ? h("button", { type: "button", class: "act", "data-testid": "edit", onclick: () => editMessage(room, m) }, t("club.edit")) : null,
+          isAdmin(room) ? h("button", { type: "button", class: "act", "data-testid": "pin", onclick: () => pin(room, m.seq) }, t("club.pin")) : null,
           own || isAdmin(room) ? h("button", { type: "button", class: "act", "data-testid": "delete", onclick: () => remove(m) }, icon("trash"), t("chat.delete")) : null)),
       h("div", { class: "info" },
         own ? h("span", { class: "readby", "data-testid": "read-by" }) : null,
@@ -222,6 +228,7 @@ export function mountChat(el, room) {
     if (document.visibilityState !== "visible" || !scroller.clientHeight || !nearBottom()) return;
     if (r.latest > r.myRead && state.socket.read(room, r.latest)) {
       r.myRead = r.latest;
+      r.unread_mentions = 0;
       emit("rooms");
     }
   }
@@ -382,6 +389,12 @@ export function mountChat(el, room) {
     },
     failed: ({ frame, error }) => frame.room === room && showPending(frame, error.message),
     members: (id) => id === room && (paintPresence(), paintReads()),
+    edited: (ev) => {
+      if (ev.room !== room || !msgs.has(ev.seq)) return;
+      insert(msgs.get(ev.seq));
+      tidy();
+    },
+    notice: (id) => id === room && notice.paint(),
   });
 
   async function loadPresence() {

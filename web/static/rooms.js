@@ -5,10 +5,12 @@ import { api } from "./api.js";
 import { state, listen, unread } from "./state.js";
 import { h, icon, modal, toast, errorText, clock, initial, langToggle } from "./ui.js";
 import { t } from "./i18n.js";
+import { mountInvitations, systemText } from "./club.js";
 
 export function mountSidebar(el, { logout, refresh }) {
   const list = h("nav", { class: "room-list", "aria-label": t("rooms.title"), "data-testid": "room-list" });
   const status = h("span", { class: "dot", title: t("offline") });
+  const invitations = h("section", { class: "invitations", "aria-label": t("club.invitations"), "data-testid": "invitations", hidden: true });
   el.replaceChildren(
     h("header", { class: "side-head" },
       h("div", { class: "brand" }, h("img", { src: "/assets/icon.svg", alt: "", width: 28, height: 28 }), h("span", {}, "모임")),
@@ -19,7 +21,9 @@ export function mountSidebar(el, { logout, refresh }) {
       h("button", { class: "btn primary", type: "button", "data-testid": "new-room", onclick: () => newRoom(refresh) }, t("rooms.new")),
       h("button", { class: "btn", type: "button", "data-testid": "find-rooms", onclick: () => findRooms(refresh) }, t("rooms.find")),
       h("button", { class: "btn", type: "button", "data-testid": "contacts", onclick: () => contacts(refresh) }, t("contacts.title"))),
+    invitations,
     list);
+  const offInvitations = mountInvitations(invitations, refresh);
 
   function render() {
     const rooms = [...state.rooms.values()].sort((a, b) => activity(b) - activity(a));
@@ -41,6 +45,7 @@ export function mountSidebar(el, { logout, refresh }) {
           last ? h("time", { class: "room-time" }, clock(last.ts)) : null),
         h("span", { class: "room-bottom" },
           h("span", { class: "room-last" }, preview(last)),
+          r.unread_mentions && n ? h("span", { class: "badge at", "data-testid": "mention-badge", "aria-label": t("club.mentions", r.unread_mentions) }, "@" + (r.unread_mentions > 99 ? "99+" : r.unread_mentions)) : null,
           n ? h("span", { class: "badge", "data-testid": "unread", "aria-label": t("rooms.unread", n) }, n > 999 ? "999+" : String(n)) : null)));
     }));
   }
@@ -53,7 +58,10 @@ export function mountSidebar(el, { logout, refresh }) {
     },
   });
   render();
-  return off;
+  return () => {
+    off();
+    offInvitations();
+  };
 }
 
 function activity(r) {
@@ -63,6 +71,7 @@ function activity(r) {
 function preview(m) {
   if (!m) return t("rooms.empty");
   if (m.deleted) return t("chat.deleted");
+  if (m.kind === "system") return systemText(m, m.room);
   if (m.kind !== "text") return m.body;
   const who = m.from === state.me.id ? t("you") : m.name;
   return `${who}: ${m.body}`;
@@ -177,11 +186,41 @@ async function contacts(refresh) {
     const list = h("ul", { class: "results", "data-testid": "contact-list" });
     const username = h("input", { placeholder: t("contacts.username"), autocapitalize: "none", spellcheck: "false", required: true, "data-testid": "contact-username" });
     const err = h("p", { class: "error", role: "alert" });
+    // Typing three or more characters of a username lists matches.
+    const found = h("ul", { class: "results", "data-testid": "user-results" });
+    let searchTimer;
+    username.addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      const text = username.value.trim();
+      if (text.length < 3) return found.replaceChildren();
+      searchTimer = setTimeout(async () => {
+        try {
+          const users = await api.findUsers(text);
+          found.replaceChildren(...users.map((u) => h("li", { class: "result" },
+            h("div", { class: "grow" }, h("strong", {}, u.display_name), h("div", { class: "muted small" }, "@" + u.username)),
+            u.contact ? h("span", { class: "muted small" }, t("club.isContact")) : h("button", {
+              type: "button", class: "btn", "data-testid": `found-${u.username}`,
+              onclick: async () => {
+                try {
+                  await api.addContact(u.username);
+                  username.value = "";
+                  found.replaceChildren();
+                  await load();
+                } catch (e) {
+                  err.textContent = errorText(e);
+                }
+              },
+            }, t("contacts.add")))));
+        } catch (e) {
+          if (e.code !== "validation") err.textContent = errorText(e);
+        }
+      }, 250);
+    });
     async function load() {
       try {
         const cs = await api.contacts();
         list.replaceChildren(...(cs.length ? cs.map((c) => h("li", { class: "result" },
-          h("div", { class: "grow" }, h("strong", {}, c.display_name), h("div", { class: "muted small" }, "@" + c.username)),
+          h("div", { class: "grow" }, h("strong", {}, c.display_name), h("div", { class: "muted small" }, "@" + c.username, " · ", c.mutual ? t("club.mutual") : t("club.oneWay"))),
           h("button", {
             type: "button", class: "btn", "data-testid": `chat-${c.username}`,
             onclick: async () => {
@@ -213,7 +252,7 @@ async function contacts(refresh) {
           }
         },
       }, username, h("button", { class: "btn primary", type: "submit", "data-testid": "add-contact" }, t("contacts.add"))),
-      err, list);
+      found, err, list);
   }, { testid: "contacts-dialog" });
   if (id) await openRoom(refresh, id);
 }

@@ -258,6 +258,12 @@ export class Socket {
       case "presence":
         this.on.presence(ev);
         break;
+      case "edited":
+      case "notice":
+      case "invitation":
+      case "removed":
+        if (this.on.club) this.on.club(ev);
+        break;
     }
   }
 
