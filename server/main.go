@@ -12,7 +12,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +26,7 @@ import (
 
 	"moim/accounts"
 	"moim/api"
+	"moim/attachments"
 	"moim/chatlog"
 	"moim/fees"
 	"moim/hub"
@@ -156,8 +159,12 @@ func (n *node) build(ctx context.Context) error {
 	reg := newRegistry()
 	n.acceptErrors = newAcceptErrors(reg)
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, n.cfg.provider(), reg)
+	files, err := n.attachments(directory{acc, rms})
+	if err != nil {
+		return err
+	}
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
-		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate} {
+		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate, files.Migrate} {
 			if err := migrate(); err != nil {
 				return err
 			}
@@ -190,13 +197,16 @@ func (n *node) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.hub.UseAttachments(files)
 	rms.Attach(n.hub)
 	rms.OnMoney(roomMoney{money, n.log})
 	n.money = money
 	n.runFees(money)
 	fc := fiber.Config{
-		AppName:               "moim",
-		BodyLimit:             64 << 10,
+		AppName: "moim",
+		// Uploads need a little over attachments.MaxSize (the multipart
+		// framing); smallBodies keeps every other route at 64 KB.
+		BodyLimit:             attachments.MaxSize + 64<<10,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		DisableStartupMessage: true,
@@ -211,6 +221,7 @@ func (n *node) build(ctx context.Context) error {
 	app := fiber.New(fc)
 	app.Use(newHTTPMetrics(reg).middleware)
 	app.Use(recover.New())
+	app.Use(smallBodies(64 << 10))
 	opsRoutes(app, n.checks(), reg)
 	auth := tokens.Require()
 	if n.cfg.hasRole("api") {
@@ -222,6 +233,7 @@ func (n *node) build(ctx context.Context) error {
 		r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
 		n.hub.MessageRoutes(r, auth, accounts.UserID)
 		money.Routes(r, auth, accounts.UserID)
+		files.Routes(r, auth, accounts.UserID)
 		// The web client needs the API, so it is served where the API is.
 		client, err := web.Load()
 		if err != nil {
@@ -236,6 +248,33 @@ func (n *node) build(ctx context.Context) error {
 	app.Server().KeepHijackedConns = true
 	n.app = app
 	return nil
+}
+
+// attachments keeps uploads' metadata in SQL and their bytes in GridFS
+// when the node has MongoDB, else in DataDir/attachments.
+func (n *node) attachments(rms attachments.Rooms) (*attachments.Attachments, error) {
+	var blobs attachments.Blobs
+	if n.backends.mongo != nil {
+		blobs = attachments.NewGridFS(n.backends.mongo)
+	} else {
+		disk, err := attachments.NewDisk(filepath.Join(n.cfg.DataDir, "attachments"))
+		if err != nil {
+			return nil, &configError{"MOIM_DATA_DIR", err.Error()}
+		}
+		blobs = disk
+	}
+	return attachments.New(n.backends.sql, blobs, rms, n.cfg.AttachmentQuota<<20), nil
+}
+
+// smallBodies refuses bodies over max on every route but the upload, so
+// raising the server's limit for files did not raise it for JSON.
+func smallBodies(max int) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if len(c.Request().Body()) > max && !(c.Method() == fiber.MethodPost && strings.HasSuffix(c.Path(), "/attachments")) {
+			return fiber.ErrRequestEntityTooLarge
+		}
+		return c.Next()
+	}
 }
 
 // provider is the configured payment provider; nil when payments are off.
