@@ -220,15 +220,29 @@ func (a *Attachments) find(ctx context.Context, id string, userID int64) (*Recor
 }
 
 // Attachment is the metadata of attachment id when userID uploaded it to
-// roomID, for a message or a spend to carry; an api error otherwise.
+// roomID, for a message to carry; an api error otherwise.
 func (a *Attachments) Attachment(ctx context.Context, id string, roomID, userID int64) (*chatlog.Attachment, error) {
+	return a.meta(ctx, id, "attachment must be a file you uploaded to this room",
+		"id = ? AND room_id = ? AND user_id = ?", id, roomID, userID)
+}
+
+// Receipt is the metadata of upload id when it was uploaded to roomID
+// (by any member: whoever kept the paper may photograph it), for a spend
+// to name as its receipt; an api error otherwise.
+func (a *Attachments) Receipt(ctx context.Context, id string, roomID int64) (*chatlog.Attachment, error) {
+	return a.meta(ctx, id, "receipt_attachment_id must be a file uploaded to this room", "id = ? AND room_id = ?", id, roomID)
+}
+
+// meta reads the upload that where selects; refusal is the validation
+// message when there is none.
+func (a *Attachments) meta(ctx context.Context, id, refusal, where string, args ...any) (*chatlog.Attachment, error) {
 	if !validID(id) {
-		return nil, api.Validation("attachment must be the id of an upload")
+		return nil, api.Validation(refusal)
 	}
 	var r Record
-	err := a.db.WithContext(ctx).Take(&r, "id = ? AND room_id = ? AND user_id = ?", id, roomID, userID).Error
+	err := a.db.WithContext(ctx).Take(&r, append([]any{where}, args...)...).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, api.Validation("attachment must be a file you uploaded to this room")
+		return nil, api.Validation(refusal)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("attachments: read %s: %w", id, err)

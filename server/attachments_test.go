@@ -348,3 +348,54 @@ func TestAttachmentReachesTheOtherNode(t *testing.T) {
 		t.Fatalf("node 1 serves %d, %d bytes; want 200, %d", resp.StatusCode, len(body), photo.Size)
 	}
 }
+
+func TestSpendNamesItsReceipt(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	owner, member, outsider := n.user(t, "총무"), n.user(t, "Member"), n.user(t, "Outsider")
+	room := owner.createRoom(map[string]any{"name": "Tennis", "member_ids": []int64{member.id}})
+	elsewhere := outsider.createRoom(map[string]any{"name": "Elsewhere"})
+	rp := urlf("/api/rooms/%d", room.ID)
+	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
+	member.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d1"}, nil)
+	member.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 30000, "period": "2026-11", "idempotency_key": "p1"}, nil)
+	// The member who kept the paper photographs it; the treasurer spends.
+	receipt := member.mustUpload(room.ID, "court.jpg", "image/jpeg", exifJPEG(t, 24, 24))
+	foreign := outsider.mustUpload(elsewhere.ID, "other.jpg", "image/jpeg", exifJPEG(t, 8, 8))
+	wm := n.connect(member)
+
+	owner.fails(400, "validation", "POST", rp+"/fund/spend", map[string]any{"amount": 1000, "memo": "x", "receipt_attachment_id": foreign.ID, "idempotency_key": "s0"})
+	var spent struct {
+		ReceiptAttachmentID string `json:"receipt_attachment_id"`
+	}
+	owner.must(201, "POST", rp+"/fund/spend", map[string]any{"amount": 12000, "memo": "코트 대여", "receipt_attachment_id": receipt.ID, "idempotency_key": "s1"}, &spent)
+	if spent.ReceiptAttachmentID != receipt.ID {
+		t.Fatalf("spend answered receipt %q, want %q", spent.ReceiptAttachmentID, receipt.ID)
+	}
+	// The same key with another receipt is another request.
+	owner.fails(409, "idempotency_conflict", "POST", rp+"/fund/spend", map[string]any{"amount": 12000, "memo": "코트 대여", "idempotency_key": "s1"})
+
+	// The fee card in the chat carries the receipt's metadata.
+	f := wm.awaitWhere(func(f frameMsg) bool { return f.Type == "msg" && f.Kind == "fee" && strings.Contains(f.Body, "지출") })
+	var card struct {
+		Receipt *attachmentMeta `json:"receipt"`
+	}
+	if err := json.Unmarshal(f.Fee, &card); err != nil || card.Receipt == nil || card.Receipt.ID != receipt.ID || card.Receipt.Kind != "image" {
+		t.Fatalf("spend announcement %d carries receipt %+v (%s)", f.Seq, card.Receipt, f.Fee)
+	}
+
+	// The ledger line and the CSV name it.
+	var ledger struct {
+		Entries []struct {
+			Kind      string `json:"kind"`
+			ReceiptID string `json:"receipt_attachment_id"`
+		} `json:"entries"`
+	}
+	member.must(200, "GET", rp+"/fund/ledger", nil, &ledger)
+	if len(ledger.Entries) == 0 || ledger.Entries[0].Kind != "spend" || ledger.Entries[0].ReceiptID != receipt.ID {
+		t.Fatalf("ledger %+v, want the spend first with receipt %s", ledger.Entries, receipt.ID)
+	}
+	status, csv := member.raw("GET", rp+"/fund/ledger?format=csv", nil)
+	if status != 200 || !strings.Contains(string(csv), ",receipt\n") || !strings.Contains(string(csv), "/api/attachments/"+receipt.ID) {
+		t.Fatalf("ledger CSV %d: %s", status, csv)
+	}
+}

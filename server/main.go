@@ -198,6 +198,7 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	n.hub.UseAttachments(files)
+	money.UseReceipts(files)
 	rms.Attach(n.hub)
 	rms.OnMoney(roomMoney{money, n.log})
 	n.money = money

@@ -52,6 +52,8 @@ type frameMsg struct {
 	} `json:"notice"`
 	// Mentions are the members a message names as @username.
 	Mentions []int64 `json:"mentions"`
+	// Fee is a fee message's structured fields.
+	Fee json.RawMessage `json:"fee"`
 	// Attachment is the upload a message carries.
 	Attachment *attachmentMeta `json:"attachment"`
 	// EditedAt is an edited message's (or edited event's) edit time.
