@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,6 +23,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
 
 	"moim/accounts"
 	"moim/api"
@@ -205,9 +206,8 @@ func (n *node) build(ctx context.Context) error {
 	n.runFees(money)
 	fc := fiber.Config{
 		AppName: "moim",
-		// Uploads need a little over attachments.MaxSize (the multipart
-		// framing); smallBodies keeps every other route at 64 KB.
-		BodyLimit:             attachments.MaxSize + 64<<10,
+		// Uploads get more (uploadLimit).
+		BodyLimit:             64 << 10,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		DisableStartupMessage: true,
@@ -222,7 +222,6 @@ func (n *node) build(ctx context.Context) error {
 	app := fiber.New(fc)
 	app.Use(newHTTPMetrics(reg).middleware)
 	app.Use(recover.New())
-	app.Use(smallBodies(64 << 10))
 	opsRoutes(app, n.checks(), reg)
 	auth := tokens.Require()
 	if n.cfg.hasRole("api") {
@@ -245,6 +244,7 @@ func (n *node) build(ctx context.Context) error {
 	if n.cfg.hasRole("hub") {
 		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID))
 	}
+	app.Server().HeaderReceived = uploadLimit
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
 	n.app = app
@@ -267,15 +267,16 @@ func (n *node) attachments(rms attachments.Rooms) (*attachments.Attachments, err
 	return attachments.New(n.backends.sql, blobs, rms, n.cfg.AttachmentQuota<<20), nil
 }
 
-// smallBodies refuses bodies over max on every route but the upload, so
-// raising the server's limit for files did not raise it for JSON.
-func smallBodies(max int) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		if len(c.Request().Body()) > max && !(c.Method() == fiber.MethodPost && strings.HasSuffix(c.Path(), "/attachments")) {
-			return fiber.ErrRequestEntityTooLarge
-		}
-		return c.Next()
+// uploadLimit raises the body limit for uploads alone, decided from the
+// request line before any body is read: a little over
+// attachments.MaxSize, for the multipart framing. Every other route keeps
+// 64 KB, refused from the declared length.
+func uploadLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
+	if h.IsPost() && bytes.HasPrefix(path, []byte("/api/rooms/")) && bytes.HasSuffix(path, []byte("/attachments")) {
+		return fasthttp.RequestConfig{MaxRequestBodySize: attachments.MaxSize + 64<<10}
 	}
+	return fasthttp.RequestConfig{}
 }
 
 // provider is the configured payment provider; nil when payments are off.
