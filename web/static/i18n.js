@@ -195,6 +195,17 @@ const en = {
   "weekday.5": "Friday",
   "weekday.6": "Saturday",
   "weekday.7": "Sunday",
+  // attachments / photos (issue 20, item 7)
+  "file.attach": "Attach a photo or file",
+  "file.remove": "Remove the attachment",
+  "file.uploading": "Uploading… {0}%",
+  "file.tooLarge": "A file may be at most 10 MB.",
+  "file.open": "Open {0} full size",
+  "file.download": "Download",
+  "file.unavailable": "Not available",
+  "file.receipt": "Receipt",
+  "file.noReceipt": "No receipt attached",
+  "file.receiptReady": "Attached: {0}",
 };
 
 const ko = {
@@ -390,6 +401,17 @@ const ko = {
   "weekday.5": "금요일",
   "weekday.6": "토요일",
   "weekday.7": "일요일",
+  // attachments / photos (issue 20, item 7)
+  "file.attach": "사진이나 파일 첨부",
+  "file.remove": "첨부 취소",
+  "file.uploading": "올리는 중… {0}%",
+  "file.tooLarge": "파일은 10MB까지 올릴 수 있습니다.",
+  "file.open": "{0} 크게 보기",
+  "file.download": "내려받기",
+  "file.unavailable": "볼 수 없음",
+  "file.receipt": "영수증",
+  "file.noReceipt": "첨부한 영수증 없음",
+  "file.receiptReady": "첨부됨: {0}",
 };
 
 const dicts = { en, ko };
