@@ -11,6 +11,7 @@ import { t } from "./i18n.js";
 export const MAX_SIZE = 10 << 20;
 
 const urls = new Map(); // "id" or "id/thumbnail" -> Promise<blob URL>
+const types = new Map(); // the same keys -> the served media type
 
 // blobURL fetches an attachment (or its thumbnail) once and returns a
 // blob: URL for it.
@@ -20,7 +21,9 @@ export function blobURL(id, thumb = false) {
     const p = fetch(`/api/attachments/${key}`, { headers: { Authorization: "Bearer " + session.token } })
       .then(async (res) => {
         if (!res.ok) throw new ApiError(res.status, "http_" + res.status, res.statusText);
-        return URL.createObjectURL(await res.blob());
+        const blob = await res.blob();
+        types.set(key, blob.type);
+        return URL.createObjectURL(blob);
       });
     p.catch(() => urls.delete(key)); // a failure is retried next time
     urls.set(key, p);
@@ -93,9 +96,8 @@ export function openImage(a) {
 // the dialog, anything else saved.
 export async function openReceipt(id) {
   try {
-    const res = await fetch(await blobURL(id));
-    const type = (await res.blob()).type;
-    if (type.startsWith("image/")) openImage({ id, name: t("file.receipt") });
+    await blobURL(id);
+    if ((types.get(id) || "").startsWith("image/")) openImage({ id, name: t("file.receipt") });
     else download({ id, name: t("file.receipt") });
   } catch (e) {
     toast(errorText(e), "error");
