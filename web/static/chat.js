@@ -34,7 +34,7 @@ export function mountChat(el, room) {
   // sent (uploaded first, with its progress) or removed.
   let chosen = null; // {file, url}
   const fileInput = h("input", { type: "file", hidden: true, "data-testid": "attach-input", onchange: () => choose(fileInput.files[0]) });
-  const attachBtn = h("button", { type: "button", class: "icon-btn attach", "aria-label": t("file.attach"), title: t("file.attach"), "data-testid": "attach", onclick: () => fileInput.click() }, "📎");
+  const attachBtn = h("button", { type: "button", class: "icon-btn attach", "aria-label": t("file.attach"), title: t("file.attach"), "data-testid": "attach", onclick: () => fileInput.click() }, icon("attach"));
   const preview = h("div", { class: "attach-preview", hidden: true, "data-testid": "attach-preview", "aria-live": "polite" });
   const form = h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); send(); } }, replyBar, preview, h("div", { class: "composer-row" }, attachBtn, fileInput, input, sendBtn));
   const subtitle = h("div", { class: "chat-sub", "data-testid": "chat-sub" });
