@@ -15,7 +15,7 @@ CLUSTER_TESTS = TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSyncAf
 
 # The hub, sync and history tests again on the single-node engine (no
 # Redis; messages in SQLite), as server/harness_test.go's envEngine says.
-ENGINE_TESTS = TestWebSocketRejects|TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSendValidation|TestSyncAfterReconnect|TestMembershipChanges|TestFrameLimits|TestFragmentsAndPings|TestSlowReader|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestFundPaySpend|TestKickBans|TestFeeMessagesCannotBeDeleted|TestInvitations|TestSystemMessages|TestAuthorsEdit|TestMentions|TestAdminsPinANotice
+ENGINE_TESTS = TestWebSocketRejects|TestSendAckDeliverInOrder|TestRetriedSendIsStoredOnce|TestSendValidation|TestSyncAfterReconnect|TestMembershipChanges|TestFrameLimits|TestFragmentsAndPings|TestSlowReader|TestPresenceReads|TestDeleteMessages|TestHistoryPages|TestFundPaySpend|TestKickBans|TestFeeMessagesCannotBeDeleted|TestInvitations|TestSystemMessages|TestAuthorsEdit|TestMentions|TestAdminsPinANotice|TestAttachmentsUpload|TestMessagesCarryAttachments|TestSpendNamesItsReceipt
 
 # check runs everything against the services named by MOIM_TEST_*.
 check: fmt-check vet
