@@ -42,6 +42,29 @@ type Message struct {
 	// System holds a system message's structured fields (kind "system"),
 	// so clients can render it in the reader's language.
 	System map[string]any `bson:"system,omitempty" json:"system,omitempty"`
+	// Attachment is the file or image the sender attached, as uploaded
+	// (POST /api/rooms/{id}/attachments); nil when none.
+	Attachment *Attachment `bson:"attachment,omitempty" json:"attachment,omitempty"`
+}
+
+// Kinds of attachment.
+const (
+	AttachImage = "image" // re-encoded without metadata, with a thumbnail
+	AttachFile  = "file"  // any other file, served for download only
+)
+
+// Attachment is an uploaded file's metadata as a message carries it: the
+// bytes stay in attachment storage, fetched by ID by room members.
+type Attachment struct {
+	ID   string `bson:"id" json:"id"`
+	Name string `bson:"name" json:"name"`
+	// Type is the media type sniffed from the bytes.
+	Type string `bson:"type" json:"type"`
+	Size int64  `bson:"size" json:"size"`
+	Kind string `bson:"kind" json:"kind"`
+	// Width and Height are an image's pixels (0 for a file).
+	Width  int `bson:"width,omitempty" json:"width,omitempty"`
+	Height int `bson:"height,omitempty" json:"height,omitempty"`
 }
 
 // Draft is a message before it has a seq: its JSON is split around the
@@ -92,6 +115,12 @@ func (d *Draft) WithMentions(ids []int64) {
 	d.with("mentions", raw)
 }
 
+// WithAttachment adds an uploaded attachment's metadata.
+func (d *Draft) WithAttachment(a *Attachment) {
+	raw, _ := json.Marshal(a) // strings and ints always marshal
+	d.with("attachment", raw)
+}
+
 // WithSystem adds a system message's structured fields to the draft's JSON.
 func (d *Draft) WithSystem(system json.RawMessage) { d.with("system", system) }
 
@@ -131,6 +160,7 @@ func Tombstone(msg []byte) []byte {
 	}
 	m["body"] = ""
 	m["deleted"] = true
+	delete(m, "attachment") // a deleted message no longer offers its file
 	b, err := json.Marshal(m)
 	if err != nil {
 		return msg

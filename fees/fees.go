@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"moim/api"
+	"moim/chatlog"
 	"moim/payments"
 	"moim/sqldb"
 )
@@ -51,7 +52,20 @@ type Fees struct {
 	wake      chan struct{}     // nudges the outbox relay after a commit
 	metrics   *metrics
 	clock     atomic.Pointer[func() time.Time]
+	// receipts finds spends' receipt photos; nil until UseReceipts, and
+	// a spend then takes none.
+	receipts Receipts
 }
+
+// Receipts finds the uploads a spend may name as its receipt.
+type Receipts interface {
+	// Receipt is the metadata of upload id when it was uploaded to room;
+	// an api error (validation) when not.
+	Receipt(ctx context.Context, id string, room int64) (*chatlog.Attachment, error)
+}
+
+// UseReceipts lets spends reference receipt uploads found in r.
+func (f *Fees) UseReceipts(r Receipts) { f.receipts = r }
 
 // New returns the fees module; maxAmount caps a single transfer and pay
 // is the payment provider money enters and leaves through (nil: none, and
@@ -131,7 +145,8 @@ type move struct {
 	member   int64
 	period   string
 	memo     string
-	test     bool // the money came from a test provider
+	receipt  string // a spend's receipt upload id ("" for none)
+	test     bool   // the money came from a test provider
 	// guard, when set, checks a rule that depends on the ledger (a refund's
 	// cap) after the rows are locked, so concurrent moves cannot both pass
 	// it; it returns the refusal's code, or "" to go ahead.
@@ -144,7 +159,7 @@ type move struct {
 func (m *move) hash() string {
 	h := sha256.Sum256([]byte(strings.Join([]string{m.kind, strconv.FormatInt(m.amount, 10),
 		strconv.FormatInt(m.from.ID, 10), strconv.FormatInt(m.to.ID, 10), strconv.FormatInt(m.room, 10),
-		strconv.FormatInt(m.member, 10), m.period, m.memo}, "\x00")))
+		strconv.FormatInt(m.member, 10), m.period, m.memo, m.receipt}, "\x00")))
 	return hex.EncodeToString(h[:])
 }
 
@@ -197,7 +212,7 @@ func (f *Fees) transferOnce(ctx context.Context, m *move, hash string) (*Transfe
 			return err
 		}
 		t := &Transfer{UserID: m.user, IdemKey: m.key, RequestHash: hash, Kind: m.kind, FromAccount: m.from.ID, ToAccount: m.to.ID,
-			Amount: m.amount, RoomID: m.room, MemberID: m.member, Period: m.period, Memo: m.memo, Test: m.test}
+			Amount: m.amount, RoomID: m.room, MemberID: m.member, Period: m.period, Memo: m.memo, ReceiptID: m.receipt, Test: m.test}
 		code := ""
 		for _, a := range locked {
 			if a.Closed {

@@ -196,14 +196,16 @@ type handlers struct {
 
 // transferView is a transfer as the API returns it.
 type transferView struct {
-	ID        int64     `json:"id"`
-	Kind      string    `json:"kind"`
-	Amount    int64     `json:"amount"`
-	RoomID    int64     `json:"room_id,omitempty"`
-	MemberID  int64     `json:"member_id,omitempty"`
-	Period    string    `json:"period,omitempty"`
-	Memo      string    `json:"memo,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	ID       int64  `json:"id"`
+	Kind     string `json:"kind"`
+	Amount   int64  `json:"amount"`
+	RoomID   int64  `json:"room_id,omitempty"`
+	MemberID int64  `json:"member_id,omitempty"`
+	Period   string `json:"period,omitempty"`
+	Memo     string `json:"memo,omitempty"`
+	// ReceiptAttachmentID is a spend's receipt upload.
+	ReceiptAttachmentID string    `json:"receipt_attachment_id,omitempty"`
+	CreatedAt           time.Time `json:"created_at"`
 }
 
 // done answers a transfer: 201 when it happened now, 200 for a repeat.
@@ -216,7 +218,7 @@ func done(c *fiber.Ctx, t *Transfer, err error) error {
 		status = fiber.StatusOK
 	}
 	return c.Status(status).JSON(transferView{ID: t.ID, Kind: t.Kind, Amount: t.Amount, RoomID: t.RoomID,
-		MemberID: t.MemberID, Period: t.Period, Memo: t.Memo, CreatedAt: t.CreatedAt})
+		MemberID: t.MemberID, Period: t.Period, Memo: t.Memo, ReceiptAttachmentID: t.ReceiptID, CreatedAt: t.CreatedAt})
 }
 
 type moneyReq struct {
@@ -225,6 +227,8 @@ type moneyReq struct {
 	Period         string `json:"period"`
 	Memo           string `json:"memo"`
 	UserID         int64  `json:"user_id"`
+	// ReceiptAttachmentID names a spend's receipt upload.
+	ReceiptAttachmentID string `json:"receipt_attachment_id"`
 }
 
 func (h *handlers) wallet(c *fiber.Ctx) error {
@@ -436,7 +440,7 @@ func (h *handlers) spend(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.f.Spend(c.UserContext(), room, h.user(c), req.Amount, req.Memo, req.IdempotencyKey)
+	t, err := h.f.Spend(c.UserContext(), room, h.user(c), req.Amount, req.Memo, req.ReceiptAttachmentID, req.IdempotencyKey)
 	return done(c, t, err)
 }
 
@@ -513,7 +517,7 @@ func (h *handlers) csv(c *fiber.Ctx, account, room int64) error {
 	var buf bytes.Buffer
 	buf.WriteString("\ufeff")
 	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"time", "kind", "member", "amount", "balance_after", "period", "memo", "note"})
+	_ = w.Write([]string{"time", "kind", "member", "amount", "balance_after", "period", "memo", "note", "receipt"})
 	for _, l := range lines {
 		note, after := "", strconv.FormatInt(l.BalanceAfter, 10)
 		switch {
@@ -523,12 +527,20 @@ func (h *handlers) csv(c *fiber.Ctx, account, room int64) error {
 			note = "test money"
 		}
 		_ = w.Write([]string{l.At.In(kst).Format(time.RFC3339), l.Kind, cell(l.Member), strconv.FormatInt(l.Amount, 10),
-			after, l.Period, cell(l.Memo), note})
+			after, l.Period, cell(l.Memo), note, receiptPath(l.ReceiptID)})
 	}
 	w.Flush()
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="fund-`+strconv.FormatInt(room, 10)+`-ledger.csv"`)
 	return c.Send(buf.Bytes())
+}
+
+// receiptPath is where a member fetches a line's receipt ("" for none).
+func receiptPath(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "/api/attachments/" + id
 }
 
 // cell defuses a user-written CSV cell a spreadsheet would run as a

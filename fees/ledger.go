@@ -58,6 +58,8 @@ type Transfer struct {
 	MemberID int64  `gorm:"not null"`
 	Period   string `gorm:"size:10;not null"`
 	Memo     string `gorm:"size:800;not null"`
+	// ReceiptID is the upload a spend names as its receipt ("" for none).
+	ReceiptID string `gorm:"size:32;not null;default:''"`
 	// Refused holds the error code of a refused attempt; empty when done.
 	Refused string `gorm:"size:32;not null"`
 	// Test marks money from a test provider (the sandbox).

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"moim/api"
+	"moim/chatlog"
 )
 
 var (
@@ -174,13 +175,24 @@ func (f *Fees) pay(ctx context.Context, room, user, amount int64, period, key st
 }
 
 // Spend takes money out of the fund for the club's costs; admins only.
-func (f *Fees) Spend(ctx context.Context, room, user, amount int64, memo, key string) (*Transfer, error) {
+// receipt, when not empty, is the id of an upload to the room (a photo
+// of the receipt): the ledger line and the fee event link it.
+func (f *Fees) Spend(ctx context.Context, room, user, amount int64, memo, receipt, key string) (*Transfer, error) {
 	memo, err := checkMemo(memo, true)
 	if err := firstErr(err, f.checkAmount(amount), checkKey(key)); err != nil {
 		return nil, err
 	}
 	if err := f.requireAdmin(ctx, room, user); err != nil {
 		return nil, err
+	}
+	var att *chatlog.Attachment
+	if receipt != "" {
+		if f.receipts == nil {
+			return nil, api.Validation("this node keeps no receipts")
+		}
+		if att, err = f.receipts.Receipt(ctx, receipt, room); err != nil {
+			return nil, err
+		}
 	}
 	fund, err := f.fund(ctx, room)
 	if err != nil {
@@ -191,10 +203,13 @@ func (f *Fees) Spend(ctx context.Context, room, user, amount int64, memo, key st
 		return nil, err
 	}
 	return f.transfer(ctx, &move{user: user, key: key, kind: TransferSpend, from: fund, to: ext, amount: amount,
-		room: room, member: user, memo: memo,
+		room: room, member: user, memo: memo, receipt: receipt,
 		announce: func(fundAfter, _ int64) (string, map[string]any) {
-			return fmt.Sprintf("모임통장에서 %s원 지출: %s", won(amount), memo),
-				map[string]any{"event": TransferSpend, "amount": amount, "currency": Currency, "user": user, "memo": memo, "balance_after": fundAfter}
+			fee := map[string]any{"event": TransferSpend, "amount": amount, "currency": Currency, "user": user, "memo": memo, "balance_after": fundAfter}
+			if att != nil {
+				fee["receipt"] = att
+			}
+			return fmt.Sprintf("모임통장에서 %s원 지출: %s", won(amount), memo), fee
 		}})
 }
 

@@ -20,6 +20,9 @@ type Line struct {
 	BalanceAfter int64     `json:"balance_after"`
 	Period       string    `json:"period,omitempty"`
 	Memo         string    `json:"memo,omitempty"`
+	// ReceiptID is a spend's receipt upload, fetched at
+	// /api/attachments/{id} by members.
+	ReceiptID string `json:"receipt_attachment_id,omitempty"`
 	// Test marks test money (a sandbox top-up and what it moved).
 	Test bool `json:"test,omitempty"`
 	// OffWallet marks dues settled outside Moim (kind "record", cash or a
@@ -58,7 +61,7 @@ func (f *Fees) offWallet(ctx context.Context, room int64) ([]Line, error) {
 // id; 0 for the newest). limit 0 means all (CSV export).
 func (f *Fees) lines(ctx context.Context, account, cursor int64, limit int) ([]Line, error) {
 	q := f.db.WithContext(ctx).Table("entries").
-		Select("entries.id, entries.created_at AS at, transfers.kind, transfers.member_id, COALESCE(users.display_name, '') AS member, entries.amount, entries.balance_after, transfers.period, transfers.memo, transfers.test").
+		Select("entries.id, entries.created_at AS at, transfers.kind, transfers.member_id, COALESCE(users.display_name, '') AS member, entries.amount, entries.balance_after, transfers.period, transfers.memo, transfers.receipt_id, transfers.test").
 		Joins("JOIN transfers ON transfers.id = entries.transfer_id").
 		Joins("LEFT JOIN users ON users.id = transfers.member_id").
 		Where("entries.account_id = ?", account)

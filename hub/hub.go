@@ -16,6 +16,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"moim/api"
 	"moim/chatlog"
 )
 
@@ -121,6 +122,13 @@ type History interface {
 	Gaps(ctx context.Context, room, from, to int64) ([]chatlog.Gap, error)
 }
 
+// Attachments finds the uploads members attach to messages.
+type Attachments interface {
+	// Attachment is the metadata of upload id when user uploaded it to
+	// room; an api error (validation) when not.
+	Attachment(ctx context.Context, id string, room, user int64) (*chatlog.Attachment, error)
+}
+
 // Hub owns this node's WebSocket connections.
 type Hub struct {
 	cfg     Config
@@ -128,6 +136,8 @@ type Hub struct {
 	broker  Broker
 	dir     Directory
 	history History
+	// files is nil until UseAttachments; messages then carry none.
+	files   Attachments
 	metrics *metrics
 	poller  *poller
 	nextID  atomic.Uint64
@@ -196,6 +206,26 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 	h.done.Add(1)
 	go h.keepalive(ctx)
 	return h, nil
+}
+
+// UseAttachments lets messages carry uploads found in files; call it
+// before the hub serves.
+func (h *Hub) UseAttachments(files Attachments) { h.files = files }
+
+// attach adds upload id to a draft; an error is the reason to refuse it.
+func (h *Hub) attach(ctx context.Context, d *chatlog.Draft, id string) error {
+	if id == "" {
+		return nil
+	}
+	if h.files == nil {
+		return api.Validation("this node takes no attachments")
+	}
+	a, err := h.files.Attachment(ctx, id, d.Room, d.From)
+	if err != nil {
+		return err
+	}
+	d.WithAttachment(a)
+	return nil
 }
 
 // Close sends 1001 to every client, closes them and stops the hub.

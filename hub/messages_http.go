@@ -141,6 +141,8 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 		CID     string `json:"cid"`
 		Body    string `json:"body"`
 		ReplyTo int64  `json:"reply_to"`
+		// Attachment is the id of an upload to this room by the sender.
+		Attachment string `json:"attachment"`
 	}
 	if err := api.Decode(c, &req); err != nil {
 		return err
@@ -148,8 +150,8 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	switch {
 	case !validCID(req.CID):
 		return api.Validation("cid must be 1 to 64 printable ASCII characters without ':'")
-	case !validBody(req.Body):
-		return api.Validation("body must be 1 to 4000 characters without control characters other than newline and tab")
+	case !validContent(req.Body, req.Attachment):
+		return api.Validation("body must be 1 to 4000 characters without control characters other than newline and tab (or empty beside an attachment)")
 	case req.ReplyTo < 0:
 		return api.Validation("reply_to must be a seq")
 	}
@@ -162,6 +164,9 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	}
 	d := chatlog.NewDraft(room, user, name, req.Body, req.CID, chatlog.KindText, req.ReplyTo, time.Now().UnixMilli())
 	h.withMentions(c.UserContext(), room, req.Body, d.WithMentions)
+	if err := h.attach(c.UserContext(), d, req.Attachment); err != nil {
+		return err
+	}
 	acc, err := h.accept(d)
 	if err == errNotMember {
 		return api.NotMember()

@@ -15,6 +15,8 @@ type inbound struct {
 	ReplyTo int64            `json:"reply_to"`
 	Seq     int64            `json:"seq"`
 	Rooms   map[string]int64 `json:"rooms"`
+	// Attachment is the id of an upload to attach to a message.
+	Attachment string `json:"attachment"`
 }
 
 // Limits of a chat message.
@@ -41,6 +43,12 @@ func validCID(cid string) bool {
 func validBody(body string) bool {
 	n := utf8.RuneCountInString(body)
 	return n >= 1 && n <= maxBody && strings.IndexFunc(body, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' }) < 0
+}
+
+// validContent is a message's body, or an empty body beside an
+// attachment (a photo needs no caption).
+func validContent(body, attachment string) bool {
+	return validBody(body) || (body == "" && attachment != "")
 }
 
 // Server → client events other than msg. Each is encoded once per event.

@@ -160,6 +160,18 @@ func echoable(code ws.StatusCode) bool {
 
 var pongEvent = textFrame([]byte(`{"type":"pong"}`))
 
+// failWith sends err as an error frame: an api error's code and message,
+// anything else as unavailable (logged, never shown).
+func (h *Hub) failWith(c *Conn, err error, cid string, room int64) {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		h.fail(c, ae.Code, ae.Message, cid, room)
+		return
+	}
+	h.log.Warn("request failed", "room", room, "err", err)
+	h.fail(c, "unavailable", "try again shortly", cid, room)
+}
+
 func (h *Hub) fail(c *Conn, code, message, cid string, room int64) {
 	h.metrics.errors.WithLabelValues(code).Inc()
 	c.write(textFrame(encode(errorEvent{Type: "error", Code: code, Message: message, CID: cid, Room: room})))

@@ -22,8 +22,8 @@ func (h *Hub) send(c *Conn, in *inbound) {
 	case !validCID(in.CID):
 		h.fail(c, "bad_request", "cid must be 1 to 64 printable ASCII characters without ':'", in.CID, in.Room)
 		return
-	case !validBody(in.Body):
-		h.fail(c, "bad_request", "body must be 1 to 4000 characters without control characters other than newline and tab", in.CID, in.Room)
+	case !validContent(in.Body, in.Attachment):
+		h.fail(c, "bad_request", "body must be 1 to 4000 characters without control characters other than newline and tab (or empty beside an attachment)", in.CID, in.Room)
 		return
 	case in.ReplyTo < 0:
 		h.fail(c, "bad_request", "reply_to must be a seq", in.CID, in.Room)
@@ -39,6 +39,15 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		h.withMentions(ctx, in.Room, in.Body, d.WithMentions)
 		cancel()
+	}
+	if in.Attachment != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := h.attach(ctx, d, in.Attachment)
+		cancel()
+		if err != nil {
+			h.failWith(c, err, in.CID, in.Room)
+			return
+		}
 	}
 	acc, err := h.accept(d)
 	switch {

@@ -32,6 +32,9 @@ type backends struct {
 	// sqliteLog is msgs when it is the node's own SQLite log.
 	sqliteLog *store.SQLite
 	sql       *gorm.DB
+	// mongo is the message store's database when it is MongoDB (nil
+	// otherwise); attachments keep their bytes in its GridFS.
+	mongo *mongo.Database
 	// closers run in reverse order on shutdown.
 	closers []func()
 }
@@ -177,7 +180,8 @@ func (b *backends) openMessages(ctx context.Context, cfg Config, log *slog.Logge
 	}); err != nil {
 		return err
 	}
-	if b.msgs, err = store.OpenMongo(ctx, client.Database(dbName)); err != nil {
+	b.mongo = client.Database(dbName)
+	if b.msgs, err = store.OpenMongo(ctx, b.mongo); err != nil {
 		return err
 	}
 	log.Info("messages: MongoDB", "database", dbName)

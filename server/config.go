@@ -114,6 +114,11 @@ type Config struct {
 	// (test_… or live_…); both required with Payments toss. TossAPI is
 	// Toss's API origin, changed only to point at a stand-in.
 	TossSecretKey, TossClientKey, TossAPI string
+	// AttachmentQuota caps the megabytes of uploads (files, photos and
+	// their thumbnails) one room keeps. Default 500: a year of a club's
+	// receipts and photos at a few MB each, small enough that one room
+	// cannot fill a node's disk or GridFS.
+	AttachmentQuota int64
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// LoginLimit caps failed logins per username from one address (and
@@ -199,6 +204,7 @@ var settings = []setting{
 	{"MOIM_TOSS_SECRET_KEY", "toss-secret-key", "", "Toss Payments secret key (test_sk_… or live_sk_…), with MOIM_PAYMENTS=toss"},
 	{"MOIM_TOSS_CLIENT_KEY", "toss-client-key", "", "Toss Payments client key (test_ck_… or live_ck_…), with MOIM_PAYMENTS=toss"},
 	{"MOIM_TOSS_API", "toss-api", "https://api.tosspayments.com", "Toss Payments API origin"},
+	{"MOIM_ATTACHMENT_QUOTA", "attachment-quota", "500", "megabytes of uploads one room may keep"},
 	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"MOIM_LOGIN_LIMIT", "login-limit", "10/10m", "failed logins per username (count/window, or off)"},
 	{"MOIM_LOGIN_ADDRESS_LIMIT", "login-address-limit", "50/10m", "failed logins per client address (count/window, or off)"},
@@ -291,6 +297,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	cfg.MaxAmount, err = strconv.ParseInt(get("MOIM_MAX_AMOUNT"), 10, 64)
 	if err != nil || cfg.MaxAmount < 1 {
 		return Config{}, &configError{"MOIM_MAX_AMOUNT", "must be a positive whole number of won"}
+	}
+	cfg.AttachmentQuota, err = strconv.ParseInt(get("MOIM_ATTACHMENT_QUOTA"), 10, 64)
+	if err != nil || cfg.AttachmentQuota < 1 || cfg.AttachmentQuota > 1<<20 {
+		return Config{}, &configError{"MOIM_ATTACHMENT_QUOTA", "must be a whole number of megabytes from 1 to 1048576"}
 	}
 	cfg.BcryptCost, err = strconv.Atoi(get("MOIM_BCRYPT_COST"))
 	if err != nil || cfg.BcryptCost < 4 || cfg.BcryptCost > 31 {

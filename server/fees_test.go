@@ -146,7 +146,7 @@ func TestFundPaySpendRefundAndAnnouncements(t *testing.T) {
 	}
 	status, raw := member.raw("GET", rp+"/fund/ledger?format=csv", nil)
 	csv := string(raw)
-	if status != 200 || !strings.HasPrefix(csv, "\ufefftime,kind,member,amount,balance_after,period,memo,note\n") || !strings.Contains(csv, "코트 대여 (court)") || strings.Count(csv, "\n") != 4 {
+	if status != 200 || !strings.HasPrefix(csv, "\ufefftime,kind,member,amount,balance_after,period,memo,note,receipt\n") || !strings.Contains(csv, "코트 대여 (court)") || strings.Count(csv, "\n") != 4 {
 		t.Fatalf("csv (%d):\n%s", status, csv)
 	}
 	var txs struct {

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -21,9 +23,11 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
 
 	"moim/accounts"
 	"moim/api"
+	"moim/attachments"
 	"moim/chatlog"
 	"moim/fees"
 	"moim/hub"
@@ -159,8 +163,12 @@ func (n *node) build(ctx context.Context) error {
 	reg := newRegistry()
 	n.acceptErrors = newAcceptErrors(reg)
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, n.cfg.provider(), reg)
+	files, err := n.attachments(directory{acc, rms})
+	if err != nil {
+		return err
+	}
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
-		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate} {
+		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate, files.Migrate} {
 			if err := migrate(); err != nil {
 				return err
 			}
@@ -195,13 +203,16 @@ func (n *node) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.hub.UseAttachments(files)
+	money.UseReceipts(files)
 	rms.Attach(n.hub)
 	acc.OnTokensChanged(n.hub.TokensChanged)
 	rms.OnMoney(roomMoney{money, n.log})
 	n.money = money
 	n.runFees(money)
 	fc := fiber.Config{
-		AppName:               "moim",
+		AppName: "moim",
+		// Uploads get more (uploadLimit).
 		BodyLimit:             64 << 10,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
@@ -228,6 +239,7 @@ func (n *node) build(ctx context.Context) error {
 		r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
 		n.hub.MessageRoutes(r, auth, accounts.UserID)
 		money.Routes(r, auth, accounts.UserID)
+		files.Routes(r, auth, accounts.UserID)
 		// The web client needs the API, so it is served where the API is.
 		client, err := web.Load()
 		if err != nil {
@@ -238,10 +250,39 @@ func (n *node) build(ctx context.Context) error {
 	if n.cfg.hasRole("hub") {
 		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID, accounts.Token))
 	}
+	app.Server().HeaderReceived = uploadLimit
 	// The hub owns upgraded connections; fasthttp must not close them.
 	app.Server().KeepHijackedConns = true
 	n.app = app
 	return nil
+}
+
+// attachments keeps uploads' metadata in SQL and their bytes in GridFS
+// when the node has MongoDB, else in DataDir/attachments.
+func (n *node) attachments(rms attachments.Rooms) (*attachments.Attachments, error) {
+	var blobs attachments.Blobs
+	if n.backends.mongo != nil {
+		blobs = attachments.NewGridFS(n.backends.mongo)
+	} else {
+		disk, err := attachments.NewDisk(filepath.Join(n.cfg.DataDir, "attachments"))
+		if err != nil {
+			return nil, &configError{"MOIM_DATA_DIR", err.Error()}
+		}
+		blobs = disk
+	}
+	return attachments.New(n.backends.sql, blobs, rms, n.cfg.AttachmentQuota<<20), nil
+}
+
+// uploadLimit raises the body limit for uploads alone, decided from the
+// request line before any body is read: a little over
+// attachments.MaxSize, for the multipart framing. Every other route keeps
+// 64 KB, refused from the declared length.
+func uploadLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
+	if h.IsPost() && bytes.HasPrefix(path, []byte("/api/rooms/")) && bytes.HasSuffix(path, []byte("/attachments")) {
+		return fasthttp.RequestConfig{MaxRequestBodySize: attachments.MaxSize + 64<<10}
+	}
+	return fasthttp.RequestConfig{}
 }
 
 // provider is the configured payment provider; nil when payments are off.

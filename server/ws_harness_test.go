@@ -54,6 +54,10 @@ type frameMsg struct {
 	} `json:"notice"`
 	// Mentions are the members a message names as @username.
 	Mentions []int64 `json:"mentions"`
+	// Fee is a fee message's structured fields.
+	Fee json.RawMessage `json:"fee"`
+	// Attachment is the upload a message carries.
+	Attachment *attachmentMeta `json:"attachment"`
 	// EditedAt is an edited message's (or edited event's) edit time.
 	EditedAt int64 `json:"edited_at"`
 	// System is a system message's structured fields.

@@ -159,7 +159,8 @@ func (s *Mongo) Tombstone(ctx context.Context, room int64, seqs []int64) error {
 	}
 	_, err := s.msgs.UpdateMany(ctx,
 		bson.D{{Key: "room", Value: room}, {Key: "seq", Value: bson.D{{Key: "$in", Value: seqs}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "deleted", Value: true}, {Key: "body", Value: ""}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "deleted", Value: true}, {Key: "body", Value: ""}}},
+			{Key: "$unset", Value: bson.D{{Key: "attachment", Value: ""}}}})
 	if err != nil {
 		return fmt.Errorf("store: tombstone %d messages of room %d: %w", len(seqs), room, err)
 	}

@@ -96,7 +96,8 @@ export const api = {
   openFund: (id) => request("POST", `/api/rooms/${id}/fund`, { currency: "KRW" }),
   pay: (id, amount, period, idempotency_key, pin) =>
     request("POST", `/api/rooms/${id}/fund/pay`, { amount, period, idempotency_key }, { pin }),
-  spend: (id, amount, memo, idempotency_key) => request("POST", `/api/rooms/${id}/fund/spend`, { amount, memo, idempotency_key }),
+  spend: (id, amount, memo, idempotency_key, receipt_attachment_id) =>
+    request("POST", `/api/rooms/${id}/fund/spend`, receipt_attachment_id ? { amount, memo, idempotency_key, receipt_attachment_id } : { amount, memo, idempotency_key }),
   refund: (id, user_id, amount, memo, idempotency_key) =>
     request("POST", `/api/rooms/${id}/fund/refund`, { user_id, amount, memo, idempotency_key }),
   // Off-wallet lines (cash, waivers) come with the first page.

@@ -6,6 +6,7 @@ import { state, listen, roomMsgs, readBy, memberName, isAdmin, emit } from "./st
 import { h, icon, confirm, toast, errorText, clock, day, won } from "./ui.js";
 import { t } from "./i18n.js";
 import { systemText, mentionsMe, bodyWithMentions, canEdit, editMessage, pin, noticeBanner, mayInvite, inviteDialog } from "./club.js";
+import { upload, view as attachmentView, size as byteSize, MAX_SIZE } from "./files.js";
 
 const PAGE = 50;
 const TYPING_EVERY = 3000;
@@ -30,7 +31,13 @@ export function mountChat(el, room) {
   const replyBar = h("div", { class: "reply-bar", hidden: true });
   const input = h("textarea", { rows: 1, maxlength: 4000, placeholder: t("chat.placeholder"), "aria-label": t("chat.placeholder"), "data-testid": "composer" });
   const sendBtn = h("button", { type: "submit", class: "btn primary send", "aria-label": t("chat.send"), "data-testid": "send" }, icon("send"), h("span", {}, t("chat.send")));
-  const form = h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); send(); } }, replyBar, h("div", { class: "composer-row" }, input, sendBtn));
+  // Attaching: the chosen file is previewed above the input until it is
+  // sent (uploaded first, with its progress) or removed.
+  let chosen = null; // {file, url}
+  const fileInput = h("input", { type: "file", hidden: true, "data-testid": "attach-input", onchange: () => choose(fileInput.files[0]) });
+  const attachBtn = h("button", { type: "button", class: "icon-btn attach", "aria-label": t("file.attach"), title: t("file.attach"), "data-testid": "attach", onclick: () => fileInput.click() }, icon("attach"));
+  const preview = h("div", { class: "attach-preview", hidden: true, "data-testid": "attach-preview", "aria-live": "polite" });
+  const form = h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); send(); } }, replyBar, preview, h("div", { class: "composer-row" }, attachBtn, fileInput, input, sendBtn));
   const subtitle = h("div", { class: "chat-sub", "data-testid": "chat-sub" });
   const head = h("header", { class: "chat-head" },
     h("a", { class: "icon-btn back", href: "#/", "aria-label": t("back") }, icon("back")),
@@ -55,7 +62,8 @@ export function mountChat(el, room) {
     h("div", { class: "line" },
       h("div", { class: "bubble" },
         m.reply_to && !m.deleted ? quote(m.reply_to) : null,
-        h("div", { class: "body", "data-testid": "msg-body" }, m.deleted ? t("chat.deleted") : bodyWithMentions(m.body)),
+        m.attachment && !m.deleted ? attachmentView(m.attachment) : null,
+        m.body || m.deleted || !m.attachment ? h("div", { class: "body", "data-testid": "msg-body" }, m.deleted ? t("chat.deleted") : bodyWithMentions(m.body)) : null,
         m.edited_at && !m.deleted ? h("div", { class: "edited muted small", "data-testid": "edited" }, t("club.edited")) : null,
         m.deleted ? null : h("div", { class: "actions" },
           h("button", { type: "button", class: "act", "data-testid": "reply", onclick: () => startReply(m) }, icon("reply"), t("chat.reply")),
@@ -123,6 +131,7 @@ export function mountChat(el, room) {
         f.amount && sign !== undefined ? h("div", { class: "card-amount" }, sign + won(f.amount)) : null,
         h("p", { class: "card-body" }, text),
         facts.length ? h("p", { class: "card-facts" }, facts.join(" · ")) : null,
+        f.receipt ? h("div", { class: "card-receipt", "data-testid": "fee-receipt" }, attachmentView(f.receipt)) : null,
         f.balance_after !== undefined ? h("p", { class: "card-foot" }, t("fee.balance", won(f.balance_after))) : null));
   }
 
@@ -196,7 +205,8 @@ export function mountChat(el, room) {
       h("div", { class: "line" },
         h("div", { class: "bubble" },
           frame.reply_to ? quote(frame.reply_to) : null,
-          h("div", { class: "body" }, frame.body)),
+          frame.attachment_name ? h("div", { class: "attachment chip" }, frame.attachment_name) : null,
+          frame.body ? h("div", { class: "body" }, frame.body) : null),
         h("div", { class: "info" }, failed
           ? h("span", { class: "error" }, failed, " ", h("button", { type: "button", class: "link", onclick: () => { el.remove(); pendingEls.delete(frame.cid); } }, t("chat.discard")))
           : h("span", {}, state.online ? t("chat.sending") : t("chat.waiting")))));
@@ -270,14 +280,57 @@ export function mountChat(el, room) {
 
   // --- actions ---
 
-  function send() {
+  function choose(file) {
+    fileInput.value = "";
+    if (!file) return;
+    if (file.size > MAX_SIZE) {
+      toast(t("file.tooLarge"), "error");
+      return;
+    }
+    clearChosen();
+    chosen = { file, url: file.type.startsWith("image/") ? URL.createObjectURL(file) : "" };
+    preview.hidden = false;
+    preview.replaceChildren(
+      chosen.url ? h("img", { src: chosen.url, alt: file.name, "data-testid": "attach-preview-img" }) : null,
+      h("div", { class: "grow" }, h("strong", {}, file.name), h("div", { class: "muted small", "data-testid": "attach-state" }, byteSize(file.size))),
+      h("button", { type: "button", class: "icon-btn", "aria-label": t("file.remove"), "data-testid": "attach-remove", onclick: () => { clearChosen(); input.focus(); } }, "✕"));
+    input.focus();
+  }
+
+  function clearChosen() {
+    if (chosen && chosen.url) URL.revokeObjectURL(chosen.url);
+    chosen = null;
+    preview.hidden = true;
+    preview.replaceChildren();
+  }
+
+  let uploading = false;
+
+  async function send() {
     const body = input.value;
-    if (!body.trim()) return;
+    if (uploading || (!body.trim() && !chosen)) return;
     if ([...body].length > 4000) {
       toast(t("chat.tooLong"), "error");
       return;
     }
-    const frame = state.socket.send(room, body, replyTo);
+    let attachment = null;
+    if (chosen) {
+      const stateEl = preview.querySelector("[data-testid=attach-state]");
+      uploading = true;
+      sendBtn.disabled = true;
+      try {
+        attachment = await upload(room, chosen.file, (p) => (stateEl.textContent = t("file.uploading", Math.round(p * 100))));
+      } catch (e) {
+        stateEl.textContent = errorText(e);
+        toast(errorText(e), "error");
+        return;
+      } finally {
+        uploading = false;
+        sendBtn.disabled = false;
+      }
+      clearChosen();
+    }
+    const frame = state.socket.send(room, body.trim() ? body : "", replyTo, attachment);
     lastTyping = 0; // the next keystroke announces typing again at once
     showPending(frame);
     input.value = "";

@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { state, listen, isAdmin } from "./state.js";
 import { h, confirm, toast, errorText, won, date, uuid } from "./ui.js";
 import { t } from "./i18n.js";
+import { upload, openReceipt } from "./files.js";
 
 export function mountDues(el, room) {
   const body = h("div", { class: "panel-body", "data-testid": "dues-panel" }, h("p", { class: "muted pad" }, t("loading")));
@@ -189,6 +190,24 @@ export function mountDues(el, room) {
 
     const spendAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount") });
     const spendMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo") });
+    // The receipt is uploaded to the room when picked; the spend names it.
+    let receipt = null;
+    const receiptState = h("span", { class: "muted small", "data-testid": "receipt-state", "aria-live": "polite" }, t("file.noReceipt"));
+    const receiptInput = h("input", {
+      type: "file", accept: "image/*,application/pdf", "aria-label": t("file.receipt"), "data-testid": "receipt-input",
+      onchange: async () => {
+        const file = receiptInput.files[0];
+        receipt = null;
+        if (!file) return;
+        try {
+          receipt = await upload(room, file, (p) => (receiptState.textContent = t("file.uploading", Math.round(p * 100))));
+          receiptState.textContent = t("file.receiptReady", receipt.name);
+        } catch (e) {
+          receiptState.textContent = errorText(e);
+          receiptInput.value = "";
+        }
+      },
+    });
     const refundWho = h("select", { "aria-label": t("dues.member"), "data-testid": "refund-who" }, members.map((m) => h("option", { value: m.user_id }, m.display_name)));
     const refundAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount"), "data-testid": "refund-amount" });
     const refundMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo"), "data-testid": "refund-memo" });
@@ -217,9 +236,11 @@ export function mountDues(el, room) {
           e.preventDefault();
           const n = Number(spendAmount.value);
           if (!(await confirm(t("dues.spend"), t("dues.spendConfirm", won(n), spendMemo.value), t("dues.spend")))) return;
-          act(() => api.spend(room, n, spendMemo.value, keyFor("spend")), t("dues.spent", won(n)), "spend");
+          act(() => api.spend(room, n, spendMemo.value, keyFor("spend"), receipt && receipt.id), t("dues.spent", won(n)), "spend");
         },
-      }, h("h4", {}, t("dues.spend")), h("div", { class: "row" }, spendAmount, spendMemo), h("button", { type: "submit", class: "btn" }, t("dues.spend"))) : null,
+      }, h("h4", {}, t("dues.spend")), h("div", { class: "row" }, spendAmount, spendMemo),
+      h("label", { class: "field" }, h("span", {}, t("file.receipt")), receiptInput, receiptState),
+      h("button", { type: "submit", class: "btn", "data-testid": "spend-submit" }, t("dues.spend"))) : null,
       data.fund ? h("form", {
         class: "stack",
         onsubmit: async (e) => {
@@ -272,7 +293,8 @@ export function mountDues(el, room) {
           h("td", {}, h("div", {}, t("kind." + l.kind), l.member ? ` · ${l.member}` : "",
             l.off_wallet ? h("span", { class: "badge", "data-testid": "off-wallet" }, t("dues.offWallet")) : null,
             l.test ? h("span", { class: "badge test" }, t("dues.testMoney")) : null),
-          l.memo || l.period ? h("div", { class: "muted small" }, l.memo || l.period) : null),
+          l.memo || l.period ? h("div", { class: "muted small" }, l.memo || l.period) : null,
+          l.receipt_attachment_id ? h("button", { type: "button", class: "link small", "data-testid": "ledger-receipt", onclick: () => openReceipt(l.receipt_attachment_id) }, t("file.receipt")) : null),
           h("td", { class: `num ${l.off_wallet ? "" : l.amount < 0 ? "neg" : "pos"}` }, (l.amount > 0 && !l.off_wallet ? "+" : "") + won(l.amount)),
           h("td", { class: "num" }, l.off_wallet ? "—" : won(l.balance_after)))))) : h("p", { class: "muted" }, t("dues.noLedger")));
   }

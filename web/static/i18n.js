@@ -253,6 +253,17 @@ const en = {
   "club.pin": "Pin as notice",
   "club.unpin": "Unpin",
   "club.mentions": "{0} unread mentions of you",
+  // attachments / photos (issue 20, item 7)
+  "file.attach": "Attach a photo or file",
+  "file.remove": "Remove the attachment",
+  "file.uploading": "Uploading… {0}%",
+  "file.tooLarge": "A file may be at most 10 MB.",
+  "file.open": "Open {0} full size",
+  "file.download": "Download",
+  "file.unavailable": "Not available",
+  "file.receipt": "Receipt",
+  "file.noReceipt": "No receipt attached",
+  "file.receiptReady": "Attached: {0}",
 };
 
 const ko = {
@@ -506,6 +517,17 @@ const ko = {
   "club.pin": "공지로 지정",
   "club.unpin": "공지 내리기",
   "club.mentions": "나를 언급한 안 읽은 메시지 {0}개",
+  // attachments / photos (issue 20, item 7)
+  "file.attach": "사진이나 파일 첨부",
+  "file.remove": "첨부 취소",
+  "file.uploading": "올리는 중… {0}%",
+  "file.tooLarge": "파일은 10MB까지 올릴 수 있습니다.",
+  "file.open": "{0} 크게 보기",
+  "file.download": "내려받기",
+  "file.unavailable": "볼 수 없음",
+  "file.receipt": "영수증",
+  "file.noReceipt": "첨부한 영수증 없음",
+  "file.receiptReady": "첨부됨: {0}",
 };
 
 const dicts = { en, ko };

@@ -121,9 +121,15 @@ export class Socket {
 
   // send posts a message; it is kept (across reloads too) and resent with
   // the same cid until the server acknowledges it.
-  send(room, body, replyTo) {
+  // attachment, when set, is an upload's metadata; the frame names its id
+  // and keeps the rest for showing the pending message.
+  send(room, body, replyTo, attachment) {
     const frame = { type: "send", room, cid: uuid(), body };
     if (replyTo) frame.reply_to = replyTo;
+    if (attachment) {
+      frame.attachment = attachment.id;
+      frame.attachment_name = attachment.name;
+    }
     this.pending.set(frame.cid, { frame, at: Date.now() });
     this.savePending();
     this.out(frame);

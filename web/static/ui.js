@@ -129,6 +129,7 @@ const ICONS = {
   trash: '<path d="M5 7h14M9 7V4h6v3M7 7l1 13h8l1-13"/>',
   coin: '<circle cx="12" cy="12" r="8"/><path d="M8 9l2 7 2-5 2 5 2-7M7 12h10"/>',
   down: '<path d="M6 9l6 6 6-6"/>',
+  attach: '<path d="M16 7l-7.5 7.5a2 2 0 0 0 3 3L19 10a4 4 0 0 0-6-6l-8 8a6 6 0 0 0 8.5 8.5L20 14"/>',
 };
 
 // icon is a small line drawing (no emoji font needed) named by name.

@@ -1,0 +1,175 @@
+// The browser flow of attachments (issue 20, item 7): Alice on a desktop
+// attaches a photo (previewed before sending) and a file; Bob on a phone
+// sees the photo as a thumbnail, opens it full size with the keyboard and
+// gets the file as a download chip; Alice spends from the fund with a
+// receipt photo, which the ledger and the fee card link.
+//
+//   node photos.mjs BASE_URL OUT_DIR
+import {
+  DESKTOP, PHONE, browser, body, check, expectText, open, runFlow, say, shot, signup, step, until, user,
+} from "./kit.mjs";
+import { deflateSync } from "node:zlib";
+
+const users = {
+  alice: user("alice", "앨리스 Alice"),
+  bob: user("bob", "밥 Bob"),
+};
+
+await runFlow("photos.mjs", { expectedError }, run);
+
+async function run() {
+  step("sign up: Alice on a desktop, Bob on a phone in Korean; a room of two");
+  const aliceCtx = await browser.newContext(DESKTOP);
+  const alice = await open(aliceCtx, "alice");
+  await signup(alice, users.alice);
+  const bobCtx = await browser.newContext(PHONE);
+  const bob = await open(bobCtx, "bob");
+  await signup(bob, users.bob);
+  await bob.getByTestId("contacts").click();
+  await bob.getByTestId("contact-username").fill(users.alice.username);
+  await bob.getByTestId("add-contact").click();
+  await bob.getByTestId("contact-list").getByText(users.alice.display).waitFor();
+  await bob.keyboard.press("Escape");
+  await alice.getByTestId("contacts").click();
+  await alice.getByTestId("contact-username").fill(users.bob.username);
+  await alice.getByTestId("add-contact").click();
+  await alice.getByTestId("contact-list").getByText(users.bob.display).waitFor();
+  await alice.keyboard.press("Escape");
+  await alice.getByTestId("new-room").click();
+  await alice.getByTestId("room-name").fill("사진 모임 Photo Club");
+  await alice.getByTestId(`member-${users.bob.username}`).check();
+  await alice.getByTestId("create-room").click();
+  await expectText(alice.getByTestId("chat-title"), "사진 모임 Photo Club");
+  await say(alice, "사진 올릴게요");
+  const bobRoom = bob.getByTestId("room-item").filter({ hasText: "사진 모임" });
+  await bobRoom.waitFor();
+  await bobRoom.click();
+  await body(bob, "사진 올릴게요").waitFor();
+
+  step("Alice attaches a photo: a preview first, then it uploads and sends with a caption");
+  await alice.getByTestId("attach-input").setInputFiles({ name: "산행.png", mimeType: "image/png", buffer: png(320, 200) });
+  await alice.getByTestId("attach-preview-img").waitFor();
+  await check(await alice.getByTestId("attach").getAttribute("aria-label") !== null, "the attach button has a label");
+  // Removing it and choosing again, by keyboard: the chosen file is dropped.
+  await alice.getByTestId("attach-remove").focus();
+  await alice.keyboard.press("Enter");
+  await until("the preview is gone", async () => ({ ok: await alice.getByTestId("attach-preview").isHidden(), got: "visible" }));
+  await alice.getByTestId("attach-input").setInputFiles({ name: "산행.png", mimeType: "image/png", buffer: png(320, 200) });
+  await alice.getByTestId("attach-preview-img").waitFor();
+  await shot(alice, "photos-preview-desktop.png");
+  await alice.getByTestId("composer").fill("정상에서 한 장");
+  await alice.getByTestId("composer").press("Enter");
+  const aliceMsg = alice.getByTestId("msg").filter({ has: body(alice, "정상에서 한 장") });
+  await loaded(aliceMsg.getByTestId("attachment-thumb"));
+
+  step("Bob sees the thumbnail and opens it full size with the keyboard");
+  const bobMsg = bob.getByTestId("msg").filter({ has: body(bob, "정상에서 한 장") });
+  await loaded(bobMsg.getByTestId("attachment-thumb"));
+  await bobMsg.getByTestId("attachment-image").focus();
+  await bob.keyboard.press("Enter");
+  await loaded(bob.getByTestId("attachment-full"));
+  const full = await bob.getByTestId("attachment-full").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  await check(full[0] === 320 && full[1] === 200, `the full-size photo is 320×200 (got ${full})`);
+  await shot(bob, "photos-full-phone.png");
+  await bob.keyboard.press("Escape");
+  await until("the image dialog closes", async () => ({ ok: (await bob.getByTestId("image-dialog").count()) === 0, got: "open" }));
+
+  step("Alice sends a file without a caption; Bob gets a download chip");
+  await alice.getByTestId("attach-input").setInputFiles({ name: "회의록.txt", mimeType: "text/plain", buffer: Buffer.from("3월 정기 산행 회의록\n") });
+  await expectText(alice.getByTestId("attach-preview"), "회의록.txt");
+  await alice.getByTestId("send").click();
+  const chip = bob.getByTestId("attachment-file").filter({ hasText: "회의록.txt" });
+  await chip.waitFor();
+  const [download] = await Promise.all([bob.waitForEvent("download"), chip.click()]);
+  await check(download.suggestedFilename() === "회의록.txt", `the download keeps its name (got ${download.suggestedFilename()})`);
+  await shot(bob, "photos-chat-phone.png");
+
+  step("Alice spends from the fund with a receipt photo; the ledger and the fee card link it");
+  await alice.getByTestId("open-dues").click();
+  await alice.getByTestId("open-fund").click();
+  await alice.getByTestId("fund-balance").waitFor();
+  await alice.getByTestId("policy-amount").fill("30000");
+  await alice.getByTestId("policy-period").selectOption("monthly");
+  await alice.getByTestId("policy-day").fill("25");
+  await alice.getByTestId("save-policy").click();
+  await alice.getByTestId("topup-amount").fill("50000");
+  await alice.getByTestId("topup").click();
+  await expectText(alice.getByTestId("wallet-balance"), "50,000");
+  await alice.getByTestId("pay-dues").click();
+  await alice.getByTestId("pay-dialog").getByTestId("confirm-ok").click();
+  await expectText(alice.getByTestId("fund-balance"), "30,000");
+  const tools = alice.locator("details:has([data-testid=admin-tools])");
+  if (!(await tools.evaluate((d) => d.open))) await alice.getByTestId("admin-tools").click();
+  const spend = alice.locator("form:has([data-testid=spend-submit])");
+  await spend.locator("input[type=number]").fill("12000");
+  await spend.locator("input[maxlength='200']").fill("간식 snacks");
+  await alice.getByTestId("receipt-input").setInputFiles({ name: "receipt.png", mimeType: "image/png", buffer: png(120, 240) });
+  await expectText(alice.getByTestId("receipt-state"), "receipt.png");
+  await alice.getByTestId("spend-submit").click();
+  await alice.getByTestId("confirm-ok").click();
+  await expectText(alice.getByTestId("fund-balance"), "18,000");
+  await alice.getByTestId("ledger-receipt").first().click();
+  await loaded(alice.getByTestId("attachment-full"));
+  await shot(alice, "photos-receipt-desktop.png");
+  await alice.keyboard.press("Escape");
+  const card = bob.locator("[data-testid=fee-card][data-event=spend]");
+  await loaded(card.getByTestId("attachment-thumb"));
+  await shot(bob, "photos-fee-card-phone.png");
+
+  await aliceCtx.close();
+  await bobCtx.close();
+}
+
+// loaded waits until an <img> has decoded a picture.
+async function loaded(img) {
+  await img.waitFor();
+  await until(`${img} shows a picture`, async () => {
+    const w = await img.evaluate((el) => (el.complete ? el.naturalWidth : 0)).catch(() => 0);
+    return { ok: w > 0, got: w };
+  });
+}
+
+// png is a w×h RGB PNG with a gradient, built here so the flow needs no
+// image files.
+function png(w, h) {
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) {
+    raw[y * (w * 3 + 1)] = 0;
+    for (let x = 0; x < w; x++) {
+      const o = y * (w * 3 + 1) + 1 + x * 3;
+      raw[o] = (x * 255) / w;
+      raw[o + 1] = (y * 255) / h;
+      raw[o + 2] = 120;
+    }
+  }
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
+
+function crc32(buf) {
+  let c = ~0;
+  for (const b of buf) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+// expectedError: the dues panel asks for the room's fund to learn whether
+// there is one ("no fund yet" is 404 no_fund).
+function expectedError(m) {
+  return m.text().includes("status of 404") && /\/api\/rooms\/\d+\/fund$/.test(m.location().url);
+}
