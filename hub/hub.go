@@ -124,6 +124,9 @@ type Hub struct {
 	users map[int64]*local
 	rooms map[int64]map[*Conn]struct{}
 
+	// accepted hears of every newly accepted message (OnAccept).
+	accepted func(d *chatlog.Draft, seq int64)
+
 	scratch sync.Pool
 	stop    context.CancelFunc
 	// done counts the broker's delivery goroutines and keepalive.
