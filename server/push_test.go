@@ -444,9 +444,9 @@ func TestPushDropsGoneSubscriptionsAndRefusesUnsafeEndpoints(t *testing.T) {
 
 	keys := s.body()["keys"]
 	for _, endpoint := range []string{
-		"http://push.example.com/send/abc", // not https
-		"http://10.0.0.8/push",             // private, and not https
-		"https://10.0.0.8/push",            // private
+		"http://push.example.com/send/abc",         // not https
+		"http://10.0.0.8/push",                     // private, and not https
+		"https://10.0.0.8/push",                    // private
 		"https://169.254.169.254/latest/meta-data", // cloud metadata
 		"https://user:pw@push.example.com/x",
 		"ftp://push.example.com/x",
