@@ -106,4 +106,11 @@ export const api = {
   setDues: (id, amount, period, due_day) => request("PUT", `/api/rooms/${id}/dues`, { amount, period, due_day }),
   duesStatus: (id) => request("GET", `/api/rooms/${id}/dues/status`),
   remind: (id) => request("POST", `/api/rooms/${id}/dues/remind`),
+
+  // Push notifications and per-room mute.
+  vapidKey: () => request("GET", "/api/push/vapid-key"),
+  subscribePush: (sub) => request("POST", "/api/push/subscriptions", sub),
+  unsubscribePush: (endpoint) => request("DELETE", "/api/push/subscriptions", { endpoint }),
+  mute: (id) => request("PUT", `/api/rooms/${id}/mute`),
+  unmute: (id) => request("DELETE", `/api/rooms/${id}/mute`),
 };

@@ -9,6 +9,7 @@ import { t, lang } from "./i18n.js";
 import { mountSidebar } from "./rooms.js";
 import { mountChat } from "./chat.js";
 import { mountDues } from "./dues.js";
+import { registerWorker, reconnecting } from "./push.js";
 
 const root = document.getElementById("app");
 const NOTICE = "moim.notice";
@@ -19,6 +20,11 @@ async function boot() {
   document.documentElement.lang = lang();
   document.title = t("app.title");
   window.addEventListener(UNAUTHORIZED, () => logout(t("auth.expired")));
+  registerWorker();
+  signIn();
+}
+
+async function signIn() {
   if (!session.token) return showAuth();
   try {
     state.me = await api.me();
@@ -27,6 +33,9 @@ async function boot() {
       session.token = "";
       return showAuth();
     }
+    // Opened offline (the shell came from the service worker's cache), or
+    // the node is restarting: wait for it.
+    if (err.code === "network") return reconnecting(root, signIn);
     return showFatal(err);
   }
   await start();

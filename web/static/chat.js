@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { state, listen, roomMsgs, readBy, memberName, isAdmin, emit } from "./state.js";
 import { h, icon, confirm, toast, errorText, clock, day, won } from "./ui.js";
 import { t } from "./i18n.js";
+import { muteButton } from "./push.js";
 
 const PAGE = 50;
 const TYPING_EVERY = 3000;
@@ -34,6 +35,7 @@ export function mountChat(el, room) {
   const head = h("header", { class: "chat-head" },
     h("a", { class: "icon-btn back", href: "#/", "aria-label": t("back") }, icon("back")),
     h("div", { class: "chat-title" }, h("h1", { "data-testid": "chat-title" }, r.name), subtitle),
+    muteButton(room),
     r.direct ? null : h("a", { class: "btn dues-btn", href: `#/room/${room}/dues`, "data-testid": "open-dues" }, icon("coin"), h("span", {}, t("dues.title"))));
   el.replaceChildren(head, h("div", { class: "chat-body" }, scroller, newPill), typingEl, form);
 

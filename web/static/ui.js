@@ -129,6 +129,8 @@ const ICONS = {
   trash: '<path d="M5 7h14M9 7V4h6v3M7 7l1 13h8l1-13"/>',
   coin: '<circle cx="12" cy="12" r="8"/><path d="M8 9l2 7 2-5 2 5 2-7M7 12h10"/>',
   down: '<path d="M6 9l6 6 6-6"/>',
+  bell: '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0"/>',
+  bellOff: '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0M4 4l16 16"/>',
 };
 
 // icon is a small line drawing (no emoji font needed) named by name.
