@@ -66,11 +66,15 @@ async function disable() {
 // pushButton turns notifications on or off for this browser; hidden where
 // the browser cannot receive pushes.
 export function pushButton() {
-  const btn = h("button", { class: "btn", type: "button", "data-testid": "push-toggle", "aria-pressed": "false", hidden: !pushable() }, t("push.enable"));
+  const btn = h("button", { class: "btn push-toggle", type: "button", "data-testid": "push-toggle", hidden: !pushable() });
+  // An icon with its words as the label, so the sidebar's row still fits.
   const show = (on) => {
     btn.setAttribute("aria-pressed", String(on));
-    btn.textContent = on ? t("push.disable") : t("push.enable");
+    btn.setAttribute("aria-label", on ? t("push.disable") : t("push.enable"));
+    btn.title = btn.getAttribute("aria-label");
+    btn.replaceChildren(icon(on ? "bell" : "bellOff"));
   };
+  show(false);
   if (pushable()) {
     currentSubscription().then(({ sub }) => show(!!sub && Notification.permission === "granted"), () => {});
   }
@@ -95,9 +99,11 @@ export function pushButton() {
 // still notifies what names me (a mention, my dues).
 export function muteButton(room) {
   const r = state.rooms.get(room);
-  const btn = h("button", { class: "btn ghost", type: "button", "data-testid": "mute-toggle" });
+  const btn = h("button", { class: "btn ghost mute-btn", type: "button", "data-testid": "mute-toggle" });
+  // On a phone only the icon shows: the label keeps the words.
   const show = (muted) => {
     btn.setAttribute("aria-pressed", String(muted));
+    btn.setAttribute("aria-label", muted ? t("push.unmute") : t("push.mute"));
     btn.title = muted ? t("push.mutedHint") : t("push.unmutedHint");
     btn.replaceChildren(icon(muted ? "bellOff" : "bell"), h("span", {}, muted ? t("push.unmute") : t("push.mute")));
   };
