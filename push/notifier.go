@@ -319,11 +319,16 @@ func (n *Notifier) pushRoom(ctx context.Context, b *batch) error {
 	if err != nil {
 		return err
 	}
+	// Each message is decoded once, however many it is pushed to.
+	decoded := map[*chatlog.Draft]*chatlog.Message{}
 	for _, s := range subs {
 		ev := want[s.UserID]
-		m, err := decode(ev)
-		if err != nil {
-			return err
+		m := decoded[ev.draft]
+		if m == nil {
+			if m, err = decode(ev); err != nil {
+				return err
+			}
+			decoded[ev.draft] = m
 		}
 		_, named := b.named[s.UserID]
 		urgency := webpush.UrgencyNormal
