@@ -311,11 +311,7 @@ func (n *Notifier) pushRoom(ctx context.Context, b *batch) error {
 		want[r.UserID] = ev
 		ids = append(ids, r.UserID)
 	}
-	away, err := n.away(ctx, ids)
-	if err != nil {
-		return err
-	}
-	subs, err := n.subscriptionsOf(ctx, away)
+	subs, err := n.awaySubscriptions(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -342,11 +338,7 @@ func (n *Notifier) pushRoom(ctx context.Context, b *batch) error {
 
 // pushUsers sends one payload to those of users who are away.
 func (n *Notifier) pushUsers(ctx context.Context, users []int64, p Payload) error {
-	away, err := n.away(ctx, users)
-	if err != nil {
-		return err
-	}
-	subs, err := n.subscriptionsOf(ctx, away)
+	subs, err := n.awaySubscriptions(ctx, users)
 	if err != nil {
 		return err
 	}
@@ -356,8 +348,9 @@ func (n *Notifier) pushUsers(ctx context.Context, users []int64, p Payload) erro
 	return nil
 }
 
-// away keeps the users with no live connection on any node.
-func (n *Notifier) away(ctx context.Context, users []int64) ([]int64, error) {
+// awaySubscriptions lists the subscriptions of those of users who have
+// no live connection on any node.
+func (n *Notifier) awaySubscriptions(ctx context.Context, users []int64) ([]Subscription, error) {
 	if len(users) == 0 {
 		return nil, nil
 	}
@@ -365,22 +358,18 @@ func (n *Notifier) away(ctx context.Context, users []int64) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("push: presence of %d users: %w", len(users), err)
 	}
-	var out []int64
+	var away []int64
 	for _, u := range users {
 		if !online[u] {
-			out = append(out, u)
+			away = append(away, u)
 		}
 	}
-	return out, nil
-}
-
-func (n *Notifier) subscriptionsOf(ctx context.Context, users []int64) ([]Subscription, error) {
-	if len(users) == 0 {
+	if len(away) == 0 {
 		return nil, nil
 	}
 	var subs []Subscription
-	if err := n.db.WithContext(ctx).Where("user_id IN ?", users).Find(&subs).Error; err != nil {
-		return nil, fmt.Errorf("push: subscriptions of %d users: %w", len(users), err)
+	if err := n.db.WithContext(ctx).Where("user_id IN ?", away).Find(&subs).Error; err != nil {
+		return nil, fmt.Errorf("push: subscriptions of %d users: %w", len(away), err)
 	}
 	return subs, nil
 }
