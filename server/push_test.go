@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"moim/push"
 )
 
 // pushService is a local push service (RFC 8030) for one test: each
@@ -457,4 +459,39 @@ func TestPushDropsGoneSubscriptionsAndRefusesUnsafeEndpoints(t *testing.T) {
 	bob.fails(400, "validation", "POST", "/api/push/subscriptions", map[string]any{"endpoint": "https://push.example.com/x",
 		"keys": map[string]string{"p256dh": "AAAA", "auth": "AAAA"}})
 	n.anon(t).fails(401, "unauthorized", "POST", "/api/push/subscriptions", s.body())
+}
+
+// TestPushAcrossNodes: presence is the cluster's, so a member connected
+// to the other node is not pushed, and nodes given one VAPID pair sign
+// alike.
+func TestPushAcrossNodes(t *testing.T) {
+	base := pushConfig(t)
+	if base.RedisURL == "" {
+		t.Skip("several nodes need a shared Redis: the single-node engine runs one node")
+	}
+	keys, err := push.LoadOrCreateKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base.VAPIDPublicKey, base.VAPIDPrivateKey = keys.Public, keys.Private
+	nodes := make([]*testNode, 2)
+	for i := range nodes {
+		cfg := base
+		cfg.DataDir = t.TempDir()
+		cfg.NodeID = fmt.Sprintf("node-%d", i)
+		nodes[i] = startTestNode(t, cfg)
+	}
+	ps := newPushService(t, nodes[1])
+	alice, bob, carol := nodes[0].user(t, "Alice"), nodes[0].user(t, "Bob"), nodes[1].user(t, "Carol")
+	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id, carol.id}})
+	ps.subscribe(bob, "bob")
+	ps.subscribe(carol, "carol")
+	nodes[1].connect(carol)
+	awaitOnline(t, alice, room.ID, carol.id)
+	wa := nodes[0].connect(alice)
+	wa.say(room.ID, "x1", "node 0 speaking")
+	if p := ps.next("a message from node 0"); p.sub != "bob" || p.payload["body"] != "node 0 speaking" {
+		t.Fatalf("push %+v, want Bob's", p)
+	}
+	ps.none("Carol is connected to node 1", 600*time.Millisecond)
 }
