@@ -150,6 +150,9 @@ type Hub struct {
 	// flight (expect).
 	pending map[int64]*pendingUser
 
+	// accepted hears of every newly accepted message (OnAccept).
+	accepted func(d *chatlog.Draft, seq int64)
+
 	scratch sync.Pool
 	stop    context.CancelFunc
 	// done counts the broker's delivery goroutines and keepalive.

@@ -70,6 +70,9 @@ func (h *Hub) accept(d *chatlog.Draft) (chatlog.Accepted, error) {
 	h.metrics.redisRTT.Observe(time.Since(start).Seconds())
 	if err == nil && !acc.Dup {
 		h.metrics.accepted.Inc()
+		if h.accepted != nil {
+			h.accepted(d, acc.Seq)
+		}
 	}
 	return acc, err
 }

@@ -54,6 +54,8 @@ type Member struct {
 	UserID   int64     `gorm:"primaryKey;autoIncrement:false;index"`
 	Role     string    `gorm:"size:8;not null"`
 	JoinedAt time.Time `gorm:"not null"`
+	// Muted rooms push a member only what names them (push notifications).
+	Muted bool `gorm:"not null;default:false"`
 }
 
 // View is a room as the API shows it to one user.
@@ -69,6 +71,8 @@ type View struct {
 	// MembersInvite is the room setting letting plain members invite.
 	MembersInvite bool      `json:"members_invite"`
 	CreatedAt     time.Time `json:"created_at"`
+	// Muted is set when the caller muted the room's push notifications.
+	Muted bool `json:"muted"`
 	// Unread and LastMessage are filled in the caller's own room list.
 	Unread *int64 `json:"unread,omitempty"`
 	// UnreadMentions counts unread messages mentioning the caller.
@@ -402,13 +406,14 @@ type viewRow struct {
 	Room
 	MemberCount int64
 	Role        *string
+	Muted       *bool
 }
 
 // views selects rooms as seen by userID (role is empty where userID is
 // not a member).
 func (s *Rooms) views(ctx context.Context, userID int64) *gorm.DB {
 	return s.db.WithContext(ctx).Table("rooms").
-		Select("rooms.*, (SELECT COUNT(*) FROM members mc WHERE mc.room_id = rooms.id) AS member_count, me.role AS role").
+		Select("rooms.*, (SELECT COUNT(*) FROM members mc WHERE mc.room_id = rooms.id) AS member_count, me.role AS role, me.muted AS muted").
 		Joins("LEFT JOIN members me ON me.room_id = rooms.id AND me.user_id = ?", userID)
 }
 
@@ -420,6 +425,9 @@ func (s *Rooms) toViews(ctx context.Context, userID int64, rows []viewRow) ([]Vi
 			HasPassword: r.PasswordHash != "", MemberCount: r.MemberCount, MembersInvite: r.MembersInvite, CreatedAt: r.CreatedAt}
 		if r.Role != nil {
 			out[i].Role = *r.Role
+		}
+		if r.Muted != nil {
+			out[i].Muted = *r.Muted
 		}
 		if r.Direct {
 			direct = append(direct, r.ID)

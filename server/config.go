@@ -169,6 +169,24 @@ type Config struct {
 	// backend before giving up. Default 15s: long enough for a container
 	// orchestrator's dependencies to come up, short enough to fail visibly.
 	StartupTimeout time.Duration
+	// VAPIDPublicKey and VAPIDPrivateKey are the Web Push signing pair
+	// (base64url P-256, as web-push tools print them); both or neither.
+	// Default: a pair generated on first start and kept in DataDir, which
+	// suits one node; several nodes must share one pair, since browsers
+	// subscribe with its public key.
+	VAPIDPublicKey, VAPIDPrivateKey string
+	// VAPIDSubject is the contact push services see (mailto: or https:).
+	// Default mailto:admin@localhost; a real deployment names its own.
+	VAPIDSubject string
+	// PushWindow is how long a room's messages are gathered into one push
+	// per away member. Default 5s: a burst is one notification, and a
+	// message still buzzes within seconds.
+	PushWindow time.Duration
+	// PushLoopback lets push endpoints be plain http on a loopback
+	// address. Default false: real endpoints are https on public
+	// addresses (anything else is refused, against SSRF); tests with a
+	// local push service set it.
+	PushLoopback bool
 }
 
 // setting ties a Config field to its env var and flag.
@@ -220,6 +238,11 @@ var settings = []setting{
 	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
 	{"MOIM_PPROF_ADDR", "pprof-addr", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off"},
 	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
+	{"MOIM_VAPID_PUBLIC_KEY", "vapid-public-key", "", "Web Push VAPID public key, base64url (default: a pair generated in the data directory; several nodes must share one)"},
+	{"MOIM_VAPID_PRIVATE_KEY", "vapid-private-key", "", "Web Push VAPID private key, base64url, with MOIM_VAPID_PUBLIC_KEY"},
+	{"MOIM_VAPID_SUBJECT", "vapid-subject", "mailto:admin@localhost", "contact push services see in VAPID tokens (mailto: or https:)"},
+	{"MOIM_PUSH_WINDOW", "push-window", "5s", "how long a room's messages are gathered into one push per away member"},
+	{"MOIM_PUSH_LOOPBACK", "push-loopback", "false", "allow plain-http push endpoints on loopback (tests only)"},
 }
 
 // configError is a setting that cannot be used; the node exits with 2.
@@ -268,9 +291,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		PprofAddr:   get("MOIM_PPROF_ADDR"),
 		Payments:    strings.ToLower(get("MOIM_PAYMENTS")),
 		// Secrets keep their bytes, like the JWT secret.
-		TossSecretKey: *vals["MOIM_TOSS_SECRET_KEY"],
-		TossClientKey: get("MOIM_TOSS_CLIENT_KEY"),
-		TossAPI:       strings.TrimSuffix(get("MOIM_TOSS_API"), "/"),
+		TossSecretKey:   *vals["MOIM_TOSS_SECRET_KEY"],
+		TossClientKey:   get("MOIM_TOSS_CLIENT_KEY"),
+		TossAPI:         strings.TrimSuffix(get("MOIM_TOSS_API"), "/"),
+		VAPIDPublicKey:  get("MOIM_VAPID_PUBLIC_KEY"),
+		VAPIDPrivateKey: get("MOIM_VAPID_PRIVATE_KEY"),
+		VAPIDSubject:    get("MOIM_VAPID_SUBJECT"),
 	}
 	var err error
 	if cfg.TokenTTL, err = positiveDuration("MOIM_TOKEN_TTL", get("MOIM_TOKEN_TTL")); err != nil {
@@ -293,6 +319,18 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	if cfg.ScheduleTick, err = positiveDuration("MOIM_SCHEDULE_TICK", get("MOIM_SCHEDULE_TICK")); err != nil {
 		return Config{}, err
+	}
+	if cfg.PushWindow, err = positiveDuration("MOIM_PUSH_WINDOW", get("MOIM_PUSH_WINDOW")); err != nil {
+		return Config{}, err
+	}
+	if cfg.PushLoopback, err = strconv.ParseBool(get("MOIM_PUSH_LOOPBACK")); err != nil {
+		return Config{}, &configError{"MOIM_PUSH_LOOPBACK", "must be true or false"}
+	}
+	if (cfg.VAPIDPublicKey == "") != (cfg.VAPIDPrivateKey == "") {
+		return Config{}, &configError{"MOIM_VAPID_PRIVATE_KEY", "set both MOIM_VAPID_PUBLIC_KEY and MOIM_VAPID_PRIVATE_KEY, or neither"}
+	}
+	if !strings.HasPrefix(cfg.VAPIDSubject, "mailto:") && !strings.HasPrefix(cfg.VAPIDSubject, "https://") {
+		return Config{}, &configError{"MOIM_VAPID_SUBJECT", "must be a mailto: or https: URL"}
 	}
 	cfg.MaxAmount, err = strconv.ParseInt(get("MOIM_MAX_AMOUNT"), 10, 64)
 	if err != nil || cfg.MaxAmount < 1 {

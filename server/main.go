@@ -33,6 +33,7 @@ import (
 	"moim/hub"
 	"moim/limit"
 	"moim/payments"
+	"moim/push"
 	"moim/rooms"
 	"moim/sqldb"
 	"moim/store"
@@ -108,6 +109,8 @@ type node struct {
 	stopFees    func()
 	// money is kept so tests can move its scheduler's clock.
 	money *fees.Fees
+	// push is kept so tests can see subscriptions come and go.
+	push *push.Notifier
 	// acceptErrors counts temporary accept failures (steadyListener).
 	acceptErrors prometheus.Counter
 }
@@ -167,8 +170,11 @@ func (n *node) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if n.push, err = n.newNotifier(reg); err != nil {
+		return err
+	}
 	if err := sqldb.Migrating(ctx, n.backends.sql, n.cfg.StartupTimeout, func() error {
-		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate, files.Migrate} {
+		for _, migrate := range []func() error{acc.Migrate, money.Migrate, rms.Migrate, files.Migrate, n.push.Migrate} {
 			if err := migrate(); err != nil {
 				return err
 			}
@@ -205,7 +211,11 @@ func (n *node) build(ctx context.Context) error {
 	}
 	n.hub.UseAttachments(files)
 	money.UseReceipts(files)
-	rms.Attach(n.hub)
+	// Every accepted message and every invitation may be pushed to
+	// members who are away; the notifier never holds up either.
+	n.hub.OnAccept(n.push.Accepted)
+	n.push.Start(n.hub)
+	rms.Attach(pushingLive{n.hub, n.push})
 	acc.OnTokensChanged(n.hub.TokensChanged)
 	rms.OnMoney(roomMoney{money, n.log})
 	n.money = money
@@ -236,6 +246,8 @@ func (n *node) build(ctx context.Context) error {
 		rms.Routes(r, auth)
 		rms.InvitationRoutes(r, auth)
 		rms.NoticeRoutes(r, auth)
+		rms.MuteRoutes(r, auth)
+		n.push.Routes(r, auth, accounts.UserID)
 		r.Get("/rooms/:id/presence", auth, n.hub.PresenceHandler(accounts.UserID))
 		n.hub.MessageRoutes(r, auth, accounts.UserID)
 		money.Routes(r, auth, accounts.UserID)
@@ -294,6 +306,40 @@ func (c Config) provider() payments.Provider {
 		return payments.NewToss(c.TossSecretKey, c.TossClientKey, c.TossAPI)
 	}
 	return nil
+}
+
+// newNotifier builds the Web Push notifier with the configured VAPID
+// pair, or the one kept in the data directory (generated on first start).
+func (n *node) newNotifier(reg prometheus.Registerer) (*push.Notifier, error) {
+	keys := push.Keys{Public: n.cfg.VAPIDPublicKey, Private: n.cfg.VAPIDPrivateKey}
+	if keys.Public == "" {
+		var err error
+		if keys, err = push.LoadOrCreateKeys(n.cfg.DataDir); err != nil {
+			return nil, &configError{"MOIM_DATA_DIR", err.Error()}
+		}
+		if !n.cfg.Embedded() {
+			n.log.Info("push: VAPID keys come from this node's data directory; several nodes must share one pair (MOIM_VAPID_PUBLIC_KEY, MOIM_VAPID_PRIVATE_KEY)")
+		}
+	}
+	p, err := push.New(push.Config{Keys: keys, Subject: n.cfg.VAPIDSubject, Window: n.cfg.PushWindow, AllowLoopback: n.cfg.PushLoopback},
+		n.backends.sql, reg, n.log.With("component", "push"))
+	if err != nil {
+		return nil, &configError{"MOIM_VAPID_PRIVATE_KEY", err.Error()}
+	}
+	return p, nil
+}
+
+// pushingLive is the hub as rooms sees it, with invitations also pushed
+// to invitees who are away.
+type pushingLive struct {
+	*hub.Hub
+	push *push.Notifier
+}
+
+// Notify sends a live event and pushes it where the notifier words it.
+func (l pushingLive) Notify(ctx context.Context, users []int64, event []byte) {
+	l.Hub.Notify(ctx, users, event)
+	l.push.Notify(users, event)
 }
 
 // roomMoney ties room deletions and departures to the fees module.
@@ -461,6 +507,9 @@ func (n *node) close() {
 	}
 	if n.hub != nil {
 		n.hub.Close()
+	}
+	if n.push != nil {
+		n.push.Close()
 	}
 	if n.stopBatcher != nil {
 		n.stopBatcher()

@@ -4,12 +4,15 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path"
+	"sort"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -23,7 +26,15 @@ var types = map[string]string{
 	".js":   "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",
 	".svg":  "image/svg+xml",
+	".png":  "image/png",
+	// The manifest and the service worker are served at the root (below).
+	".webmanifest": "application/manifest+json",
 }
+
+// rootFiles are served at /name instead of /assets/name: a service
+// worker controls only pages under its own path, and the manifest sits
+// beside it.
+var rootFiles = map[string]bool{"sw.js": true, "manifest.webmanifest": true}
 
 // csp allows only the node itself: scripts, styles and the WebSocket come
 // from the same origin, and nothing may frame the app.
@@ -40,12 +51,13 @@ type file struct {
 type Files struct {
 	index  file
 	assets map[string]file
+	root   map[string]file
 }
 
 // Load reads the embedded client. It fails only if the binary was built
 // without its files.
 func Load() (*Files, error) {
-	f := &Files{assets: map[string]file{}}
+	f := &Files{assets: map[string]file{}, root: map[string]file{}}
 	root, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
@@ -63,25 +75,61 @@ func Load() (*Files, error) {
 		if err != nil {
 			return nil, fmt.Errorf("web: read %s: %w", e.Name(), err)
 		}
-		sum := sha256.Sum256(data)
-		fl := file{data: data, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
-		if e.Name() == "index.html" {
+		fl := newFile(data, ctype)
+		switch {
+		case e.Name() == "index.html":
 			f.index = fl
-		} else {
+		case rootFiles[e.Name()]:
+			f.root[e.Name()] = fl
+		default:
 			f.assets[e.Name()] = fl
 		}
 	}
-	if f.index.data == nil {
-		return nil, fmt.Errorf("web: index.html is missing")
+	if f.index.data == nil || f.root["sw.js"].data == nil {
+		return nil, fmt.Errorf("web: index.html or sw.js is missing")
 	}
+	f.root["sw.js"] = f.worker()
 	return f, nil
 }
 
-// Routes serves the app at GET / and its files at GET /assets/:file. The
-// client routes with the URL fragment (#/room/7), so no other path needs
-// the page and unknown paths stay 404.
+func newFile(data []byte, ctype string) file {
+	sum := sha256.Sum256(data)
+	return file{data: data, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+}
+
+// worker is sw.js with the shell it caches filled in: the page and every
+// asset, and a version that changes with any of them, so a new binary's
+// client replaces the cached one.
+func (f *Files) worker() file {
+	names := make([]string, 0, len(f.assets))
+	for n := range f.assets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	h.Write(f.index.data)
+	shell := []string{"/"}
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write(f.assets[n].data)
+		shell = append(shell, "/assets/"+n)
+	}
+	list, _ := json.Marshal(shell) // a list of strings always marshals
+	sw := f.root["sw.js"]
+	data := bytes.Replace(sw.data, []byte("__SHELL_VERSION__"), []byte(hex.EncodeToString(h.Sum(nil)[:8])), 1)
+	data = bytes.Replace(data, []byte("__SHELL_FILES__"), list, 1)
+	return newFile(data, sw.ctype)
+}
+
+// Routes serves the app at GET /, its service worker and manifest at
+// GET /sw.js and /manifest.webmanifest, and its files at GET
+// /assets/:file. The client routes with the URL fragment (#/room/7), so no
+// other path needs the page and unknown paths stay 404.
 func (f *Files) Routes(app fiber.Router) {
 	app.Get("/", func(c *fiber.Ctx) error { return serve(c, f.index) })
+	for name, fl := range f.root {
+		app.Get("/"+name, func(c *fiber.Ctx) error { return serve(c, fl) })
+	}
 	app.Get("/assets/:file", func(c *fiber.Ctx) error {
 		fl, ok := f.assets[c.Params("file")]
 		if !ok {

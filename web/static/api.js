@@ -122,4 +122,10 @@ export const api = {
   setNotice: (id, seq) => request("PUT", `/api/rooms/${id}/notice`, { seq }),
   clearNotice: (id) => request("DELETE", `/api/rooms/${id}/notice`),
   findUsers: (text) => request("GET", "/api/users/search" + q({ q: text })).then((r) => r.users),
+  // Push notifications and per-room mute.
+  vapidKey: () => request("GET", "/api/push/vapid-key"),
+  subscribePush: (sub) => request("POST", "/api/push/subscriptions", sub),
+  unsubscribePush: (endpoint) => request("DELETE", "/api/push/subscriptions", { endpoint }),
+  mute: (id) => request("PUT", `/api/rooms/${id}/mute`),
+  unmute: (id) => request("DELETE", `/api/rooms/${id}/mute`),
 };

@@ -10,6 +10,7 @@ import { mountSidebar } from "./rooms.js";
 import { mountChat } from "./chat.js";
 import { mountDues } from "./dues.js";
 import { applyEdit, joinPage, mentionsMe } from "./club.js";
+import { registerWorker, reconnecting } from "./push.js";
 
 const root = document.getElementById("app");
 const NOTICE = "moim.notice";
@@ -20,6 +21,11 @@ async function boot() {
   document.documentElement.lang = lang();
   document.title = t("app.title");
   window.addEventListener(UNAUTHORIZED, () => logout(t("auth.expired")));
+  registerWorker();
+  signIn();
+}
+
+async function signIn() {
   if (!session.token) return showAuth();
   try {
     state.me = await api.me();
@@ -28,6 +34,9 @@ async function boot() {
       session.token = "";
       return showAuth();
     }
+    // Opened offline (the shell came from the service worker's cache), or
+    // the node is restarting: wait for it.
+    if (err.code === "network") return reconnecting(root, signIn);
     return showFatal(err);
   }
   await start();

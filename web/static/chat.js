@@ -7,6 +7,7 @@ import { h, icon, confirm, toast, errorText, clock, day, won } from "./ui.js";
 import { t } from "./i18n.js";
 import { systemText, mentionsMe, bodyWithMentions, canEdit, editMessage, pin, noticeBanner, mayInvite, inviteDialog } from "./club.js";
 import { upload, view as attachmentView, size as byteSize, MAX_SIZE } from "./files.js";
+import { muteButton } from "./push.js";
 
 const PAGE = 50;
 const TYPING_EVERY = 3000;
@@ -43,6 +44,7 @@ export function mountChat(el, room) {
     h("a", { class: "icon-btn back", href: "#/", "aria-label": t("back") }, icon("back")),
     h("div", { class: "chat-title" }, h("h1", { "data-testid": "chat-title" }, r.name), subtitle),
     mayInvite(room) ? h("button", { type: "button", class: "btn", "data-testid": "open-invite", onclick: () => inviteDialog(room) }, t("club.invite")) : null,
+    muteButton(room),
     r.direct ? null : h("a", { class: "btn dues-btn", href: `#/room/${room}/dues`, "data-testid": "open-dues" }, icon("coin"), h("span", {}, t("dues.title"))));
   const notice = noticeBanner(room);
   el.replaceChildren(head, notice.el, h("div", { class: "chat-body" }, scroller, newPill), typingEl, form);

@@ -264,6 +264,23 @@ const en = {
   "file.receipt": "Receipt",
   "file.noReceipt": "No receipt attached",
   "file.receiptReady": "Attached: {0}",
+  // Push notifications and the installable app (push)
+  "push.enable": "Turn on notifications",
+  "push.disable": "Turn off notifications",
+  "push.on": "Notifications are on for this browser.",
+  "push.off": "Notifications are off for this browser.",
+  "push.denied": "Notifications are blocked for this site; allow them in the browser's site settings.",
+  "push.failed": "Could not turn on notifications.",
+  "push.mute": "Mute",
+  "push.unmute": "Unmute",
+  "push.muted": "Muted",
+  "push.mutedHint": "Muted: you are notified only when someone mentions you or about your dues.",
+  "push.unmutedHint": "Notifications on for this room while you are away.",
+  "push.invitation": "{0} invited you to {1}",
+  "push.more": "{0} new messages",
+  "push.mention": "mentioned you",
+  "push.reconnecting": "Reconnecting…",
+  "push.reconnectingHint": "You are offline or the server cannot be reached. Moim will connect again by itself.",
 };
 
 const ko = {
@@ -528,6 +545,23 @@ const ko = {
   "file.receipt": "영수증",
   "file.noReceipt": "첨부한 영수증 없음",
   "file.receiptReady": "첨부됨: {0}",
+  // Push notifications and the installable app (push)
+  "push.enable": "알림 받기",
+  "push.disable": "알림 그만 받기",
+  "push.on": "이 브라우저에서 알림을 받습니다.",
+  "push.off": "이 브라우저에서 알림을 받지 않습니다.",
+  "push.denied": "이 사이트의 알림이 차단되어 있습니다. 브라우저의 사이트 설정에서 허용하세요.",
+  "push.failed": "알림을 켜지 못했습니다.",
+  "push.mute": "방 알림 끄기",
+  "push.unmute": "방 알림 켜기",
+  "push.muted": "알림 꺼짐",
+  "push.mutedHint": "알림 꺼짐: 나를 언급하거나 내 회비에 관한 메시지만 알려 드립니다.",
+  "push.unmutedHint": "자리를 비운 동안 이 방의 알림을 받습니다.",
+  "push.invitation": "{0}님이 {1} 방에 초대했습니다",
+  "push.more": "새 메시지 {0}개",
+  "push.mention": "나를 언급함",
+  "push.reconnecting": "다시 연결하는 중…",
+  "push.reconnectingHint": "오프라인이거나 서버에 연결할 수 없습니다. 연결되면 자동으로 다시 이어집니다.",
 };
 
 const dicts = { en, ko };

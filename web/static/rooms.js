@@ -6,6 +6,7 @@ import { state, listen, unread } from "./state.js";
 import { h, icon, modal, toast, errorText, clock, initial, langToggle } from "./ui.js";
 import { t } from "./i18n.js";
 import { mountInvitations, systemText } from "./club.js";
+import { pushButton } from "./push.js";
 
 export function mountSidebar(el, { logout, refresh }) {
   const list = h("nav", { class: "room-list", "aria-label": t("rooms.title"), "data-testid": "room-list" });
@@ -20,7 +21,8 @@ export function mountSidebar(el, { logout, refresh }) {
     h("div", { class: "side-actions" },
       h("button", { class: "btn primary", type: "button", "data-testid": "new-room", onclick: () => newRoom(refresh) }, t("rooms.new")),
       h("button", { class: "btn", type: "button", "data-testid": "find-rooms", onclick: () => findRooms(refresh) }, t("rooms.find")),
-      h("button", { class: "btn", type: "button", "data-testid": "contacts", onclick: () => contacts(refresh) }, t("contacts.title"))),
+      h("button", { class: "btn", type: "button", "data-testid": "contacts", onclick: () => contacts(refresh) }, t("contacts.title")),
+      pushButton()),
     invitations,
     list);
   const offInvitations = mountInvitations(invitations, refresh);
@@ -41,7 +43,7 @@ export function mountSidebar(el, { logout, refresh }) {
       h("span", { class: `avatar${r.direct ? " direct" : ""}`, "aria-hidden": "true" }, initial(r.name)),
       h("span", { class: "room-main" },
         h("span", { class: "room-top" },
-          h("span", { class: "room-name" }, r.name, r.has_password ? icon("lock", t("rooms.locked")) : null),
+          h("span", { class: "room-name" }, r.name, r.has_password ? icon("lock", t("rooms.locked")) : null, r.muted ? icon("bellOff", t("push.muted")) : null),
           last ? h("time", { class: "room-time" }, clock(last.ts)) : null),
         h("span", { class: "room-bottom" },
           h("span", { class: "room-last" }, preview(last)),

@@ -130,6 +130,8 @@ const ICONS = {
   coin: '<circle cx="12" cy="12" r="8"/><path d="M8 9l2 7 2-5 2 5 2-7M7 12h10"/>',
   down: '<path d="M6 9l6 6 6-6"/>',
   attach: '<path d="M16 7l-7.5 7.5a2 2 0 0 0 3 3L19 10a4 4 0 0 0-6-6l-8 8a6 6 0 0 0 8.5 8.5L20 14"/>',
+  bell: '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0"/>',
+  bellOff: '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0M4 4l16 16"/>',
 };
 
 // icon is a small line drawing (no emoji font needed) named by name.
