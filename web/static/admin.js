@@ -93,10 +93,9 @@ export function mountAdmin(el, room) {
         return h("li", { class: "person", "data-testid": "admin-member", "data-user": m.user_id, "data-role": m.role },
           h("div", { class: "grow" },
             me ? h("strong", {}, m.display_name, ` (${t("you")})`) : h("button", {
-              type: "button", class: "link strong", "data-testid": "admin-direct",
-              "aria-label": t("admin.directTo", m.display_name),
+              type: "button", class: "link strong", "data-testid": "admin-direct", title: t("admin.direct"),
               onclick: () => direct(m),
-            }, m.display_name),
+            }, m.display_name, h("span", { class: "sr-only" }, ` — ${t("admin.direct")}`)),
             h("div", { class: "muted small" }, "@" + m.username, " · ", h("span", { "data-testid": "admin-role" }, t("role." + m.role)))),
           r.role === "owner" && !me ? h("button", {
             type: "button", class: "btn small", "data-testid": m.role === "admin" ? "admin-demote" : "admin-promote",

@@ -51,8 +51,8 @@ function showAuth() {
   const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true, "data-testid": "auth-password" });
   const displayRow = h("label", { class: "field", hidden: true }, h("span", {}, t("auth.display")), display);
   const submit = h("button", { class: "btn primary wide", type: "submit", "data-testid": "auth-submit" }, t("auth.login"));
-  const tabLogin = h("button", { type: "button", class: "tab", "aria-selected": "true", "data-testid": "auth-tab-login", onclick: () => mode(false) }, t("auth.login"));
-  const tabSignup = h("button", { type: "button", class: "tab", "aria-selected": "false", "data-testid": "auth-tab-signup", onclick: () => mode(true) }, t("auth.signup"));
+  const tabLogin = h("button", { type: "button", role: "tab", class: "tab", "aria-selected": "true", "data-testid": "auth-tab-login", onclick: () => mode(false) }, t("auth.login"));
+  const tabSignup = h("button", { type: "button", role: "tab", class: "tab", "aria-selected": "false", "data-testid": "auth-tab-signup", onclick: () => mode(true) }, t("auth.signup"));
   const hint = h("p", { class: "hint", hidden: true }, t("auth.rules"));
   function mode(s) {
     signup = s;

@@ -10,14 +10,20 @@ import { t } from "./i18n.js";
 
 // autopaySection needs the room, whether the reader is an admin, the
 // current dues amount (the form's default), pin() for the wallet PIN and
-// act(fn, okText) to run a change and reload the panel.
+// act(fn, okText) to run a change and reload the panel. It returns the
+// section and refresh(), which reloads the orders: the panel keeps one
+// section, so a fee event's reload never wipes a half-filled form.
 export function autopaySection({ room, admin, amount, pin, act }) {
   const list = h("div", { "data-testid": "autopay-list" }, h("p", { class: "muted" }, t("loading")));
   const id = `autopay-${room}`;
+  let loads = 0;
 
-  api.roomSchedules(room).then((orders) => {
-    list.replaceChildren(orders.length ? table(orders) : h("p", { class: "muted" }, t("autopay.none")));
-  }, (e) => list.replaceChildren(h("p", { class: "error" }, errorText(e))));
+  function refresh() {
+    const mine = ++loads;
+    api.roomSchedules(room).then((orders) => {
+      if (mine === loads) list.replaceChildren(orders.length ? table(orders) : h("p", { class: "muted" }, t("autopay.none")));
+    }, (e) => list.replaceChildren(h("p", { class: "error" }, errorText(e))));
+  }
 
   function table(orders) {
     return h("div", { class: "scroll-x" }, h("table", { class: "ledger" },
@@ -87,8 +93,9 @@ export function autopaySection({ room, admin, amount, pin, act }) {
   h("p", { class: "muted small" }, t("autopay.hint")),
   h("button", { type: "submit", class: "btn primary", "data-testid": "autopay-create" }, t("autopay.create")));
 
-  return h("section", { class: "box", "aria-labelledby": id, "data-testid": "autopay" },
+  const el = h("section", { class: "box", "aria-labelledby": id, "data-testid": "autopay" },
     h("h3", { id }, t("autopay.title")),
     admin ? h("p", { class: "muted small" }, t("autopay.adminHint")) : null,
     list, form);
+  return { el, refresh };
 }

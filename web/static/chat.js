@@ -26,7 +26,8 @@ export function mountChat(el, room) {
   const edge = h("div", { class: "history-edge", "data-testid": "history-edge" });
   const list = h("div", { class: "msg-list" });
   const pendingBox = h("div", { class: "msg-list" });
-  const scroller = h("div", { class: "messages", "data-testid": "messages", role: "log", "aria-live": "polite" }, edge, list, pendingBox);
+  // Focusable, so the history scrolls with the keyboard too.
+  const scroller = h("div", { class: "messages", "data-testid": "messages", role: "log", "aria-live": "polite", "aria-label": r.name, tabindex: 0 }, edge, list, pendingBox);
   const newPill = h("button", { type: "button", class: "new-pill", hidden: true, onclick: () => toBottom() }, icon("down"), t("chat.newBelow"));
   const typingEl = h("div", { class: "typing", "data-testid": "typing" });
   const replyBar = h("div", { class: "reply-bar", hidden: true });
@@ -39,7 +40,7 @@ export function mountChat(el, room) {
     h("div", { class: "chat-title" }, h("h1", { "data-testid": "chat-title" }, r.name), subtitle),
     h("button", { type: "button", class: "icon-btn", "aria-label": t("search.title"), "data-testid": "open-search", onclick: () => searchMessages(room) }, icon("search")),
     r.direct ? null : h("a", { class: "icon-btn", href: `#/room/${room}/admin`, "aria-label": t("admin.title"), "data-testid": "open-admin" }, icon("people")),
-    r.direct ? null : h("a", { class: "btn dues-btn", href: `#/room/${room}/dues`, "data-testid": "open-dues" }, icon("coin"), h("span", {}, t("dues.title"))));
+    r.direct ? null : h("a", { class: "btn dues-btn", href: `#/room/${room}/dues`, "aria-label": t("dues.title"), "data-testid": "open-dues" }, icon("coin"), h("span", {}, t("dues.title"))));
   el.replaceChildren(head, h("div", { class: "chat-body" }, scroller, newPill), typingEl, form);
 
   // --- rendering ---
@@ -231,10 +232,13 @@ export function mountChat(el, room) {
     }
   }
 
-  function jump(seq) {
+  // jump scrolls to a loaded message and marks it; a search hit jumps at
+  // once (history loading above it must not cut a smooth scroll short).
+  function jump(seq, behavior = "smooth") {
     const el = rendered.get(seq);
     if (!el) return;
-    el.scrollIntoView({ block: "center", behavior: "smooth" });
+    pinned = false;
+    el.scrollIntoView({ block: "center", behavior });
     el.classList.add("flash");
     el.setAttribute("tabindex", "-1");
     el.focus({ preventScroll: true });
@@ -268,7 +272,7 @@ export function mountChat(el, room) {
         return;
       }
     }
-    jump(seq);
+    jump(seq, "instant");
   }
 
   async function loadOlder() {

@@ -62,9 +62,17 @@ export function mountDues(el, room) {
       admin ? adminSection() : null,
       admin && data.fund ? deskSection({ room, data, act }) : null,
       walletSection(),
-      data.fund ? autopaySection({ room, admin, amount: current ? current.amount : 0, pin, act }) : null,
+      data.fund ? autopay(admin, current) : null,
       data.fund ? ledgerSection(room) : null,
     ].filter(Boolean));
+  }
+
+  // One auto-pay section per panel, its list refreshed on each render.
+  let autopayBox;
+  function autopay(admin, current) {
+    autopayBox ||= autopaySection({ room, admin, amount: current ? current.amount : 0, pin, act });
+    autopayBox.refresh();
+    return autopayBox.el;
   }
 
   function fundSection(admin) {
