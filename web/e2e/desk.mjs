@@ -246,6 +246,8 @@ async function run() {
   await newcomerRow.waitFor({ state: "detached" });
   const ban = treasurer.locator(`[data-testid=admin-ban][data-user="${ids.newcomer}"]`);
   await ban.waitFor();
+  // The owner's delete says the fund must be settled first (₩30,000 dues − 21 × ₩100 spent).
+  await expectText(treasurer.getByTestId("delete-room-box"), "27,900");
   await axe(treasurer, "room panel (en)");
   await shot(treasurer, "admin-desktop.png");
   await ban.getByTestId("admin-unban").click();

@@ -34,7 +34,7 @@ export function mountAdmin(el, room) {
       admin ? settings(r) : about(r),
       memberList(r, members),
       admin ? banList(bans) : null,
-      r.role === "owner" ? deleteRoomBox({ room, balance: fund ? fund.balance : 0 }) : null,
+      r.role === "owner" ? h("section", { class: "box" }, deleteRoomBox({ room, balance: fund ? fund.balance : 0 })) : null,
     ].filter(Boolean));
   }
 
@@ -146,7 +146,7 @@ export function mountAdmin(el, room) {
 // (the dues panel stops reloading a room that is going away) and onFail
 // when it was refused.
 export function deleteRoomBox({ room, balance, onStart = () => {}, onFail = () => {} }) {
-  return h("section", { class: "box stack", "data-testid": "delete-room-box" },
+  return h("div", { class: "stack", "data-testid": "delete-room-box" },
     h("h4", {}, t("dues.deleteRoom")),
     h("p", { class: "muted small" }, balance > 0 ? t("dues.settleFirst", won(balance)) : t("dues.deleteHint")),
     h("button", {
