@@ -7,9 +7,12 @@ import { memberName } from "./state.js";
 import { h, errorText, won, date, period, thisPeriod } from "./ui.js";
 import { t } from "./i18n.js";
 
-// deskSection needs the room, the panel's data (dues, status, members)
-// and act(fn, okText) to run a change and reload the panel.
-export function deskSection({ room, data, act }) {
+// deskSection needs the room, the panel's data (dues, status, members),
+// act(fn, okText) to run a change and reload the panel, and view, an
+// object the panel keeps across reloads (what is typed in the forms and
+// the audit log's filters live there, so a fee event's reload resets
+// neither).
+export function deskSection({ room, data, act, view }) {
   const current = data.dues && data.dues.current;
   const kind = current ? current.period : "monthly";
   const nowPeriod = (data.status && data.status.period) || thisPeriod(kind);
@@ -19,14 +22,22 @@ export function deskSection({ room, data, act }) {
   const periodInput = (testid) => h("input", { required: true, value: nowPeriod, pattern: "\\d{4}-(\\d{2}|W\\d{2})", "data-testid": testid });
   const memo = (testid) => h("input", { maxlength: 200, "data-testid": testid });
   const field = (label, input) => h("label", { class: "field" }, h("span", {}, label), input);
+  // What is typed survives a reload of the panel until it is submitted.
+  const kept = (el) => {
+    const key = el.dataset.testid;
+    if (view[key] !== undefined) el.value = view[key];
+    el.addEventListener("input", () => (view[key] = el.value));
+    return el;
+  };
+  const forget = (...els) => els.forEach((el) => delete view[el.dataset.testid]);
 
-  const recWho = who("desk-record-who");
-  const recPeriod = periodInput("desk-record-period");
-  const recAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, value: current ? current.amount : "", "data-testid": "desk-record-amount" });
-  const recMemo = memo("desk-record-memo");
-  const waiveWho = who("desk-waive-who");
-  const waivePeriod = periodInput("desk-waive-period");
-  const waiveMemo = memo("desk-waive-memo");
+  const recWho = kept(who("desk-record-who"));
+  const recPeriod = kept(periodInput("desk-record-period"));
+  const recAmount = kept(h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, value: current ? current.amount : "", "data-testid": "desk-record-amount" }));
+  const recMemo = kept(memo("desk-record-memo"));
+  const waiveWho = kept(who("desk-waive-who"));
+  const waivePeriod = kept(periodInput("desk-waive-period"));
+  const waiveMemo = kept(memo("desk-waive-memo"));
 
   return h("section", { class: "box desk", "aria-labelledby": `desk-${room}`, "data-testid": "desk" },
     h("h3", { id: `desk-${room}` }, t("desk.title")),
@@ -36,6 +47,7 @@ export function deskSection({ room, data, act }) {
       onsubmit: (e) => {
         e.preventDefault();
         const name = recWho.selectedOptions[0].textContent;
+        forget(recWho, recPeriod, recAmount, recMemo);
         act(() => api.record(room, Number(recWho.value), recPeriod.value.trim(), Number(recAmount.value), recMemo.value),
           t("desk.recorded", name, period(recPeriod.value.trim()), won(Number(recAmount.value))));
       },
@@ -50,6 +62,7 @@ export function deskSection({ room, data, act }) {
       onsubmit: (e) => {
         e.preventDefault();
         const name = waiveWho.selectedOptions[0].textContent;
+        forget(waiveWho, waivePeriod, waiveMemo);
         act(() => api.waive(room, Number(waiveWho.value), waivePeriod.value.trim(), waiveMemo.value),
           t("desk.waived", name, period(waivePeriod.value.trim())));
       },
@@ -58,7 +71,7 @@ export function deskSection({ room, data, act }) {
     h("div", { class: "row wrap" },
       field(t("dues.member"), waiveWho), field(t("desk.period"), waivePeriod), field(t("dues.memo"), waiveMemo)),
     h("button", { type: "submit", class: "btn", "data-testid": "desk-waive-save" }, t("desk.waiveSave"))),
-    auditLog(room, members));
+    auditLog(room, members, view));
 }
 
 // rule shows the dues rule in force and a change waiting for its period.
@@ -75,7 +88,7 @@ function rule(dues) {
 
 // auditLog lists the room's dues changes, newest first, filtered on the
 // reader's side (the server keeps the latest 500).
-function auditLog(room, members) {
+function auditLog(room, members, view) {
   const kindSel = h("select", { "data-testid": "audit-kind" },
     ["", "policy", "record", "waiver"].map((k) => h("option", { value: k }, t("audit.kind." + (k || "all")))));
   const whoSel = h("select", { "data-testid": "audit-member" },
@@ -102,8 +115,16 @@ function auditLog(room, members) {
       h("div", { class: "muted small" }, t("audit.by", memberName(room, a.by)), " · ", h("time", { datetime: a.created_at }, date(a.created_at))));
   }
 
-  kindSel.addEventListener("change", render);
-  whoSel.addEventListener("change", render);
+  kindSel.value = view.kind || "";
+  whoSel.value = view.who || "";
+  kindSel.addEventListener("change", () => {
+    view.kind = kindSel.value;
+    render();
+  });
+  whoSel.addEventListener("change", () => {
+    view.who = whoSel.value;
+    render();
+  });
   api.audit(room).then((a) => {
     entries = a;
     render();

@@ -60,12 +60,14 @@ export function mountDues(el, room) {
       fundSection(admin),
       periodSection(),
       admin ? adminSection() : null,
-      admin && data.fund ? deskSection({ room, data, act }) : null,
+      admin && data.fund ? deskSection({ room, data, act, view: deskView }) : null,
       walletSection(),
       data.fund ? autopay(admin, current) : null,
       data.fund ? ledgerSection(room) : null,
     ].filter(Boolean));
   }
+
+  const deskView = {}; // the desk's filters, kept across reloads
 
   // One auto-pay section per panel, its list refreshed on each render.
   let autopayBox;
