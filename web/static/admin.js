@@ -63,7 +63,10 @@ export function mountAdmin(el, room) {
       class: "box stack", "aria-labelledby": `settings-${room}`, "data-testid": "admin-settings",
       onsubmit: (e) => {
         e.preventDefault();
-        const change = { name: name.value, description: desc.value };
+        // Only what changed: a rename is announced in the chat.
+        const change = {};
+        if (name.value.trim() !== r.name) change.name = name.value;
+        if (desc.value.trim() !== (r.description || "")) change.description = desc.value;
         if (noPass.checked) change.password = "";
         else if (pass.value) change.password = pass.value;
         act(async () => {
