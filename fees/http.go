@@ -46,6 +46,7 @@ func (f *Fees) Routes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx
 	r.Post("/schedules", auth, h.createSchedule)
 	r.Get("/schedules", auth, h.schedules)
 	r.Delete("/schedules/:id", auth, h.cancelSchedule)
+	r.Get("/rooms/:id/schedules", auth, h.roomSchedules)
 }
 
 func (h *handlers) createSchedule(c *fiber.Ctx) error {
@@ -72,11 +73,34 @@ func (h *handlers) schedules(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	next := ""
-	if len(ss) > limit {
-		ss = ss[:limit]
-		next = strconv.FormatInt(ss[limit-1].ID, 10)
+	ss, next := trimPage(ss, limit, func(s ScheduleView) int64 { return s.ID })
+	return c.JSON(fiber.Map{"schedules": ss, "next_cursor": next})
+}
+
+// trimPage cuts a list read with limit+1 rows to limit and returns the
+// cursor of the next page, empty on the last.
+func trimPage[T any](items []T, limit int, id func(T) int64) ([]T, string) {
+	if len(items) <= limit {
+		return items, ""
 	}
+	items = items[:limit]
+	return items, strconv.FormatInt(id(items[limit-1]), 10)
+}
+
+func (h *handlers) roomSchedules(c *fiber.Ctx) error {
+	room, err := api.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	limit, cursor, err := api.Page(c, 20, 100)
+	if err != nil {
+		return err
+	}
+	ss, err := h.f.RoomSchedules(c.UserContext(), room, h.user(c), cursor, limit+1)
+	if err != nil {
+		return err
+	}
+	ss, next := trimPage(ss, limit, func(s MemberSchedule) int64 { return s.ID })
 	return c.JSON(fiber.Map{"schedules": ss, "next_cursor": next})
 }
 

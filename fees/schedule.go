@@ -203,12 +203,54 @@ func (f *Fees) Schedules(ctx context.Context, user int64, cursor int64, limit in
 	if err := q.Order("id DESC").Limit(limit).Find(&ss).Error; err != nil {
 		return nil, fmt.Errorf("fees: schedules of %d: %w", user, err)
 	}
+	return f.withRuns(ctx, ss)
+}
+
+// withRuns attaches each schedule's latest runs.
+func (f *Fees) withRuns(ctx context.Context, ss []Schedule) ([]ScheduleView, error) {
 	out := make([]ScheduleView, len(ss))
 	for i, s := range ss {
 		out[i] = ScheduleView{Schedule: s, Runs: []ScheduleRun{}}
 		if err := f.db.WithContext(ctx).Where("schedule_id = ?", s.ID).Order("due_at DESC").Limit(runsShown).Find(&out[i].Runs).Error; err != nil {
 			return nil, fmt.Errorf("fees: runs of schedule %d: %w", s.ID, err)
 		}
+	}
+	return out, nil
+}
+
+// MemberSchedule is a schedule listed for a room, naming its payer.
+type MemberSchedule struct {
+	ScheduleView
+	UserID int64 `json:"user_id"`
+}
+
+// RoomSchedules lists the standing orders into a room's fund, newest
+// first with their recent runs: every member's to the room's owner and
+// admins (a treasurer sees whose auto-pay failed), the caller's own to
+// anyone else.
+func (f *Fees) RoomSchedules(ctx context.Context, room, user int64, cursor int64, limit int) ([]MemberSchedule, error) {
+	role, err := f.requireMember(ctx, room, user)
+	if err != nil {
+		return nil, err
+	}
+	q := f.db.WithContext(ctx).Where("room_id = ?", room)
+	if role != "owner" && role != "admin" {
+		q = q.Where("user_id = ?", user)
+	}
+	if cursor > 0 {
+		q = q.Where("id < ?", cursor)
+	}
+	var ss []Schedule
+	if err := q.Order("id DESC").Limit(limit).Find(&ss).Error; err != nil {
+		return nil, fmt.Errorf("fees: schedules into room %d: %w", room, err)
+	}
+	views, err := f.withRuns(ctx, ss)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MemberSchedule, len(views))
+	for i, v := range views {
+		out[i] = MemberSchedule{ScheduleView: v, UserID: v.UserID}
 	}
 	return out, nil
 }

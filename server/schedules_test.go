@@ -322,3 +322,52 @@ func TestCancelRacesTheScheduler(t *testing.T) {
 	}
 	checkBooks(t, n)
 }
+
+// TestRoomSchedulesShowTheTreasurerEveryMembersOrders checks the room's
+// auto-pay listing: an admin sees every member's orders into the room
+// (whose they are, next run, state), a member only their own, an outsider
+// nothing; orders into other rooms never show.
+func TestRoomSchedulesShowTheTreasurerEveryMembersOrders(t *testing.T) {
+	n := startTestNode(t, testConfig(t))
+	owner, payer, other, outsider := n.user(t, "Owner"), n.user(t, "Payer"), n.user(t, "Other"), n.user(t, "Outsider")
+	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{payer.id, other.id}})
+	elsewhere := owner.createRoom(map[string]any{"name": "Elsewhere", "member_ids": []int64{payer.id}})
+	for _, r := range []int64{room.ID, elsewhere.ID} {
+		owner.must(201, "POST", urlf("/api/rooms/%d/fund", r), map[string]any{"currency": "KRW"}, nil)
+	}
+	var monthly, once, foreign scheduleView
+	payer.must(201, "POST", "/api/schedules", map[string]any{"room_id": room.ID, "amount": 10000, "day_of_month": 25}, &monthly)
+	other.must(201, "POST", "/api/schedules", map[string]any{"room_id": room.ID, "amount": 5000, "at": time.Now().Add(48 * time.Hour).Format("2006-01-02")}, &once)
+	payer.must(201, "POST", "/api/schedules", map[string]any{"room_id": elsewhere.ID, "amount": 1000, "day_of_month": 1}, &foreign)
+	other.must(204, "DELETE", urlf("/api/schedules/%d", once.ID), nil, nil)
+
+	type listed struct {
+		scheduleView
+		UserID int64 `json:"user_id"`
+	}
+	list := func(c *client, query string) ([]listed, string) {
+		t.Helper()
+		var out struct {
+			Schedules  []listed `json:"schedules"`
+			NextCursor string   `json:"next_cursor"`
+		}
+		c.must(200, "GET", urlf("/api/rooms/%d/schedules", room.ID)+query, nil, &out)
+		return out.Schedules, out.NextCursor
+	}
+	all, next := list(owner, "")
+	if len(all) != 2 || next != "" ||
+		all[0].ID != once.ID || all[0].UserID != other.id || all[0].State != "cancelled" || all[0].NextRun != nil ||
+		all[1].ID != monthly.ID || all[1].UserID != payer.id || all[1].State != "active" || all[1].NextRun == nil || all[1].Runs == nil {
+		t.Fatalf("the owner sees %+v (next %q), want both members' orders into the room, newest first", all, next)
+	}
+	first, next := list(owner, "?limit=1")
+	rest, last := list(owner, "?limit=1&cursor="+next)
+	if len(first) != 1 || first[0].ID != once.ID || len(rest) != 1 || rest[0].ID != monthly.ID || last != "" {
+		t.Fatalf("paging: %+v then %+v (cursor %q)", first, rest, last)
+	}
+	if own, _ := list(payer, ""); len(own) != 1 || own[0].ID != monthly.ID {
+		t.Fatalf("a member sees %+v, want only their own order into this room", own)
+	}
+	outsider.fails(403, "not_member", "GET", urlf("/api/rooms/%d/schedules", room.ID), nil)
+	owner.fails(400, "validation", "GET", urlf("/api/rooms/%d/schedules?limit=500", room.ID), nil)
+}

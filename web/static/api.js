@@ -100,8 +100,8 @@ export const api = {
     request("POST", `/api/rooms/${id}/fund/spend`, receipt_attachment_id ? { amount, memo, idempotency_key, receipt_attachment_id } : { amount, memo, idempotency_key }),
   refund: (id, user_id, amount, memo, idempotency_key) =>
     request("POST", `/api/rooms/${id}/fund/refund`, { user_id, amount, memo, idempotency_key }),
-  // Off-wallet lines (cash, waivers) come with the first page.
-  ledger: (id) => request("GET", `/api/rooms/${id}/fund/ledger` + q({ limit: 50 })).then((r) => [...r.entries, ...(r.off_wallet || [])]),
+  // Off-wallet lines (cash, waivers) come with the first page only.
+  ledgerPage: (id, cursor) => request("GET", `/api/rooms/${id}/fund/ledger` + q({ cursor, limit: 20 })),
   ledgerCSV: (id) => request("GET", `/api/rooms/${id}/fund/ledger?format=csv`, undefined, { raw: true }).then((r) => r.blob()),
   dues: (id) => request("GET", `/api/rooms/${id}/dues`),
   setDues: (id, amount, period, due_day) => request("PUT", `/api/rooms/${id}/dues`, { amount, period, due_day }),
@@ -128,4 +128,18 @@ export const api = {
   unsubscribePush: (endpoint) => request("DELETE", "/api/push/subscriptions", { endpoint }),
   mute: (id) => request("PUT", `/api/rooms/${id}/mute`),
   unmute: (id) => request("DELETE", `/api/rooms/${id}/mute`),
+  // --- the treasurer's desk, auto-pay, room administration, search ---
+  record: (id, user_id, period, amount, memo) => request("POST", `/api/rooms/${id}/dues/records`, { user_id, period, amount, memo }),
+  waive: (id, user_id, period, memo) => request("POST", `/api/rooms/${id}/dues/waivers`, { user_id, period, memo }),
+  audit: (id) => request("GET", `/api/rooms/${id}/dues/audit`).then((r) => r.audit),
+  roomSchedules: (id) => request("GET", `/api/rooms/${id}/schedules` + q({ limit: 100 })).then((r) => r.schedules),
+  createSchedule: (body, pin) => request("POST", "/api/schedules", body, { pin }),
+  cancelSchedule: (id) => request("DELETE", `/api/schedules/${id}`),
+  removeMember: (id, user_id) => request("DELETE", `/api/rooms/${id}/members/${user_id}`),
+  setRole: (id, user_id, role) => request("PUT", `/api/rooms/${id}/members/${user_id}/role`, { role }),
+  bans: (id) => request("GET", `/api/rooms/${id}/bans`).then((r) => r.bans),
+  liftBan: (id, user_id) => request("DELETE", `/api/rooms/${id}/bans/${user_id}`),
+  searchMessages: (id, text) => request("GET", `/api/rooms/${id}/messages/search` + q({ q: text, limit: 30 })).then((r) => r.messages),
+  // after: oldest first above that seq.
+  historyAfter: (id, after, limit = 100) => request("GET", `/api/rooms/${id}/messages` + q({ after, limit })).then((r) => r.messages),
 };

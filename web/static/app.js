@@ -1,6 +1,7 @@
 // Moim's web client: log in, then the room list, the open room's chat and
 // its dues panel, kept live by one WebSocket. Routes live in the URL
-// fragment (#/room/7, #/room/7/dues) so the server only serves /.
+// fragment (#/room/7, #/room/7/dues, #/room/7/admin) so the server only
+// serves /.
 import { api, session, UNAUTHORIZED } from "./api.js";
 import { Socket } from "./socket.js";
 import { state, emit, roomMsgs } from "./state.js";
@@ -11,6 +12,7 @@ import { mountChat } from "./chat.js";
 import { mountDues } from "./dues.js";
 import { applyEdit, joinPage, mentionsMe } from "./club.js";
 import { registerWorker, reconnecting } from "./push.js";
+import { mountAdmin } from "./admin.js";
 
 const root = document.getElementById("app");
 const NOTICE = "moim.notice";
@@ -59,8 +61,8 @@ function showAuth() {
   const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true, "data-testid": "auth-password" });
   const displayRow = h("label", { class: "field", hidden: true }, h("span", {}, t("auth.display")), display);
   const submit = h("button", { class: "btn primary wide", type: "submit", "data-testid": "auth-submit" }, t("auth.login"));
-  const tabLogin = h("button", { type: "button", class: "tab", "aria-selected": "true", "data-testid": "auth-tab-login", onclick: () => mode(false) }, t("auth.login"));
-  const tabSignup = h("button", { type: "button", class: "tab", "aria-selected": "false", "data-testid": "auth-tab-signup", onclick: () => mode(true) }, t("auth.signup"));
+  const tabLogin = h("button", { type: "button", role: "tab", class: "tab", "aria-selected": "true", "data-testid": "auth-tab-login", onclick: () => mode(false) }, t("auth.login"));
+  const tabSignup = h("button", { type: "button", role: "tab", class: "tab", "aria-selected": "false", "data-testid": "auth-tab-signup", onclick: () => mode(true) }, t("auth.signup"));
   const hint = h("p", { class: "hint", hidden: true }, t("auth.rules"));
   function mode(s) {
     signup = s;
@@ -260,9 +262,11 @@ function onClub(ev) {
 }
 
 let chat = { room: 0, unmount: () => {} };
-let dues = { room: 0, unmount: () => {} };
+let panel = { key: "", unmount: () => {} };
+const panels = { dues: mountDues, admin: mountAdmin };
 
-// route shows what the fragment names: the list, a room, a room's dues.
+// route shows what the fragment names: the list, a room, a room's dues
+// or its members and settings (both in the side panel).
 function route() {
   const invite = /^#\/invite\/([A-Za-z0-9_-]{1,32})$/.exec(location.hash);
   if (invite) {
@@ -278,7 +282,7 @@ function route() {
     emit("route");
     return;
   }
-  const m = /^#\/room\/(\d+)(\/dues)?$/.exec(location.hash);
+  const m = /^#\/room\/(\d+)(?:\/(dues|admin))?$/.exec(location.hash);
   const room = m ? Number(m[1]) : 0;
   if (room && !state.rooms.has(room)) {
     refreshRooms().then(() => {
@@ -288,20 +292,22 @@ function route() {
     return;
   }
   state.current = room;
-  state.dues = !!(m && m[2]) && !state.rooms.get(room).direct;
-  shell.dataset.view = !room ? "list" : state.dues ? "dues" : "chat";
-  shell.classList.toggle("with-dues", state.dues);
-  const [, main, panel] = shell.children;
+  const which = m && m[2] && !state.rooms.get(room).direct ? m[2] : "";
+  state.dues = which === "dues";
+  shell.dataset.view = !room ? "list" : which ? "dues" : "chat";
+  shell.classList.toggle("with-dues", !!which);
+  const [, main, side] = shell.children;
   if (chat.room !== room) {
     chat.unmount();
     chat = room ? { room, unmount: mountChat(main, room) } : { room: 0, unmount: () => {} };
     if (!room) main.replaceChildren(h("div", { class: "empty" }, h("img", { src: "/assets/icon.svg", alt: "", width: 64, height: 64 }), h("p", {}, t("chat.pick"))));
   }
-  const duesRoom = state.dues ? room : 0;
-  if (dues.room !== duesRoom) {
-    dues.unmount();
-    dues = duesRoom ? { room: duesRoom, unmount: mountDues(panel, duesRoom) } : { room: 0, unmount: () => {} };
-    if (!duesRoom) panel.replaceChildren();
+  const key = which ? `${which}/${room}` : "";
+  if (panel.key !== key) {
+    panel.unmount();
+    panel = which ? { key, unmount: panels[which](side, room) } : { key: "", unmount: () => {} };
+    if (!which) side.replaceChildren();
+    side.setAttribute("aria-label", which === "admin" ? t("admin.title") : t("dues.title"));
   }
   emit("route");
 }

@@ -3,13 +3,16 @@
 // receipts, presence dots, and fee events as cards.
 import { api } from "./api.js";
 import { state, listen, roomMsgs, readBy, memberName, isAdmin, emit } from "./state.js";
-import { h, icon, confirm, toast, errorText, clock, day, won } from "./ui.js";
+import { h, icon, confirm, toast, errorText, clock, day, won, period, calendarDay } from "./ui.js";
 import { t } from "./i18n.js";
 import { systemText, mentionsMe, bodyWithMentions, canEdit, editMessage, pin, noticeBanner, mayInvite, inviteDialog } from "./club.js";
 import { upload, view as attachmentView, size as byteSize, MAX_SIZE } from "./files.js";
 import { muteButton } from "./push.js";
+import { searchMessages } from "./search.js";
 
 const PAGE = 50;
+const CONTEXT = 25; // messages shown before one found by search
+const CONTEXT_PAGES = 20;
 const TYPING_EVERY = 3000;
 const GROUP_MS = 5 * 60 * 1000; // same sender within this: one name above
 const minute = (ts) => Math.floor(ts / 60000);
@@ -26,7 +29,8 @@ export function mountChat(el, room) {
   const edge = h("div", { class: "history-edge", "data-testid": "history-edge" });
   const list = h("div", { class: "msg-list" });
   const pendingBox = h("div", { class: "msg-list" });
-  const scroller = h("div", { class: "messages", "data-testid": "messages", role: "log", "aria-live": "polite" }, edge, list, pendingBox);
+  // Focusable, so the history scrolls with the keyboard too.
+  const scroller = h("div", { class: "messages", "data-testid": "messages", role: "log", "aria-live": "polite", "aria-label": r.name, tabindex: 0 }, edge, list, pendingBox);
   const newPill = h("button", { type: "button", class: "new-pill", hidden: true, onclick: () => toBottom() }, icon("down"), t("chat.newBelow"));
   const typingEl = h("div", { class: "typing", "data-testid": "typing" });
   const replyBar = h("div", { class: "reply-bar", hidden: true });
@@ -43,9 +47,11 @@ export function mountChat(el, room) {
   const head = h("header", { class: "chat-head" },
     h("a", { class: "icon-btn back", href: "#/", "aria-label": t("back") }, icon("back")),
     h("div", { class: "chat-title" }, h("h1", { "data-testid": "chat-title" }, r.name), subtitle),
+    h("button", { type: "button", class: "icon-btn", "aria-label": t("search.title"), "data-testid": "open-search", onclick: () => searchMessages(room) }, icon("search")),
     mayInvite(room) ? h("button", { type: "button", class: "btn", "data-testid": "open-invite", onclick: () => inviteDialog(room) }, t("club.invite")) : null,
     muteButton(room),
-    r.direct ? null : h("a", { class: "btn dues-btn", href: `#/room/${room}/dues`, "data-testid": "open-dues" }, icon("coin"), h("span", {}, t("dues.title"))));
+    r.direct ? null : h("a", { class: "icon-btn", href: `#/room/${room}/admin`, "aria-label": t("admin.title"), "data-testid": "open-admin" }, icon("people")),
+    r.direct ? null : h("a", { class: "btn dues-btn", href: `#/room/${room}/dues`, "aria-label": t("dues.title"), "data-testid": "open-dues" }, icon("coin"), h("span", {}, t("dues.title"))));
   const notice = noticeBanner(room);
   el.replaceChildren(head, notice.el, h("div", { class: "chat-body" }, scroller, newPill), typingEl, form);
 
@@ -108,16 +114,16 @@ export function mountChat(el, room) {
     const who = f.user ? memberName(room, f.user) : "";
     const amount = f.amount ? won(f.amount) : "";
     const texts = {
-      dues: () => t("feeText.dues", who, amount, f.period),
+      dues: () => t("feeText.dues", who, amount, period(f.period)),
       spend: () => t("feeText.spend", amount, f.memo || ""),
-      refund: () => t("feeText.refund", amount, who, f.period || "", f.memo || ""),
-      reminder: () => t("feeText.reminder", f.period, amount, f.due_date),
+      refund: () => t("feeText.refund", amount, who, period(f.period), f.memo || ""),
+      reminder: () => t("feeText.reminder", period(f.period), amount, f.due_date ? calendarDay(f.due_date) : ""),
       transfer: () => t("feeText.transfer", memberName(room, f.from), amount, who) + (f.memo ? ` — ${f.memo}` : ""),
-      autopay_failed: () => t("feeText.autopay_failed", who, f.period,
+      autopay_failed: () => t("feeText.autopay_failed", who, period(f.period),
         (f.reason === "insufficient_funds" ? t("reason.insufficient_funds") : t("reason.other")) + " " + (f.retry ? t("retry.yes") : t("retry.no"))),
       autopay_cancelled: () => t("feeText.autopay_cancelled", who),
-      dues_record: () => t("feeText.dues_record", who, f.period, amount),
-      dues_waiver: () => t("feeText.dues_waiver", who, f.period),
+      dues_record: () => t("feeText.dues_record", who, period(f.period), amount),
+      dues_waiver: () => t("feeText.dues_waiver", who, period(f.period)),
     };
     const text = texts[f.event] ? texts[f.event]() : m.body;
     // Only events that moved money show a signed amount; a failed auto-pay
@@ -245,12 +251,47 @@ export function mountChat(el, room) {
     }
   }
 
-  function jump(seq) {
+  // jump scrolls to a loaded message and marks it; a search hit jumps at
+  // once (history loading above it must not cut a smooth scroll short).
+  function jump(seq, behavior = "smooth") {
     const el = rendered.get(seq);
     if (!el) return;
-    el.scrollIntoView({ block: "center", behavior: "smooth" });
+    pinned = false;
+    el.scrollIntoView({ block: "center", behavior });
     el.classList.add("flash");
+    el.setAttribute("tabindex", "-1");
+    el.focus({ preventScroll: true });
     setTimeout(() => el.classList.remove("flash"), 1200);
+  }
+
+  // showAround brings a message found by search into view with its
+  // context: the page before it, and everything from it up to what is
+  // already loaded, so the list stays without gaps (at most CONTEXT_PAGES
+  // pages of 100 forward; older history then loads on scrolling up).
+  async function showAround(seq) {
+    if (!rendered.has(seq)) {
+      try {
+        const loaded = rendered.size ? Math.min(...rendered.keys()) : Infinity;
+        const page = await api.history(room, seq + 1, CONTEXT);
+        let after = seq;
+        for (let i = 0; i < CONTEXT_PAGES && after + 1 < loaded; i++) {
+          const next = await api.historyAfter(room, after, 100);
+          page.push(...next);
+          if (next.length < 100) break;
+          after = next[next.length - 1].seq;
+        }
+        for (const m of page) {
+          if (!msgs.has(m.seq)) msgs.set(m.seq, m);
+          insert(msgs.get(m.seq));
+        }
+        pinned = false;
+        tidy();
+      } catch (e) {
+        toast(errorText(e), "error");
+        return;
+      }
+    }
+    jump(seq, "instant");
   }
 
   async function loadOlder() {
@@ -450,6 +491,7 @@ export function mountChat(el, room) {
       tidy();
     },
     notice: (id) => id === room && notice.paint(),
+    jump: (ev) => ev.room === room && showAround(ev.seq),
   });
 
   async function loadPresence() {

@@ -1,12 +1,17 @@
 // The dues panel of one room: the fund's balance, this period's status
-// per member, paying dues from the wallet, the ledger with its CSV, and
-// for admins the policy, spends, refunds and reminders. It reloads when a
-// fee event arrives in the room, so every member sees a payment at once.
+// per member, paying dues from the wallet, auto-pay (autopay.js), the
+// ledger with its CSV (ledger.js), and for admins the policy, spends,
+// refunds, reminders and the treasurer's desk (desk.js). It reloads when
+// a fee event arrives in the room, so every member sees a payment at once.
 import { api } from "./api.js";
 import { state, listen, isAdmin } from "./state.js";
-import { h, confirm, toast, errorText, won, date, uuid } from "./ui.js";
+import { h, confirm, toast, errorText, won, uuid, period, calendarDay } from "./ui.js";
 import { t } from "./i18n.js";
-import { upload, openReceipt } from "./files.js";
+import { upload } from "./files.js";
+import { deskSection } from "./desk.js";
+import { autopaySection } from "./autopay.js";
+import { ledgerSection } from "./ledger.js";
+import { deleteRoomBox } from "./admin.js";
 
 export function mountDues(el, room) {
   const body = h("div", { class: "panel-body", "data-testid": "dues-panel" }, h("p", { class: "muted pad" }, t("loading")));
@@ -43,13 +48,7 @@ export function mountDues(el, room) {
       members: members.status === "fulfilled" ? members.value : state.members.get(room) || [],
     };
     if (members.status === "fulfilled") state.members.set(room, members.value);
-    const [status, ledger] = await Promise.allSettled([
-      d.dues && d.dues.current ? api.duesStatus(room) : Promise.resolve(null),
-      d.fund ? api.ledger(room) : Promise.resolve([]),
-    ]);
-    d.status = status.status === "fulfilled" ? status.value : null;
-    d.ledger = ledger.status === "fulfilled" ? ledger.value : [];
-    d.ledger = [...d.ledger].sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+    d.status = d.dues && d.dues.current ? await api.duesStatus(room).catch(() => null) : null;
     if (!alive) return;
     data = d;
     render();
@@ -57,13 +56,26 @@ export function mountDues(el, room) {
 
   function render() {
     const admin = isAdmin(room);
+    const current = data.dues && data.dues.current;
     body.replaceChildren(...[
       fundSection(admin),
       periodSection(),
       admin ? adminSection() : null,
+      admin && data.fund ? deskSection({ room, data, act, view: deskView }) : null,
       walletSection(),
-      data.fund ? ledgerSection() : null,
+      data.fund ? autopay(admin, current) : null,
+      data.fund ? ledgerSection(room) : null,
     ].filter(Boolean));
+  }
+
+  const deskView = {}; // the desk's filters, kept across reloads
+
+  // One auto-pay section per panel, its list refreshed on each render.
+  let autopayBox;
+  function autopay(admin, current) {
+    autopayBox ||= autopaySection({ room, admin, amount: current ? current.amount : 0, pin, act });
+    autopayBox.refresh();
+    return autopayBox.el;
   }
 
   function fundSection(admin) {
@@ -91,9 +103,9 @@ export function mountDues(el, room) {
     const owed = mine ? Math.max(0, mine.due - mine.paid) : 0;
     const canPay = data.fund && mine && owed > 0 && mine.state !== "waived";
     return h("section", { class: "box" },
-      h("h3", {}, t("dues.period"), s ? h("span", { class: "muted" }, " " + s.period) : null),
+      h("h3", {}, t("dues.period"), s ? h("span", { class: "muted" }, " " + period(s.period)) : null),
       h("p", {}, policyText(p)),
-      s ? h("p", { class: "muted small" }, t("dues.due", s.due_date), " · ", t("dues.paidCount", s.totals.paid_members, s.totals.members)) : null,
+      s ? h("p", { class: "muted small" }, t("dues.due", calendarDay(s.due_date)), " · ", t("dues.paidCount", s.totals.paid_members, s.totals.members)) : null,
       canPay ? h("button", { type: "button", class: "btn primary wide", "data-testid": "pay-dues", onclick: () => pay(s, owed) }, t("dues.pay", won(owed))) : null,
       mine && owed === 0 ? h("p", { class: "ok" }, t("dues.youPaid")) : null,
       s ? h("table", { class: "status" },
@@ -108,7 +120,7 @@ export function mountDues(el, room) {
     const every = p.period === "weekly" ? t("dues.weekly", t("weekday." + p.due_day)) : t("dues.monthly", p.due_day);
     let text = `${won(p.amount)} · ${every}`;
     const next = data.dues.next;
-    if (next) text += " — " + t("dues.next", next.effective_from, won(next.amount));
+    if (next) text += " — " + t("dues.next", period(next.effective_from), won(next.amount));
     return text;
   }
 
@@ -251,26 +263,17 @@ export function mountDues(el, room) {
           act(() => api.refund(room, Number(refundWho.value), n, refundMemo.value, keyFor("refund")), t("dues.refunded", won(n)), "refund");
         },
       }, h("h4", {}, t("dues.refund")), h("div", { class: "row wrap" }, refundWho, refundAmount, refundMemo), h("button", { type: "submit", class: "btn", "data-testid": "refund" }, t("dues.refund"))) : null,
-      state.rooms.get(room).role === "owner" ? h("div", { class: "stack", "data-testid": "delete-room-box" },
-        h("h4", {}, t("dues.deleteRoom")),
-        h("p", { class: "muted small" }, data.fund && data.fund.balance > 0 ? t("dues.settleFirst", won(data.fund.balance)) : t("dues.deleteHint")),
-        h("button", {
-          type: "button", class: "btn danger", "data-testid": "delete-room",
-          onclick: async () => {
-            if (!(await confirm(t("dues.deleteRoom"), t("dues.deleteConfirm"), t("dues.deleteRoom"), { testid: "delete-dialog" }))) return;
-            // No reload (after a fee event) may ask for the room while or
-            // after it is deleted.
-            deleting = true;
-            clearTimeout(timer);
-            try {
-              await api.deleteRoom(room);
-              location.hash = "#/";
-            } catch (e) {
-              deleting = false;
-              toast(e.code === "fund_not_empty" ? t("dues.settleFirst", won(data.fund ? data.fund.balance : 0)) : errorText(e), "error");
-            }
-          },
-        }, t("dues.deleteRoom"))) : null,
+      state.rooms.get(room).role === "owner" ? deleteRoomBox({
+        room,
+        balance: data.fund ? data.fund.balance : 0,
+        // No reload (after a fee event) may ask for the room while or
+        // after it is deleted.
+        onStart: () => {
+          deleting = true;
+          clearTimeout(timer);
+        },
+        onFail: () => (deleting = false),
+      }) : null,
       data.status ? h("div", { class: "stack" },
         h("h4", {}, t("dues.remind")),
         h("p", { class: "muted small" }, t("dues.remindHint")),
@@ -278,39 +281,6 @@ export function mountDues(el, room) {
           type: "button", class: "btn", "data-testid": "remind",
           onclick: () => act(() => api.remind(room), t("dues.reminded")),
         }, t("dues.remind"))) : null);
-  }
-
-  function ledgerSection() {
-    const rows = data.ledger || [];
-    return h("section", { class: "box" },
-      h("div", { class: "row between" },
-        h("h3", {}, t("dues.ledger")),
-        h("button", { type: "button", class: "btn small", "data-testid": "ledger-csv", onclick: downloadCSV }, t("dues.csv"))),
-      rows.length ? h("table", { class: "ledger", "data-testid": "ledger" },
-        h("thead", {}, h("tr", {}, h("th", {}, t("dues.when")), h("th", {}, t("dues.what")), h("th", { class: "num" }, t("dues.amount")), h("th", { class: "num" }, t("dues.balance")))),
-        h("tbody", {}, rows.map((l) => h("tr", { "data-testid": "ledger-row" },
-          h("td", { class: "nowrap" }, date(l.at)),
-          h("td", {}, h("div", {}, t("kind." + l.kind), l.member ? ` · ${l.member}` : "",
-            l.off_wallet ? h("span", { class: "badge", "data-testid": "off-wallet" }, t("dues.offWallet")) : null,
-            l.test ? h("span", { class: "badge test" }, t("dues.testMoney")) : null),
-          l.memo || l.period ? h("div", { class: "muted small" }, l.memo || l.period) : null,
-          l.receipt_attachment_id ? h("button", { type: "button", class: "link small", "data-testid": "ledger-receipt", onclick: () => openReceipt(l.receipt_attachment_id) }, t("file.receipt")) : null),
-          h("td", { class: `num ${l.off_wallet ? "" : l.amount < 0 ? "neg" : "pos"}` }, (l.amount > 0 && !l.off_wallet ? "+" : "") + won(l.amount)),
-          h("td", { class: "num" }, l.off_wallet ? "—" : won(l.balance_after)))))) : h("p", { class: "muted" }, t("dues.noLedger")));
-  }
-
-  async function downloadCSV() {
-    try {
-      const blob = await api.ledgerCSV(room);
-      const url = URL.createObjectURL(blob);
-      const a = h("a", { href: url, download: `moim-room-${room}-ledger.csv` });
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
-    } catch (e) {
-      toast(errorText(e), "error");
-    }
   }
 
   // act runs a change, says how it went and shows the new state.

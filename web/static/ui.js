@@ -44,22 +44,62 @@ export function won(n) {
   return money().format(n);
 }
 
+// zone is the time zone dates are shown in: Korea's for a Korean reader
+// (dues periods and auto-pay runs are KST wherever the browser is), the
+// browser's own otherwise.
+const zone = () => (lang() === "ko" ? { timeZone: "Asia/Seoul" } : {});
+
 // clock is a message time: 14:03, or with the date when not today.
 export function clock(ms) {
   const d = new Date(ms);
   const now = new Date();
-  const opts = { hour: "numeric", minute: "2-digit" };
+  const opts = { hour: "numeric", minute: "2-digit", ...zone() };
   if (d.toDateString() !== now.toDateString()) Object.assign(opts, { month: "short", day: "numeric" });
   return new Intl.DateTimeFormat(lang(), opts).format(d);
 }
 
 // day is the date line between messages of different days.
 export function day(ms) {
-  return new Intl.DateTimeFormat(lang(), { year: "numeric", month: "long", day: "numeric", weekday: "short" }).format(new Date(ms));
+  return new Intl.DateTimeFormat(lang(), { year: "numeric", month: "long", day: "numeric", weekday: "short", ...zone() }).format(new Date(ms));
 }
 
+// date is a moment with its day: 11월 25일 오전 6:00, Nov 25, 6:00 AM.
 export function date(iso) {
-  return new Intl.DateTimeFormat(lang(), { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" }).format(new Date(iso));
+  return new Intl.DateTimeFormat(lang(), { month: "short", day: "numeric", hour: "numeric", minute: "2-digit", ...zone() }).format(new Date(iso));
+}
+
+// calendarDay is a day without a time: 2026년 11월 25일, Nov 25, 2026. A
+// bare date ("2026-11-25") is that day wherever the reader is.
+export function calendarDay(iso) {
+  const bare = /^\d{4}-\d{2}-\d{2}$/.test(iso);
+  return new Intl.DateTimeFormat(lang(), { year: "numeric", month: "short", day: "numeric", ...(bare ? { timeZone: "UTC" } : zone()) }).format(new Date(iso));
+}
+
+// period names a dues period for the reader: "2026-11" is November 2026
+// (2026년 11월), "2026-W47" week 47 of 2026; anything else as given.
+export function period(p) {
+  const month = /^(\d{4})-(\d{2})$/.exec(p || "");
+  if (month) {
+    return new Intl.DateTimeFormat(lang(), { year: "numeric", month: "long", timeZone: "UTC" })
+      .format(Date.UTC(Number(month[1]), Number(month[2]) - 1, 15));
+  }
+  const week = /^(\d{4})-W(\d{2})$/.exec(p || "");
+  return week ? t("period.week", week[1], Number(week[2])) : p || "";
+}
+
+// thisPeriod is the current dues period in Korea ("2026-11" or
+// "2026-W47"), which is how the server names periods.
+export function thisPeriod(kind) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Seoul", year: "numeric", month: "2-digit", day: "2-digit" })
+    .formatToParts(new Date()).map((x) => [x.type, x.value]));
+  if (kind !== "weekly") return `${parts.year}-${parts.month}`;
+  // ISO week: the Thursday of this week decides the year.
+  const d = new Date(Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day)));
+  const wd = d.getUTCDay() || 7;
+  d.setUTCDate(d.getUTCDate() + 4 - wd);
+  const jan1 = Date.UTC(d.getUTCFullYear(), 0, 1);
+  const w = Math.ceil(((d - jan1) / 86400000 + 1) / 7);
+  return `${d.getUTCFullYear()}-W${String(w).padStart(2, "0")}`;
 }
 
 // initial is the avatar letter of a name (a Hangul syllable stays whole).
@@ -132,6 +172,8 @@ const ICONS = {
   attach: '<path d="M16 7l-7.5 7.5a2 2 0 0 0 3 3L19 10a4 4 0 0 0-6-6l-8 8a6 6 0 0 0 8.5 8.5L20 14"/>',
   bell: '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0"/>',
   bellOff: '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0M4 4l16 16"/>',
+  search: '<circle cx="11" cy="11" r="6"/><path d="M20 20l-4.5-4.5"/>',
+  people: '<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0M16 4.5a3.5 3.5 0 0 1 0 7M18 14a5 5 0 0 1 3.5 6"/>',
 };
 
 // icon is a small line drawing (no emoji font needed) named by name.
