@@ -145,13 +145,8 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	if err := api.Decode(c, &req); err != nil {
 		return err
 	}
-	switch {
-	case !validCID(req.CID):
-		return api.Validation("cid must be 1 to 64 printable ASCII characters without ':'")
-	case !validBody(req.Body):
-		return api.Validation("body must be 1 to 4000 characters without control characters other than newline and tab")
-	case req.ReplyTo < 0:
-		return api.Validation("reply_to must be a seq")
+	if err := checkSend(req.CID, req.Body, req.ReplyTo); err != nil {
+		return err
 	}
 	name, err := h.dir.DisplayName(c.UserContext(), user)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"moim/api"
 )
 
 // inbound is any client frame of protocol v1 (docs/PROTOCOL.md).
@@ -41,6 +43,30 @@ func validCID(cid string) bool {
 func validBody(body string) bool {
 	n := utf8.RuneCountInString(body)
 	return n >= 1 && n <= maxBody && strings.IndexFunc(body, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' }) < 0
+}
+
+// checkSend is the one check of a message to send, for the send frame and
+// POST /api/rooms/{id}/messages alike: a field breaking its rule is code
+// validation on both (bad_request is for a request of the wrong shape).
+func checkSend(cid, body string, replyTo int64) *api.Error {
+	if !validCID(cid) {
+		return api.Validation("cid must be 1 to 64 printable ASCII characters without ':'")
+	}
+	if err := checkBody(body); err != nil {
+		return err
+	}
+	if replyTo < 0 {
+		return api.Validation("reply_to must be a seq")
+	}
+	return nil
+}
+
+// checkBody is the rule for a message body, sent or edited.
+func checkBody(body string) *api.Error {
+	if !validBody(body) {
+		return api.Validation("body must be 1 to 4000 characters without control characters other than newline and tab")
+	}
+	return nil
 }
 
 // Server → client events other than msg. Each is encoded once per event.

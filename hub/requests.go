@@ -14,20 +14,15 @@ import (
 // send validates a member's message once, stores it with one script call
 // and acknowledges it; delivery follows through the room's channel.
 func (h *Hub) send(c *Conn, in *inbound) {
-	switch {
-	case in.Room <= 0:
+	if in.Room <= 0 { // the room is the address, as a REST path's id: bad_request there too
 		h.fail(c, "bad_request", "room must be a room id", in.CID, 0)
 		return
-	case !validCID(in.CID):
-		h.fail(c, "bad_request", "cid must be 1 to 64 printable ASCII characters without ':'", in.CID, in.Room)
+	}
+	if err := checkSend(in.CID, in.Body, in.ReplyTo); err != nil {
+		h.fail(c, err.Code, err.Message, in.CID, in.Room)
 		return
-	case !validBody(in.Body):
-		h.fail(c, "bad_request", "body must be 1 to 4000 characters without control characters other than newline and tab", in.CID, in.Room)
-		return
-	case in.ReplyTo < 0:
-		h.fail(c, "bad_request", "reply_to must be a seq", in.CID, in.Room)
-		return
-	case !c.bucket.allow(time.Now(), h.cfg.SendRate, h.cfg.SendBurst):
+	}
+	if !c.bucket.allow(time.Now(), h.cfg.SendRate, h.cfg.SendBurst) {
 		h.fail(c, "rate_limited", "sending too fast; slow down", in.CID, in.Room)
 		return
 	}
