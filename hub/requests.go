@@ -240,7 +240,7 @@ func (h *Hub) delete(c *Conn, in *inbound) {
 	_ = json.Unmarshal(msg, &m)
 	// Fee and system messages are the room's record of its money and
 	// membership: nobody deletes them, not even an admin.
-	if m.Kind == "fee" || m.Kind == "system" {
+	if m.Kind == chatlog.KindFee || m.Kind == chatlog.KindSystem {
 		h.fail(c, "forbidden", "fee and system messages cannot be deleted", "", in.Room)
 		return
 	}
