@@ -35,6 +35,8 @@ type Rooms interface {
 	Role(ctx context.Context, roomID, userID int64) (string, error)
 	// DisplayName is a user's name, for announcements.
 	DisplayName(ctx context.Context, userID int64) (string, error)
+	// DisplayNames maps each of ids that exists to its display name.
+	DisplayNames(ctx context.Context, ids []int64) (map[int64]string, error)
 	// Roster lists a room's members as the system sees them; callers
 	// check the asking user's membership first.
 	Roster(ctx context.Context, roomID int64) ([]int64, error)
