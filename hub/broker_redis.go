@@ -22,8 +22,8 @@ import (
 var (
 	//go:embed send.lua
 	sendLua string
-	//go:embed read.lua
-	readLua string
+	//go:embed mark_read.lua
+	markReadLua string
 	//go:embed presence.lua
 	presenceLua string
 	//go:embed delete.lua
@@ -34,7 +34,7 @@ var (
 	editLua string
 
 	sendScript     = redis.NewScript(sendLua)
-	markReadScript = redis.NewScript(readLua)
+	markReadScript = redis.NewScript(markReadLua)
 	presenceScript = redis.NewScript(presenceLua)
 	deleteScript   = redis.NewScript(deleteLua)
 	seqHiScript    = redis.NewScript(seqHiLua)
