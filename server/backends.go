@@ -243,7 +243,7 @@ func retry(ctx context.Context, timeout time.Duration, setting string, ping func
 		last = ping(attempt)
 		var ce *configError
 		if errors.As(last, &ce) {
-			return struct{}{}, backoff.Permanent(ce)
+			return struct{}{}, backoff.Permanent(last)
 		}
 		return struct{}{}, last
 	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 2 * time.Second}),
@@ -253,7 +253,7 @@ func retry(ctx context.Context, timeout time.Duration, setting string, ping func
 	case err == nil:
 		return nil
 	case errors.As(err, &ce):
-		return ce
+		return last
 	}
 	return &unreachableError{setting: setting, timeout: timeout, err: last}
 }
