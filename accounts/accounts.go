@@ -297,6 +297,21 @@ func (a *Accounts) Get(ctx context.Context, id int64) (*User, error) {
 	return &u, nil
 }
 
+// DisplayNames maps each of ids that exists to its display name: what
+// rooms and fees show beside a member, without reading this package's
+// table themselves.
+func (a *Accounts) DisplayNames(ctx context.Context, ids []int64) (map[int64]string, error) {
+	var users []User
+	if err := a.db.WithContext(ctx).Select("id", "display_name").Where("id IN ?", ids).Find(&users).Error; err != nil {
+		return nil, fmt.Errorf("accounts: display names of %d users: %w", len(ids), err)
+	}
+	out := make(map[int64]string, len(users))
+	for _, u := range users {
+		out[u.ID] = u.DisplayName
+	}
+	return out, nil
+}
+
 // Contacts lists a user's contacts by display name, each saying whether
 // they have the user among their contacts too.
 func (a *Accounts) Contacts(ctx context.Context, userID int64) ([]ContactView, error) {

@@ -6,8 +6,8 @@ import (
 	"strconv"
 )
 
-// Fields of a persistence stream entry. send.lua, edit.lua, delete.lua and read.lua
-// write them; DecodeEntry is their one reader.
+// Fields of a persistence stream entry. send.lua, edit.lua, delete.lua and
+// mark_read.lua write them; DecodeEntry is their one reader.
 const (
 	FieldMessage = "m"   // the message's JSON
 	FieldRoom    = "r"   // room id

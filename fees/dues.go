@@ -293,16 +293,9 @@ func (f *Fees) status(ctx context.Context, room int64, period string) (*Status, 
 			waived[r.UserID] = true
 		}
 	}
-	var users []struct {
-		ID          int64
-		DisplayName string
-	}
-	if err := f.db.WithContext(ctx).Table("users").Select("id, display_name").Where("id IN ?", members).Scan(&users).Error; err != nil {
+	names, err := f.rooms.DisplayNames(ctx, members)
+	if err != nil {
 		return nil, fmt.Errorf("fees: member names of room %d: %w", room, err)
-	}
-	names := map[int64]string{}
-	for _, u := range users {
-		names[u.ID] = u.DisplayName
 	}
 	late := time.Now().In(kst).After(due.AddDate(0, 0, 1))
 	s := &Status{Period: period, Amount: p.Amount, DueDate: due.Format("2006-01-02"), Members: []MemberDues{}}

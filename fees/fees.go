@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -36,6 +36,8 @@ type Rooms interface {
 	Role(ctx context.Context, roomID, userID int64) (string, error)
 	// DisplayName is a user's name, for announcements.
 	DisplayName(ctx context.Context, userID int64) (string, error)
+	// DisplayNames maps each of ids that exists to its display name.
+	DisplayNames(ctx context.Context, ids []int64) (map[int64]string, error)
 	// Roster lists a room's members as the system sees them; callers
 	// check the asking user's membership first.
 	Roster(ctx context.Context, roomID int64) ([]int64, error)
@@ -170,18 +172,23 @@ const maxAttempts = 8
 // transfer moves money once per idempotency key: both balance updates, both
 // ledger entries, the transfer row and the outbox event commit together.
 // A refused attempt is stored too, so the same key keeps its answer.
+// Retries wait 5 ms, doubling to 40 ms, with jitter so two transactions
+// that deadlocked do not meet again.
 func (f *Fees) transfer(ctx context.Context, m *move) (*Transfer, error) {
 	hash := m.hash()
 	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		t, err := f.transferOnce(ctx, m, hash)
-		if (isDeadlock(err) || sqldb.IsDuplicate(err)) && attempt < maxAttempts {
-			time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
-			continue
+	var t *Transfer
+	var err error
+	_, _ = backoff.Retry(ctx, func() (struct{}, error) {
+		t, err = f.transferOnce(ctx, m, hash)
+		if sqldb.IsDeadlock(err) || sqldb.IsDuplicate(err) {
+			return struct{}{}, err
 		}
-		f.metrics.observe(m.kind, t, err, time.Since(start).Seconds())
-		return t, err
-	}
+		return struct{}{}, nil // done, or refused for good: t and err are the answer
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 40 * time.Millisecond}),
+		backoff.WithMaxTries(maxAttempts), backoff.WithMaxElapsedTime(0))
+	f.metrics.observe(m.kind, t, err, time.Since(start).Seconds())
+	return t, err
 }
 
 func (f *Fees) transferOnce(ctx context.Context, m *move, hash string) (*Transfer, error) {
@@ -297,9 +304,4 @@ func (f *Fees) nudge() {
 	case f.wake <- struct{}{}:
 	default:
 	}
-}
-
-func isDeadlock(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }

@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"moim/chatlog"
 )
 
@@ -18,6 +20,11 @@ type Broker interface {
 	close()
 	// healthy fails while deliveries are known to be stalled.
 	healthy() error
+	// workers is how many handler goroutines suit this broker when the
+	// hub's Config leaves Workers unset; 0 takes the hub's default.
+	workers() int
+	// register adds the broker's own metrics to reg.
+	register(reg prometheus.Registerer)
 
 	// accept gives a draft its seq, durably, and publishes it; a retried
 	// (user, cid) gets its original seq.

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"moim/chatlog"
 )
 
@@ -146,6 +148,13 @@ func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
 }
 
 func (b *MemoryBroker) close() {}
+
+// workers is 512: each send holds a worker until its group commit, so
+// with many workers every waiting send joins the next commit instead of
+// queueing behind the workers (docs/ARCHITECTURE.md).
+func (b *MemoryBroker) workers() int { return 512 }
+
+func (b *MemoryBroker) register(prometheus.Registerer) {}
 
 func (b *MemoryBroker) healthy() error {
 	if err := b.failing.Load(); err != nil {

@@ -22,8 +22,8 @@ import (
 var (
 	//go:embed send.lua
 	sendLua string
-	//go:embed read.lua
-	readLua string
+	//go:embed mark_read.lua
+	markReadLua string
 	//go:embed presence.lua
 	presenceLua string
 	//go:embed delete.lua
@@ -34,7 +34,7 @@ var (
 	editLua string
 
 	sendScript     = redis.NewScript(sendLua)
-	markReadScript = redis.NewScript(readLua)
+	markReadScript = redis.NewScript(markReadLua)
 	presenceScript = redis.NewScript(presenceLua)
 	deleteScript   = redis.NewScript(deleteLua)
 	seqHiScript    = redis.NewScript(seqHiLua)
@@ -176,9 +176,13 @@ func (b *RedisBroker) healthy() error {
 	return nil
 }
 
-// silent is how many pub/sub shards' probes have gone unanswered for three
-// intervals (deliveries on them are stalled).
-func (b *RedisBroker) silent() int { return len(b.subs.silent(3 * b.subs.every())) }
+func (b *RedisBroker) workers() int { return 0 }
+
+func (b *RedisBroker) register(reg prometheus.Registerer) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "moim_hub_pubsub_silent_shards", Help: "Pub/sub shards whose probe has not come back for three intervals (deliveries on them are stalled).",
+	}, func() float64 { return float64(len(b.subs.silent(3 * b.subs.every()))) }))
+}
 
 var (
 	errNotMember = errors.New("hub: not a member of the room")

@@ -20,8 +20,8 @@ const EditWindow = 24 * time.Hour
 // editMessage replaces the body of user's text message seq in room and
 // returns the message as edited; refusals are *api.Error.
 func (h *Hub) editMessage(ctx context.Context, room, seq, user int64, body string) ([]byte, error) {
-	if !validBody(body) {
-		return nil, api.Validation("body must be 1 to 4000 characters")
+	if err := checkBody(body); err != nil {
+		return nil, err
 	}
 	msg, err := h.find(ctx, room, seq)
 	if err != nil {
@@ -78,11 +78,7 @@ func (h *Hub) edit(c *Conn, in *inbound) {
 	var ae *api.Error
 	switch {
 	case errors.As(err, &ae):
-		code := ae.Code
-		if code == "validation" {
-			code = "bad_request" // the frame-level name for a broken field
-		}
-		h.fail(c, code, ae.Message, "", in.Room)
+		h.fail(c, ae.Code, ae.Message, "", in.Room)
 	case err != nil:
 		h.log.Warn("edit failed", "room", in.Room, "err", err)
 		h.fail(c, "unavailable", "edit failed; try again", "", in.Room)

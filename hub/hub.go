@@ -174,8 +174,8 @@ type local struct {
 // New starts a hub on broker: its poller, workers and deliveries. history
 // is the durable message store, for what the broker no longer holds.
 func New(cfg Config, broker Broker, dir Directory, history History, reg prometheus.Registerer, log *slog.Logger) (*Hub, error) {
-	if _, single := broker.(*MemoryBroker); single && cfg.Workers <= 0 {
-		cfg.Workers = 512
+	if cfg.Workers <= 0 {
+		cfg.Workers = broker.workers()
 	}
 	cfg.defaults()
 	ctx, stop := context.WithCancel(context.Background())
@@ -190,11 +190,7 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		stop:    stop,
 	}
 	h.scratch.New = func() any { b := make([]byte, MaxMessage+maxHeader); return &b }
-	if rb, ok := broker.(*RedisBroker); ok {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "moim_hub_pubsub_silent_shards", Help: "Pub/sub shards whose probe has not come back for three intervals (deliveries on them are stalled).",
-		}, func() float64 { return float64(rb.silent()) }))
-	}
+	broker.register(reg)
 	if err := broker.start(ctx, h); err != nil {
 		stop()
 		return nil, err

@@ -147,13 +147,8 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	if err := api.Decode(c, &req); err != nil {
 		return err
 	}
-	switch {
-	case !validCID(req.CID):
-		return api.Validation("cid must be 1 to 64 printable ASCII characters without ':'")
-	case !validContent(req.Body, req.Attachment):
-		return api.Validation("body must be 1 to 4000 characters without control characters other than newline and tab (or empty beside an attachment)")
-	case req.ReplyTo < 0:
-		return api.Validation("reply_to must be a seq")
+	if err := checkSend(req.CID, req.Body, req.Attachment, req.ReplyTo); err != nil {
+		return err
 	}
 	if err := h.withinREST(c, user, budgetSend, h.cfg.Budget.Send, "sending too fast"); err != nil {
 		return err

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"moim/api"
 )
 
 // inbound is any client frame of protocol v1 (docs/PROTOCOL.md).
@@ -49,6 +51,30 @@ func validBody(body string) bool {
 // attachment (a photo needs no caption).
 func validContent(body, attachment string) bool {
 	return validBody(body) || (body == "" && attachment != "")
+}
+
+// checkSend is the one check of a message to send, for the send frame and
+// POST /api/rooms/{id}/messages alike: a field breaking its rule is code
+// validation on both (bad_request is for a request of the wrong shape).
+func checkSend(cid, body, attachment string, replyTo int64) *api.Error {
+	if !validCID(cid) {
+		return api.Validation("cid must be 1 to 64 printable ASCII characters without ':'")
+	}
+	if !validContent(body, attachment) {
+		return api.Validation("body must be 1 to 4000 characters without control characters other than newline and tab (or empty beside an attachment)")
+	}
+	if replyTo < 0 {
+		return api.Validation("reply_to must be a seq")
+	}
+	return nil
+}
+
+// checkBody is the rule for a message body, sent or edited.
+func checkBody(body string) *api.Error {
+	if !validBody(body) {
+		return api.Validation("body must be 1 to 4000 characters without control characters other than newline and tab")
+	}
+	return nil
 }
 
 // Server → client events other than msg. Each is encoded once per event.

@@ -15,23 +15,19 @@ import (
 // send validates a member's message once, stores it with one script call
 // and acknowledges it; delivery follows through the room's channel.
 func (h *Hub) send(c *Conn, in *inbound) {
-	switch {
-	case in.Room <= 0:
+	if in.Room <= 0 { // the room is the address, as a REST path's id: bad_request there too
 		h.fail(c, "bad_request", "room must be a room id", in.CID, 0)
 		return
-	case !validCID(in.CID):
-		h.fail(c, "bad_request", "cid must be 1 to 64 printable ASCII characters without ':'", in.CID, in.Room)
+	}
+	if err := checkSend(in.CID, in.Body, in.Attachment, in.ReplyTo); err != nil {
+		h.fail(c, err.Code, err.Message, in.CID, in.Room)
 		return
-	case !validContent(in.Body, in.Attachment):
-		h.fail(c, "bad_request", "body must be 1 to 4000 characters without control characters other than newline and tab (or empty beside an attachment)", in.CID, in.Room)
-		return
-	case in.ReplyTo < 0:
-		h.fail(c, "bad_request", "reply_to must be a seq", in.CID, in.Room)
-		return
-	case !c.bucket.allow(time.Now(), h.cfg.SendRate, h.cfg.SendBurst):
+	}
+	if !c.bucket.allow(time.Now(), h.cfg.SendRate, h.cfg.SendBurst) {
 		h.fail(c, "rate_limited", "sending too fast; slow down", in.CID, in.Room)
 		return
-	case !h.within(c, budgetSend, h.cfg.Budget.Send, "sending too fast", in.CID, in.Room):
+	}
+	if !h.within(c, budgetSend, h.cfg.Budget.Send, "sending too fast", in.CID, in.Room) {
 		return
 	}
 	d := chatlog.NewDraft(in.Room, c.user, c.name, in.Body, in.CID, chatlog.KindText, in.ReplyTo, time.Now().UnixMilli())
@@ -282,7 +278,7 @@ func (h *Hub) delete(c *Conn, in *inbound) {
 	_ = json.Unmarshal(msg, &m)
 	// Fee and system messages are the room's record of its money and
 	// membership: nobody deletes them, not even an admin.
-	if m.Kind == "fee" || m.Kind == "system" {
+	if m.Kind == chatlog.KindFee || m.Kind == chatlog.KindSystem {
 		h.fail(c, "forbidden", "fee and system messages cannot be deleted", "", in.Room)
 		return
 	}

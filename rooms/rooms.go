@@ -98,6 +98,7 @@ type MemberView struct {
 type Rooms struct {
 	db     *gorm.DB
 	mirror Mirror
+	names  Names
 	cost   int
 	live   Live
 	limits limit.Limiter
@@ -185,9 +186,16 @@ func (s *Rooms) IDsOf(ctx context.Context, userID int64) ([]int64, error) {
 	return ids, nil
 }
 
-// New returns the rooms module; bcryptCost hashes room passwords.
-func New(db *gorm.DB, mirror Mirror, bcryptCost int) *Rooms {
-	return &Rooms{db: db, mirror: mirror, cost: bcryptCost}
+// Names gives users' display names (accounts owns them).
+type Names interface {
+	// DisplayNames maps each of ids that exists to its display name.
+	DisplayNames(ctx context.Context, ids []int64) (map[int64]string, error)
+}
+
+// New returns the rooms module; names names members in system messages
+// and 1:1 rooms, bcryptCost hashes room passwords.
+func New(db *gorm.DB, mirror Mirror, names Names, bcryptCost int) *Rooms {
+	return &Rooms{db: db, mirror: mirror, names: names, cost: bcryptCost}
 }
 
 // Migrate creates or updates the room tables.
@@ -437,23 +445,25 @@ func (s *Rooms) toViews(ctx context.Context, userID int64, rows []viewRow) ([]Vi
 		return out, nil
 	}
 	// A 1:1 room is named after the other person, which differs per viewer.
-	var peers []struct {
-		RoomID      int64
-		DisplayName string
-	}
-	err := s.db.WithContext(ctx).Table("members").Select("members.room_id, users.display_name").
-		Joins("JOIN users ON users.id = members.user_id").
-		Where("members.room_id IN ? AND members.user_id <> ?", direct, userID).Scan(&peers).Error
+	var peers []Member
+	err := s.db.WithContext(ctx).Select("room_id", "user_id").
+		Where("room_id IN ? AND user_id <> ?", direct, userID).Find(&peers).Error
 	if err != nil {
 		return nil, fmt.Errorf("rooms: name %d 1:1 rooms: %w", len(direct), err)
 	}
-	names := map[int64]string{}
+	peerOf := map[int64]int64{}
+	ids := make([]int64, 0, len(peers))
 	for _, p := range peers {
-		names[p.RoomID] = p.DisplayName
+		peerOf[p.RoomID] = p.UserID
+		ids = append(ids, p.UserID)
+	}
+	names, err := s.names.DisplayNames(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: name %d 1:1 rooms: %w", len(direct), err)
 	}
 	for i := range out {
 		if out[i].Direct {
-			out[i].Name = names[out[i].ID]
+			out[i].Name = names[peerOf[out[i].ID]] // empty once the other person has left
 		}
 	}
 	return out, nil

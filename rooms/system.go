@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"moim/accounts"
 )
 
 // Events of system messages: the "event" of a kind "system" message's
@@ -58,13 +56,11 @@ func (s *Rooms) announce(ctx context.Context, roomID int64, ev SystemEvent) {
 // displayNames reads users' display names; a failed read leaves them out
 // and the body names the user by id instead.
 func (s *Rooms) displayNames(ctx context.Context, ids ...int64) map[int64]string {
-	var users []accounts.User
-	_ = s.db.WithContext(ctx).Select("id", "display_name").Where("id IN ?", ids).Find(&users).Error
-	out := map[int64]string{}
-	for _, u := range users {
-		out[u.ID] = u.DisplayName
+	names, err := s.names.DisplayNames(ctx, ids)
+	if err != nil {
+		return map[int64]string{}
 	}
-	return out
+	return names
 }
 
 // Korean renders the event as the message body.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -234,29 +235,31 @@ func (b *backends) closeSQL() {
 }
 
 // retry calls ping until it succeeds or timeout passes, backing off from
-// 100 ms to 2 s, and names the setting when it gives up.
+// 100 ms to 2 s, and names the setting when it gives up. A configError is
+// final: no wait makes a bad setting good.
 func retry(ctx context.Context, timeout time.Duration, setting string, ping func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	wait := 100 * time.Millisecond
-	for {
+	var last error
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
-		err := ping(attempt)
-		cancelAttempt()
-		if err == nil {
-			return nil
-		}
+		defer cancelAttempt()
+		last = ping(attempt)
 		var ce *configError
-		if errors.As(err, &ce) {
-			return err
+		if errors.As(last, &ce) {
+			return struct{}{}, backoff.Permanent(last)
 		}
-		select {
-		case <-ctx.Done():
-			return &unreachableError{setting: setting, timeout: timeout, err: err}
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 2*time.Second)
+		return struct{}{}, last
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 2 * time.Second}),
+		backoff.WithMaxElapsedTime(0)) // ctx's timeout decides
+	var ce *configError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce):
+		return last
 	}
+	return &unreachableError{setting: setting, timeout: timeout, err: last}
 }
 
 // unreachableError is a backend that did not answer within the startup

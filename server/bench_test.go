@@ -38,7 +38,7 @@ func BenchmarkStoredPerMinute(b *testing.B) {
 				defer wg.Done()
 				for k := p; k < total; k += producers {
 					room := ids[k%roomCount]
-					seq, err := n.hub.Post(ctx, room, "system", "benchmark message with a body of about sixty bytes, 한글 포함", fmt.Sprint("b", k), nil)
+					seq, err := n.hub.Post(ctx, room, chatlog.KindSystem, "benchmark message with a body of about sixty bytes, 한글 포함", fmt.Sprint("b", k), nil)
 					if seq == 0 && err == nil {
 						b.Errorf("post %d: no seq", k)
 					}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,11 +17,13 @@ import (
 	"moim/store"
 )
 
-// Config is every setting of a node. Each field is read from an
-// environment variable (or the file its _FILE twin names) and may be
-// overridden by the flag of the same name (MOIM_REDIS_URL ↔ -redis-url).
+// Config is every setting of a node. Each field is filled by one row of
+// the settings table (Config.settings): from an environment variable (or
+// the file its _FILE twin names), overridden by the flag of the same name
+// (MOIM_REDIS_URL ↔ -redis-url).
 type Config struct {
-	// Addr is where REST, WebSocket and metrics listen. Default ":8080".
+	// Addr is where REST, WebSocket and metrics listen. Default ":8080":
+	// every interface, on the port containers and proxies expect.
 	Addr string
 	// DataDir holds the embedded backends' files and the generated JWT
 	// secret. Default "./data", beside where the node is started.
@@ -28,7 +33,8 @@ type Config struct {
 	// committed to DataDir/messages.db before its ack): one node only.
 	RedisURL string
 	// RedisPrefix starts every Redis key, so several deployments (or test
-	// runs) can share one Redis. Default "moim".
+	// runs) can share one Redis. Default "moim": one deployment per Redis
+	// needs nothing more.
 	RedisPrefix string
 	// MongoURI is mongodb://…, where the batcher stores what nodes accept
 	// through Redis; it needs RedisURL. Empty keeps messages in
@@ -49,16 +55,19 @@ type Config struct {
 	// "anyone" (every user is added, for load tests that build rooms of
 	// strangers).
 	InviteRule string
-	// MySQLDSN is go-sql-driver's DSN (user:pass@tcp(host:3306)/moim);
-	// empty uses an SQLite file in DataDir.
+	// MySQLDSN is go-sql-driver's DSN (user:pass@tcp(host:3306)/moim).
+	// Default empty: an SQLite file in DataDir, so a first node needs
+	// nothing installed.
 	MySQLDSN string
-	// JWTSecret signs login tokens (at least 32 bytes). Required when any
-	// backend is external, since every node must share it; in fully
-	// embedded mode one is generated once and kept in DataDir.
+	// JWTSecret signs login tokens (at least 32 bytes). No default: it is
+	// required when any backend is external, since every node must share
+	// it; in fully embedded mode one is generated once and kept in DataDir.
 	JWTSecret string
-	// TokenTTL is how long a login lasts. Default 24h.
+	// TokenTTL is how long a login lasts. Default 24h: a day's use
+	// without signing in again, short enough that a leaked token expires.
 	TokenTTL time.Duration
-	// NodeID names this node in logs, metrics and Redis. Default: hostname.
+	// NodeID names this node in logs, metrics and Redis. Default: the
+	// hostname, which containers and VMs already make unique.
 	NodeID string
 	// BcryptCost hashes passwords. Default 10 (about 50 ms a hash); load
 	// tests that create thousands of users set 4, the minimum.
@@ -68,8 +77,9 @@ type Config struct {
 	// Cluster's masters and over several batchers. Fixed once data exists.
 	StreamShards int
 	// AllowedOrigins are the browser origins that may open a WebSocket,
-	// comma-separated. Default: the request's own host; in fully embedded
-	// mode any origin.
+	// comma-separated. Default: the request's own host, so only the pages
+	// this node serves connect; in fully embedded mode any origin, for a
+	// developer's pages served from elsewhere.
 	AllowedOrigins []string
 	// SendRate and SendBurst are each WebSocket's token bucket for sends
 	// and typing. Default 20/s with bursts of 40: far above a person
@@ -90,7 +100,8 @@ type Config struct {
 	// password changes close their sockets at once without waiting for it.
 	TokenCheck time.Duration
 	// MirrorCheck is how often a node checks that Redis still holds the
-	// membership mirror. Default 5s.
+	// membership mirror. Default 5s: a Redis that lost its data (restart
+	// without persistence) is refilled within seconds, for one EXISTS.
 	MirrorCheck time.Duration
 	// PubSubProbe is how often a node publishes to itself on every pub/sub
 	// shard to prove its subscriptions still deliver. Default 5s: a
@@ -111,15 +122,17 @@ type Config struct {
 	// anywhere else: a real deployment chooses explicitly.
 	Payments string
 	// TossSecretKey and TossClientKey are the Toss Payments API keys
-	// (test_… or live_…); both required with Payments toss. TossAPI is
-	// Toss's API origin, changed only to point at a stand-in.
+	// (test_… or live_…); no default, both required with Payments toss.
+	// TossAPI is Toss's API origin, default https://api.tosspayments.com,
+	// changed only to point at a stand-in.
 	TossSecretKey, TossClientKey, TossAPI string
 	// AttachmentQuota caps the megabytes of uploads (files, photos and
 	// their thumbnails) one room keeps. Default 500: a year of a club's
 	// receipts and photos at a few MB each, small enough that one room
 	// cannot fill a node's disk or GridFS.
 	AttachmentQuota int64
-	// LogLevel is debug, info, warn or error. Default info.
+	// LogLevel is debug, info, warn or error. Default info: start-up,
+	// backend trouble and failovers, not every request.
 	LogLevel string
 	// LoginLimit caps failed logins per username from one address (and
 	// from anywhere, for addresses that have failed it too),
@@ -131,7 +144,8 @@ type Config struct {
 	// client address. Defaults 10/10m and 50/10m, as for logins: a room
 	// password of 8 bytes or more cannot be guessed at that pace.
 	JoinLimit, JoinAddressLimit limit.Rule
-	// SignupLimit caps sign-ups per client address. Default 20/1h.
+	// SignupLimit caps sign-ups per client address. Default 20/1h: a club
+	// signing up together fits; a script minting accounts does not.
 	SignupLimit limit.Rule
 	// SendLimit caps each user's sends and edits over all their sockets,
 	// REST calls and nodes. Default 200/10s: one socket at its full
@@ -189,60 +203,102 @@ type Config struct {
 	PushLoopback bool
 }
 
-// setting ties a Config field to its env var and flag.
+// setting is one row of the settings table: the only place a setting's
+// name, default and meaning are written. loadConfig derives the
+// environment variable, its _FILE twin, the flag and -h from it, and
+// TestREADMEConfigTable fails when README's table says otherwise.
 type setting struct {
-	env, flag, def, usage string
+	// env is the variable; the flag is its tail in lower case with dashes
+	// (MOIM_REDIS_URL ↔ -redis-url).
+	env string
+	// def is the value when neither the variable nor the flag is given.
+	def string
+	// unset says what the default means when the value alone does not
+	// ("hostname" for an empty MOIM_NODE_ID); README's Default column.
+	unset string
+	// doc is README's Meaning column (Markdown); -h shows it too.
+	doc string
+	// set checks the value as given (after env, file and flag) and stores
+	// it in its Config field; an error names the problem, not the setting.
+	set func(v string) error
 }
 
-var settings = []setting{
-	{"MOIM_ADDR", "addr", ":8080", "listen address for HTTP and WebSocket"},
-	{"MOIM_DATA_DIR", "data-dir", "./data", "directory for embedded backends and the generated JWT secret"},
-	{"MOIM_REDIS_URL", "redis-url", "", "Redis URL (redis://host:6379/0); empty runs the single-node engine in process"},
-	{"MOIM_REDIS_PREFIX", "redis-prefix", "moim", "prefix of every Redis key"},
-	{"MOIM_MONGO_URI", "mongo-uri", "", "MongoDB URI (mongodb://host:27017/moim), needs a Redis; empty keeps messages in SQLite in the data directory"},
-	{"MOIM_LOG_SYNC", "log-sync", "normal", "SQLite message log durability: normal (an ack survives the process dying) or full (fsync each commit: it survives a power cut)"},
-	{"MOIM_INVITE_RULE", "invite-rule", "contacts", "who member_ids and invitations add at once: contacts (users who have the inviter as a contact; others are invited) or anyone (load tests)"},
-	{"MOIM_MYSQL_DSN", "mysql-dsn", "", "MySQL/MariaDB DSN (user:pass@tcp(host:3306)/moim); empty uses SQLite"},
-	{"MOIM_JWT_SECRET", "jwt-secret", "", "secret for signing tokens, at least 32 bytes; required with any external backend"},
-	{"MOIM_TOKEN_TTL", "token-ttl", "24h", "how long a login token is valid"},
-	{"MOIM_NODE_ID", "node-id", "", "this node's name (default: hostname)"},
-	{"MOIM_BCRYPT_COST", "bcrypt-cost", "10", "bcrypt cost for passwords, 4 to 31"},
-	{"MOIM_STREAM_SHARDS", "stream-shards", "16", "number of Redis persistence stream shards; fixed once data exists"},
-	{"MOIM_ALLOWED_ORIGINS", "allowed-origins", "", "comma-separated browser origins allowed on /ws (default: same host; any in embedded mode)"},
-	{"MOIM_SEND_RATE", "send-rate", "20", "messages per second one WebSocket may send"},
-	{"MOIM_SEND_BURST", "send-burst", "40", "burst of messages one WebSocket may send"},
-	{"MOIM_ROLES", "roles", "api,hub,batcher", "what this node runs: any of api, hub, batcher"},
-	{"MOIM_CLAIM_IDLE", "claim-idle", "30s", "how long a batcher's unstored entries wait before another batcher claims them"},
-	{"MOIM_TOKEN_CHECK", "token-check", "1m", "how often open WebSockets' tokens are checked again (deleted users, expiry)"},
-	{"MOIM_MIRROR_CHECK", "mirror-check", "5s", "how often to check Redis still holds the membership mirror"},
-	{"MOIM_PUBSUB_PROBE", "pubsub-probe", "5s", "how often to check each pub/sub shard still delivers (publish to self); silent for 3 probes: resubscribe"},
-	{"MOIM_SCHEDULE_TICK", "schedule-tick", "10s", "how often to run due auto-pay orders and due-day reminders"},
-	{"MOIM_MAX_AMOUNT", "max-amount", "100000000", "largest single money transfer, in won"},
-	{"MOIM_PAYMENTS", "payments", "", "payment provider: sandbox, toss or off (default: sandbox when fully embedded, otherwise off)"},
-	{"MOIM_TOSS_SECRET_KEY", "toss-secret-key", "", "Toss Payments secret key (test_sk_… or live_sk_…), with MOIM_PAYMENTS=toss"},
-	{"MOIM_TOSS_CLIENT_KEY", "toss-client-key", "", "Toss Payments client key (test_ck_… or live_ck_…), with MOIM_PAYMENTS=toss"},
-	{"MOIM_TOSS_API", "toss-api", "https://api.tosspayments.com", "Toss Payments API origin"},
-	{"MOIM_ATTACHMENT_QUOTA", "attachment-quota", "500", "megabytes of uploads one room may keep"},
-	{"MOIM_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
-	{"MOIM_LOGIN_LIMIT", "login-limit", "10/10m", "failed logins per username (count/window, or off)"},
-	{"MOIM_LOGIN_ADDRESS_LIMIT", "login-address-limit", "50/10m", "failed logins per client address (count/window, or off)"},
-	{"MOIM_JOIN_LIMIT", "join-limit", "10/10m", "wrong room passwords per user (count/window, or off)"},
-	{"MOIM_JOIN_ADDRESS_LIMIT", "join-address-limit", "50/10m", "wrong room passwords per client address (count/window, or off)"},
-	{"MOIM_SIGNUP_LIMIT", "signup-limit", "20/1h", "sign-ups per client address (count/window, or off)"},
-	{"MOIM_SEND_LIMIT", "send-limit", "200/10s", "sends and edits per user over all sockets, REST and nodes (count/window, or off)"},
-	{"MOIM_SYNC_LIMIT", "sync-limit", "20000/1m", "messages sync returns per user (count/window, or off)"},
-	{"MOIM_EVENT_LIMIT", "event-limit", "120/1m", "read and typing frames per user (count/window, or off)"},
-	{"MOIM_USER_SEARCH_LIMIT", "user-search-limit", "30/1m", "user searches per user (count/window, or off)"},
-	{"MOIM_UPGRADE_LIMIT", "upgrade-limit", "120/1m", "WebSocket upgrades per client address (count/window, or off)"},
-	{"MOIM_MAX_CONNS", "max-conns", "auto", "most WebSocket connections this node holds (auto: the open-file limit less a tenth, at least 256)"},
-	{"MOIM_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For gives the client address"},
-	{"MOIM_PPROF_ADDR", "pprof-addr", "", "address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); empty: off"},
-	{"MOIM_STARTUP_TIMEOUT", "startup-timeout", "15s", "how long to retry unreachable backends at start"},
-	{"MOIM_VAPID_PUBLIC_KEY", "vapid-public-key", "", "Web Push VAPID public key, base64url (default: a pair generated in the data directory; several nodes must share one)"},
-	{"MOIM_VAPID_PRIVATE_KEY", "vapid-private-key", "", "Web Push VAPID private key, base64url, with MOIM_VAPID_PUBLIC_KEY"},
-	{"MOIM_VAPID_SUBJECT", "vapid-subject", "mailto:admin@localhost", "contact push services see in VAPID tokens (mailto: or https:)"},
-	{"MOIM_PUSH_WINDOW", "push-window", "5s", "how long a room's messages are gathered into one push per away member"},
-	{"MOIM_PUSH_LOOPBACK", "push-loopback", "false", "allow plain-http push endpoints on loopback (tests only)"},
+// settings is the table of every setting, bound to c's fields, in
+// README's order.
+//
+// To add a setting: add its field to Config (a comment with the default
+// and why), add one row here (name, default, words for an unobvious
+// default, README's meaning, and a parser from the kinds below it), then
+// run `go test ./server -run TestREADMEConfigTable -update-readme` to write
+// its README row. Checks that involve several settings go in Config.check.
+func (c *Config) settings() []setting {
+	return []setting{
+		{"MOIM_ADDR", ":8080", "", "Listen address for REST, WebSocket and metrics.", text(&c.Addr)},
+		{"MOIM_DATA_DIR", "./data", "", "The node's own SQLite files (`messages.db`, `moim.db`), uploads (`attachments/`) when there is no MongoDB, and the generated JWT secret.", required(&c.DataDir)},
+		{"MOIM_REDIS_URL", "", "empty = single-node engine", "`redis://[user:pass@]host:6379/0` for one Redis; `redis+cluster://[user:pass@]host1:7000,host2:7001,host3:7002/` for a Redis Cluster (`rediss://`, `rediss+cluster://` with TLS). On a cluster, room delivery uses sharded pub/sub.", text(&c.RedisURL)},
+		{"MOIM_REDIS_PREFIX", "moim", "", "Prefix of every Redis key (lets deployments share a Redis).", keyPrefix(&c.RedisPrefix)},
+		{"MOIM_MONGO_URI", "", "empty = SQLite in the data directory", "`mongodb://host:27017/moim`; the path names the database (default `moim`). Needs `MOIM_REDIS_URL` (the batcher drains Redis into it); without it a node keeps messages in `messages.db`, which only one node can use.", text(&c.MongoURI)},
+		{"MOIM_LOG_SYNC", "normal", "", "How the SQLite message log makes a commit durable. `normal`: the commit reaches the OS before the ack, so an ack survives the process being killed or crashing; the log is fsynced at each checkpoint (every few MB), so a power cut can lose the last seconds. `full`: every (group) commit is fsynced before its acks, so they survive a power cut too, at the cost of an fsync per commit (docs/BENCHMARKS.md).", oneOf(&c.LogSync, store.SyncNormal, store.SyncFull)},
+		{"MOIM_MYSQL_DSN", "", "empty = SQLite", "`user:pass@tcp(host:3306)/moim` (MySQL 8 or MariaDB 10.11).", text(&c.MySQLDSN)},
+		{"MOIM_JWT_SECRET", "", "generated when nothing is configured", "At least 32 bytes. Required (exit 2 without it) when any backend is external, since every node must share it.", secret(&c.JWTSecret, 32)},
+		{"MOIM_TOKEN_TTL", "24h", "", "How long a login token lasts.", duration(&c.TokenTTL)},
+		{"MOIM_NODE_ID", "", "hostname", "This node's name in logs, metrics and Redis.", orHostname(&c.NodeID)},
+		{"MOIM_BCRYPT_COST", "10", "", "Password hashing cost, 4–31; load tests use 4.", integer(&c.BcryptCost, 4, 31)},
+		{"MOIM_STREAM_SHARDS", "16", "", "Persistence stream shards (and hash-tag groups of room keys) in Redis; fixed once data exists.", integer(&c.StreamShards, 1, 1024)},
+		{"MOIM_ALLOWED_ORIGINS", "", "same host; any when nothing is configured", "Comma-separated browser origins allowed to open `/ws`.", list(&c.AllowedOrigins)},
+		{"MOIM_SEND_RATE", "20", "", "Messages per second one WebSocket may send (token bucket).", positive(&c.SendRate)},
+		{"MOIM_SEND_BURST", "40", "", "Burst of that bucket. Load tests raise both.", integer(&c.SendBurst, 1, math.MaxInt)},
+		{"MOIM_ROLES", "api,hub,batcher", "", "What this node runs: REST (`api`), WebSocket (`hub`), the Redis→MongoDB batcher (`batcher`).", listOf(&c.Roles, "api", "hub", "batcher")},
+		{"MOIM_CLAIM_IDLE", "30s", "", "How long a batcher's unstored entries wait before another batcher claims them.", duration(&c.ClaimIdle)},
+		{"MOIM_TOKEN_CHECK", "1m", "", "How often open WebSockets' tokens are read again, closing those of deleted users and expired tokens (logouts and password changes close theirs at once).", duration(&c.TokenCheck)},
+		{"MOIM_INVITE_RULE", "contacts", "", "Who room creation's `member_ids` and `POST /api/rooms/{id}/members` add at once. `contacts`: users who have the inviter among their contacts; everyone else gets an invitation to accept or decline. `anyone`: everyone is added (load tests that build rooms of strangers: k6, `scripts/loadgen`, `scripts/chaos`).", oneOf(&c.InviteRule, "contacts", "anyone")},
+		{"MOIM_MAX_AMOUNT", "100000000", "", "Largest single money transfer, in won.", integer(&c.MaxAmount, 1, math.MaxInt64)},
+		{"MOIM_MIRROR_CHECK", "5s", "", "How often a node checks that Redis still holds the membership mirror (rebuilt from SQL if not).", duration(&c.MirrorCheck)},
+		{"MOIM_PUBSUB_PROBE", "5s", "", "How often a node publishes to itself on every pub/sub shard; a shard that stays silent for three probes is resubscribed (`moim_hub_pubsub_resubscribes_total`) and fails `/readyz` meanwhile.", duration(&c.PubSubProbe)},
+		{"MOIM_SCHEDULE_TICK", "10s", "", "How often a node runs due auto-pay orders and due-day dues reminders (every API node does; each run happens once).", duration(&c.ScheduleTick)},
+		{"MOIM_PAYMENTS", "", "`sandbox` embedded, else `off`", "Payment provider for top-ups and withdrawals: `sandbox` (test money, confirmed at once), `toss` (Toss Payments) or `off` (503 `payments_not_configured`). Set it explicitly whenever any backend is external.", oneOf(&c.Payments, "", "sandbox", "toss", "off")},
+		{"MOIM_TOSS_SECRET_KEY", "", "", "Toss Payments secret key (`test_sk_…`/`live_sk_…`); `_FILE` works. Required with `toss`.", secret(&c.TossSecretKey, 0)},
+		{"MOIM_TOSS_CLIENT_KEY", "", "", "Toss Payments client key (`test_ck_…`/`live_ck_…`), handed to the browser's payment widget. Required with `toss`.", text(&c.TossClientKey)},
+		{"MOIM_TOSS_API", "https://api.tosspayments.com", "", "Toss Payments API origin (tests point it at a stand-in).", origin(&c.TossAPI)},
+		{"MOIM_ATTACHMENT_QUOTA", "500", "", "Megabytes of uploads (files, photos, thumbnails) one room may keep; past it uploads get 413 `quota_exceeded`. Bytes live in GridFS with `MOIM_MONGO_URI`, else in `DATA_DIR/attachments`.", integer(&c.AttachmentQuota, 1, 1<<20)},
+		{"MOIM_LOG_LEVEL", "info", "", "`debug`, `info`, `warn`, `error`.", level(&c.LogLevel)},
+		{"MOIM_LOGIN_LIMIT", "10/10m", "", "Failed logins per username from one address, and from anywhere for addresses that have failed it too (count/window, or `off`); past it those attempts get 429 with `Retry-After` until the window ends. A stranger's failures never lock the owner out.", rule(&c.LoginLimit)},
+		{"MOIM_LOGIN_ADDRESS_LIMIT", "50/10m", "", "Failed logins per client address.", rule(&c.LoginAddressLimit)},
+		{"MOIM_JOIN_LIMIT", "10/10m", "", "Wrong room passwords and refused invite-link joins per user (any room).", rule(&c.JoinLimit)},
+		{"MOIM_JOIN_ADDRESS_LIMIT", "50/10m", "", "Wrong room passwords per client address.", rule(&c.JoinAddressLimit)},
+		{"MOIM_SIGNUP_LIMIT", "20/1h", "", "Sign-ups per client address. Load tests from one host set `off`.", rule(&c.SignupLimit)},
+		{"MOIM_SEND_LIMIT", "200/10s", "", "Sends and edits per user over all their sockets, REST and nodes (count/window, or `off`). Load tests set `off`.", rule(&c.SendLimit)},
+		{"MOIM_SYNC_LIMIT", "20000/1m", "", "Messages `sync` returns per user (count/window, or `off`).", rule(&c.SyncLimit)},
+		{"MOIM_EVENT_LIMIT", "120/1m", "", "`read` and `typing` frames per user (count/window, or `off`).", rule(&c.EventLimit)},
+		{"MOIM_USER_SEARCH_LIMIT", "30/1m", "", "User searches (`GET /api/users/search`) per user.", rule(&c.UserSearchLimit)},
+		{"MOIM_UPGRADE_LIMIT", "120/1m", "", "WebSocket upgrades per client address (429 before the handshake). Load tests from one host set `off`.", rule(&c.UpgradeLimit)},
+		{"MOIM_MAX_CONNS", "auto", "", "Most WebSocket connections one node holds; past it upgrades get 503 with `Retry-After` and `/readyz` reports the node full. `auto` is the open-file limit less a tenth (at least 256) kept for Redis, SQL, the store and files.", autoOrCount(&c.MaxConns)},
+		{"MOIM_TRUSTED_PROXIES", "", "(none)", "Load balancers (IPs or CIDRs) whose `X-Forwarded-For` names the client address for these limits; others' headers are ignored.", list(&c.TrustedProxies)},
+		{"MOIM_PPROF_ADDR", "", "(off)", "Serve Go's `/debug/pprof` profiles on this address (a listener of its own, e.g. `127.0.0.1:6060`); never on the public port.", text(&c.PprofAddr)},
+		{"MOIM_STARTUP_TIMEOUT", "15s", "", "How long start-up retries an unreachable backend.", duration(&c.StartupTimeout)},
+		{"MOIM_VAPID_PUBLIC_KEY", "", "(generated)", "Web Push VAPID public key, base64url P-256 (as `npx web-push generate-vapid-keys` prints it). Unset: a pair is generated on first start and kept in `DATA_DIR/vapid.json`, which suits one node; several nodes must share one pair.", text(&c.VAPIDPublicKey)},
+		{"MOIM_VAPID_PRIVATE_KEY", "", "(generated)", "Its private key, with `MOIM_VAPID_PUBLIC_KEY` (both or neither; `_FILE` works).", secret(&c.VAPIDPrivateKey, 0)},
+		{"MOIM_VAPID_SUBJECT", "mailto:admin@localhost", "", "The contact push services see in VAPID tokens (`mailto:` or `https:`); name your own.", text(&c.VAPIDSubject)},
+		{"MOIM_PUSH_WINDOW", "5s", "", "How long a room's messages are gathered into one push per away member (docs/PROTOCOL.md, section 9).", duration(&c.PushWindow)},
+		{"MOIM_PUSH_LOOPBACK", "false", "", "Allow plain-http push endpoints on loopback. Tests only: real endpoints must be https on public addresses.", boolean(&c.PushLoopback)},
+	}
+}
+
+// flagName is the flag twin of an environment variable: MOIM_REDIS_URL ↔
+// redis-url.
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "MOIM_")), "_", "-")
+}
+
+// usage is a setting's line in -h: its meaning without Markdown's
+// backticks (the flag package would take a quoted word for the value's
+// name), the variable, and the default in words when the value is empty.
+func (s setting) usage() string {
+	u := strings.ReplaceAll(s.doc, "`", "")
+	if s.unset != "" && s.def == "" {
+		u += " (default: " + strings.ReplaceAll(s.unset, "`", "") + ")"
+	}
+	return u + " ($" + s.env + ")"
 }
 
 // configError is a setting that cannot be used; the node exits with 2.
@@ -253,21 +309,17 @@ type configError struct {
 
 func (e *configError) Error() string { return e.setting + ": " + e.msg }
 
-// loadConfig reads env through getenv, then flags from args.
+// loadConfig reads each setting from its flag in args, else its variable
+// (or _FILE) through getenv, else its default; then checks the settings
+// that depend on each other.
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var cfg Config
+	table := cfg.settings()
 	fs := flag.NewFlagSet("moim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	vals := map[string]*string{}
-	for _, s := range settings {
-		def := s.def
-		v, err := envOrFile(s.env, getenv)
-		if err != nil {
-			return Config{}, err
-		}
-		if v != "" {
-			def = v
-		}
-		vals[s.env] = fs.String(s.flag, def, s.usage+" ($"+s.env+")")
+	flags := make([]*string, len(table))
+	for i, s := range table {
+		flags[i] = fs.String(flagName(s.env), s.def, s.usage())
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, &configError{"flags", err.Error()}
@@ -275,173 +327,56 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if fs.NArg() > 0 {
 		return Config{}, &configError{"flags", "unexpected argument " + strconv.Quote(fs.Arg(0))}
 	}
-	get := func(env string) string { return strings.TrimSpace(*vals[env]) }
-	cfg := Config{
-		Addr:        get("MOIM_ADDR"),
-		DataDir:     get("MOIM_DATA_DIR"),
-		RedisURL:    get("MOIM_REDIS_URL"),
-		RedisPrefix: get("MOIM_REDIS_PREFIX"),
-		MongoURI:    get("MOIM_MONGO_URI"),
-		LogSync:     store.Sync(strings.ToLower(get("MOIM_LOG_SYNC"))),
-		MySQLDSN:    get("MOIM_MYSQL_DSN"),
-		InviteRule:  strings.ToLower(get("MOIM_INVITE_RULE")),
-		JWTSecret:   *vals["MOIM_JWT_SECRET"],
-		NodeID:      get("MOIM_NODE_ID"),
-		LogLevel:    strings.ToLower(get("MOIM_LOG_LEVEL")),
-		PprofAddr:   get("MOIM_PPROF_ADDR"),
-		Payments:    strings.ToLower(get("MOIM_PAYMENTS")),
-		// Secrets keep their bytes, like the JWT secret.
-		TossSecretKey:   *vals["MOIM_TOSS_SECRET_KEY"],
-		TossClientKey:   get("MOIM_TOSS_CLIENT_KEY"),
-		TossAPI:         strings.TrimSuffix(get("MOIM_TOSS_API"), "/"),
-		VAPIDPublicKey:  get("MOIM_VAPID_PUBLIC_KEY"),
-		VAPIDPrivateKey: get("MOIM_VAPID_PRIVATE_KEY"),
-		VAPIDSubject:    get("MOIM_VAPID_SUBJECT"),
-	}
-	var err error
-	if cfg.TokenTTL, err = positiveDuration("MOIM_TOKEN_TTL", get("MOIM_TOKEN_TTL")); err != nil {
-		return Config{}, err
-	}
-	if cfg.StartupTimeout, err = positiveDuration("MOIM_STARTUP_TIMEOUT", get("MOIM_STARTUP_TIMEOUT")); err != nil {
-		return Config{}, err
-	}
-	if cfg.ClaimIdle, err = positiveDuration("MOIM_CLAIM_IDLE", get("MOIM_CLAIM_IDLE")); err != nil {
-		return Config{}, err
-	}
-	if cfg.TokenCheck, err = positiveDuration("MOIM_TOKEN_CHECK", get("MOIM_TOKEN_CHECK")); err != nil {
-		return Config{}, err
-	}
-	if cfg.MirrorCheck, err = positiveDuration("MOIM_MIRROR_CHECK", get("MOIM_MIRROR_CHECK")); err != nil {
-		return Config{}, err
-	}
-	if cfg.PubSubProbe, err = positiveDuration("MOIM_PUBSUB_PROBE", get("MOIM_PUBSUB_PROBE")); err != nil {
-		return Config{}, err
-	}
-	if cfg.ScheduleTick, err = positiveDuration("MOIM_SCHEDULE_TICK", get("MOIM_SCHEDULE_TICK")); err != nil {
-		return Config{}, err
-	}
-	if cfg.PushWindow, err = positiveDuration("MOIM_PUSH_WINDOW", get("MOIM_PUSH_WINDOW")); err != nil {
-		return Config{}, err
-	}
-	if cfg.PushLoopback, err = strconv.ParseBool(get("MOIM_PUSH_LOOPBACK")); err != nil {
-		return Config{}, &configError{"MOIM_PUSH_LOOPBACK", "must be true or false"}
-	}
-	if (cfg.VAPIDPublicKey == "") != (cfg.VAPIDPrivateKey == "") {
-		return Config{}, &configError{"MOIM_VAPID_PRIVATE_KEY", "set both MOIM_VAPID_PUBLIC_KEY and MOIM_VAPID_PRIVATE_KEY, or neither"}
-	}
-	if !strings.HasPrefix(cfg.VAPIDSubject, "mailto:") && !strings.HasPrefix(cfg.VAPIDSubject, "https://") {
-		return Config{}, &configError{"MOIM_VAPID_SUBJECT", "must be a mailto: or https: URL"}
-	}
-	cfg.MaxAmount, err = strconv.ParseInt(get("MOIM_MAX_AMOUNT"), 10, 64)
-	if err != nil || cfg.MaxAmount < 1 {
-		return Config{}, &configError{"MOIM_MAX_AMOUNT", "must be a positive whole number of won"}
-	}
-	cfg.AttachmentQuota, err = strconv.ParseInt(get("MOIM_ATTACHMENT_QUOTA"), 10, 64)
-	if err != nil || cfg.AttachmentQuota < 1 || cfg.AttachmentQuota > 1<<20 {
-		return Config{}, &configError{"MOIM_ATTACHMENT_QUOTA", "must be a whole number of megabytes from 1 to 1048576"}
-	}
-	cfg.BcryptCost, err = strconv.Atoi(get("MOIM_BCRYPT_COST"))
-	if err != nil || cfg.BcryptCost < 4 || cfg.BcryptCost > 31 {
-		return Config{}, &configError{"MOIM_BCRYPT_COST", "must be an integer from 4 to 31"}
-	}
-	cfg.StreamShards, err = strconv.Atoi(get("MOIM_STREAM_SHARDS"))
-	if err != nil || cfg.StreamShards < 1 || cfg.StreamShards > 1024 {
-		return Config{}, &configError{"MOIM_STREAM_SHARDS", "must be an integer from 1 to 1024"}
-	}
-	cfg.SendRate, err = strconv.ParseFloat(get("MOIM_SEND_RATE"), 64)
-	if err != nil || cfg.SendRate <= 0 {
-		return Config{}, &configError{"MOIM_SEND_RATE", "must be a positive number"}
-	}
-	cfg.SendBurst, err = strconv.Atoi(get("MOIM_SEND_BURST"))
-	if err != nil || cfg.SendBurst < 1 {
-		return Config{}, &configError{"MOIM_SEND_BURST", "must be a positive integer"}
-	}
-	for _, l := range []struct {
-		env  string
-		rule *limit.Rule
-	}{{"MOIM_LOGIN_LIMIT", &cfg.LoginLimit}, {"MOIM_LOGIN_ADDRESS_LIMIT", &cfg.LoginAddressLimit},
-		{"MOIM_SIGNUP_LIMIT", &cfg.SignupLimit}, {"MOIM_UPGRADE_LIMIT", &cfg.UpgradeLimit},
-		{"MOIM_JOIN_LIMIT", &cfg.JoinLimit}, {"MOIM_JOIN_ADDRESS_LIMIT", &cfg.JoinAddressLimit},
-		{"MOIM_SEND_LIMIT", &cfg.SendLimit}, {"MOIM_SYNC_LIMIT", &cfg.SyncLimit}, {"MOIM_EVENT_LIMIT", &cfg.EventLimit},
-		{"MOIM_USER_SEARCH_LIMIT", &cfg.UserSearchLimit}} {
-		if *l.rule, err = limit.ParseRule(get(l.env)); err != nil {
-			return Config{}, &configError{l.env, err.Error()}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for i, s := range table {
+		v, err := envOrFile(s.env, getenv)
+		if err != nil {
+			return Config{}, err
+		}
+		if v == "" || given[flagName(s.env)] {
+			v = *flags[i]
+		}
+		if err := s.set(v); err != nil {
+			return Config{}, &configError{s.env, err.Error()}
 		}
 	}
-	if v := get("MOIM_MAX_CONNS"); v != "auto" {
-		if cfg.MaxConns, err = strconv.Atoi(v); err != nil || cfg.MaxConns < 1 {
-			return Config{}, &configError{"MOIM_MAX_CONNS", "must be a positive integer or auto"}
-		}
-	}
-	for _, p := range strings.Split(get("MOIM_TRUSTED_PROXIES"), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			cfg.TrustedProxies = append(cfg.TrustedProxies, p)
-		}
-	}
-	for _, o := range strings.Split(get("MOIM_ALLOWED_ORIGINS"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
-		}
-	}
-	for _, r := range strings.Split(get("MOIM_ROLES"), ",") {
-		switch r = strings.TrimSpace(r); r {
-		case "api", "hub", "batcher":
-			cfg.Roles = append(cfg.Roles, r)
-		case "":
-		default:
-			return Config{}, &configError{"MOIM_ROLES", "unknown role " + strconv.Quote(r) + "; use api, hub, batcher"}
-		}
-	}
-	if len(cfg.Roles) == 0 {
-		return Config{}, &configError{"MOIM_ROLES", "name at least one of api, hub, batcher"}
-	}
-	if _, err := parseLevel(cfg.LogLevel); err != nil {
+	if err := cfg.check(); err != nil {
 		return Config{}, err
-	}
-	if cfg.LogSync != store.SyncFull && cfg.LogSync != store.SyncNormal {
-		return Config{}, &configError{"MOIM_LOG_SYNC", "must be full or normal"}
-	}
-	if cfg.InviteRule != "contacts" && cfg.InviteRule != "anyone" {
-		return Config{}, &configError{"MOIM_INVITE_RULE", "must be contacts or anyone"}
-	}
-	if cfg.MongoURI != "" && cfg.RedisURL == "" {
-		return Config{}, &configError{"MOIM_MONGO_URI", "needs MOIM_REDIS_URL: nodes store messages in MongoDB through Redis; a node without Redis keeps them in SQLite in its data directory"}
-	}
-	if cfg.DataDir == "" {
-		return Config{}, &configError{"MOIM_DATA_DIR", "must not be empty"}
-	}
-	if cfg.RedisPrefix == "" || strings.ContainsAny(cfg.RedisPrefix, "{} ") {
-		return Config{}, &configError{"MOIM_REDIS_PREFIX", "must be non-empty without braces or spaces"}
-	}
-	if cfg.NodeID == "" {
-		if cfg.NodeID, err = os.Hostname(); err != nil || cfg.NodeID == "" {
-			cfg.NodeID = "moim"
-		}
-	}
-	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
-		return Config{}, &configError{"MOIM_JWT_SECRET", "must be at least 32 bytes"}
-	}
-	switch cfg.Payments {
-	case "":
-		cfg.Payments = "off"
-		if cfg.Embedded() {
-			cfg.Payments = "sandbox"
-		}
-	case "sandbox", "off":
-	case "toss":
-		if cfg.TossSecretKey == "" || cfg.TossClientKey == "" {
-			return Config{}, &configError{"MOIM_PAYMENTS", "toss needs MOIM_TOSS_SECRET_KEY and MOIM_TOSS_CLIENT_KEY"}
-		}
-		if !strings.HasPrefix(cfg.TossAPI, "https://") && !strings.HasPrefix(cfg.TossAPI, "http://") {
-			return Config{}, &configError{"MOIM_TOSS_API", "must be an http(s) origin"}
-		}
-	default:
-		return Config{}, &configError{"MOIM_PAYMENTS", "unknown provider " + strconv.Quote(cfg.Payments) + "; use sandbox, toss or off"}
-	}
-	if cfg.JWTSecret == "" && !cfg.Embedded() {
-		return Config{}, &configError{"MOIM_JWT_SECRET", "is required when any backend is external (every node must share it); set it to 32 or more random bytes"}
 	}
 	return cfg, nil
+}
+
+// check holds the rules that involve more than one setting, and the
+// defaults that depend on others (Payments).
+func (c *Config) check() error {
+	if c.MongoURI != "" && c.RedisURL == "" {
+		return &configError{"MOIM_MONGO_URI", "needs MOIM_REDIS_URL: nodes store messages in MongoDB through Redis; a node without Redis keeps them in SQLite in its data directory"}
+	}
+	switch c.Payments {
+	case "":
+		c.Payments = "off"
+		if c.Embedded() {
+			c.Payments = "sandbox"
+		}
+	case "toss":
+		if c.TossSecretKey == "" || c.TossClientKey == "" {
+			return &configError{"MOIM_PAYMENTS", "toss needs MOIM_TOSS_SECRET_KEY and MOIM_TOSS_CLIENT_KEY"}
+		}
+		if !strings.HasPrefix(c.TossAPI, "https://") && !strings.HasPrefix(c.TossAPI, "http://") {
+			return &configError{"MOIM_TOSS_API", "must be an http(s) origin"}
+		}
+	}
+	if (c.VAPIDPublicKey == "") != (c.VAPIDPrivateKey == "") {
+		return &configError{"MOIM_VAPID_PRIVATE_KEY", "set both MOIM_VAPID_PUBLIC_KEY and MOIM_VAPID_PRIVATE_KEY, or neither"}
+	}
+	if !strings.HasPrefix(c.VAPIDSubject, "mailto:") && !strings.HasPrefix(c.VAPIDSubject, "https://") {
+		return &configError{"MOIM_VAPID_SUBJECT", "must be a mailto: or https: URL"}
+	}
+	if c.JWTSecret == "" && !c.Embedded() {
+		return &configError{"MOIM_JWT_SECRET", "is required when any backend is external (every node must share it); set it to 32 or more random bytes"}
+	}
+	return nil
 }
 
 // envOrFile is the variable name, or the contents of the file named by
@@ -465,12 +400,7 @@ func envOrFile(name string, getenv func(string) string) (string, error) {
 }
 
 func (c Config) hasRole(role string) bool {
-	for _, r := range c.Roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(c.Roles, role)
 }
 
 // Embedded reports whether every backend runs in-process.
@@ -478,18 +408,199 @@ func (c Config) Embedded() bool {
 	return c.RedisURL == "" && c.MongoURI == "" && c.MySQLDSN == ""
 }
 
-func positiveDuration(name, s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, &configError{name, fmt.Sprintf("%q is not a positive duration such as 15s or 24h", s)}
+// The kinds of setting: each parses a value (surrounding spaces dropped,
+// except for secrets, which keep their bytes) into its field.
+
+func text(p *string) func(string) error {
+	return func(v string) error { *p = strings.TrimSpace(v); return nil }
+}
+
+func required(p *string) func(string) error {
+	return func(v string) error {
+		if *p = strings.TrimSpace(v); *p == "" {
+			return errors.New("must not be empty")
+		}
+		return nil
 	}
-	return d, nil
+}
+
+// secret keeps the value as given: a key's spaces are part of it.
+func secret(p *string, minLen int) func(string) error {
+	return func(v string) error {
+		if v != "" && len(v) < minLen {
+			return fmt.Errorf("must be at least %d bytes", minLen)
+		}
+		*p = v
+		return nil
+	}
+}
+
+// oneOf takes one of options, in any case; "" is allowed only when it is
+// one of them (a default decided by Config.check).
+func oneOf[T ~string](p *T, options ...T) func(string) error {
+	return func(v string) error {
+		t := T(strings.ToLower(strings.TrimSpace(v)))
+		if !slices.Contains(options, t) {
+			return errors.New("must be " + orList(options))
+		}
+		*p = t
+		return nil
+	}
+}
+
+// orList is "a, b or c" of the non-empty options.
+func orList[T ~string](options []T) string {
+	var names []string
+	for _, o := range options {
+		if o != "" {
+			names = append(names, string(o))
+		}
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+func duration(p *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration such as 15s or 24h", v)
+		}
+		*p = d
+		return nil
+	}
+}
+
+func integer[T int | int64](p *T, lo, hi T) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || T(n) < lo || T(n) > hi || int64(T(n)) != n {
+			if int64(hi) == math.MaxInt64 || int64(hi) == math.MaxInt {
+				return fmt.Errorf("must be a whole number of at least %d", lo)
+			}
+			return fmt.Errorf("must be an integer from %d to %d", lo, hi)
+		}
+		*p = T(n)
+		return nil
+	}
+}
+
+func boolean(p *bool) func(string) error {
+	return func(v string) (err error) {
+		if *p, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+			return errors.New("must be true or false")
+		}
+		return nil
+	}
+}
+
+func positive(p *float64) func(string) error {
+	return func(v string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || !(f > 0) || math.IsInf(f, 0) {
+			return errors.New("must be a positive number")
+		}
+		*p = f
+		return nil
+	}
+}
+
+// autoOrCount is a positive count, or auto (0: the node decides).
+func autoOrCount(p *int) func(string) error {
+	count := integer(p, 1, math.MaxInt)
+	return func(v string) error {
+		if strings.TrimSpace(v) == "auto" {
+			*p = 0
+			return nil
+		}
+		if count(v) != nil {
+			return errors.New("must be a positive integer or auto")
+		}
+		return nil
+	}
+}
+
+func rule(p *limit.Rule) func(string) error {
+	return func(v string) (err error) {
+		*p, err = limit.ParseRule(strings.TrimSpace(v))
+		return err
+	}
+}
+
+// list is comma-separated, blanks dropped.
+func list(p *[]string) func(string) error {
+	return func(v string) error {
+		*p = nil
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				*p = append(*p, item)
+			}
+		}
+		return nil
+	}
+}
+
+// listOf is a list of at least one of options.
+func listOf(p *[]string, options ...string) func(string) error {
+	parse := list(p)
+	return func(v string) error {
+		_ = parse(v)
+		for _, item := range *p {
+			if !slices.Contains(options, item) {
+				return fmt.Errorf("unknown %q; use %s", item, strings.Join(options, ", "))
+			}
+		}
+		if len(*p) == 0 {
+			return errors.New("name at least one of " + strings.Join(options, ", "))
+		}
+		return nil
+	}
+}
+
+// keyPrefix starts Redis keys: braces would change a cluster's hash slot
+// and spaces break the Lua scripts' key lists.
+func keyPrefix(p *string) func(string) error {
+	return func(v string) error {
+		if *p = strings.TrimSpace(v); *p == "" || strings.ContainsAny(*p, "{} ") {
+			return errors.New("must be non-empty without braces or spaces")
+		}
+		return nil
+	}
+}
+
+func orHostname(p *string) func(string) error {
+	return func(v string) error {
+		if *p = strings.TrimSpace(v); *p == "" {
+			if h, err := os.Hostname(); err == nil && h != "" {
+				*p = h
+			} else {
+				*p = "moim"
+			}
+		}
+		return nil
+	}
+}
+
+// origin is an http(s) origin without a trailing slash; Config.check
+// requires the scheme only when the provider is used.
+func origin(p *string) func(string) error {
+	return func(v string) error { *p = strings.TrimSuffix(strings.TrimSpace(v), "/"); return nil }
+}
+
+func level(p *string) func(string) error {
+	return func(v string) error {
+		s := strings.ToLower(strings.TrimSpace(v))
+		if _, err := parseLevel(s); err != nil {
+			return errors.New("must be debug, info, warn or error")
+		}
+		*p = s
+		return nil
+	}
 }
 
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, &configError{"MOIM_LOG_LEVEL", "must be debug, info, warn or error"}
-	}
-	return l, nil
+	return l, l.UnmarshalText([]byte(s))
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,94 @@ import (
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
+}
+
+var updateREADME = flag.Bool("update-readme", false, "rewrite README's configuration table from the settings table")
+
+// TestREADMEConfigTable holds README's configuration table to the settings
+// table, row for row: name, flag, default and meaning. With -update-readme
+// it rewrites README's table instead.
+func TestREADMEConfigTable(t *testing.T) {
+	var want []string
+	for _, s := range (&Config{}).settings() {
+		def := s.unset
+		if def == "" && s.def != "" {
+			def = "`" + s.def + "`"
+		}
+		if def != "" {
+			def = " " + def + " "
+		} else {
+			def = " "
+		}
+		want = append(want, fmt.Sprintf("| `%s` | `-%s` |%s| %s |", s.env, flagName(s.env), def, s.doc))
+	}
+	want = append(want, "| `MOIM_<NAME>_FILE` | — | — | Reads `MOIM_<NAME>` from this file (Docker/Kubernetes secrets), e.g. `MOIM_JWT_SECRET_FILE`, `MOIM_MYSQL_DSN_FILE`. |")
+
+	const path = "../README.md"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	header := slices.Index(lines, "| Variable | Flag | Default | Meaning |")
+	if header < 0 || header+1 >= len(lines) || lines[header+1] != "| --- | --- | --- | --- |" {
+		t.Fatal("README has no configuration table headed | Variable | Flag | Default | Meaning |")
+	}
+	first, end := header+2, header+2
+	for end < len(lines) && strings.HasPrefix(lines[end], "|") {
+		end++
+	}
+	if *updateREADME {
+		out := slices.Concat(lines[:first], want, lines[end:])
+		if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	have := lines[first:end]
+	for i := 0; i < max(len(have), len(want)); i++ {
+		h, w := "(missing)", "(missing)"
+		if i < len(have) {
+			h = have[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if h != w {
+			t.Errorf("README configuration row %d\n have %s\n want %s", i+1, h, w)
+		}
+	}
+	if t.Failed() {
+		t.Log("the settings table in server/config.go is the source; `go test ./server -run TestREADMEConfigTable -update-readme` rewrites README's table from it")
+	}
+}
+
+// TestConfigHelpListsEverySetting: -h shows each setting's flag, its
+// variable and its meaning, straight from the table.
+func TestConfigHelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := loadConfig([]string{"-h"}, env(nil), &out); err == nil {
+		t.Fatal("-h must stop the node")
+	}
+	for _, s := range (&Config{}).settings() {
+		if !strings.Contains(out.String(), "-"+flagName(s.env)) || !strings.Contains(out.String(), "($"+s.env+")") {
+			t.Errorf("-h does not list %s", s.env)
+		}
+	}
+	if !strings.Contains(out.String(), "(default: hostname)") || !strings.Contains(out.String(), `(default "10/10m")`) {
+		t.Errorf("-h does not show defaults:\n%s", out.String())
+	}
+}
+
+// TestConfigDefaultsAreValid: every default passes its own parser, so a
+// node with nothing set starts.
+func TestConfigDefaultsAreValid(t *testing.T) {
+	var c Config
+	for _, s := range c.settings() {
+		if err := s.set(s.def); err != nil {
+			t.Errorf("%s: default %q: %v", s.env, s.def, err)
+		}
+	}
 }
 
 func TestConfigDefaultsEnvAndFlags(t *testing.T) {

@@ -221,7 +221,7 @@ func TestNamesAndBodiesRefuseInvisibleCharacters(t *testing.T) {
 	alice.fails(400, "validation", "POST", mp, map[string]any{"cid": "n2", "body": "\x1b[31mred"})
 	w := n.connect(alice)
 	w.send(map[string]any{"type": "send", "room": room.ID, "cid": "w1", "body": "bell\x07"})
-	if f := w.await("error"); f.Code != "bad_request" {
+	if f := w.await("error"); f.Code != "validation" {
 		t.Fatalf("a body with BEL: %+v", f)
 	}
 	if f := w.say(room.ID, "w2", "line one\n\tline two"); f.Type != "ack" {

@@ -21,7 +21,7 @@ func TestAuthorsEditTheirTextMessages(t *testing.T) {
 		t.Fatalf("another member editing: %+v", f)
 	}
 	wa.send(map[string]any{"type": "edit", "room": room.ID, "seq": first.Seq, "body": ""})
-	if f := wa.await("error"); f.Code != "bad_request" {
+	if f := wa.await("error"); f.Code != "validation" {
 		t.Fatalf("editing to an empty body: %+v", f)
 	}
 	wa.send(map[string]any{"type": "edit", "room": room.ID, "seq": 999, "body": "x"})

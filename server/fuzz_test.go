@@ -15,7 +15,7 @@ import (
 const inputBudget = 8 * time.Second
 
 // clientFault holds the error codes docs/PROTOCOL.md gives for bad requests.
-var clientFault = map[string]bool{"bad_request": true, "forbidden": true, "not_found": true, "not_member": true, "rate_limited": true}
+var clientFault = map[string]bool{"bad_request": true, "validation": true, "forbidden": true, "not_found": true, "not_member": true, "rate_limited": true}
 
 // FuzzClientMessages sends one arbitrary protocol message per input, of
 // every type the protocol knows and others, to a real node over a real

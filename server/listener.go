@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,14 +28,17 @@ type steadyListener struct {
 }
 
 func (l *steadyListener) Accept() (net.Conn, error) {
-	var delay time.Duration
+	var wait *backoff.ExponentialBackOff
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil || !temporaryAccept(err) {
 			return c, err
 		}
 		l.errors.Inc()
-		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		if wait == nil {
+			wait = &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, Multiplier: 2, MaxInterval: time.Second}
+		}
+		delay := wait.NextBackOff()
 		l.log.Warn("accept failed; retrying", "err", err, "in", delay)
 		time.Sleep(delay)
 	}

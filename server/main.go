@@ -158,7 +158,7 @@ func (n *node) build(ctx context.Context) error {
 		members = rooms.NewMemoryMirror()
 		mirror = members
 	}
-	rms := rooms.New(n.backends.sql, mirror, n.cfg.BcryptCost)
+	rms := rooms.New(n.backends.sql, mirror, acc, n.cfg.BcryptCost)
 	if n.cfg.InviteRule == "anyone" {
 		rms.AddAnyone()
 	}
@@ -369,6 +369,10 @@ func (d directory) DisplayName(ctx context.Context, userID int64) (string, error
 		return "", err
 	}
 	return u.DisplayName, nil
+}
+
+func (d directory) DisplayNames(ctx context.Context, ids []int64) (map[int64]string, error) {
+	return d.acc.DisplayNames(ctx, ids)
 }
 
 func (d directory) Role(ctx context.Context, roomID, userID int64) (string, error) {

@@ -99,10 +99,10 @@ func TestSendValidation(t *testing.T) {
 		frame string
 		code  string
 	}{
-		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"a","body":""}`, "bad_request"},
-		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"a","body":"` + strings.Repeat("가", 4001) + `"}`, "bad_request"},
-		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"","body":"x"}`, "bad_request"},
-		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"` + strings.Repeat("c", 65) + `","body":"x"}`, "bad_request"},
+		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"a","body":""}`, "validation"},
+		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"a","body":"` + strings.Repeat("가", 4001) + `"}`, "validation"},
+		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"","body":"x"}`, "validation"},
+		{`{"type":"send","room":` + fmt.Sprint(room.ID) + `,"cid":"` + strings.Repeat("c", 65) + `","body":"x"}`, "validation"},
 		{`{"type":"send","room":0,"cid":"a","body":"x"}`, "bad_request"},
 		{`{"type":"send","room":999999,"cid":"a","body":"x"}`, "not_member"},
 		{`{"type":"fly"}`, "bad_request"},

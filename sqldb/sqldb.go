@@ -120,6 +120,14 @@ func IsDuplicate(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
+// IsDeadlock reports whether MySQL gave up a transaction to break a
+// deadlock (1213) or after waiting for a lock (1205); the transaction can
+// be tried again. SQLite, one writer at a time, has no such error.
+func IsDeadlock(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
 // migrateLock names the MySQL lock nodes take around schema migrations.
 const migrateLock = "moim_migrate"
 

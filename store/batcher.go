@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -236,7 +237,7 @@ func (b *Batcher) flush(batch []redis.XStream) {
 			}
 		}
 	}
-	wait := 100 * time.Millisecond
+	wait := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: b.cfg.MaxBackoff}
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		start := time.Now()
@@ -270,9 +271,9 @@ func (b *Batcher) flush(batch []redis.XStream) {
 			break
 		}
 		b.metrics.errors.Inc()
-		b.log.Warn("store unavailable; keeping the batch in Redis", "messages", len(msgs), "attempt", attempt, "retry_in", wait, "err", err)
-		time.Sleep(wait)
-		wait = min(wait*2, b.cfg.MaxBackoff)
+		delay := wait.NextBackOff()
+		b.log.Warn("store unavailable; keeping the batch in Redis", "messages", len(msgs), "attempt", attempt, "retry_in", delay, "err", err)
+		time.Sleep(delay)
 	}
 	b.ack(batch)
 }

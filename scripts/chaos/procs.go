@@ -46,8 +46,6 @@ func startProc(name, logPath, bin string, env []string, args ...string) (*proc, 
 	return p, nil
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
 func (p *proc) exited() bool {
 	select {
 	case <-p.done:

@@ -105,7 +105,7 @@ func (c *corpus) batch(n int) []chatlog.Entry {
 		m := &chatlog.Message{
 			Room: int64(r + 1), Seq: seq, From: from, Name: "회원" + strconv.FormatInt(from, 10),
 			Body: b.String(), CID: strconv.FormatUint(c.rng.Uint64(), 16),
-			TS: c.ts0 + c.total*50, Kind: "text",
+			TS: c.ts0 + c.total*50, Kind: chatlog.KindText,
 		}
 		if seq > 1 && c.rng.IntN(20) == 0 {
 			m.ReplyTo = 1 + c.rng.Int64N(seq-1)

@@ -137,7 +137,7 @@ func (f *Fees) claimDue(ctx context.Context) ([]ScheduleRun, error) {
 		return nil
 	})
 	if err != nil {
-		if isDeadlock(err) || sqldb.IsDuplicate(err) {
+		if sqldb.IsDeadlock(err) || sqldb.IsDuplicate(err) {
 			return nil, nil // lost a race with another node; the next tick looks again
 		}
 		return nil, fmt.Errorf("fees: claim due schedules: %w", err)
