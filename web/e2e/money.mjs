@@ -5,7 +5,7 @@
 //   node money.mjs BASE_URL OUT_DIR
 //
 // kit.mjs holds what every flow shares (see there).
-import { DESKTOP, PHONE, browser, check, expectText, open, runFlow, shot, signup, step, user } from "./kit.mjs";
+import { DESKTOP, PHONE, addContact, browser, check, expectText, open, runFlow, shot, signup, step, user } from "./kit.mjs";
 
 const users = {
   alice: user("alice", "앨리스 Alice"),
@@ -28,16 +28,8 @@ async function run() {
   await signup(bob, users.bob);
 
   step("Bob adds Alice as a contact; Alice creates a club room with him");
-  await bob.getByTestId("contacts").click();
-  await bob.getByTestId("contact-username").fill(users.alice.username);
-  await bob.getByTestId("add-contact").click();
-  await bob.getByTestId("contact-list").getByText(users.alice.display).waitFor();
-  await bob.keyboard.press("Escape");
-  await alice.getByTestId("contacts").click();
-  await alice.getByTestId("contact-username").fill(users.bob.username);
-  await alice.getByTestId("add-contact").click();
-  await alice.getByTestId("contact-list").getByText(users.bob.display).waitFor();
-  await alice.keyboard.press("Escape");
+  await addContact(bob, users.alice);
+  await addContact(alice, users.bob);
   await alice.getByTestId("new-room").click();
   await alice.getByTestId("room-name").fill("테니스 동호회 Tennis");
   await alice.getByTestId(`member-${users.bob.username}`).check();
