@@ -31,33 +31,41 @@ func (f *Fees) Reconcile(ctx context.Context, olderThan time.Duration) (int, err
 	if f.provider == nil {
 		return 0, nil
 	}
-	var pending []Payment
-	if err := f.db.WithContext(ctx).Where("status = ? AND updated_at < ?", PaymentPending, f.now().UTC().Add(-olderThan)).
-		Order("id").Limit(100).Find(&pending).Error; err != nil {
-		return 0, fmt.Errorf("fees: read pending payments: %w", err)
-	}
 	settled := 0
 	var errs []error
-	for i := range pending {
-		p := &pending[i]
-		if p.Provider != f.provider.Name() {
-			continue // another provider's; only it can say what happened
+	// Page by id, so payments still waiting at the provider (a top-up at
+	// checkout) never keep later ones from their turn.
+	for after := int64(0); ; {
+		var pending []Payment
+		if err := f.db.WithContext(ctx).Where("status = ? AND updated_at < ? AND id > ?", PaymentPending, f.now().UTC().Add(-olderThan), after).
+			Order("id").Limit(100).Find(&pending).Error; err != nil {
+			return settled, errors.Join(append(errs, fmt.Errorf("fees: read pending payments: %w", err))...)
 		}
-		var err error
-		if p.Kind == PaymentTopUp {
-			err = f.resumeTopUp(ctx, p)
-		} else {
-			err = f.payOut(ctx, p)
-			if errors.Is(err, errSettled) || errors.Is(err, errInsufficient) {
-				err = nil // another node settled it; or it failed, recorded
+		for i := range pending {
+			p := &pending[i]
+			after = p.ID
+			if p.Provider != f.provider.Name() {
+				continue // another provider's; only it can say what happened
+			}
+			var err error
+			if p.Kind == PaymentTopUp {
+				err = f.resumeTopUp(ctx, p)
+			} else {
+				err = f.payOut(ctx, p)
+				if errors.Is(err, errSettled) || errors.Is(err, errInsufficient) {
+					err = nil // another node settled it; or it failed, recorded
+				}
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("payment %d (%s): %w", p.ID, p.OrderID, err))
+				continue
+			}
+			if p.Status != PaymentPending {
+				settled++
 			}
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("payment %d (%s): %w", p.ID, p.OrderID, err))
-			continue
-		}
-		if p.Status != PaymentPending {
-			settled++
+		if len(pending) < 100 || ctx.Err() != nil {
+			break
 		}
 	}
 	return settled, errors.Join(errs...)
