@@ -76,41 +76,15 @@ func New(db *gorm.DB, rooms Rooms, maxAmount int64, pay payments.Provider, reg p
 	return &Fees{db: db, rooms: rooms, maxAmount: maxAmount, provider: pay, wake: make(chan struct{}, 1), metrics: newMetrics(reg)}
 }
 
-// Migrate creates or updates the fees tables.
-func (f *Fees) Migrate() error {
-	if err := f.db.AutoMigrate(&Account{}, &Transfer{}, &Entry{}, &Outbox{}, &DuesPolicy{}, &DuesRecord{}, &DuesAudit{},
-		&Schedule{}, &ScheduleRun{}, &DuesReminder{}, &Payment{}, &WalletPIN{}); err != nil {
-		return fmt.Errorf("fees: migrate: %w", err)
-	}
-	if f.db.Dialector.Name() != "mysql" {
-		return nil // SQLite compares text byte for byte already
-	}
-	// Idempotency keys are compared byte for byte: under utf8mb4_unicode_ci
-	// "KeyA" would replay "keya"'s transfer. Keys are printable ASCII.
-	for _, table := range []string{"transfers", "payments"} {
-		var collation string
-		if err := f.db.Raw("SELECT COALESCE(collation_name, '') FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'idem_key'", table).
-			Scan(&collation).Error; err != nil {
-			return fmt.Errorf("fees: read %s.idem_key collation: %w", table, err)
-		}
-		if collation == "ascii_bin" {
-			continue
-		}
-		if err := f.db.Exec("ALTER TABLE " + table + " MODIFY idem_key varchar(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL").Error; err != nil {
-			return fmt.Errorf("fees: make %s.idem_key byte-wise: %w", table, err)
-		}
-	}
-	return nil
-}
-
 var (
 	errInsufficient = api.Conflict("insufficient_funds", "not enough money for this transfer")
 	errIdemConflict = api.Conflict("idempotency_conflict", "this idempotency_key was used for a different request; use a new key")
+	errSettled      = api.Conflict("payment_settled", "this withdrawal was already paid out or released")
 	errRefundCap    = api.Conflict("refund_exceeds_paid", "a refund may return at most what this member paid into the fund for that period, less earlier refunds")
 )
 
 // refusals maps a remembered refusal code back to its error.
-var refusals = map[string]*api.Error{"insufficient_funds": errInsufficient, "refund_exceeds_paid": errRefundCap, "fund_closed": errFundClosed}
+var refusals = map[string]*api.Error{"insufficient_funds": errInsufficient, "refund_exceeds_paid": errRefundCap, "fund_closed": errFundClosed, "payment_settled": errSettled}
 
 // account returns the account of (kind, owner), creating it when create
 // is set (wallets open on first use); nil when it does not exist.

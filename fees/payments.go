@@ -248,24 +248,33 @@ func (f *Fees) Withdraw(ctx context.Context, user, amount int64, key string) (*P
 	if p.Status != PaymentPending {
 		return p, nil
 	}
-	wallet, err := f.account(ctx, KindWallet, user, true)
+	return p, f.payOut(ctx, p)
+}
+
+// payOut holds a pending withdrawal's amount, asks the provider to pay it
+// out, then settles or releases the hold. Every step is keyed by the
+// order, so running it again after a crash (Reconcile) repeats nothing:
+// the hold is not taken twice, and the provider is asked again for the
+// same order.
+func (f *Fees) payOut(ctx context.Context, p *Payment) error {
+	wallet, err := f.account(ctx, KindWallet, p.UserID, true)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	hold, err := f.account(ctx, KindHold, user, true)
+	hold, err := f.account(ctx, KindHold, p.UserID, true)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := f.transfer(ctx, &move{user: user, key: payKeyPrefix + p.OrderID + ":hold", kind: TransferHold,
-		from: wallet, to: hold, amount: amount, member: user, memo: p.Provider, test: p.Test}); err != nil {
+	if _, err := f.transfer(ctx, &move{user: p.UserID, key: payKeyPrefix + p.OrderID + ":hold", kind: TransferHold,
+		from: wallet, to: hold, amount: p.Amount, member: p.UserID, memo: p.Provider, test: p.Test}); err != nil {
 		if errors.Is(err, errInsufficient) {
 			if ferr := f.failPayment(ctx, p, "insufficient_funds"); ferr != nil {
-				return nil, ferr
+				return ferr
 			}
 		}
-		return nil, err
+		return err
 	}
-	done, err := f.provider.Payout(ctx, payments.Order{ID: p.OrderID, UserID: user, Amount: amount, Name: "Moim 지갑 출금"})
+	done, err := f.provider.Payout(ctx, payments.Order{ID: p.OrderID, UserID: p.UserID, Amount: p.Amount, Name: "Moim 지갑 출금"})
 	switch {
 	case err != nil:
 		why := err.Error()
@@ -273,25 +282,42 @@ func (f *Fees) Withdraw(ctx context.Context, user, amount int64, key string) (*P
 		if errors.As(err, &ref) {
 			why = ref.Code + ": " + ref.Message
 		}
-		return p, f.release(ctx, p, wallet, hold, why)
+		return f.release(ctx, p, wallet, hold, why)
 	case done:
 		ext, err := f.account(ctx, KindExternal, 0, true)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if _, err := f.transfer(ctx, &move{user: user, key: payKeyPrefix + p.OrderID + ":out", kind: TransferWithdraw,
-			from: hold, to: ext, amount: amount, member: user, memo: p.Provider, test: p.Test}); err != nil {
-			return nil, err
+		if _, err := f.transfer(ctx, &move{user: p.UserID, key: payKeyPrefix + p.OrderID + ":out", kind: TransferWithdraw,
+			from: hold, to: ext, amount: p.Amount, member: p.UserID, memo: p.Provider, test: p.Test,
+			guard: f.notSettled(p, ":release")}); err != nil {
+			return err
 		}
-		return p, f.settlePayment(ctx, p, PaymentConfirmed, "", "")
+		return f.settlePayment(ctx, p, PaymentConfirmed, "", "")
 	}
-	return p, nil
+	return nil
+}
+
+// notSettled guards a withdrawal's paying out against its release and the
+// other way round (other is the key suffix of the move that must not have
+// happened): each runs under the hold's row lock, so whichever comes
+// second is refused, even when two nodes resume the same withdrawal.
+func (f *Fees) notSettled(p *Payment, other string) func(tx *gorm.DB) (string, error) {
+	return func(tx *gorm.DB) (string, error) {
+		var n int64
+		err := tx.Model(&Transfer{}).Where("user_id = ? AND idem_key = ? AND refused = ''", p.UserID, payKeyPrefix+p.OrderID+other).Count(&n).Error
+		if err != nil || n == 0 {
+			return "", err
+		}
+		return "payment_settled", nil
+	}
 }
 
 // release returns a failed withdrawal's held money to the wallet.
 func (f *Fees) release(ctx context.Context, p *Payment, wallet, hold *Account, why string) error {
 	if _, err := f.transfer(ctx, &move{user: p.UserID, key: payKeyPrefix + p.OrderID + ":release", kind: TransferRelease,
-		from: hold, to: wallet, amount: p.Amount, member: p.UserID, memo: p.Provider, test: p.Test}); err != nil {
+		from: hold, to: wallet, amount: p.Amount, member: p.UserID, memo: p.Provider, test: p.Test,
+		guard: f.notSettled(p, ":out")}); err != nil {
 		return err
 	}
 	return f.failPayment(ctx, p, why)

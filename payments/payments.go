@@ -26,9 +26,15 @@ type Provider interface {
 	// Lookup reads a payment as the provider has it, so a notification
 	// (webhook) is never trusted on its own word.
 	Lookup(ctx context.Context, paymentKey string) (*Payment, error)
+	// LookupOrder reads the payment of an order as the provider has it,
+	// for recovering a top-up whose confirm was cut off; a Refusal when
+	// the provider has no payment for it, ErrUnsupported when the
+	// provider confirms at checkout and keeps no record.
+	LookupOrder(ctx context.Context, orderID string) (*Payment, error)
 	// Payout sends a withdrawal to the user's account; done reports it
 	// settled, otherwise it stays pending. ErrUnsupported when the
-	// provider cannot pay out.
+	// provider cannot pay out. It must be idempotent by order ID: a
+	// withdrawal cut off by a crash is resumed by asking again.
 	Payout(ctx context.Context, o Order) (done bool, err error)
 }
 
@@ -94,6 +100,9 @@ func (Sandbox) Confirm(context.Context, string, string, int64) (*Payment, error)
 
 // Lookup implements Provider; the sandbox sends no notifications.
 func (Sandbox) Lookup(context.Context, string) (*Payment, error) { return nil, ErrUnsupported }
+
+// LookupOrder implements Provider; the sandbox keeps no record.
+func (Sandbox) LookupOrder(context.Context, string) (*Payment, error) { return nil, ErrUnsupported }
 
 // Payout implements Provider: settled at once.
 func (Sandbox) Payout(context.Context, Order) (bool, error) { return true, nil }

@@ -78,6 +78,11 @@ func (t *Toss) Lookup(ctx context.Context, paymentKey string) (*Payment, error) 
 	return t.do(ctx, http.MethodGet, "/v1/payments/"+url.PathEscape(paymentKey), nil, "")
 }
 
+// LookupOrder implements Provider with GET /v1/payments/orders/{orderId}.
+func (t *Toss) LookupOrder(ctx context.Context, orderID string) (*Payment, error) {
+	return t.do(ctx, http.MethodGet, "/v1/payments/orders/"+url.PathEscape(orderID), nil, "")
+}
+
 // Payout implements Provider. Toss pays sellers out through a separate
 // contract (지급대행) with encrypted requests; Moim does not drive it yet.
 func (t *Toss) Payout(context.Context, Order) (bool, error) { return false, ErrUnsupported }

@@ -12,7 +12,8 @@ import (
 )
 
 // tossStandIn is a local stand-in for Toss Payments' documented confirm
-// and lookup API (POST /v1/payments/confirm, GET /v1/payments/{key}):
+// and lookup API (POST /v1/payments/confirm, GET /v1/payments/{key},
+// GET /v1/payments/orders/{orderId}):
 // these tests run offline, so they cannot reach api.tosspayments.com.
 // It holds one checkout the "browser" completed: paymentKey pk_1 for
 // order ord_1 of 30,000 won.
@@ -44,8 +45,11 @@ func tossStandIn(t *testing.T, secret string) (*httptest.Server, *[]string) {
 				return
 			}
 			_ = json.NewEncoder(w).Encode(payment)
-		case r.Method == http.MethodGet && r.URL.Path == "/v1/payments/pk_1":
+		case r.Method == http.MethodGet && (r.URL.Path == "/v1/payments/pk_1" || r.URL.Path == "/v1/payments/orders/ord_1"):
 			_ = json.NewEncoder(w).Encode(payment)
+		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/payments/orders/"):
+			w.WriteHeader(404)
+			_ = json.NewEncoder(w).Encode(map[string]string{"code": "NOT_FOUND_PAYMENT", "message": "존재하지 않는 결제 정보 입니다."})
 		default:
 			w.WriteHeader(500)
 		}
@@ -79,6 +83,14 @@ func TestTossConfirmAgainstStandIn(t *testing.T) {
 	}
 	if p, err := toss.Lookup(ctx, "pk_1"); err != nil || p.OrderID != "ord_1" || !p.Done() {
 		t.Fatalf("lookup: %+v, %v", p, err)
+	}
+	// Looking up by order (crash recovery): a paid order, and one Toss has
+	// no payment for, which is a refusal.
+	if p, err := toss.LookupOrder(ctx, "ord_1"); err != nil || p.PaymentKey != "pk_1" || !p.Done() || p.Amount != 30000 {
+		t.Fatalf("lookup by order: %+v, %v", p, err)
+	}
+	if _, err := toss.LookupOrder(ctx, "ord_unpaid"); !errors.As(err, &ref) || ref.Code != "NOT_FOUND_PAYMENT" {
+		t.Fatalf("lookup of an unpaid order: %v", err)
 	}
 	// A wrong secret key is a refusal naming Toss's code.
 	if _, err := NewToss("test_sk_wrong", "", srv.URL).Confirm(ctx, "pk_1", "ord_1", 30000); !errors.As(err, &ref) || ref.Code != "UNAUTHORIZED_KEY" {

@@ -474,13 +474,15 @@ func (n *node) watchMirror(m rooms.Mirror) {
 }
 
 // runFees announces committed fee events in their rooms and, on API
-// nodes, runs due auto-pay orders and reminders, until close.
+// nodes, runs due auto-pay orders and reminders and finishes payments a
+// crash cut off (at start, then every minute), until close.
 func (n *node) runFees(money *fees.Fees) {
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { money.Relay(ctx, n.hub, n.log) })
 	if n.cfg.hasRole("api") {
 		wg.Go(func() { money.Schedule(ctx, n.cfg.ScheduleTick, n.log) })
+		wg.Go(func() { money.Recover(ctx, time.Minute, n.log) })
 	}
 	n.stopFees = func() { stop(); wg.Wait() }
 }

@@ -6,7 +6,7 @@
 //
 // kit.mjs holds what every flow shares (see there).
 import {
-  DESKTOP, PHONE, browser, body, check, cuttable, deliver, expectAttr, expectCount, expectText,
+  DESKTOP, PHONE, addContact, browser, body, check, cuttable, deliver, expectAttr, expectCount, expectText,
   login, open, runFlow, say, shot, signup, step, tag, timings, until, user, userId,
 } from "./kit.mjs";
 import { readFileSync } from "node:fs";
@@ -34,19 +34,11 @@ async function run() {
   // --- Bob adds Alice, so her room takes him in at once (someone who has
   // not would only be invited) ---
   step('Bob adds Alice as a contact');
-  await bob.getByTestId("contacts").click();
-  await bob.getByTestId("contact-username").fill(users.alice.username);
-  await bob.getByTestId("add-contact").click();
-  await bob.getByTestId("contact-list").getByText(users.alice.display).waitFor();
-  await bob.keyboard.press("Escape");
+  await addContact(bob, users.alice);
 
   // --- Alice adds Bob as a contact and creates a room with him ---
   step('Alice adds Bob as a contact and creates a room with him');
-  await alice.getByTestId("contacts").click();
-  await alice.getByTestId("contact-username").fill(users.bob.username);
-  await alice.getByTestId("add-contact").click();
-  await alice.getByTestId("contact-list").getByText(users.bob.display).waitFor();
-  await alice.keyboard.press("Escape");
+  await addContact(alice, users.bob);
   await alice.getByTestId("new-room").click();
   await alice.getByTestId("room-name").fill("등산 모임 Hiking Club");
   await alice.getByTestId(`member-${users.bob.username}`).check();

@@ -99,6 +99,15 @@ export async function signup(page, u) {
   await expectText(page.getByTestId("me-name"), u.display);
 }
 
+// addContact adds u to the contacts of the user signed in on page.
+export async function addContact(page, u) {
+  await page.getByTestId("contacts").click();
+  await page.getByTestId("contact-username").fill(u.username);
+  await page.getByTestId("add-contact").click();
+  await page.getByTestId("contact-list").getByText(u.display).waitFor();
+  await page.keyboard.press("Escape");
+}
+
 export async function login(page, u) {
   await page.getByTestId("auth-username").fill(u.username);
   await page.getByTestId("auth-password").fill(u.password);

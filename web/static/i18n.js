@@ -364,6 +364,12 @@ const en = {
   "search.hint": "Words in a message",
   "search.count": "{0} found",
   "search.none": "No messages match.",
+  // ownership transfer (money2)
+  "owner.title": "Hand the room over",
+  "owner.hint": "The member you choose becomes the owner and treasurer; you stay on as an admin.",
+  "owner.to": "New owner",
+  "owner.confirm": "Make {0} the owner of this room? You will be an admin.",
+  "owner.done": "{0} now owns the room.",
 };
 
 const ko = {
@@ -728,6 +734,12 @@ const ko = {
   "search.hint": "메시지에 있는 단어",
   "search.count": "{0}개 찾음",
   "search.none": "일치하는 메시지가 없습니다.",
+  // ownership transfer (money2)
+  "owner.title": "방장 넘기기",
+  "owner.hint": "선택한 멤버가 방장(총무)이 되고, 나는 관리자로 남습니다.",
+  "owner.to": "새 방장",
+  "owner.confirm": "{0}님을 이 방의 방장으로 지정할까요? 나는 관리자가 됩니다.",
+  "owner.done": "{0}님이 방장이 되었습니다.",
 };
 
 const dicts = { en, ko };
