@@ -6,7 +6,7 @@
 //
 //   node photos.mjs BASE_URL OUT_DIR
 import {
-  DESKTOP, PHONE, browser, body, check, expectText, open, runFlow, say, shot, signup, step, until, user,
+  DESKTOP, PHONE, addContact, browser, body, check, expectText, open, runFlow, say, shot, signup, step, until, user,
 } from "./kit.mjs";
 import { deflateSync } from "node:zlib";
 
@@ -25,16 +25,8 @@ async function run() {
   const bobCtx = await browser.newContext(PHONE);
   const bob = await open(bobCtx, "bob");
   await signup(bob, users.bob);
-  await bob.getByTestId("contacts").click();
-  await bob.getByTestId("contact-username").fill(users.alice.username);
-  await bob.getByTestId("add-contact").click();
-  await bob.getByTestId("contact-list").getByText(users.alice.display).waitFor();
-  await bob.keyboard.press("Escape");
-  await alice.getByTestId("contacts").click();
-  await alice.getByTestId("contact-username").fill(users.bob.username);
-  await alice.getByTestId("add-contact").click();
-  await alice.getByTestId("contact-list").getByText(users.bob.display).waitFor();
-  await alice.keyboard.press("Escape");
+  await addContact(bob, users.alice);
+  await addContact(alice, users.bob);
   await alice.getByTestId("new-room").click();
   await alice.getByTestId("room-name").fill("사진 모임 Photo Club");
   await alice.getByTestId(`member-${users.bob.username}`).check();
