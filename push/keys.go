@@ -63,6 +63,10 @@ func LoadOrCreateKeys(dir string) (Keys, error) {
 		return Keys{}, fmt.Errorf("push: generate VAPID keys: %w", err)
 	}
 	raw, _ = json.Marshal(k) // two strings always marshal
+	// A node with external backends may not have made its data directory.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Keys{}, fmt.Errorf("push: keep VAPID keys in %s: %w", dir, err)
+	}
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return Keys{}, fmt.Errorf("push: keep VAPID keys in %s: %w", path, err)
 	}

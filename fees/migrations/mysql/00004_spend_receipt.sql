@@ -1,0 +1,3 @@
+-- A spend may name its receipt, an upload to the room (attachments).
+-- +goose Up
+ALTER TABLE transfers ADD COLUMN receipt_id varchar(32) NOT NULL DEFAULT '';
