@@ -341,16 +341,11 @@ func TestDeadBatchersEntriesAreClaimed(t *testing.T) {
 // metricValue reads one unlabelled sample from a node's /metrics.
 func metricValue(t *testing.T, n *testNode, name string) float64 {
 	t.Helper()
-	_, raw := n.anon(t).raw("GET", "/metrics", nil)
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
+	v, ok := n.metrics(t).Value(name)
+	if !ok {
+		t.Fatalf("metric %s not found", name)
 	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	return v
 }
 
 // TestBatcherCarriesOnAfterRedisRestarts restarts Redis (append-only, so
