@@ -4,11 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"moim/internal/testkit"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -18,12 +19,8 @@ import (
 func engines(t *testing.T) map[string]Limiter {
 	t.Helper()
 	out := map[string]Limiter{"memory": NewMemory()}
-	url := os.Getenv("MOIM_TEST_REDIS_URL")
+	url := testkit.Optional(t, testkit.EnvRedis, "testing the memory limiter only; the Redis limiter needs a redis-server")
 	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but MOIM_TEST_REDIS_URL is not set")
-		}
-		t.Log("MOIM_TEST_REDIS_URL not set: testing the memory limiter only")
 		return out
 	}
 	opt, err := redis.ParseURL(url)

@@ -99,7 +99,11 @@ func createDatabaseWith(t testing.TB, adminDSN, options string) string {
 	return testkit.CreateDatabase(t, adminDSN, options)
 }
 
-func closeDB(db *gorm.DB) { testkit.CloseDB(db) }
+func closeDB(db *gorm.DB) {
+	if s, err := db.DB(); err == nil {
+		_ = s.Close()
+	}
+}
 
 func dropRedisPrefix(t testing.TB, url, prefix string) {
 	rdb, _, err := dialRedis(url)

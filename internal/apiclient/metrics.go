@@ -99,3 +99,21 @@ func sampleValue(s *dto.Metric) float64 {
 	}
 	return 0
 }
+
+// SampleNames are the names samples carry in the text format: a family's
+// name, and for a histogram or summary also its _bucket, _sum and _count
+// series (what a PromQL expression names).
+func (m Metrics) SampleNames() map[string]bool {
+	out := map[string]bool{}
+	for name, f := range m {
+		switch f.GetType() {
+		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			out[name+"_bucket"], out[name+"_sum"], out[name+"_count"] = true, true, true
+		case dto.MetricType_SUMMARY:
+			out[name], out[name+"_sum"], out[name+"_count"] = true, true, true
+		default:
+			out[name] = true
+		}
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"os"
 	"sync"
@@ -10,9 +11,6 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
-	"gorm.io/gorm"
-
-	"moim/sqldb"
 )
 
 // The tests run against real services named by these variables (`make
@@ -57,29 +55,23 @@ func CreateDatabase(t testing.TB, adminDSN, options string) string {
 		t.Fatalf("%s: %v", EnvMySQL, err)
 	}
 	cfg.DBName = ""
-	admin, err := sqldb.OpenMySQL(cfg.FormatDSN())
+	admin, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
-		t.Fatalf("%s unreachable: %v", EnvMySQL, err)
+		t.Fatalf("%s: %v", EnvMySQL, err)
 	}
 	name := RandomName("moim_t_")
-	if err := admin.Exec("CREATE DATABASE " + name + options).Error; err != nil {
+	if _, err := admin.Exec("CREATE DATABASE " + name + options); err != nil {
+		admin.Close()
 		t.Fatalf("%s: create database: %v", EnvMySQL, err)
 	}
 	t.Cleanup(func() {
-		defer CloseDB(admin)
-		if err := admin.Exec("DROP DATABASE " + name).Error; err != nil {
+		defer admin.Close()
+		if _, err := admin.Exec("DROP DATABASE " + name); err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
 	cfg.DBName = name
 	return cfg.FormatDSN()
-}
-
-// CloseDB closes db's pool.
-func CloseDB(db *gorm.DB) {
-	if s, err := db.DB(); err == nil {
-		_ = s.Close()
-	}
 }
 
 // DeleteKeys deletes the keys matching pattern, on every master of a
