@@ -116,6 +116,8 @@ func retryAfterAs(t *testing.T, c *client, method, path, body string) int {
 	return secs
 }
 
+var _ = alsoOn(onMemory, TestKickBansUntilLifted)
+
 // TestKickBansUntilLifted: a kicked member rejoined an open room at once.
 // Now a kick bans; admins list and lift bans; the kicked socket is told.
 func TestKickBansUntilLifted(t *testing.T) {

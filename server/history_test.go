@@ -47,6 +47,8 @@ func seqs(ms []frameMsg) []int64 {
 	return out
 }
 
+var _ = alsoOn(onMemory|onCluster, TestHistoryPagesAndSearch)
+
 func TestHistoryPagesAndSearch(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
@@ -134,6 +136,8 @@ func TestHistoryPagesAndSearch(t *testing.T) {
 	eve.fails(403, "not_member", "GET", base+"/search?q=x", nil)
 	eve.fails(403, "not_member", "POST", base, map[string]any{"cid": "x", "body": "hi"})
 }
+
+var _ = alsoOn(onCluster, TestSeqSurvivesRedisDataLoss)
 
 // TestSeqSurvivesRedisDataLoss flushes everything the node keeps in
 // Redis: the membership mirror comes back from SQL, the seq counter from
@@ -293,6 +297,8 @@ func TestStoreOutageLosesNothing(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+var _ = alsoOn(onCluster, TestDeadBatchersEntriesAreClaimed)
 
 // TestDeadBatchersEntriesAreClaimed leaves entries pending under a
 // consumer that never acknowledges them; a live batcher claims them and

@@ -12,6 +12,8 @@ type mentionMsg struct {
 	Mentions []int64 `json:"mentions"`
 }
 
+var _ = alsoOn(onMemory, TestMentionsNameMembersAtSendTime)
+
 func TestMentionsNameMembersAtSendTime(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice, bob, dan, carol := n.user(t, "Alice"), n.user(t, "Bob"), n.user(t, "Dan"), n.user(t, "Carol")

@@ -6,6 +6,8 @@ import (
 	"testing"
 )
 
+var _ = alsoOn(onMemory, TestSystemMessagesTellTheRoomWhoCameAndWent)
+
 func TestSystemMessagesTellTheRoomWhoCameAndWent(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	owner, joiner, kicked := n.user(t, "Owner"), n.user(t, "민수"), n.user(t, "Kicked")
