@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
 )
 
 // FreePort is a loopback TCP port free a moment ago.
@@ -46,4 +48,24 @@ func WaitReady(t testing.TB, base string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("node at %s not ready after 20 s", base)
+}
+
+// Serve serves app on a loopback port until the test ends and returns its
+// base URL: a domain package's routes, tested over real HTTP without a
+// whole node.
+func Serve(t testing.TB, app *fiber.App) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Listener(ln) }()
+	t.Cleanup(func() {
+		if err := app.Shutdown(); err != nil {
+			t.Errorf("shut down the test server: %v", err)
+		}
+		<-done
+	})
+	return "http://" + ln.Addr().String()
 }
