@@ -2,7 +2,6 @@ package testkit
 
 import (
 	"net"
-	"net/http"
 	"testing"
 	"time"
 
@@ -32,22 +31,6 @@ func WaitTCP(t testing.TB, addr string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s did not come up", addr)
-}
-
-// WaitReady waits up to 20 s for the node at base to answer /readyz 200.
-func WaitReady(t testing.TB, base string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("node at %s not ready after 20 s", base)
 }
 
 // Serve serves app on a loopback port until the test ends and returns its
