@@ -28,7 +28,11 @@ func waitStored(t *testing.T, n *testNode, room int64, want int64) {
 	st := n.backends.msgs
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got, err := st.Count(context.Background(), room)
+		// Each count gets its own deadline: a store that accepts the
+		// connection but never answers must fail the wait, not hang it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, err := st.Count(ctx, room)
+		cancel()
 		if err == nil && got == want {
 			return
 		}
