@@ -67,18 +67,7 @@ func from(t *testing.T, n *testNode, ip string) *client {
 // retryAfter asks for a 429 and returns its Retry-After in seconds.
 func retryAfter(t *testing.T, n *testNode, method, path string, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, n.url+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if resp.StatusCode != 429 || err != nil || secs < 1 {
-		t.Fatalf("%s %s: %d with Retry-After %q, want 429 and a number of seconds", method, path, resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-	return secs
+	return retryAfterAs(t, n.anon(t), method, path, body)
 }
 
 func TestLoginAndSignupLimits(t *testing.T) {

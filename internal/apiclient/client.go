@@ -58,9 +58,25 @@ type ErrorBody struct {
 	} `json:"error"`
 }
 
+// Answer is one HTTP answer, whatever its status.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
 // Raw sends body (JSON-encoded unless it is a string or []byte) and
 // returns the status and the answer whatever the status.
 func (c *Client) Raw(ctx context.Context, method, path string, body any) (int, []byte, error) {
+	a, err := c.Exchange(ctx, method, path, body)
+	if a == nil {
+		return 0, nil, err
+	}
+	return a.Status, a.Body, err
+}
+
+// Exchange is Raw with the answer's headers.
+func (c *Client) Exchange(ctx context.Context, method, path string, body any) (*Answer, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -71,13 +87,13 @@ func (c *Client) Raw(ctx context.Context, method, path string, body any) (int, [
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			return 0, nil, fmt.Errorf("%s %s: encode: %w", method, path, err)
+			return nil, fmt.Errorf("%s %s: encode: %w", method, path, err)
 		}
 		r = bytes.NewReader(j)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, r)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -94,14 +110,15 @@ func (c *Client) Raw(ctx context.Context, method, path string, body any) (int, [
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	a := &Answer{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 	if err != nil {
-		return resp.StatusCode, raw, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		return a, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
-	return resp.StatusCode, raw, nil
+	return a, nil
 }
 
 // Do sends a request and decodes a 2xx JSON answer into out (when not

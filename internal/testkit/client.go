@@ -43,13 +43,20 @@ func Signup(t testing.TB, base, displayName string) *Client {
 // and the answer.
 func (c *Client) Raw(method, path string, body any) (int, []byte) {
 	c.T.Helper()
+	a := c.Exchange(method, path, body)
+	return a.Status, a.Body
+}
+
+// Exchange is Raw with the answer's headers.
+func (c *Client) Exchange(method, path string, body any) *apiclient.Answer {
+	c.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	status, raw, err := c.Client.Raw(ctx, method, path, body)
+	a, err := c.Client.Exchange(ctx, method, path, body)
 	if err != nil {
 		c.T.Fatal(err)
 	}
-	return status, raw
+	return a
 }
 
 // Must fails the test unless the status is want, and decodes the answer
