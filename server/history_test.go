@@ -348,10 +348,11 @@ func TestDeadBatchersEntriesAreClaimed(t *testing.T) {
 	waitStored(t, n2, room.ID, 300)
 }
 
-// metricValue reads one unlabelled sample from a node's /metrics.
+// metricValue reads one sample from a node's /metrics: `name` or
+// `name{label="value",…}`.
 func metricValue(t *testing.T, n *testNode, name string) float64 {
 	t.Helper()
-	v, ok := n.metrics(t).Value(name)
+	v, ok := n.metrics(t).Sample(name)
 	if !ok {
 		t.Fatalf("metric %s not found", name)
 	}

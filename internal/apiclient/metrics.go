@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -116,4 +118,26 @@ func (m Metrics) SampleNames() map[string]bool {
 		}
 	}
 	return out
+}
+
+// Sample is the value of one series named as the text format names it:
+// `name` or `name{label="value",…}` (labels in any order, a subset
+// matches); false when there is none.
+func (m Metrics) Sample(series string) (float64, bool) {
+	name, rest, ok := strings.Cut(series, "{")
+	if !ok {
+		return m.Value(name)
+	}
+	var labels []string
+	for _, pair := range strings.Split(strings.TrimSuffix(rest, "}"), ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok {
+			continue
+		}
+		if u, err := strconv.Unquote(strings.TrimSpace(v)); err == nil {
+			v = u
+		}
+		labels = append(labels, strings.TrimSpace(k), v)
+	}
+	return m.Value(name, labels...)
 }
