@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moim/internal/apiclient"
+	"moim/internal/testkit"
 )
 
 // TestLiveObservability runs the stack's observability for real: two Moim
@@ -229,34 +232,34 @@ func drive(t *testing.T, lb string, sent int) {
 	var room, other struct{ ID int64 }
 	// Bob has Alice among his contacts, so her room takes him in at once
 	// (a stranger would only be invited).
-	bob.do(t, 201, "POST", "/api/contacts", map[string]any{"username": alice.username}, nil)
-	alice.do(t, 201, "POST", "/api/rooms", map[string]any{"name": "Hiking club", "member_ids": []int64{bob.id}}, &room)
-	carol.do(t, 201, "POST", "/api/rooms", map[string]any{"name": "Choir"}, &other)
+	bob.Must(201, "POST", "/api/contacts", map[string]any{"username": alice.Username}, nil)
+	alice.Must(201, "POST", "/api/rooms", map[string]any{"name": "Hiking club", "member_ids": []int64{bob.ID}}, &room)
+	carol.Must(201, "POST", "/api/rooms", map[string]any{"name": "Choir"}, &other)
 
 	// Through nginx as a browser on the same origin: the node checks the
 	// Origin against the Host nginx passes on.
 	sender := dialWS(t, lb, alice)
-	readers := []*wsConn{dialWS(t, lb, bob), dialWS(t, lb, bob)}
+	readers := []*testkit.WS{dialWS(t, lb, bob), dialWS(t, lb, bob)}
 	for i := range sent {
 		cid := fmt.Sprintf("m-%d", i)
-		sender.send(t, map[string]any{"type": "send", "room": room.ID, "cid": cid, "body": fmt.Sprintf("안녕하세요 %d", i)})
-		sender.await(t, "ack of "+cid, func(f wsFrame) bool { return f.Type == "ack" && f.CID == cid })
+		sender.Send(map[string]any{"type": "send", "room": room.ID, "cid": cid, "body": fmt.Sprintf("안녕하세요 %d", i)})
+		sender.AwaitWhere(func(f apiclient.Frame) bool { return f.Type == "ack" && f.CID == cid })
 	}
 	for _, r := range readers {
 		got := 0
-		r.await(t, "every message", func(f wsFrame) bool {
-			if f.Type == "msg" && f.Room == room.ID && f.From == alice.id {
+		r.AwaitWhere(func(f apiclient.Frame) bool {
+			if f.Type == "msg" && f.Room == room.ID && f.From == alice.ID {
 				got++
 			}
 			return got == sent
 		})
 	}
-	sender.send(t, map[string]any{"type": "send", "room": other.ID, "cid": "intruder", "body": "hi"})
-	sender.await(t, "not_member", func(f wsFrame) bool { return f.Type == "error" && f.Code == "not_member" })
+	sender.Send(map[string]any{"type": "send", "room": other.ID, "cid": "intruder", "body": "hi"})
+	sender.AwaitWhere(func(f apiclient.Frame) bool { return f.Type == "error" && f.Code == "not_member" })
 
 	rp := fmt.Sprintf("/api/rooms/%d", room.ID)
-	alice.do(t, 201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
-	bob.do(t, 201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d1"}, nil)
-	bob.do(t, 201, "POST", rp+"/fund/pay", map[string]any{"amount": 30000, "idempotency_key": "p1"}, nil)
-	bob.do(t, 409, "POST", rp+"/fund/pay", map[string]any{"amount": 100000, "idempotency_key": "p2"}, nil)
+	alice.Must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
+	bob.Must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 50000, "idempotency_key": "d1"}, nil)
+	bob.Must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 30000, "idempotency_key": "p1"}, nil)
+	bob.Must(409, "POST", rp+"/fund/pay", map[string]any{"amount": 100000, "idempotency_key": "p2"}, nil)
 }

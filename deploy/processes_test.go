@@ -1,18 +1,17 @@
 package deploy
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"moim/internal/testkit"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -28,87 +27,6 @@ func buildServer(t *testing.T, dir string) string {
 	bin := filepath.Join(dir, "moim")
 	runTool(t, repoRoot(t), 10*time.Minute, goBin, "build", "-race", "-o", bin, "./server")
 	return bin
-}
-
-// process is a server the test started; it is stopped by its PID.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-func start(t *testing.T, dir, name string, env []string, bin string, args ...string) *process {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr, cmd.Dir = env, f, f, dir
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("%s log (pid %d):\n%s", name, cmd.Process.Pid, tail(out, 4000))
-		}
-	})
-	return p
-}
-
-// stop asks the process to end (SIGTERM) and kills it after 15 s.
-func (p *process) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// waitHTTP polls url until it answers 200, failing early if the process exits.
-func (p *process) waitHTTP(t *testing.T, url string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			out, _ := os.ReadFile(p.log)
-			t.Fatalf("%s exited before it was ready:\n%s", p.name, tail(out, 4000))
-		default:
-		}
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			err = errors.New(resp.Status)
-		}
-		last = err
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: %s not ready after %s: %v", p.name, url, timeout, last)
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
 
 // freeAddr is a loopback address with a port nothing listens on now.
@@ -137,8 +55,8 @@ func startNode(t *testing.T, bin, work, id string, settings map[string]string) s
 	}
 	dataDir := filepath.Join(work, id)
 	env = append(env, "MOIM_ADDR="+addr, "MOIM_NODE_ID="+id, "MOIM_DATA_DIR="+dataDir)
-	p := start(t, work, id, env, bin)
-	p.waitHTTP(t, "http://"+addr+"/readyz", 90*time.Second)
+	p := testkit.Start(t, work, id, env, bin)
+	p.WaitHTTP(t, "http://"+addr+"/readyz", 90*time.Second)
 	return addr
 }
 
@@ -180,9 +98,9 @@ func startNginx(t *testing.T, bin, work string, nodes []string) string {
 			t.Fatal(err)
 		}
 	}
-	p := start(t, work, "nginx", baseEnv(), bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
+	p := testkit.Start(t, work, "nginx", baseEnv(), bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
 	base := "http://" + addr
-	p.waitHTTP(t, base+"/lb-healthz", 15*time.Second)
+	p.WaitHTTP(t, base+"/lb-healthz", 15*time.Second)
 	return base
 }
 
@@ -245,12 +163,12 @@ func startPrometheus(t *testing.T, bin, work string, nodes []string) *prometheus
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	p := start(t, work, "prometheus", baseEnv(), bin,
+	p := testkit.Start(t, work, "prometheus", baseEnv(), bin,
 		"--config.file="+confPath,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--log.level=warn")
 	prom := &prometheus{base: "http://" + addr}
-	p.waitHTTP(t, prom.base+"/-/ready", 30*time.Second)
+	p.WaitHTTP(t, prom.base+"/-/ready", 30*time.Second)
 	return prom
 }

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moim/internal/apiclient"
 )
 
 // prometheus is a running Prometheus and its HTTP API.
@@ -93,28 +94,13 @@ func (p *prometheus) waitFor(t *testing.T, what string, cond func() error) {
 	}
 }
 
-// sampleNames are the metric names in a node's /metrics exposition.
+// sampleNames are the sample names in a node's /metrics exposition.
 func sampleNames(t *testing.T, url string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get(url)
+	base, _ := strings.CutSuffix(url, "/metrics")
+	m, err := (&apiclient.Client{Base: base}).Metrics(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	names := map[string]bool{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if i := strings.IndexAny(line, "{ "); i > 0 {
-			names[line[:i]] = true
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return names
+	return m.SampleNames()
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"moim/internal/testkit"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -218,10 +220,7 @@ func swarmConfig(t *testing.T, file string) stack {
 	t.Helper()
 	docker := needTool(t, "docker", "docker.io")
 	if err := exec.Command(docker, "stack", "config", "--help").Run(); err != nil {
-		if inCI {
-			t.Fatalf("CI=true but %s has no `stack config` (Docker CLI 23 or newer needed): %v", docker, err)
-		}
-		t.Skipf("%s has no `stack config`", docker)
+		testkit.Missing(t, "%s has no `stack config` (Docker CLI 23 or newer needed): %v", docker, err)
 	}
 	return parseStack(t, file, runTool(t, repoRoot(t), time.Minute, docker, "stack", "config", "-c", file))
 }

@@ -3,35 +3,21 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"moim/internal/testkit"
 )
 
-// inCI is set by .ci/run, which installs every tool these tests call; there
-// a missing tool fails the test instead of skipping it.
-var inCI = os.Getenv("CI") == "true"
-
 // needTool returns the path of a command, or stops the test when it is
-// not installed: a failure under CI, a skip elsewhere.
+// not installed: a failure under CI (.ci/run installs every tool these
+// tests call), a skip elsewhere.
 func needTool(t *testing.T, name, pkg string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		// Debian puts daemons such as nginx in /usr/sbin, which a
-		// non-root PATH may lack.
-		path, err = exec.LookPath(filepath.Join("/usr/sbin", name))
-	}
-	if err != nil {
-		if inCI {
-			t.Fatalf("CI=true but %s is not installed (Debian package %s; .ci/run installs it)", name, pkg)
-		}
-		t.Skipf("%s not installed (apt-get install %s)", name, pkg)
-	}
-	return path
+	return testkit.Tool(t, "Debian package "+pkg+"; .ci/run installs it", name)
 }
 
 // repoRoot is the repository's top directory (tests run in deploy/).

@@ -11,22 +11,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"moim/internal/testkit"
 )
 
 // nodeBinary finds node; under CI=true (.ci/run installs it) a missing node
 // fails instead of skipping.
 func nodeBinary(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"node", "nodejs"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("CI=true but node is not installed: the k6 scripts cannot be checked (.ci/run installs nodejs)")
-	}
-	t.Skip("node is not installed: skipping the k6 script checks")
-	return ""
+	return testkit.Tool(t, "the k6 scripts cannot be checked; .ci/run installs nodejs", "node", "nodejs")
 }
 
 // parseModule runs node's parser on src as an ES module. A .mjs copy makes

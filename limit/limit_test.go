@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"moim/internal/testkit"
+
 	"github.com/redis/go-redis/v9"
 )
 
@@ -19,12 +21,8 @@ import (
 func engines(t testing.TB) map[string]Limiter {
 	t.Helper()
 	out := map[string]Limiter{"memory": NewMemory()}
-	url := os.Getenv("MOIM_TEST_REDIS_URL")
+	url := testkit.Optional(t, testkit.EnvRedis, "testing the memory limiter only; the Redis limiter needs a redis-server")
 	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but MOIM_TEST_REDIS_URL is not set")
-		}
-		t.Log("MOIM_TEST_REDIS_URL not set: testing the memory limiter only")
 		return out
 	}
 	opt, err := redis.ParseURL(url)

@@ -14,98 +14,6 @@ import (
 	"moim/limit"
 )
 
-func TestSignupLoginAndMe(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
-	c := n.anon(t)
-	var u struct {
-		ID          int64  `json:"id"`
-		Username    string `json:"username"`
-		DisplayName string `json:"display_name"`
-	}
-	c.must(201, "POST", "/api/auth/signup", map[string]any{"username": "Min-Ji.Kim", "password": "password1", "display_name": " 김민지 "}, &u)
-	if u.ID <= 0 || u.Username != "min-ji.kim" || u.DisplayName != "김민지" {
-		t.Fatalf("signup returned %+v; want a new id, the lower-cased username and the trimmed Korean name", u)
-	}
-	c.fails(409, "username_taken", "POST", "/api/auth/signup", map[string]any{"username": "MIN-JI.KIM", "password": "password2", "display_name": "x"})
-
-	var login struct {
-		Token     string `json:"token"`
-		ExpiresAt string `json:"expires_at"`
-		User      struct {
-			ID int64 `json:"id"`
-		} `json:"user"`
-	}
-	c.must(200, "POST", "/api/auth/login", map[string]any{"username": "min-ji.kim", "password": "password1"}, &login)
-	exp, err := time.Parse(time.RFC3339, login.ExpiresAt)
-	if err != nil || login.Token == "" || login.User.ID != u.ID {
-		t.Fatalf("login returned %+v", login)
-	}
-	if d := time.Until(exp); d < 23*time.Hour || d > 25*time.Hour {
-		t.Fatalf("token expires in %s; want about 24h", d)
-	}
-
-	wrong := c.fails(401, "unauthorized", "POST", "/api/auth/login", map[string]any{"username": "min-ji.kim", "password": "password2"})
-	unknown := c.fails(401, "unauthorized", "POST", "/api/auth/login", map[string]any{"username": "nobody", "password": "password1"})
-	if wrong != unknown {
-		t.Fatalf("wrong password says %q but unknown user says %q: that tells an attacker which usernames exist", wrong, unknown)
-	}
-
-	c.token = login.Token
-	var me struct {
-		ID       int64  `json:"id"`
-		Username string `json:"username"`
-	}
-	c.must(200, "GET", "/api/me", nil, &me)
-	if me.ID != u.ID || me.Username != "min-ji.kim" {
-		t.Fatalf("/api/me = %+v, want user %d", me, u.ID)
-	}
-	if _, raw := c.raw("GET", "/api/me", nil); strings.Contains(string(raw), "password") {
-		t.Fatalf("/api/me leaks the password hash: %s", raw)
-	}
-}
-
-func TestSignupRejectsBadInput(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
-	c := n.anon(t)
-	ok := func(mod func(m map[string]any)) map[string]any {
-		m := map[string]any{"username": "valid_user", "password": "password1", "display_name": "Valid"}
-		mod(m)
-		return m
-	}
-	cases := []struct {
-		name string
-		body any
-		code string
-	}{
-		{"short username", ok(func(m map[string]any) { m["username"] = "ab" }), "validation"},
-		{"long username", ok(func(m map[string]any) { m["username"] = strings.Repeat("a", 33) }), "validation"},
-		{"username with space", ok(func(m map[string]any) { m["username"] = "a b c" }), "validation"},
-		{"username with hangul", ok(func(m map[string]any) { m["username"] = "민지민지" }), "validation"},
-		{"short password", ok(func(m map[string]any) { m["password"] = "1234567" }), "validation"},
-		{"password over 72 bytes", ok(func(m map[string]any) { m["password"] = strings.Repeat("가", 25) }), "validation"},
-		{"empty display name", ok(func(m map[string]any) { m["display_name"] = "   " }), "validation"},
-		{"display name of 65 runes", ok(func(m map[string]any) { m["display_name"] = strings.Repeat("가", 65) }), "validation"},
-		{"display name with control char", ok(func(m map[string]any) { m["display_name"] = "a\x00b" }), "validation"},
-		{"malformed JSON", `{"username":`, "bad_request"},
-		{"not JSON", `username=a&password=b`, "bad_request"},
-		{"unknown field", ok(func(m map[string]any) { m["admin"] = true }), "bad_request"},
-		{"wrong type", ok(func(m map[string]any) { m["username"] = 42 }), "bad_request"},
-		{"array body", `[1,2]`, "bad_request"},
-		{"two objects", `{"username":"a"}{"username":"b"}`, "bad_request"},
-		{"empty body", "", "bad_request"},
-		{"null", "null", "validation"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c.t = t
-			c.fails(400, tc.code, "POST", "/api/auth/signup", tc.body)
-		})
-	}
-	c.t = t
-	// A 64-rune Korean name is 192 bytes: limits count characters.
-	c.must(201, "POST", "/api/auth/signup", ok(func(m map[string]any) { m["display_name"] = strings.Repeat("가", 64) }), nil)
-}
-
 func TestTokensThatMustNotWork(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice := n.user(t, "Alice")
@@ -159,18 +67,7 @@ func from(t *testing.T, n *testNode, ip string) *client {
 // retryAfter asks for a 429 and returns its Retry-After in seconds.
 func retryAfter(t *testing.T, n *testNode, method, path string, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, n.url+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if resp.StatusCode != 429 || err != nil || secs < 1 {
-		t.Fatalf("%s %s: %d with Retry-After %q, want 429 and a number of seconds", method, path, resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-	return secs
+	return retryAfterAs(t, n.anon(t), method, path, body)
 }
 
 func TestLoginAndSignupLimits(t *testing.T) {
@@ -244,56 +141,4 @@ func TestLimitsBehindATrustedProxy(t *testing.T) {
 	if s, _ := signup(spoof, "fifth"); s != 429 {
 		t.Fatalf("an untrusted peer changed its X-Forwarded-For and got %d, want 429", s)
 	}
-}
-
-func TestContacts(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
-	alice, bob, carol := n.user(t, "Alice"), n.user(t, "Bob"), n.user(t, "Carol")
-	var u struct {
-		ID       int64  `json:"id"`
-		Username string `json:"username"`
-	}
-	var bobMe, carolMe struct{ Username string }
-	bob.must(200, "GET", "/api/me", nil, &bobMe)
-	carol.must(200, "GET", "/api/me", nil, &carolMe)
-	alice.must(201, "POST", "/api/contacts", map[string]any{"username": bobMe.Username}, &u)
-	if u.ID != bob.id {
-		t.Fatalf("added contact %+v, want user %d", u, bob.id)
-	}
-	alice.must(200, "POST", "/api/contacts", map[string]any{"username": bobMe.Username}, nil)
-	alice.must(201, "POST", "/api/contacts", map[string]any{"username": carolMe.Username}, nil)
-	// Ids are refused: walking them listed every user's name (issue 19).
-	alice.fails(400, "bad_request", "POST", "/api/contacts", map[string]any{"user_id": bob.id})
-	alice.fails(400, "bad_request", "POST", "/api/contacts", map[string]any{"user_id": bob.id, "username": carolMe.Username})
-	alice.fails(400, "validation", "POST", "/api/contacts", map[string]any{"username": ""})
-	var aliceMe struct{ Username string }
-	alice.must(200, "GET", "/api/me", nil, &aliceMe)
-	alice.fails(400, "validation", "POST", "/api/contacts", map[string]any{"username": aliceMe.Username})
-	alice.fails(404, "not_found", "POST", "/api/contacts", map[string]any{"username": "no_such_user"})
-	// Exact usernames only: a prefix or a pattern finds nobody.
-	alice.fails(404, "not_found", "POST", "/api/contacts", map[string]any{"username": bobMe.Username[:6]})
-	alice.fails(404, "not_found", "POST", "/api/contacts", map[string]any{"username": "u_%"})
-	alice.fails(400, "bad_request", "POST", "/api/contacts", map[string]any{"username": 42})
-
-	var list struct {
-		Contacts []struct {
-			ID int64 `json:"id"`
-		} `json:"contacts"`
-	}
-	alice.must(200, "GET", "/api/contacts", nil, &list)
-	if len(list.Contacts) != 2 {
-		t.Fatalf("alice has %d contacts, want 2: %+v", len(list.Contacts), list)
-	}
-	bob.must(200, "GET", "/api/contacts", nil, &list)
-	if len(list.Contacts) != 0 {
-		t.Fatalf("contacts are one-way, but bob sees %+v", list)
-	}
-	alice.must(204, "DELETE", urlf("/api/contacts/%d", bob.id), nil, nil)
-	alice.fails(404, "not_found", "DELETE", urlf("/api/contacts/%d", bob.id), nil)
-	alice.fails(400, "bad_request", "DELETE", "/api/contacts/abc", nil)
-	alice.must(200, "GET", "/api/contacts", nil, &list)
-	if len(list.Contacts) != 1 || list.Contacts[0].ID != carol.id {
-		t.Fatalf("after removing bob, contacts are %+v", list)
-	}
-	n.anon(t).fails(401, "unauthorized", "GET", "/api/contacts", nil)
 }

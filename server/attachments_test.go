@@ -18,20 +18,13 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+
+	"moim/internal/apiclient"
 	"time"
 )
 
 // attachmentMeta is an upload's answer and a message's attachment.
-type attachmentMeta struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Type      string `json:"type"`
-	Size      int64  `json:"size"`
-	Kind      string `json:"kind"`
-	Width     int    `json:"width"`
-	Height    int    `json:"height"`
-	Thumbnail bool   `json:"thumbnail"`
-}
+type attachmentMeta = apiclient.Attachment
 
 // upload posts data as the multipart field "file", claiming clientType
 // for it, and returns the status and the reply.
@@ -155,6 +148,8 @@ func pngOf(t *testing.T, w, h int) []byte {
 	return b.Bytes()
 }
 
+var _ = alsoOn(onMemory, TestAttachmentsUploadSniffStripAndServeToMembers)
+
 func TestAttachmentsUploadSniffStripAndServeToMembers(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice, bob, carol := n.user(t, "Alice"), n.user(t, "Bob"), n.user(t, "Carol")
@@ -268,6 +263,8 @@ func TestAttachmentQuotaPerRoom(t *testing.T) {
 	alice.mustUpload(other.ID, "b.bin", "application/octet-stream", chunk)
 }
 
+var _ = alsoOn(onMemory, TestMessagesCarryAttachments)
+
 func TestMessagesCarryAttachments(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
@@ -348,6 +345,8 @@ func TestAttachmentReachesTheOtherNode(t *testing.T) {
 		t.Fatalf("node 1 serves %d, %d bytes; want 200, %d", resp.StatusCode, len(body), photo.Size)
 	}
 }
+
+var _ = alsoOn(onMemory, TestSpendNamesItsReceipt)
 
 func TestSpendNamesItsReceipt(t *testing.T) {
 	n := startTestNode(t, testConfig(t))

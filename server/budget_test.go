@@ -42,6 +42,8 @@ func sendAll(t *testing.T, w *wsClient, room int64, tag string, n int) (acks, li
 	return acks, limited
 }
 
+var _ = alsoOn(onMemory, TestOneSendBudgetPerUser)
+
 // TestOneSendBudgetPerUser is issue 19's item 3: five sockets of one
 // user (on two nodes, on the Redis path) and REST together get exactly
 // the user's budget, not five times it, and REST past it is a 429 with
@@ -91,6 +93,8 @@ func TestOneSendBudgetPerUser(t *testing.T) {
 	bob.must(201, "POST", urlf("/api/rooms/%d/messages", bobRoom.ID), map[string]any{"cid": "b1", "body": "hi"}, nil)
 }
 
+var _ = alsoOn(onMemory, TestSyncIsChargedByMessages)
+
 // TestSyncIsChargedByMessages: sync frames over a room with many messages
 // are charged for what they return, so a client cannot pull a room's
 // history again and again; once the budget is spent the rooms get
@@ -125,6 +129,8 @@ func TestSyncIsChargedByMessages(t *testing.T) {
 		t.Fatalf("%d of 5 syncs of 400 messages served with a budget of 1000, want 3", got)
 	}
 }
+
+var _ = alsoOn(onMemory, TestReadAndTypingFloodsAreLimited)
 
 // TestReadAndTypingFloodsAreLimited: read and typing frames share one
 // budget per user, and the room's other members see only what it allows.

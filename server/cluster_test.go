@@ -12,20 +12,18 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"moim/chatlog"
+	"moim/internal/testkit"
 )
 
 // envCluster names a real Redis Cluster (scripts/redis-cluster.sh).
-const envCluster = "MOIM_TEST_REDIS_CLUSTER_URL"
+const envCluster = testkit.EnvCluster
 
 // clusterConfig is testConfig on the Redis Cluster from envCluster.
 func clusterConfig(t *testing.T) Config {
 	t.Helper()
 	url := os.Getenv(envCluster)
 	if url == "" {
-		if inCI {
-			t.Fatalf("CI=true but %s is not set: make test starts a Redis Cluster (scripts/redis-cluster.sh)", envCluster)
-		}
-		t.Skipf("%s not set: start one with scripts/redis-cluster.sh", envCluster)
+		testkit.Missing(t, "%s is not set: make test starts a Redis Cluster (scripts/redis-cluster.sh)", envCluster)
 	}
 	cfg := testConfig(t)
 	cfg.RedisURL = url

@@ -296,6 +296,8 @@ func TestEmbeddedNodeKeepsDataAcrossRestart(t *testing.T) {
 	}
 }
 
+var _ = alsoOn(onCluster, TestMirrorIsRebuiltWhenRedisLosesIt)
+
 func TestMirrorIsRebuiltWhenRedisLosesIt(t *testing.T) {
 	cfg := testConfig(t)
 	n := startTestNode(t, cfg)

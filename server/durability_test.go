@@ -5,15 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"moim/internal/testkit"
 )
 
 // TestKillNineKeepsEveryAck kills a zero-setup node (the single-node
@@ -23,18 +21,9 @@ import (
 // its acknowledged seq; a retried cid must keep its seq; new messages must
 // get higher seqs; deletions and read positions must survive.
 func TestKillNineKeepsEveryAck(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "moim")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testkit.BuildServer(t)
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	env := append(os.Environ(), "MOIM_DATA_DIR="+dir, "MOIM_ADDR="+addr, "MOIM_BCRYPT_COST=4",
 		"MOIM_SEND_RATE=100000", "MOIM_SEND_BURST=100000", "MOIM_SEND_LIMIT=off", "MOIM_LOG_LEVEL=warn")
 	for _, v := range []string{"MOIM_REDIS_URL", "MOIM_MONGO_URI", "MOIM_MYSQL_DSN", "MOIM_JWT_SECRET"} {
@@ -228,55 +217,17 @@ func maxKey(m map[int64]string) int64 {
 }
 
 // nodeProcess is a node binary the test started, stopped by its PID.
-type nodeProcess struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+type nodeProcess struct{ *testkit.Process }
 
 func startProcess(t *testing.T, bin string, env []string, dir string) *nodeProcess {
 	t.Helper()
-	log, err := os.OpenFile(filepath.Join(dir, "node.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &nodeProcess{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		log.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			out, _ := os.ReadFile(filepath.Join(dir, "node.log"))
-			t.Logf("node log:\n%s", out)
-		}
-	})
-	return p
+	return &nodeProcess{testkit.Start(t, dir, "node", env, bin)}
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (p *nodeProcess) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
+func (p *nodeProcess) kill() { p.Kill() }
 
 func waitHealthy(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("node at %s not ready after 20 s", base)
+	testkit.WaitReady(t, base)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,20 +100,15 @@ func TestRoomPasswordGuessingIsLimited(t *testing.T) {
 // retryAfterAs is retryAfter with c's token.
 func retryAfterAs(t *testing.T, c *client, method, path, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, c.base+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if resp.StatusCode != 429 || err != nil || secs < 1 {
-		t.Fatalf("%s %s: %d with Retry-After %q, want 429 and seconds", method, path, resp.StatusCode, resp.Header.Get("Retry-After"))
+	a := c.kit().Exchange(method, path, body)
+	secs, err := strconv.Atoi(a.Header.Get("Retry-After"))
+	if a.Status != 429 || err != nil || secs < 1 {
+		t.Fatalf("%s %s: %d with Retry-After %q, want 429 and a number of seconds", method, path, a.Status, a.Header.Get("Retry-After"))
 	}
 	return secs
 }
+
+var _ = alsoOn(onMemory, TestKickBansUntilLifted)
 
 // TestKickBansUntilLifted: a kicked member rejoined an open room at once.
 // Now a kick bans; admins list and lift bans; the kicked socket is told.

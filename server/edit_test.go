@@ -7,6 +7,8 @@ import (
 	"time"
 )
 
+var _ = alsoOn(onMemory, TestAuthorsEditTheirTextMessages)
+
 func TestAuthorsEditTheirTextMessages(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	owner, author, other, outsider := n.user(t, "Owner"), n.user(t, "Author"), n.user(t, "Other"), n.user(t, "Outsider")

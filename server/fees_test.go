@@ -78,6 +78,8 @@ func checkBooks(t *testing.T, n *testNode) {
 	}
 }
 
+var _ = alsoOn(onMemory|onCluster, TestFundPaySpendRefundAndAnnouncements)
+
 func TestFundPaySpendRefundAndAnnouncements(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	owner, member := n.user(t, "총무"), n.user(t, "Member")

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
-	"moim/sqldb"
+	"moim/internal/apiclient"
+	"moim/internal/testkit"
 	"moim/store"
 )
 
@@ -29,24 +24,20 @@ import (
 // test` starts them: scripts/test.sh). A missing or unreachable one fails
 // the test; only the zero-setup tests configure a node with none.
 const (
-	envRedis = "MOIM_TEST_REDIS_URL"
-	envMySQL = "MOIM_TEST_MYSQL_DSN" // server-level DSN; each node gets its own database
-	envMongo = "MOIM_TEST_MONGO_URI" // MongoDB or a FerretDB process (make test starts one); SQLite in the data dir otherwise
+	envRedis = testkit.EnvRedis
+	envMySQL = testkit.EnvMySQL // server-level DSN; each node gets its own database
+	envMongo = testkit.EnvMongo // MongoDB or a FerretDB process (make test starts one); SQLite in the data dir otherwise
 	// envEngine "memory" runs a test's nodes on the single-node engine (no
-	// Redis; messages in SQLite): make test runs the hub, sync and history
-	// tests that way as well.
-	envEngine = "MOIM_TEST_ENGINE"
+	// Redis; messages in SQLite): the tests registered with alsoOn run
+	// that way as well (passes.go).
+	envEngine = testkit.EnvEngine
 )
 
 const testSecret = "test-secret-test-secret-test-secret-0123456789"
 
-var inCI = os.Getenv("CI") == "true"
+var inCI = testkit.InCI()
 
-func randomName(prefix string) string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
+func randomName(prefix string) string { return testkit.RandomName(prefix) }
 
 // testConfig is a node's config wired to the test services, with every
 // resource (Redis prefix, database, data dir) private to this test.
@@ -92,11 +83,7 @@ func benchConfig(t testing.TB) Config {
 // serviceURL is the service named by env, failing the test when none is.
 func serviceURL(t testing.TB, env, what string) string {
 	t.Helper()
-	v := os.Getenv(env)
-	if v == "" {
-		t.Fatalf("%s is not set: the tests need a real %s; run `make test`, which starts one, or name yours (README.md, Tests)", env, what)
-	}
-	return v
+	return testkit.ServiceURL(t, env, what)
 }
 
 // createDatabase makes a fresh utf8mb4 database on the server in adminDSN
@@ -109,27 +96,7 @@ func createDatabase(t testing.TB, adminDSN string) string {
 // caller's ("" takes the server's defaults).
 func createDatabaseWith(t testing.TB, adminDSN, options string) string {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(adminDSN)
-	if err != nil {
-		t.Fatalf("%s: %v", envMySQL, err)
-	}
-	cfg.DBName = ""
-	admin, err := sqldb.OpenMySQL(cfg.FormatDSN())
-	if err != nil {
-		t.Fatalf("%s unreachable: %v", envMySQL, err)
-	}
-	name := randomName("moim_t_")
-	if err := admin.Exec("CREATE DATABASE " + name + options).Error; err != nil {
-		t.Fatalf("%s: create database: %v", envMySQL, err)
-	}
-	t.Cleanup(func() {
-		defer closeDB(admin)
-		if err := admin.Exec("DROP DATABASE " + name).Error; err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	cfg.DBName = name
-	return cfg.FormatDSN()
+	return testkit.CreateDatabase(t, adminDSN, options)
 }
 
 func closeDB(db *gorm.DB) {
@@ -152,27 +119,7 @@ func dropRedisPrefix(t testing.TB, url, prefix string) {
 // deleteKeys deletes the keys matching pattern, on every master of a
 // cluster, and counts them.
 func deleteKeys(rdb redis.UniversalClient, pattern string) (int, error) {
-	ctx := context.Background()
-	var mu sync.Mutex
-	n := 0
-	clean := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-			mu.Lock()
-			n++
-			mu.Unlock()
-		}
-		return iter.Err()
-	}
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, clean)
-	case *redis.Client:
-		err = clean(ctx, c)
-	}
-	return n, err
+	return testkit.DeleteKeys(rdb, pattern)
 }
 
 // testNode is a node listening on a loopback port.
@@ -217,6 +164,12 @@ func startBenchNode(t testing.TB, cfg Config) *testNode {
 	return tn
 }
 
+// metrics reads the node's /metrics.
+func (n *testNode) metrics(t testing.TB) apiclient.Metrics {
+	t.Helper()
+	return n.anon(t).kit().Metrics()
+}
+
 // testWriter sends node logs to the test log, shown when a test fails.
 type testWriter struct{ t testing.TB }
 
@@ -245,14 +198,9 @@ func (n *testNode) anon(t testing.TB) *client { return &client{t: t, base: n.url
 // user signs up a fresh user and logs them in.
 func (n *testNode) user(t testing.TB, name string) *client {
 	t.Helper()
-	c := n.anon(t)
-	username := "u_" + randomName("")
-	var u struct{ ID int64 }
-	c.must(201, "POST", "/api/auth/signup", map[string]any{"username": username, "password": "password1", "display_name": name}, &u)
-	var login struct{ Token string }
-	c.must(200, "POST", "/api/auth/login", map[string]any{"username": username, "password": "password1"}, &login)
-	c.token, c.id, c.username = login.Token, u.ID, username
-	signedUp.Store(u.ID, c)
+	k := testkit.Signup(t, n.url, name)
+	c := &client{t: t, base: n.url, token: k.Token, id: k.ID, username: k.Username}
+	signedUp.Store(c.id, c)
 	return c
 }
 
@@ -275,91 +223,34 @@ func (c *client) knows(ids ...int64) {
 	}
 }
 
+// kit is c as the shared test client.
+func (c *client) kit() *testkit.Client {
+	return &testkit.Client{T: c.t, Client: &apiclient.Client{
+		Base: c.base, Token: c.token, ID: c.id, Username: c.username, HTTP: c.http, Header: c.header,
+	}}
+}
+
 // raw sends body (JSON-encoded unless it is a string or []byte) and
 // returns the status and the reply.
 func (c *client) raw(method, path string, body any) (int, []byte) {
 	c.t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	case []byte:
-		r = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		r = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, c.base+path, r)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for k, v := range c.header {
-		req.Header[k] = v
-	}
-	hc := http.DefaultClient
-	if c.http != nil {
-		hc = c.http
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatalf("%s %s: read: %v", method, path, err)
-	}
-	return resp.StatusCode, raw
+	return c.kit().Raw(method, path, body)
 }
 
 // must fails the test unless the status is want.
 func (c *client) must(want int, method, path string, body, out any) {
 	c.t.Helper()
-	status, raw := c.raw(method, path, body)
-	if status != want {
-		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, raw)
-	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			c.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
-		}
-	}
+	c.kit().Must(want, method, path, body, out)
 }
 
 // apiError is the one error shape.
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
+type apiError = apiclient.ErrorBody
 
 // fails asserts a request fails with status and code in the one error
 // shape, with a human message and no internals, and returns the message.
 func (c *client) fails(status int, code, method, path string, body any) string {
 	c.t.Helper()
-	got, raw := c.raw(method, path, body)
-	var e apiError
-	if err := json.Unmarshal(raw, &e); err != nil {
-		c.t.Fatalf("%s %s: error body is not JSON: %q", method, path, raw)
-	}
-	if got != status || e.Error.Code != code {
-		c.t.Fatalf("%s %s: got %d %q, want %d %q: %s", method, path, got, e.Error.Code, status, code, raw)
-	}
-	if e.Error.Message == "" || strings.Contains(string(raw), "goroutine") || strings.Contains(string(raw), ".go:") {
-		c.t.Fatalf("%s %s: error message empty or leaks internals: %s", method, path, raw)
-	}
-	return e.Error.Message
+	return c.kit().Fails(status, code, method, path, body)
 }
 
 func urlf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -28,7 +28,11 @@ func waitStored(t *testing.T, n *testNode, room int64, want int64) {
 	st := n.backends.msgs
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got, err := st.Count(context.Background(), room)
+		// Each count gets its own deadline: a store that accepts the
+		// connection but never answers must fail the wait, not hang it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, err := st.Count(ctx, room)
+		cancel()
 		if err == nil && got == want {
 			return
 		}
@@ -46,6 +50,8 @@ func seqs(ms []frameMsg) []int64 {
 	}
 	return out
 }
+
+var _ = alsoOn(onMemory|onCluster, TestHistoryPagesAndSearch)
 
 func TestHistoryPagesAndSearch(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
@@ -134,6 +140,8 @@ func TestHistoryPagesAndSearch(t *testing.T) {
 	eve.fails(403, "not_member", "GET", base+"/search?q=x", nil)
 	eve.fails(403, "not_member", "POST", base, map[string]any{"cid": "x", "body": "hi"})
 }
+
+var _ = alsoOn(onCluster, TestSeqSurvivesRedisDataLoss)
 
 // TestSeqSurvivesRedisDataLoss flushes everything the node keeps in
 // Redis: the membership mirror comes back from SQL, the seq counter from
@@ -294,6 +302,8 @@ func TestStoreOutageLosesNothing(t *testing.T) {
 	}
 }
 
+var _ = alsoOn(onCluster, TestDeadBatchersEntriesAreClaimed)
+
 // TestDeadBatchersEntriesAreClaimed leaves entries pending under a
 // consumer that never acknowledges them; a live batcher claims them and
 // stores each exactly once.
@@ -338,19 +348,15 @@ func TestDeadBatchersEntriesAreClaimed(t *testing.T) {
 	waitStored(t, n2, room.ID, 300)
 }
 
-// metricValue reads one unlabelled sample from a node's /metrics.
+// metricValue reads one sample from a node's /metrics: `name` or
+// `name{label="value",…}`.
 func metricValue(t *testing.T, n *testNode, name string) float64 {
 	t.Helper()
-	_, raw := n.anon(t).raw("GET", "/metrics", nil)
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
+	v, ok := n.metrics(t).Sample(name)
+	if !ok {
+		t.Fatalf("metric %s not found", name)
 	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	return v
 }
 
 // TestBatcherCarriesOnAfterRedisRestarts restarts Redis (append-only, so

@@ -47,6 +47,8 @@ func (c *client) systemEvents(room int64) []string {
 	return out
 }
 
+var _ = alsoOn(onMemory, TestInvitationsFollowTheContactRule)
+
 func TestInvitationsFollowTheContactRule(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	owner, friend, stranger, member, outsider := n.user(t, "Owner"), n.user(t, "Friend"), n.user(t, "Stranger"), n.user(t, "Member"), n.user(t, "Outsider")

@@ -41,6 +41,8 @@ func (c *client) links(room int64) map[string]inviteLink {
 
 func joinPath(code string) string { return "/api/invite-links/" + code + "/join" }
 
+var _ = alsoOn(onMemory, TestInviteLinks)
+
 // TestInviteLinks: a link lets people into a password room without the
 // password, as many as it allows; a used-up, revoked, expired or unknown
 // link refuses with its own code, and a banned user stays out.
@@ -120,6 +122,8 @@ func TestInviteLinks(t *testing.T) {
 	g3.must(200, "POST", joinPath(open.Code), nil, nil)
 }
 
+var _ = alsoOn(onMemory, TestInviteLinkGuessingIsLimited)
+
 // TestInviteLinkGuessingIsLimited: codes are not guessed online; refused
 // link joins count like wrong room passwords, even in parallel.
 func TestInviteLinkGuessingIsLimited(t *testing.T) {
@@ -135,6 +139,8 @@ func TestInviteLinkGuessingIsLimited(t *testing.T) {
 	}
 	guesser.fails(429, "rate_limited", "POST", joinPath(l.Code), nil)
 }
+
+var _ = alsoOn(onMemory, TestInviteLinkLastUseGoesToOne)
 
 // TestInviteLinkLastUseGoesToOne: ten users racing for a one-use link;
 // exactly one gets in.

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"moim/internal/testkit"
+
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -86,16 +88,7 @@ func (s *k6Summary) metric(name, field string) float64 { return s.Metrics[name][
 // fails instead of skipping.
 func needNode(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"node", "nodejs"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if inCI {
-		t.Fatal("CI=true but node is not installed: the k6 scripts cannot be run (.ci/run installs nodejs)")
-	}
-	t.Skip("node is not installed: skipping the k6 script runs")
-	return ""
+	return testkit.Tool(t, "the k6 scripts cannot be run; .ci/run installs nodejs", "node", "nodejs")
 }
 
 // runK6 runs ../k6/<script> under the shim with env as the script's

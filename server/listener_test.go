@@ -159,13 +159,7 @@ func TestNodeSurvivesRunningOutOfDescriptors(t *testing.T) {
 		s, _ := get("/healthz")
 		return s == 200
 	})
-	_, metrics := get("/metrics")
-	var failures float64
-	for _, line := range strings.Split(metrics, "\n") {
-		if v, ok := strings.CutPrefix(line, "moim_accept_errors_total "); ok {
-			failures, _ = strconv.ParseFloat(v, 64)
-		}
-	}
+	failures := n.metrics(t).Sum("moim_accept_errors_total")
 	if failures == 0 {
 		t.Fatalf("moim_accept_errors_total is 0 after a flood of %d connections at 300 descriptors", len(flood))
 	}

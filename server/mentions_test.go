@@ -12,6 +12,8 @@ type mentionMsg struct {
 	Mentions []int64 `json:"mentions"`
 }
 
+var _ = alsoOn(onMemory, TestMentionsNameMembersAtSendTime)
+
 func TestMentionsNameMembersAtSendTime(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice, bob, dan, carol := n.user(t, "Alice"), n.user(t, "Bob"), n.user(t, "Dan"), n.user(t, "Carol")
@@ -70,6 +72,8 @@ func (c *client) unreadMentions() map[int64]int64 {
 	}
 	return out
 }
+
+var _ = alsoOn(onMemory, TestUnreadMentionCount)
 
 // TestUnreadMentionCount: the room list counts unread messages that
 // mention me, and the count follows my reads and deleted messages.

@@ -142,6 +142,8 @@ func TestRoomWithMoneyCannotBeDeleted(t *testing.T) {
 	checkBooks(t, n)
 }
 
+var _ = alsoOn(onMemory, TestFeeMessagesCannotBeDeleted)
+
 // TestFeeMessagesCannotBeDeleted: the room's record of its money stays,
 // whoever asks; its words are Korean only (clients render the structured
 // fee object in the reader's language).

@@ -95,6 +95,8 @@ func listen(w *wsClient, col *collector) <-chan ws.StatusCode {
 	return done
 }
 
+var _ = alsoOn(onCluster, TestThreeNodesDeliverExactlyOnceInOrder)
+
 // TestThreeNodesDeliverExactlyOnceInOrder spreads each room's members over
 // three nodes, sends from everyone at once, then shuts one node down
 // mid-stream: its clients get 1001, reconnect elsewhere, sync, and every

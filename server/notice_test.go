@@ -16,6 +16,8 @@ type roomWithNotice struct {
 	Notice *noticeView `json:"notice"`
 }
 
+var _ = alsoOn(onMemory, TestAdminsPinANotice)
+
 func TestAdminsPinANotice(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	owner, member, outsider := n.user(t, "Owner"), n.user(t, "Member"), n.user(t, "Outsider")

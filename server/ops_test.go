@@ -8,14 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"moim/internal/testkit"
 	"moim/limit"
 )
 
@@ -169,50 +168,14 @@ func TestReadyzNamesTheBackendThatIsDown(t *testing.T) {
 // (append-only on, so a restart keeps the data) until stop is called.
 func startRedis(t *testing.T, port int, dir string) (stop func()) {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if inCI {
-			t.Fatal("CI=true but redis-server is not installed")
-		}
-		t.Skip("redis-server not installed")
-	}
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", dir, "--save", "", "--appendonly", "yes")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-	}
-	t.Cleanup(stop)
-	waitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
-	return stop
+	return testkit.StartRedis(t, port, dir)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testkit.FreePort(t) }
 
 func waitTCP(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not come up", addr)
+	testkit.WaitTCP(t, addr)
 }
 
 func grepLines(s, substr string) string {

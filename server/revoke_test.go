@@ -23,6 +23,8 @@ func (n *testNode) loginAgain(c *client) *client {
 	return d
 }
 
+var _ = alsoOn(onMemory, TestRevokedTokensCloseOpenSockets)
+
 // TestRevokedTokensCloseOpenSockets is issue 19's item 6: an open
 // WebSocket whose token is logged out, whose user changes password or
 // whose user is deleted is closed with 4001, on every node, while the
@@ -72,6 +74,8 @@ func TestRevokedTokensCloseOpenSockets(t *testing.T) {
 		t.Fatalf("a deleted user's socket closed with %d, want %d", code, hub.StatusTokenRevoked)
 	}
 }
+
+var _ = alsoOn(onMemory, TestWebSocketTicketsAreSingleUse)
 
 // TestWebSocketTicketsAreSingleUse: POST /api/ws-ticket answers a ticket
 // that opens one WebSocket, on any node, once; it is no token for REST,

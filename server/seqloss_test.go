@@ -48,6 +48,8 @@ func waitMember(t *testing.T, n *testNode, room, user int64) {
 	}
 }
 
+var _ = alsoOn(onCluster, TestRedisLosingDataNeverReusesASeq)
+
 // TestRedisLosingDataNeverReusesASeq: 50 messages are acknowledged while
 // no batcher runs (none is stored), then Redis loses its data. The next
 // message must not get a seq already acknowledged: the counter restarts

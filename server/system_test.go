@@ -7,6 +7,8 @@ import (
 	"testing"
 )
 
+var _ = alsoOn(onMemory, TestSystemMessagesTellTheRoomWhoCameAndWent)
+
 func TestSystemMessagesTellTheRoomWhoCameAndWent(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	owner, joiner, kicked := n.user(t, "Owner"), n.user(t, "민수"), n.user(t, "Kicked")
@@ -64,6 +66,8 @@ func TestSystemMessagesTellTheRoomWhoCameAndWent(t *testing.T) {
 		t.Fatalf("deleting a system message: %+v", f)
 	}
 }
+
+var _ = alsoOn(onMemory, TestDuesRuleChangeIsASystemMessage)
 
 // TestDuesRuleChangeIsASystemMessage: setting the dues rule is said in
 // the room as a system message with the rule's fields, for clients to

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"moim/internal/testkit"
 )
 
 // TestWebServesTheClient checks what the browser relies on before any
@@ -79,15 +81,9 @@ func runBrowserFlow(t *testing.T, flow string, cfg Config, screenshots ...string
 	}
 	missing := func(what string) {
 		t.Helper()
-		if inCI {
-			t.Fatalf("CI=true but %s; .ci/run installs it", what)
-		}
-		t.Skipf("skipping the browser test: %s (.ci/run installs it)", what)
+		testkit.Missing(t, "%s: the browser test cannot run (.ci/run installs it)", what)
 	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not installed")
-	}
+	node := testkit.Tool(t, "the browser test needs it; .ci/run installs it", "node")
 	browser := os.Getenv("MOIM_CHROMIUM")
 	if browser == "" {
 		browser = "/usr/bin/chromium"

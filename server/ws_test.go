@@ -16,6 +16,8 @@ import (
 	"moim/limit"
 )
 
+var _ = alsoOn(onMemory, TestWebSocketRejectsBadTokensBeforeUpgrade)
+
 func TestWebSocketRejectsBadTokensBeforeUpgrade(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	for _, tok := range []string{"", "garbage", "a.b.c"} {
@@ -39,6 +41,8 @@ func TestWebSocketRejectsBadTokensBeforeUpgrade(t *testing.T) {
 		t.Fatalf("dial with a bad token: %v, want a 401 handshake failure", err)
 	}
 }
+
+var _ = alsoOn(onMemory|onCluster, TestSendAckDeliverInOrder)
 
 func TestSendAckDeliverInOrder(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
@@ -68,6 +72,8 @@ func TestSendAckDeliverInOrder(t *testing.T) {
 	}
 }
 
+var _ = alsoOn(onMemory|onCluster, TestRetriedSendIsStoredOnce)
+
 func TestRetriedSendIsStoredOnce(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
@@ -89,6 +95,8 @@ func TestRetriedSendIsStoredOnce(t *testing.T) {
 		t.Fatalf("the retried message was delivered twice: got %+v", m)
 	}
 }
+
+var _ = alsoOn(onMemory, TestSendValidation)
 
 func TestSendValidation(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
@@ -124,6 +132,8 @@ func TestSendValidation(t *testing.T) {
 	w.await("pong")
 }
 
+var _ = alsoOn(onMemory|onCluster, TestSyncAfterReconnect)
+
 func TestSyncAfterReconnect(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice, bob := n.user(t, "Alice"), n.user(t, "Bob")
@@ -148,6 +158,8 @@ func TestSyncAfterReconnect(t *testing.T) {
 		t.Fatalf("synced %+v", s)
 	}
 }
+
+var _ = alsoOn(onMemory|onCluster, TestMembershipChangesReachLiveConnections)
 
 func TestMembershipChangesReachLiveConnections(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
@@ -188,6 +200,8 @@ func (w *wsClient) rawFrame(fin bool, op ws.OpCode, payload []byte) {
 	}
 }
 
+var _ = alsoOn(onMemory, TestFrameLimitsCloseWithTheRightCode)
+
 func TestFrameLimitsCloseWithTheRightCode(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
 	alice := n.user(t, "Alice")
@@ -222,6 +236,8 @@ func TestFrameLimitsCloseWithTheRightCode(t *testing.T) {
 		})
 	}
 }
+
+var _ = alsoOn(onMemory, TestFragmentsAndPingsAreHandled)
 
 func TestFragmentsAndPingsAreHandled(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
@@ -269,6 +285,8 @@ func TestFragmentsAndPingsAreHandled(t *testing.T) {
 		t.Fatalf("reassembled body differs (%d runes)", len([]rune(msgBack.Body)))
 	}
 }
+
+var _ = alsoOn(onMemory, TestSlowReaderDoesNotSlowOthers)
 
 // TestSlowReaderDoesNotSlowOthers fills a non-reading client's queue until
 // it is closed with 1013 while a reading member keeps getting everything.
@@ -324,6 +342,8 @@ func drainAcks(t *testing.T, w *wsClient, n int) {
 		}
 	}
 }
+
+var _ = alsoOn(onMemory|onCluster, TestPresenceReadsTypingAndUnread)
 
 func TestPresenceReadsTypingAndUnread(t *testing.T) {
 	n := startTestNode(t, testConfig(t))
@@ -428,6 +448,8 @@ func TestPresenceReadsTypingAndUnread(t *testing.T) {
 		t.Fatalf("offline event %+v", f)
 	}
 }
+
+var _ = alsoOn(onMemory|onCluster, TestDeleteMessages)
 
 func TestDeleteMessages(t *testing.T) {
 	n := startTestNode(t, testConfig(t))

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"moim/chatlog"
+	"moim/internal/testkit"
 )
 
 // stores returns the stores every test runs against: SQLite always, and
@@ -29,12 +29,8 @@ func stores(t *testing.T) map[string]Store {
 	}
 	t.Cleanup(func() { _ = sq.Close() })
 	out := map[string]Store{"sqlite": sq}
-	uri := os.Getenv("MOIM_TEST_MONGO_URI")
+	uri := testkit.Optional(t, testkit.EnvMongo, "testing the SQLite store only; the Mongo store needs a MongoDB-wire server (FerretDB)")
 	if uri == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but MOIM_TEST_MONGO_URI is not set: the store tests need a MongoDB-wire server (make test starts FerretDB)")
-		}
-		t.Log("MOIM_TEST_MONGO_URI not set: testing the SQLite store only")
 		return out
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(uri))

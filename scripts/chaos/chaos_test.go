@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"moim/internal/testkit"
 )
 
 // TestChaosUnderLoad runs every scenario as real processes: three Moim
@@ -21,10 +22,8 @@ import (
 // processes under test and the 1000-connection storm run as they would in
 // production, and the storm's 1 s bar is about them.
 func TestChaosUnderLoad(t *testing.T) {
-	redisURL, mysqlDSN := os.Getenv("MOIM_TEST_REDIS_URL"), os.Getenv("MOIM_TEST_MYSQL_DSN")
-	if redisURL == "" || mysqlDSN == "" {
-		t.Fatal("MOIM_TEST_REDIS_URL or MOIM_TEST_MYSQL_DSN is not set: the chaos scenarios need a real redis-server and MariaDB; run `make test`, which starts them, or scripts/services.sh")
-	}
+	redisURL := testkit.ServiceURL(t, testkit.EnvRedis, "redis-server for the chaos scenarios")
+	mysqlDSN := testkit.ServiceURL(t, testkit.EnvMySQL, "MariaDB for the chaos scenarios")
 	repo, err := findRepo()
 	if err != nil {
 		t.Fatal(err)
@@ -45,12 +44,7 @@ func TestChaosUnderLoad(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if scenarioByName(name).cluster {
 				for _, tool := range []string{"redis-server", "redis-cli"} {
-					if _, err := exec.LookPath(tool); err != nil {
-						if os.Getenv("CI") == "true" {
-							t.Fatalf("CI=true but %s is missing: the Redis Cluster scenario needs it", tool)
-						}
-						t.Skipf("%s not installed", tool)
-					}
+					testkit.Tool(t, "the Redis Cluster scenario needs it", tool)
 				}
 			}
 			var stdout, stderr bytes.Buffer

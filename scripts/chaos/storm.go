@@ -2,22 +2,20 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/gobwas/ws"
+	"moim/internal/apiclient"
+
 	"github.com/gobwas/ws/wsutil"
 )
 
@@ -62,62 +60,19 @@ type stormConn struct {
 
 // api calls the REST API of base.
 func api(ctx context.Context, method, base, path, token string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return (&apiclient.Client{Base: base, Token: token, HTTP: httpClient}).Do(ctx, method, path, body, out)
 }
 
 // signup creates a user and logs in.
 func signup(ctx context.Context, base, name string) (stormUser, error) {
-	var u stormUser
-	body := map[string]string{"username": name, "password": "chaos-password", "display_name": name}
-	if err := api(ctx, http.MethodPost, base, "/api/auth/signup", "", body, nil); err != nil {
-		return u, err
+	c := &apiclient.Client{Base: base, HTTP: httpClient}
+	if _, err := c.Signup(ctx, name, "chaos-password", name); err != nil {
+		return stormUser{}, err
 	}
-	var login struct {
-		Token string `json:"token"`
-		User  struct {
-			ID int64 `json:"id"`
-		} `json:"user"`
+	if err := c.Login(ctx, name, "chaos-password"); err != nil {
+		return stormUser{}, err
 	}
-	if err := api(ctx, http.MethodPost, base, "/api/auth/login", "", map[string]string{"username": name, "password": "chaos-password"}, &login); err != nil {
-		return u, err
-	}
-	u.id, u.token = login.User.ID, login.Token
-	return u, nil
-}
-
-func wsURL(base, token string) string {
-	return "ws" + strings.TrimPrefix(base, "http") + "/ws?token=" + url.QueryEscape(token)
+	return stormUser{id: c.ID, token: c.Token}, nil
 }
 
 func (s *storm) prepare(ctx context.Context, b *bed) ([]string, error) {
@@ -188,7 +143,7 @@ func (s *storm) prepare(ctx context.Context, b *bed) ([]string, error) {
 func (c *stormConn) dial(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, br, _, err := ws.Dial(ctx, wsURL(c.url, c.user.token))
+	conn, br, err := apiclient.DialURL(ctx, apiclient.WSURL(c.url, c.user.token), apiclient.DialOptions{})
 	if err != nil {
 		return err
 	}
@@ -249,11 +204,11 @@ func (s *storm) slowConsumer(ctx context.Context, base string, rooms []int64, st
 		req[strconv.FormatInt(r, 10)] = 0
 	}
 	frame, _ := json.Marshal(map[string]any{"type": "sync", "rooms": req})
-	d := ws.Dialer{NetDial: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+	smallBuffer := apiclient.DialOptions{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}).DialContext}
+	}}
 	for {
-		conn, _, _, err := d.Dial(ctx, wsURL(base, s.slow.token))
+		conn, _, err := apiclient.DialURL(ctx, apiclient.WSURL(base, s.slow.token), smallBuffer)
 		if err == nil {
 			s.slowDials.Add(1)
 			for {

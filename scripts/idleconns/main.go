@@ -39,11 +39,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -51,7 +48,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -64,9 +60,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"moim/internal/apiclient"
 	"moim/scripts/internal/nofile"
 )
 
@@ -154,7 +150,7 @@ type sample struct {
 
 func (o options) sample(ctx context.Context) (sample, error) {
 	s := sample{vmRSSKiB: -1, threads: -1}
-	m, err := o.metrics(ctx)
+	m, err := (&apiclient.Client{Base: o.base.String()}).Metrics(ctx)
 	if err != nil {
 		return s, err
 	}
@@ -164,7 +160,7 @@ func (o options) sample(ctx context.Context) (sample, error) {
 		"go_memstats_heap_inuse_bytes":  &s.heapInuse,
 		"moim_hub_connections":          &s.hubConns,
 	} {
-		v, ok := m[name]
+		v, ok := m.Value(name)
 		if !ok {
 			return s, fmt.Errorf("/metrics has no %s", name)
 		}
@@ -177,39 +173,6 @@ func (o options) sample(ctx context.Context) (sample, error) {
 		}
 	}
 	return s, nil
-}
-
-// metrics reads the unlabelled samples of the node's Prometheus text.
-func (o options) metrics(ctx context.Context) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.base.String()+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET /metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
-			out[f[0]] = v
-		}
-	}
-	return out, sc.Err()
 }
 
 // procStatus reads VmRSS (KiB) and Threads of pid.
@@ -241,55 +204,13 @@ func procStatus(pid int) (rssKiB, threads int64, err error) {
 	return rssKiB, threads, nil
 }
 
-// postJSON posts body to path and decodes a JSON answer into out.
-func (o options) postJSON(ctx context.Context, path string, body, out any) (int, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.base.String()+path, bytes.NewReader(b))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if resp.StatusCode/100 == 2 && out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("POST %s: decode: %w", path, err)
-		}
-	}
-	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(data))
-	}
-	return resp.StatusCode, nil
-}
-
 // token signs user up (or finds it taken) and logs in.
 func (o options) token(ctx context.Context, user string) (string, error) {
-	code, err := o.postJSON(ctx, "/api/auth/signup", map[string]string{
-		"username": user, "password": password, "display_name": "Idle " + user,
-	}, nil)
-	if err != nil && code != http.StatusConflict {
+	c := &apiclient.Client{Base: o.base.String()}
+	if _, err := c.SignupOrLogin(ctx, user, password, "Idle "+user); err != nil {
 		return "", err
 	}
-	var login struct {
-		Token string `json:"token"`
-	}
-	if _, err := o.postJSON(ctx, "/api/auth/login", map[string]string{"username": user, "password": password}, &login); err != nil {
-		return "", err
-	}
-	if login.Token == "" {
-		return "", fmt.Errorf("login %s: no token in the answer", user)
-	}
-	return login.Token, nil
+	return c.Token, nil
 }
 
 // tokens logs in every user, eight at a time.
@@ -327,83 +248,37 @@ func (o options) tokens(ctx context.Context) ([]string, error) {
 	return toks, nil
 }
 
-// client is one open WebSocket.
-type client struct {
-	conn net.Conn
-	rw   io.ReadWriter // through the dialer's buffer while it holds bytes
-}
-
-// isLoopback reports whether host names this machine's loopback.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// sourceIP is the i-th (0-based) loopback source address: 127.0.0.1, …
-func sourceIP(i int) net.IP {
-	ip := make(net.IP, 4)
-	binary.BigEndian.PutUint32(ip, 127<<24+uint32(i)+1)
-	return ip
-}
-
 // dial opens one WebSocket from source and waits for its "ready" frame.
-func dial(ctx context.Context, wsURL string, source net.IP) (*client, error) {
+func dial(ctx context.Context, wsURL string, source net.IP) (*apiclient.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	nd := &net.Dialer{}
-	if source != nil {
-		nd.LocalAddr = &net.TCPAddr{IP: source}
-	}
-	d := ws.Dialer{NetDial: nd.DialContext}
-	conn, br, _, err := d.Dial(ctx, wsURL)
+	conn, br, err := apiclient.DialURL(ctx, wsURL, apiclient.DialOptions{Source: source})
 	if err != nil {
 		return nil, err
 	}
-	c := &client{conn: conn, rw: conn}
-	if br != nil {
-		// The ready frame may have arrived with the handshake.
-		c.rw = struct {
-			io.Reader
-			io.Writer
-		}{br, conn}
-	}
+	c := apiclient.NewConn(conn, br)
 	dl, _ := ctx.Deadline()
 	_ = conn.SetReadDeadline(dl)
-	data, op, err := wsutil.ReadServerData(c.rw)
-	if err != nil {
+	if _, err := c.AwaitReady(); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("read first frame: %w", err)
-	}
-	var ev struct {
-		Type string `json:"type"`
-	}
-	if op != ws.OpText || json.Unmarshal(data, &ev) != nil || ev.Type != "ready" {
-		conn.Close()
-		return nil, fmt.Errorf("first frame is %v %.80q, want ready", op, data)
+		return nil, err
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	if br != nil && br.Buffered() == 0 {
-		ws.PutReader(br)
-		c.rw = conn
-	}
 	return c, nil
 }
 
 // dialAll opens o.conns WebSockets, o.concurrency at a time.
-func (o options) dialAll(ctx context.Context, toks []string) ([]*client, map[string]int) {
+func (o options) dialAll(ctx context.Context, toks []string) ([]*apiclient.Conn, map[string]int) {
 	scheme := "ws"
 	if o.base.Scheme == "https" {
 		scheme = "wss"
 	}
-	bind := isLoopback(o.base.Hostname())
+	bind := apiclient.IsLoopback(o.base.Hostname())
 	if !bind {
 		logf("%s is not loopback: dialing from the default source address, -sources ignored", o.base.Hostname())
 	}
 	base := scheme + "://" + o.base.Host + o.base.Path + "/ws?token="
-	clients := make([]*client, o.conns)
+	clients := make([]*apiclient.Conn, o.conns)
 	var (
 		mu      sync.Mutex
 		errs    = map[string]int{}
@@ -421,7 +296,7 @@ func (o options) dialAll(ctx context.Context, toks []string) ([]*client, map[str
 				}
 				var src net.IP
 				if bind {
-					src = sourceIP(i % o.sources)
+					src = apiclient.SourceIP(i % o.sources)
 				}
 				c, err := dial(ctx, base+url.QueryEscape(toks[i%o.users]), src)
 				if err != nil {
@@ -444,7 +319,7 @@ func (o options) dialAll(ctx context.Context, toks []string) ([]*client, map[str
 // keepalive answers the node's pings on cs until ctx ends, sweeping the
 // connections in turn with a short read deadline; it reports how many
 // failed.
-func keepalive(ctx context.Context, cs []*client) int {
+func keepalive(ctx context.Context, cs []*apiclient.Conn) int {
 	dead := make([]bool, len(cs))
 	failed := 0
 	t := time.NewTicker(10 * time.Second)
@@ -459,10 +334,10 @@ func keepalive(ctx context.Context, cs []*client) int {
 			if dead[i] || ctx.Err() != nil {
 				continue
 			}
-			_ = c.conn.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Millisecond))
 			for {
 				// Pings are answered inside; anything else is discarded.
-				_, _, err := wsutil.ReadServerData(c.rw)
+				_, _, err := wsutil.ReadServerData(c.RW)
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					break
 				}
@@ -472,7 +347,7 @@ func keepalive(ctx context.Context, cs []*client) int {
 					break
 				}
 			}
-			_ = c.conn.SetReadDeadline(time.Time{})
+			_ = c.SetReadDeadline(time.Time{})
 		}
 	}
 }
@@ -572,7 +447,7 @@ func measure(ctx context.Context, o options) int {
 	start := time.Now()
 	clients, errs := o.dialAll(ctx, toks)
 	dialTime := time.Since(start)
-	var open []*client
+	var open []*apiclient.Conn
 	for _, c := range clients {
 		if c != nil {
 			open = append(open, c)
@@ -636,11 +511,8 @@ func measure(ctx context.Context, o options) int {
 }
 
 // closeAll says goodbye (1000) and closes every connection.
-func closeAll(cs []*client) {
-	frame := ws.MustCompileFrame(ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
+func closeAll(cs []*apiclient.Conn) {
 	for _, c := range cs {
-		_ = c.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		_, _ = c.conn.Write(frame)
-		_ = c.conn.Close()
+		_ = c.Goodbye()
 	}
 }

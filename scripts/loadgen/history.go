@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"moim/internal/apiclient"
 )
 
 // historyPage is how many messages one history request asks for at
@@ -78,7 +80,7 @@ func (lg *loadgen) checkHistory(ctx context.Context, st *stage, acked map[*room]
 			return lg.readHistory(ctx, rooms[i], &requests)
 		})
 		if err != nil {
-			var ae *apiError
+			var ae *apiclient.Error
 			if errors.As(err, &ae) && !retryable(err) {
 				res.Error = fmt.Sprintf("GET /api/rooms/{id}/messages: %v", err)
 				break
@@ -118,9 +120,9 @@ func (lg *loadgen) readHistory(ctx context.Context, h *roomHistory, requests *at
 		path := fmt.Sprintf("/api/rooms/%d/messages?after=%d&limit=%d", h.r.id, after, limit)
 		requests.Add(1)
 		if err := lg.do(ctx, http.MethodGet, path, token, nil, &raw); err != nil {
-			var ae *apiError
-			if errors.As(err, &ae) && ae.status == http.StatusBadRequest {
-				if m := limitRE.FindStringSubmatch(ae.body); m != nil {
+			var ae *apiclient.Error
+			if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+				if m := limitRE.FindStringSubmatch(string(ae.Body)); m != nil {
 					if n, _ := strconv.ParseInt(m[1], 10, 64); n > 0 && n < limit {
 						if lg.historyLimit.CompareAndSwap(limit, n) {
 							logf("history: the node caps limit at %d; paging by %d", n, n)

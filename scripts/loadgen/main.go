@@ -68,6 +68,7 @@ import (
 	"syscall"
 	"time"
 
+	"moim/internal/apiclient"
 	"moim/scripts/internal/nofile"
 )
 
@@ -262,7 +263,7 @@ Flags:
 		} else {
 			o.wsBases = append(o.wsBases, scheme+"://"+base.Host+base.Path+"/ws?token=")
 		}
-		o.bind = o.bind && isLoopback(base.Hostname())
+		o.bind = o.bind && apiclient.IsLoopback(base.Hostname())
 	}
 	for _, p := range strings.Split(*alsoMembers, ",") {
 		if p = strings.TrimSpace(p); p == "" {

@@ -2,20 +2,16 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
+	"moim/internal/apiclient"
 )
 
 // account is one generator user, kept across stages.
@@ -72,71 +68,25 @@ func (r *room) warmed(f frame) {
 	}
 }
 
-// apiError is a non-2xx answer of the REST API.
-type apiError struct {
-	status int
-	code   string
-	body   string
-}
-
-func (e *apiError) Error() string {
-	return fmt.Sprintf("HTTP %d %s: %s", e.status, e.code, e.body)
-}
-
 // retryable reports whether a failed request may succeed when repeated.
 func retryable(err error) bool {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.status >= 500 || ae.status == http.StatusTooManyRequests
+	if status := apiclient.StatusOf(err); status != 0 {
+		return status >= 500 || status == http.StatusTooManyRequests
 	}
 	return !errors.Is(err, context.Canceled)
 }
 
-// do sends a JSON request and decodes a 2xx JSON answer into out.
-func (lg *loadgen) do(ctx context.Context, method, path, token string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
+// api is a client of the next -url (each attempt of a REST request goes
+// to the next, so one dead node does not fail it).
+func (lg *loadgen) api(token string) *apiclient.Client {
 	base := lg.o.bases[int(lg.nextBase.Add(1)%uint64(len(lg.o.bases)))]
-	req, err := http.NewRequestWithContext(ctx, method, base.String()+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := lg.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var env struct {
-			Error struct {
-				Code string `json:"code"`
-			} `json:"error"`
-		}
-		_ = json.Unmarshal(data, &env)
-		return &apiError{status: resp.StatusCode, code: env.Error.Code, body: string(bytes.TrimSpace(data))}
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-		}
-	}
-	return nil
+	return &apiclient.Client{Base: base.String(), Token: token, HTTP: lg.http}
+}
+
+// do sends a JSON request to the next -url and decodes a 2xx JSON answer
+// into out; any other status is an *apiclient.Error.
+func (lg *loadgen) do(ctx context.Context, method, path, token string, body, out any) error {
+	return lg.api(token).Do(ctx, method, path, body, out)
 }
 
 // withRetry runs f up to three times while its error is retryable (each
@@ -207,11 +157,8 @@ func (lg *loadgen) ensureAccounts(ctx context.Context, n int) ([]*account, error
 	failed, err := parallel(ctx, len(fresh), lg.o.setupConc, func(i int) error {
 		a := &account{name: fmt.Sprintf("%s%05d", lg.o.prefix, have+i+1)}
 		err := withRetry(ctx, func() error {
-			err := lg.do(ctx, http.MethodPost, "/api/auth/signup", "", map[string]string{
-				"username": a.name, "password": lg.o.password, "display_name": "Load " + a.name,
-			}, nil)
-			var ae *apiError
-			if errors.As(err, &ae) && ae.status == http.StatusConflict {
+			_, err := lg.api("").Signup(ctx, a.name, lg.o.password, "Load "+a.name)
+			if apiclient.StatusOf(err) == http.StatusConflict {
 				return nil // username_taken: a earlier run's user, log in
 			}
 			if err == nil {
@@ -220,26 +167,17 @@ func (lg *loadgen) ensureAccounts(ctx context.Context, n int) ([]*account, error
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("sign up %s: %w", a.name, err)
+			return err
 		}
-		var login struct {
-			Token string `json:"token"`
-			User  struct {
-				ID int64 `json:"id"`
-			} `json:"user"`
-		}
+		var c *apiclient.Client
 		err = withRetry(ctx, func() error {
-			return lg.do(ctx, http.MethodPost, "/api/auth/login", "", map[string]string{
-				"username": a.name, "password": lg.o.password,
-			}, &login)
+			c = lg.api("")
+			return c.Login(ctx, a.name, lg.o.password)
 		})
 		if err != nil {
-			return fmt.Errorf("log in %s (an existing user with another password? use -prefix or -password): %w", a.name, err)
+			return fmt.Errorf("an existing user with another password? use -prefix or -password: %w", err)
 		}
-		if login.Token == "" || login.User.ID <= 0 {
-			return fmt.Errorf("log in %s: answer has no token or user id", a.name)
-		}
-		a.id, a.token = login.User.ID, login.Token
+		a.id, a.token = c.ID, c.Token
 		fresh[i] = a
 		return nil
 	})
@@ -288,22 +226,6 @@ func (lg *loadgen) createRooms(ctx context.Context, st *stage) error {
 	return nil
 }
 
-// sourceIP is the i-th (0-based) loopback source address: 127.0.0.1, …
-func sourceIP(i int) net.IP {
-	ip := make(net.IP, 4)
-	binary.BigEndian.PutUint32(ip, 127<<24+uint32(i)+1)
-	return ip
-}
-
-// isLoopback reports whether host names this machine's loopback.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // dial opens c's WebSocket to the node -url names at index node (modulo
 // their number), from c's source address, greets the server until c is
 // live (target.greet) and returns the connection and its reader; the
@@ -311,12 +233,7 @@ func isLoopback(host string) bool {
 func (lg *loadgen) dial(ctx context.Context, c *client, node int) (net.Conn, *bufio.Reader, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	nd := &net.Dialer{}
-	if c.source != nil {
-		nd.LocalAddr = &net.TCPAddr{IP: c.source}
-	}
-	d := ws.Dialer{NetDial: nd.DialContext}
-	conn, br, _, err := d.Dial(ctx, lg.tgt.wsURL(c, node))
+	conn, br, err := apiclient.DialURL(ctx, lg.tgt.wsURL(c, node), apiclient.DialOptions{Source: c.source})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -343,7 +260,7 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage) error {
 	failed, err := parallel(ctx, len(st.clients), lg.o.dialConc, func(i int) error {
 		c := st.clients[i]
 		if bind {
-			c.source = sourceIP(i % lg.o.sources)
+			c.source = apiclient.SourceIP(i % lg.o.sources)
 		}
 		c.home = i % len(lg.o.bases)
 		err := withRetry(ctx, func() error {
@@ -368,7 +285,7 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage) error {
 	}
 	src := "the default source address"
 	if bind {
-		src = fmt.Sprintf("%d source addresses 127.0.0.1…%s", lg.o.sources, sourceIP(lg.o.sources-1))
+		src = fmt.Sprintf("%d source addresses 127.0.0.1…%s", lg.o.sources, apiclient.SourceIP(lg.o.sources-1))
 	}
 	nodes := ""
 	if len(lg.o.bases) > 1 {

@@ -1,0 +1,109 @@
+package testkit
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"moim/internal/apiclient"
+)
+
+// WS is a WebSocket of one user, bound to a test: a failed read or write
+// fails it. The test reads from one goroutine.
+type WS struct {
+	T testing.TB
+	*apiclient.Conn
+	// User is the connection's user id.
+	User int64
+}
+
+// Connect opens c's WebSocket with o, waits for "ready" for c's user and
+// closes the socket when the test ends.
+func (c *Client) Connect(o apiclient.DialOptions) *WS {
+	c.T.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := c.Dial(ctx, o)
+	if err != nil {
+		c.T.Fatalf("dial %s: %v", c.Base, err)
+	}
+	c.T.Cleanup(func() { conn.Conn.Close() })
+	w := &WS{T: c.T, Conn: conn, User: c.ID}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if f, err := conn.AwaitReady(); err != nil || f.User != c.ID {
+		c.T.Fatalf("user %d: %+v %v, want ready", c.ID, f, err)
+	}
+	return w
+}
+
+// Send writes v as one JSON text frame.
+func (w *WS) Send(v any) {
+	w.T.Helper()
+	if err := w.Conn.Send(v); err != nil {
+		w.T.Fatalf("user %d: write: %v", w.User, err)
+	}
+}
+
+// Read reads the next frame within timeout.
+func (w *WS) Read(timeout time.Duration) (apiclient.Frame, error) {
+	_ = w.SetReadDeadline(time.Now().Add(timeout))
+	return w.ReadFrame()
+}
+
+// Next reads the next frame, failing after 5 s.
+func (w *WS) Next() apiclient.Frame {
+	w.T.Helper()
+	f, err := w.Read(5 * time.Second)
+	if err != nil {
+		w.T.Fatalf("user %d: read: %v", w.User, err)
+	}
+	return f
+}
+
+// AwaitWhere skips frames until one that want accepts arrives.
+func (w *WS) AwaitWhere(want func(apiclient.Frame) bool) apiclient.Frame {
+	w.T.Helper()
+	for {
+		if f := w.Next(); want(f) {
+			return f
+		}
+	}
+}
+
+// Await skips frames until one of type typ arrives; an error frame on the
+// way fails the test (unless typ is "error").
+func (w *WS) Await(typ string) apiclient.Frame {
+	w.T.Helper()
+	return w.AwaitWhere(func(f apiclient.Frame) bool {
+		if f.Type == "error" && typ != "error" {
+			w.T.Fatalf("user %d waiting for %s got error %s: %s", w.User, typ, f.Code, f.Message)
+		}
+		return f.Type == typ
+	})
+}
+
+// Say sends a message and returns its ack.
+func (w *WS) Say(room int64, cid, body string) apiclient.Frame {
+	w.T.Helper()
+	w.Send(map[string]any{"type": "send", "room": room, "cid": cid, "body": body})
+	return w.Await("ack")
+}
+
+// CloseCode reads until the server closes and returns the close code.
+func (w *WS) CloseCode() ws.StatusCode {
+	w.T.Helper()
+	_ = w.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, err := w.ReadText()
+		var ce apiclient.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		if err != nil {
+			w.T.Fatalf("waiting for close: %v", err)
+		}
+	}
+}
