@@ -1,0 +1,3 @@
+-- An outbox event may be a system message (a dues-rule change).
+-- +goose Up
+ALTER TABLE outboxes ADD COLUMN `system` tinyint(1) NOT NULL DEFAULT 0;
