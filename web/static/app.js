@@ -271,9 +271,9 @@ function route() {
   const invite = /^#\/invite\/([A-Za-z0-9_-]{1,32})$/.exec(location.hash);
   if (invite) {
     chat.unmount();
-    dues.unmount();
+    panel.unmount();
     chat = { room: -1, unmount: () => {} };
-    dues = { room: 0, unmount: () => {} };
+    panel = { key: "", unmount: () => {} };
     state.current = 0;
     shell.dataset.view = "chat";
     shell.classList.remove("with-dues");

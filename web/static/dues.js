@@ -185,6 +185,30 @@ export function mountDues(el, room) {
     act(() => api.pay(room, owed, s.period, keyFor("pay"), pin()), t("dues.paidToast", won(owed)), "pay");
   }
 
+  // The spend form's fields live as long as the panel: a reload (after any
+  // fee event) re-renders the section around them, and must not drop an
+  // amount being typed or a receipt already uploaded.
+  const spendAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount") });
+  const spendMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo") });
+  // The receipt is uploaded to the room when picked; the spend names it.
+  let receipt = null;
+  const receiptState = h("span", { class: "muted small", "data-testid": "receipt-state", "aria-live": "polite" }, t("file.noReceipt"));
+  const receiptInput = h("input", {
+    type: "file", accept: "image/*,application/pdf", "aria-label": t("file.receipt"), "data-testid": "receipt-input",
+    onchange: async () => {
+      const file = receiptInput.files[0];
+      receipt = null;
+      if (!file) return;
+      try {
+        receipt = await upload(room, file, (p) => (receiptState.textContent = t("file.uploading", Math.round(p * 100))));
+        receiptState.textContent = t("file.receiptReady", receipt.name);
+      } catch (e) {
+        receiptState.textContent = errorText(e);
+        receiptInput.value = "";
+      }
+    },
+  });
+
   function adminSection() {
     const members = data.members || [];
     const amount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "data-testid": "policy-amount", value: data.dues && data.dues.current ? data.dues.current.amount : "" });
@@ -200,26 +224,6 @@ export function mountDues(el, room) {
     period.addEventListener("change", syncDay);
     syncDay();
 
-    const spendAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount") });
-    const spendMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo") });
-    // The receipt is uploaded to the room when picked; the spend names it.
-    let receipt = null;
-    const receiptState = h("span", { class: "muted small", "data-testid": "receipt-state", "aria-live": "polite" }, t("file.noReceipt"));
-    const receiptInput = h("input", {
-      type: "file", accept: "image/*,application/pdf", "aria-label": t("file.receipt"), "data-testid": "receipt-input",
-      onchange: async () => {
-        const file = receiptInput.files[0];
-        receipt = null;
-        if (!file) return;
-        try {
-          receipt = await upload(room, file, (p) => (receiptState.textContent = t("file.uploading", Math.round(p * 100))));
-          receiptState.textContent = t("file.receiptReady", receipt.name);
-        } catch (e) {
-          receiptState.textContent = errorText(e);
-          receiptInput.value = "";
-        }
-      },
-    });
     const refundWho = h("select", { "aria-label": t("dues.member"), "data-testid": "refund-who" }, members.map((m) => h("option", { value: m.user_id }, m.display_name)));
     const refundAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount"), "data-testid": "refund-amount" });
     const refundMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo"), "data-testid": "refund-memo" });
@@ -248,7 +252,13 @@ export function mountDues(el, room) {
           e.preventDefault();
           const n = Number(spendAmount.value);
           if (!(await confirm(t("dues.spend"), t("dues.spendConfirm", won(n), spendMemo.value), t("dues.spend")))) return;
-          act(() => api.spend(room, n, spendMemo.value, keyFor("spend"), receipt && receipt.id), t("dues.spent", won(n)), "spend");
+          act(async () => {
+            await api.spend(room, n, spendMemo.value, keyFor("spend"), receipt && receipt.id);
+            // Spent: the next spend starts empty, with no receipt.
+            spendAmount.value = spendMemo.value = receiptInput.value = "";
+            receipt = null;
+            receiptState.textContent = t("file.noReceipt");
+          }, t("dues.spent", won(n)), "spend");
         },
       }, h("h4", {}, t("dues.spend")), h("div", { class: "row" }, spendAmount, spendMemo),
       h("label", { class: "field" }, h("span", {}, t("file.receipt")), receiptInput, receiptState),
