@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"testing"
 	"time"
@@ -109,13 +108,7 @@ func TestWebSocketTicketsAreSingleUse(t *testing.T) {
 			return nil, err
 		}
 		t.Cleanup(func() { conn.Close() })
-		w := &wsClient{t: t, conn: conn, rw: conn, user: alice.id}
-		if br != nil {
-			w.rw = struct {
-				io.Reader
-				io.Writer
-			}{br, conn}
-		}
+		w := adopt(t, conn, br, alice.id)
 		if f := w.next(); f.Type != "ready" || f.User != alice.id {
 			t.Fatalf("first frame %+v, want ready for Alice", f)
 		}

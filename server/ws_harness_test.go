@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,14 @@ type wsClient struct {
 type frameMsg = apiclient.Frame
 
 func (n *testNode) wsURL() string { return "ws" + strings.TrimPrefix(n.url, "http") + "/ws" }
+
+// adopt makes a socket the test dialed itself (e.g. with a ticket) user's
+// wsClient; br is what the dialer read past the handshake, if anything.
+func adopt(t testing.TB, conn net.Conn, br *bufio.Reader, user int64) *wsClient {
+	c := apiclient.NewConn(conn, br)
+	w := &testkit.WS{T: t, Conn: c, User: user}
+	return &wsClient{t: t, conn: conn, rw: w.RW, user: user, wmu: &w.WMu, kit: w}
+}
 
 // connect opens a WebSocket as c and waits for "ready".
 func (n *testNode) connect(c *client) *wsClient {
