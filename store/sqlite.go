@@ -59,8 +59,9 @@ type cidKey struct {
 }
 
 // moveEvery is how often Commit moves the log table's messages into the
-// messages table. A commit appends its messages to the end of the log,
-// a few pages however many rooms it touches; the move then writes each
+// messages table. A commit appends its messages to the end of the log
+// and to the log's small room index (a second of entries at most), a few
+// pages however many rooms it touches; the move then writes each
 // room's pages once for all of its messages since the last one, instead
 // of once per commit. A second holds many messages per busy room and
 // costs the commit that moves them a few milliseconds.
@@ -280,11 +281,11 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 // stored finds a message committed under k: in the log (by the map of
 // it), earlier in this commit, or in the messages table.
 func (s *SQLite) stored(ctx context.Context, find *sql.Stmt, c *commit, k cidKey) (chatlog.Accepted, bool, error) {
-	if acc, ok := s.tail[k]; ok {
-		return chatlog.Accepted{Seq: acc.Seq, TS: acc.TS, Dup: true}, true, nil
-	}
-	if acc, ok := c.added[k]; ok {
-		return chatlog.Accepted{Seq: acc.Seq, TS: acc.TS, Dup: true}, true, nil
+	for _, known := range []map[cidKey]chatlog.Accepted{s.tail, c.added} {
+		if acc, ok := known[k]; ok {
+			acc.Dup = true
+			return acc, true, nil
+		}
 	}
 	acc := chatlog.Accepted{Dup: true}
 	err := find.QueryRowContext(ctx, k.room, k.from, k.cid).Scan(&acc.Seq, &acc.TS)
