@@ -249,7 +249,9 @@ func (t *Tokens) require(query bool) fiber.Handler {
 			return err
 		}
 		c.Locals(userKey, id)
-		c.Locals(tokenKey, tok)
+		// Fiber's strings point into the request buffer, which the next
+		// request reuses; a WebSocket keeps its token for its whole life.
+		c.Locals(tokenKey, strings.Clone(tok))
 		return c.Next()
 	}
 }

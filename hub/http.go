@@ -123,6 +123,9 @@ func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, token, name string, ro
 		}
 		h.announce(uid, true, rooms)
 	}
+	if h.tokenChangedLately(uid) {
+		go h.recheck([]int64{uid})
+	}
 	if err := h.watch(c); err != nil {
 		h.drop(c, err)
 	}

@@ -149,6 +149,9 @@ type Hub struct {
 	// pending journals membership changes of users whose upgrade is in
 	// flight (expect).
 	pending map[int64]*pendingUser
+	// tokensChanged is when each user's tokens last changed, as heard in
+	// the last tokenChangeMemory (tokenChanged).
+	tokensChanged map[int64]time.Time
 
 	// accepted hears of every newly accepted message (OnAccept).
 	accepted func(d *chatlog.Draft, seq int64)
@@ -188,6 +191,8 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		rooms:   map[int64]map[*Conn]struct{}{},
 		pending: map[int64]*pendingUser{},
 		stop:    stop,
+
+		tokensChanged: map[int64]time.Time{},
 	}
 	h.scratch.New = func() any { b := make([]byte, MaxMessage+maxHeader); return &b }
 	broker.register(reg)
@@ -489,6 +494,7 @@ func (h *Hub) membershipEvent(payload []byte) {
 	case ev.Event != nil:
 		h.deliverToUsers(ev.Users, ev.Event)
 	case ev.Recheck:
+		h.tokenChanged(ev.Users)
 		go h.recheck(ev.Users) // SQL must not hold up the channel
 	default:
 		h.applyMembership(ev)

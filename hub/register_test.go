@@ -3,6 +3,7 @@ package hub
 import (
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -13,7 +14,7 @@ func bareHub() *Hub {
 	return &Hub{
 		log: slog.New(slog.DiscardHandler), broker: &MemoryBroker{}, metrics: newMetrics(prometheus.NewRegistry()),
 		conns: map[*Conn]struct{}{}, users: map[int64]*local{}, rooms: map[int64]map[*Conn]struct{}{},
-		pending: map[int64]*pendingUser{},
+		pending: map[int64]*pendingUser{}, tokensChanged: map[int64]time.Time{},
 	}
 }
 
@@ -43,5 +44,31 @@ func TestKickDuringUpgradeSticks(t *testing.T) {
 	}
 	if len(h.pending) != 0 {
 		t.Fatalf("%d pending users left after the upgrade", len(h.pending))
+	}
+}
+
+// TestTokenChangeBeforeRegisterIsRechecked: a logout heard while a
+// connection of its user is still upgrading (its token already checked,
+// not yet registered, so the recheck it triggers cannot see it) makes the
+// connection check its token again once registered; other users' do not.
+func TestTokenChangeBeforeRegisterIsRechecked(t *testing.T) {
+	h := bareHub()
+	const user, other = 7, 8
+	done := h.expect(user)
+	h.membershipEvent(encode(membershipEvent{Users: []int64{user}, Recheck: true}))
+	if _, err := h.register(&Conn{user: user}, nil); err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if !h.tokenChangedLately(user) {
+		t.Fatal("a connection registering just after its user's logout would keep a revoked token")
+	}
+	if h.tokenChangedLately(other) {
+		t.Fatal("another user's connection would be rechecked too")
+	}
+	h.tokensChanged[user] = time.Now().Add(-tokenChangeMemory - time.Second)
+	h.tokenChanged([]int64{other})
+	if _, kept := h.tokensChanged[user]; kept || h.tokenChangedLately(user) {
+		t.Fatal("an old token change is remembered forever")
 	}
 }

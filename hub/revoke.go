@@ -24,6 +24,39 @@ func (h *Hub) TokensChanged(ctx context.Context, user int64) {
 	}
 }
 
+// tokenChangeMemory is how long a node remembers that a user's tokens
+// changed. An upgrade checked its token before it registered, maybe
+// against a verdict the accounts cache held a few seconds (2 s today);
+// one registering within this long of a change checks again, so a
+// logout that races a reconnect still closes it.
+const tokenChangeMemory = 10 * time.Second
+
+// tokenChanged notes that users' tokens changed now, and forgets
+// changes older than tokenChangeMemory.
+func (h *Hub) tokenChanged(users []int64) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for u, at := range h.tokensChanged {
+		if now.Sub(at) > tokenChangeMemory {
+			delete(h.tokensChanged, u)
+		}
+	}
+	for _, u := range users {
+		h.tokensChanged[u] = now
+	}
+}
+
+// tokenChangedLately reports whether user's tokens changed within
+// tokenChangeMemory. Called after register: a change heard later finds
+// the connection registered, one heard earlier is found here.
+func (h *Hub) tokenChangedLately(user int64) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	at, ok := h.tokensChanged[user]
+	return ok && time.Since(at) <= tokenChangeMemory
+}
+
 // recheck checks again the tokens of users' connections on this node (all
 // connections when users is nil), each distinct token once, and closes
 // the connections whose token is refused with 401. A backend failure
