@@ -18,7 +18,8 @@ type Budget struct {
 	Limiter limit.Limiter
 	// Send counts sends and edits, over WebSocket and REST.
 	Send limit.Rule
-	// Sync counts one per sync frame plus every message sync returns.
+	// Sync counts one per sync frame, history or search request plus
+	// every message each returns.
 	Sync limit.Rule
 	// Events counts read and typing frames, each of which reaches every
 	// member of the room.
@@ -57,6 +58,15 @@ func (h *Hub) spend(user int64, name string, r limit.Rule, cost int, charge bool
 		h.metrics.errors.WithLabelValues("rate_limited").Inc()
 	}
 	return u
+}
+
+// chargeSync charges n messages read to user's sync budget, whole even
+// past the rule: what was read is served, and the next read waits.
+func (h *Hub) chargeSync(user int64, n int) limit.Use {
+	if n == 0 {
+		return limit.Use{OK: true}
+	}
+	return h.spend(user, budgetSync, h.cfg.Budget.Sync, n, true)
 }
 
 // within takes one event of a frame's budget, or answers the frame with

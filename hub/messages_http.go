@@ -72,8 +72,8 @@ func seqParam(c *fiber.Ctx, name string) (int64, error) {
 }
 
 // handleHistory: ?after=SEQ oldest first, else ?before=SEQ (default: the
-// newest) newest first.
-func (h *Hub) handleHistory(c *fiber.Ctx, room, _ int64) error {
+// newest) newest first. Charged to the sync budget like a sync frame.
+func (h *Hub) handleHistory(c *fiber.Ctx, room, user int64) error {
 	limit, err := api.Limit(c, 50, 100)
 	if err != nil {
 		return err
@@ -88,6 +88,9 @@ func (h *Hub) handleHistory(c *fiber.Ctx, room, _ int64) error {
 	}
 	if before >= 0 && after >= 0 {
 		return api.Validation("give before or after, not both")
+	}
+	if err := h.withinREST(c, user, budgetSync, h.cfg.Budget.Sync, "reading history too fast"); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
@@ -107,13 +110,15 @@ func (h *Hub) handleHistory(c *fiber.Ctx, room, _ int64) error {
 	if err != nil {
 		return err
 	}
+	h.chargeSync(user, len(msgs))
 	if len(gaps) > 0 {
 		return c.JSON(fiber.Map{"messages": rawList(msgs), "gaps": gaps})
 	}
 	return messageList(c, msgs)
 }
 
-func (h *Hub) handleSearch(c *fiber.Ctx, room, _ int64) error {
+// handleSearch is charged to the sync budget like history.
+func (h *Hub) handleSearch(c *fiber.Ctx, room, user int64) error {
 	limit, err := api.Limit(c, 20, 100)
 	if err != nil {
 		return err
@@ -125,12 +130,16 @@ func (h *Hub) handleSearch(c *fiber.Ctx, room, _ int64) error {
 	if h.history == nil {
 		return api.Errorf(fiber.StatusServiceUnavailable, "unavailable", "search needs the message store")
 	}
+	if err := h.withinREST(c, user, budgetSync, h.cfg.Budget.Sync, "searching too fast"); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
 	msgs, err := h.history.Search(ctx, room, q, limit)
 	if err != nil {
 		return err
 	}
+	h.chargeSync(user, len(msgs))
 	return messageList(c, msgs)
 }
 

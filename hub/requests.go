@@ -130,11 +130,8 @@ func (h *Hub) sync(c *Conn, in *inbound) {
 			h.fail(c, "unavailable", "sync failed; try again", "", room)
 			continue
 		}
-		if len(msgs) > 0 {
-			// Charged whole, even past the rule: the next room waits.
-			if u := h.spend(c.user, budgetSync, rule, len(msgs), true); !u.OK {
-				spent = limit.Use{Wait: u.Wait}
-			}
+		if u := h.chargeSync(c.user, len(msgs)); !u.OK {
+			spent = limit.Use{Wait: u.Wait} // the next room waits
 		}
 		last := after
 		for _, m := range msgs {

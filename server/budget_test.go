@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -128,6 +129,56 @@ func TestSyncIsChargedByMessages(t *testing.T) {
 	if got != 3 {
 		t.Fatalf("%d of 5 syncs of 400 messages served with a budget of 1000, want 3", got)
 	}
+}
+
+var _ = alsoOn(onMemory, TestHistoryAndSearchShareTheSyncBudget)
+
+// TestHistoryAndSearchShareTheSyncBudget: REST history and search are
+// charged to the sync budget like sync frames (one per request plus every
+// message returned), so the REST API is no way around it, and once it is
+// spent a sync frame waits too.
+func TestHistoryAndSearchShareTheSyncBudget(t *testing.T) {
+	cfg := budgetConfig(t)
+	cfg.SyncLimit = limit.Rule{N: 250, Window: time.Minute}
+	n := startTestNode(t, cfg)
+	alice := n.user(t, "Alice")
+	room := alice.createRoom(map[string]any{"name": "Busy"})
+	w := n.connect(alice)
+	if a, _ := sendAll(t, w, room.ID, "fill", 150); a != 150 {
+		t.Fatalf("%d of 150 filling sends acked", a)
+	}
+	// Search reads the message store, which on the Redis path may not
+	// hold every message yet: whatever it finds is what is charged.
+	var found struct{ Messages []json.RawMessage }
+	alice.must(200, "GET", urlf("/api/rooms/%d/messages/search?q=hi&limit=50", room.ID), nil, &found)
+	spent := 1 + len(found.Messages)
+	history := urlf("/api/rooms/%d/messages?limit=100", room.ID)
+	served := 0
+	for spent+1 <= 250 { // a request is served while its 1 fits
+		var page struct{ Messages []json.RawMessage }
+		alice.must(200, "GET", history, nil, &page)
+		if len(page.Messages) != 100 {
+			t.Fatalf("history page of %d messages, want 100", len(page.Messages))
+		}
+		spent += 1 + 100 // and charged whole, past the rule
+		served++
+	}
+	if served < 2 {
+		t.Fatalf("%d history pages of 100 served with a budget of 250", served)
+	}
+	alice.fails(429, "rate_limited", "GET", history, nil)
+	if secs := retryAfterAs(t, alice, "GET", urlf("/api/rooms/%d/messages/search?q=hi", room.ID), ""); secs > 60 {
+		t.Fatalf("search past the budget: Retry-After %d, want within the window", secs)
+	}
+	w.send(map[string]any{"type": "sync", "rooms": map[string]int64{strconv.FormatInt(room.ID, 10): 0}})
+	f := w.awaitWhere(func(f frameMsg) bool { return f.Type == "synced" || f.Type == "error" })
+	if f.Code != "rate_limited" || f.RetryAfterMS <= 0 {
+		t.Fatalf("sync after REST spent the budget: %+v, want rate_limited with a wait", f)
+	}
+	// Another user's reads are their own.
+	bob := n.user(t, "Bob")
+	bobRoom := bob.createRoom(map[string]any{"name": "Bob's"})
+	bob.must(200, "GET", urlf("/api/rooms/%d/messages", bobRoom.ID), nil, nil)
 }
 
 var _ = alsoOn(onMemory, TestReadAndTypingFloodsAreLimited)
