@@ -151,8 +151,8 @@ type Config struct {
 	// REST calls and nodes. Default 200/10s: one socket at its full
 	// MOIM_SEND_RATE, however many sockets the user opens.
 	SendLimit limit.Rule
-	// SyncLimit caps the messages sync returns to each user (plus one per
-	// sync frame). Default 20000/1m: a full page for 40 rooms after a long
+	// SyncLimit caps the messages sync, REST history and search return to
+	// each user (plus one per frame or request). Default 20000/1m: a full page for 40 rooms after a long
 	// absence, not a bulk download of every room.
 	SyncLimit limit.Rule
 	// EventLimit caps each user's read and typing frames, which reach
@@ -268,7 +268,7 @@ func (c *Config) settings() []setting {
 		{"MOIM_JOIN_ADDRESS_LIMIT", "50/10m", "", "Wrong room passwords per client address.", rule(&c.JoinAddressLimit)},
 		{"MOIM_SIGNUP_LIMIT", "20/1h", "", "Sign-ups per client address. Load tests from one host set `off`.", rule(&c.SignupLimit)},
 		{"MOIM_SEND_LIMIT", "200/10s", "", "Sends and edits per user over all their sockets, REST and nodes (count/window, or `off`). Load tests set `off`.", rule(&c.SendLimit)},
-		{"MOIM_SYNC_LIMIT", "20000/1m", "", "Messages `sync` returns per user (count/window, or `off`).", rule(&c.SyncLimit)},
+		{"MOIM_SYNC_LIMIT", "20000/1m", "", "Messages `sync`, REST history and search return per user (count/window, or `off`).", rule(&c.SyncLimit)},
 		{"MOIM_EVENT_LIMIT", "120/1m", "", "`read` and `typing` frames per user (count/window, or `off`).", rule(&c.EventLimit)},
 		{"MOIM_USER_SEARCH_LIMIT", "30/1m", "", "User searches (`GET /api/users/search`) per user.", rule(&c.UserSearchLimit)},
 		{"MOIM_UPGRADE_LIMIT", "120/1m", "", "WebSocket upgrades per client address (429 before the handshake). Load tests from one host set `off`.", rule(&c.UpgradeLimit)},
