@@ -83,8 +83,15 @@ func (t *Toss) LookupOrder(ctx context.Context, orderID string) (*Payment, error
 	return t.do(ctx, http.MethodGet, "/v1/payments/orders/"+url.PathEscape(orderID), nil, "")
 }
 
-// Payout implements Provider. Toss pays sellers out through a separate
-// contract (지급대행) with encrypted requests; Moim does not drive it yet.
+// PaysOut implements Provider: no. Toss pays money out only through its
+// payout service (지급대행), a separate contract that pays a marketplace's
+// registered sellers (bank account and KYC checked by Toss, requests
+// JWE-encrypted with a security key) from the merchant's settlement
+// balance; Moim registers no member as a seller and holds no bank
+// accounts, so a Toss withdrawal is refused rather than pretended.
+func (t *Toss) PaysOut() bool { return false }
+
+// Payout implements Provider; see PaysOut.
 func (t *Toss) Payout(context.Context, Order) (bool, error) { return false, ErrUnsupported }
 
 func (t *Toss) do(ctx context.Context, method, path string, body []byte, idem string) (*Payment, error) {
