@@ -57,6 +57,8 @@ type Checkout struct {
 	OrderID     string `json:"order_id"`
 	OrderName   string `json:"order_name"`
 	Amount      int64  `json:"amount"`
+	// SDKURL is the provider's checkout script the browser loads.
+	SDKURL string `json:"sdk_url"`
 }
 
 // Payment is a payment as the provider reports it.

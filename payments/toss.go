@@ -16,6 +16,14 @@ import (
 // TossAPI is Toss Payments' API origin.
 const TossAPI = "https://api.tosspayments.com"
 
+// TossSDK is Toss Payments' JS SDK (v2), which the browser loads to open
+// the payment window: TossPayments(clientKey).payment({customerKey})
+// .requestPayment({method, amount: {currency, value}, orderId, orderName,
+// successUrl, failUrl}) sends the browser to Toss and back to successUrl
+// with paymentKey, orderId and amount, or to failUrl with code, message
+// and orderId.
+const TossSDK = "https://js.tosspayments.com/v2/standard"
+
 // Toss is Toss Payments (토스페이먼츠) through its documented payment
 // widget flow: the browser pays with the client key, Toss redirects back
 // with paymentKey, orderId and amount, and the server confirms them with
@@ -25,13 +33,21 @@ type Toss struct {
 	secretKey string
 	clientKey string
 	base      string
+	sdk       string
 	http      *http.Client
 }
 
 // NewToss returns the Toss client; base is TossAPI except in tests, which
-// point it at a local stand-in.
+// point it at a local stand-in. Checkouts name TossSDK until UseSDK.
 func NewToss(secretKey, clientKey, base string) *Toss {
-	return &Toss{secretKey: secretKey, clientKey: clientKey, base: base, http: &http.Client{Timeout: 30 * time.Second}}
+	return &Toss{secretKey: secretKey, clientKey: clientKey, base: base, sdk: TossSDK, http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// UseSDK names the checkout script browsers load instead of TossSDK (a
+// browser test's local stand-in).
+func (t *Toss) UseSDK(url string) *Toss {
+	t.sdk = url
+	return t
 }
 
 // Name implements Provider.
@@ -44,7 +60,7 @@ func (t *Toss) Test() bool { return len(t.secretKey) > 5 && t.secretKey[:5] == "
 // order and a key naming the customer.
 func (t *Toss) Checkout(_ context.Context, o Order) (*Checkout, error) {
 	return &Checkout{ClientKey: t.clientKey, CustomerKey: "moim-user-" + strconv.FormatInt(o.UserID, 10),
-		OrderID: o.ID, OrderName: o.Name, Amount: o.Amount}, nil
+		OrderID: o.ID, OrderName: o.Name, Amount: o.Amount, SDKURL: t.sdk}, nil
 }
 
 // tossPayment is the part of Toss's Payment object Moim reads.
