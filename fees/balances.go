@@ -104,6 +104,8 @@ type Wallet struct {
 	// and TestMoney whether its money is only test money.
 	Provider  string `json:"provider"`
 	TestMoney bool   `json:"test_money"`
+	// Withdrawals tells whether the provider can pay money out at all.
+	Withdrawals bool `json:"withdrawals"`
 	// HasPIN tells the client to ask for the PIN before moving money.
 	HasPIN bool `json:"has_pin"`
 }
@@ -123,7 +125,7 @@ func (f *Fees) WalletOf(ctx context.Context, user int64) (*Wallet, *Account, err
 		w.Held = hold.Balance
 	}
 	if f.provider != nil {
-		w.Provider, w.TestMoney = f.provider.Name(), f.provider.Test()
+		w.Provider, w.TestMoney, w.Withdrawals = f.provider.Name(), f.provider.Test(), f.provider.PaysOut()
 	}
 	if w.HasPIN, err = f.HasPIN(ctx, user); err != nil {
 		return nil, nil, err

@@ -57,6 +57,10 @@ type Fees struct {
 	// receipts finds spends' receipt photos; nil until UseReceipts, and
 	// a spend then takes none.
 	receipts Receipts
+	// stop is called at each named point between a money move's steps
+	// (stops.go); nil except in the crash model check, which panics there
+	// to leave the database as a killed process would.
+	stop func(point string)
 }
 
 // Receipts finds the uploads a spend may name as its receipt.
@@ -258,8 +262,12 @@ func (f *Fees) transferOnce(ctx context.Context, m *move, hash string) (*Transfe
 			}
 		}
 		out = t
+		f.reached(StopLedgerUncommitted)
 		return nil
 	})
+	if err == nil {
+		f.reached(StopLedgerCommitted)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fees: %s of %d for user %d: %w", m.kind, m.amount, m.user, err)
 	}

@@ -54,6 +54,9 @@ type Payment struct {
 var errNoPayments = api.Errorf(503, "payments_not_configured",
 	"no payment provider is configured on this server (MOIM_PAYMENTS); money cannot be added or taken out")
 
+var errNoPayouts = api.Errorf(501, "payouts_not_supported",
+	"this server's payment provider cannot pay money out to a bank account; nothing was taken from the wallet")
+
 // payKeyPrefix starts the idempotency keys of the ledger transfers a
 // payment makes; users' keys may not start with it.
 const payKeyPrefix = "pay:"
@@ -112,6 +115,7 @@ func (f *Fees) TopUp(ctx context.Context, user, amount int64, key string) (*Paym
 		return nil, fmt.Errorf("fees: checkout of top-up %d: %w", p.ID, err)
 	}
 	if c == nil {
+		f.reached(StopTopUpConfirmed)
 		return p, f.credit(ctx, p, "")
 	}
 	p.Checkout = c
@@ -152,6 +156,7 @@ func (f *Fees) ConfirmTopUp(ctx context.Context, user int64, orderID, paymentKey
 	case !got.Done():
 		return nil, api.Conflict("payment_not_done", "the provider has not completed this payment ("+got.Status+")")
 	}
+	f.reached(StopTopUpConfirmed)
 	return p, f.credit(ctx, p, paymentKey)
 }
 
@@ -213,6 +218,7 @@ func (f *Fees) credit(ctx context.Context, p *Payment, paymentKey string) error 
 		amount: p.Amount, member: p.UserID, memo: p.Provider, test: p.Test}); err != nil {
 		return err
 	}
+	f.reached(StopTopUpCredited)
 	return f.settlePayment(ctx, p, PaymentConfirmed, paymentKey, "")
 }
 
@@ -238,6 +244,9 @@ func (f *Fees) failPayment(ctx context.Context, p *Payment, why string) error {
 // through the provider. The amount is held first (it leaves the spendable
 // balance); the payout then settles it, or a failed payout releases it.
 func (f *Fees) Withdraw(ctx context.Context, user, amount int64, key string) (*Payment, error) {
+	if f.provider != nil && !f.provider.PaysOut() {
+		return nil, errNoPayouts
+	}
 	p, err := f.startPayment(ctx, user, PaymentWithdrawal, amount, key)
 	if err != nil {
 		return nil, err
@@ -248,6 +257,7 @@ func (f *Fees) Withdraw(ctx context.Context, user, amount int64, key string) (*P
 	if p.Status != PaymentPending {
 		return p, nil
 	}
+	f.reached(StopWithdrawalStarted)
 	return p, f.payOut(ctx, p)
 }
 
@@ -274,6 +284,7 @@ func (f *Fees) payOut(ctx context.Context, p *Payment) error {
 		}
 		return err
 	}
+	f.reached(StopWithdrawalHeld)
 	done, err := f.provider.Payout(ctx, payments.Order{ID: p.OrderID, UserID: p.UserID, Amount: p.Amount, Name: "Moim 지갑 출금"})
 	switch {
 	case err != nil:
@@ -284,6 +295,7 @@ func (f *Fees) payOut(ctx context.Context, p *Payment) error {
 		}
 		return f.release(ctx, p, wallet, hold, why)
 	case done:
+		f.reached(StopWithdrawalPaidOut)
 		ext, err := f.account(ctx, KindExternal, 0, true)
 		if err != nil {
 			return err
@@ -293,6 +305,7 @@ func (f *Fees) payOut(ctx context.Context, p *Payment) error {
 			guard: f.notSettled(p, ":release")}); err != nil {
 			return err
 		}
+		f.reached(StopWithdrawalSettled)
 		return f.settlePayment(ctx, p, PaymentConfirmed, "", "")
 	}
 	return nil
@@ -320,6 +333,7 @@ func (f *Fees) release(ctx context.Context, p *Payment, wallet, hold *Account, w
 		guard: f.notSettled(p, ":out")}); err != nil {
 		return err
 	}
+	f.reached(StopWithdrawalSettled)
 	return f.failPayment(ctx, p, why)
 }
 

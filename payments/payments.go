@@ -31,6 +31,9 @@ type Provider interface {
 	// the provider has no payment for it, ErrUnsupported when the
 	// provider confirms at checkout and keeps no record.
 	LookupOrder(ctx context.Context, orderID string) (*Payment, error)
+	// PaysOut reports whether the provider can pay a withdrawal out at
+	// all; without it withdrawals are refused before anything is held.
+	PaysOut() bool
 	// Payout sends a withdrawal to the user's account; done reports it
 	// settled, otherwise it stays pending. ErrUnsupported when the
 	// provider cannot pay out. It must be idempotent by order ID: a
@@ -54,6 +57,8 @@ type Checkout struct {
 	OrderID     string `json:"order_id"`
 	OrderName   string `json:"order_name"`
 	Amount      int64  `json:"amount"`
+	// SDKURL is the provider's checkout script the browser loads.
+	SDKURL string `json:"sdk_url"`
 }
 
 // Payment is a payment as the provider reports it.
@@ -103,6 +108,9 @@ func (Sandbox) Lookup(context.Context, string) (*Payment, error) { return nil, E
 
 // LookupOrder implements Provider; the sandbox keeps no record.
 func (Sandbox) LookupOrder(context.Context, string) (*Payment, error) { return nil, ErrUnsupported }
+
+// PaysOut implements Provider: the sandbox pays out test money.
+func (Sandbox) PaysOut() bool { return true }
 
 // Payout implements Provider: settled at once.
 func (Sandbox) Payout(context.Context, Order) (bool, error) { return true, nil }

@@ -16,6 +16,14 @@ import (
 // TossAPI is Toss Payments' API origin.
 const TossAPI = "https://api.tosspayments.com"
 
+// TossSDK is Toss Payments' JS SDK (v2), which the browser loads to open
+// the payment window: TossPayments(clientKey).payment({customerKey})
+// .requestPayment({method, amount: {currency, value}, orderId, orderName,
+// successUrl, failUrl}) sends the browser to Toss and back to successUrl
+// with paymentKey, orderId and amount, or to failUrl with code, message
+// and orderId.
+const TossSDK = "https://js.tosspayments.com/v2/standard"
+
 // Toss is Toss Payments (토스페이먼츠) through its documented payment
 // widget flow: the browser pays with the client key, Toss redirects back
 // with paymentKey, orderId and amount, and the server confirms them with
@@ -25,13 +33,21 @@ type Toss struct {
 	secretKey string
 	clientKey string
 	base      string
+	sdk       string
 	http      *http.Client
 }
 
 // NewToss returns the Toss client; base is TossAPI except in tests, which
-// point it at a local stand-in.
+// point it at a local stand-in. Checkouts name TossSDK until UseSDK.
 func NewToss(secretKey, clientKey, base string) *Toss {
-	return &Toss{secretKey: secretKey, clientKey: clientKey, base: base, http: &http.Client{Timeout: 30 * time.Second}}
+	return &Toss{secretKey: secretKey, clientKey: clientKey, base: base, sdk: TossSDK, http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// UseSDK names the checkout script browsers load instead of TossSDK (a
+// browser test's local stand-in).
+func (t *Toss) UseSDK(url string) *Toss {
+	t.sdk = url
+	return t
 }
 
 // Name implements Provider.
@@ -44,7 +60,7 @@ func (t *Toss) Test() bool { return len(t.secretKey) > 5 && t.secretKey[:5] == "
 // order and a key naming the customer.
 func (t *Toss) Checkout(_ context.Context, o Order) (*Checkout, error) {
 	return &Checkout{ClientKey: t.clientKey, CustomerKey: "moim-user-" + strconv.FormatInt(o.UserID, 10),
-		OrderID: o.ID, OrderName: o.Name, Amount: o.Amount}, nil
+		OrderID: o.ID, OrderName: o.Name, Amount: o.Amount, SDKURL: t.sdk}, nil
 }
 
 // tossPayment is the part of Toss's Payment object Moim reads.
@@ -83,8 +99,15 @@ func (t *Toss) LookupOrder(ctx context.Context, orderID string) (*Payment, error
 	return t.do(ctx, http.MethodGet, "/v1/payments/orders/"+url.PathEscape(orderID), nil, "")
 }
 
-// Payout implements Provider. Toss pays sellers out through a separate
-// contract (지급대행) with encrypted requests; Moim does not drive it yet.
+// PaysOut implements Provider: no. Toss pays money out only through its
+// payout service (지급대행), a separate contract that pays a marketplace's
+// registered sellers (bank account and KYC checked by Toss, requests
+// JWE-encrypted with a security key) from the merchant's settlement
+// balance; Moim registers no member as a seller and holds no bank
+// accounts, so a Toss withdrawal is refused rather than pretended.
+func (t *Toss) PaysOut() bool { return false }
+
+// Payout implements Provider; see PaysOut.
 func (t *Toss) Payout(context.Context, Order) (bool, error) { return false, ErrUnsupported }
 
 func (t *Toss) do(ctx context.Context, method, path string, body []byte, idem string) (*Payment, error) {

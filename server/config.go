@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -126,6 +127,11 @@ type Config struct {
 	// TossAPI is Toss's API origin, default https://api.tosspayments.com,
 	// changed only to point at a stand-in.
 	TossSecretKey, TossClientKey, TossAPI string
+	// TossSDK is the URL of Toss's JS SDK the web client loads for
+	// checkout; its origin joins the page's Content-Security-Policy only
+	// with Payments toss. Default payments.TossSDK; a browser test points
+	// it at a local stand-in.
+	TossSDK string
 	// AttachmentQuota caps the megabytes of uploads (files, photos and
 	// their thumbnails) one room keeps. Default 500: a year of a club's
 	// receipts and photos at a few MB each, small enough that one room
@@ -260,6 +266,7 @@ func (c *Config) settings() []setting {
 		{"MOIM_TOSS_SECRET_KEY", "", "", "Toss Payments secret key (`test_sk_…`/`live_sk_…`); `_FILE` works. Required with `toss`.", secret(&c.TossSecretKey, 0)},
 		{"MOIM_TOSS_CLIENT_KEY", "", "", "Toss Payments client key (`test_ck_…`/`live_ck_…`), handed to the browser's payment widget. Required with `toss`.", text(&c.TossClientKey)},
 		{"MOIM_TOSS_API", "https://api.tosspayments.com", "", "Toss Payments API origin (tests point it at a stand-in).", origin(&c.TossAPI)},
+		{"MOIM_TOSS_SDK", "https://js.tosspayments.com/v2/standard", "", "Toss Payments JS SDK the web client loads for checkout; with `toss` its origin (only then) is allowed by the page's Content-Security-Policy (tests point it at a stand-in).", text(&c.TossSDK)},
 		{"MOIM_ATTACHMENT_QUOTA", "500", "", "Megabytes of uploads (files, photos, thumbnails) one room may keep; past it uploads get 413 `quota_exceeded`. Bytes live in GridFS with `MOIM_MONGO_URI`, else in `DATA_DIR/attachments`.", integer(&c.AttachmentQuota, 1, 1<<20)},
 		{"MOIM_LOG_LEVEL", "info", "", "`debug`, `info`, `warn`, `error`.", level(&c.LogLevel)},
 		{"MOIM_LOGIN_LIMIT", "10/10m", "", "Failed logins per username from one address, and from anywhere for addresses that have failed it too (count/window, or `off`); past it those attempts get 429 with `Retry-After` until the window ends. A stranger's failures never lock the owner out.", rule(&c.LoginLimit)},
@@ -365,6 +372,9 @@ func (c *Config) check() error {
 		}
 		if !strings.HasPrefix(c.TossAPI, "https://") && !strings.HasPrefix(c.TossAPI, "http://") {
 			return &configError{"MOIM_TOSS_API", "must be an http(s) origin"}
+		}
+		if c.checkoutOrigin() == "" {
+			return &configError{"MOIM_TOSS_SDK", "must be an http(s) URL"}
 		}
 	}
 	if (c.VAPIDPublicKey == "") != (c.VAPIDPrivateKey == "") {
@@ -581,6 +591,19 @@ func orHostname(p *string) func(string) error {
 		}
 		return nil
 	}
+}
+
+// checkoutOrigin is the origin of the payment provider's checkout script
+// the web client loads: Toss's SDK with Payments toss, else none.
+func (c *Config) checkoutOrigin() string {
+	if c.Payments != "toss" {
+		return ""
+	}
+	u, err := url.Parse(c.TossSDK)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // origin is an http(s) origin without a trailing slash; Config.check

@@ -147,6 +147,12 @@ func TestConfigPaymentsDefaultOnlyWhenEmbedded(t *testing.T) {
 			t.Errorf("env %v: payments %q, %v; want %q", tc.env, cfg.Payments, err, tc.want)
 		}
 	}
+	// Toss's SDK must be an http(s) URL: its origin enters the page's
+	// Content-Security-Policy.
+	bad := map[string]string{"MOIM_PAYMENTS": "toss", "MOIM_TOSS_SECRET_KEY": "test_sk_x", "MOIM_TOSS_CLIENT_KEY": "test_ck_x", "MOIM_TOSS_SDK": "javascript:alert(1)"}
+	if _, err := loadConfig(nil, env(bad), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "MOIM_TOSS_SDK") {
+		t.Errorf("a javascript: SDK URL: %v", err)
+	}
 }
 
 func TestConfigRejectsBadSettings(t *testing.T) {

@@ -253,7 +253,7 @@ func (n *node) build(ctx context.Context) error {
 		money.Routes(r, auth, accounts.UserID)
 		files.Routes(r, auth, accounts.UserID)
 		// The web client needs the API, so it is served where the API is.
-		client, err := web.Load()
+		client, err := web.Load(n.cfg.checkoutOrigin())
 		if err != nil {
 			return err
 		}
@@ -303,7 +303,7 @@ func (c Config) provider() payments.Provider {
 	case "sandbox":
 		return payments.Sandbox{}
 	case "toss":
-		return payments.NewToss(c.TossSecretKey, c.TossClientKey, c.TossAPI)
+		return payments.NewToss(c.TossSecretKey, c.TossClientKey, c.TossAPI).UseSDK(c.TossSDK)
 	}
 	return nil
 }

@@ -197,11 +197,16 @@ func TestTossTopUpConfirmAndWebhook(t *testing.T) {
 	if u.balance() != 57000 {
 		t.Fatalf("after the notification: wallet %d, want 57000", u.balance())
 	}
-	// Toss cannot pay out through Moim yet: the hold is released at once.
-	var wd paymentView
-	u.must(201, "POST", "/api/wallet/withdrawals", map[string]any{"amount": 1000, "idempotency_key": "w"}, &wd)
-	if wd.Status != "failed" || u.balance() != 57000 {
-		t.Fatalf("toss withdrawal %+v, wallet %d", wd, u.balance())
+	// Toss cannot pay out through Moim: a withdrawal is refused with 501
+	// before anything is held, and the wallet says so.
+	u.fails(501, "payouts_not_supported", "POST", "/api/wallet/withdrawals", map[string]any{"amount": 1000, "idempotency_key": "w"})
+	var w struct {
+		Held        int64 `json:"held"`
+		Withdrawals bool  `json:"withdrawals"`
+	}
+	u.must(200, "GET", "/api/wallet", nil, &w)
+	if u.balance() != 57000 || w.Held != 0 || w.Withdrawals {
+		t.Fatalf("after a refused toss withdrawal: wallet %d, %+v", u.balance(), w)
 	}
 	checkBooks(t, n)
 }

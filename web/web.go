@@ -39,10 +39,20 @@ var types = map[string]string{
 // beside it.
 var rootFiles = map[string]bool{"sw.js": true, "manifest.webmanifest": true}
 
-// csp allows only the node itself: scripts, styles and the WebSocket come
-// from the same origin, and nothing may frame the app.
-const csp = "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; " +
-	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+// policy is the page's Content-Security-Policy. It allows only the node
+// itself: scripts, styles and the WebSocket come from the same origin, and
+// nothing may frame the app. checkout, when set, is the origin of a
+// payment provider's checkout script (Toss's SDK), allowed to load, to be
+// talked to and to show its payment window in a frame; it is set only
+// when that provider is the server's.
+func policy(checkout string) string {
+	script, connect, frame := "", "'self'", "'none'"
+	if checkout != "" {
+		script, connect, frame = "script-src 'self' "+checkout+"; ", "'self' "+checkout, checkout
+	}
+	return "default-src 'self'; " + script + "connect-src " + connect + "; frame-src " + frame + "; img-src 'self' data: blob:; " +
+		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+}
 
 type file struct {
 	data []byte
@@ -56,15 +66,18 @@ type file struct {
 
 // Files is the client's file set: index.html plus the assets it loads.
 type Files struct {
+	csp    string
 	index  file
 	assets map[string]file
 	root   map[string]file
 }
 
-// Load reads the embedded client. It fails only if the binary was built
-// without its files.
-func Load() (*Files, error) {
-	f := &Files{assets: map[string]file{}, root: map[string]file{}}
+// Load reads the embedded client. checkout is the origin of the payment
+// provider's checkout script the page may load ("" for none: the sandbox,
+// or payments off). It fails only if the binary was built without its
+// files.
+func Load(checkout string) (*Files, error) {
+	f := &Files{csp: policy(checkout), assets: map[string]file{}, root: map[string]file{}}
 	root, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
@@ -155,23 +168,23 @@ func gzipped(data []byte) ([]byte, error) {
 // /assets/:file. The client routes with the URL fragment (#/room/7), so no
 // other path needs the page and unknown paths stay 404.
 func (f *Files) Routes(app fiber.Router) {
-	app.Get("/", func(c *fiber.Ctx) error { return serve(c, f.index) })
+	app.Get("/", func(c *fiber.Ctx) error { return f.serve(c, f.index) })
 	for name, fl := range f.root {
-		app.Get("/"+name, func(c *fiber.Ctx) error { return serve(c, fl) })
+		app.Get("/"+name, func(c *fiber.Ctx) error { return f.serve(c, fl) })
 	}
 	app.Get("/assets/:file", func(c *fiber.Ctx) error {
 		fl, ok := f.assets[c.Params("file")]
 		if !ok {
 			return fiber.ErrNotFound
 		}
-		return serve(c, fl)
+		return f.serve(c, fl)
 	})
 }
 
 // serve answers with fl, or 304 when the browser already has it. Files are
 // revalidated on every load (no-cache) so a new binary's client is picked
 // up at once without hashed file names.
-func serve(c *fiber.Ctx, fl file) error {
+func (f *Files) serve(c *fiber.Ctx, fl file) error {
 	body, etag := fl.data, fl.etag
 	gz := acceptsGzip(c.Get(fiber.HeaderAcceptEncoding))
 	if gz {
@@ -182,7 +195,7 @@ func serve(c *fiber.Ctx, fl file) error {
 	c.Set(fiber.HeaderETag, etag)
 	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	c.Set(fiber.HeaderContentSecurityPolicy, csp)
+	c.Set(fiber.HeaderContentSecurityPolicy, f.csp)
 	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 	if c.Get(fiber.HeaderIfNoneMatch) == etag {
 		return c.SendStatus(fiber.StatusNotModified)

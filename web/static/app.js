@@ -13,6 +13,7 @@ import { mountDues } from "./dues.js";
 import { applyEdit, joinPage, mentionsMe } from "./club.js";
 import { registerWorker, reconnecting } from "./push.js";
 import { mountAdmin } from "./admin.js";
+import { finishCheckout } from "./checkout.js";
 
 const root = document.getElementById("app");
 const NOTICE = "moim.notice";
@@ -158,6 +159,9 @@ async function start() {
   // Being added to a room sends nothing until its first message: look
   // for new rooms now and then too.
   setInterval(() => document.visibilityState === "visible" && refreshSoon(), 60000);
+  // Back from a payment provider's window: confirm before showing the
+  // dues panel the top-up started from.
+  await finishCheckout();
   route();
 }
 

@@ -12,6 +12,7 @@ import { deskSection } from "./desk.js";
 import { autopaySection } from "./autopay.js";
 import { ledgerSection } from "./ledger.js";
 import { deleteRoomBox } from "./admin.js";
+import { openCheckout, takeCheckoutResult } from "./checkout.js";
 
 export function mountDues(el, room) {
   const body = h("div", { class: "panel-body", "data-testid": "dues-panel" }, h("p", { class: "muted pad" }, t("loading")));
@@ -30,6 +31,8 @@ export function mountDues(el, room) {
     if (!err || (err.status >= 400 && err.status < 500)) delete keys[what];
   };
 
+  // How the checkout this page came back from went, shown in the wallet.
+  const checkout = takeCheckoutResult();
   let data = {};
   let alive = true;
   let deleting = false;
@@ -150,17 +153,20 @@ export function mountDues(el, room) {
       h("h3", {}, t("dues.wallet"), w && w.test_money ? h("span", { class: "badge test", "data-testid": "test-money" }, t("dues.testMoney")) : null),
       h("div", { class: "amount", "data-testid": "wallet-balance" }, w ? won(w.balance) : "—"),
       w && w.held ? h("p", { class: "muted small", "data-testid": "wallet-held" }, t("dues.held", won(w.held))) : null,
+      checkout ? h("p", { class: checkout.ok ? "ok" : "error", role: checkout.ok ? "status" : "alert", "data-testid": "checkout-result" }, checkout.text) : null,
       w && w.has_pin ? h("label", { class: "field" }, h("span", {}, t("dues.pin")), pinInput) : null,
       w && w.provider ? form("topup-form", () => {
         const n = Number(topUp.value);
         act(() => api.topUp(n, keyFor("topup")).then((p) => {
-          // A real provider answers pending: its checkout window is the
-          // next step, which this client does not open yet.
-          if (p.status !== "confirmed") throw Object.assign(new Error(t("dues.topUpPending")), { code: "pending" });
+          // A real provider answers pending: its payment window is next,
+          // and the browser comes back through finishCheckout.
+          if (p.status === "pending" && p.checkout) return openCheckout(p, room);
+          if (p.status !== "confirmed") throw Object.assign(new Error(t("checkout.failed", p.failure || "")), { code: "failed" });
         }), t("dues.deposited", won(n)), "topup");
       }, topUp, h("button", { type: "submit", class: "btn", "data-testid": "topup" }, w.test_money ? t("dues.topUpTest") : t("dues.topUp"))) :
         h("p", { class: "muted small" }, t("dues.noPayments")),
-      w && w.provider ? form("withdraw-form", () => {
+      w && w.provider && !w.withdrawals ? h("p", { class: "muted small", "data-testid": "withdraw-unavailable" }, t("dues.noWithdrawals")) : null,
+      w && w.withdrawals ? form("withdraw-form", () => {
         const n = Number(out.value);
         act(() => api.withdraw(n, keyFor("withdraw"), pin()).then((p) => {
           if (p.status === "failed") throw Object.assign(new Error(t("dues.withdrawFailed", p.failure || "")), { code: "failed" });

@@ -1,0 +1,84 @@
+// Top-ups through Toss Payments' checkout in Moim's web client. The node
+// runs with MOIM_PAYMENTS=toss; Toss cannot be reached from this machine
+// (no internet), so server/web_money_test.go serves a local stand-in: a
+// small JS file in place of Toss's SDK that keeps its documented
+// requestPayment redirect contract (the browser leaves for Toss's payment
+// window and comes back to successUrl with paymentKey, orderId and amount,
+// or to failUrl with code, message and orderId), that payment window with
+// pay and cancel buttons, and Toss's confirm API the server calls.
+//
+//   node money-toss.mjs BASE_URL OUT_DIR
+//
+// Alice, on a desktop, tops up 30,000 won: checkout, back, confirmed, in
+// her wallet. Bob, on a phone in Korean, cancels his checkout: he is told
+// so, and nothing reaches his wallet. Any console error fails the flow,
+// so a Content-Security-Policy that blocked the SDK would too.
+import { DESKTOP, PHONE, addContact, browser, check, expectText, open, runFlow, shot, signup, step, user } from "./kit.mjs";
+
+const users = {
+  alice: user("alice", "앨리스 Alice"),
+  bob: user("bob", "밥 Bob"),
+};
+
+await runFlow("money-toss.mjs", { expectedError }, run);
+
+// A room without a fund answers 404 no_fund, which the dues panel shows as
+// "no fund yet".
+function expectedError(m) {
+  return m.text().includes("status of 404") && /\/api\/rooms\/\d+\/fund$/.test(m.location().url);
+}
+
+async function run() {
+  step("sign up: Alice on a desktop, Bob on a phone in Korean; Alice makes a room with Bob");
+  const alice = await open(await browser.newContext(DESKTOP), "alice");
+  await signup(alice, users.alice);
+  const bob = await open(await browser.newContext(PHONE), "bob");
+  await signup(bob, users.bob);
+  await addContact(bob, users.alice);
+  await addContact(alice, users.bob);
+  await alice.getByTestId("new-room").click();
+  await alice.getByTestId("room-name").fill("등산 모임 Hiking");
+  await alice.getByTestId(`member-${users.bob.username}`).check();
+  await alice.getByTestId("create-room").click();
+  await expectText(alice.getByTestId("chat-title"), "등산 모임 Hiking");
+
+  step("Alice tops up 30,000 through Toss's checkout");
+  await alice.getByTestId("open-dues").click();
+  await expectText(alice.getByTestId("wallet-balance"), "0");
+  // Toss pays nothing out through Moim: the wallet says so instead of a form.
+  await alice.getByTestId("withdraw-unavailable").waitFor();
+  await check(await alice.getByTestId("withdraw-form").count() === 0, "no withdrawal form with Toss");
+  await alice.getByTestId("topup-amount").fill("30000");
+  await alice.getByTestId("topup").click();
+  await alice.getByTestId("toss-window").waitFor();
+  await expectText(alice.getByTestId("toss-amount"), "30000");
+  await shot(alice, "toss-checkout-desktop.png");
+  await alice.getByTestId("toss-pay").click();
+  await expectText(alice.getByTestId("checkout-result"), "30,000");
+  await expectText(alice.getByTestId("wallet-balance"), "30,000");
+  await check(!alice.url().includes("paymentKey"), "the payment's query is gone from the address bar");
+  await alice.getByTestId("checkout-result").scrollIntoViewIfNeeded();
+  await shot(alice, "toss-confirmed-desktop.png");
+
+  step("Bob opens the room's dues on his phone and cancels his checkout");
+  // Being added to a room sends nothing until its first message: Bob
+  // opens the app again to see it.
+  await bob.reload();
+  const room = bob.getByTestId("room-item").filter({ hasText: "등산 모임" });
+  await room.waitFor();
+  await room.click();
+  await bob.getByTestId("open-dues").click();
+  await bob.getByTestId("topup-amount").fill("20000");
+  await bob.getByTestId("topup").click();
+  await bob.getByTestId("toss-window").waitFor();
+  await shot(bob, "toss-checkout-phone.png");
+  await bob.getByTestId("toss-cancel").click();
+  await expectText(bob.getByTestId("checkout-result"), "취소");
+  await expectText(bob.getByTestId("wallet-balance"), "0");
+  const wallet = await bob.evaluate(async () => {
+    const r = await fetch("/api/wallet", { headers: { Authorization: "Bearer " + localStorage.getItem("moim.token") } });
+    return r.json();
+  });
+  await check(wallet.balance === 0 && wallet.held === 0, `nothing credited after the cancel: ${JSON.stringify(wallet)}`);
+  await shot(bob, "toss-cancelled-phone.png");
+}
