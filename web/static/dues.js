@@ -132,16 +132,23 @@ export function mountDues(el, room) {
   const pinInput = h("input", { type: "password", inputmode: "numeric", maxlength: 6, autocomplete: "off", placeholder: "••••••", "aria-label": t("dues.pin"), "data-testid": "pin-entry" });
   const pin = () => pinInput.value;
 
+  // The wallet's fields live as long as the panel, like the spend form's:
+  // a reload after any fee event re-renders the section around them and
+  // must not reset an amount being typed.
+  const num = (testid, value) => h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", value, "aria-label": t("dues.amount"), "data-testid": testid });
+  const topUp = num("topup-amount", 50000);
+  const out = num("withdraw-amount", 10000);
+  const sendAmount = num("send-amount", 10000);
+  const sendTo = h("select", { "aria-label": t("dues.sendTo"), "data-testid": "send-to" });
+  const sendMemo = h("input", { maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo"), "data-testid": "send-memo" });
+  const newPIN = h("input", { type: "password", inputmode: "numeric", maxlength: 6, pattern: "[0-9]{6}", required: true, autocomplete: "off", "aria-label": t("dues.newPIN"), "data-testid": "pin-new" });
+
   function walletSection() {
     const w = data.wallet;
-    const num = (testid, value) => h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", value, "aria-label": t("dues.amount"), "data-testid": testid });
-    const topUp = num("topup-amount", 50000);
-    const out = num("withdraw-amount", 10000);
-    const sendAmount = num("send-amount", 10000);
     const others = (data.members || []).filter((m) => m.user_id !== state.me.id);
-    const sendTo = h("select", { "aria-label": t("dues.sendTo"), "data-testid": "send-to" }, others.map((m) => h("option", { value: m.user_id }, m.display_name)));
-    const sendMemo = h("input", { maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo"), "data-testid": "send-memo" });
-    const newPIN = h("input", { type: "password", inputmode: "numeric", maxlength: 6, pattern: "[0-9]{6}", required: true, autocomplete: "off", "aria-label": t("dues.newPIN"), "data-testid": "pin-new" });
+    const chosen = sendTo.value;
+    sendTo.replaceChildren(...others.map((m) => h("option", { value: m.user_id }, m.display_name)));
+    if (others.some((m) => String(m.user_id) === chosen)) sendTo.value = chosen;
     const form = (testid, onsubmit, ...kids) => h("form", {
       class: "row wrap", "data-testid": testid,
       onsubmit: (e) => {
@@ -176,10 +183,10 @@ export function mountDues(el, room) {
         const n = Number(sendAmount.value);
         const who = sendTo.selectedOptions[0].textContent;
         if (!(await confirm(t("dues.send"), t("dues.sendConfirm", won(n), who), t("dues.send"), { testid: "send-dialog" }))) return;
-        act(() => api.send(Number(sendTo.value), n, sendMemo.value, keyFor("send"), pin()), t("dues.sent", won(n), who), "send");
+        act(() => api.send(Number(sendTo.value), n, sendMemo.value, keyFor("send"), pin()).then(() => { sendMemo.value = ""; }), t("dues.sent", won(n), who), "send");
       }, sendTo, sendAmount, sendMemo, h("button", { type: "submit", class: "btn", "data-testid": "send-money" }, t("dues.send"))) : null,
       form("pin-form", () => {
-        act(() => api.setPIN(newPIN.value, pin()), t("dues.pinSet"));
+        act(() => api.setPIN(newPIN.value, pin()).then(() => { newPIN.value = ""; }), t("dues.pinSet"));
       }, newPIN, h("button", { type: "submit", class: "btn small", "data-testid": "pin-save" }, w && w.has_pin ? t("dues.changePIN") : t("dues.setPIN"))),
       h("p", { class: "muted small" }, t("dues.topUpHint")));
   }
