@@ -1,0 +1,145 @@
+package rooms_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+
+	"moim/accounts"
+	"moim/api"
+	"moim/chatlog"
+	"moim/internal/testkit"
+	"moim/limit"
+	"moim/rooms"
+	"moim/sqldb"
+)
+
+// roomsServer is the room and account routes over real services, without
+// the real-time side: MariaDB (MOIM_TEST_MYSQL_DSN) holds the rooms,
+// Redis (MOIM_TEST_REDIS_URL) the membership mirror and the limits.
+type roomsServer struct {
+	base   string
+	mirror *rooms.RedisMirror
+	// users are the clients user signed up, by id.
+	users map[int64]*testkit.Client
+}
+
+// serve starts the routes on a fresh database and key prefix, counting
+// wrong room passwords and invite codes by joins.
+func serve(t *testing.T, joins rooms.JoinLimits) *roomsServer {
+	t.Helper()
+	dsn := testkit.CreateDatabase(t, testkit.ServiceURL(t, testkit.EnvMySQL, "MariaDB/MySQL"), " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+	db, err := sqldb.OpenMySQL(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s, err := db.DB(); err == nil {
+			_ = s.Close()
+		}
+	})
+	opts, err := redis.ParseURL(testkit.ServiceURL(t, testkit.EnvRedis, "Redis"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	prefix := testkit.RandomName("moim_t_")
+	t.Cleanup(func() {
+		if _, err := testkit.DeleteKeys(rdb, prefix+":*"); err != nil {
+			t.Errorf("delete the test's keys: %v", err)
+		}
+		_ = rdb.Close()
+	})
+	lim := limit.NewRedis(rdb, prefix)
+	tokens := accounts.NewTokens([]byte("test-secret-test-secret-test-secret-0123456789"), 24*time.Hour)
+	acc, err := accounts.New(db, lim, accounts.Limits{}, tokens, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror := rooms.NewRedisMirror(rdb, chatlog.Keys{Prefix: prefix, Shards: 4})
+	rms := rooms.New(db, mirror, acc, 4)
+	rms.LimitJoins(lim, joins)
+	for _, migrate := range []func() error{acc.Migrate, rms.Migrate} {
+		if err := migrate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := fiber.New(fiber.Config{ErrorHandler: api.ErrorHandler(slog.New(slog.DiscardHandler))})
+	r, auth := app.Group("/api"), tokens.Require()
+	acc.Routes(r, auth)
+	rms.Routes(r, auth)
+	rms.InvitationRoutes(r, auth)
+	return &roomsServer{base: testkit.Serve(t, app), mirror: mirror, users: map[int64]*testkit.Client{}}
+}
+
+// user signs up a fresh user and logs them in.
+func (s *roomsServer) user(t *testing.T, name string) *testkit.Client {
+	t.Helper()
+	c := testkit.Signup(t, s.base, name)
+	s.users[c.ID] = c
+	return c
+}
+
+type roomView struct {
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	OwnerID     int64  `json:"owner_id"`
+	Direct      bool   `json:"direct"`
+	HasPassword bool   `json:"has_password"`
+	MemberCount int64  `json:"member_count"`
+	Role        string `json:"role"`
+}
+
+type roomList struct {
+	Rooms      []roomView `json:"rooms"`
+	NextCursor string     `json:"next_cursor"`
+}
+
+// createRoom has c create a room with every member_ids user in it: they
+// first add c as a contact, since others would only be invited.
+func (s *roomsServer) createRoom(c *testkit.Client, body map[string]any) roomView {
+	c.T.Helper()
+	ids, _ := body["member_ids"].([]int64)
+	for _, id := range ids {
+		if m, ok := s.users[id]; ok && id != c.ID {
+			if status, raw := m.Raw("POST", "/api/contacts", map[string]any{"username": c.Username}); status != 200 && status != 201 {
+				c.T.Fatalf("user %d adds %d as a contact: %d %s", id, c.ID, status, raw)
+			}
+		}
+	}
+	var v roomView
+	c.Must(201, "POST", "/api/rooms", body, &v)
+	return v
+}
+
+// myRoles is c's role in each of their rooms, from their room list.
+func myRoles(c *testkit.Client) map[int64]string {
+	c.T.Helper()
+	var l roomList
+	c.Must(200, "GET", "/api/rooms", nil, &l)
+	roles := map[int64]string{}
+	for _, r := range l.Rooms {
+		roles[r.ID] = r.Role
+	}
+	return roles
+}
+
+// mirrored asserts the real-time side's copy of membership agrees with
+// want.
+func (s *roomsServer) mirrored(t *testing.T, roomID int64, want map[int64]bool) {
+	t.Helper()
+	for uid, in := range want {
+		got, err := s.mirror.IsMember(context.Background(), roomID, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != in {
+			t.Fatalf("membership mirror: user %d in room %d = %v, want %v", uid, roomID, got, in)
+		}
+	}
+}
