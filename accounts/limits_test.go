@@ -1,11 +1,7 @@
 package accounts_test
 
 import (
-	"context"
-	"net"
-	"net/http"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,26 +31,6 @@ func redisLimiter(t *testing.T) limit.Limiter {
 	return limit.NewRedis(rdb, prefix)
 }
 
-// from is an anonymous client whose requests come from another loopback
-// address.
-func from(t *testing.T, base, ip string) *testkit.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	c := testkit.Anon(t, base)
-	c.HTTP = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
-	return c
-}
-
-// retryAfter asks for a 429 and returns its Retry-After in seconds.
-func retryAfter(t *testing.T, base, method, path, body string) int {
-	t.Helper()
-	a := testkit.Anon(t, base).Exchange(method, path, body)
-	secs, err := strconv.Atoi(a.Header.Get("Retry-After"))
-	if a.Status != 429 || err != nil || secs < 1 {
-		t.Fatalf("%s %s: %d with Retry-After %q, want 429 and a number of seconds", method, path, a.Status, a.Header.Get("Retry-After"))
-	}
-	return secs
-}
-
 func TestLoginAndSignupLimits(t *testing.T) {
 	base := serveLimited(t, redisLimiter(t), accounts.Limits{
 		LoginPerUser:     limit.Rule{N: 3, Window: 2 * time.Second},
@@ -70,7 +46,7 @@ func TestLoginAndSignupLimits(t *testing.T) {
 	}
 	// The username is locked, even for the right password, until its window ends.
 	c.Fails(429, "rate_limited", "POST", "/api/auth/login", map[string]any{"username": "target", "password": "password1"})
-	if s := retryAfter(t, base, "POST", "/api/auth/login", `{"username":"target","password":"password1"}`); s > 2 {
+	if s := testkit.Anon(t, base).RetryAfter("POST", "/api/auth/login", `{"username":"target","password":"password1"}`); s > 2 {
 		t.Fatalf("Retry-After %d s for a 2 s window", s)
 	}
 	// Other users are not affected, and a success clears nothing of theirs.
@@ -83,39 +59,13 @@ func TestLoginAndSignupLimits(t *testing.T) {
 	c.Fails(401, "unauthorized", "POST", "/api/auth/login", map[string]any{"username": "ghost", "password": "nope-nope"})
 	c.Fails(429, "rate_limited", "POST", "/api/auth/login", map[string]any{"username": "bystander", "password": "password1"})
 	// Someone elsewhere still logs in.
-	from(t, base, "127.0.0.2").Must(200, "POST", "/api/auth/login", map[string]any{"username": "bystander", "password": "password1"}, nil)
+	testkit.Anon(t, base).From("127.0.0.2").Must(200, "POST", "/api/auth/login", map[string]any{"username": "bystander", "password": "password1"}, nil)
 
 	// Sign-ups per address: the fourth is allowed, the fifth refused.
 	c.Must(201, "POST", "/api/auth/signup", map[string]any{"username": "fourth", "password": "password1", "display_name": "4"}, nil)
 	c.Fails(429, "rate_limited", "POST", "/api/auth/signup", map[string]any{"username": "fifth", "password": "password1", "display_name": "5"})
-	retryAfter(t, base, "POST", "/api/auth/signup", `{"username":"sixth","password":"password1","display_name":"6"}`)
-	from(t, base, "127.0.0.3").Must(201, "POST", "/api/auth/signup", map[string]any{"username": "fifth", "password": "password1", "display_name": "5"}, nil)
-}
-
-// parallel sends the same request count times at once from c and counts
-// the answers by status.
-func parallel(t *testing.T, c *testkit.Client, count int, method, path string, body any) map[int]int {
-	t.Helper()
-	var mu sync.Mutex
-	got := map[int]int{}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range count {
-		wg.Go(func() {
-			<-start
-			a, err := c.Client.Exchange(context.Background(), method, path, body)
-			status := 0
-			if err == nil {
-				status = a.Status
-			}
-			mu.Lock()
-			got[status]++
-			mu.Unlock()
-		})
-	}
-	close(start)
-	wg.Wait()
-	return got
+	testkit.Anon(t, base).RetryAfter("POST", "/api/auth/signup", `{"username":"sixth","password":"password1","display_name":"6"}`)
+	testkit.Anon(t, base).From("127.0.0.3").Must(201, "POST", "/api/auth/signup", map[string]any{"username": "fifth", "password": "password1", "display_name": "5"}, nil)
 }
 
 // TestParallelWrongLoginsStopAtTheLimit is issue 19's login race: 25 wrong
@@ -128,20 +78,20 @@ func TestParallelWrongLoginsStopAtTheLimit(t *testing.T) {
 	})
 	testkit.Anon(t, base).Must(201, "POST", "/api/auth/signup", map[string]any{"username": "target", "password": "password1", "display_name": "T"}, nil)
 
-	attacker := from(t, base, "127.0.0.2")
-	got := parallel(t, attacker, 25, "POST", "/api/auth/login", map[string]any{"username": "target", "password": "wrong-guess"})
+	attacker := testkit.Anon(t, base).From("127.0.0.2")
+	got := attacker.Parallel(25, "POST", "/api/auth/login", map[string]any{"username": "target", "password": "wrong-guess"})
 	if got[401] != 10 || got[429] != 15 {
 		t.Fatalf("25 parallel wrong logins against a limit of 10: %v, want 10 × 401 and 15 × 429", got)
 	}
 	attacker.Fails(429, "rate_limited", "POST", "/api/auth/login", map[string]any{"username": "target", "password": "password1"})
 
 	// The owner, from an address that has not failed, still logs in.
-	from(t, base, "127.0.0.3").Must(200, "POST", "/api/auth/login", map[string]any{"username": "target", "password": "password1"}, nil)
+	testkit.Anon(t, base).From("127.0.0.3").Must(200, "POST", "/api/auth/login", map[string]any{"username": "target", "password": "password1"}, nil)
 	// Past the username's limit, another address gets one try, not more.
 	for range 10 {
-		from(t, base, "127.0.0.2").Raw("POST", "/api/auth/login", map[string]any{"username": "target", "password": "wrong-again"})
+		testkit.Anon(t, base).From("127.0.0.2").Raw("POST", "/api/auth/login", map[string]any{"username": "target", "password": "wrong-again"})
 	}
-	third := from(t, base, "127.0.0.4")
+	third := testkit.Anon(t, base).From("127.0.0.4")
 	third.Fails(401, "unauthorized", "POST", "/api/auth/login", map[string]any{"username": "target", "password": "guess-one"})
 	third.Fails(429, "rate_limited", "POST", "/api/auth/login", map[string]any{"username": "target", "password": "guess-two"})
 }

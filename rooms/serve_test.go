@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
 
 	"moim/accounts"
 	"moim/api"
@@ -19,49 +20,85 @@ import (
 )
 
 // roomsServer is the room and account routes over real services, without
-// the real-time side: MariaDB (MOIM_TEST_MYSQL_DSN) holds the rooms,
-// Redis (MOIM_TEST_REDIS_URL) the membership mirror and the limits.
+// the real-time side.
 type roomsServer struct {
-	base   string
-	mirror *rooms.RedisMirror
+	base string
+	db   *gorm.DB
+	// isMember reads the real-time side's copy of membership.
+	isMember func(ctx context.Context, roomID, userID int64) (bool, error)
 	// users are the clients user signed up, by id.
 	users map[int64]*testkit.Client
 }
 
-// serve starts the routes on a fresh database and key prefix, counting
-// wrong room passwords and invite codes by joins.
-func serve(t *testing.T, joins rooms.JoinLimits) *roomsServer {
+// backend is where a roomsServer keeps its data.
+type backend string
+
+const (
+	// onMariaDB: rooms in MariaDB (MOIM_TEST_MYSQL_DSN), the membership
+	// mirror and the limits in Redis (MOIM_TEST_REDIS_URL), as nodes
+	// sharing Redis keep them.
+	onMariaDB backend = "MariaDB and Redis"
+	// onSQLite: rooms in SQLite, mirror and limits in memory, as the
+	// single node keeps them.
+	onSQLite backend = "SQLite and memory"
+)
+
+// onEach runs test on each backend.
+func onEach(t *testing.T, test func(t *testing.T, b backend)) {
+	for _, b := range []backend{onMariaDB, onSQLite} {
+		t.Run(string(b), func(t *testing.T) { test(t, b) })
+	}
+}
+
+// serve starts the routes on MariaDB and Redis (a fresh database and key
+// prefix), counting wrong room passwords and invite codes by joins.
+func serve(t *testing.T, joins rooms.JoinLimits) *roomsServer { return serveOn(t, onMariaDB, joins) }
+
+// serveOn is serve on backend b.
+func serveOn(t *testing.T, b backend, joins rooms.JoinLimits) *roomsServer {
 	t.Helper()
-	dsn := testkit.CreateDatabase(t, testkit.ServiceURL(t, testkit.EnvMySQL, "MariaDB/MySQL"), " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-	db, err := sqldb.OpenMySQL(dsn)
-	if err != nil {
-		t.Fatal(err)
+	s := &roomsServer{users: map[int64]*testkit.Client{}}
+	var mirror rooms.Mirror
+	var lim limit.Limiter
+	var err error
+	if b == onSQLite {
+		if s.db, err = sqldb.OpenSQLite(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		m := rooms.NewMemoryMirror()
+		mirror, lim = m, limit.NewMemory()
+		s.isMember = func(_ context.Context, roomID, userID int64) (bool, error) { return m.Has(roomID, userID), nil }
+	} else {
+		dsn := testkit.CreateDatabase(t, testkit.ServiceURL(t, testkit.EnvMySQL, "MariaDB/MySQL"), " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+		if s.db, err = sqldb.OpenMySQL(dsn); err != nil {
+			t.Fatal(err)
+		}
+		opts, err := redis.ParseURL(testkit.ServiceURL(t, testkit.EnvRedis, "Redis"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := redis.NewClient(opts)
+		prefix := testkit.RandomName("moim_t_")
+		t.Cleanup(func() {
+			if _, err := testkit.DeleteKeys(rdb, prefix+":*"); err != nil {
+				t.Errorf("delete the test's keys: %v", err)
+			}
+			_ = rdb.Close()
+		})
+		m := rooms.NewRedisMirror(rdb, chatlog.Keys{Prefix: prefix, Shards: 4})
+		mirror, lim, s.isMember = m, limit.NewRedis(rdb, prefix), m.IsMember
 	}
 	t.Cleanup(func() {
-		if s, err := db.DB(); err == nil {
-			_ = s.Close()
+		if sql, err := s.db.DB(); err == nil {
+			_ = sql.Close()
 		}
 	})
-	opts, err := redis.ParseURL(testkit.ServiceURL(t, testkit.EnvRedis, "Redis"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	prefix := testkit.RandomName("moim_t_")
-	t.Cleanup(func() {
-		if _, err := testkit.DeleteKeys(rdb, prefix+":*"); err != nil {
-			t.Errorf("delete the test's keys: %v", err)
-		}
-		_ = rdb.Close()
-	})
-	lim := limit.NewRedis(rdb, prefix)
 	tokens := accounts.NewTokens([]byte("test-secret-test-secret-test-secret-0123456789"), 24*time.Hour)
-	acc, err := accounts.New(db, lim, accounts.Limits{}, tokens, 4)
+	acc, err := accounts.New(s.db, lim, accounts.Limits{}, tokens, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mirror := rooms.NewRedisMirror(rdb, chatlog.Keys{Prefix: prefix, Shards: 4})
-	rms := rooms.New(db, mirror, acc, 4)
+	rms := rooms.New(s.db, mirror, acc, 4)
 	rms.LimitJoins(lim, joins)
 	for _, migrate := range []func() error{acc.Migrate, rms.Migrate} {
 		if err := migrate(); err != nil {
@@ -73,7 +110,8 @@ func serve(t *testing.T, joins rooms.JoinLimits) *roomsServer {
 	acc.Routes(r, auth)
 	rms.Routes(r, auth)
 	rms.InvitationRoutes(r, auth)
-	return &roomsServer{base: testkit.Serve(t, app), mirror: mirror, users: map[int64]*testkit.Client{}}
+	s.base = testkit.Serve(t, app)
+	return s
 }
 
 // user signs up a fresh user and logs them in.
@@ -134,7 +172,7 @@ func myRoles(c *testkit.Client) map[int64]string {
 func (s *roomsServer) mirrored(t *testing.T, roomID int64, want map[int64]bool) {
 	t.Helper()
 	for uid, in := range want {
-		got, err := s.mirror.IsMember(context.Background(), roomID, uid)
+		got, err := s.isMember(context.Background(), roomID, uid)
 		if err != nil {
 			t.Fatal(err)
 		}
