@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"moim/accounts"
 	"moim/internal/testkit"
 	"moim/limit"
@@ -16,19 +14,7 @@ import (
 // prefix of the test's own, as nodes sharing Redis do.
 func redisLimiter(t *testing.T) limit.Limiter {
 	t.Helper()
-	opts, err := redis.ParseURL(testkit.ServiceURL(t, testkit.EnvRedis, "Redis"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	prefix := testkit.RandomName("moim_t_")
-	t.Cleanup(func() {
-		if _, err := testkit.DeleteKeys(rdb, prefix+":*"); err != nil {
-			t.Errorf("delete the test's limit keys: %v", err)
-		}
-		_ = rdb.Close()
-	})
-	return limit.NewRedis(rdb, prefix)
+	return limit.NewRedis(testkit.Redis(t))
 }
 
 func TestLoginAndSignupLimits(t *testing.T) {

@@ -6,19 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"moim/internal/apiclient"
 	"moim/internal/testkit"
 	"moim/limit"
 	"moim/rooms"
 )
 
-type inviteLink struct {
-	Code    string `json:"code"`
-	URL     string `json:"url"`
-	RoomID  int64  `json:"room_id"`
-	MaxUses int    `json:"max_uses"`
-	Uses    int    `json:"uses"`
-	State   string `json:"state"`
-}
+type inviteLink = apiclient.InviteLink
 
 // link makes an invite link into room as c.
 func link(c *testkit.Client, room int64, body map[string]any) inviteLink {

@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"moim/accounts"
 	"moim/api"
 	"moim/chatlog"
+	"moim/internal/apiclient"
 	"moim/internal/testkit"
 	"moim/limit"
 	"moim/rooms"
@@ -73,18 +73,7 @@ func serveOn(t *testing.T, b backend, joins rooms.JoinLimits) *roomsServer {
 		if s.db, err = sqldb.OpenMySQL(dsn); err != nil {
 			t.Fatal(err)
 		}
-		opts, err := redis.ParseURL(testkit.ServiceURL(t, testkit.EnvRedis, "Redis"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rdb := redis.NewClient(opts)
-		prefix := testkit.RandomName("moim_t_")
-		t.Cleanup(func() {
-			if _, err := testkit.DeleteKeys(rdb, prefix+":*"); err != nil {
-				t.Errorf("delete the test's keys: %v", err)
-			}
-			_ = rdb.Close()
-		})
+		rdb, prefix := testkit.Redis(t)
 		m := rooms.NewRedisMirror(rdb, chatlog.Keys{Prefix: prefix, Shards: 4})
 		mirror, lim, s.isMember = m, limit.NewRedis(rdb, prefix), m.IsMember
 	}
@@ -122,21 +111,10 @@ func (s *roomsServer) user(t *testing.T, name string) *testkit.Client {
 	return c
 }
 
-type roomView struct {
-	ID          int64  `json:"id"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	OwnerID     int64  `json:"owner_id"`
-	Direct      bool   `json:"direct"`
-	HasPassword bool   `json:"has_password"`
-	MemberCount int64  `json:"member_count"`
-	Role        string `json:"role"`
-}
-
-type roomList struct {
-	Rooms      []roomView `json:"rooms"`
-	NextCursor string     `json:"next_cursor"`
-}
+type (
+	roomView = apiclient.Room
+	roomList = apiclient.RoomList
+)
 
 // createRoom has c create a room with every member_ids user in it: they
 // first add c as a contact, since others would only be invited.

@@ -5,17 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"moim/internal/apiclient"
 	"moim/rooms"
 )
 
-type inviteLink struct {
-	Code    string `json:"code"`
-	URL     string `json:"url"`
-	RoomID  int64  `json:"room_id"`
-	MaxUses int    `json:"max_uses"`
-	Uses    int    `json:"uses"`
-	State   string `json:"state"`
-}
+type inviteLink = apiclient.InviteLink
 
 // link makes an invite link into room as c.
 func (c *client) link(room int64, body map[string]any) inviteLink {

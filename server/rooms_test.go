@@ -3,23 +3,14 @@ package main
 import (
 	"context"
 	"testing"
+
+	"moim/internal/apiclient"
 )
 
-type roomView struct {
-	ID          int64  `json:"id"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	OwnerID     int64  `json:"owner_id"`
-	Direct      bool   `json:"direct"`
-	HasPassword bool   `json:"has_password"`
-	MemberCount int64  `json:"member_count"`
-	Role        string `json:"role"`
-}
-
-type roomList struct {
-	Rooms      []roomView `json:"rooms"`
-	NextCursor string     `json:"next_cursor"`
-}
+type (
+	roomView = apiclient.Room
+	roomList = apiclient.RoomList
+)
 
 // createRoom creates a room with every member_ids user in it: they first
 // add the creator as a contact, since others would only be invited.
