@@ -312,6 +312,41 @@ func (a *Accounts) DisplayNames(ctx context.Context, ids []int64) (map[int64]str
 	return out, nil
 }
 
+// Usernames maps each of ids that exists to its username, for rooms'
+// member and ban lists.
+func (a *Accounts) Usernames(ctx context.Context, ids []int64) (map[int64]string, error) {
+	var users []User
+	if err := a.db.WithContext(ctx).Select("id", "username").Where("id IN ?", ids).Find(&users).Error; err != nil {
+		return nil, fmt.Errorf("accounts: usernames of %d users: %w", len(ids), err)
+	}
+	out := make(map[int64]string, len(users))
+	for _, u := range users {
+		out[u.ID] = u.Username
+	}
+	return out, nil
+}
+
+// UserIDs lists the ids of the users among usernames (lower case, as
+// stored) that exist, for @mentions.
+func (a *Accounts) UserIDs(ctx context.Context, usernames []string) ([]int64, error) {
+	var ids []int64
+	if err := a.db.WithContext(ctx).Model(&User{}).Where("username IN ?", usernames).Order("id").Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("accounts: ids of %d usernames: %w", len(usernames), err)
+	}
+	return ids, nil
+}
+
+// WhoHaveContact lists those of ids who have contactID among their
+// contacts: rooms adds them to a room at once instead of inviting them.
+func (a *Accounts) WhoHaveContact(ctx context.Context, contactID int64, ids []int64) ([]int64, error) {
+	var out []int64
+	if err := a.db.WithContext(ctx).Model(&Contact{}).Where("contact_id = ? AND user_id IN ?", contactID, ids).
+		Pluck("user_id", &out).Error; err != nil {
+		return nil, fmt.Errorf("accounts: who of %d users has %d as a contact: %w", len(ids), contactID, err)
+	}
+	return out, nil
+}
+
 // Contacts lists a user's contacts by display name, each saying whether
 // they have the user among their contacts too.
 func (a *Accounts) Contacts(ctx context.Context, userID int64) ([]ContactView, error) {

@@ -17,8 +17,15 @@ import (
 )
 
 // serve starts the account routes on a fresh MariaDB database (the real
-// server named by MOIM_TEST_MYSQL_DSN) and returns their base URL.
+// server named by MOIM_TEST_MYSQL_DSN), with no limits, and returns their
+// base URL.
 func serve(t *testing.T) string {
+	t.Helper()
+	return serveLimited(t, limit.NewMemory(), accounts.Limits{})
+}
+
+// serveLimited is serve with the limits rules counted in lim.
+func serveLimited(t *testing.T, lim limit.Limiter, rules accounts.Limits) string {
 	t.Helper()
 	dsn := testkit.CreateDatabase(t, testkit.ServiceURL(t, testkit.EnvMySQL, "MariaDB/MySQL"), " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
 	db, err := sqldb.OpenMySQL(dsn)
@@ -31,7 +38,7 @@ func serve(t *testing.T) string {
 		}
 	})
 	tokens := accounts.NewTokens([]byte("test-secret-test-secret-test-secret-0123456789"), 24*time.Hour)
-	acc, err := accounts.New(db, limit.NewMemory(), accounts.Limits{}, tokens, 4)
+	acc, err := accounts.New(db, lim, rules, tokens, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

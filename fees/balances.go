@@ -34,14 +34,16 @@ type Line struct {
 // offWallet reads a room's cash records and waivers as ledger lines,
 // newest first.
 func (f *Fees) offWallet(ctx context.Context, room int64) ([]Line, error) {
-	var rs []struct {
-		DuesRecord
-		Name string
+	var rs []DuesRecord
+	err := f.db.WithContext(ctx).Where("room_id = ?", room).Order("id DESC").Find(&rs).Error
+	if err != nil {
+		return nil, fmt.Errorf("fees: off-wallet records of room %d: %w", room, err)
 	}
-	err := f.db.WithContext(ctx).Table("dues_records").
-		Select("dues_records.*, COALESCE(users.display_name, '') AS name").
-		Joins("LEFT JOIN users ON users.id = dues_records.user_id").
-		Where("dues_records.room_id = ?", room).Order("dues_records.id DESC").Scan(&rs).Error
+	ids := make([]int64, len(rs))
+	for i, r := range rs {
+		ids[i] = r.UserID
+	}
+	names, err := f.names(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("fees: off-wallet records of room %d: %w", room, err)
 	}
@@ -51,7 +53,7 @@ func (f *Fees) offWallet(ctx context.Context, room int64) ([]Line, error) {
 		if r.Waived {
 			kind = "waiver"
 		}
-		out[i] = Line{ID: r.ID, At: r.CreatedAt, Kind: kind, MemberID: r.UserID, Member: r.Name, Amount: r.Amount,
+		out[i] = Line{ID: r.ID, At: r.CreatedAt, Kind: kind, MemberID: r.UserID, Member: names[r.UserID], Amount: r.Amount,
 			Period: r.Period, Memo: r.Memo, OffWallet: true}
 	}
 	return out, nil
@@ -61,9 +63,8 @@ func (f *Fees) offWallet(ctx context.Context, room int64) ([]Line, error) {
 // id; 0 for the newest). limit 0 means all (CSV export).
 func (f *Fees) lines(ctx context.Context, account, cursor int64, limit int) ([]Line, error) {
 	q := f.db.WithContext(ctx).Table("entries").
-		Select("entries.id, entries.created_at AS at, transfers.kind, transfers.member_id, COALESCE(users.display_name, '') AS member, entries.amount, entries.balance_after, transfers.period, transfers.memo, transfers.receipt_id, transfers.test").
+		Select("entries.id, entries.created_at AS at, transfers.kind, transfers.member_id, entries.amount, entries.balance_after, transfers.period, transfers.memo, transfers.receipt_id, transfers.test").
 		Joins("JOIN transfers ON transfers.id = entries.transfer_id").
-		Joins("LEFT JOIN users ON users.id = transfers.member_id").
 		Where("entries.account_id = ?", account)
 	if cursor > 0 {
 		q = q.Where("entries.id < ?", cursor)
@@ -75,7 +76,29 @@ func (f *Fees) lines(ctx context.Context, account, cursor int64, limit int) ([]L
 	if err := q.Order("entries.id DESC").Scan(&out).Error; err != nil {
 		return nil, fmt.Errorf("fees: ledger of account %d: %w", account, err)
 	}
+	ids := make([]int64, 0, len(out))
+	for _, l := range out {
+		if l.MemberID != 0 {
+			ids = append(ids, l.MemberID)
+		}
+	}
+	names, err := f.names(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("fees: ledger of account %d: %w", account, err)
+	}
+	for i := range out {
+		out[i].Member = names[out[i].MemberID]
+	}
 	return out, nil
+}
+
+// names maps the users among ids who exist to their display names (none
+// asked for when ids is empty).
+func (f *Fees) names(ctx context.Context, ids []int64) (map[int64]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return f.rooms.DisplayNames(ctx, ids)
 }
 
 // page reads up to limit lines after cursor and the cursor of the next

@@ -82,13 +82,24 @@ func (s *Rooms) Bans(ctx context.Context, roomID, userID int64) ([]BanView, erro
 	if err := s.requireAdmin(ctx, roomID, userID); err != nil {
 		return nil, err
 	}
-	out := []BanView{}
-	err := s.db.WithContext(ctx).Table("bans").
-		Select("bans.user_id, users.username, users.display_name, bans.banned_by, bans.created_at").
-		Joins("JOIN users ON users.id = bans.user_id").
-		Where("bans.room_id = ?", roomID).Order("bans.created_at DESC, bans.user_id").Scan(&out).Error
+	var bans []Ban
+	err := s.db.WithContext(ctx).Where("room_id = ?", roomID).Order("created_at DESC, user_id").Find(&bans).Error
 	if err != nil {
 		return nil, fmt.Errorf("rooms: list bans of %d: %w", roomID, err)
+	}
+	ids := make([]int64, len(bans))
+	for i, b := range bans {
+		ids[i] = b.UserID
+	}
+	names, err := s.nameUsers(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: name the banned of %d: %w", roomID, err)
+	}
+	out := make([]BanView, 0, len(bans))
+	for _, b := range bans {
+		if n, ok := names[b.UserID]; ok {
+			out = append(out, BanView{UserID: b.UserID, Username: n.username, DisplayName: n.display, BannedBy: b.BannedBy, CreatedAt: b.CreatedAt})
+		}
 	}
 	return out, nil
 }

@@ -10,7 +10,6 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
-	"moim/accounts"
 	"moim/api"
 )
 
@@ -122,10 +121,9 @@ func (s *Rooms) byContact(ctx context.Context, inviterID int64, ids []int64) (ad
 	if s.addAnyone {
 		return ids, nil, nil
 	}
-	var knows []int64
-	if err := s.db.WithContext(ctx).Model(&accounts.Contact{}).Where("contact_id = ? AND user_id IN ?", inviterID, ids).
-		Pluck("user_id", &knows).Error; err != nil {
-		return nil, nil, fmt.Errorf("rooms: who of %d users has %d as a contact: %w", len(ids), inviterID, err)
+	knows, err := s.people.WhoHaveContact(ctx, inviterID, ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rooms: invite to %d: %w", len(ids), err)
 	}
 	known := map[int64]bool{}
 	for _, id := range knows {
@@ -204,6 +202,10 @@ func (s *Rooms) invite(ctx context.Context, room *Room, inviterID int64, ids []i
 		Scan(&views).Error; err != nil {
 		return fmt.Errorf("rooms: read invitations to room %d: %w", room.ID, err)
 	}
+	views, err := s.nameInviters(ctx, views)
+	if err != nil {
+		return err
+	}
 	if s.live == nil {
 		return nil
 	}
@@ -220,13 +222,37 @@ func (s *Rooms) invite(ctx context.Context, room *Room, inviterID int64, ids []i
 	return nil
 }
 
-// invitations selects invitation views.
+// invitations selects invitation views, but for the inviter's name
+// (nameInviters).
 func (s *Rooms) invitations(ctx context.Context) *gorm.DB {
 	return s.db.WithContext(ctx).Table("invitations").
 		Select("invitations.id, invitations.room_id, rooms.name AS room_name, invitations.inviter_id, " +
-			"users.display_name AS inviter_name, invitations.created_at, invitations.user_id").
-		Joins("JOIN rooms ON rooms.id = invitations.room_id").
-		Joins("JOIN users ON users.id = invitations.inviter_id")
+			"invitations.created_at, invitations.user_id").
+		Joins("JOIN rooms ON rooms.id = invitations.room_id")
+}
+
+// nameInviters fills in the inviters' names; an invitation from a user
+// who no longer exists is left out.
+func (s *Rooms) nameInviters(ctx context.Context, views []InvitationView) ([]InvitationView, error) {
+	if len(views) == 0 {
+		return views, nil
+	}
+	ids := make([]int64, len(views))
+	for i, v := range views {
+		ids[i] = v.InviterID
+	}
+	names, err := s.people.DisplayNames(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: name %d inviters: %w", len(ids), err)
+	}
+	out := views[:0]
+	for _, v := range views {
+		if name, ok := names[v.InviterID]; ok {
+			v.InviterName = name
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // Invitations lists a user's pending invitations, oldest first.
@@ -240,7 +266,7 @@ func (s *Rooms) Invitations(ctx context.Context, userID int64) ([]InvitationView
 	if err != nil {
 		return nil, fmt.Errorf("rooms: invitations of %d: %w", userID, err)
 	}
-	return out, nil
+	return s.nameInviters(ctx, out)
 }
 
 // pending reads one of userID's invitations, 404 when it is not theirs.

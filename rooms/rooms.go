@@ -16,7 +16,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
-	"moim/accounts"
 	"moim/api"
 	"moim/chatlog"
 	"moim/limit"
@@ -98,7 +97,7 @@ type MemberView struct {
 type Rooms struct {
 	db     *gorm.DB
 	mirror Mirror
-	names  Names
+	people People
 	cost   int
 	live   Live
 	limits limit.Limiter
@@ -186,16 +185,49 @@ func (s *Rooms) IDsOf(ctx context.Context, userID int64) ([]int64, error) {
 	return ids, nil
 }
 
-// Names gives users' display names (accounts owns them).
-type Names interface {
+// People answers what rooms needs to know of users: their names and
+// contacts (accounts owns them and their tables).
+type People interface {
 	// DisplayNames maps each of ids that exists to its display name.
 	DisplayNames(ctx context.Context, ids []int64) (map[int64]string, error)
+	// Usernames maps each of ids that exists to its username.
+	Usernames(ctx context.Context, ids []int64) (map[int64]string, error)
+	// UserIDs lists the ids of the users among usernames that exist.
+	UserIDs(ctx context.Context, usernames []string) ([]int64, error)
+	// WhoHaveContact lists those of ids who have contactID among their
+	// contacts.
+	WhoHaveContact(ctx context.Context, contactID int64, ids []int64) ([]int64, error)
 }
 
-// New returns the rooms module; names names members in system messages
-// and 1:1 rooms, bcryptCost hashes room passwords.
-func New(db *gorm.DB, mirror Mirror, names Names, bcryptCost int) *Rooms {
-	return &Rooms{db: db, mirror: mirror, names: names, cost: bcryptCost}
+// named is a user's two names, read through Names.
+type named struct{ username, display string }
+
+// nameUsers reads the names of ids; a user who no longer exists is
+// missing from the map.
+func (s *Rooms) nameUsers(ctx context.Context, ids []int64) (map[int64]named, error) {
+	out := make(map[int64]named, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	usernames, err := s.people.Usernames(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	displays, err := s.people.DisplayNames(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for id, u := range usernames {
+		out[id] = named{u, displays[id]}
+	}
+	return out, nil
+}
+
+// New returns the rooms module; people names members (in lists, system
+// messages and 1:1 rooms) and says who has whom as a contact, bcryptCost
+// hashes room passwords.
+func New(db *gorm.DB, mirror Mirror, people People, bcryptCost int) *Rooms {
+	return &Rooms{db: db, mirror: mirror, people: people, cost: bcryptCost}
 }
 
 // Migrate creates or updates the room tables.
@@ -339,20 +371,16 @@ func (s *Rooms) checkUsersExist(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	var found []int64
-	if err := s.db.WithContext(ctx).Model(&accounts.User{}).Where("id IN ?", ids).Pluck("id", &found).Error; err != nil {
+	found, err := s.people.Usernames(ctx, ids)
+	if err != nil {
 		return fmt.Errorf("rooms: check %d users: %w", len(ids), err)
 	}
 	if len(found) == len(ids) {
 		return nil
 	}
-	have := map[int64]bool{}
-	for _, id := range found {
-		have[id] = true
-	}
 	var missing []string
 	for _, id := range ids {
-		if !have[id] {
+		if _, ok := found[id]; !ok {
 			missing = append(missing, strconv.FormatInt(id, 10))
 		}
 	}
@@ -457,7 +485,7 @@ func (s *Rooms) toViews(ctx context.Context, userID int64, rows []viewRow) ([]Vi
 		peerOf[p.RoomID] = p.UserID
 		ids = append(ids, p.UserID)
 	}
-	names, err := s.names.DisplayNames(ctx, ids)
+	names, err := s.people.DisplayNames(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: name %d 1:1 rooms: %w", len(direct), err)
 	}
@@ -495,6 +523,9 @@ func (s *Rooms) Mine(ctx context.Context, userID int64) ([]View, error) {
 	vs, err := s.toViews(ctx, userID, rows)
 	if err != nil {
 		return nil, err
+	}
+	if s.live == nil {
+		return vs, nil // no real-time side, so no activity (package tests)
 	}
 	ids := make([]int64, len(vs))
 	for i, v := range vs {
@@ -947,16 +978,27 @@ func (s *Rooms) Roster(ctx context.Context, roomID int64) ([]MemberView, error) 
 
 // members lists a room's members, or only onlyID when it is non-zero.
 func (s *Rooms) members(ctx context.Context, roomID, onlyID int64) ([]MemberView, error) {
-	out := []MemberView{}
-	tx := s.db.WithContext(ctx).Table("members").
-		Select("members.user_id, users.username, users.display_name, members.role, members.joined_at").
-		Joins("JOIN users ON users.id = members.user_id").
-		Where("members.room_id = ?", roomID)
+	var rows []Member
+	tx := s.db.WithContext(ctx).Where("room_id = ?", roomID)
 	if onlyID != 0 {
-		tx = tx.Where("members.user_id = ?", onlyID)
+		tx = tx.Where("user_id = ?", onlyID)
 	}
-	if err := tx.Order("members.joined_at, members.user_id").Scan(&out).Error; err != nil {
+	if err := tx.Order("joined_at, user_id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("rooms: list members of %d: %w", roomID, err)
+	}
+	ids := make([]int64, len(rows))
+	for i, m := range rows {
+		ids[i] = m.UserID
+	}
+	names, err := s.nameUsers(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: name members of %d: %w", roomID, err)
+	}
+	out := make([]MemberView, 0, len(rows))
+	for _, m := range rows {
+		if n, ok := names[m.UserID]; ok {
+			out = append(out, MemberView{UserID: m.UserID, Username: n.username, DisplayName: n.display, Role: m.Role, JoinedAt: m.JoinedAt})
+		}
 	}
 	return out, nil
 }

@@ -56,7 +56,7 @@ func (s *Rooms) announce(ctx context.Context, roomID int64, ev SystemEvent) {
 // displayNames reads users' display names; a failed read leaves them out
 // and the body names the user by id instead.
 func (s *Rooms) displayNames(ctx context.Context, ids ...int64) map[int64]string {
-	names, err := s.names.DisplayNames(ctx, ids)
+	names, err := s.people.DisplayNames(ctx, ids)
 	if err != nil {
 		return map[int64]string{}
 	}

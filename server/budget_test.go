@@ -85,7 +85,7 @@ func TestOneSendBudgetPerUser(t *testing.T) {
 	if acks != 20 || limited != 80 {
 		t.Fatalf("five sockets after 10 REST sends, 100 sends: %d acked, %d rate_limited; want the 20 the budget has left", acks, limited)
 	}
-	if secs := retryAfterAs(t, alice, "POST", path, `{"cid":"rest-late","body":"hi"}`); secs > 60 {
+	if secs := alice.kit().RetryAfter("POST", path, `{"cid":"rest-late","body":"hi"}`); secs > 60 {
 		t.Fatalf("REST send past the budget: Retry-After %d, want within the window", secs)
 	}
 	// Another user's budget is their own.

@@ -26,7 +26,9 @@ type messageList struct {
 func waitStored(t *testing.T, n *testNode, room int64, want int64) {
 	t.Helper()
 	st := n.backends.msgs
-	deadline := time.Now().Add(30 * time.Second)
+	// Generous: a store that has just come back (TestStoreOutageLosesNothing)
+	// takes thousands of messages at once on a host that may be loaded.
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		// Each count gets its own deadline: a store that accepts the
 		// connection but never answers must fail the wait, not hang it.
@@ -350,7 +352,7 @@ func TestDeadBatchersEntriesAreClaimed(t *testing.T) {
 
 // metricValue reads one sample from a node's /metrics: `name` or
 // `name{label="value",…}`.
-func metricValue(t *testing.T, n *testNode, name string) float64 {
+func metricValue(t testing.TB, n *testNode, name string) float64 {
 	t.Helper()
 	v, ok := n.metrics(t).Sample(name)
 	if !ok {

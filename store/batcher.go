@@ -53,11 +53,7 @@ type Batcher struct {
 	metrics *batcherMetrics
 	backlog atomic.Int64
 	oldest  atomic.Int64 // unix ms of the oldest unstored entry, 0 when none
-	stored  atomic.Int64
 }
-
-// Stored is how many messages this batcher has written.
-func (b *Batcher) Stored() int64 { return b.stored.Load() }
 
 // NewBatcher returns a batcher; Run starts it.
 func NewBatcher(cfg BatcherConfig, rdb redis.UniversalClient, keys chatlog.Keys, st Store, reg prometheus.Registerer, log *slog.Logger) *Batcher {
@@ -110,7 +106,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 	go b.watch(ctx, streams)
 	// First what this consumer read before a crash or restart.
 	for {
-		n, err := b.round(ctx, streams, "0")
+		n, err := b.round(ctx, ctx, streams, "0")
 		if err != nil || n == 0 {
 			break
 		}
@@ -121,7 +117,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 			b.claim(ctx, streams)
 			lastClaim = time.Now()
 		}
-		n, err := b.round(ctx, streams, ">")
+		n, err := b.round(ctx, ctx, streams, ">")
 		switch {
 		case err == nil && n == 0:
 			b.sleep(ctx, b.cfg.Poll)
@@ -142,9 +138,10 @@ func (b *Batcher) Run(ctx context.Context) error {
 		}
 	}
 	// Shutting down: the hub has stopped accepting, so store what is left
-	// (an embedded Redis forgets it on exit).
+	// while the store answers; what it cannot take stays pending in Redis
+	// for this consumer's restart or another batcher's claim.
 	for {
-		n, err := b.round(context.Background(), streams, ">")
+		n, err := b.round(context.Background(), ctx, streams, ">")
 		if err != nil || n == 0 {
 			return nil
 		}
@@ -154,8 +151,9 @@ func (b *Batcher) Run(ctx context.Context) error {
 // round reads one batch from every shard (new entries with ">", this
 // consumer's pending ones with "0") and stores it. Each shard is its own
 // XREADGROUP, pipelined: on a Redis Cluster the shards live in different
-// slots, and one command may not name keys of several.
-func (b *Batcher) round(ctx context.Context, streams []string, from string) (int, error) {
+// slots, and one command may not name keys of several. ctx bounds the
+// reads, run is the batcher's run (flush).
+func (b *Batcher) round(ctx, run context.Context, streams []string, from string) (int, error) {
 	pipe := b.rdb.Pipeline()
 	cmds := make([]*redis.XStreamSliceCmd, len(streams))
 	for i, s := range streams {
@@ -177,8 +175,8 @@ func (b *Batcher) round(ctx context.Context, streams []string, from string) (int
 		}
 		res = append(res, r...)
 	}
-	if n > 0 {
-		b.flush(res)
+	if n > 0 && !b.flush(run, res) {
+		return 0, errors.New("store: unavailable while shutting down; the batch stays pending in Redis")
 	}
 	return n, nil
 }
@@ -200,7 +198,9 @@ func (b *Batcher) claim(ctx context.Context, streams []string) {
 			}
 			if len(msgs) > 0 {
 				b.log.Info("claimed entries of a departed batcher", "stream", s, "entries", len(msgs))
-				b.flush([]redis.XStream{{Stream: s, Messages: msgs}})
+				if !b.flush(ctx, []redis.XStream{{Stream: s, Messages: msgs}}) {
+					return
+				}
 			}
 			if next == "0-0" || len(msgs) == 0 {
 				break
@@ -211,11 +211,14 @@ func (b *Batcher) claim(ctx context.Context, streams []string) {
 }
 
 // flush stores one batch, retrying with capped backoff until it is stored
-// (entries stay in Redis meanwhile), then acknowledges and deletes it. It
-// does not watch the run context: a batch read is finished on shutdown.
-// Messages the store refuses as conflicts are logged and counted, never
-// dropped silently: the store keeps them aside.
-func (b *Batcher) flush(batch []redis.XStream) {
+// (entries stay in Redis meanwhile), then acknowledges and deletes it. A
+// batch read is finished on shutdown if the store takes it; once run has
+// ended, a failed attempt is the last one and flush reports false, the
+// entries left pending in Redis (a node whose store is down must still
+// stop: it waited on the store for ever). Messages the store refuses as
+// conflicts are logged and counted, never dropped silently: the store
+// keeps them aside.
+func (b *Batcher) flush(run context.Context, batch []redis.XStream) bool {
 	var msgs []chatlog.Entry
 	var reads []chatlog.ReadMark
 	var edits []chatlog.Entry
@@ -267,15 +270,19 @@ func (b *Batcher) flush(batch []redis.XStream) {
 			b.metrics.flush.Observe(time.Since(start).Seconds())
 			b.metrics.batch.Observe(float64(len(msgs)))
 			b.metrics.stored.Add(float64(len(msgs)))
-			b.stored.Add(int64(len(msgs)))
 			break
 		}
 		b.metrics.errors.Inc()
+		if run.Err() != nil {
+			b.log.Warn("store unavailable while shutting down; the batch stays pending in Redis", "messages", len(msgs), "err", err)
+			return false
+		}
 		delay := wait.NextBackOff()
 		b.log.Warn("store unavailable; keeping the batch in Redis", "messages", len(msgs), "attempt", attempt, "retry_in", delay, "err", err)
-		time.Sleep(delay)
+		b.sleep(run, delay)
 	}
 	b.ack(batch)
+	return true
 }
 
 // ack acknowledges and deletes stored entries; only now do they leave Redis.

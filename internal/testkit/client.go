@@ -3,7 +3,11 @@ package testkit
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,4 +104,48 @@ func (c *Client) Metrics() apiclient.Metrics {
 		c.T.Fatal(err)
 	}
 	return m
+}
+
+// From is a copy of c whose requests come from another loopback address
+// (ip, such as 127.0.0.2), for limits counted per client address.
+func (c *Client) From(ip string) *Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	k := *c.Client
+	k.HTTP = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	return &Client{T: c.T, Client: &k}
+}
+
+// Parallel sends the same request count times at once and counts the
+// answers by status (0 for a transport failure).
+func (c *Client) Parallel(count int, method, path string, body any) map[int]int {
+	var mu sync.Mutex
+	got := map[int]int{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range count {
+		wg.Go(func() {
+			<-start
+			status := 0
+			if a, err := c.Client.Exchange(context.Background(), method, path, body); err == nil {
+				status = a.Status
+			}
+			mu.Lock()
+			got[status]++
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	return got
+}
+
+// RetryAfter asks for a 429 and returns its Retry-After in seconds.
+func (c *Client) RetryAfter(method, path string, body any) int {
+	c.T.Helper()
+	a := c.Exchange(method, path, body)
+	secs, err := strconv.Atoi(a.Header.Get("Retry-After"))
+	if a.Status != 429 || err != nil || secs < 1 {
+		c.T.Fatalf("%s %s: %d with Retry-After %q, want 429 and a number of seconds", method, path, a.Status, a.Header.Get("Retry-After"))
+	}
+	return secs
 }

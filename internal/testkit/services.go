@@ -99,3 +99,23 @@ func DeleteKeys(rdb redis.UniversalClient, pattern string) (int, error) {
 	}
 	return n, err
 }
+
+// Redis is a client of the Redis named by MOIM_TEST_REDIS_URL and a key
+// prefix of the test's own; the keys under it are deleted and the client
+// closed when the test ends.
+func Redis(t testing.TB) (redis.UniversalClient, string) {
+	t.Helper()
+	opts, err := redis.ParseURL(ServiceURL(t, EnvRedis, "Redis"))
+	if err != nil {
+		t.Fatalf("%s: %v", EnvRedis, err)
+	}
+	rdb := redis.NewClient(opts)
+	prefix := RandomName("moim_t_")
+	t.Cleanup(func() {
+		if _, err := DeleteKeys(rdb, prefix+":*"); err != nil {
+			t.Errorf("delete the test's keys: %v", err)
+		}
+		_ = rdb.Close()
+	})
+	return rdb, prefix
+}
