@@ -167,7 +167,7 @@ func TestHistoryAndSearchShareTheSyncBudget(t *testing.T) {
 		t.Fatalf("%d history pages of 100 served with a budget of 250", served)
 	}
 	alice.fails(429, "rate_limited", "GET", history, nil)
-	if secs := retryAfterAs(t, alice, "GET", urlf("/api/rooms/%d/messages/search?q=hi", room.ID), ""); secs > 60 {
+	if secs := alice.kit().RetryAfter("GET", urlf("/api/rooms/%d/messages/search?q=hi", room.ID), nil); secs > 60 {
 		t.Fatalf("search past the budget: Retry-After %d, want within the window", secs)
 	}
 	w.send(map[string]any{"type": "sync", "rooms": map[string]int64{strconv.FormatInt(room.ID, 10): 0}})
