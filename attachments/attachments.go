@@ -23,6 +23,7 @@ import (
 
 	"moim/api"
 	"moim/chatlog"
+	"moim/rooms"
 )
 
 // MaxSize is the largest file a member may upload: 10 MB, a phone photo
@@ -68,6 +69,11 @@ type Record struct {
 	// image has transparency.
 	ThumbType string `gorm:"size:20"`
 	CreatedAt time.Time
+	// RemovedAt marks an upload its uploader or a room admin deleted: the
+	// bytes are gone, Size and ThumbSize are zero so the quota is
+	// released, and the row stays so messages carrying it read as a
+	// deleted file (410 gone) rather than an unknown one.
+	RemovedAt *time.Time
 }
 
 // TableName keeps the table's name independent of the type's.
@@ -195,42 +201,78 @@ func validID(id string) bool {
 	return true
 }
 
-// find reads an attachment's row for a member of its room: 404 when
-// unknown, 403 not_member for anyone else.
-func (a *Attachments) find(ctx context.Context, id string, userID int64) (*Record, error) {
+// ErrGone answers for an upload that was deleted.
+var ErrGone = api.Errorf(http.StatusGone, "gone", "this file was deleted")
+
+// find reads an attachment's row for a member of its room, with the
+// member's role: 404 when unknown, 403 not_member for anyone else.
+func (a *Attachments) find(ctx context.Context, id string, userID int64) (*Record, string, error) {
 	if !validID(id) {
-		return nil, api.NotFound("attachment")
+		return nil, "", api.NotFound("attachment")
 	}
 	var r Record
 	err := a.db.WithContext(ctx).Take(&r, "id = ?", id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, api.NotFound("attachment")
+		return nil, "", api.NotFound("attachment")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("attachments: read %s: %w", id, err)
+		return nil, "", fmt.Errorf("attachments: read %s: %w", id, err)
 	}
-	if _, err := a.rooms.Role(ctx, r.RoomID, userID); err != nil {
+	role, err := a.rooms.Role(ctx, r.RoomID, userID)
+	if err != nil {
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
-			return nil, api.NotFound("attachment") // its room was deleted
+			return nil, "", api.NotFound("attachment") // its room was deleted
 		}
-		return nil, err
+		return nil, "", err
 	}
-	return &r, nil
+	return &r, role, nil
+}
+
+// Delete removes an upload's bytes for its uploader or an admin of its
+// room, releasing its share of the room's quota; messages and spends
+// that carry it then get 410 gone for it.
+func (a *Attachments) Delete(ctx context.Context, id string, userID int64) error {
+	r, role, err := a.find(ctx, id, userID)
+	if err != nil {
+		return err
+	}
+	if r.RemovedAt != nil {
+		return ErrGone
+	}
+	if r.UserID != userID && !rooms.IsAdmin(role) {
+		return api.Forbidden("only the uploader or a room admin may delete a file")
+	}
+	// The row is marked first: a blob left behind by a failure below is
+	// unreachable garbage, while bytes served after a delete would not be.
+	res := a.db.WithContext(ctx).Model(&Record{}).Where("id = ? AND removed_at IS NULL", id).
+		Updates(map[string]any{"removed_at": time.Now().UTC(), "size": 0, "thumb_size": 0})
+	if res.Error != nil {
+		return fmt.Errorf("attachments: delete %s: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrGone // a concurrent delete won
+	}
+	_ = a.blobs.Delete(ctx, id)
+	if r.ThumbSize > 0 {
+		_ = a.blobs.Delete(ctx, thumbKey(id))
+	}
+	return nil
 }
 
 // Attachment is the metadata of attachment id when userID uploaded it to
 // roomID, for a message to carry; an api error otherwise.
 func (a *Attachments) Attachment(ctx context.Context, id string, roomID, userID int64) (*chatlog.Attachment, error) {
-	return a.meta(ctx, id, "attachment must be a file you uploaded to this room",
-		"id = ? AND room_id = ? AND user_id = ?", id, roomID, userID)
+	return a.meta(ctx, id, "attachment must be a file you uploaded to this room and did not delete",
+		"id = ? AND room_id = ? AND user_id = ? AND removed_at IS NULL", id, roomID, userID)
 }
 
 // Receipt is the metadata of upload id when it was uploaded to roomID
 // (by any member: whoever kept the paper may photograph it), for a spend
 // to name as its receipt; an api error otherwise.
 func (a *Attachments) Receipt(ctx context.Context, id string, roomID int64) (*chatlog.Attachment, error) {
-	return a.meta(ctx, id, "receipt_attachment_id must be a file uploaded to this room", "id = ? AND room_id = ?", id, roomID)
+	return a.meta(ctx, id, "receipt_attachment_id must be a file uploaded to this room and not deleted",
+		"id = ? AND room_id = ? AND removed_at IS NULL", id, roomID)
 }
 
 // meta reads the upload that where selects; refusal is the validation

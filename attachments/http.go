@@ -17,6 +17,12 @@ func (a *Attachments) Routes(r fiber.Router, auth fiber.Handler, userID func(*fi
 	r.Post("/rooms/:id/attachments", auth, func(c *fiber.Ctx) error { return a.handleUpload(c, userID(c)) })
 	r.Get("/attachments/:aid", auth, func(c *fiber.Ctx) error { return a.handleGet(c, userID(c), false) })
 	r.Get("/attachments/:aid/thumbnail", auth, func(c *fiber.Ctx) error { return a.handleGet(c, userID(c), true) })
+	r.Delete("/attachments/:aid", auth, func(c *fiber.Ctx) error {
+		if err := a.Delete(c.UserContext(), c.Params("aid"), userID(c)); err != nil {
+			return err
+		}
+		return c.SendStatus(fiber.StatusNoContent)
+	})
 }
 
 func (a *Attachments) handleUpload(c *fiber.Ctx, user int64) error {
@@ -65,9 +71,12 @@ func readPart(fh *multipart.FileHeader) ([]byte, error) {
 // anything but an image, a download disposition and a sandbox keep an
 // upload from ever running as a page of this origin.
 func (a *Attachments) handleGet(c *fiber.Ctx, user int64, thumb bool) error {
-	r, err := a.find(c.UserContext(), c.Params("aid"), user)
+	r, _, err := a.find(c.UserContext(), c.Params("aid"), user)
 	if err != nil {
 		return err
+	}
+	if r.RemovedAt != nil {
+		return ErrGone
 	}
 	key, typ, size := r.ID, r.Type, r.Size
 	if thumb {

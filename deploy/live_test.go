@@ -185,10 +185,13 @@ func nodeSettings(t *testing.T, work string) map[string]string {
 		"MOIM_REDIS_PREFIX":    randomName("deploy"),
 		"MOIM_MYSQL_DSN":       createDatabase(t, adminDSN),
 		"MOIM_JWT_SECRET_FILE": filepath.Join(secrets, "jwt_secret"),
-		"MOIM_BCRYPT_COST":     "4",
-		"MOIM_STREAM_SHARDS":   "4",
-		"MOIM_LOG_LEVEL":       "warn",
-		"MOIM_STARTUP_TIMEOUT": "30s",
+		// The stacks' one VAPID pair: each node would sign with its own otherwise.
+		"MOIM_VAPID_PUBLIC_KEY_FILE":  filepath.Join(secrets, "vapid_public_key"),
+		"MOIM_VAPID_PRIVATE_KEY_FILE": filepath.Join(secrets, "vapid_private_key"),
+		"MOIM_BCRYPT_COST":            "4",
+		"MOIM_STREAM_SHARDS":          "4",
+		"MOIM_LOG_LEVEL":              "warn",
+		"MOIM_STARTUP_TIMEOUT":        "30s",
 		// As docker-compose.yml's demo stack: top-ups through the sandbox.
 		"MOIM_PAYMENTS": "sandbox",
 	}

@@ -8,6 +8,9 @@
 #   mysql_root_password     MySQL's root (set once, never printed to a log)
 #   mysql_dsn               the nodes' DSN, with that password
 #   grafana_admin_password  Grafana's "admin" login
+#   vapid_private_key       the Web Push signing key (P-256, base64url), and
+#   vapid_public_key        its public key: every node signs pushes with the
+#                           one pair browsers subscribed to (needs openssl)
 # docker-compose.yml reads them from ./secrets; for docker-swarm.yml load
 # them with: for s in DIR/*; do docker secret create "moim_$(basename "$s")" "$s"; done
 set -euo pipefail
@@ -36,3 +39,20 @@ create mysql_password "$(random_hex 16)"
 create mysql_root_password "$(random_hex 16)"
 create mysql_dsn "moim:$(cat "$dir/mysql_password")@tcp(mysql:3306)/moim"
 create grafana_admin_password "$(random_hex 12)"
+
+base64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
+# The VAPID pair is made together or not at all: a public key without its
+# private key (or another's) would make every push fail to verify.
+if [ ! -s "$dir/vapid_private_key" ] || [ ! -s "$dir/vapid_public_key" ]; then
+	if [ -s "$dir/vapid_private_key" ] || [ -s "$dir/vapid_public_key" ]; then
+		echo "$dir has one of vapid_private_key and vapid_public_key: remove it to make a new pair (browsers then subscribe again)" >&2
+		exit 1
+	fi
+	command -v openssl >/dev/null || { echo "openssl is needed to make the VAPID key pair" >&2; exit 1; }
+	pem=$(openssl ecparam -name prime256v1 -genkey -noout)
+	# SEC1 DER: the 32-byte private scalar starts at byte 8; the public
+	# key's DER ends with the 65-byte uncompressed point.
+	create vapid_private_key "$(printf '%s\n' "$pem" | openssl ec -outform DER 2>/dev/null | tail -c +8 | head -c 32 | base64url)"
+	create vapid_public_key "$(printf '%s\n' "$pem" | openssl ec -pubout -outform DER 2>/dev/null | tail -c 65 | base64url)"
+fi

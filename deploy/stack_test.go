@@ -319,6 +319,13 @@ func checkCommon(t *testing.T, p *problems, s stack, nodes []string, mongo strin
 			"%s must read the JWT secret from the jwt_secret secret (MOIM_JWT_SECRET_FILE), never the environment", name)
 		p.check(svc.Environment["MOIM_MYSQL_DSN_FILE"] == "/run/secrets/mysql_dsn" && svc.uses("mysql_dsn"),
 			"%s must read its MySQL DSN (which holds the password) from the mysql_dsn secret", name)
+		// Browsers subscribe with one public key: a node signing with a
+		// pair of its own (generated into its data directory) sends pushes
+		// that fail to verify.
+		p.check(svc.Environment["MOIM_VAPID_PUBLIC_KEY_FILE"] == "/run/secrets/vapid_public_key" && svc.uses("vapid_public_key") &&
+			svc.Environment["MOIM_VAPID_PRIVATE_KEY_FILE"] == "/run/secrets/vapid_private_key" && svc.uses("vapid_private_key") &&
+			svc.Environment["MOIM_VAPID_PRIVATE_KEY"] == "",
+			"%s must read the shared VAPID pair from the vapid_public_key and vapid_private_key secrets", name)
 		p.check(strings.HasPrefix(svc.Environment["MOIM_REDIS_URL"], "redis://redis:") && strings.HasPrefix(svc.Environment["MOIM_MONGO_URI"], "mongodb://"+mongo+":"),
 			"%s backends: redis %q, mongo %q", name, svc.Environment["MOIM_REDIS_URL"], svc.Environment["MOIM_MONGO_URI"])
 		// The Go heap's soft limit, under the container's: the runtime

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	webpush "github.com/SherClockHolmes/webpush-go"
@@ -39,6 +40,10 @@ type Config struct {
 	// TTL is how long a push service keeps a push for an unreachable
 	// device [24h].
 	TTL time.Duration
+	// Refresh is how often the rooms with a subscribed member are
+	// reloaded from SQL, which bounds how long another node's new
+	// subscription or membership goes unseen here [1s].
+	Refresh time.Duration
 	// AllowLoopback lets endpoints be http on a loopback address: tests
 	// with a local push service only.
 	AllowLoopback bool
@@ -62,6 +67,9 @@ func (c *Config) defaults() {
 	}
 	if c.TTL <= 0 {
 		c.TTL = 24 * time.Hour
+	}
+	if c.Refresh <= 0 {
+		c.Refresh = time.Second
 	}
 }
 
@@ -88,6 +96,11 @@ type Notifier struct {
 	deliveries chan delivery
 	stop       context.CancelFunc
 	wg         sync.WaitGroup
+
+	// rooms holds the rooms with a member holding a subscription
+	// (interest.go); refreshMu serializes its reloads.
+	rooms     atomic.Pointer[map[int64]bool]
+	refreshMu sync.Mutex
 }
 
 // event is an accepted message (draft, seq) or a payload for users.
@@ -126,14 +139,16 @@ func New(cfg Config, db *gorm.DB, reg prometheus.Registerer, log *slog.Logger) (
 	if err := cfg.Keys.Check(); err != nil {
 		return nil, err
 	}
-	return &Notifier{
+	n := &Notifier{
 		cfg: cfg, db: db, log: log,
 		client:     newClient(cfg.Timeout, cfg.AllowLoopback),
 		metrics:    newMetrics(reg),
 		in:         make(chan event, cfg.Queue),
 		resolve:    make(chan *batch, 256),
 		deliveries: make(chan delivery, cfg.Queue),
-	}, nil
+	}
+	n.rooms.Store(&map[int64]bool{})
+	return n, nil
 }
 
 // Migrate creates the subscriptions table.
@@ -142,12 +157,21 @@ func (n *Notifier) Migrate() error { return n.db.AutoMigrate(&Subscription{}) }
 // PublicKey is the VAPID public key browsers subscribe with.
 func (n *Notifier) PublicKey() string { return n.cfg.Keys.Public }
 
-// Start runs the gatherer, two resolvers and the delivery workers until
-// Close; presence tells who is away.
-func (n *Notifier) Start(presence Presence) {
+// Start loads the rooms to watch and runs their reloader, the gatherer,
+// two resolvers and the delivery workers until Close; presence tells who
+// is away. Start fails only when the rooms to watch cannot be loaded.
+func (n *Notifier) Start(presence Presence) error {
 	n.presence = presence
 	ctx, stop := context.WithCancel(context.Background())
+	lctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	err := n.refresh(lctx)
+	cancel()
+	if err != nil {
+		stop()
+		return err
+	}
 	n.stop = stop
+	n.wg.Go(func() { n.watch(ctx) })
 	n.wg.Go(func() { n.gather(ctx) })
 	for range 2 {
 		n.wg.Go(func() { n.resolver(ctx) })
@@ -155,6 +179,7 @@ func (n *Notifier) Start(presence Presence) {
 	for range n.cfg.Workers {
 		n.wg.Go(func() { n.worker(ctx) })
 	}
+	return nil
 }
 
 // Close stops the notifier; what was still queued is dropped.
@@ -165,10 +190,14 @@ func (n *Notifier) Close() {
 	}
 }
 
-// Accepted hears of a message the log accepted. It never blocks: with
-// the queue full the push is dropped and counted.
+// Accepted hears of a message the log accepted. A room where nobody has
+// a subscription costs a map lookup; otherwise the message goes to the
+// gatherer, never blocking: with the queue full the push is dropped and
+// counted.
 func (n *Notifier) Accepted(d *chatlog.Draft, seq int64) {
-	n.enqueue(event{draft: d, seq: seq})
+	if n.interested(d.Room) {
+		n.enqueue(event{draft: d, seq: seq})
+	}
 }
 
 // Notify hears of a live event for users; invitations are pushed to the

@@ -76,7 +76,7 @@ func (n *Notifier) Subscribe(ctx context.Context, userID int64, endpoint, p256dh
 		return err
 	}
 	sub := Subscription{UserID: userID, Hash: endpointHash(endpoint), Endpoint: endpoint, P256dh: p256dh, Auth: auth, CreatedAt: time.Now().UTC()}
-	return n.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := n.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "hash"}},
 			DoUpdates: clause.AssignmentColumns([]string{"user_id", "p256dh", "auth", "created_at"}),
@@ -93,6 +93,10 @@ func (n *Notifier) Subscribe(ctx context.Context, userID int64, endpoint, p256dh
 		}
 		return nil
 	})
+	if err == nil {
+		n.changed(ctx)
+	}
+	return err
 }
 
 // Unsubscribe forgets userID's subscription with this endpoint; 404 when
@@ -105,6 +109,7 @@ func (n *Notifier) Unsubscribe(ctx context.Context, userID int64, endpoint strin
 	if res.RowsAffected == 0 {
 		return api.NotFound("subscription")
 	}
+	n.changed(ctx)
 	return nil
 }
 
@@ -121,5 +126,7 @@ func (n *Notifier) Subscriptions(ctx context.Context, userID int64) ([]Subscript
 func (n *Notifier) forget(ctx context.Context, id int64) {
 	if err := n.db.WithContext(ctx).Delete(&Subscription{}, id).Error; err != nil {
 		n.log.Warn("push: drop a dead subscription", "id", id, "err", err)
+		return
 	}
+	n.changed(ctx)
 }

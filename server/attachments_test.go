@@ -400,3 +400,49 @@ func TestSpendNamesItsReceipt(t *testing.T) {
 		t.Fatalf("ledger CSV %d: %s", status, csv)
 	}
 }
+
+var _ = alsoOn(onMemory, TestAttachmentDelete)
+
+// TestAttachmentDelete: the uploader or a room admin deletes an upload;
+// its bytes are gone (410 for the file and its thumbnail), the message
+// carrying it still names it, it can no longer be attached, and its bytes
+// no longer count against the room's quota. Runs on GridFS (the Redis
+// path) and on the data directory (the single node).
+func TestAttachmentDelete(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AttachmentQuota = 1 // MB
+	n := startTestNode(t, cfg)
+	alice, bob, carol := n.user(t, "Alice"), n.user(t, "Bob"), n.user(t, "Carol")
+	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id, carol.id}})
+	photo := bob.mustUpload(room.ID, "산행.png", "image/png", pngOf(t, 300, 200))
+	var sent struct{ Seq int64 }
+	bob.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "p1", "body": "사진", "attachment": photo.ID}, &sent)
+
+	// Another plain member may not; a stranger learns nothing.
+	carol.fails(403, "forbidden", "DELETE", "/api/attachments/"+photo.ID, nil)
+	n.user(t, "Eve").fails(403, "not_member", "DELETE", "/api/attachments/"+photo.ID, nil)
+	bob.fails(404, "not_found", "DELETE", "/api/attachments/"+strings.Repeat("0", 32), nil)
+
+	bob.must(204, "DELETE", "/api/attachments/"+photo.ID, nil, nil)
+	for _, p := range []string{"/api/attachments/" + photo.ID, "/api/attachments/" + photo.ID + "/thumbnail"} {
+		resp, raw := carol.fetch(p)
+		var e apiError
+		if resp.StatusCode != 410 || json.Unmarshal(raw, &e) != nil || e.Error.Code != "gone" {
+			t.Fatalf("GET %s after delete: %d %.200s, want 410 gone", p, resp.StatusCode, raw)
+		}
+	}
+	bob.fails(410, "gone", "DELETE", "/api/attachments/"+photo.ID, nil)
+	var h struct{ Messages []frameMsg }
+	carol.must(200, "GET", urlf("/api/rooms/%d/messages?after=%d", room.ID, sent.Seq-1), nil, &h)
+	if len(h.Messages) == 0 || h.Messages[0].Attachment == nil || h.Messages[0].Attachment.ID != photo.ID {
+		t.Fatalf("the message lost its attachment's metadata: %+v", h.Messages)
+	}
+	bob.fails(400, "validation", "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "p2", "body": "again", "attachment": photo.ID})
+
+	// An admin deletes a member's upload, and the room's quota is free again.
+	chunk := make([]byte, 600<<10)
+	big := carol.mustUpload(room.ID, "a.bin", "application/octet-stream", chunk)
+	carol.uploadFails(413, "quota_exceeded", room.ID, "b.bin", chunk)
+	alice.must(204, "DELETE", "/api/attachments/"+big.ID, nil, nil)
+	carol.mustUpload(room.ID, "b.bin", "application/octet-stream", chunk)
+}

@@ -214,7 +214,9 @@ func (n *node) build(ctx context.Context) error {
 	// Every accepted message and every invitation may be pushed to
 	// members who are away; the notifier never holds up either.
 	n.hub.OnAccept(n.push.Accepted)
-	n.push.Start(n.hub)
+	if err := n.push.Start(n.hub); err != nil {
+		return err
+	}
 	rms.Attach(pushingLive{n.hub, n.push})
 	acc.OnTokensChanged(n.hub.TokensChanged)
 	rms.OnMoney(roomMoney{money, n.log})

@@ -494,4 +494,28 @@ func TestPushAcrossNodes(t *testing.T) {
 		t.Fatalf("push %+v, want Bob's", p)
 	}
 	ps.none("Carol is connected to node 1", 600*time.Millisecond)
+
+	// A subscription made on node 1 reaches node 0, which had nobody with
+	// a subscription in Dave's room, within its reload of the rooms to
+	// watch (about a second).
+	dave := nodes[0].user(t, "Dave")
+	quiet := alice.createRoom(map[string]any{"name": "Quiet", "member_ids": []int64{dave.id}})
+	daveOn1 := *dave
+	daveOn1.base = nodes[1].url
+	ps.subscribe(&daveOn1, "dave")
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		wa.say(quiet.ID, fmt.Sprintf("q%d", i), "anyone there?")
+		select {
+		case p := <-ps.got:
+			if p.sub != "dave" || num(p.payload["room"]) != quiet.ID {
+				t.Fatalf("push %+v, want Dave's for room %d", p, quiet.ID)
+			}
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node 0 never pushed to a subscription made on node 1")
+		}
+	}
 }

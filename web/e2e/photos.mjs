@@ -20,6 +20,7 @@ await runFlow("photos.mjs", { expectedError }, run);
 async function run() {
   step("sign up: Alice on a desktop, Bob on a phone in Korean; a room of two");
   const aliceCtx = await browser.newContext(DESKTOP);
+  await ackFirst(aliceCtx);
   const alice = await open(aliceCtx, "alice");
   await signup(alice, users.alice);
   const bobCtx = await browser.newContext(PHONE);
@@ -110,6 +111,39 @@ async function run() {
 
   await aliceCtx.close();
   await bobCtx.close();
+}
+
+// ackFirst routes the context's WebSocket so that the echo of a message
+// sent with an attachment reaches the page only after its ack, as it may
+// from a loaded server (the ack and the room's fan-out travel apart): the
+// page must show the sender's photo from the ack alone.
+async function ackFirst(ctx) {
+  await ctx.routeWebSocket(/\/ws\?/, (ws) => {
+    const server = ws.connectToServer();
+    const withFile = new Set(); // cids of sends with an attachment
+    const acked = new Set();
+    const held = new Map(); // cid -> echo waiting for its ack
+    ws.onMessage((m) => {
+      const f = JSON.parse(m);
+      if (f.type === "send" && f.attachment) withFile.add(f.cid);
+      server.send(m);
+    });
+    server.onMessage((m) => {
+      const f = JSON.parse(m);
+      if (f.type === "msg" && withFile.has(f.cid) && !acked.has(f.cid)) {
+        held.set(f.cid, m);
+        return;
+      }
+      ws.send(m);
+      if (f.type === "ack" && withFile.has(f.cid)) {
+        acked.add(f.cid);
+        if (held.has(f.cid)) ws.send(held.get(f.cid));
+        held.delete(f.cid);
+      }
+    });
+    ws.onClose(() => server.close());
+    server.onClose(() => ws.close());
+  });
 }
 
 // loaded waits until an <img> has decoded a picture.

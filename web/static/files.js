@@ -75,7 +75,7 @@ export function size(n) {
 export function view(a) {
   if (a.kind === "image") {
     const img = h("img", { alt: a.name, width: a.width, height: a.height, "data-testid": "attachment-thumb" });
-    blobURL(a.id, true).then((u) => (img.src = u), () => img.replaceWith(h("span", { class: "error" }, t("file.unavailable"))));
+    blobURL(a.id, true).then((u) => (img.src = u), (e) => img.replaceWith(h("span", { class: "error" }, t(e.status === 410 ? "file.deleted" : "file.unavailable"))));
     return h("button", { type: "button", class: "attachment image", "aria-label": t("file.open", a.name), "data-testid": "attachment-image", onclick: () => openImage(a) }, img);
   }
   return h("button", { type: "button", class: "attachment chip", "data-testid": "attachment-file", onclick: () => download(a) },

@@ -115,20 +115,24 @@ export class Socket {
 
   out(frame) {
     if (!this.open || !this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(JSON.stringify(frame));
+    this.ws.send(JSON.stringify(frame, (k, v) => (k === "local" ? undefined : v)));
     return true;
   }
 
   // send posts a message; it is kept (across reloads too) and resent with
   // the same cid until the server acknowledges it.
   // attachment, when set, is an upload's metadata; the frame names its id
-  // and keeps the rest for showing the pending message.
+  // and keeps the rest for showing the pending message, and under
+  // `local` (never sent) what the message's echo would carry, since the
+  // ack may come first and then alone shows the message.
   send(room, body, replyTo, attachment) {
     const frame = { type: "send", room, cid: uuid(), body };
     if (replyTo) frame.reply_to = replyTo;
     if (attachment) {
-      frame.attachment = attachment.id;
-      frame.attachment_name = attachment.name;
+      const { id, name, type, size, kind, width, height } = attachment;
+      frame.attachment = id;
+      frame.attachment_name = name;
+      frame.local = { attachment: { id, name, type, size, kind, width, height } };
     }
     this.pending.set(frame.cid, { frame, at: Date.now() });
     this.savePending();
@@ -225,6 +229,9 @@ export class Socket {
         const f = p.frame;
         const m = { type: "msg", room: f.room, seq: ev.seq, from: this.me.id, name: this.me.display_name, body: f.body, cid: f.cid, ts: ev.ts, kind: "text" };
         if (f.reply_to) m.reply_to = f.reply_to;
+        // Without it the sender's photo would never show: the echo that
+        // follows has a seq already applied and is dropped.
+        if (f.local && f.local.attachment) m.attachment = f.local.attachment;
         this.onMsg(m);
         break;
       }
