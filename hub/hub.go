@@ -153,8 +153,8 @@ type Hub struct {
 	// the last tokenChangeMemory (tokenChanged).
 	tokensChanged map[int64]time.Time
 
-	// accepted hears of every newly accepted message (OnAccept).
-	accepted func(d *chatlog.Draft, seq int64)
+	// onAccept hears of every newly accepted message (OnAccept).
+	onAccept func(d *chatlog.Draft, seq int64)
 
 	scratch sync.Pool
 	stop    context.CancelFunc
