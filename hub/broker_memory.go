@@ -64,7 +64,9 @@ type MemoryBroker struct {
 	ops chan *memOp
 	// committed carries each committed batch from the writer to apply,
 	// in commit order, so the next commit runs while the last one is
-	// delivered and acknowledged.
+	// delivered and acknowledged. It holds none: a writer one commit
+	// ahead waits for apply, and what queues meanwhile makes its next
+	// commit bigger rather than the commits more.
 	committed chan committedBatch
 	deliver   []chan delivery
 	h         *Hub
@@ -143,7 +145,7 @@ func NewMemoryBroker(log Log, members Members, cfg MemoryConfig) *MemoryBroker {
 		cfg.Deliverers = 4 * runtime.GOMAXPROCS(0)
 	}
 	return &MemoryBroker{log: log, members: members, cfg: cfg, ops: make(chan *memOp, 4*cfg.MaxBatch),
-		committed: make(chan committedBatch, 2), rooms: map[int64]*memRoom{}, present: map[int64]bool{}}
+		committed: make(chan committedBatch), rooms: map[int64]*memRoom{}, present: map[int64]bool{}}
 }
 
 func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {

@@ -78,6 +78,10 @@ const (
 // allSlices asks moveLog to move the whole log.
 const allSlices = -1
 
+// maxNamedRooms is the most rooms moveLog names in one statement (SQLite
+// takes at most 32,766 parameters); more are found by reading the log.
+const maxNamedRooms = 30000
+
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS messages (
 	room      INTEGER NOT NULL,
@@ -141,7 +145,7 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	s := &SQLite{w: w, top: map[int64]int64{}, tail: map[cidKey]chatlog.Accepted{}}
 	// What the last run left in the log moves now, so the tail starts
 	// empty, as the map of it does.
-	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error { return moveLog(context.Background(), tx, allSlices) })
+	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error { return moveLog(context.Background(), tx, allSlices, nil) })
 	if err == nil {
 		s.accept, err = w.Prepare(`INSERT INTO log (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	}
@@ -160,13 +164,22 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	return s, nil
 }
 
-// moveLog moves the messages of one slice of rooms (room mod moveSlices;
-// allSlices: every room) from the log table into the messages table, in
-// (room, seq) order so each room's pages are written once.
-func moveLog(ctx context.Context, tx *sql.Tx, slice int) error {
-	where, args := "", []any{}
-	if slice != allSlices {
+// moveLog moves the messages of one slice of rooms (room mod moveSlices,
+// which are rooms; allSlices: every room) from the log table into the
+// messages table, in (room, seq) order so each room's pages are written
+// once.
+func moveLog(ctx context.Context, tx *sql.Tx, slice int, rooms []any) error {
+	where, args := "", rooms
+	switch {
+	case slice == allSlices:
+	case len(rooms) == 0:
+		return nil
+	case len(rooms) > maxNamedRooms:
 		where, args = ` WHERE room % ? = ?`, []any{moveSlices, slice}
+	default:
+		// The rooms by name, so both statements find their rows through
+		// the log's room index instead of reading the whole log.
+		where = ` WHERE room IN (?` + strings.Repeat(`, ?`, len(rooms)-1) + `)`
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg)
 		SELECT room, seq, from_user, cid, ts, body, msg FROM log`+where+` ORDER BY room, seq`, args...); err != nil {
@@ -258,7 +271,7 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 		c.moved = s.slice
 	}
 	if c.moved != noSlice {
-		if err := moveLog(ctx, tx, c.moved); err != nil {
+		if err := moveLog(ctx, tx, c.moved, s.sliceRooms(c.moved)); err != nil {
 			return err
 		}
 	}
@@ -312,6 +325,22 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 		b.Deletes[i].Done = n == 1
 	}
 	return saveReads(ctx, tx, b.Reads)
+}
+
+// sliceRooms lists the rooms of slice that have messages in the log.
+func (s *SQLite) sliceRooms(slice int) []any {
+	if slice == allSlices {
+		return nil
+	}
+	seen := map[int64]bool{}
+	var rooms []any
+	for k := range s.tail {
+		if k.room%moveSlices == int64(slice) && !seen[k.room] {
+			seen[k.room] = true
+			rooms = append(rooms, k.room)
+		}
+	}
+	return rooms
 }
 
 // stored finds a message committed under k: in the log (by the map of
