@@ -61,9 +61,17 @@ type MemoryBroker struct {
 	members Members
 	cfg     MemoryConfig
 
-	ops     chan *memOp
-	deliver []chan delivery
-	h       *Hub
+	ops chan *memOp
+	// committed carries each committed batch from the writer to apply,
+	// in commit order, so the next commit runs while the last one is
+	// delivered and acknowledged. It holds none: a writer one commit
+	// ahead waits for apply, and what queues meanwhile makes its next
+	// commit bigger rather than the commits more.
+	committed chan committedBatch
+	deliver   []chan delivery
+	h         *Hub
+	// stopped is closed when the hub stops.
+	stopped <-chan struct{}
 	failing atomic.Pointer[error] // the last commit's error, nil after a success
 
 	mu    sync.Mutex
@@ -81,7 +89,28 @@ type memOp struct {
 	read  *chatlog.ReadMark
 	acc   chatlog.Accepted
 	err   error
-	done  chan struct{}
+	// Exactly one of done and then is set: run waits on done; a pipelined
+	// send (acceptThen) is answered by then, on the goroutine that applies
+	// commits, in commit order.
+	done chan struct{}
+	then func(chatlog.Accepted, error)
+}
+
+// finish releases whoever waits for op.
+func (op *memOp) finish() {
+	if op.then != nil {
+		op.then(op.acc, op.err)
+		return
+	}
+	close(op.done)
+}
+
+// committedBatch is one commit's operations and what the log made of
+// them (err: nothing of it was kept).
+type committedBatch struct {
+	ops []*memOp
+	lb  *chatlog.Batch
+	err error
 }
 
 type delivery struct {
@@ -116,11 +145,12 @@ func NewMemoryBroker(log Log, members Members, cfg MemoryConfig) *MemoryBroker {
 		cfg.Deliverers = 4 * runtime.GOMAXPROCS(0)
 	}
 	return &MemoryBroker{log: log, members: members, cfg: cfg, ops: make(chan *memOp, 4*cfg.MaxBatch),
-		rooms: map[int64]*memRoom{}, present: map[int64]bool{}}
+		committed: make(chan committedBatch), rooms: map[int64]*memRoom{}, present: map[int64]bool{}}
 }
 
 func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
 	b.h = h
+	b.stopped = ctx.Done()
 	b.deliver = make([]chan delivery, b.cfg.Deliverers)
 	for i := range b.deliver {
 		ch := make(chan delivery, 8192)
@@ -139,19 +169,25 @@ func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
 			}
 		}()
 	}
-	h.done.Add(1)
+	h.done.Add(2)
 	go func() {
 		defer h.done.Done()
 		b.commitLoop(ctx)
+	}()
+	go func() {
+		defer h.done.Done()
+		for cb := range b.committed {
+			b.apply(cb)
+		}
 	}()
 	return nil
 }
 
 func (b *MemoryBroker) close() {}
 
-// workers is 512: each send holds a worker until its group commit, so
-// with many workers every waiting send joins the next commit instead of
-// queueing behind the workers (docs/ARCHITECTURE.md).
+// workers is 512: a WebSocket send does not hold its worker until its
+// commit (acceptThen), but a read position, a deletion or an edit still
+// does, so many workers let those join one commit instead of queueing.
 func (b *MemoryBroker) workers() int { return 512 }
 
 func (b *MemoryBroker) register(prometheus.Registerer) {}
@@ -164,19 +200,21 @@ func (b *MemoryBroker) healthy() error {
 }
 
 // commitLoop is the one writer: it takes every operation queued since the
-// last commit (up to MaxBatch), commits them together, then applies them
-// to memory, hands the events to the deliverers and releases the callers,
-// in that order, so an acknowledged message is readable by sync and
-// delivered in seq order.
+// last commit (up to MaxBatch), commits them together and hands the
+// batch to apply, which puts it in memory, hands the events to the
+// deliverers and releases the callers, in that order, so an acknowledged
+// message is readable by sync and delivered in seq order. While apply
+// writes one batch's acks the writer commits the next: a send's ack
+// waits for its own commit, not for the last batch's deliveries.
 func (b *MemoryBroker) commitLoop(ctx context.Context) {
-	batch := make([]*memOp, 0, b.cfg.MaxBatch)
+	defer close(b.committed)
 	for {
-		var ok bool
-		if batch, ok = nextBatch(ctx, b.ops, batch, b.cfg.MaxBatch); !ok {
+		batch, ok := nextBatch(ctx, b.ops, make([]*memOp, 0, 64), b.cfg.MaxBatch)
+		if !ok {
 			b.refuse()
 			return
 		}
-		b.commit(batch)
+		b.committed <- b.commit(batch)
 	}
 }
 
@@ -185,15 +223,18 @@ func (b *MemoryBroker) refuse() {
 	for {
 		select {
 		case op := <-b.ops:
-			op.err = errors.New("hub: node shutting down")
-			close(op.done)
+			op.err = errShuttingDown
+			op.finish()
 		default:
 			return
 		}
 	}
 }
 
-func (b *MemoryBroker) commit(ops []*memOp) {
+var errShuttingDown = errors.New("hub: node shutting down")
+
+// commit writes ops to the log in one transaction.
+func (b *MemoryBroker) commit(ops []*memOp) committedBatch {
 	var lb chatlog.Batch
 	for _, op := range ops {
 		switch {
@@ -212,13 +253,23 @@ func (b *MemoryBroker) commit(ops []*memOp) {
 	cancel()
 	if err != nil {
 		b.failing.Store(&err)
+	} else {
+		b.failing.Store(nil)
+	}
+	return committedBatch{ops: ops, lb: &lb, err: err}
+}
+
+// apply puts a committed batch in memory, queues its events for delivery
+// and then releases its callers; a failed one only fails them.
+func (b *MemoryBroker) apply(cb committedBatch) {
+	ops, lb := cb.ops, cb.lb
+	if cb.err != nil {
 		for _, op := range ops {
-			op.err = err
-			close(op.done)
+			op.err = cb.err
+			op.finish()
 		}
 		return
 	}
-	b.failing.Store(nil)
 	var d, x, e int
 	for _, op := range ops {
 		switch {
@@ -249,7 +300,7 @@ func (b *MemoryBroker) commit(ops []*memOp) {
 		}
 	}
 	for _, op := range ops {
-		close(op.done)
+		op.finish()
 	}
 }
 
@@ -271,9 +322,13 @@ func (b *MemoryBroker) run(ctx context.Context, op *memOp) error {
 	}
 }
 
-// queue hands a room event to the room's deliverer.
+// queue hands a room event to the room's deliverer (dropped once the hub
+// stopped, when no deliverer takes it).
 func (b *MemoryBroker) queue(room int64, payload []byte) {
-	b.deliver[uint64(room)%uint64(len(b.deliver))] <- delivery{room, payload}
+	select {
+	case b.deliver[uint64(room)%uint64(len(b.deliver))] <- delivery{room, payload}:
+	case <-b.stopped:
+	}
 }
 
 func (b *MemoryBroker) room(id int64) *memRoom {
@@ -349,6 +404,30 @@ func (b *MemoryBroker) accept(ctx context.Context, d *chatlog.Draft) (chatlog.Ac
 		return chatlog.Accepted{}, fmt.Errorf("hub: commit message to room %d: %w", d.Room, err)
 	}
 	return op.acc, nil
+}
+
+// acceptThen is accept without waiting: the draft joins the next commit
+// and then hears the outcome once it is committed (or failed), after the
+// message is readable and queued for delivery, on the goroutine that
+// applies commits. Sends of one caller are answered in the order they
+// were made. It waits only while the commit queue is full.
+func (b *MemoryBroker) acceptThen(d *chatlog.Draft, then func(chatlog.Accepted, error)) {
+	if d.From != 0 && !b.members.Has(d.Room, d.From) {
+		then(chatlog.Accepted{}, errNotMember)
+		return
+	}
+	op := &memOp{draft: d}
+	op.then = func(acc chatlog.Accepted, err error) {
+		if err != nil {
+			err = fmt.Errorf("hub: commit message to room %d: %w", d.Room, err)
+		}
+		then(acc, err)
+	}
+	select {
+	case b.ops <- op:
+	case <-b.stopped:
+		then(chatlog.Accepted{}, errShuttingDown)
+	}
 }
 
 func (b *MemoryBroker) recent(ctx context.Context, room, after int64, limit int) ([][]byte, bool, error) {

@@ -25,10 +25,11 @@ type Config struct {
 	// NodeID is sent to clients in "ready".
 	NodeID string
 	// Workers read and handle frames of readable connections [64; 512 on
-	// the single-node engine]. Each waits for its send's ack (a Redis
-	// round trip, or the group commit), so there are more than cores; on
-	// the single-node engine every waiting send joins the next commit, so
-	// more workers make bigger, cheaper batches instead of a queue.
+	// the single-node engine]. On Redis each waits for its send's ack (a
+	// round trip), so there are more than cores; on the single-node engine
+	// a send is queued for the group commit and acked when it is done, but
+	// reads, deletions and edits wait for their commit, and many workers
+	// let those join one commit.
 	Workers int
 	// WriteQueueBytes is how much may wait for a slow client before it is
 	// closed with 1013 [1 MiB, about 3,000 chat messages].
@@ -153,8 +154,8 @@ type Hub struct {
 	// the last tokenChangeMemory (tokenChanged).
 	tokensChanged map[int64]time.Time
 
-	// accepted hears of every newly accepted message (OnAccept).
-	accepted func(d *chatlog.Draft, seq int64)
+	// onAccept hears of every newly accepted message (OnAccept).
+	onAccept func(d *chatlog.Draft, seq int64)
 
 	scratch sync.Pool
 	stop    context.CancelFunc

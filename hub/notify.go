@@ -71,7 +71,7 @@ func (h *Hub) Publish(ctx context.Context, room int64, event []byte) error {
 // node (each message is accepted on one node), with its seq; f must not
 // block, since it runs on the send path before the ack. Call it before
 // serving.
-func (h *Hub) OnAccept(f func(d *chatlog.Draft, seq int64)) { h.accepted = f }
+func (h *Hub) OnAccept(f func(d *chatlog.Draft, seq int64)) { h.onAccept = f }
 
 // Online reports which of users have a live connection on any node.
 func (h *Hub) Online(ctx context.Context, users []int64) (map[int64]bool, error) {

@@ -45,15 +45,37 @@ func (h *Hub) send(c *Conn, in *inbound) {
 			return
 		}
 	}
+	cid, room := in.CID, in.Room
+	if p, ok := h.broker.(pipeliner); ok {
+		// The worker moves on to the next readable socket; the ack is
+		// written once the group commit holding the message is done.
+		start := time.Now()
+		p.acceptThen(d, func(acc chatlog.Accepted, err error) {
+			h.accepted(d, acc, err, start)
+			h.answerSend(c, cid, room, acc, err)
+		})
+		return
+	}
 	acc, err := h.accept(d)
+	h.answerSend(c, cid, room, acc, err)
+}
+
+// pipeliner is a broker that takes a send without holding the caller
+// until it is durable (the single-node engine's group commit).
+type pipeliner interface {
+	acceptThen(d *chatlog.Draft, then func(chatlog.Accepted, error))
+}
+
+// answerSend acks a send, or says why it was not accepted.
+func (h *Hub) answerSend(c *Conn, cid string, room int64, acc chatlog.Accepted, err error) {
 	switch {
 	case errors.Is(err, errNotMember):
-		h.fail(c, "not_member", "you are not a member of this room", in.CID, in.Room)
+		h.fail(c, "not_member", "you are not a member of this room", cid, room)
 	case err != nil:
-		h.log.Warn("send failed", "room", in.Room, "err", err)
-		h.fail(c, "unavailable", "message not stored; retry with the same cid", in.CID, in.Room)
+		h.log.Warn("send failed", "room", room, "err", err)
+		h.fail(c, "unavailable", "message not stored; retry with the same cid", cid, room)
 	default:
-		c.write(textFrame(encode(ackEvent{Type: "ack", CID: in.CID, Room: in.Room, Seq: acc.Seq, TS: acc.TS})))
+		c.write(textFrame(encode(ackEvent{Type: "ack", CID: cid, Room: room, Seq: acc.Seq, TS: acc.TS})))
 	}
 }
 
@@ -63,14 +85,20 @@ func (h *Hub) accept(d *chatlog.Draft) (chatlog.Accepted, error) {
 	defer cancel()
 	start := time.Now()
 	acc, err := h.broker.accept(ctx, d)
+	h.accepted(d, acc, err, start)
+	return acc, err
+}
+
+// accepted counts a draft's outcome and tells OnAccept's listener of a
+// newly accepted message.
+func (h *Hub) accepted(d *chatlog.Draft, acc chatlog.Accepted, err error, start time.Time) {
 	h.metrics.redisRTT.Observe(time.Since(start).Seconds())
 	if err == nil && !acc.Dup {
 		h.metrics.accepted.Inc()
-		if h.accepted != nil {
-			h.accepted(d, acc.Seq)
+		if h.onAccept != nil {
+			h.onAccept(d, acc.Seq)
 		}
 	}
-	return acc, err
 }
 
 // Post publishes a server-side message (kind system or fee) into a room

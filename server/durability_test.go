@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -16,8 +17,11 @@ import (
 
 // TestKillNineKeepsEveryAck kills a zero-setup node (the single-node
 // engine, nothing configured) with SIGKILL, during a burst of sends and
-// right after one, again and again, and restarts it on the same data
-// directory. Every acknowledged message must be in the history once, under
+// right after one, or stops it with SIGTERM during one, again and again,
+// and restarts it on the same data directory. The burst sends over REST
+// and over WebSockets that keep many sends in flight each (the node acks
+// those when their group commit is done, without holding the socket's
+// worker). Every acknowledged message must be in the history once, under
 // its acknowledged seq; a retried cid must keep its seq; new messages must
 // get higher seqs; deletions and read positions must survive.
 func TestKillNineKeepsEveryAck(t *testing.T) {
@@ -43,6 +47,7 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 	var read int64
 	const rounds = 6
 	for round := range rounds {
+		mode := []string{"kill -9 during the burst", "kill -9 after the last ack", "SIGTERM during the burst"}[round%3]
 		if len(acked) > 0 {
 			// A deletion and a read position, each confirmed by its event
 			// (sent after the commit), just before the burst.
@@ -55,8 +60,13 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 			w.send(map[string]any{"type": "read", "room": room.ID, "seq": read})
 			w.awaitWhere(func(f frameMsg) bool { return f.Type == "read" && f.User == alice.id && f.Seq == read })
 		}
-		during := round%2 == 0
-		got := burst(t, base, alice.token, room.ID, round, node, during)
+		during := mode != "kill -9 after the last ack"
+		sockets := []*wsClient{n.connect(alice), n.connect(alice)}
+		stop := node.kill
+		if mode == "SIGTERM during the burst" {
+			stop = node.Stop
+		}
+		got := burst(t, base, alice.token, room.ID, round, sockets, stop, during)
 		for seq, cid := range got {
 			if prev, ok := acked[seq]; ok {
 				t.Fatalf("round %d: seq %d acknowledged twice, for %s and %s", round, seq, prev, cid)
@@ -98,18 +108,28 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 			t.Fatalf("round %d: a new message got seq %d, not above the highest acknowledged %d", round, fresh.Seq, top)
 		}
 		acked[fresh.Seq] = cid
-		t.Logf("round %d (kill %s): %d acknowledged in the burst, %d in all", round, map[bool]string{true: "during the burst", false: "after the last ack"}[during], len(got), len(acked))
+		t.Logf("round %d (%s): %d acknowledged in the burst, %d in all", round, mode, len(got), len(acked))
 	}
 }
 
-// burst sends from four goroutines until the node is killed (during) or
-// for a moment, and returns what was acknowledged.
-func burst(t *testing.T, base, token string, room int64, round int, node *nodeProcess, during bool) map[int64]string {
+// burst sends from four goroutines over REST and through sockets until
+// the node is stopped by stopNode (during) or for a moment, and returns
+// what was acknowledged.
+func burst(t *testing.T, base, token string, room int64, round int, sockets []*wsClient, stopNode func(), during bool) map[int64]string {
 	t.Helper()
 	var mu sync.Mutex
 	got := map[int64]string{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	for i, w := range sockets {
+		wg.Go(func() {
+			for seq, cid := range pipelinedSends(w, room, fmt.Sprintf("r%d-ws%d", round, i), stop) {
+				mu.Lock()
+				got[seq] = cid
+				mu.Unlock()
+			}
+		})
+	}
 	for g := range 4 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
@@ -130,12 +150,57 @@ func burst(t *testing.T, base, token string, room int64, round int, node *nodePr
 	}
 	time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
 	if during {
-		node.kill()
+		stopNode()
 	}
 	close(stop)
 	wg.Wait()
 	if len(got) == 0 {
 		t.Fatalf("round %d: nothing was acknowledged in the burst", round)
+	}
+	return got
+}
+
+// pipelinedSends keeps up to 32 sends in flight on w until stop (or the
+// socket fails), then waits for the acks still due, and returns the
+// acknowledged ones by seq.
+func pipelinedSends(w *wsClient, room int64, prefix string, stop <-chan struct{}) map[int64]string {
+	got := map[int64]string{}
+	credit := make(chan struct{}, 32)
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { sent <- n }()
+		for ; ; n++ {
+			select {
+			case <-stop:
+				return
+			case credit <- struct{}{}:
+			}
+			if w.kit.Conn.Send(map[string]any{"type": "send", "room": room, "cid": fmt.Sprintf("%s-%d", prefix, n), "body": "piped"}) != nil {
+				return
+			}
+		}
+	}()
+	total := -1
+	for answered := 0; total < 0 || answered < total; {
+		f, err := w.read(2 * time.Second)
+		select {
+		case total = <-sent:
+		default:
+		}
+		if err != nil {
+			if total >= 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+				return got // the node went away, or the acks due never came
+			}
+			continue
+		}
+		if f.Type == "ack" || (f.Type == "error" && f.CID != "") {
+			answered++
+			<-credit
+		}
+		if f.Type == "ack" {
+			got[f.Seq] = f.CID
+		}
 	}
 	return got
 }

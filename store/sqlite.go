@@ -45,11 +45,13 @@ type SQLite struct {
 	byCID *sql.Stmt
 	// mu serializes writers; top caches each room's highest seq for
 	// Commit, which gives seqs out (dropped when a commit fails). tail is
-	// what the log table holds, by cid, and moved when it last emptied.
+	// what the log table holds, by cid; moved is when a commit last moved
+	// a slice of it, and slice the next slice to move.
 	mu    sync.Mutex
 	top   map[int64]int64
 	tail  map[cidKey]chatlog.Accepted
 	moved time.Time
+	slice int
 }
 
 // cidKey names a message by its sender's id for it.
@@ -58,14 +60,27 @@ type cidKey struct {
 	cid        string
 }
 
-// moveEvery is how often Commit moves the log table's messages into the
-// messages table. A commit appends its messages to the end of the log
-// and to the log's small room index (a second of entries at most), a few
-// pages however many rooms it touches; the move then writes each
-// room's pages once for all of its messages since the last one, instead
-// of once per commit. A second holds many messages per busy room and
-// costs the commit that moves them a few milliseconds.
-const moveEvery = time.Second
+// moveEvery is how often Commit moves each room's messages from the log
+// table into the messages table. A commit appends its messages to the
+// end of the log and to the log's small room index (a second of entries
+// at most), a few pages however many rooms it touches; the move then
+// writes each room's pages once for all of its messages since the last
+// one, instead of once per commit. The rooms are moved in moveSlices
+// slices (room mod moveSlices), one slice every moveEvery/moveSlices: a
+// second of messages moved by one commit held every ack queued behind
+// it for tens of milliseconds at 1,000 messages a second
+// (docs/BENCHMARKS.md), an eighth of it holds them an eighth as long.
+const (
+	moveEvery  = time.Second
+	moveSlices = 8
+)
+
+// allSlices asks moveLog to move the whole log.
+const allSlices = -1
+
+// maxNamedRooms is the most rooms moveLog names in one statement (SQLite
+// takes at most 32,766 parameters); more are found by reading the log.
+const maxNamedRooms = 30000
 
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -130,7 +145,7 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	s := &SQLite{w: w, top: map[int64]int64{}, tail: map[cidKey]chatlog.Accepted{}}
 	// What the last run left in the log moves now, so the tail starts
 	// empty, as the map of it does.
-	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error { return moveLog(context.Background(), tx) })
+	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error { return moveLog(context.Background(), tx, allSlices, nil) })
 	if err == nil {
 		s.accept, err = w.Prepare(`INSERT INTO log (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	}
@@ -149,14 +164,28 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	return s, nil
 }
 
-// moveLog moves every message of the log table into the messages table,
-// in (room, seq) order so each room's pages are written once.
-func moveLog(ctx context.Context, tx *sql.Tx) error {
+// moveLog moves the messages of one slice of rooms (room mod moveSlices,
+// which are rooms; allSlices: every room) from the log table into the
+// messages table, in (room, seq) order so each room's pages are written
+// once.
+func moveLog(ctx context.Context, tx *sql.Tx, slice int, rooms []any) error {
+	where, args := "", rooms
+	switch {
+	case slice == allSlices:
+	case len(rooms) == 0:
+		return nil
+	case len(rooms) > maxNamedRooms:
+		where, args = ` WHERE room % ? = ?`, []any{moveSlices, slice}
+	default:
+		// The rooms by name, so both statements find their rows through
+		// the log's room index instead of reading the whole log.
+		where = ` WHERE room IN (?` + strings.Repeat(`, ?`, len(rooms)-1) + `)`
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg)
-		SELECT room, seq, from_user, cid, ts, body, msg FROM log ORDER BY room, seq`); err != nil {
+		SELECT room, seq, from_user, cid, ts, body, msg FROM log`+where+` ORDER BY room, seq`, args...); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM log`)
+	_, err := tx.ExecContext(ctx, `DELETE FROM log`+where, args...)
 	return err
 }
 
@@ -177,8 +206,8 @@ const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body
 // next seq, a retried (user, cid) gets its original seq and ts, deletions
 // tombstone, read positions rise. Nothing of a failed batch is kept. New
 // messages go to the end of the log table, moved into the messages table
-// (every moveEvery, and before an edit or deletion, which find messages
-// there) by a later commit.
+// (each room every moveEvery, and all of them before an edit or
+// deletion, which find messages there) by later commits.
 func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -186,7 +215,7 @@ func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	if err != nil {
 		return fmt.Errorf("store: begin commit: %w", err)
 	}
-	c := commit{given: map[int64]int64{}, added: map[cidKey]chatlog.Accepted{}}
+	c := commit{given: map[int64]int64{}, added: map[cidKey]chatlog.Accepted{}, moved: noSlice}
 	err = s.commit(ctx, tx, b, &c)
 	if err == nil {
 		err = tx.Commit()
@@ -201,8 +230,17 @@ func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	for room, seq := range c.given {
 		s.top[room] = seq
 	}
-	if c.moved {
+	switch c.moved {
+	case noSlice:
+	case allSlices:
 		clear(s.tail)
+	default:
+		for k := range s.tail {
+			if k.room%moveSlices == int64(c.moved) {
+				delete(s.tail, k)
+			}
+		}
+		s.slice = (c.moved + 1) % moveSlices
 		s.moved = time.Now()
 	}
 	for k, acc := range c.added {
@@ -216,15 +254,26 @@ func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 type commit struct {
 	given map[int64]int64
 	added map[cidKey]chatlog.Accepted
-	moved bool
+	// moved is the slice of rooms this commit moved, allSlices, or
+	// noSlice.
+	moved int
 }
 
+// noSlice says a commit moved nothing.
+const noSlice = -2
+
 func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) error {
-	if len(s.tail) > 0 && (len(b.Edits) > 0 || len(b.Deletes) > 0 || time.Since(s.moved) >= moveEvery) {
-		if err := moveLog(ctx, tx); err != nil {
+	switch {
+	case len(s.tail) == 0:
+	case len(b.Edits) > 0 || len(b.Deletes) > 0:
+		c.moved = allSlices
+	case time.Since(s.moved) >= moveEvery/moveSlices:
+		c.moved = s.slice
+	}
+	if c.moved != noSlice {
+		if err := moveLog(ctx, tx, c.moved, s.sliceRooms(c.moved)); err != nil {
 			return err
 		}
-		c.moved = true
 	}
 	b.Accepted = make([]chatlog.Accepted, len(b.Drafts))
 	b.Encoded = make([][]byte, len(b.Drafts))
@@ -276,6 +325,22 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 		b.Deletes[i].Done = n == 1
 	}
 	return saveReads(ctx, tx, b.Reads)
+}
+
+// sliceRooms lists the rooms of slice that have messages in the log.
+func (s *SQLite) sliceRooms(slice int) []any {
+	if slice == allSlices {
+		return nil
+	}
+	seen := map[int64]bool{}
+	var rooms []any
+	for k := range s.tail {
+		if k.room%moveSlices == int64(slice) && !seen[k.room] {
+			seen[k.room] = true
+			rooms = append(rooms, k.room)
+		}
+	}
+	return rooms
 }
 
 // stored finds a message committed under k: in the log (by the map of

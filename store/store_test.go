@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -323,5 +324,65 @@ func TestCommittedMessagesReadTheSameBeforeAndAfterTheyMove(t *testing.T) {
 	check(st, "after reopening", 4, 3)
 	if next := commit(st, drafts(9, "c5")); next.Accepted[0].Seq != 5 {
 		t.Fatalf("after reopening the next message got seq %d, want 5", next.Accepted[0].Seq)
+	}
+}
+
+// TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped: commits move
+// the log into the messages table one slice of rooms at a time. A room
+// whose slice moved and one whose slice did not must both read all their
+// messages in order, and a retried cid must get its seq back in either.
+func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenSQLite(t.TempDir(), SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	// Rooms 8 and 9 fall in slices 0 and 1.
+	send := func(room int64, cids ...string) []chatlog.Accepted {
+		t.Helper()
+		b := &chatlog.Batch{}
+		for _, cid := range cids {
+			b.Drafts = append(b.Drafts, chatlog.NewDraft(room, 7, "n", "회비 "+cid, cid, chatlog.KindText, 0, 42))
+		}
+		if err := st.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Accepted
+	}
+	inTable := func(table string, room int64) (n int) {
+		t.Helper()
+		if err := st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+` WHERE room = ?`, room).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	send(8, "a1", "a2")
+	send(9, "b1", "b2")
+	st.mu.Lock()
+	st.slice, st.moved = 0, time.Now().Add(-moveEvery)
+	st.mu.Unlock()
+	send(9, "b3") // moves slice 0 (room 8) before appending
+	if inTable("messages", 8) != 2 || inTable("log", 8) != 0 || inTable("log", 9) != 3 {
+		t.Fatalf("after moving slice 0: room 8 has %d moved, %d in the log; room 9 %d in the log; want 2, 0, 3",
+			inTable("messages", 8), inTable("log", 8), inTable("log", 9))
+	}
+	for room, want := range map[int64][]int64{8: {1, 2}, 9: {1, 2, 3}} {
+		msgs, err := st.After(ctx, room, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqs(t, msgs); !slices.Equal(got, want) {
+			t.Errorf("room %d reads seqs %v, want %v", room, got, want)
+		}
+	}
+	if got := send(8, "a2")[0]; got != (chatlog.Accepted{Seq: 2, TS: 42, Dup: true}) {
+		t.Errorf("retried cid of a moved room got %+v, want seq 2 again", got)
+	}
+	if got := send(9, "b1")[0]; got != (chatlog.Accepted{Seq: 1, TS: 42, Dup: true}) {
+		t.Errorf("retried cid of a room still in the log got %+v, want seq 1 again", got)
+	}
+	if got := send(8, "a3")[0]; got.Seq != 3 || got.Dup {
+		t.Errorf("a new message of a moved room got %+v, want seq 3", got)
 	}
 }
