@@ -56,6 +56,11 @@ type client struct {
 	// cf is the connection's Centrifugo protocol state (-target
 	// centrifugo), else nil.
 	cf *cfState
+	// readyAt is when the first connection's ready arrived (unix ns);
+	// firstRecv and firstCID are its first storm probe's arrival and cid
+	// (-storm, storm.go).
+	readyAt, firstRecv int64
+	firstCID           string
 }
 
 // install makes conn the client's connection unless the stage is closing
@@ -420,6 +425,10 @@ func (c *client) handle(p []byte) {
 func (c *client) delivered(room, seq, sent int64, cid []byte, now int64) {
 	if room != c.room.id {
 		c.st.foreign.Add(1)
+		return
+	}
+	if c.st.storm != nil {
+		c.stormDelivered(cid, now)
 		return
 	}
 	if cid != nil {
