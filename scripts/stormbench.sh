@@ -14,7 +14,9 @@
 # storm stage against it with -pid on the node (and redis-server), and
 # stops it. Output: loadgen's table and JSON line per engine, and the load
 # average at each start. Every process it starts is stopped by its PID.
-# Environment: ENGINES, ROOM_SIZE (10), OUT (log directory, default new).
+# Environment: ENGINES, ROOM_SIZE (10), OUT (log directory, default new),
+# MOIM_BIN (a server binary to measure instead of this tree's, e.g. an
+# older commit's, for a before/after with the same generator).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,6 +55,7 @@ wait_http() {
 
 echo "stormbench: building into $out" >&2
 (cd "$root" && go build -o "$out/moim" ./server && go build -o "$out/loadgen" ./scripts/loadgen)
+[ -n "${MOIM_BIN:-}" ] && cp "$MOIM_BIN" "$out/moim"
 
 status=0
 for engine in $engines; do

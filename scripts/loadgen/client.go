@@ -61,6 +61,8 @@ type client struct {
 	// (-storm, storm.go).
 	readyAt, firstRecv int64
 	firstCID           string
+	// pongAt is when the answer to the ping sent after ready came.
+	pongAt int64
 }
 
 // install makes conn the client's connection unless the stage is closing
@@ -412,6 +414,10 @@ func (c *client) handle(p []byte) {
 		}
 		if cidSent(f.CID) > 0 {
 			c.st.failedSends.Add(1)
+		}
+	case "pong":
+		if c.st.storm != nil && c.pongAt == 0 {
+			c.pongAt = now
 		}
 	case "synced":
 		if c.ref != nil && f.Room == c.room.id {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"moim/internal/apiclient"
 )
 
@@ -280,6 +282,12 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage, conc int) error {
 		}
 		st.readers.Add(1)
 		go c.readLoop()
+		if st.storm != nil {
+			// Its answer says when the node reads this connection's frames.
+			if err := c.writeRaw(appendClientFrame(nil, ws.OpText, []byte(`{"type":"ping"}`))); err != nil {
+				st.errs.add("write")
+			}
+		}
 		if n := done.Add(1); n%5000 == 0 {
 			logf("%d WebSockets ready (%.1fs)", n, time.Since(start).Seconds())
 		}

@@ -33,7 +33,7 @@ type stormState struct {
 	// ready and live count each room's members that got their ready and
 	// that received a probe.
 	ready, live map[*room]*atomic.Int32
-	probes atomic.Int64
+	probes      atomic.Int64
 	// probeErrs counts probes refused or failed; skipped counts probes
 	// due while the previous ones of the round had not gone out yet.
 	probeErrs, skipped atomic.Int64
@@ -49,7 +49,10 @@ type stormResult struct {
 	// DialS is from the first dial until the last connection's ready.
 	DialS float64 `json:"dial_seconds"`
 	// Live is connect-to-live (ms) of the connections that went live.
-	Live      latencySummary   `json:"connect_to_live_ms"`
+	Live latencySummary `json:"connect_to_live_ms"`
+	// Answered is from ready until the answer to a ping sent right after
+	// it: when the node reads the connection's frames.
+	Answered  latencySummary   `json:"ready_to_answer_ms"`
 	OverLimit int64            `json:"over_limit"`
 	LimitMS   float64          `json:"limit_ms"`
 	NeverLive int64            `json:"never_live"`
@@ -120,10 +123,13 @@ func (lg *loadgen) runStorm(ctx context.Context, n int, spec stageSpec) *stormRe
 	for i := range res.Procs {
 		res.Procs[i].CPUSeconds = round2(res.Procs[i].CPUSeconds)
 	}
-	lat := newHistogram()
+	lat, answered := newHistogram(), newHistogram()
 	for _, c := range st.clients {
 		if c.readyAt == 0 {
 			continue // never connected: counted in the errors
+		}
+		if c.pongAt != 0 {
+			answered.record(c.pongAt - c.readyAt)
 		}
 		if c.firstRecv == 0 {
 			res.NeverLive++
@@ -139,7 +145,7 @@ func (lg *loadgen) runStorm(ctx context.Context, n int, spec stageSpec) *stormRe
 			res.OverLimit++
 		}
 	}
-	res.Live = lat.summary()
+	res.Live, res.Answered = lat.summary(), answered.summary()
 	res.Probes, res.ProbeErrs, res.Skipped = ss.probes.Load(), ss.probeErrs.Load(), ss.skipped.Load()
 	res.Errors = st.errs.snapshot()
 	if dialErr != nil {
@@ -247,6 +253,7 @@ func (r *stormResult) print(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "dial\tall ready %.2fs after the first dial%s\n", r.DialS, formatErrors(r.Errors))
 	fmt.Fprintf(tw, "connect-to-live\t%s\n", r.Live)
+	fmt.Fprintf(tw, "ready to a ping's answer\t%s\n", r.Answered)
 	fmt.Fprintf(tw, "not live within %gms\t%d (never live: %d)\n", r.LimitMS, r.OverLimit, r.NeverLive)
 	fmt.Fprintf(tw, "probes\t%d sent, %d failed, %d skipped (a round still going out)\n", r.Probes, r.ProbeErrs, r.Skipped)
 	for _, p := range r.Procs {
