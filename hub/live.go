@@ -131,12 +131,7 @@ func (l *liveRooms) round(ctx context.Context) {
 				s.join = newJoin()
 			}
 		case !s.want:
-			// Whoever needed it has left before it was subscribed.
-			delete(l.rooms, r)
-			if !isClosed(s.join) {
-				s.join.err = errLeft
-				close(s.join.done)
-			}
+			l.forget(r, s)
 		}
 	}
 	clear(l.dirty)
@@ -145,6 +140,13 @@ func (l *liveRooms) round(ctx context.Context) {
 		if err := l.broker.unsubscribe(ctx, unsub...); err != nil {
 			l.log.Warn("unsubscribe", "rooms", len(unsub), "err", err)
 		}
+		l.mu.Lock()
+		for _, r := range unsub {
+			if s := l.rooms[r]; !s.want && !s.subscribed {
+				l.forget(r, s) // else needed again meanwhile: it is dirty
+			}
+		}
+		l.mu.Unlock()
 	}
 	if len(sub) == 0 {
 		return
@@ -169,6 +171,16 @@ func (l *liveRooms) round(ctx context.Context) {
 			s.confirmed = true
 		}
 		close(j.done)
+	}
+}
+
+// forget drops an unwanted, unsubscribed room's state; whoever needed it
+// left before it was subscribed. Call it under l.mu.
+func (l *liveRooms) forget(room int64, s *roomState) {
+	delete(l.rooms, room)
+	if !isClosed(s.join) {
+		s.join.err = errLeft
+		close(s.join.done)
 	}
 }
 

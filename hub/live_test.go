@@ -77,6 +77,8 @@ func TestRacingJoinsAndLeavesEndSubscribed(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Settled: the broker delivers exactly the rooms with connections, and
+	// the keeper holds no state of rooms nobody is in.
 	waitFor(t, "the subscriptions to settle", func() bool {
 		h.mu.RLock()
 		defer h.mu.RUnlock()
@@ -85,7 +87,9 @@ func TestRacingJoinsAndLeavesEndSubscribed(t *testing.T) {
 				return false
 			}
 		}
-		return true
+		h.live.mu.Lock()
+		defer h.live.mu.Unlock()
+		return len(h.live.rooms) == len(h.rooms)
 	})
 	if b.calls >= workers*rounds {
 		t.Errorf("%d broker calls for %d connections: joins were not batched", b.calls, workers*rounds)
