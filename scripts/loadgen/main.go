@@ -43,6 +43,11 @@
 // client protocol (centrifugo.go); -centrifugo-secret signs the users'
 // connection tokens. scripts/peerbench.sh runs both side by side.
 //
+// -storm measures a connection storm instead of traffic (storm.go): each
+// stage's users dial at once into fresh rooms, each timed from its ready
+// until it receives its room's REST-sent probes; scripts/stormbench.sh
+// runs it on both engines.
+//
 // The result is a table per stage on stdout, then one JSON line per
 // stage. A stage passes a latency limit when delivery p99 is at most the
 // limit, no acked message was lost and no error happened; the exit code
