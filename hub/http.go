@@ -108,9 +108,13 @@ func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, token, name string, ro
 	c.token = token
 	// "ready" goes out before the connection joins its rooms, so it is the
 	// first frame; what is published in between reaches the client through
-	// the sync it sends after "ready", which is read only after the join.
+	// the sync it sends after "ready", which is read only once the broker
+	// confirmed the join.
 	c.write(textFrame(encode(readyEvent{Type: "ready", User: uid, Node: h.cfg.NodeID})))
-	first, err := h.register(c, roomIDs)
+	first, joins := h.register(c, roomIDs)
+	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
+	err = wait(ctx, joins)
+	cancel()
 	if err != nil {
 		h.log.Warn("subscribe on connect", "user", uid, "err", err)
 		h.closeConn(c, ws.StatusInternalServerError, "could not join your rooms; reconnect")

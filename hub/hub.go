@@ -142,6 +142,8 @@ type Hub struct {
 	metrics *metrics
 	poller  *poller
 	nextID  atomic.Uint64
+	// live keeps the broker subscribed to the rooms in rooms, off mu.
+	live *liveRooms
 
 	mu    sync.RWMutex
 	conns map[*Conn]struct{}
@@ -191,6 +193,7 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		users:   map[int64]*local{},
 		rooms:   map[int64]map[*Conn]struct{}{},
 		pending: map[int64]*pendingUser{},
+		live:    newLiveRooms(broker, log),
 		stop:    stop,
 
 		tokensChanged: map[int64]time.Time{},
@@ -208,8 +211,12 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		return nil, err
 	}
 	h.poller = p
-	h.done.Add(1)
+	h.done.Add(2)
 	go h.keepalive(ctx)
+	go func() {
+		defer h.done.Done()
+		h.live.run(ctx)
+	}()
 	return h, nil
 }
 
@@ -285,11 +292,12 @@ func (h *Hub) expect(user int64) (done func()) {
 	}
 }
 
-// register adds an upgraded connection to the hub's maps and subscribes
-// the rooms that had no local member before. first reports the user's
-// first connection on this node. roomIDs were read after expect; the
-// changes heard since then are applied over them.
-func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, err error) {
+// register adds an upgraded connection to the hub's maps and returns
+// the joins of its rooms not yet delivered here, to wait for before its
+// frames are read (liveRooms subscribes them, off h.mu). first reports
+// the user's first connection on this node. roomIDs were read after
+// expect; the changes heard since then are applied over them.
+func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, joins []*join) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.conns[c] = struct{}{}
@@ -311,19 +319,16 @@ func (h *Hub) register(c *Conn, roomIDs []int64) (first bool, err error) {
 		h.users[c.user] = u
 	}
 	u.conns[c] = struct{}{}
-	var fresh []int64
 	for r := range u.rooms {
-		if h.addToRoom(r, c) {
-			fresh = append(fresh, r)
+		h.addToRoom(r, c)
+		// Also a room that had members: its subscription may still be on
+		// its way.
+		if j := h.live.need(r); j != nil {
+			joins = append(joins, j)
 		}
 	}
 	h.metrics.connections.Inc()
-	if len(fresh) == 0 {
-		return first, nil
-	}
-	// Subscribing under h.mu keeps (un)subscribe commands in the order of
-	// the map changes that caused them.
-	return first, h.broker.subscribe(context.Background(), fresh...)
+	return first, joins
 }
 
 // addToRoom reports whether the room had no local connection before.
@@ -364,10 +369,9 @@ func (h *Hub) unregister(c *Conn) {
 		return
 	}
 	delete(u.conns, c)
-	var empty []int64
 	for r := range u.rooms {
 		if h.removeFromRoom(r, c) {
-			empty = append(empty, r)
+			h.live.drop(r)
 		}
 	}
 	if len(u.conns) == 0 {
@@ -381,11 +385,6 @@ func (h *Hub) unregister(c *Conn) {
 			}()
 		}
 		h.annMu.Unlock()
-	}
-	if len(empty) > 0 {
-		if err := h.broker.unsubscribe(context.Background(), empty...); err != nil {
-			h.log.Warn("unsubscribe", "rooms", len(empty), "err", err)
-		}
 	}
 }
 
@@ -444,7 +443,6 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 	}()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var sub, unsub []int64
 	for _, uid := range ev.Users {
 		if p := h.pending[uid]; p != nil {
 			p.changes[ev.Room] = ev.Joined
@@ -463,25 +461,14 @@ func (h *Hub) applyMembership(ev membershipEvent) {
 		}
 		for c := range u.conns {
 			if ev.Joined && h.addToRoom(ev.Room, c) {
-				sub = append(sub, ev.Room)
+				h.live.need(ev.Room) // nobody waits: a sync fills the gap
 			}
 			if !ev.Joined {
 				removed = append(removed, c)
 				if h.removeFromRoom(ev.Room, c) {
-					unsub = append(unsub, ev.Room)
+					h.live.drop(ev.Room)
 				}
 			}
-		}
-	}
-	ctx := context.Background()
-	if len(sub) > 0 {
-		if err := h.broker.subscribe(ctx, sub...); err != nil {
-			h.log.Warn("subscribe", "room", ev.Room, "err", err)
-		}
-	}
-	if len(unsub) > 0 {
-		if err := h.broker.unsubscribe(ctx, unsub...); err != nil {
-			h.log.Warn("unsubscribe", "room", ev.Room, "err", err)
 		}
 	}
 }

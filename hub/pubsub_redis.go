@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,16 @@ type shardSub struct {
 	// read is when receive last read anything on the shard (unix ns): a
 	// prev that stays silent is dead and is given up on.
 	read atomic.Int64
+	// pings are the confirmations change awaits, oldest first: a PING on
+	// the connection being read, answered after the SUBSCRIBE before it.
+	pings    []*pendingPing
+	nextPing uint64
+}
+
+// pendingPing is one PING awaiting its pong.
+type pendingPing struct {
+	n    uint64
+	done chan struct{}
 }
 
 func newSubscriptions(rdb redis.UniversalClient, keys chatlog.Keys, node string) *subscriptions {
@@ -148,9 +159,13 @@ func (s *subscriptions) remove(ctx context.Context, rooms ...int64) error {
 }
 
 // change subscribes (on) or unsubscribes rooms on their shards'
-// connections and remembers them for a resubscribe.
+// connections and remembers them for a resubscribe. Subscribing returns
+// once Redis confirmed it on every shard: each shard gets one SUBSCRIBE
+// for its rooms and a PING behind it, all shards at once, and Redis
+// answers a connection's commands in order.
 func (s *subscriptions) change(ctx context.Context, rooms []int64, on bool) error {
 	var errs []error
+	var pongs []chan struct{}
 	for shard, rs := range s.byShard(rooms) {
 		sh := s.shards[shard]
 		sh.mu.Lock()
@@ -171,10 +186,91 @@ func (s *subscriptions) change(ctx context.Context, rooms []int64, on bool) erro
 			_ = s.subscribeOn(ctx, sh.prev, chs, on)
 		}
 		err := s.subscribeOn(ctx, sh.ps, chs, on)
+		if err == nil && on {
+			var done chan struct{}
+			done, err = sh.ping(ctx)
+			pongs = append(pongs, done)
+		}
 		sh.mu.Unlock()
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, done := range pongs {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("hub: subscription unconfirmed: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// ping writes a PING on the connection receive reads (prev while it is
+// drained) and returns what closes when its pong is read; call it under
+// sh.mu.
+func (sh *shardSub) ping(ctx context.Context) (chan struct{}, error) {
+	sh.nextPing++
+	p := &pendingPing{n: sh.nextPing, done: make(chan struct{})}
+	on := sh.ps
+	if sh.prev != nil {
+		on = sh.prev
+	}
+	if err := on.Ping(ctx, pingPrefix+strconv.FormatUint(p.n, 10)); err != nil {
+		return nil, fmt.Errorf("hub: confirm subscription: %w", err)
+	}
+	sh.pings = append(sh.pings, p)
+	return p.done, nil
+}
+
+// pingPrefix starts the payload of a confirmation PING.
+const pingPrefix = "moim-join-"
+
+// pong settles the pings up to the one payload answers: Redis answers
+// one connection's commands in order.
+func (sh *shardSub) pong(payload string) {
+	n, err := strconv.ParseUint(strings.TrimPrefix(payload, pingPrefix), 10, 64)
+	if err != nil || !strings.HasPrefix(payload, pingPrefix) {
+		return
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i := 0
+	for ; i < len(sh.pings) && sh.pings[i].n <= n; i++ {
+		close(sh.pings[i].done)
+	}
+	sh.pings = sh.pings[i:]
+}
+
+// reping asks again on the connection now read for the pings whose
+// connection failed or was retired before their pongs came: one newer
+// ping settles them all.
+func (sh *shardSub) reping(ctx context.Context, warn func(error)) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if len(sh.pings) == 0 {
+		return
+	}
+	if _, err := sh.ping(ctx); err != nil {
+		warn(err)
+	}
+}
+
+// next reads from's next message, settling pings on the way.
+func (sh *shardSub) next(ctx context.Context, from *redis.PubSub) (*redis.Message, error) {
+	for {
+		v, err := from.Receive(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch v := v.(type) {
+		case *redis.Message:
+			return v, nil
+		case *redis.Pong:
+			sh.pong(v.Payload)
+		}
+	}
 }
 
 // subscribeOn subscribes (on) or unsubscribes channels on ps, with
@@ -242,7 +338,7 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			from = sh.prev
 		}
 		sh.mu.Unlock()
-		msg, err := from.ReceiveMessage(ctx)
+		msg, err := sh.next(ctx, from)
 		if err != nil {
 			sh.mu.Lock()
 			replaced := from != sh.ps
@@ -254,6 +350,7 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			if replaced {
 				_ = from.Close()
 				skip, catchUp, held = mark, mark != "", held[:0]
+				sh.reping(ctx, warn)
 				continue
 			}
 		}
@@ -271,6 +368,7 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			// may lose the mark: stop waiting for it.
 			endSkip()
 			sleep(ctx, 100*time.Millisecond)
+			sh.reping(ctx, warn) // go-redis resubscribes before it
 		case msg.Channel != probe && catchUp:
 			held = append(held, msg)
 		case msg.Channel != probe:
@@ -284,6 +382,7 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			endSkip() // what follows, the old connection did not see
 		case sh.handedOver(from, msg.Payload):
 			skip = msg.Payload
+			sh.reping(ctx, warn)
 		}
 	}
 }

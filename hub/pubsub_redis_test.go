@@ -82,9 +82,6 @@ func startShard(t *testing.T, rdb *redis.Client) (*subscriptions, *collector, st
 	if err := s.open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.add(ctx, 7); err != nil {
-		t.Fatal(err)
-	}
 	c := &collector{}
 	done := make(chan struct{})
 	go func() {
@@ -96,7 +93,42 @@ func startShard(t *testing.T, rdb *redis.Client) (*subscriptions, *collector, st
 		s.close()
 		<-done
 	})
+	// add returns once the receive loop reads the confirmation.
+	if err := s.add(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
 	return s, c, keys.Channel(7)
+}
+
+// TestSubscribedRoomIsLiveAtOnce: once add returns, Redis has the
+// subscription, so a message published right after reaches the node; a
+// connection counts on that when its frames are read only after its
+// rooms' joins (a sync it sends then must miss nothing).
+func TestSubscribedRoomIsLiveAtOnce(t *testing.T) {
+	rdb := testRedis(t)
+	s, c, _ := startShard(t, rdb)
+	ctx := context.Background()
+	const rooms = 300
+	for r := int64(100); r < 100+rooms; r++ {
+		if err := s.add(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Publish(ctx, s.keys.Channel(r), strconv.FormatInt(r, 10)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The probe channel's own room 7 marks the end.
+	if err := rdb.Publish(ctx, s.keys.Channel(7), "end").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the end mark", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.got) > 0 && c.got[len(c.got)-1] == "end"
+	})
+	if got := c.count(); got != rooms+1 {
+		t.Fatalf("%d of %d messages published right after their room's subscription arrived", got-1, rooms)
+	}
 }
 
 // publishSeqs publishes "1".."n" on channel in order, in small pipelines,

@@ -56,6 +56,13 @@ type client struct {
 	// cf is the connection's Centrifugo protocol state (-target
 	// centrifugo), else nil.
 	cf *cfState
+	// readyAt is when the first connection's ready arrived (unix ns);
+	// firstRecv and firstCID are its first storm probe's arrival and cid
+	// (-storm, storm.go).
+	readyAt, firstRecv int64
+	firstCID           string
+	// pongAt is when the answer to the ping sent after ready came.
+	pongAt int64
 }
 
 // install makes conn the client's connection unless the stage is closing
@@ -408,6 +415,10 @@ func (c *client) handle(p []byte) {
 		if cidSent(f.CID) > 0 {
 			c.st.failedSends.Add(1)
 		}
+	case "pong":
+		if c.st.storm != nil && c.pongAt == 0 {
+			c.pongAt = now
+		}
 	case "synced":
 		if c.ref != nil && f.Room == c.room.id {
 			c.ref.synced(c, f.Seq)
@@ -420,6 +431,10 @@ func (c *client) handle(p []byte) {
 func (c *client) delivered(room, seq, sent int64, cid []byte, now int64) {
 	if room != c.room.id {
 		c.st.foreign.Add(1)
+		return
+	}
+	if c.st.storm != nil {
+		c.stormDelivered(cid, now)
 		return
 	}
 	if cid != nil {

@@ -40,6 +40,8 @@ func TestFlagsBecomeStagesAndNodes(t *testing.T) {
 		{"-room-size", "0"},
 		{"-password", "short"},
 		{"-also-members", "x"},
+		{"-storm", "-reconnect"},
+		{"-storm", "-storm-probe", "0s"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(bad); err == nil {

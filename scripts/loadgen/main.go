@@ -43,6 +43,11 @@
 // client protocol (centrifugo.go); -centrifugo-secret signs the users'
 // connection tokens. scripts/peerbench.sh runs both side by side.
 //
+// -storm measures a connection storm instead of traffic (storm.go): each
+// stage's users dial at once into fresh rooms, each timed from its ready
+// until it receives its room's REST-sent probes; scripts/stormbench.sh
+// runs it on both engines.
+//
 // The result is a table per stage on stdout, then one JSON line per
 // stage. A stage passes a latency limit when delivery p99 is at most the
 // limit, no acked message was lost and no error happened; the exit code
@@ -123,6 +128,12 @@ type options struct {
 	// key, to sign its connection tokens.
 	target   string
 	cfSecret []byte
+	// storm replaces each stage's traffic by a connection storm
+	// (storm.go): every WebSocket dialled at once, each timed from its
+	// ready until it receives a probe sent each stormProbe; stormLimit is
+	// the verdict's bound.
+	storm                  bool
+	stormProbe, stormLimit time.Duration
 }
 
 // loadgen is one run: its options, REST client and the users so far.
@@ -220,6 +231,9 @@ Flags:
 	timeline := fs.Bool("timeline", false, "add a per-second timeline (sent, acked, deliveries, errors, delivery p99) to the JSON line")
 	tgt := fs.String("target", "moim", "the server -url points at: moim, or centrifugo (the peer Moim is measured against: the same users, rooms, pacing and bodies over Centrifugo's JSON client protocol, each room a channel with history and recovery; no REST set-up, connection tokens signed with -centrifugo-secret)")
 	cfSecret := fs.String("centrifugo-secret", "", "with -target centrifugo: the peer's client.token.hmac_secret_key, to sign each user's HS256 connection token")
+	storm := fs.Bool("storm", false, "measure a connection storm instead of traffic: per stage (users; its rate is ignored), dial every WebSocket at once into fresh rooms and time each from its ready until it receives its room's messages, probed over REST (POST /api/rooms/{id}/messages) every -storm-probe; reports connect-to-live p50/p99/max and how many took longer than -storm-limit (the verdict)")
+	stormProbe := fs.Duration("storm-probe", 100*time.Millisecond, "with -storm: how often each room not yet all live gets a probe message")
+	stormLimit := fs.Duration("storm-limit", time.Second, "with -storm: every connection must be live within this of its ready")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -233,6 +247,13 @@ Flags:
 		warmup: *warmup, warmupConc: *warmupConc, historyCheck: *historyCheck, historyTimeout: *historyTimeout,
 		reconnect: *reconnect, storeURI: *storeCheck, timeline: *timeline,
 		target: *tgt, cfSecret: []byte(*cfSecret),
+		storm: *storm, stormProbe: *stormProbe, stormLimit: *stormLimit,
+	}
+	if o.storm && (o.target != "moim" || *reconnect || *historyCheck || *storeCheck != "") {
+		return nil, errors.New("-storm drives Moim only, without -reconnect, -history-check or -store-check")
+	}
+	if *stormProbe <= 0 || *stormLimit <= 0 {
+		return nil, errors.New("-storm-probe and -storm-limit must be positive")
 	}
 	switch {
 	case o.target == "centrifugo":
@@ -391,6 +412,9 @@ func run(args []string) int {
 			}
 		}
 	}()
+	if o.storm {
+		return lg.runStorms(ctx)
+	}
 	var results []*result
 	for i, spec := range o.stages {
 		if ctx.Err() != nil {
@@ -450,7 +474,7 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	if err := lg.tgt.createRooms(ctx, st); err != nil {
 		return fail("create rooms: %v", err)
 	}
-	if err := lg.dialAll(ctx, st); err != nil {
+	if err := lg.dialAll(ctx, st, o.dialConc); err != nil {
 		return fail("open WebSockets: %v", err)
 	}
 	res.SetupS = round2(time.Since(setup).Seconds())

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"moim/internal/apiclient"
 )
 
@@ -252,12 +254,13 @@ func (lg *loadgen) dial(ctx context.Context, c *client, node int) (net.Conn, *bu
 	return conn, br, nil
 }
 
-// dialAll opens every client's WebSocket and starts its reader.
-func (lg *loadgen) dialAll(ctx context.Context, st *stage) error {
+// dialAll opens every client's WebSocket, conc dials in flight at once,
+// and starts its reader.
+func (lg *loadgen) dialAll(ctx context.Context, st *stage, conc int) error {
 	start := time.Now()
 	var done atomic.Int64
 	bind := lg.o.sources > 1 && lg.o.bind
-	failed, err := parallel(ctx, len(st.clients), lg.o.dialConc, func(i int) error {
+	failed, err := parallel(ctx, len(st.clients), conc, func(i int) error {
 		c := st.clients[i]
 		if bind {
 			c.source = apiclient.SourceIP(i % lg.o.sources)
@@ -266,6 +269,10 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage) error {
 		err := withRetry(ctx, func() error {
 			conn, br, err := lg.dial(ctx, c, c.home)
 			if err == nil {
+				c.readyAt = time.Now().UnixNano()
+				if st.storm != nil {
+					st.storm.ready[c.room].Add(1)
+				}
 				c.install(conn, br)
 			}
 			return err
@@ -275,6 +282,12 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage) error {
 		}
 		st.readers.Add(1)
 		go c.readLoop()
+		if st.storm != nil {
+			// Its answer says when the node reads this connection's frames.
+			if err := c.writeRaw(appendClientFrame(nil, ws.OpText, []byte(`{"type":"ping"}`))); err != nil {
+				st.errs.add("write")
+			}
+		}
 		if n := done.Add(1); n%5000 == 0 {
 			logf("%d WebSockets ready (%.1fs)", n, time.Since(start).Seconds())
 		}

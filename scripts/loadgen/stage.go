@@ -60,6 +60,8 @@ type stage struct {
 
 	logMu  sync.Mutex
 	logged map[string]int
+	// storm is the probes' state of a -storm stage, else nil.
+	storm *stormState
 }
 
 func newStage(ctx context.Context, lg *loadgen, n int, spec stageSpec, accts []*account) *stage {
