@@ -27,6 +27,10 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		h.fail(c, "rate_limited", "sending too fast; slow down", in.CID, in.Room)
 		return
 	}
+	if wait := h.adm.busy(); wait > 0 {
+		h.refuseBusy(c, in.CID, in.Room, wait)
+		return
+	}
 	if !h.within(c, budgetSend, h.cfg.Budget.Send, "sending too fast", in.CID, in.Room) {
 		return
 	}
@@ -62,8 +66,13 @@ func (h *Hub) accept(d *chatlog.Draft) (chatlog.Accepted, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
+	h.adm.inflight.Add(1)
 	acc, err := h.broker.accept(ctx, d)
-	h.metrics.redisRTT.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	h.adm.inflight.Add(-1)
+	h.adm.finished.Add(1)
+	h.adm.observe(took)
+	h.metrics.redisRTT.Observe(took.Seconds())
 	if err == nil && !acc.Dup {
 		h.metrics.accepted.Inc()
 		if h.accepted != nil {
