@@ -22,34 +22,65 @@ const admissionWindow = 100 * time.Millisecond
 // a node that took every send would queue them (in the commit queue, the
 // deliverers' queues, the sockets' write queues, the kernel's buffers)
 // and every message's latency would grow for as long as the load lasts;
-// instead, while it is behind, it refuses sends at once with error busy
-// and a retry_after_ms, stores nothing of them, and the client resends
-// the same cid later (docs/PROTOCOL.md). Behind means the worst lag of
-// the last window passed the limit, the lag being any of: a message's
-// wait from acceptance to being written to a local recipient (fan-out,
-// both engines), a send's wait for its ack (the group commit, or the
-// Redis round trip), and how long sends in flight went without any of
-// them finishing (a stuck store yields no samples of the other two).
+// instead, while it is behind, it refuses a share of the sends at once
+// with error busy and a retry_after_ms, stores nothing of them, and the
+// client resends the same cid later (docs/PROTOCOL.md).
+//
+// Behind means the worst lag of the last window passed the limit, the
+// lag being any of: a message's wait from acceptance to being written to
+// a local recipient (fan-out, both engines), a send's wait for its ack
+// (the group commit, or the Redis round trip), and how long sends in
+// flight went without any of them finishing (a stuck store yields no
+// samples of the other two). The share taken adapts as TCP's window
+// does: each window behind halves it, each window well within the limit
+// adds a twentieth back. Refusing everything while behind and taking
+// everything after would swing between an idle node and a flood of
+// retries; the share settles near what the node can carry.
 type admission struct {
-	limit time.Duration // lag past which sends are refused
+	limit time.Duration // lag past which the share taken shrinks
 	// worst is the current window's worst lag in nanoseconds.
 	worst atomic.Int64
 	// inflight counts sends waiting for their ack; finished counts acks
 	// (and failures), so a window with sends waiting and none finished
 	// is a stall.
 	inflight, finished atomic.Int64
-	// retry is the wait in milliseconds told to a refused client, 0
-	// while the node takes sends: the only thing a send reads.
+	// gate is the share of sends taken, scaled to 1<<32 (gateAll: all),
+	// and retry the base wait in milliseconds told to a refused client:
+	// a send reads gate alone unless some are refused.
+	gate  atomic.Uint64
 	retry atomic.Int64
+	// share is gate as the judging goroutine keeps it.
+	share float64
 	lag   prometheus.Gauge
+	taken prometheus.Gauge
 }
 
+const gateAll = 1 << 32
+
+// Admission's steps per window: behind halves the share taken, well
+// within the limit (under half of it) adds a twentieth, so from the
+// floor all sends are taken again within about two seconds. The floor
+// keeps some sends going, which keeps the lag measured.
+const (
+	shareCut   = 0.5
+	shareStep  = 0.05
+	shareFloor = 0.02
+)
+
 func newAdmission(limit time.Duration, reg prometheus.Registerer) *admission {
-	a := &admission{limit: limit, lag: prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "moim_hub_lag_seconds",
-		Help: "This node's worst lag over the last 100 ms as admission judges it: acceptance to delivery, a send's wait for its ack, or sends in flight with none finishing. Past MOIM_BUSY_LAG new sends are refused as busy.",
-	})}
-	reg.MustRegister(a.lag)
+	a := &admission{limit: limit, share: 1,
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "moim_hub_lag_seconds",
+			Help: "This node's worst lag over the last 100 ms as admission judges it: acceptance to delivery, a send's wait for its ack, or sends in flight with none finishing. Past MOIM_BUSY_LAG a share of new sends is refused as busy.",
+		}),
+		taken: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "moim_hub_send_share",
+			Help: "Share of new sends this node takes (1: all); the rest are refused as busy while it is behind (MOIM_BUSY_LAG).",
+		}),
+	}
+	a.gate.Store(gateAll)
+	a.taken.Set(1)
+	reg.MustRegister(a.lag, a.taken)
 	return a
 }
 
@@ -87,30 +118,36 @@ func (a *admission) run(ctx context.Context) {
 	}
 }
 
-// maxRetryAfter caps the wait told to a client, so one long stall does
-// not park every sender for long after it ends.
-const maxRetryAfter = 5 * time.Second
+// maxRetryAfter caps the base wait told to a client, so one long stall
+// does not park every sender for long after it ends.
+const maxRetryAfter = 2 * time.Second
 
-// judge sets whether sends are taken after a window whose worst lag was
-// lag. A refused client waits about as long as the lag: roughly how long
-// the queued work takes to drain once no more joins it.
+// judge adapts the share of sends taken after a window whose worst lag
+// was lag. A refused client waits about as long as the lag (at least the
+// limit): roughly how long the queued work takes to drain.
 func (a *admission) judge(lag time.Duration) {
 	a.lag.Set(lag.Seconds())
-	if lag <= a.limit {
-		a.retry.Store(0)
-		return
+	switch {
+	case lag > a.limit:
+		a.share = max(a.share*shareCut, shareFloor)
+	case lag < a.limit/2:
+		a.share = min(a.share+shareStep, 1)
 	}
-	a.retry.Store(min(max(lag, admissionWindow), maxRetryAfter).Milliseconds())
+	a.taken.Set(a.share)
+	a.retry.Store(min(max(lag, a.limit, admissionWindow), maxRetryAfter).Milliseconds())
+	a.gate.Store(uint64(a.share * gateAll))
 }
 
 // busy is the wait to tell a client whose send is refused, 0 when the
-// node takes sends. The wait is spread over [base, 2·base) so refused
-// clients do not all come back in the same instant.
+// send is taken. While the node is behind each send is taken with the
+// probability of the share; the wait is spread over [base, 2·base) so
+// refused clients do not all come back in the same instant.
 func (a *admission) busy() time.Duration {
-	base := a.retry.Load()
-	if base == 0 {
+	g := a.gate.Load()
+	if g >= gateAll || uint64(rand.Uint32()) < g {
 		return 0
 	}
+	base := max(a.retry.Load(), 1)
 	return time.Duration(base+rand.Int64N(base)) * time.Millisecond
 }
 

@@ -11,8 +11,8 @@ import (
 )
 
 // TestBusyNodeRefusesSendsThenTakesTheirRetries forces a node behind (a
-// busy lag of a nanosecond: every ack or delivery puts the next 100 ms
-// past it) and sends over WebSocket and REST until sends are refused as
+// busy lag of a nanosecond: every ack or delivery halves the share of
+// sends the node takes in the next 100 ms) and sends over WebSocket and REST until sends are refused as
 // busy. A refused send carries retry_after_ms (REST: 503 and
 // Retry-After), is not stored, and resent with the same cid after that
 // wait it is acked; in the end every cid is in the room once under one
@@ -47,8 +47,8 @@ func TestBusyNodeRefusesSendsThenTakesTheirRetries(t *testing.T) {
 		cids = append(cids, cid)
 		body := "message " + cid
 		for attempt := 0; ; attempt++ {
-			if attempt == 50 {
-				t.Fatalf("cid %s refused 50 times", cid)
+			if attempt == 200 {
+				t.Fatalf("cid %s refused 200 times", cid)
 			}
 			wa.send(map[string]any{"type": "send", "room": room.ID, "cid": cid, "body": body})
 			f := wa.awaitWhere(func(f frameMsg) bool { return f.CID == cid && (f.Type == "ack" || f.Type == "error") })
