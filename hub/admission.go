@@ -130,7 +130,7 @@ func (a *admission) judge(lag time.Duration) {
 	switch {
 	case lag > a.limit:
 		a.share = max(a.share*shareCut, shareFloor)
-	case lag < a.limit/2:
+	case lag <= a.limit/2:
 		a.share = min(a.share+shareStep, 1)
 	}
 	a.taken.Set(a.share)
