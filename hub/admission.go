@@ -120,11 +120,13 @@ func (a *admission) run(ctx context.Context) {
 
 // maxRetryAfter caps the base wait told to a client, so one long stall
 // does not park every sender for long after it ends.
-const maxRetryAfter = 2 * time.Second
+const maxRetryAfter = 10 * time.Second
 
 // judge adapts the share of sends taken after a window whose worst lag
-// was lag. A refused client waits about as long as the lag (at least the
-// limit): roughly how long the queued work takes to drain.
+// was lag, and the wait told to refused clients: the limit divided by
+// the share (at least a window, at most maxRetryAfter). The fewer sends
+// the node takes, the longer refused clients stay away, so their
+// retries do not grow into more work than the sends they stand for.
 func (a *admission) judge(lag time.Duration) {
 	a.lag.Set(lag.Seconds())
 	switch {
@@ -134,7 +136,8 @@ func (a *admission) judge(lag time.Duration) {
 		a.share = min(a.share+shareStep, 1)
 	}
 	a.taken.Set(a.share)
-	a.retry.Store(min(max(lag, a.limit, admissionWindow), maxRetryAfter).Milliseconds())
+	wait := time.Duration(float64(a.limit) / a.share)
+	a.retry.Store(min(max(wait, admissionWindow), maxRetryAfter).Milliseconds())
 	a.gate.Store(uint64(a.share * gateAll))
 }
 

@@ -36,8 +36,8 @@ func TestAdmissionRefusesWhileBehind(t *testing.T) {
 	for range 1000 {
 		if w := a.busy(); w > 0 {
 			refused++
-			if w < 150*time.Millisecond || w >= 2*maxRetryAfter {
-				t.Fatalf("retry after %v, want from the limit to twice the cap", w)
+			if w < 150*time.Millisecond*49 || w >= 2*maxRetryAfter {
+				t.Fatalf("retry after %v at the floor, want from the limit over the share (a fiftieth) to twice the cap", w)
 			}
 		}
 	}
