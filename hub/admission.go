@@ -14,8 +14,8 @@ import (
 )
 
 // admissionWindow is how often the node judges its lag anew: short
-// enough that a node which caught up takes sends again within a tenth of
-// a second, long enough to hold many samples under load.
+// enough to follow the load within a few windows, long enough to hold
+// many samples under load.
 const admissionWindow = 100 * time.Millisecond
 
 // admission decides whether this node takes new sends. Past its capacity
@@ -34,8 +34,9 @@ const admissionWindow = 100 * time.Millisecond
 // samples of the other two). The share taken adapts as TCP's window
 // does: each window behind halves it, each window well within the limit
 // adds a twentieth back. Refusing everything while behind and taking
-// everything after would swing between an idle node and a flood of
-// retries; the share settles near what the node can carry.
+// everything after swung between an idle node and a flood of retries
+// (docs/BENCHMARKS.md, "Past capacity"); the share is meant to settle
+// near what the node can carry.
 type admission struct {
 	limit time.Duration // lag past which the share taken shrinks
 	// worst is the current window's worst lag in nanoseconds.
