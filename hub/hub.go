@@ -65,6 +65,9 @@ type Config struct {
 	// still delivers by publishing to itself [5s]; a shard silent for
 	// three intervals is resubscribed and fails /readyz meanwhile.
 	ProbeInterval time.Duration
+	// BusyLag is the lag past which the node refuses new sends as busy
+	// [250ms] (admission.go).
+	BusyLag time.Duration
 }
 
 func (c *Config) defaults() {
@@ -88,6 +91,7 @@ func (c *Config) defaults() {
 	defDur(&c.IdleTimeout, 75*time.Second)
 	defDur(&c.ProbeInterval, 5*time.Second)
 	defDur(&c.TokenCheck, time.Minute)
+	defDur(&c.BusyLag, 250*time.Millisecond)
 	if c.SendRate <= 0 {
 		c.SendRate = 20
 	}
@@ -140,6 +144,7 @@ type Hub struct {
 	// files is nil until UseAttachments; messages then carry none.
 	files   Attachments
 	metrics *metrics
+	adm     *admission
 	poller  *poller
 	nextID  atomic.Uint64
 	// live keeps the broker subscribed to the rooms in rooms, off mu.
@@ -161,7 +166,7 @@ type Hub struct {
 
 	scratch sync.Pool
 	stop    context.CancelFunc
-	// done counts the broker's delivery goroutines and keepalive.
+	// done counts the broker's delivery goroutines, keepalive and admission.
 	done sync.WaitGroup
 	// announcing counts presence updates still running, so Close waits
 	// for the last goodbyes before Redis goes away; annMu orders each Add
@@ -189,6 +194,7 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		cfg: cfg, log: log, dir: dir, history: history,
 		broker:  broker,
 		metrics: newMetrics(reg),
+		adm:     newAdmission(cfg.BusyLag, reg),
 		conns:   map[*Conn]struct{}{},
 		users:   map[int64]*local{},
 		rooms:   map[int64]map[*Conn]struct{}{},
@@ -211,11 +217,15 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		return nil, err
 	}
 	h.poller = p
-	h.done.Add(2)
+	h.done.Add(3)
 	go h.keepalive(ctx)
 	go func() {
 		defer h.done.Done()
 		h.live.run(ctx)
+	}()
+	go func() {
+		defer h.done.Done()
+		h.adm.run(ctx)
 	}()
 	return h, nil
 }
@@ -521,7 +531,9 @@ func (f *fanout) deliver(room int64, payload []byte) {
 	if bytes.HasPrefix(payload, msgPrefix) {
 		h.metrics.deliveries.Add(float64(len(f.targets)))
 		if ts := acceptedAt(frame[len(frame)-len(payload):]); ts > 0 {
-			h.metrics.latency.Observe(time.Since(time.UnixMilli(ts)).Seconds())
+			lag := time.Since(time.UnixMilli(ts))
+			h.metrics.latency.Observe(lag.Seconds())
+			h.adm.observe(lag)
 		}
 	}
 }

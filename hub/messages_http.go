@@ -159,6 +159,9 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 	if err := checkSend(req.CID, req.Body, req.Attachment, req.ReplyTo); err != nil {
 		return err
 	}
+	if wait := h.adm.busy(); wait > 0 {
+		return h.busyREST(c, wait)
+	}
 	if err := h.withinREST(c, user, budgetSend, h.cfg.Budget.Send, "sending too fast"); err != nil {
 		return err
 	}

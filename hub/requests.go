@@ -27,6 +27,10 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		h.fail(c, "rate_limited", "sending too fast; slow down", in.CID, in.Room)
 		return
 	}
+	if wait := h.adm.busy(); wait > 0 {
+		h.refuseBusy(c, in.CID, in.Room, wait)
+		return
+	}
 	if !h.within(c, budgetSend, h.cfg.Budget.Send, "sending too fast", in.CID, in.Room) {
 		return
 	}
@@ -49,7 +53,7 @@ func (h *Hub) send(c *Conn, in *inbound) {
 	if p, ok := h.broker.(pipeliner); ok {
 		// The worker moves on to the next readable socket; the ack is
 		// written once the group commit holding the message is done.
-		start := time.Now()
+		start := h.starting()
 		p.acceptThen(d, func(acc chatlog.Accepted, err error) {
 			h.accepted(d, acc, err, start)
 			h.answerSend(c, cid, room, acc, err)
@@ -83,16 +87,27 @@ func (h *Hub) answerSend(c *Conn, cid string, room int64, acc chatlog.Accepted, 
 func (h *Hub) accept(d *chatlog.Draft) (chatlog.Accepted, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	start := time.Now()
+	start := h.starting()
 	acc, err := h.broker.accept(ctx, d)
 	h.accepted(d, acc, err, start)
 	return acc, err
 }
 
-// accepted counts a draft's outcome and tells OnAccept's listener of a
-// newly accepted message.
+// starting counts a send in flight, which admission watches for sends
+// that go without finishing, and returns when it started.
+func (h *Hub) starting() time.Time {
+	h.adm.inflight.Add(1)
+	return time.Now()
+}
+
+// accepted counts a draft's outcome (ending what starting began) and
+// tells OnAccept's listener of a newly accepted message.
 func (h *Hub) accepted(d *chatlog.Draft, acc chatlog.Accepted, err error, start time.Time) {
-	h.metrics.redisRTT.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	h.adm.inflight.Add(-1)
+	h.adm.finished.Add(1)
+	h.adm.observe(took)
+	h.metrics.redisRTT.Observe(took.Seconds())
 	if err == nil && !acc.Dup {
 		h.metrics.accepted.Inc()
 		if h.onAccept != nil {

@@ -87,6 +87,13 @@ type Config struct {
 	// typing, low enough that one client cannot flood a room.
 	SendRate  float64
 	SendBurst int
+	// BusyLag is the lag past which a node refuses new sends with error
+	// busy and retry_after_ms instead of queueing them (hub/admission.go).
+	// Default 250ms: about 25× the delivery p99 of a node within its
+	// capacity, so it is never reached in ordinary use, and low enough
+	// that an acknowledged message's delivery stays well under a second
+	// past capacity (docs/BENCHMARKS.md).
+	BusyLag time.Duration
 	// Roles restricts what this node does: any of api (REST), hub
 	// (WebSocket) and batcher (drains Redis into the store). Default all
 	// three; operators may split them across processes.
@@ -254,6 +261,7 @@ func (c *Config) settings() []setting {
 		{"MOIM_ALLOWED_ORIGINS", "", "same host; any when nothing is configured", "Comma-separated browser origins allowed to open `/ws`.", list(&c.AllowedOrigins)},
 		{"MOIM_SEND_RATE", "20", "", "Messages per second one WebSocket may send (token bucket).", positive(&c.SendRate)},
 		{"MOIM_SEND_BURST", "40", "", "Burst of that bucket. Load tests raise both.", integer(&c.SendBurst, 1, math.MaxInt)},
+		{"MOIM_BUSY_LAG", "250ms", "", "Overload: while this node's lag (a message's acceptance to its delivery, or a send's wait for its ack, worst of the last 100 ms; `moim_hub_lag_seconds`) is past this, a share of new sends (halved every 100 ms while it stays past) is refused at once with error `busy` and `retry_after_ms` (REST: 503 with `Retry-After`) and nothing of them is stored; clients resend the same cid later (docs/PROTOCOL.md). 250ms is far above a node within its capacity and keeps acknowledged messages' delivery under a second past it.", duration(&c.BusyLag)},
 		{"MOIM_ROLES", "api,hub,batcher", "", "What this node runs: REST (`api`), WebSocket (`hub`), the Redis→MongoDB batcher (`batcher`).", listOf(&c.Roles, "api", "hub", "batcher")},
 		{"MOIM_CLAIM_IDLE", "30s", "", "How long a batcher's unstored entries wait before another batcher claims them.", duration(&c.ClaimIdle)},
 		{"MOIM_TOKEN_CHECK", "1m", "", "How often open WebSockets' tokens are read again, closing those of deleted users and expired tokens (logouts and password changes close theirs at once).", duration(&c.TokenCheck)},

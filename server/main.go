@@ -202,6 +202,7 @@ func (n *node) build(ctx context.Context) error {
 		AnyOrigin:      n.cfg.Embedded() && len(n.cfg.AllowedOrigins) == 0,
 		SendRate:       n.cfg.SendRate,
 		SendBurst:      n.cfg.SendBurst,
+		BusyLag:        n.cfg.BusyLag,
 		TokenCheck:     n.cfg.TokenCheck,
 		Budget:         hub.Budget{Limiter: lim, Send: n.cfg.SendLimit, Sync: n.cfg.SyncLimit, Events: n.cfg.EventLimit},
 		ProbeInterval:  n.cfg.PubSubProbe,

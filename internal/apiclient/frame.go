@@ -23,7 +23,7 @@ type Frame struct {
 	By      int64  `json:"by"`
 	Deleted bool   `json:"deleted"`
 	To      int64  `json:"to"` // a gap's last seq (From is its first)
-	// RetryAfterMS is a rate_limited error's wait.
+	// RetryAfterMS is a rate_limited or busy error's wait.
 	RetryAfterMS int64 `json:"retry_after_ms"`
 	// Notice is a notice event's notice (nil when it was cleared).
 	Notice *struct {

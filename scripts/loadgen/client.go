@@ -269,6 +269,8 @@ type frame struct {
 	User    int64  `json:"user"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// RetryAfterMS is a busy or rate_limited refusal's wait.
+	RetryAfterMS int64 `json:"retry_after_ms"`
 }
 
 var (

@@ -225,7 +225,7 @@ Flags:
 	historyTimeout := fs.Duration("history-timeout", 60*time.Second, "how long -history-check polls for the history to become complete")
 	pids := fs.String("pid", "", "comma-separated PIDs on this host (e.g. the node and redis-server) whose CPU time (/proc/PID/stat) and peak VmRSS (/proc/PID/status, sampled every second) are reported per stage")
 	limits := fs.String("limits", "1000ms,2000ms", "delivery p99 limits for the verdicts, comma-separated; the exit code needs every stage to pass all of them")
-	reconnect := fs.Bool("reconnect", false, "run every client as the protocol's reference client (docs/PROTOCOL.md section 5): after a dropped connection redial the next -url after a short jittered backoff, sync the room from the last contiguous seq, resend unacked sends with the same cid; fill gaps with sync; resend sends refused as unavailable or rate_limited. Drops and those refusals are then reported but do not fail the verdict; a lost acked message still does")
+	reconnect := fs.Bool("reconnect", false, "run every client as the protocol's reference client (docs/PROTOCOL.md section 5): after a dropped connection redial the next -url after a short jittered backoff, sync the room from the last contiguous seq, resend unacked sends with the same cid; fill gaps with sync; resend sends refused as unavailable or rate_limited, and those refused as busy after the retry_after_ms the node names (sending nothing new from that user meanwhile: the pacer gives the due sends to users not told to wait, and counts them not sent when every user is). Drops and those refusals are then reported but do not fail the verdict; a lost acked message still does")
 	alsoMembers := fs.String("also-members", "", "comma-separated user ids added to every room the generator creates (e.g. a slow consumer driven by another tool); they are not generator clients and are not measured")
 	storeCheck := fs.String("store-check", "", "MongoDB URI of the message store (database in the path, default moim): after the drain, poll it until every acked seq of every room is stored, and report stored messages and any client id stored under two seqs (times out after -history-timeout)")
 	timeline := fs.Bool("timeline", false, "add a per-second timeline (sent, acked, deliveries, errors, delivery p99) to the JSON line")
@@ -515,7 +515,7 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	res.OutOfOrder = st.outOfOrder.Load()
 	if o.reconnect {
 		res.Recovery = &recoveryResult{
-			Reconnects: st.reconnects.Load(), RedialFailures: st.redialFailures.Load(), Refused: st.refused.Load(),
+			Reconnects: st.reconnects.Load(), RedialFailures: st.redialFailures.Load(), Refused: st.refused.Load(), Busy: st.busy.Load(),
 			Resends: st.resends.Load(), Syncs: st.syncs.Load(), LateAcks: st.lateAcks.Load(),
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -27,6 +28,9 @@ type refState struct {
 	// warmSeq is the warm-up message's seq, which recv does not count
 	// (reader only).
 	warmSeq int64
+
+	// holdUntil is when a busy refusal's wait ends (unix ns).
+	holdUntil atomic.Int64
 
 	smu      sync.Mutex
 	syncing  bool
@@ -92,23 +96,33 @@ func (r *refState) synced(c *client, seq int64) {
 }
 
 // refused handles an error frame; it reports whether the frame is dealt
-// with: a send refused as unavailable or rate_limited is resent with the
-// same cid after half a second, a failed sync is retried after a second.
-// Other refusals of a send are final.
+// with: a send refused as busy is resent with the same cid after the
+// retry_after_ms the server named, and the client sends nothing new
+// until then (a node past its capacity takes no more from it); one
+// refused as unavailable or rate_limited is resent after half a second;
+// a failed sync is retried after a second. Other refusals of a send are
+// final.
 func (r *refState) refused(c *client, f frame) bool {
 	if f.CID != "" {
 		r.pmu.Lock()
 		_, ok := r.pending[f.CID]
-		if ok && f.Code != "unavailable" && f.Code != "rate_limited" {
+		if ok && f.Code != "unavailable" && f.Code != "rate_limited" && f.Code != "busy" {
 			delete(r.pending, f.CID)
 			ok = false
 		}
 		r.pmu.Unlock()
-		if ok {
-			c.st.refused.Add(1)
-			time.AfterFunc(500*time.Millisecond, func() { c.resend(f.CID) })
+		if !ok {
+			return false
 		}
-		return ok
+		c.st.refused.Add(1)
+		wait := 500 * time.Millisecond
+		if f.Code == "busy" {
+			c.st.busy.Add(1)
+			wait = time.Duration(max(f.RetryAfterMS, 1)) * time.Millisecond
+			r.holdUntil.Store(time.Now().Add(wait).UnixNano())
+		}
+		time.AfterFunc(wait, func() { c.resend(f.CID, f.Code == "busy") })
+		return true
 	}
 	if f.Room == c.room.id {
 		r.smu.Lock()
@@ -121,6 +135,10 @@ func (r *refState) refused(c *client, f frame) bool {
 	}
 	return false
 }
+
+// held reports whether the server told this client to wait (busy) and
+// the wait is not over: the pacer gives its sends to other users.
+func (c *client) held(now int64) bool { return c.ref != nil && c.ref.holdUntil.Load() > now }
 
 // requestSync asks for the room from lastSeq unless a sync is in flight.
 // A write that fails leaves the drop to the reader, whose reconnect syncs.
@@ -151,15 +169,41 @@ func (c *client) requestSync() {
 }
 
 // resend writes a pending send again, same cid, if it is still pending.
-func (c *client) resend(cid string) {
+// A send refused as busy was not stored, so its body's send time is set
+// to now: recipients then measure the delivery of the send the server
+// took, while the ack's latency (from the cid's time) still counts the
+// whole wait.
+func (c *client) resend(cid string, restamp bool) {
 	c.ref.pmu.Lock()
 	p, ok := c.ref.pending[cid]
+	if ok && restamp {
+		stampBody(p, time.Now().UnixNano())
+	}
+	if ok {
+		p = appendClientFrame(nil, ws.OpText, p)
+	}
 	c.ref.pmu.Unlock()
 	if !ok || c.st.closing.Load() || c.dead.Load() {
 		return // acked meanwhile, or the reconnect resends it
 	}
 	c.st.resends.Add(1)
-	_ = c.writeRaw(appendClientFrame(nil, ws.OpText, p))
+	_ = c.writeRaw(p)
+}
+
+// stampBody overwrites the send time in a generator send's body
+// ("body":"lg <unixNano> …) with now, in place, when both have the same
+// number of digits (always, until the year 2286).
+func stampBody(p []byte, now int64) {
+	i := bytes.Index(p, lgBodyKey)
+	if i < 0 {
+		return
+	}
+	at := p[i+len(lgBodyKey):]
+	if _, n := leadingInt(at); n > 0 {
+		if d := strconv.AppendInt(nil, now, 10); len(d) == n {
+			copy(at, d)
+		}
+	}
 }
 
 // reconnect redials after a drop: the next -url each attempt, after a

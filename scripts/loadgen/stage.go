@@ -39,7 +39,8 @@ type stage struct {
 	// The reference client's work (-reconnect).
 	reconnects     atomic.Int64
 	redialFailures atomic.Int64
-	refused        atomic.Int64 // sends refused as unavailable or rate_limited, to be resent
+	refused        atomic.Int64 // sends refused as unavailable, rate_limited or busy, to be resent
+	busy           atomic.Int64 // of those, refused as busy
 	resends        atomic.Int64
 	syncs          atomic.Int64
 	lateAcks       atomic.Int64 // acks of a cid already acked
@@ -168,15 +169,26 @@ func (st *stage) pace(ctx context.Context) {
 	}
 	order := rand.Perm(len(st.clients))
 	next := 0
+	// pick is the next user who is connected and not told to wait
+	// (busy); nil when there is none.
 	pick := func() *client {
+		now := time.Now().UnixNano()
 		for range len(order) {
 			c := st.clients[order[next]]
 			next = (next + 1) % len(order)
-			if !c.dead.Load() {
+			if !c.dead.Load() && !c.held(now) {
 				return c
 			}
 		}
 		return nil
+	}
+	allDead := func() bool {
+		for _, c := range st.clients {
+			if !c.dead.Load() {
+				return false
+			}
+		}
+		return true
 	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -197,9 +209,14 @@ loop:
 			due := min(total, int64(now.Sub(start).Seconds()*st.spec.rate)+1)
 			for issued < due {
 				c := pick()
-				if c == nil {
+				if c == nil && allDead() {
 					logf("stage %d: every connection is dead; stopping", st.n)
 					break loop
+				}
+				if c == nil { // every user waits out a busy refusal
+					st.notSent.Add(1)
+					issued++
+					continue
 				}
 				select {
 				case jobs <- c:

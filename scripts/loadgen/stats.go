@@ -246,6 +246,7 @@ type recoveryResult struct {
 	Reconnects     int64 `json:"reconnects"`
 	RedialFailures int64 `json:"redial_failures"`
 	Refused        int64 `json:"refused_then_resent"`
+	Busy           int64 `json:"busy"` // of the refusals, busy ones
 	Resends        int64 `json:"resends"`
 	Syncs          int64 `json:"syncs"`
 	LateAcks       int64 `json:"late_acks"`
@@ -255,7 +256,7 @@ type recoveryResult struct {
 // of a fault the clients recover from (a drop, a refusal they resend)
 // rather than a failure.
 func expectedError(code string) bool {
-	return code == "unavailable" || code == "rate_limited" || code == "conn_lost" || code == "write" ||
+	return code == "unavailable" || code == "rate_limited" || code == "busy" || code == "conn_lost" || code == "write" ||
 		strings.HasPrefix(code, "closed_")
 }
 
@@ -319,8 +320,8 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 		fmt.Fprintf(tw, "out of order\t%d (live messages after a higher seq)\n", r.OutOfOrder)
 	}
 	if v := r.Recovery; v != nil {
-		fmt.Fprintf(tw, "recovery\t%d reconnects (%d failed redials), %d sends refused then resent, %d resends, %d syncs, %d late acks\n",
-			v.Reconnects, v.RedialFailures, v.Refused, v.Resends, v.Syncs, v.LateAcks)
+		fmt.Fprintf(tw, "recovery\t%d reconnects (%d failed redials), %d sends refused then resent (%d busy), %d resends, %d syncs, %d late acks\n",
+			v.Reconnects, v.RedialFailures, v.Refused, v.Busy, v.Resends, v.Syncs, v.LateAcks)
 	}
 	if r.UnackedReceived > 0 || r.Foreign > 0 {
 		fmt.Fprintf(tw, "other deliveries\t%d of unacked messages, %d for other rooms\n", r.UnackedReceived, r.Foreign)

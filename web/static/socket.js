@@ -247,7 +247,12 @@ export class Socket {
           const p = this.pending.get(ev.cid);
           // Resend once the wait a rate_limited error names is over.
           if (ev.code === "rate_limited") p.at = Date.now() - ACK_TIMEOUT + (ev.retry_after_ms || 0);
-          else if (ev.code === "unavailable") p.at = 0;
+          else if (ev.code === "busy") {
+            // The server is behind and stored nothing: the message stays
+            // shown as sending and goes again, same cid, after the wait.
+            p.at = Date.now();
+            setTimeout(() => this.resend(ev.cid), ev.retry_after_ms || 1000);
+          } else if (ev.code === "unavailable") p.at = 0;
           else {
             this.pending.delete(ev.cid);
             this.savePending();
@@ -281,12 +286,19 @@ export class Socket {
   }
 
   // tick resends sends with no ack after ACK_TIMEOUT (or marked for a
-  // retry by rate_limited/unavailable), with the same cid.
+  // retry by rate_limited/unavailable), with the same cid; busy ones go
+  // again at their own time (resend).
   tick() {
     const now = Date.now();
     for (const p of this.pending.values()) {
       if (now - p.at > ACK_TIMEOUT && this.out(p.frame)) p.at = now;
     }
+  }
+
+  // resend writes one pending send again, if it is still unacknowledged.
+  resend(cid) {
+    const p = this.pending.get(cid);
+    if (p && this.out(p.frame)) p.at = Date.now();
   }
 
   keepalive() {

@@ -1,0 +1,56 @@
+package hub
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// A store that stops answering yields no lag samples at all; sends held
+// in flight with none finishing must still make the node refuse most
+// sends, and it takes them all again once they finish. Late deliveries
+// do the same.
+func TestAdmissionRefusesWhileBehind(t *testing.T) {
+	a := newAdmission(150*time.Millisecond, prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.run(ctx)
+	until := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not %s within 20 s", what)
+			}
+		}
+	}
+	takesAll := func() bool { return a.gate.Load() == gateAll }
+	atFloor := func() bool { return a.gate.Load() <= gateAll/49 } // the floor is a fiftieth
+	if !takesAll() || a.busy() != 0 {
+		t.Fatal("an idle node refuses sends")
+	}
+	a.inflight.Add(1)
+	until("at the floor while a send stalls", atFloor)
+	refused := 0
+	for range 1000 {
+		if w := a.busy(); w > 0 {
+			refused++
+			if w < 150*time.Millisecond*49 || w >= 2*maxRetryAfter {
+				t.Fatalf("retry after %v at the floor, want from the limit over the share (a fiftieth) to twice the cap", w)
+			}
+		}
+	}
+	if refused < 900 {
+		t.Errorf("%d of 1000 sends refused at the floor, want about 98 %%", refused)
+	}
+	a.inflight.Add(-1)
+	a.finished.Add(1)
+	until("taking every send once the stall ends", takesAll)
+
+	until("at the floor while deliveries are a second late", func() bool {
+		a.observe(time.Second)
+		return atFloor()
+	})
+	until("taking every send once no late delivery follows", takesAll)
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStampBodyKeepsTheCID(t *testing.T) {
+	cid := []byte("lg-1718000000123456789-2s")
+	body := appendBody(nil, 1718000000123456789, cid, []byte("xxxx"), 60)
+	p := moimTarget{}.appendSend(nil, &client{room: &room{id: 7}}, cid, body)
+	stampBody(p, 1718000009999999999)
+	var f struct{ CID, Body string }
+	if err := json.Unmarshal(p, &f); err != nil {
+		t.Fatalf("stamped send %s: %v", p, err)
+	}
+	sent, gotCID := bodySent([]byte(f.Body))
+	if sent != 1718000009999999999 || string(gotCID) != string(cid) || f.CID != string(cid) || len(f.Body) != len(body) {
+		t.Errorf("stamped send %s: body time %d cid %q, want the new time and the same cid and size", p, sent, gotCID)
+	}
+}
+
+// TestBusyRefusalsAreResentAndAcked runs the generator as the reference
+// client (-reconnect) against a real zero-setup node told to refuse
+// sends whenever anything lags (MOIM_BUSY_LAG=1ns): sends are refused as
+// busy, resent with the same cid after retry_after_ms, and every one is
+// acked, delivered to every member once and in the history once.
+func TestBusyRefusalsAreResentAndAcked(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "moim")
+	build := exec.Command("go", "build", "-o", bin, "moim/server")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("building the node: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	node := exec.Command(bin)
+	node.Env = append(os.Environ(), "MOIM_ADDR="+addr, "MOIM_DATA_DIR="+filepath.Join(dir, "data"), "MOIM_BUSY_LAG=1ns",
+		"MOIM_BCRYPT_COST=4", "MOIM_SEND_RATE=1000", "MOIM_SEND_BURST=1000", "MOIM_SEND_LIMIT=off",
+		"MOIM_SIGNUP_LIMIT=off", "MOIM_UPGRADE_LIMIT=off", "MOIM_INVITE_RULE=anyone", "MOIM_LOG_LEVEL=warn")
+	node.Stdout, node.Stderr = os.Stderr, os.Stderr
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = node.Process.Kill()
+		_ = node.Wait()
+	})
+	base := "http://" + addr
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready on %s: %v", base, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	gen := exec.Command("go", "run", ".", "-url", base, "-reconnect", "-history-check",
+		"-users", "20", "-room-size", "5", "-rate", "40", "-duration", "3s", "-drain", "30s", "-settle", "100ms", "-limits", "60s")
+	var out bytes.Buffer
+	gen.Stdout, gen.Stderr = &out, os.Stderr
+	err = gen.Run()
+	t.Logf("loadgen:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("loadgen exited with %v, want every stage passing (nothing lost or doubled)", err)
+	}
+	var res struct {
+		Sent, Acked, Lost, Duplicates int64
+		DuplicateMessages             int64 `json:"duplicate_messages"`
+		Expected                      int64 `json:"expected_deliveries"`
+		Received                      int64 `json:"received_deliveries"`
+		Errors                        map[string]int64
+		Recovery                      struct {
+			Busy    int64
+			Resends int64
+		}
+		History *struct{ Complete bool }
+	}
+	sc := bufio.NewScanner(&out)
+	found := false
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "{") {
+			if err := json.Unmarshal([]byte(line), &res); err != nil {
+				t.Fatalf("result line %s: %v", line, err)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("loadgen printed no result line")
+	}
+	if res.Recovery.Busy == 0 || res.Errors["busy"] != res.Recovery.Busy || res.Recovery.Resends < res.Recovery.Busy {
+		t.Errorf("busy refusals %d (errors %v), resends %d: want refusals, each resent", res.Recovery.Busy, res.Errors, res.Recovery.Resends)
+	}
+	if res.Sent == 0 || res.Acked != res.Sent || res.Lost != 0 || res.Duplicates != 0 || res.DuplicateMessages != 0 ||
+		res.Received != res.Expected || res.History == nil || !res.History.Complete {
+		t.Errorf("%s", fmt.Sprintf("sent %d acked %d lost %d duplicates %d (messages %d) deliveries %d of %d history %+v: want every send acked once, delivered once to every member, in the history",
+			res.Sent, res.Acked, res.Lost, res.Duplicates, res.DuplicateMessages, res.Received, res.Expected, res.History))
+	}
+}
