@@ -17,7 +17,7 @@ import (
 
 // testRedis is the real redis-server named by MOIM_TEST_REDIS_URL, which
 // `make test` starts (scripts/test.sh).
-func testRedis(t *testing.T) *redis.Client {
+func testRedis(t testing.TB) *redis.Client {
 	t.Helper()
 	url := os.Getenv("MOIM_TEST_REDIS_URL")
 	if url == "" {

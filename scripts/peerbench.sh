@@ -31,7 +31,9 @@
 #   GOBIN=/tmp/peerbin go install github.com/centrifugal/centrifugo/v6@v6.9.1
 # Environment: CENTRIFUGO_BIN (default /tmp/peerbin/centrifugo), DURATION
 # (per stage, default 30s), ROOM_SIZE (10), DRAIN (loadgen's -drain, 5s),
-# OUT (directory for the logs, default a new temporary one).
+# OUT (directory for the logs, default a new temporary one), MOIM_BIN (a
+# server binary to measure instead of building this tree's, e.g. an older
+# build for a before/after), NODES (1).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -85,7 +87,12 @@ wait_http() {
 }
 
 echo "peerbench: building into $out" >&2
-(cd "$root" && go build -o "$out/moim" ./server && go build -o "$out/loadgen" ./scripts/loadgen)
+if [ -n "${MOIM_BIN:-}" ]; then
+	cp "$MOIM_BIN" "$out/moim"
+else
+	(cd "$root" && go build -o "$out/moim" ./server)
+fi
+(cd "$root" && go build -o "$out/loadgen" ./scripts/loadgen)
 
 common=(-stages "$stages" -room-size "$room_size" -duration "$duration" -drain "$drain")
 
