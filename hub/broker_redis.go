@@ -138,7 +138,7 @@ func (b *RedisBroker) start(ctx context.Context, h *Hub) error {
 			f := &fanout{h: h}
 			subs.receive(ctx, i, func(channel, payload string) {
 				if room, ok := roomOf(channel); ok {
-					f.deliver(room, []byte(payload))
+					f.deliverFrame(room, textFrame(payload))
 				}
 			}, warn)
 		}()

@@ -83,17 +83,44 @@ func parseFrame(buf []byte) (ws.Header, []byte, int, error) {
 
 // textFrame frames payload as one unmasked server text frame. The result
 // is written unchanged to every recipient on this node.
-func textFrame(payload []byte) []byte {
+func textFrame[T string | []byte](payload T) []byte {
 	return compile(ws.OpText, payload)
 }
 
-func compile(op ws.OpCode, payload []byte) []byte {
-	b, err := ws.CompileFrame(ws.NewFrame(op, true, payload))
-	if err != nil {
-		// CompileFrame fails only for headers it cannot write to memory.
-		panic(err)
+// compile frames payload as one final unmasked server frame in a single
+// allocation: every delivery on every node builds one, so it skips
+// gobwas's buffer and, for a payload read from pub/sub as a string, a
+// copy to bytes first.
+func compile[T string | []byte](op ws.OpCode, payload T) []byte {
+	n := len(payload)
+	var b []byte
+	switch {
+	case n < 126:
+		b = make([]byte, 2+n)
+		b[1] = byte(n)
+	case n <= 0xffff:
+		b = make([]byte, 4+n)
+		b[1] = 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+	default:
+		b = make([]byte, 10+n)
+		b[1] = 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
 	}
+	b[0] = 0x80 | byte(op) // FIN
+	copy(b[len(b)-n:], payload)
 	return b
+}
+
+// framePayload is the payload of a frame compile built.
+func framePayload(frame []byte) []byte {
+	switch frame[1] {
+	case 126:
+		return frame[4:]
+	case 127:
+		return frame[10:]
+	}
+	return frame[2:]
 }
 
 // closeFrame is a server close frame carrying code.
@@ -102,4 +129,4 @@ func closeFrame(code ws.StatusCode, reason string) []byte {
 }
 
 // pingFrame is compiled once; keepalive sends it to every connection.
-var pingFrame = compile(ws.OpPing, nil)
+var pingFrame = compile(ws.OpPing, []byte(nil))

@@ -516,8 +516,14 @@ type fanout struct {
 // deliver frames an event once and writes the same bytes to every local
 // connection in the room.
 func (f *fanout) deliver(room int64, payload []byte) {
+	f.deliverFrame(room, textFrame(payload))
+}
+
+// deliverFrame writes an event's text frame to every local connection in
+// the room.
+func (f *fanout) deliverFrame(room int64, frame []byte) {
 	h := f.h
-	frame := textFrame(payload)
+	payload := framePayload(frame)
 	h.mu.RLock()
 	f.targets = f.targets[:0]
 	for c := range h.rooms[room] {
@@ -530,7 +536,7 @@ func (f *fanout) deliver(room int64, payload []byte) {
 	h.metrics.framesOut.Add(float64(len(f.targets)))
 	if bytes.HasPrefix(payload, msgPrefix) {
 		h.metrics.deliveries.Add(float64(len(f.targets)))
-		if ts := acceptedAt(frame[len(frame)-len(payload):]); ts > 0 {
+		if ts := acceptedAt(payload); ts > 0 {
 			lag := time.Since(time.UnixMilli(ts))
 			h.metrics.latency.Observe(lag.Seconds())
 			h.adm.observe(lag)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,13 +18,18 @@ import (
 
 // subscriptions is the node's pub/sub side: one connection for the
 // membership channel (classic pub/sub, which reaches every node of a
-// cluster) and one per persistence shard for that shard's room channels
-// and its probe channel. On Redis Cluster the shard connections use
-// sharded pub/sub (SSUBSCRIBE/SPUBLISH): a message then travels only
-// within the shard that owns the room's slot instead of to every cluster
-// node, and all of a shard's channels share one hash tag, so one
-// connection to the slot's owner carries them. A single Redis uses classic
-// SUBSCRIBE.
+// cluster) and "shard" connections for the room channels, each with a
+// probe channel of its own. On Redis Cluster there is one shard
+// connection per persistence shard and they use sharded pub/sub
+// (SSUBSCRIBE/SPUBLISH): a message then travels only within the shard
+// that owns the room's slot instead of to every cluster node, and all of a
+// shard's channels share one hash tag, so one connection to the slot's
+// owner carries them. A single Redis uses classic SUBSCRIBE on one shard
+// connection per core (GOMAXPROCS, at most one per persistence shard),
+// rooms spread over them by persistence shard: a connection per
+// persistence shard there would split the same traffic into more, smaller
+// socket writes in Redis, reads and goroutine wake-ups in the node, with
+// no more cores to run them on.
 type subscriptions struct {
 	rdb     redis.UniversalClient
 	keys    chatlog.Keys
@@ -75,7 +81,11 @@ type pendingPing struct {
 func newSubscriptions(rdb redis.UniversalClient, keys chatlog.Keys, node string) *subscriptions {
 	_, cluster := rdb.(*redis.ClusterClient)
 	s := &subscriptions{rdb: rdb, keys: keys, sharded: cluster, node: node, onResubscribe: func(int, int) {}}
-	s.shards = make([]*shardSub, keys.Shards)
+	n := keys.Shards
+	if !cluster {
+		n = min(n, runtime.GOMAXPROCS(0))
+	}
+	s.shards = make([]*shardSub, n)
 	for i := range s.shards {
 		s.shards[i] = &shardSub{rooms: map[int64]struct{}{}}
 	}
@@ -138,11 +148,11 @@ func (s *subscriptions) close() {
 	}
 }
 
-// byShard groups rooms by their shard.
+// byShard groups rooms by the shard connection that carries them.
 func (s *subscriptions) byShard(rooms []int64) map[int][]int64 {
 	out := map[int][]int64{}
 	for _, r := range rooms {
-		sh := s.keys.Shard(r)
+		sh := s.keys.Shard(r) % len(s.shards)
 		out[sh] = append(out[sh], r)
 	}
 	return out

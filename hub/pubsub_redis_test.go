@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,7 +17,7 @@ import (
 
 // testRedis is the real redis-server named by MOIM_TEST_REDIS_URL, which
 // `make test` starts (scripts/test.sh).
-func testRedis(t *testing.T) *redis.Client {
+func testRedis(t testing.TB) *redis.Client {
 	t.Helper()
 	url := os.Getenv("MOIM_TEST_REDIS_URL")
 	if url == "" {
@@ -278,4 +279,76 @@ func TestOldConnectionFailingMidDrainRepeatsNothing(t *testing.T) {
 	publishRange(t, rdb, channel, 201, 300, func(int) {}) // past the mark
 	c.gate.Unlock()
 	checkSeqs(t, c, 300)
+}
+
+// On a single Redis the rooms of all persistence shards share the node's
+// few shard connections (one per core): every room's messages still
+// arrive, once each, and a room unsubscribed stops arriving while the
+// others on its connection go on.
+func TestSubscriptionsShareConnections(t *testing.T) {
+	rdb := testRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	keys := chatlog.Keys{Prefix: fmt.Sprintf("pubsubshare%d", time.Now().UnixNano()), Shards: 16}
+	s := newSubscriptions(rdb, keys, "node-a")
+	if err := s.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := min(16, runtime.GOMAXPROCS(0)); len(s.shards) != want {
+		t.Fatalf("%d shard connections, want %d (one per core)", len(s.shards), want)
+	}
+	rooms := make([]int64, 32)
+	for i := range rooms {
+		rooms[i] = int64(i + 1)
+	}
+	if err := s.add(ctx, rooms...); err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	var done sync.WaitGroup
+	for i := range s.shards {
+		done.Go(func() {
+			s.receive(ctx, i, func(channel, payload string) { c.deliver(channel, channel+" "+payload) },
+				func(err error) { t.Logf("pub/sub: %v", err) })
+		})
+	}
+	t.Cleanup(func() {
+		cancel()
+		s.close()
+		done.Wait()
+	})
+	publishAll := func(round string) {
+		pipe := rdb.Pipeline()
+		for _, r := range rooms {
+			pipe.Publish(ctx, keys.Channel(r), round)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishAll("1")
+	waitFor(t, "a message in each of 32 rooms", func() bool { return c.count() >= len(rooms) })
+	if err := s.remove(ctx, rooms[0]); err != nil {
+		t.Fatal(err)
+	}
+	publishAll("2")
+	waitFor(t, "the second round in 31 rooms", func() bool { return c.count() >= 2*len(rooms)-1 })
+	time.Sleep(50 * time.Millisecond) // a duplicate or the removed room's message would arrive by now
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]int{}
+	for _, g := range c.got {
+		seen[g]++
+	}
+	for _, r := range rooms {
+		for _, round := range []string{"1", "2"} {
+			key := keys.Channel(r) + " " + round
+			want := 1
+			if r == rooms[0] && round == "2" {
+				want = 0
+			}
+			if seen[key] != want {
+				t.Errorf("room %d round %s delivered %d times, want %d", r, round, seen[key], want)
+			}
+		}
+	}
 }

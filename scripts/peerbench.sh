@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # peerbench.sh: Moim's zero-setup node and Centrifugo's memory engine side
-# by side, same workload, same host, same run.
+# by side, same workload, same host, same run; or, with NODES=N, N Moim
+# nodes and N Centrifugo nodes, each on the same redis-server.
 #
 #   scripts/peerbench.sh [STAGES] [-- extra loadgen flags]
 #   scripts/peerbench.sh 1000:1000,5000:5000
 #   DURATION=10s scripts/peerbench.sh 200:200 -- -drain 10s
+#   NODES=3 scripts/peerbench.sh 3000:3000
 #
 # It builds the server and scripts/loadgen, starts a fresh zero-setup node
 # (no MOIM_REDIS_URL: the in-process engine, every message committed to
@@ -15,11 +17,23 @@
 # loadgen's tables and JSON lines for each, then one Markdown table of
 # both. Every process it starts is stopped by its PID on exit.
 #
+# NODES=N (N > 1) measures the Redis path instead: it starts one
+# redis-server and MariaDB (scripts/services.sh) and one FerretDB
+# (scripts/ferretdb, the message store every node shares), then N Moim
+# nodes on them, and afterwards N Centrifugo nodes with its Redis engine on
+# the same redis-server (scripts/centrifugo.json with the engine set by
+# environment). loadgen spreads the users round-robin over the N nodes and
+# measures the CPU of every server process: the nodes, redis-server and,
+# for Moim, FerretDB. PPROF=1 gives each Moim node MOIM_PPROF_ADDR on a
+# free port (printed).
+#
 # Centrifugo is a benchmark peer, never vendored or imported; get it with
 #   GOBIN=/tmp/peerbin go install github.com/centrifugal/centrifugo/v6@v6.9.1
 # Environment: CENTRIFUGO_BIN (default /tmp/peerbin/centrifugo), DURATION
 # (per stage, default 30s), ROOM_SIZE (10), DRAIN (loadgen's -drain, 5s),
-# OUT (directory for the logs, default a new temporary one).
+# OUT (directory for the logs, default a new temporary one), MOIM_BIN (a
+# server binary to measure instead of building this tree's, e.g. an older
+# build for a before/after), NODES (1).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,9 +58,15 @@ if [ ! -x "$cf_bin" ]; then
 	exit 2
 fi
 
+nodes=${NODES:-1}
 cleanup() {
-	stop_pid "$out/moim.pid"
-	stop_pid "$out/centrifugo.pid"
+	for i in $(seq 1 "$nodes"); do
+		stop_pid "$out/moim$i.pid"
+		stop_pid "$out/centrifugo$i.pid"
+	done
+	stop_pid "$out/ferretdb.pid"
+	[ -d "$out/svc" ] && "$here/services.sh" stop "$out/svc"
+	return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -67,44 +87,91 @@ wait_http() {
 }
 
 echo "peerbench: building into $out" >&2
-(cd "$root" && go build -o "$out/moim" ./server && go build -o "$out/loadgen" ./scripts/loadgen)
+if [ -n "${MOIM_BIN:-}" ]; then
+	cp "$MOIM_BIN" "$out/moim"
+else
+	(cd "$root" && go build -o "$out/moim" ./server)
+fi
+(cd "$root" && go build -o "$out/loadgen" ./scripts/loadgen)
 
 common=(-stages "$stages" -room-size "$room_size" -duration "$duration" -drain "$drain")
 
-# Moim: the zero-setup node, with the load-test settings loadgen's doc
-# comment gives (cheap bcrypt, a send limit above one message a second
-# per user, no sign-up or upgrade limits per address).
-port=$(free_port)
-(
-	raise_nofile
-	MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 MOIM_SEND_LIMIT=off \
-		MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off MOIM_INVITE_RULE=anyone \
-		MOIM_DATA_DIR="$out/moim-data" MOIM_ADDR="127.0.0.1:$port" exec "$out/moim"
-) >"$out/moim.log" 2>&1 &
-echo $! >"$out/moim.pid"
-wait_http "http://127.0.0.1:$port/readyz" "$out/moim.pid"
-echo "peerbench: moim on :$port (pid $(cat "$out/moim.pid")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-status=0
-"$out/loadgen" -url "http://127.0.0.1:$port" -pid "$(cat "$out/moim.pid")" "${common[@]}" "${extra[@]}" \
-	>"$out/moim.out" 2>"$out/moim.loadgen.log" || status=1
-stop_pid "$out/moim.pid"
+# The Redis path: one redis-server and MariaDB, one FerretDB, shared by
+# every node of both servers (Centrifugo uses only Redis).
+redis_env=()
+store_pids=()
+if [ "$nodes" -gt 1 ]; then
+	(cd "$root" && go build -o "$out/ferretdb" ./scripts/ferretdb)
+	"$here/services.sh" start "$out/svc" >"$out/svc.env"
+	# shellcheck disable=SC1091
+	. "$out/svc.env"
+	mariadb --socket="$out/svc/mysql.sock" -uroot -e 'CREATE DATABASE IF NOT EXISTS moim'
+	"$out/ferretdb" -addr "127.0.0.1:$(free_port)" -dir "$out/ferretdb-data" >"$out/ferretdb.out" 2>"$out/ferretdb.log" </dev/null &
+	echo $! >"$out/ferretdb.pid"
+	for _ in $(seq 1 300); do grep -qs '^ready ' "$out/ferretdb.out" && break; sleep 0.2; done
+	mongo=$(sed -n 's/^ready //p' "$out/ferretdb.out")
+	[ -n "$mongo" ] || { echo "peerbench: FerretDB did not start; see $out/ferretdb.log" >&2; exit 1; }
+	redis_env=(MOIM_REDIS_URL="$MOIM_TEST_REDIS_URL" MOIM_MONGO_URI="${mongo%/}/moim"
+		MOIM_MYSQL_DSN="${MOIM_TEST_MYSQL_DSN}moim" MOIM_JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '/+=')")
+	store_pids=("$(cat "$out/svc/redis.pid")" "$(cat "$out/ferretdb.pid")")
+	echo "peerbench: redis $MOIM_TEST_REDIS_URL (pid ${store_pids[0]}), FerretDB $mongo (pid ${store_pids[1]})" >&2
+fi
+join() { local IFS=,; echo "$*"; }
 
-# Centrifugo: memory engine, port and token key from the environment
-# over scripts/centrifugo.json.
-port=$(free_port)
+# Moim: the zero-setup node (or NODES nodes on the Redis path), with the
+# load-test settings loadgen's doc comment gives (cheap bcrypt, a send
+# limit above one message a second per user, no sign-up or upgrade limits
+# per address).
+urls=() pids=()
+for i in $(seq 1 "$nodes"); do
+	port=$(free_port)
+	pprof=()
+	if [ -n "${PPROF:-}" ]; then
+		pprof=(MOIM_PPROF_ADDR="127.0.0.1:$(free_port)")
+		echo "peerbench: moim$i ${pprof[0]}" >&2
+	fi
+	(
+		raise_nofile
+		exec env MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 MOIM_SEND_LIMIT=off \
+			MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off MOIM_INVITE_RULE=anyone MOIM_NODE_ID="n$i" \
+			MOIM_DATA_DIR="$out/moim-data$i" MOIM_ADDR="127.0.0.1:$port" "${redis_env[@]}" "${pprof[@]}" "$out/moim"
+	) >"$out/moim$i.log" 2>&1 &
+	echo $! >"$out/moim$i.pid"
+	wait_http "http://127.0.0.1:$port/readyz" "$out/moim$i.pid"
+	urls+=("http://127.0.0.1:$port") pids+=("$(cat "$out/moim$i.pid")")
+done
+echo "peerbench: moim on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+status=0
+"$out/loadgen" -url "$(join "${urls[@]}")" -pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${extra[@]}" \
+	>"$out/moim.out" 2>"$out/moim.loadgen.log" || status=1
+for i in $(seq 1 "$nodes"); do stop_pid "$out/moim$i.pid"; done
+
+# Centrifugo: memory engine (Redis engine on the same redis-server with
+# NODES), port and token key from the environment over
+# scripts/centrifugo.json.
 secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-(
-	raise_nofile
-	CENTRIFUGO_HTTP_SERVER_PORT=$port CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY=$secret \
-		exec "$cf_bin" --config "$here/centrifugo.json"
-) >"$out/centrifugo.log" 2>&1 &
-echo $! >"$out/centrifugo.pid"
-wait_http "http://127.0.0.1:$port/health" "$out/centrifugo.pid"
-echo "peerbench: centrifugo on :$port (pid $(cat "$out/centrifugo.pid")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-"$out/loadgen" -target centrifugo -centrifugo-secret "$secret" -url "http://127.0.0.1:$port" \
-	-pid "$(cat "$out/centrifugo.pid")" "${common[@]}" "${extra[@]}" \
+cf_env=()
+if [ "$nodes" -gt 1 ]; then
+	cf_env=(CENTRIFUGO_ENGINE_TYPE=redis CENTRIFUGO_ENGINE_REDIS_ADDRESS="$MOIM_TEST_REDIS_URL")
+	store_pids=("${store_pids[0]}")
+fi
+urls=() pids=()
+for i in $(seq 1 "$nodes"); do
+	port=$(free_port)
+	(
+		raise_nofile
+		exec env CENTRIFUGO_HTTP_SERVER_PORT=$port CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY=$secret "${cf_env[@]}" \
+			"$cf_bin" --config "$here/centrifugo.json"
+	) >"$out/centrifugo$i.log" 2>&1 &
+	echo $! >"$out/centrifugo$i.pid"
+	wait_http "http://127.0.0.1:$port/health" "$out/centrifugo$i.pid"
+	urls+=("http://127.0.0.1:$port") pids+=("$(cat "$out/centrifugo$i.pid")")
+done
+echo "peerbench: centrifugo on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+"$out/loadgen" -target centrifugo -centrifugo-secret "$secret" -url "$(join "${urls[@]}")" \
+	-pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${extra[@]}" \
 	>"$out/centrifugo.out" 2>"$out/centrifugo.loadgen.log" || status=1
-stop_pid "$out/centrifugo.pid"
+for i in $(seq 1 "$nodes"); do stop_pid "$out/centrifugo$i.pid"; done
 
 for t in moim centrifugo; do
 	echo "===== $t ====="
@@ -113,7 +180,14 @@ done
 echo
 echo "Side by side (rooms of $room_size, $duration per stage; logs in $out):"
 echo
-python3 - "$out/moim.out" "$out/centrifugo.out" <<'EOF'
+if [ "$nodes" -gt 1 ]; then
+	names="Moim $nodes nodes|Centrifugo $nodes nodes, Redis engine"
+	echo "(CPU: every node, redis-server and, for Moim, FerretDB, summed)"
+	echo
+else
+	names="Moim zero-setup|Centrifugo memory"
+fi
+python3 - "$out/moim.out" "$out/centrifugo.out" "$names" <<'EOF'
 import json, sys
 
 def ms(v):
@@ -121,7 +195,7 @@ def ms(v):
     return "%.0f" % v if v >= 100 else "%.1f" % v if v >= 10 else "%.2f" % v
 
 rows = []
-for path, name in zip(sys.argv[1:], ("Moim zero-setup", "Centrifugo memory")):
+for path, name in zip(sys.argv[1:3], sys.argv[3].split("|")):
     for line in open(path):
         if line.startswith("{"):
             rows.append((name, json.loads(line)))
@@ -130,7 +204,8 @@ print("| stage (users × msg/s) | server | sent / acked | deliveries expected / 
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for name, r in rows:
     lat, ack = r["latency_ms"], r["ack_latency_ms"]
-    proc = (r.get("procs") or [{}])[0]
+    procs = r.get("procs") or [{}]
+    proc = {k: sum(p.get(k, 0) for p in procs) for k in ("cpu_percent", "cpu_ms_per_1000_deliveries", "peak_rss_kib")}
     errs = r["errors_total"]
     if r.get("errors"):
         errs = "%d (%s)" % (errs, ", ".join("%s=%d" % kv for kv in sorted(r["errors"].items())))
