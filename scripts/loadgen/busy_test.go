@@ -5,14 +5,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"moim/internal/testkit"
 )
 
 func TestStampBodyKeepsTheCID(t *testing.T) {
@@ -43,44 +43,18 @@ func TestBusyRefusalsAreResentAndAcked(t *testing.T) {
 	if err := build.Run(); err != nil {
 		t.Fatalf("building the node: %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	node := exec.Command(bin)
-	node.Env = append(os.Environ(), "MOIM_ADDR="+addr, "MOIM_DATA_DIR="+filepath.Join(dir, "data"), "MOIM_BUSY_LAG=1ns",
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	node := testkit.Start(t, dir, "node", append(os.Environ(), "MOIM_ADDR="+addr, "MOIM_DATA_DIR="+filepath.Join(dir, "data"), "MOIM_BUSY_LAG=1ns",
 		"MOIM_BCRYPT_COST=4", "MOIM_SEND_RATE=1000", "MOIM_SEND_BURST=1000", "MOIM_SEND_LIMIT=off",
-		"MOIM_SIGNUP_LIMIT=off", "MOIM_UPGRADE_LIMIT=off", "MOIM_INVITE_RULE=anyone", "MOIM_LOG_LEVEL=warn")
-	node.Stdout, node.Stderr = os.Stderr, os.Stderr
-	if err := node.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = node.Process.Kill()
-		_ = node.Wait()
-	})
+		"MOIM_SIGNUP_LIMIT=off", "MOIM_UPGRADE_LIMIT=off", "MOIM_INVITE_RULE=anyone", "MOIM_LOG_LEVEL=warn"), bin)
 	base := "http://" + addr
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node not ready on %s: %v", base, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	node.WaitHTTP(t, base+"/readyz", 60*time.Second)
 
 	gen := exec.Command("go", "run", ".", "-url", base, "-reconnect", "-history-check",
 		"-users", "20", "-room-size", "5", "-rate", "40", "-duration", "3s", "-drain", "30s", "-settle", "100ms", "-limits", "60s")
 	var out bytes.Buffer
 	gen.Stdout, gen.Stderr = &out, os.Stderr
-	err = gen.Run()
+	err := gen.Run()
 	t.Logf("loadgen:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("loadgen exited with %v, want every stage passing (nothing lost or doubled)", err)
