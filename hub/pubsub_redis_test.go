@@ -300,9 +300,6 @@ func TestSubscriptionsShareConnections(t *testing.T) {
 	for i := range rooms {
 		rooms[i] = int64(i + 1)
 	}
-	if err := s.add(ctx, rooms...); err != nil {
-		t.Fatal(err)
-	}
 	c := &collector{}
 	var done sync.WaitGroup
 	for i := range s.shards {
@@ -316,6 +313,10 @@ func TestSubscriptionsShareConnections(t *testing.T) {
 		s.close()
 		done.Wait()
 	})
+	// add returns once the receive loops read the confirmations.
+	if err := s.add(ctx, rooms...); err != nil {
+		t.Fatal(err)
+	}
 	publishAll := func(round string) {
 		pipe := rdb.Pipeline()
 		for _, r := range rooms {
