@@ -88,9 +88,14 @@ func (r *report) fill(lg *lgResult) {
 }
 
 // expectedDuringFault: drops and refusals the reference client recovers
-// from (loadgen's own list, reconnect included).
+// from (loadgen's own list, reconnect included): busy is a node behind
+// its load refusing sends, which the client resends with the same cid.
 func expectedDuringFault(code string) bool {
-	return code == "unavailable" || code == "rate_limited" || code == "conn_lost" || code == "write" || strings.HasPrefix(code, "closed_")
+	switch code {
+	case "unavailable", "rate_limited", "busy", "conn_lost", "write":
+		return true
+	}
+	return strings.HasPrefix(code, "closed_")
 }
 
 func failure(s string) string {
