@@ -35,8 +35,6 @@ func TestClubEventsCrossNodes(t *testing.T) {
 	}
 }
 
-var _ = alsoOn(onMemory, TestInviteLinkAcrossNodes)
-
 // TestInviteLinkAcrossNodes: a link made on one node lets a user in on
 // another; the join line reaches the first node's connection and the
 // newcomer's connection on the second node gets the room at once.
