@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -30,10 +31,15 @@ func (h *Hub) Handler(userID func(*fiber.Ctx) int64, token func(*fiber.Ctx) stri
 			return api.Forbidden("origin not allowed")
 		}
 		uid, tok := userID(c), token(c)
+		leave, err := h.upgrades.enter(c.UserContext(), c)
+		if err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
 		defer cancel()
 		name, err := h.dir.DisplayName(ctx, uid)
 		if err != nil {
+			leave()
 			return err
 		}
 		// Changes announced from here on are applied over the rooms read
@@ -42,6 +48,7 @@ func (h *Hub) Handler(userID func(*fiber.Ctx) int64, token func(*fiber.Ctx) stri
 		roomIDs, err := h.dir.RoomIDs(ctx, uid)
 		if err != nil {
 			done()
+			leave()
 			return err
 		}
 		// gobwas/ws performs the handshake on the raw connection, from the
@@ -50,7 +57,7 @@ func (h *Hub) Handler(userID func(*fiber.Ctx) int64, token func(*fiber.Ctx) stri
 		c.Context().HijackSetNoResponse(true)
 		c.Context().Hijack(func(nc net.Conn) {
 			defer done()
-			h.upgrade(nc, req, uid, tok, name, roomIDs)
+			h.upgrade(nc, req, uid, tok, name, roomIDs, leave)
 		})
 		return nil
 	}
@@ -78,7 +85,11 @@ func (h *Hub) originAllowed(origin, host string) bool {
 // unwrapper is fasthttp's hijacked connection, which wraps the socket.
 type unwrapper interface{ UnsafeConn() net.Conn }
 
-func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, token, name string, roomIDs []int64) {
+// upgrade calls leave once the connection has joined its rooms (or
+// failed to), before it starts reading frames.
+func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, token, name string, roomIDs []int64, leave func()) {
+	leave = sync.OnceFunc(leave)
+	defer leave()
 	conn := nc
 	if u, ok := nc.(unwrapper); ok {
 		conn = u.UnsafeConn()
@@ -130,6 +141,7 @@ func (h *Hub) upgrade(nc net.Conn, req []byte, uid int64, token, name string, ro
 	if h.tokenChangedLately(uid) {
 		go h.recheck([]int64{uid})
 	}
+	leave()
 	if err := h.watch(c); err != nil {
 		h.drop(c, err)
 	}

@@ -145,8 +145,10 @@ type Hub struct {
 	files   Attachments
 	metrics *metrics
 	adm     *admission
-	poller  *poller
-	nextID  atomic.Uint64
+	// upgrades bounds the WebSocket upgrades in progress.
+	upgrades upgradeGate
+	poller   *poller
+	nextID   atomic.Uint64
 	// live keeps the broker subscribed to the rooms in rooms, off mu.
 	live *liveRooms
 
@@ -192,15 +194,16 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 	ctx, stop := context.WithCancel(context.Background())
 	h := &Hub{
 		cfg: cfg, log: log, dir: dir, history: history,
-		broker:  broker,
-		metrics: newMetrics(reg),
-		adm:     newAdmission(cfg.BusyLag, reg),
-		conns:   map[*Conn]struct{}{},
-		users:   map[int64]*local{},
-		rooms:   map[int64]map[*Conn]struct{}{},
-		pending: map[int64]*pendingUser{},
-		live:    newLiveRooms(broker, log),
-		stop:    stop,
+		broker:   broker,
+		metrics:  newMetrics(reg),
+		adm:      newAdmission(cfg.BusyLag, reg),
+		upgrades: newUpgradeGate(),
+		conns:    map[*Conn]struct{}{},
+		users:    map[int64]*local{},
+		rooms:    map[int64]map[*Conn]struct{}{},
+		pending:  map[int64]*pendingUser{},
+		live:     newLiveRooms(broker, log),
+		stop:     stop,
 
 		tokensChanged: map[int64]time.Time{},
 	}

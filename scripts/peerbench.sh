@@ -17,7 +17,7 @@
 # loadgen's tables and JSON lines for each, then one Markdown table of
 # both. Every process it starts is stopped by its PID on exit.
 #
-# NODES=N (N > 1) measures the Redis path instead: it starts one
+# NODES=N (N > 1), or ENGINE=redis with any N, measures the Redis path instead: it starts one
 # redis-server and MariaDB (scripts/services.sh) and one FerretDB
 # (scripts/ferretdb, the message store every node shares), then N Moim
 # nodes on them, and afterwards N Centrifugo nodes with its Redis engine on
@@ -33,7 +33,8 @@
 # (per stage, default 30s), ROOM_SIZE (10), DRAIN (loadgen's -drain, 5s),
 # OUT (directory for the logs, default a new temporary one), MOIM_BIN (a
 # server binary to measure instead of building this tree's, e.g. an older
-# build for a before/after), NODES (1).
+# build for a before/after), NODES (1), ENGINE (memory with one node,
+# redis with more).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,6 +60,11 @@ if [ ! -x "$cf_bin" ]; then
 fi
 
 nodes=${NODES:-1}
+engine=${ENGINE:-$([ "$nodes" -gt 1 ] && echo redis || echo memory)}
+if [ "$nodes" -gt 1 ] && [ "$engine" != redis ]; then
+	echo "peerbench: $nodes nodes share state only through Redis; ENGINE=memory needs NODES=1" >&2
+	exit 2
+fi
 cleanup() {
 	for i in $(seq 1 "$nodes"); do
 		stop_pid "$out/moim$i.pid"
@@ -100,7 +106,7 @@ common=(-stages "$stages" -room-size "$room_size" -duration "$duration" -drain "
 # every node of both servers (Centrifugo uses only Redis).
 redis_env=()
 store_pids=()
-if [ "$nodes" -gt 1 ]; then
+if [ "$engine" = redis ]; then
 	(cd "$root" && go build -o "$out/ferretdb" ./scripts/ferretdb)
 	"$here/services.sh" start "$out/svc" >"$out/svc.env"
 	# shellcheck disable=SC1091
@@ -151,7 +157,7 @@ for i in $(seq 1 "$nodes"); do stop_pid "$out/moim$i.pid"; done
 # scripts/centrifugo.json.
 secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 cf_env=()
-if [ "$nodes" -gt 1 ]; then
+if [ "$engine" = redis ]; then
 	cf_env=(CENTRIFUGO_ENGINE_TYPE=redis CENTRIFUGO_ENGINE_REDIS_ADDRESS="$MOIM_TEST_REDIS_URL")
 	store_pids=("${store_pids[0]}")
 fi
@@ -180,8 +186,8 @@ done
 echo
 echo "Side by side (rooms of $room_size, $duration per stage; logs in $out):"
 echo
-if [ "$nodes" -gt 1 ]; then
-	names="Moim $nodes nodes|Centrifugo $nodes nodes, Redis engine"
+if [ "$engine" = redis ]; then
+	names="Moim $nodes node(s), Redis|Centrifugo $nodes node(s), Redis engine"
 	echo "(CPU: every node, redis-server and, for Moim, FerretDB, summed)"
 	echo
 else

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"os"
 	"reflect"
@@ -8,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // pass is a backend the server tests run on again after the default
@@ -58,6 +61,10 @@ func currentPass() pass {
 // -run names tests itself (to run any test on any backend by hand).
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// Tests stop redis-servers under running nodes on purpose, and
+	// go-redis logs every failed dial of every pool: thousands of lines
+	// that bury the failure a test reports.
+	redis.SetLogger(quietRedis{})
 	if p := currentPass(); p != 0 && flag.Lookup("test.run").Value.String() == "" {
 		names := passTests[p]
 		for i, n := range names {
@@ -69,3 +76,8 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// quietRedis drops go-redis's own log lines.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
