@@ -101,6 +101,7 @@ run() {
 		kill -0 "$pid" 2>/dev/null || { echo "pushbench: the node exited; see $out/$name.node.log" >&2; return 1; }
 		sleep 0.2
 	done
+	curl -sf -o /dev/null "$url/readyz" || { echo "pushbench: the node is not ready after 60 s; see $out/$name.node.log" >&2; return 1; }
 	echo "pushbench: $name: node pid $pid on $url, warming up for $warmup" >&2
 	"$out/loadgen" -url "$url" "${common[@]}" -duration "$warmup" -limits 60s "${flags[@]}" "${extra[@]}" \
 		>"$out/$name.warmup.out" 2>"$out/$name.warmup.log" || echo "pushbench: $name: the warm-up did not pass; see $out/$name.warmup.*" >&2

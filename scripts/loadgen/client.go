@@ -374,7 +374,8 @@ func (c *client) handle(p []byte) {
 	now := time.Now().UnixNano()
 	if room, seq, sent, cid, ok := parseMsg(p); ok {
 		c.delivered(room, seq, sent, cid, now)
-		if c.st.o.mentions > 0 && sent > 0 && c.ownMention(p) {
+		// Once per message: a reference client may get it again by sync.
+		if c.st.o.mentions > 0 && sent > 0 && room == c.room.id && c.count(seq) == 1 && c.ownMention(p) {
 			c.st.mentionsResolved.Add(1)
 		}
 		return
