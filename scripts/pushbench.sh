@@ -24,6 +24,9 @@
 #        the bodies name another member (@username), resolved at send time.
 #        The pushes go to a sink loadgen serves on a port fixed for the
 #        whole script, so each run's subscriptions replace its warm-up's.
+#        After the drain the users stay connected PUSH_WAIT (default 6s:
+#        the node's 5 s window plus one) so the last window's pushes, and
+#        the node's CPU for them, are counted with the run.
 #
 # Runs alternate off/on, then on/off (ABBA), RUNS pairs in all, so a
 # drift of the host weighs on both modes alike. It prints every run's
@@ -36,7 +39,7 @@
 # Environment: RUNS (pairs, default 3), DURATION (20s), WARMUP (10s),
 # ROOM_SIZE (10), DRAIN (3s), PAUSE (seconds between warm-up and
 # measurement, default 6: the node's push window of 5 s plus one),
-# PUSH_FLAGS, MOIM_BIN (a server binary to measure instead of building
+# PUSH_FLAGS, PUSH_WAIT, MOIM_BIN (a server binary to measure instead of building
 # this tree's), OUT (directory for logs, default a new temporary one).
 set -euo pipefail
 
@@ -58,7 +61,7 @@ warmup=${WARMUP:-10s}
 room_size=${ROOM_SIZE:-10}
 drain=${DRAIN:-3s}
 pause=${PAUSE:-6}
-read -r -a push_flags <<<"${PUSH_FLAGS:--push-subs 10 -push-away 1 -mentions 0.1}"
+read -r -a push_flags <<<"${PUSH_FLAGS:--push-subs 10 -push-away 1 -mentions 0.1} -push-wait ${PUSH_WAIT:-6s}"
 out=${OUT:-$(mktemp -d /tmp/pushbench.XXXXXX)}
 mkdir -p "$out"
 

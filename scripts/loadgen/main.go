@@ -149,6 +149,9 @@ type options struct {
 	pushSubs, pushAway int
 	mentions           float64
 	pushSink           string
+	// pushWait keeps a stage's connections open after the drain for the
+	// pushes of windows still open.
+	pushWait time.Duration
 }
 
 // loadgen is one run: its options, REST client and the users so far.
@@ -264,6 +267,7 @@ Flags:
 	pushSubs := fs.Int("push-subs", 0, "subscribe every Nth connected user (the 1st, N+1th, …: one per room when N is -room-size) to Web Push through POST /api/push/subscriptions, as the web client does, with an endpoint on -push-sink (the node needs MOIM_PUSH_LOOPBACK=true). The node pushes only to members with no live connection, so these are never posted to: they make their rooms watched (every message gathered, each window's subscribed members and their presence looked up), which is what a room with a subscriber costs while everyone is at it. 0: none")
 	pushAway := fs.Int("push-away", 0, "add N members to every room who never connect, each subscribed to Web Push like -push-subs: the node encrypts and posts every room's messages (one push per member per MOIM_PUSH_WINDOW, more for mentions) to them, as to a club's members who are not looking. They are not measured (no deliveries expected); the pushes the sink received are reported. Named PREFIXa00001…, reused by later runs. 0: none")
 	mentions := fs.Float64("mentions", 0, "fraction (0 to 1) of message bodies that name another member of the room, connected or away, picked at random, as @username after the timestamp and cid: the node resolves each against the room's members at send time (hub/mentions.go) and pushes a named away member even in a muted room. Reported: mentions sent, and how many came back to their sender resolved")
+	pushWait := fs.Duration("push-wait", 0, "with -push-subs or -push-away: after the drain, keep every connection open this much longer (the users stay present) and count the pushes of the windows still open, e.g. the node's MOIM_PUSH_WINDOW plus a second; the node's CPU over it (its push work for the stage's messages) is counted with the stage's. 0: pushes of a window open at the drain's end are not counted")
 	pushSink := fs.String("push-sink", "127.0.0.1:0", "loopback host:port of the push service loadgen serves for -push-subs and -push-away (port 0 picks one). Endpoints are http://ADDR/push/USERNAME: give a fixed port when runs repeat on one node's data, so each run's subscription replaces the last instead of leaving one behind that the node keeps posting to")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -279,11 +283,11 @@ Flags:
 		reconnect: *reconnect, storeURI: *storeCheck, timeline: *timeline,
 		target: *tgt, cfSecret: []byte(*cfSecret),
 		storm: *storm, stormProbe: *stormProbe, stormLimit: *stormLimit,
-		pushSubs: *pushSubs, pushAway: *pushAway, mentions: *mentions, pushSink: *pushSink,
+		pushSubs: *pushSubs, pushAway: *pushAway, mentions: *mentions, pushSink: *pushSink, pushWait: *pushWait,
 	}
 	switch {
-	case o.pushSubs < 0 || o.pushAway < 0:
-		return nil, errors.New("-push-subs and -push-away must not be negative")
+	case o.pushSubs < 0 || o.pushAway < 0 || o.pushWait < 0:
+		return nil, errors.New("-push-subs, -push-away and -push-wait must not be negative")
 	case !(o.mentions >= 0 && o.mentions <= 1):
 		return nil, errors.New("-mentions must be a fraction from 0 to 1")
 	case (o.pushSubs > 0 || o.pushAway > 0 || o.mentions > 0) && (o.target != "moim" || o.storm):
@@ -565,6 +569,13 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	res.DrainS = round2(st.drain(ctx).Seconds())
 	// Before the connections close: from then on every user is away.
 	if lg.sink != nil {
+		if o.pushWait > 0 {
+			logf("stage %d: waiting %s for the pushes of windows still open", n, o.pushWait)
+			select {
+			case <-time.After(o.pushWait):
+			case <-ctx.Done():
+			}
+		}
 		pushedAfter = lg.sink.counts()
 	}
 	close(stopProgress)

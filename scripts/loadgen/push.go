@@ -211,7 +211,8 @@ type pushResult struct {
 	SubscribedOnline int `json:"subscribed_online"`
 	Away             int `json:"away_users"`
 	// Pushes the sink received from the stage's set-up to the end of its
-	// drain (the warm-up's included; a window still open then is not);
+	// drain and -push-wait (the warm-up's included; a window still open
+	// then is not);
 	// Urgent of them were sent for a message naming the recipient.
 	Pushes int64 `json:"pushes_received"`
 	Urgent int64 `json:"urgent_pushes"`

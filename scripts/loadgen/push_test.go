@@ -66,7 +66,7 @@ func lastResult(t *testing.T, out []byte, v any) {
 func TestPushesAndMentionsReachTheSink(t *testing.T) {
 	base := startNode(t, "MOIM_PUSH_LOOPBACK=true", "MOIM_PUSH_WINDOW=500ms")
 	gen := exec.Command("go", "run", ".", "-url", base, "-users", "10", "-room-size", "5", "-rate", "20",
-		"-duration", "4s", "-drain", "10s", "-settle", "100ms", "-limits", "60s",
+		"-duration", "4s", "-drain", "10s", "-settle", "100ms", "-limits", "60s", "-push-wait", "1500ms",
 		"-push-subs", "5", "-push-away", "1", "-mentions", "1")
 	var out bytes.Buffer
 	gen.Stdout, gen.Stderr = &out, os.Stderr
@@ -115,6 +115,7 @@ func TestPushesAreOffByDefault(t *testing.T) {
 		{"-mentions", "NaN"},
 		{"-push-subs", "-1"},
 		{"-push-away", "-1"},
+		{"-push-away", "1", "-push-wait", "-1s"},
 		{"-push-away", "1", "-push-sink", "10.0.0.1:9000"},
 		{"-push-away", "1", "-push-sink", "nonsense"},
 		{"-push-away", "1", "-prefix", strings.Repeat("p", 27)},
