@@ -7,12 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"moim/internal/testkit"
 )
 
 func TestStampBodyKeepsTheCID(t *testing.T) {
@@ -36,19 +32,7 @@ func TestStampBodyKeepsTheCID(t *testing.T) {
 // busy, resent with the same cid after retry_after_ms, and every one is
 // acked, delivered to every member once and in the history once.
 func TestBusyRefusalsAreResentAndAcked(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "moim")
-	build := exec.Command("go", "build", "-o", bin, "moim/server")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("building the node: %v", err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	node := testkit.Start(t, dir, "node", append(os.Environ(), "MOIM_ADDR="+addr, "MOIM_DATA_DIR="+filepath.Join(dir, "data"), "MOIM_BUSY_LAG=1ns",
-		"MOIM_BCRYPT_COST=4", "MOIM_SEND_RATE=1000", "MOIM_SEND_BURST=1000", "MOIM_SEND_LIMIT=off",
-		"MOIM_SIGNUP_LIMIT=off", "MOIM_UPGRADE_LIMIT=off", "MOIM_INVITE_RULE=anyone", "MOIM_LOG_LEVEL=warn"), bin)
-	base := "http://" + addr
-	node.WaitHTTP(t, base+"/readyz", 60*time.Second)
+	base := startNode(t, "MOIM_BUSY_LAG=1ns")
 
 	gen := exec.Command("go", "run", ".", "-url", base, "-reconnect", "-history-check",
 		"-users", "20", "-room-size", "5", "-rate", "40", "-duration", "3s", "-drain", "30s", "-settle", "100ms", "-limits", "60s")

@@ -97,7 +97,7 @@ func TestCentrifugoAccounting(t *testing.T) {
 	lg := &loadgen{o: &options{roomSize: 2, target: "centrifugo", bodySize: 100}, runID: "run"}
 	lg.tgt = newCentrifugoTarget(lg)
 	accts, _ := lg.tgt.accounts(context.Background(), 2)
-	st := newStage(context.Background(), lg, 1, stageSpec{2, 1}, accts)
+	st := newStage(context.Background(), lg, 1, stageSpec{2, 1}, accts, nil)
 	if err := lg.tgt.createRooms(context.Background(), st); err != nil {
 		t.Fatal(err)
 	}

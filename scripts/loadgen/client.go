@@ -178,7 +178,13 @@ func (c *client) send(s *sender, n uint64) error {
 	defer c.wmu.Unlock()
 	now := time.Now().UnixNano()
 	s.cid = appendCID(s.cid[:0], now, n)
-	s.body = appendBody(s.body[:0], now, s.cid, s.pad, c.st.o.bodySize)
+	mention := ""
+	if f := c.st.o.mentions; f > 0 && rand.Float64() < f {
+		if mention = c.mentionTarget(rand.Int()); mention != "" {
+			c.st.mentionsSent.Add(1)
+		}
+	}
+	s.body = appendMentionBody(s.body[:0], now, s.cid, mention, s.pad, c.st.o.bodySize)
 	s.payload = c.st.lg.tgt.appendSend(s.payload[:0], c, s.cid, s.body)
 	if c.ref != nil {
 		c.ref.addPending(string(s.cid), bytes.Clone(s.payload))
@@ -368,6 +374,10 @@ func (c *client) handle(p []byte) {
 	now := time.Now().UnixNano()
 	if room, seq, sent, cid, ok := parseMsg(p); ok {
 		c.delivered(room, seq, sent, cid, now)
+		// Once per message: a reference client may get it again by sync.
+		if c.st.o.mentions > 0 && sent > 0 && room == c.room.id && c.count(seq) == 1 && c.ownMention(p) {
+			c.st.mentionsResolved.Add(1)
+		}
 		return
 	}
 	var f frame

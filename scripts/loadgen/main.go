@@ -48,6 +48,13 @@
 // until it receives its room's REST-sent probes; scripts/stormbench.sh
 // runs it on both engines.
 //
+// -push-subs, -push-away and -mentions add the club's pushes and mentions
+// to the traffic (push.go): Web Push subscriptions through the web
+// client's route, pointing at a push service loadgen serves and counts,
+// members who never connect and so are pushed to, and bodies naming
+// members with @username. The node must run with MOIM_PUSH_LOOPBACK=true;
+// scripts/pushbench.sh compares the node with and without them.
+//
 // The result is a table per stage on stdout, then one JSON line per
 // stage. A stage passes a latency limit when delivery p99 is at most the
 // limit, no acked message was lost and no error happened; the exit code
@@ -61,6 +68,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -134,6 +142,16 @@ type options struct {
 	// the verdict's bound.
 	storm                  bool
 	stormProbe, stormLimit time.Duration
+	// pushSubs subscribes every pushSubs-th connected user to pushes,
+	// pushAway adds that many subscribed members who never connect to
+	// each room, and mentions is the fraction of bodies naming another
+	// member (push.go); pushSink is where the subscriptions point.
+	pushSubs, pushAway int
+	mentions           float64
+	pushSink           string
+	// pushWait keeps a stage's connections open after the drain for the
+	// pushes of windows still open.
+	pushWait time.Duration
 }
 
 // loadgen is one run: its options, REST client and the users so far.
@@ -149,6 +167,11 @@ type loadgen struct {
 	nextBase atomic.Uint64
 	// current is the stage running now, for the fault-window signals.
 	current atomic.Pointer[stage]
+	// sink is the push service the subscriptions point at (push.go), nil
+	// without -push-subs and -push-away; away are the members who never
+	// connect, kept across stages.
+	sink *pushSink
+	away []*account
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -197,6 +220,13 @@ Against a peer: -target centrifugo -url http://127.0.0.1:8000
 -centrifugo-secret KEY drives a Centrifugo server with the same workload
 (scripts/peerbench.sh runs both side by side and writes its config).
 
+Pushes and mentions (scripts/pushbench.sh compares runs with and
+without): -push-subs N subscribes every Nth user to Web Push, -push-away N
+adds N subscribed members who never connect to every room, -mentions P
+makes a fraction P of the bodies name another member with @username. The
+subscriptions point at a push service loadgen serves on -push-sink, which
+counts what the node posts; start the node with MOIM_PUSH_LOOPBACK=true.
+
 Exit status: 0 when every stage passes every -limits entry, 1 otherwise,
 2 for bad flags.
 
@@ -234,6 +264,11 @@ Flags:
 	storm := fs.Bool("storm", false, "measure a connection storm instead of traffic: per stage (users; its rate is ignored), dial every WebSocket at once into fresh rooms and time each from its ready until it receives its room's messages, probed over REST (POST /api/rooms/{id}/messages) every -storm-probe; reports connect-to-live p50/p99/max and how many took longer than -storm-limit (the verdict)")
 	stormProbe := fs.Duration("storm-probe", 100*time.Millisecond, "with -storm: how often each room not yet all live gets a probe message")
 	stormLimit := fs.Duration("storm-limit", time.Second, "with -storm: every connection must be live within this of its ready")
+	pushSubs := fs.Int("push-subs", 0, "subscribe every Nth connected user (the 1st, N+1th, …: one per room when N is -room-size) to Web Push through POST /api/push/subscriptions, as the web client does, with an endpoint on -push-sink (the node needs MOIM_PUSH_LOOPBACK=true). The node pushes only to members with no live connection, so these are never posted to: they make their rooms watched (every message gathered, each window's subscribed members and their presence looked up), which is what a room with a subscriber costs while everyone is at it. 0: none")
+	pushAway := fs.Int("push-away", 0, "add N members to every room who never connect, each subscribed to Web Push like -push-subs: the node encrypts and posts every room's messages (one push per member per MOIM_PUSH_WINDOW, more for mentions) to them, as to a club's members who are not looking. They are not measured (no deliveries expected); the pushes the sink received are reported. Named PREFIXa00001…, reused by later runs. 0: none")
+	mentions := fs.Float64("mentions", 0, "fraction (0 to 1) of message bodies that name another member of the room, connected or away, picked at random, as @username after the timestamp and cid: the node resolves each against the room's members at send time (hub/mentions.go) and pushes a named away member even in a muted room. Reported: mentions sent, and how many came back to their sender resolved")
+	pushWait := fs.Duration("push-wait", 0, "with -push-subs or -push-away: after the drain, keep every connection open this much longer (the users stay present) and count the pushes of the windows still open, e.g. the node's MOIM_PUSH_WINDOW plus a second; the node's CPU over it (its push work for the stage's messages) is counted with the stage's. 0: pushes of a window open at the drain's end are not counted")
+	pushSink := fs.String("push-sink", "127.0.0.1:0", "loopback host:port of the push service loadgen serves for -push-subs and -push-away (port 0 picks one). Endpoints are http://ADDR/push/USERNAME: give a fixed port when runs repeat on one node's data, so each run's subscription replaces the last instead of leaving one behind that the node keeps posting to")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -248,6 +283,18 @@ Flags:
 		reconnect: *reconnect, storeURI: *storeCheck, timeline: *timeline,
 		target: *tgt, cfSecret: []byte(*cfSecret),
 		storm: *storm, stormProbe: *stormProbe, stormLimit: *stormLimit,
+		pushSubs: *pushSubs, pushAway: *pushAway, mentions: *mentions, pushSink: *pushSink, pushWait: *pushWait,
+	}
+	switch {
+	case o.pushSubs < 0 || o.pushAway < 0 || o.pushWait < 0:
+		return nil, errors.New("-push-subs, -push-away and -push-wait must not be negative")
+	case !(o.mentions >= 0 && o.mentions <= 1):
+		return nil, errors.New("-mentions must be a fraction from 0 to 1")
+	case (o.pushSubs > 0 || o.pushAway > 0 || o.mentions > 0) && (o.target != "moim" || o.storm):
+		return nil, errors.New("-push-subs, -push-away and -mentions drive Moim's traffic only (not -target centrifugo or -storm)")
+	}
+	if host, _, err := net.SplitHostPort(o.pushSink); err != nil || !apiclient.IsLoopback(host) {
+		return nil, fmt.Errorf("-push-sink must be a loopback host:port (the node posts there with MOIM_PUSH_LOOPBACK=true), got %q", o.pushSink)
 	}
 	if o.storm && (o.target != "moim" || *reconnect || *historyCheck || *storeCheck != "") {
 		return nil, errors.New("-storm drives Moim only, without -reconnect, -history-check or -store-check")
@@ -314,8 +361,8 @@ Flags:
 		o.stages = []stageSpec{{*users, *rate}}
 	}
 	switch {
-	case o.roomSize < 1 || o.roomSize+len(o.alsoMembers) > 1001:
-		return nil, errors.New("-room-size plus the -also-members must be 1 to 1001 (a room is created with at most 1000 member_ids)")
+	case o.roomSize < 1 || o.roomSize+len(o.alsoMembers)+o.pushAway > 1001:
+		return nil, errors.New("-room-size plus the -also-members and -push-away must be 1 to 1001 (a room is created with at most 1000 member_ids)")
 	case o.duration <= 0:
 		return nil, errors.New("-duration must be positive")
 	case o.drain < 0 || o.settle < 0 || o.historyTimeout <= 0:
@@ -334,6 +381,9 @@ Flags:
 	maxUsers := 0
 	for _, s := range o.stages {
 		maxUsers = max(maxUsers, s.users)
+	}
+	if o.pushAway > 0 && len(o.prefix) > 26 {
+		return nil, errors.New("-prefix too long for away users' names (PREFIXa00001)")
 	}
 	if maxUsers > 99999 && len(o.prefix) > 26 {
 		return nil, errors.New("-prefix too long for six-digit user numbers")
@@ -404,6 +454,14 @@ func run(args []string) int {
 		lg.tgt = newCentrifugoTarget(lg)
 	}
 	lg.historyLimit.Store(historyPage)
+	if o.pushSubs > 0 || o.pushAway > 0 {
+		if lg.sink, err = startPushSink(o.pushSink, o.prefix+"a"); err != nil {
+			logf("%v", err)
+			return 1
+		}
+		defer lg.sink.close()
+		logf("push sink on http://%s/push/", lg.sink.addr)
+	}
 	go func() {
 		for sig := range marks {
 			if st := lg.current.Load(); st != nil {
@@ -466,7 +524,18 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	if err != nil {
 		return fail("set up users: %v", err)
 	}
-	st := newStage(ctx, lg, n, spec, accts)
+	var away []*account
+	if o.pushAway > 0 {
+		rooms := (len(accts) + o.roomSize - 1) / o.roomSize
+		if away, err = lg.ensureAway(ctx, rooms*o.pushAway); err != nil {
+			return fail("set up away users: %v", err)
+		}
+	}
+	var pushedBefore, pushedAfter sinkCounts
+	if lg.sink != nil {
+		pushedBefore = lg.sink.counts()
+	}
+	st := newStage(ctx, lg, n, spec, accts, away)
 	lg.current.Store(st)
 	defer lg.current.Store(nil)
 	res.Rooms = len(st.rooms)
@@ -498,6 +567,17 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	go st.progress(stopProgress, progressDone)
 	st.pace(ctx)
 	res.DrainS = round2(st.drain(ctx).Seconds())
+	// Before the connections close: from then on every user is away.
+	if lg.sink != nil {
+		if o.pushWait > 0 {
+			logf("stage %d: waiting %s for the pushes of windows still open", n, o.pushWait)
+			select {
+			case <-time.After(o.pushWait):
+			case <-ctx.Done():
+			}
+		}
+		pushedAfter = lg.sink.counts()
+	}
 	close(stopProgress)
 	<-progressDone
 	st.closeAll()
@@ -538,6 +618,17 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	if o.storeURI != "" && ctx.Err() == nil {
 		logf("stage %d: checking the message store for %d rooms", n, len(st.rooms))
 		res.Store = lg.checkStore(ctx, st, acked)
+	}
+	if lg.sink != nil || o.mentions > 0 {
+		p := &pushResult{Away: len(away), MentionsSent: st.mentionsSent.Load(), MentionsResolved: st.mentionsResolved.Load()}
+		for _, a := range accts {
+			if a.subscribed {
+				p.SubscribedOnline++
+			}
+		}
+		p.Pushes, p.Urgent = pushedAfter.pushes-pushedBefore.pushes, pushedAfter.urgent-pushedBefore.urgent
+		p.ToConnected = pushedAfter.connected - pushedBefore.connected
+		res.Push = p
 	}
 	res.Errors = st.errs.snapshot()
 	res.ErrorsTotal = st.errs.total.Load()

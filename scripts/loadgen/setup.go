@@ -21,6 +21,9 @@ type account struct {
 	name  string
 	id    int64
 	token string
+	// subscribed: the user has a push subscription (-push-subs,
+	// -push-away).
+	subscribed bool
 }
 
 // room is one room of a stage: members[0] created it.
@@ -28,7 +31,10 @@ type room struct {
 	id      int64
 	channel string // the room's channel on Centrifugo (-target centrifugo)
 	members []*client
-	warm    chan frame // the warm-up message's ack or error
+	// away are members who never connect (-push-away): not measured,
+	// pushed to.
+	away []*account
+	warm chan frame // the warm-up message's ack or error
 	// maxAcked is the highest seq acked in the room so far.
 	maxAcked atomic.Int64
 
@@ -157,29 +163,19 @@ func (lg *loadgen) ensureAccounts(ctx context.Context, n int) ([]*account, error
 	var created atomic.Int64
 	start := time.Now()
 	failed, err := parallel(ctx, len(fresh), lg.o.setupConc, func(i int) error {
-		a := &account{name: fmt.Sprintf("%s%05d", lg.o.prefix, have+i+1)}
-		err := withRetry(ctx, func() error {
-			_, err := lg.api("").Signup(ctx, a.name, lg.o.password, "Load "+a.name)
-			if apiclient.StatusOf(err) == http.StatusConflict {
-				return nil // username_taken: a earlier run's user, log in
-			}
-			if err == nil {
-				created.Add(1)
-			}
-			return err
-		})
+		a, made, err := lg.signIn(ctx, fmt.Sprintf("%s%05d", lg.o.prefix, have+i+1))
 		if err != nil {
 			return err
 		}
-		var c *apiclient.Client
-		err = withRetry(ctx, func() error {
-			c = lg.api("")
-			return c.Login(ctx, a.name, lg.o.password)
-		})
-		if err != nil {
-			return fmt.Errorf("an existing user with another password? use -prefix or -password: %w", err)
+		if made {
+			created.Add(1)
 		}
-		a.id, a.token = c.ID, c.Token
+		// Every Nth user, from the first, so each room of N or more has one.
+		if n := lg.o.pushSubs; n > 0 && (have+i)%n == 0 {
+			if err := lg.subscribe(ctx, a); err != nil {
+				return err
+			}
+		}
 		fresh[i] = a
 		return nil
 	})
@@ -192,6 +188,36 @@ func (lg *loadgen) ensureAccounts(ctx context.Context, n int) ([]*account, error
 	return lg.accounts[:n], nil
 }
 
+// signIn signs user name up (or finds it taken: an earlier run's user)
+// and logs it in; created tells which.
+func (lg *loadgen) signIn(ctx context.Context, name string) (*account, bool, error) {
+	a := &account{name: name}
+	created := false
+	err := withRetry(ctx, func() error {
+		_, err := lg.api("").Signup(ctx, a.name, lg.o.password, "Load "+a.name)
+		if apiclient.StatusOf(err) == http.StatusConflict {
+			return nil // username_taken: a earlier run's user, log in
+		}
+		if err == nil {
+			created = true
+		}
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	var c *apiclient.Client
+	err = withRetry(ctx, func() error {
+		c = lg.api("")
+		return c.Login(ctx, a.name, lg.o.password)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("an existing user with another password? use -prefix or -password: %w", err)
+	}
+	a.id, a.token = c.ID, c.Token
+	return a, created, nil
+}
+
 // createRooms creates the stage's rooms, each by its first member with
 // the others as member_ids.
 func (lg *loadgen) createRooms(ctx context.Context, st *stage) error {
@@ -201,6 +227,9 @@ func (lg *loadgen) createRooms(ctx context.Context, st *stage) error {
 		ids := make([]int64, 0, len(r.members)-1)
 		for _, m := range r.members[1:] {
 			ids = append(ids, m.acct.id)
+		}
+		for _, a := range r.away {
+			ids = append(ids, a.id)
 		}
 		var view struct {
 			ID int64 `json:"id"`

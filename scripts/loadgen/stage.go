@@ -45,6 +45,10 @@ type stage struct {
 	syncs          atomic.Int64
 	lateAcks       atomic.Int64 // acks of a cid already acked
 
+	// Mentions (-mentions): bodies naming a member, and those delivered
+	// back to their sender with the node's resolved mentions.
+	mentionsSent, mentionsResolved atomic.Int64
+
 	fault    faultWindow
 	timeline []timelinePoint // progress goroutine only
 
@@ -65,7 +69,9 @@ type stage struct {
 	storm *stormState
 }
 
-func newStage(ctx context.Context, lg *loadgen, n int, spec stageSpec, accts []*account) *stage {
+// newStage groups accts into rooms of -room-size; each room also gets
+// the next -push-away of away.
+func newStage(ctx context.Context, lg *loadgen, n int, spec stageSpec, accts, away []*account) *stage {
 	o := lg.o
 	st := &stage{n: n, spec: spec, o: o, lg: lg, ctx: ctx, stopped: make(chan struct{}),
 		lat: newHistogram(), ackLat: newHistogram(), spare: newHistogram(), warmLat: newHistogram(), logged: map[string]int{}}
@@ -86,6 +92,9 @@ func newStage(ctx context.Context, lg *loadgen, n int, spec stageSpec, accts []*
 			seqOf: map[string]int64{}, conflicts: map[string]bool{}}
 		for _, c := range r.members {
 			c.room = r
+		}
+		if k := len(st.rooms) * o.pushAway; k < len(away) {
+			r.away = away[k:min(k+o.pushAway, len(away))]
 		}
 		st.rooms = append(st.rooms, r)
 	}

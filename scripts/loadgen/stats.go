@@ -235,6 +235,8 @@ type result struct {
 	// Recovery is the reference client's work (-reconnect).
 	Recovery *recoveryResult `json:"recovery,omitempty"`
 	Fault    *faultResult    `json:"fault_window,omitempty"`
+	// Push is the pushes and mentions (-push-subs, -push-away, -mentions).
+	Push     *pushResult     `json:"push,omitempty"`
 	Timeline []timelinePoint `json:"timeline,omitempty"`
 	SetupS   float64         `json:"setup_seconds"`
 	DrainS   float64         `json:"drain_seconds"`
@@ -331,6 +333,9 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 	fmt.Fprintf(tw, "latency (ack)\t%s\n", r.AckLatency)
 	if f := r.Fault; f != nil {
 		fmt.Fprintf(tw, "fault window\t%.1fs–%.1fs: %d sent, %d error frames; delivery %s\n", f.StartS, f.EndS, f.Sent, f.Errors, f.Latency)
+	}
+	if p := r.Push; p != nil {
+		fmt.Fprintf(tw, "pushes\t%s\n", p)
 	}
 	fmt.Fprintf(tw, "drain\t%.1fs\n", r.DrainS)
 	for _, p := range r.Procs {

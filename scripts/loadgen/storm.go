@@ -82,7 +82,7 @@ func (lg *loadgen) runStorm(ctx context.Context, n int, spec stageSpec) *stormRe
 	if err != nil {
 		return fail("set up users: %v", err)
 	}
-	st := newStage(ctx, lg, n, spec, accts)
+	st := newStage(ctx, lg, n, spec, accts, nil)
 	defer st.closeAll()
 	res.Rooms = len(st.rooms)
 	if err := lg.tgt.createRooms(ctx, st); err != nil {

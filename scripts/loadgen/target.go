@@ -51,11 +51,21 @@ func appendCID(dst []byte, now int64, n uint64) []byte {
 // padded with pad's bytes to size (when it is longer than that already,
 // it is left as it is). Recipients read the send time from it.
 func appendBody(dst []byte, now int64, cid, pad []byte, size int) []byte {
+	return appendMentionBody(dst, now, cid, "", pad, size)
+}
+
+// appendMentionBody is appendBody naming user mention ("@name" after the
+// cid, within size) unless it is "".
+func appendMentionBody(dst []byte, now int64, cid []byte, mention string, pad []byte, size int) []byte {
 	start := len(dst)
 	dst = append(dst, "lg "...)
 	dst = strconv.AppendInt(dst, now, 10)
 	dst = append(dst, ' ')
 	dst = append(dst, cid...)
+	if mention != "" {
+		dst = append(dst, " @"...)
+		dst = append(dst, mention...)
+	}
 	if n := size - (len(dst) - start); n > 0 {
 		dst = append(dst, ' ')
 		dst = append(dst, pad[:min(n-1, len(pad))]...)
