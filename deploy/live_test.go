@@ -244,9 +244,7 @@ func drive(t *testing.T, lb string, sent int) {
 	sender := dialWS(t, lb, alice)
 	readers := []*testkit.WS{dialWS(t, lb, bob), dialWS(t, lb, bob)}
 	for i := range sent {
-		cid := fmt.Sprintf("m-%d", i)
-		sender.Send(map[string]any{"type": "send", "room": room.ID, "cid": cid, "body": fmt.Sprintf("안녕하세요 %d", i)})
-		sender.AwaitWhere(func(f apiclient.Frame) bool { return f.Type == "ack" && f.CID == cid })
+		sender.Say(room.ID, fmt.Sprintf("m-%d", i), fmt.Sprintf("안녕하세요 %d", i))
 	}
 	for _, r := range readers {
 		got := 0

@@ -85,11 +85,26 @@ func (w *WS) Await(typ string) apiclient.Frame {
 	})
 }
 
-// Say sends a message and returns its ack.
+// Say sends a message and returns its ack. A node past its capacity
+// refuses the send as busy and stores nothing; Say then resends the same
+// cid after the wait the node names, as clients do (docs/PROTOCOL.md):
+// a test on a loaded host sees refusals, not failures. Any other error
+// fails the test.
 func (w *WS) Say(room int64, cid, body string) apiclient.Frame {
 	w.T.Helper()
-	w.Send(map[string]any{"type": "send", "room": room, "cid": cid, "body": body})
-	return w.Await("ack")
+	for {
+		w.Send(map[string]any{"type": "send", "room": room, "cid": cid, "body": body})
+		f := w.AwaitWhere(func(f apiclient.Frame) bool {
+			if f.Type == "error" && !(f.Code == "busy" && f.CID == cid) {
+				w.T.Fatalf("user %d sending %s got error %s: %s", w.User, cid, f.Code, f.Message)
+			}
+			return f.Type == "ack" && f.CID == cid || f.Type == "error"
+		})
+		if f.Type == "ack" {
+			return f
+		}
+		time.Sleep(time.Duration(f.RetryAfterMS) * time.Millisecond)
+	}
 }
 
 // CloseCode reads until the server closes and returns the close code.
