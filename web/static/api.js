@@ -89,6 +89,7 @@ export const api = {
   wallet: () => request("GET", "/api/wallet"),
   topUp: (amount, idempotency_key) => request("POST", "/api/wallet/topups", { amount, idempotency_key }),
   confirmTopUp: (payment_key, order_id, amount) => request("POST", "/api/wallet/topups/confirm", { payment_key, order_id, amount }),
+  cancelTopUp: (order_id, code, message) => request("POST", "/api/wallet/topups/cancel", { order_id, code: code || "", message: message || "" }),
   withdraw: (amount, idempotency_key, pin) => request("POST", "/api/wallet/withdrawals", { amount, idempotency_key }, { pin }),
   send: (to_user_id, amount, memo, idempotency_key, pin) =>
     request("POST", "/api/wallet/transfers", { to_user_id, amount, memo, idempotency_key }, { pin }),
