@@ -80,6 +80,7 @@ export const api = {
   join: (id, password) => request("POST", `/api/rooms/${id}/join`, password ? { password } : undefined),
   leave: (id) => request("POST", `/api/rooms/${id}/leave`),
   deleteRoom: (id) => request("DELETE", `/api/rooms/${id}`),
+  deleteAttachment: (id) => request("DELETE", `/api/attachments/${encodeURIComponent(id)}`),
   transferOwner: (id, user_id) => request("PUT", `/api/rooms/${id}/owner`, { user_id }),
   members: (id) => request("GET", `/api/rooms/${id}/members`).then((r) => r.members),
   presence: (id) => request("GET", `/api/rooms/${id}/presence`).then((r) => r.members),
