@@ -11,7 +11,7 @@ import { upload } from "./files.js";
 import { deskSection } from "./desk.js";
 import { autopaySection } from "./autopay.js";
 import { ledgerSection } from "./ledger.js";
-import { deleteRoomBox } from "./admin.js";
+import { deleteRoomBox, handOverBox } from "./admin.js";
 import { openCheckout, takeCheckoutResult } from "./checkout.js";
 
 export function mountDues(el, room) {
@@ -321,7 +321,7 @@ export function mountDues(el, room) {
         },
         onFail: () => (deleting = false),
       }) : null,
-      state.rooms.get(room).role === "owner" ? handOver(members) : null,
+      state.rooms.get(room).role === "owner" ? handOverBox(room, members, act) : null,
       data.status ? h("div", { class: "stack" },
         h("h4", {}, t("dues.remind")),
         h("p", { class: "muted small" }, t("dues.remindHint")),
@@ -332,30 +332,6 @@ export function mountDues(el, room) {
   }
 
   // act runs a change, says how it went and shows the new state.
-  // handOver lets the owner give the room to another member (a treasurer
-  // handing over); the old owner stays on as an admin.
-  function handOver(members) {
-    const others = members.filter((m) => m.user_id !== state.me.id);
-    if (!others.length) return null;
-    const who = h("select", { "aria-label": t("owner.to"), "data-testid": "owner-who" }, others.map((m) => h("option", { value: m.user_id }, m.display_name)));
-    return h("form", {
-      class: "stack", "data-testid": "owner-box",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        const name = who.selectedOptions[0].textContent;
-        if (!(await confirm(t("owner.title"), t("owner.confirm", name), t("owner.title"), { testid: "owner-dialog" }))) return;
-        await act(async () => {
-          await api.transferOwner(room, Number(who.value));
-          state.rooms.get(room).role = "admin";
-        }, t("owner.done", name));
-      },
-    },
-    h("h4", {}, t("owner.title")),
-    h("p", { class: "muted small" }, t("owner.hint")),
-    h("label", { class: "field" }, h("span", {}, t("owner.to")), who),
-    h("button", { type: "submit", class: "btn", "data-testid": "transfer-owner" }, t("owner.title")));
-  }
-
   async function act(fn, okText, key) {
     try {
       await fn();
