@@ -222,6 +222,8 @@ func TestTossTopUpConfirmAndWebhook(t *testing.T) {
 	checkBooks(t, n)
 }
 
+var _ = alsoOn(onMemory, TestTossTopUpCancelledAtCheckout)
+
 // TestTossTopUpCancelledAtCheckout: a top-up whose checkout the browser
 // reports cancelled (Toss's failUrl) ends at once instead of waiting an
 // hour: cancelled, nothing charged, gone from the wallet's pending list;
