@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,7 +44,19 @@ type Attachments struct {
 	blobs Blobs
 	rooms Rooms
 	quota int64
+	live  Live
 }
+
+// Live is the real-time side (the hub) as attachments sees it.
+type Live interface {
+	// Publish sends an unstored event to a room's live connections.
+	Publish(ctx context.Context, roomID int64, event []byte) error
+}
+
+// UseLive lets a deletion reach the room's live connections at once, so
+// members' clients stop showing the file without asking for it again.
+// Call it before serving.
+func (a *Attachments) UseLive(l Live) { a.live = l }
 
 // New stores metadata in db and bytes in blobs; quota caps the bytes
 // (files and thumbnails) one room may hold.
@@ -257,7 +270,33 @@ func (a *Attachments) Delete(ctx context.Context, id string, userID int64) error
 	if r.ThumbSize > 0 {
 		_ = a.blobs.Delete(ctx, thumbKey(id))
 	}
+	a.publishDeleted(ctx, r.RoomID, id)
 	return nil
+}
+
+// publishDeleted tells the room's live connections that an attachment is
+// gone. Best effort: a client that misses it learns the same from the
+// 410 when it next asks for the bytes.
+func (a *Attachments) publishDeleted(ctx context.Context, roomID int64, id string) {
+	if a.live == nil {
+		return
+	}
+	ev, err := json.Marshal(deletedEvent{Type: "attachment_deleted", Room: roomID, Attachment: deletedRef{ID: id}})
+	if err == nil {
+		_ = a.live.Publish(ctx, roomID, ev)
+	}
+}
+
+// deletedEvent is the attachment_deleted event; the attachment is named
+// by id only, the shape messages carry it in.
+type deletedEvent struct {
+	Type       string     `json:"type"`
+	Room       int64      `json:"room"`
+	Attachment deletedRef `json:"attachment"`
+}
+
+type deletedRef struct {
+	ID string `json:"id"`
 }
 
 // Attachment is the metadata of attachment id when userID uploaded it to

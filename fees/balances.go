@@ -131,6 +131,9 @@ type Wallet struct {
 	Withdrawals bool `json:"withdrawals"`
 	// HasPIN tells the client to ask for the PIN before moving money.
 	HasPIN bool `json:"has_pin"`
+	// PendingTopUps are top-ups waiting for the provider's checkout (never
+	// null), so a client can show them and end one the user abandoned.
+	PendingTopUps []PendingTopUp `json:"pending_topups"`
 }
 
 // WalletOf returns the user's wallet, opening it on first use.
@@ -151,6 +154,9 @@ func (f *Fees) WalletOf(ctx context.Context, user int64) (*Wallet, *Account, err
 		w.Provider, w.TestMoney, w.Withdrawals = f.provider.Name(), f.provider.Test(), f.provider.PaysOut()
 	}
 	if w.HasPIN, err = f.HasPIN(ctx, user); err != nil {
+		return nil, nil, err
+	}
+	if w.PendingTopUps, err = f.PendingTopUps(ctx, user); err != nil {
 		return nil, nil, err
 	}
 	return w, a, nil

@@ -24,6 +24,7 @@ func (f *Fees) Routes(r fiber.Router, auth fiber.Handler, userID func(*fiber.Ctx
 	r.Post("/wallet/deposit", auth, h.deposit)
 	r.Post("/wallet/topups", auth, h.topUp)
 	r.Post("/wallet/topups/confirm", auth, h.confirmTopUp)
+	r.Post("/wallet/topups/cancel", auth, h.cancelTopUp)
 	r.Post("/wallet/withdrawals", auth, h.withdraw)
 	r.Post("/wallet/transfers", auth, h.send)
 	r.Put("/wallet/pin", auth, h.setPIN)
@@ -377,6 +378,32 @@ func (h *handlers) confirmTopUp(c *fiber.Ctx) error {
 		return err
 	}
 	p, err := h.f.ConfirmTopUp(c.UserContext(), h.user(c), req.OrderID, req.PaymentKey, req.Amount)
+	if err != nil {
+		return err
+	}
+	return c.JSON(viewPayment(p))
+}
+
+// cancelTopUp takes what the provider's checkout handed the browser when
+// it failed or was cancelled (Toss's failUrl query: code, message,
+// orderId; or the SDK's rejection).
+func (h *handlers) cancelTopUp(c *fiber.Ctx) error {
+	var req struct {
+		OrderID string `json:"order_id"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := api.Decode(c, &req); err != nil {
+		return err
+	}
+	var parts []string
+	for _, s := range []string{req.Code, req.Message} {
+		if s = strings.TrimSpace(s); s != "" {
+			parts = append(parts, s)
+		}
+	}
+	why := strings.Join(parts, ": ")
+	p, err := h.f.CancelTopUp(c.UserContext(), h.user(c), req.OrderID, why)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ const (
 	PaymentPending   = "pending"
 	PaymentConfirmed = "confirmed"
 	PaymentFailed    = "failed"
+	// PaymentCancelled is a top-up its owner ended at checkout (cancelled
+	// or failed in the provider's window): nothing was charged.
+	PaymentCancelled = "cancelled"
 )
 
 // Payment is one top-up or withdrawal through the payment provider. Money
@@ -160,6 +163,99 @@ func (f *Fees) ConfirmTopUp(ctx context.Context, user int64, orderID, paymentKey
 	return p, f.credit(ctx, p, paymentKey)
 }
 
+// CancelTopUp ends the user's pending top-up whose checkout the provider's
+// window reported cancelled or failed (Toss's failUrl, or its SDK's
+// promise rejecting), so it does not wait an hour for Reconcile: status
+// cancelled, nothing charged. The client's word alone is not enough while
+// money might have moved: the provider is asked first, and a payment it
+// holds as done is credited and answered 409 payment_confirmed instead.
+// A top-up that already ended answers as it is (a repeat is harmless);
+// another user's or an unknown order is 404. why is the provider's
+// reason as the client reported it, kept for the record.
+func (f *Fees) CancelTopUp(ctx context.Context, user int64, orderID, why string) (*Payment, error) {
+	if f.provider == nil {
+		return nil, errNoPayments
+	}
+	p, err := f.paymentByOrder(ctx, orderID)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil || p.UserID != user || p.Kind != PaymentTopUp {
+		return nil, api.NotFound("top-up")
+	}
+	if p.Status == PaymentPending {
+		if err := f.cancelPending(ctx, p, why); err != nil {
+			return nil, err
+		}
+	}
+	if p.Status == PaymentConfirmed {
+		return nil, errTopUpConfirmed
+	}
+	return p, nil
+}
+
+var errTopUpConfirmed = api.Conflict("payment_confirmed", "this top-up was paid and credited to the wallet; it cannot be cancelled")
+
+// cancelPending asks the provider about a pending top-up before marking
+// it cancelled: one it holds as paid is credited instead.
+func (f *Fees) cancelPending(ctx context.Context, p *Payment, why string) error {
+	got, err := f.provider.LookupOrder(ctx, p.OrderID)
+	var ref *payments.Refusal
+	switch {
+	case errors.Is(err, payments.ErrUnsupported):
+		// The provider confirms at checkout (the sandbox): a pending one
+		// was cut off between its confirmation and the credit.
+		return f.credit(ctx, p, "")
+	case errors.As(err, &ref):
+		// No payment at the provider for this order: nothing to take back.
+	case err != nil:
+		return api.Errorf(502, "payment_provider_unavailable", fmt.Sprintf("the payment provider did not answer; the top-up stays pending: %v", err))
+	case got.Done() && got.Amount == p.Amount:
+		return f.credit(ctx, p, got.PaymentKey)
+	}
+	if why == "" {
+		why = "cancelled at checkout"
+	}
+	if r := []rune(why); len(r) > 300 {
+		why = string(r[:300])
+	}
+	err = f.db.WithContext(ctx).Model(&Payment{}).Where("id = ? AND status = ?", p.ID, PaymentPending).
+		Updates(map[string]any{"status": PaymentCancelled, "failure": why}).Error
+	if err != nil {
+		return fmt.Errorf("fees: cancel top-up %d: %w", p.ID, err)
+	}
+	// Read it back: a confirm racing this one may have settled it first.
+	var now Payment
+	if err := f.db.WithContext(ctx).Where("id = ?", p.ID).Take(&now).Error; err != nil {
+		return fmt.Errorf("fees: read cancelled top-up %d: %w", p.ID, err)
+	}
+	*p = now
+	return nil
+}
+
+// PendingTopUps lists the user's top-ups still waiting for checkout, newest
+// first (at most 10), for the wallet to show.
+func (f *Fees) PendingTopUps(ctx context.Context, user int64) ([]PendingTopUp, error) {
+	var ps []Payment
+	if err := f.db.WithContext(ctx).Where("user_id = ? AND kind = ? AND status = ?", user, PaymentTopUp, PaymentPending).
+		Order("id DESC").Limit(10).Find(&ps).Error; err != nil {
+		return nil, fmt.Errorf("fees: pending top-ups of %d: %w", user, err)
+	}
+	out := make([]PendingTopUp, len(ps))
+	for i, p := range ps {
+		out[i] = PendingTopUp{ID: p.ID, OrderID: p.OrderID, Amount: p.Amount, CreatedAt: p.CreatedAt}
+	}
+	return out, nil
+}
+
+// PendingTopUp is a top-up started and not yet paid or ended.
+type PendingTopUp struct {
+	ID        int64     `json:"id"`
+	OrderID   string    `json:"order_id"`
+	Amount    int64     `json:"amount"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 // Notified handles a provider's notification that a payment changed. The
 // notification is not trusted: the payment is read back from the provider
 // with the secret key, and credited only if it is done with the order's
@@ -223,7 +319,13 @@ func (f *Fees) credit(ctx context.Context, p *Payment, paymentKey string) error 
 }
 
 func (f *Fees) settlePayment(ctx context.Context, p *Payment, status, paymentKey, failure string) error {
-	err := f.db.WithContext(ctx).Model(&Payment{}).Where("id = ? AND status = ?", p.ID, PaymentPending).
+	from := []string{PaymentPending}
+	if status == PaymentConfirmed {
+		// The money moved: that is the truth even if a cancel raced the
+		// confirm and marked the top-up first.
+		from = append(from, PaymentCancelled)
+	}
+	err := f.db.WithContext(ctx).Model(&Payment{}).Where("id = ? AND status IN ?", p.ID, from).
 		Updates(map[string]any{"status": status, "payment_key": paymentKey, "failure": failure}).Error
 	if err != nil {
 		return fmt.Errorf("fees: mark payment %d %s: %w", p.ID, status, err)

@@ -423,7 +423,12 @@ func TestAttachmentDelete(t *testing.T) {
 	n.user(t, "Eve").fails(403, "not_member", "DELETE", "/api/attachments/"+photo.ID, nil)
 	bob.fails(404, "not_found", "DELETE", "/api/attachments/"+strings.Repeat("0", 32), nil)
 
+	wc := n.connect(carol)
 	bob.must(204, "DELETE", "/api/attachments/"+photo.ID, nil, nil)
+	// Members' live connections hear of it at once.
+	if ev := wc.await("attachment_deleted"); ev.Room != room.ID || ev.Attachment == nil || ev.Attachment.ID != photo.ID {
+		t.Fatalf("attachment_deleted event %+v", ev)
+	}
 	for _, p := range []string{"/api/attachments/" + photo.ID, "/api/attachments/" + photo.ID + "/thumbnail"} {
 		resp, raw := carol.fetch(p)
 		var e apiError

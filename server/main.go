@@ -211,6 +211,7 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	n.hub.UseAttachments(files)
+	files.UseLive(n.hub)
 	money.UseReceipts(files)
 	// Every accepted message and every invitation may be pushed to
 	// members who are away; the notifier never holds up either.

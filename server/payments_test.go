@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -92,7 +93,7 @@ func TestPaymentsNotConfigured(t *testing.T) {
 
 // tossConfirmStandIn is a local stand-in for Toss Payments' documented
 // confirm and lookup API (POST /v1/payments/confirm, GET
-// /v1/payments/{paymentKey}), the only way to run Toss's flow offline. It
+// /v1/payments/{paymentKey}, GET /v1/payments/orders/{orderId}), the only way to run Toss's flow offline. It
 // approves whatever checkout the test registered with paid().
 type tossConfirmStandIn struct {
 	mu       sync.Mutex
@@ -129,6 +130,16 @@ func (s *tossConfirmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_ = json.NewEncoder(w).Encode(p)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/payments/orders/"):
+		order := strings.TrimPrefix(r.URL.Path, "/v1/payments/orders/")
+		for _, p := range s.paid {
+			if p["orderId"] == order {
+				_ = json.NewEncoder(w).Encode(p)
+				return
+			}
+		}
+		w.WriteHeader(404)
+		_ = json.NewEncoder(w).Encode(map[string]string{"code": "NOT_FOUND_PAYMENT", "message": "없음"})
 	case r.Method == http.MethodGet && len(r.URL.Path) > len("/v1/payments/"):
 		p := s.paid[r.URL.Path[len("/v1/payments/"):]]
 		if p == nil {
@@ -208,5 +219,85 @@ func TestTossTopUpConfirmAndWebhook(t *testing.T) {
 	if u.balance() != 57000 || w.Held != 0 || w.Withdrawals {
 		t.Fatalf("after a refused toss withdrawal: wallet %d, %+v", u.balance(), w)
 	}
+	checkBooks(t, n)
+}
+
+var _ = alsoOn(onMemory, TestTossTopUpCancelledAtCheckout)
+
+// TestTossTopUpCancelledAtCheckout: a top-up whose checkout the browser
+// reports cancelled (Toss's failUrl) ends at once instead of waiting an
+// hour: cancelled, nothing charged, gone from the wallet's pending list;
+// repeating it is harmless; only its owner can; a confirmed top-up cannot
+// be cancelled, and one Toss holds as paid is credited, not cancelled.
+func TestTossTopUpCancelledAtCheckout(t *testing.T) {
+	toss := &tossConfirmStandIn{paid: map[string]map[string]any{}}
+	srv := httptest.NewServer(toss)
+	defer srv.Close()
+	cfg := testConfig(t)
+	cfg.Payments, cfg.TossSecretKey, cfg.TossClientKey, cfg.TossAPI = "toss", "test_sk_moim", "test_ck_moim", srv.URL
+	n := startTestNode(t, cfg)
+	u, other := n.user(t, "Payer"), n.user(t, "Other")
+	type wallet struct {
+		Balance int64 `json:"balance"`
+		Pending []struct {
+			OrderID string `json:"order_id"`
+			Amount  int64  `json:"amount"`
+		} `json:"pending_topups"`
+	}
+	pending := func() wallet {
+		t.Helper()
+		var w wallet
+		u.must(200, "GET", "/api/wallet", nil, &w)
+		return w
+	}
+
+	var p paymentView
+	u.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 20000, "idempotency_key": "c1"}, &p)
+	if w := pending(); len(w.Pending) != 1 || w.Pending[0].OrderID != p.OrderID || w.Pending[0].Amount != 20000 {
+		t.Fatalf("the wallet lists pending top-ups %+v, want the one of 20,000", w.Pending)
+	}
+	cancel := map[string]any{"order_id": p.OrderID, "code": "PAY_PROCESS_CANCELED", "message": "사용자에 의해 결제가 취소되었습니다."}
+	other.fails(404, "not_found", "POST", "/api/wallet/topups/cancel", cancel)
+	u.fails(404, "not_found", "POST", "/api/wallet/topups/cancel", map[string]any{"order_id": "moim-nosuchorder"})
+	var c paymentView
+	u.must(200, "POST", "/api/wallet/topups/cancel", cancel, &c)
+	if c.Status != "cancelled" || !strings.Contains(c.Failure, "PAY_PROCESS_CANCELED") || c.ID != p.ID {
+		t.Fatalf("cancelled top-up %+v", c)
+	}
+	u.must(200, "POST", "/api/wallet/topups/cancel", cancel, &c)
+	if c.Status != "cancelled" {
+		t.Fatalf("a repeated cancel answered %+v", c)
+	}
+	if w := pending(); len(w.Pending) != 0 || w.Balance != 0 {
+		t.Fatalf("after the cancel the wallet is %+v, want nothing pending and nothing credited", w)
+	}
+	// Coming back from Toss with a paymentKey after all confirms nothing:
+	// the checkout ended, and Toss is never asked to take the money.
+	toss.pay("pk_late", p.OrderID, 20000)
+	u.must(200, "POST", "/api/wallet/topups/confirm", map[string]any{"order_id": p.OrderID, "payment_key": "pk_late", "amount": 20000}, &c)
+	if c.Status != "cancelled" || toss.confirms != 0 || u.balance() != 0 {
+		t.Fatalf("a confirm after the cancel: %+v, %d confirms at Toss, wallet %d", c, toss.confirms, u.balance())
+	}
+
+	// A confirmed top-up cannot be cancelled.
+	var d paymentView
+	u.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 30000, "idempotency_key": "c2"}, &d)
+	toss.pay("pk_2", d.OrderID, 30000)
+	u.must(200, "POST", "/api/wallet/topups/confirm", map[string]any{"order_id": d.OrderID, "payment_key": "pk_2", "amount": 30000}, &d)
+	u.fails(409, "payment_confirmed", "POST", "/api/wallet/topups/cancel", map[string]any{"order_id": d.OrderID})
+	if u.balance() != 30000 {
+		t.Fatalf("wallet %d after the refused cancel, want 30000", u.balance())
+	}
+
+	// Toss holds a payment for the order as done (it was confirmed there,
+	// the answer lost): a cancel credits it rather than losing it.
+	var e paymentView
+	u.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 4000, "idempotency_key": "c3"}, &e)
+	toss.pay("pk_3", e.OrderID, 4000)
+	u.fails(409, "payment_confirmed", "POST", "/api/wallet/topups/cancel", map[string]any{"order_id": e.OrderID})
+	if u.balance() != 34000 || len(pending().Pending) != 0 {
+		t.Fatalf("wallet %d after cancelling a top-up Toss holds as paid, want 34000 and nothing pending", u.balance())
+	}
+	u.fails(400, "bad_request", "POST", "/api/wallet/topups/cancel", map[string]any{"order_id": e.OrderID, "extra": 1})
 	checkBooks(t, n)
 }

@@ -97,5 +97,5 @@ func TestWebShellIsCompressed(t *testing.T) {
 // administration and message search, with axe-core on every screen.
 func TestWebDeskInChromium(t *testing.T) {
 	runBrowserFlow(t, "desk.mjs", testConfig(t),
-		"chat-fee-card-desktop.png", "desk-desktop.png", "autopay-phone.png", "admin-desktop.png", "search-phone.png")
+		"chat-fee-card-desktop.png", "desk-desktop.png", "autopay-phone.png", "admin-desktop.png", "admin-handover-phone.png", "search-phone.png")
 }

@@ -99,10 +99,12 @@ func tossNode(t *testing.T) (Config, *tossConfirmStandIn, string) {
 // TestWebTossCheckoutInChromium runs web/e2e/money-toss.mjs in Debian's
 // Chromium against Toss's stand-in: a top-up through the checkout is
 // confirmed by the server and lands in the wallet (desktop); a cancelled
-// checkout says so and credits nothing (phone).
+// checkout says so, credits nothing and ends its top-up at once, and a
+// checkout left unfinished is listed pending and cancelled from the
+// wallet (phone).
 func TestWebTossCheckoutInChromium(t *testing.T) {
 	cfg, api, _ := tossNode(t)
-	runBrowserFlow(t, "money-toss.mjs", cfg, "toss-checkout-desktop.png", "toss-confirmed-desktop.png", "toss-checkout-phone.png", "toss-cancelled-phone.png")
+	runBrowserFlow(t, "money-toss.mjs", cfg, "toss-checkout-desktop.png", "toss-confirmed-desktop.png", "toss-checkout-phone.png", "toss-cancelled-phone.png", "toss-pending-phone.png")
 	api.mu.Lock()
 	defer api.mu.Unlock()
 	if api.confirms != 1 || len(api.paid) != 1 {

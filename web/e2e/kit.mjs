@@ -9,8 +9,11 @@
 // process exits non-zero on the first failed check or on any console error.
 // MOIM_CHROMIUM overrides /usr/bin/chromium.
 import { chromium } from "playwright-core";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run"];
@@ -24,6 +27,7 @@ export let out = "";
 export let browser = null;
 export const timings = {};
 const consoleErrors = [];
+const violations = []; // what axe found, screen by screen
 const expectedErrors = [];
 const pages = {};
 const shots = [];
@@ -64,14 +68,33 @@ export async function runFlow(file, { expectedError } = {}, run) {
   } finally {
     await browser.close();
   }
-  writeFileSync(join(out, "summary.json"), JSON.stringify({ failed, timings, consoleErrors, expectedErrors, screenshots: shots }, null, 2));
+  writeFileSync(join(out, "summary.json"), JSON.stringify({ failed, timings, consoleErrors, expectedErrors, violations, screenshots: shots }, null, 2));
   if (consoleErrors.length) {
     console.error("console errors:\n  " + consoleErrors.join("\n  "));
+    failed = true;
+  }
+  if (violations.length) {
+    console.error("axe found serious or critical violations:\n  " + violations.join("\n  "));
     failed = true;
   }
   console.log(`screenshots: ${shots.map((s) => join(out, s)).join(" ")}`);
   console.log(`delivery ms: ${JSON.stringify(timings)}`);
   process.exit(failed ? 1 : 0);
+}
+
+// axe runs axe-core on what the page shows now (its script evaluated in
+// the page: the app's CSP admits no injected script tags) and notes any
+// serious or critical violation; runFlow fails at the end with all of
+// them, screen by screen.
+export async function axe(page, screen) {
+  if (!(await page.evaluate(() => !!window.axe))) await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  if (found.length) violations.push(`${screen}: ${found.join("; ")}`);
+  step(`axe: ${screen}: ${found.length ? found.join("; ") : "clean"}`);
 }
 
 // open makes a page that records console errors and uncaught exceptions.

@@ -11,9 +11,11 @@
 //
 // Alice, on a desktop, tops up 30,000 won: checkout, back, confirmed, in
 // her wallet. Bob, on a phone in Korean, cancels his checkout: he is told
-// so, and nothing reaches his wallet. Any console error fails the flow,
+// so, nothing reaches his wallet, and the server ended the top-up at once
+// (nothing pending). He then leaves a second checkout without finishing
+// it: his wallet lists it pending, and he cancels it from there. Any console error fails the flow,
 // so a Content-Security-Policy that blocked the SDK would too.
-import { DESKTOP, PHONE, addContact, browser, check, expectText, open, runFlow, shot, signup, step, user } from "./kit.mjs";
+import { DESKTOP, PHONE, addContact, axe, base, browser, check, expectCount, expectText, open, runFlow, shot, signup, step, user } from "./kit.mjs";
 
 const users = {
   alice: user("alice", "앨리스 Alice"),
@@ -41,6 +43,7 @@ async function run() {
   await alice.getByTestId(`member-${users.bob.username}`).check();
   await alice.getByTestId("create-room").click();
   await expectText(alice.getByTestId("chat-title"), "등산 모임 Hiking");
+  const roomId = /#\/room\/(\d+)/.exec(alice.url())[1];
 
   step("Alice tops up 30,000 through Toss's checkout");
   await alice.getByTestId("open-dues").click();
@@ -75,10 +78,34 @@ async function run() {
   await bob.getByTestId("toss-cancel").click();
   await expectText(bob.getByTestId("checkout-result"), "취소");
   await expectText(bob.getByTestId("wallet-balance"), "0");
-  const wallet = await bob.evaluate(async () => {
+  // The cancel reached the server: the top-up ended at once, nothing pending.
+  let wallet = await walletOf(bob);
+  await check(wallet.balance === 0 && wallet.held === 0, `nothing credited after the cancel: ${JSON.stringify(wallet)}`);
+  await check(wallet.pending_topups.length === 0, `the cancelled top-up is not pending: ${JSON.stringify(wallet.pending_topups)}`);
+  await expectCount(bob.getByTestId("pending-topup"), 0);
+  await shot(bob, "toss-cancelled-phone.png");
+
+  step("Bob leaves a payment window without paying or cancelling: the wallet lists it pending, and he cancels it there");
+  await bob.getByTestId("topup-amount").fill("15000");
+  await bob.getByTestId("topup").click();
+  await bob.getByTestId("toss-window").waitFor();
+  // He opens Moim again instead of finishing at Toss.
+  await bob.goto(new URL(`/#/room/${roomId}/dues`, base).href);
+  const line = bob.getByTestId("pending-topup");
+  await expectText(line, "15,000");
+  await axe(bob, "dues panel with a pending top-up (ko, phone)");
+  await shot(bob, "toss-pending-phone.png");
+  await line.getByTestId("cancel-topup").click();
+  await bob.getByTestId("cancel-topup-dialog").getByTestId("confirm-ok").click();
+  await expectCount(bob.getByTestId("pending-topup"), 0);
+  wallet = await walletOf(bob);
+  await check(wallet.balance === 0 && wallet.pending_topups.length === 0, `the abandoned top-up ended, nothing credited: ${JSON.stringify(wallet)}`);
+}
+
+// walletOf reads the page's user's wallet through the API.
+function walletOf(page) {
+  return page.evaluate(async () => {
     const r = await fetch("/api/wallet", { headers: { Authorization: "Bearer " + localStorage.getItem("moim.token") } });
     return r.json();
   });
-  await check(wallet.balance === 0 && wallet.held === 0, `nothing credited after the cancel: ${JSON.stringify(wallet)}`);
-  await shot(bob, "toss-cancelled-phone.png");
 }

@@ -1,12 +1,14 @@
 // The browser flow of attachments (issue 20, item 7): Alice on a desktop
 // attaches a photo (previewed before sending) and a file; Bob on a phone
 // sees the photo as a thumbnail, opens it full size with the keyboard and
-// gets the file as a download chip; Alice spends from the fund with a
-// receipt photo, which the ledger and the fee card link.
+// gets the file as a download chip; Alice deletes her photo (by keyboard,
+// after a confirm) and Bob sees it gone at once and after a reload; Alice
+// spends from the fund with a receipt photo, which the ledger and the fee
+// card link. axe-core checks the chat and the confirm.
 //
 //   node photos.mjs BASE_URL OUT_DIR
 import {
-  DESKTOP, PHONE, addContact, browser, body, check, expectText, open, runFlow, say, shot, signup, step, until, user,
+  DESKTOP, PHONE, addContact, axe, browser, body, check, expectCount, expectText, open, runFlow, say, shot, signup, step, until, user,
 } from "./kit.mjs";
 import { deflateSync } from "node:zlib";
 
@@ -76,6 +78,32 @@ async function run() {
   const [download] = await Promise.all([bob.waitForEvent("download"), chip.click()]);
   await check(download.suggestedFilename() === "회의록.txt", `the download keeps its name (got ${download.suggestedFilename()})`);
   await shot(bob, "photos-chat-phone.png");
+
+  step("Alice deletes her photo by keyboard after a confirm; Bob sees it gone at once, and after a reload");
+  await axe(alice, "chat with a photo (en, desktop)");
+  await axe(bob, "chat with a photo (ko, phone)");
+  await check(await bobMsg.getByTestId("delete-attachment").count() === 0, "Bob has no delete control on Alice's photo");
+  // The message's actions show while something in it has the focus.
+  await aliceMsg.getByTestId("attachment-image").focus();
+  const del = aliceMsg.getByTestId("delete-attachment");
+  await check((await del.getAttribute("aria-label") || "").includes("산행.png"), "the delete control names the file");
+  await del.focus();
+  await alice.keyboard.press("Enter");
+  const dialog = alice.getByTestId("delete-attachment-dialog");
+  await dialog.waitFor();
+  await axe(alice, "delete the photo: confirm (en)");
+  await dialog.getByTestId("confirm-ok").focus();
+  await alice.keyboard.press("Enter");
+  await expectText(aliceMsg.getByTestId("attachment-deleted"), "File deleted");
+  await expectCount(aliceMsg.getByTestId("delete-attachment"), 0);
+  // The attachment_deleted event reaches Bob's open room; the caption stays.
+  await expectText(bobMsg.getByTestId("attachment-deleted"), "삭제된 파일");
+  await expectCount(bobMsg.getByTestId("attachment-thumb"), 0);
+  await shot(bob, "photos-deleted-phone.png");
+  await axe(bob, "chat with a deleted photo (ko, phone)");
+  // Opened again, Bob's browser asks before using its cached copy (410).
+  await bob.reload();
+  await expectText(bobMsg.getByTestId("attachment-deleted"), "삭제된 파일");
 
   step("Alice spends from the fund with a receipt photo; the ledger and the fee card link it");
   await alice.getByTestId("open-dues").click();
@@ -195,7 +223,10 @@ function crc32(buf) {
 }
 
 // expectedError: the dues panel asks for the room's fund to learn whether
-// there is one ("no fund yet" is 404 no_fund).
+// there is one ("no fund yet" is 404 no_fund); a deleted photo answers
+// 410 gone when Bob's reloaded page asks for it.
 function expectedError(m) {
-  return m.text().includes("status of 404") && /\/api\/rooms\/\d+\/fund$/.test(m.location().url);
+  const url = m.location().url;
+  return (m.text().includes("status of 404") && /\/api\/rooms\/\d+\/fund$/.test(url)) ||
+    (m.text().includes("status of 410") && /\/api\/attachments\/[0-9a-f]+(\/thumbnail)?$/.test(url));
 }

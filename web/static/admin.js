@@ -2,7 +2,7 @@
 // name opening a 1:1 chat; for the owner and admins the room's name,
 // description and password, promoting and demoting (owner), removing
 // members (a removal bans until lifted), the bans, and — for the owner —
-// deleting the room once its fund is settled.
+// handing the room over and deleting it once its fund is settled.
 import { api } from "./api.js";
 import { state, emit } from "./state.js";
 import { h, confirm, toast, errorText, won, date } from "./ui.js";
@@ -21,19 +21,29 @@ export function mountAdmin(el, room) {
 
   async function load() {
     const r = state.rooms.get(room);
+    const members = await api.members(room);
+    if (!alive) return;
+    // The list says what the reader is now: a role given or taken
+    // elsewhere (an ownership handed over) shows here at once.
+    const mine = members.find((m) => m.user_id === state.me.id);
+    if (mine && mine.role !== r.role) {
+      r.role = mine.role;
+      emit("rooms");
+    }
     const admin = r.role === "owner" || r.role === "admin";
-    const [members, bans, fund] = await Promise.all([
-      api.members(room),
+    const [bans, fund] = await Promise.all([
       admin ? api.bans(room) : Promise.resolve([]),
       r.role === "owner" ? api.fund(room).catch(() => null) : Promise.resolve(null),
     ]);
     if (!alive) return;
     state.members.set(room, members);
     emit("members", room);
+    const handOver = r.role === "owner" ? handOverBox(room, members, act) : null;
     body.replaceChildren(...[
       admin ? settings(r) : about(r),
       memberList(r, members),
       admin ? banList(bans) : null,
+      handOver ? h("section", { class: "box" }, handOver) : null,
       r.role === "owner" ? h("section", { class: "box" }, deleteRoomBox({ room, balance: fund ? fund.balance : 0 })) : null,
     ].filter(Boolean));
   }
@@ -166,4 +176,31 @@ export function deleteRoomBox({ room, balance, onStart = () => {}, onFail = () =
         }
       },
     }, t("dues.deleteRoom")));
+}
+
+// handOverBox lets the owner give the room to another member (a treasurer
+// handing over) after a confirm; the old owner stays on as an admin. act
+// runs the change and shows the panel again (both panels have one); null
+// when there is nobody to hand it to.
+export function handOverBox(room, members, act) {
+  const others = members.filter((m) => m.user_id !== state.me.id);
+  if (!others.length) return null;
+  const who = h("select", { "aria-label": t("owner.to"), "data-testid": "owner-who" }, others.map((m) => h("option", { value: m.user_id }, m.display_name)));
+  return h("form", {
+    class: "stack", "data-testid": "owner-box",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const name = who.selectedOptions[0].textContent;
+      if (!(await confirm(t("owner.title"), t("owner.confirm", name), t("owner.title"), { testid: "owner-dialog" }))) return;
+      await act(async () => {
+        await api.transferOwner(room, Number(who.value));
+        state.rooms.get(room).role = "admin";
+        emit("rooms");
+      }, t("owner.done", name));
+    },
+  },
+  h("h4", {}, t("owner.title")),
+  h("p", { class: "muted small" }, t("owner.hint")),
+  h("label", { class: "field" }, h("span", {}, t("owner.to")), who),
+  h("button", { type: "submit", class: "btn", "data-testid": "transfer-owner" }, t("owner.title")));
 }

@@ -80,6 +80,7 @@ export const api = {
   join: (id, password) => request("POST", `/api/rooms/${id}/join`, password ? { password } : undefined),
   leave: (id) => request("POST", `/api/rooms/${id}/leave`),
   deleteRoom: (id) => request("DELETE", `/api/rooms/${id}`),
+  deleteAttachment: (id) => request("DELETE", `/api/attachments/${encodeURIComponent(id)}`),
   transferOwner: (id, user_id) => request("PUT", `/api/rooms/${id}/owner`, { user_id }),
   members: (id) => request("GET", `/api/rooms/${id}/members`).then((r) => r.members),
   presence: (id) => request("GET", `/api/rooms/${id}/presence`).then((r) => r.members),
@@ -89,6 +90,7 @@ export const api = {
   wallet: () => request("GET", "/api/wallet"),
   topUp: (amount, idempotency_key) => request("POST", "/api/wallet/topups", { amount, idempotency_key }),
   confirmTopUp: (payment_key, order_id, amount) => request("POST", "/api/wallet/topups/confirm", { payment_key, order_id, amount }),
+  cancelTopUp: (order_id, code, message) => request("POST", "/api/wallet/topups/cancel", { order_id, code: code || "", message: message || "" }),
   withdraw: (amount, idempotency_key, pin) => request("POST", "/api/wallet/withdrawals", { amount, idempotency_key }, { pin }),
   send: (to_user_id, amount, memo, idempotency_key, pin) =>
     request("POST", "/api/wallet/transfers", { to_user_id, amount, memo, idempotency_key }, { pin }),

@@ -12,6 +12,7 @@ import { mountChat } from "./chat.js";
 import { mountDues } from "./dues.js";
 import { applyEdit, joinPage, mentionsMe } from "./club.js";
 import { registerWorker, reconnecting } from "./push.js";
+import { forget } from "./files.js";
 import { mountAdmin } from "./admin.js";
 import { finishCheckout } from "./checkout.js";
 
@@ -238,7 +239,8 @@ function onRead(ev) {
   emit("read", ev);
 }
 
-// onClub applies edits, notices, invitations and removals (club.js).
+// onClub applies edits, notices, invitations, removals (club.js) and
+// deleted attachments (files.js).
 function onClub(ev) {
   const r = state.rooms.get(ev.room);
   switch (ev.type) {
@@ -261,6 +263,9 @@ function onClub(ev) {
       break;
     case "removed":
       refreshSoon();
+      break;
+    case "attachment_deleted":
+      if (ev.attachment && ev.attachment.id) forget(ev.attachment.id);
       break;
   }
 }

@@ -6,7 +6,7 @@ import { state, listen, roomMsgs, readBy, memberName, isAdmin, emit } from "./st
 import { h, icon, confirm, toast, errorText, clock, day, won, period, calendarDay } from "./ui.js";
 import { t } from "./i18n.js";
 import { systemText, mentionsMe, bodyWithMentions, canEdit, editMessage, pin, noticeBanner, mayInvite, inviteDialog } from "./club.js";
-import { upload, view as attachmentView, size as byteSize, MAX_SIZE } from "./files.js";
+import { upload, view as attachmentView, size as byteSize, MAX_SIZE, isGone, removeAttachment } from "./files.js";
 import { muteButton } from "./push.js";
 import { searchMessages } from "./search.js";
 
@@ -77,6 +77,11 @@ export function mountChat(el, room) {
           h("button", { type: "button", class: "act", "data-testid": "reply", onclick: () => startReply(m) }, icon("reply"), t("chat.reply")),
           canEdit(m) ? h("button", { type: "button", class: "act", "data-testid": "edit", onclick: () => editMessage(room, m) }, t("club.edit")) : null,
           isAdmin(room) ? h("button", { type: "button", class: "act", "data-testid": "pin", onclick: () => pin(room, m.seq) }, t("club.pin")) : null,
+          // The file alone, for its uploader (or an admin): the message stays.
+          m.attachment && !isGone(m.attachment.id) && (own || isAdmin(room)) ? h("button", {
+            type: "button", class: "act", "data-testid": "delete-attachment", "data-attachment-delete": m.attachment.id,
+            "aria-label": t("file.deleteLabel", m.attachment.name), onclick: () => removeAttachment(m.attachment),
+          }, t("file.delete")) : null,
           own || isAdmin(room) ? h("button", { type: "button", class: "act", "data-testid": "delete", onclick: () => remove(m) }, icon("trash"), t("chat.delete")) : null)),
       h("div", { class: "info" },
         own ? h("span", { class: "readby", "data-testid": "read-by" }) : null,

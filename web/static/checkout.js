@@ -4,8 +4,10 @@
 // page's Content-Security-Policy allows that origin only when the server
 // uses that provider). The SDK sends the browser to the payment window and
 // back to this page with the result in the query; finishCheckout then asks
-// the server to confirm, which alone credits the wallet, or says why
-// nothing was charged.
+// the server to confirm, which alone credits the wallet, or, when the
+// checkout failed or was cancelled, tells the server so (the top-up ends
+// at once rather than staying pending for an hour) and says why nothing
+// was charged.
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { errorText, won } from "./ui.js";
@@ -46,7 +48,10 @@ export async function openCheckout(payment, room) {
       failUrl: back("fail"),
     });
   } catch (err) {
-    // The window closed without a redirect (a desktop overlay).
+    // The window closed without a redirect (a desktop overlay). The
+    // pending line and the server's expiry still cover a cancel that
+    // does not get through.
+    await api.cancelTopUp(c.order_id, err && err.code, err && err.message).catch(() => {});
     throw Object.assign(new Error(failure(err && err.code, err && err.message)), { code: "failed" });
   }
   // Some SDK modes answer in place instead of redirecting.
@@ -78,6 +83,15 @@ export async function finishCheckout() {
   history.replaceState(null, "", "/" + (room ? `#/room/${room}/dues` : ""));
   if (outcome !== "success") {
     result = { ok: false, text: failure(q.get("code"), q.get("message")) };
+    if (!q.get("orderId")) return;
+    try {
+      await api.cancelTopUp(q.get("orderId"), q.get("code"), q.get("message"));
+    } catch (err) {
+      // The server found the order paid at the provider and credited it.
+      if (err.code === "payment_confirmed") result = { ok: true, text: t("checkout.paidAfterAll") };
+      // Otherwise the top-up stays pending: the wallet lists it with a
+      // cancel button, and the server ends it within the hour anyway.
+    }
     return;
   }
   try {

@@ -5,13 +5,13 @@
 // a fee event arrives in the room, so every member sees a payment at once.
 import { api } from "./api.js";
 import { state, listen, isAdmin } from "./state.js";
-import { h, confirm, toast, errorText, won, uuid, period, calendarDay } from "./ui.js";
+import { h, confirm, toast, errorText, won, uuid, period, calendarDay, date } from "./ui.js";
 import { t } from "./i18n.js";
 import { upload } from "./files.js";
 import { deskSection } from "./desk.js";
 import { autopaySection } from "./autopay.js";
 import { ledgerSection } from "./ledger.js";
-import { deleteRoomBox } from "./admin.js";
+import { deleteRoomBox, handOverBox } from "./admin.js";
 import { openCheckout, takeCheckoutResult } from "./checkout.js";
 
 export function mountDues(el, room) {
@@ -161,13 +161,21 @@ export function mountDues(el, room) {
       h("div", { class: "amount", "data-testid": "wallet-balance" }, w ? won(w.balance) : "—"),
       w && w.held ? h("p", { class: "muted small", "data-testid": "wallet-held" }, t("dues.held", won(w.held))) : null,
       checkout ? h("p", { class: checkout.ok ? "ok" : "error", role: checkout.ok ? "status" : "alert", "data-testid": "checkout-result" }, checkout.text) : null,
+      w && w.pending_topups && w.pending_topups.length ? pendingTopUps(w.pending_topups) : null,
       w && w.has_pin ? h("label", { class: "field" }, h("span", {}, t("dues.pin")), pinInput) : null,
       w && w.provider ? form("topup-form", () => {
         const n = Number(topUp.value);
         act(() => api.topUp(n, keyFor("topup")).then((p) => {
           // A real provider answers pending: its payment window is next,
           // and the browser comes back through finishCheckout.
-          if (p.status === "pending" && p.checkout) return openCheckout(p, room);
+          // A checkout that ended without paying ended its top-up: the
+          // next try needs a key of its own.
+          if (p.status === "pending" && p.checkout) {
+            return openCheckout(p, room).catch((e) => {
+              delete keys.topup;
+              throw e;
+            });
+          }
           if (p.status !== "confirmed") throw Object.assign(new Error(t("checkout.failed", p.failure || "")), { code: "failed" });
         }), t("dues.deposited", won(n)), "topup");
       }, topUp, h("button", { type: "submit", class: "btn", "data-testid": "topup" }, w.test_money ? t("dues.topUpTest") : t("dues.topUp"))) :
@@ -189,6 +197,22 @@ export function mountDues(el, room) {
         act(() => api.setPIN(newPIN.value, pin()).then(() => { newPIN.value = ""; }), t("dues.pinSet"));
       }, newPIN, h("button", { type: "submit", class: "btn small", "data-testid": "pin-save" }, w && w.has_pin ? t("dues.changePIN") : t("dues.setPIN"))),
       h("p", { class: "muted small" }, t("dues.topUpHint")));
+  }
+
+  // pendingTopUps lists top-ups started and not paid (a payment window
+  // left open or abandoned), each with a way to end it.
+  function pendingTopUps(list) {
+    return h("section", { class: "stack", "aria-labelledby": `pending-topups-${room}`, "data-testid": "pending-topups" },
+      h("h4", { id: `pending-topups-${room}` }, t("dues.pendingTopUps")),
+      h("ul", { class: "people" }, list.map((p) => h("li", { class: "person", "data-testid": "pending-topup", "data-order": p.order_id },
+        h("span", { class: "grow" }, t("dues.pendingTopUp", won(p.amount), date(p.created_at))),
+        h("button", {
+          type: "button", class: "btn small", "aria-label": t("dues.cancelTopUpLabel", won(p.amount)), "data-testid": "cancel-topup",
+          onclick: async () => {
+            if (!(await confirm(t("dues.cancelTopUpLabel", won(p.amount)), t("dues.cancelTopUpConfirm", won(p.amount)), t("dues.cancelTopUp"), { testid: "cancel-topup-dialog" }))) return;
+            act(() => api.cancelTopUp(p.order_id, "USER_CANCEL", "cancelled from the wallet"), t("dues.topUpCancelled", won(p.amount)));
+          },
+        }, t("dues.cancelTopUp"))))));
   }
 
   async function pay(s, owed) {
@@ -297,7 +321,7 @@ export function mountDues(el, room) {
         },
         onFail: () => (deleting = false),
       }) : null,
-      state.rooms.get(room).role === "owner" ? handOver(members) : null,
+      state.rooms.get(room).role === "owner" ? handOverBox(room, members, act) : null,
       data.status ? h("div", { class: "stack" },
         h("h4", {}, t("dues.remind")),
         h("p", { class: "muted small" }, t("dues.remindHint")),
@@ -308,30 +332,6 @@ export function mountDues(el, room) {
   }
 
   // act runs a change, says how it went and shows the new state.
-  // handOver lets the owner give the room to another member (a treasurer
-  // handing over); the old owner stays on as an admin.
-  function handOver(members) {
-    const others = members.filter((m) => m.user_id !== state.me.id);
-    if (!others.length) return null;
-    const who = h("select", { "aria-label": t("owner.to"), "data-testid": "owner-who" }, others.map((m) => h("option", { value: m.user_id }, m.display_name)));
-    return h("form", {
-      class: "stack", "data-testid": "owner-box",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        const name = who.selectedOptions[0].textContent;
-        if (!(await confirm(t("owner.title"), t("owner.confirm", name), t("owner.title"), { testid: "owner-dialog" }))) return;
-        await act(async () => {
-          await api.transferOwner(room, Number(who.value));
-          state.rooms.get(room).role = "admin";
-        }, t("owner.done", name));
-      },
-    },
-    h("h4", {}, t("owner.title")),
-    h("p", { class: "muted small" }, t("owner.hint")),
-    h("label", { class: "field" }, h("span", {}, t("owner.to")), who),
-    h("button", { type: "submit", class: "btn", "data-testid": "transfer-owner" }, t("owner.title")));
-  }
-
   async function act(fn, okText, key) {
     try {
       await fn();
@@ -339,7 +339,7 @@ export function mountDues(el, room) {
       toast(okText, "ok");
     } catch (e) {
       if (key) settled(key, e);
-      const known = { insufficient_funds: "dues.insufficient", pin_required: "dues.pinRequired", wrong_pin: "dues.wrongPIN", pin_locked: "dues.pinLocked" };
+      const known = { insufficient_funds: "dues.insufficient", pin_required: "dues.pinRequired", wrong_pin: "dues.wrongPIN", pin_locked: "dues.pinLocked", payment_confirmed: "checkout.paidAfterAll" };
       toast(known[e.code] ? t(known[e.code]) : e.code === "pending" || e.code === "failed" ? e.message : errorText(e), "error");
     }
     await load().catch((e) => toast(errorText(e), "error"));

@@ -280,6 +280,7 @@ export class Socket {
       case "notice":
       case "invitation":
       case "removed":
+      case "attachment_deleted":
         if (this.on.club) this.on.club(ev);
         break;
     }
