@@ -61,6 +61,8 @@ type Fees struct {
 	// (stops.go); nil except in the crash model check, which panics there
 	// to leave the database as a killed process would.
 	stop func(point string)
+	// pinCost is the bcrypt cost of new PIN hashes (UsePINCost).
+	pinCost int
 }
 
 // Receipts finds the uploads a spend may name as its receipt.
@@ -72,6 +74,10 @@ type Receipts interface {
 
 // UseReceipts lets spends reference receipt uploads found in r.
 func (f *Fees) UseReceipts(r Receipts) { f.receipts = r }
+
+// UsePINCost sets the bcrypt cost wallet PINs are hashed at
+// (MOIM_BCRYPT_COST, as passwords; bcrypt.DefaultCost until set).
+func (f *Fees) UsePINCost(cost int) { f.pinCost = cost }
 
 // New returns the fees module; maxAmount caps a single transfer and pay
 // is the payment provider money enters and leaves through (nil: none, and

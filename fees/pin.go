@@ -64,7 +64,11 @@ func (f *Fees) SetPIN(ctx context.Context, user int64, pin, current string) erro
 	if err := f.CheckPIN(ctx, user, current); err != nil {
 		return err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(pin), bcrypt.DefaultCost)
+	cost := f.pinCost
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pin), cost)
 	if err != nil {
 		return fmt.Errorf("fees: hash PIN: %w", err)
 	}

@@ -70,8 +70,9 @@ type Config struct {
 	// NodeID names this node in logs, metrics and Redis. Default: the
 	// hostname, which containers and VMs already make unique.
 	NodeID string
-	// BcryptCost hashes passwords. Default 10 (about 50 ms a hash); load
-	// tests that create thousands of users set 4, the minimum.
+	// BcryptCost hashes passwords, room passwords and wallet PINs.
+	// Default 10 (about 50 ms a hash); load tests that create thousands
+	// of users set 4, the minimum.
 	BcryptCost int
 	// StreamShards is how many persistence streams (and hash-tag groups of
 	// room keys) Redis holds. Default 16: enough to spread over a Redis
@@ -256,7 +257,7 @@ func (c *Config) settings() []setting {
 		{"MOIM_JWT_SECRET", "", "generated when nothing is configured", "At least 32 bytes. Required (exit 2 without it) when any backend is external, since every node must share it.", secret(&c.JWTSecret, 32)},
 		{"MOIM_TOKEN_TTL", "24h", "", "How long a login token lasts.", duration(&c.TokenTTL)},
 		{"MOIM_NODE_ID", "", "hostname", "This node's name in logs, metrics and Redis.", orHostname(&c.NodeID)},
-		{"MOIM_BCRYPT_COST", "10", "", "Password hashing cost, 4–31; load tests use 4.", integer(&c.BcryptCost, 4, 31)},
+		{"MOIM_BCRYPT_COST", "10", "", "Hashing cost of passwords, room passwords and wallet PINs, 4–31; load tests use 4.", integer(&c.BcryptCost, 4, 31)},
 		{"MOIM_STREAM_SHARDS", "16", "", "Persistence stream shards (and hash-tag groups of room keys) in Redis; fixed once data exists.", integer(&c.StreamShards, 1, 1024)},
 		{"MOIM_ALLOWED_ORIGINS", "", "same host; any when nothing is configured", "Comma-separated browser origins allowed to open `/ws`.", list(&c.AllowedOrigins)},
 		{"MOIM_SEND_RATE", "20", "", "Messages per second one WebSocket may send (token bucket).", positive(&c.SendRate)},

@@ -166,6 +166,7 @@ func (n *node) build(ctx context.Context) error {
 	reg := newRegistry()
 	n.acceptErrors = newAcceptErrors(reg)
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, n.cfg.provider(), reg)
+	money.UsePINCost(n.cfg.BcryptCost)
 	files, err := n.attachments(directory{acc, rms})
 	if err != nil {
 		return err
