@@ -12,7 +12,7 @@ import (
 // panic or read past its input, and a frame it accepts must be a masked
 // client frame of at most 64 KiB whose payload gobwas unmasks the same way.
 //
-//	go test -run '^$' -fuzz '^FuzzParseFrame$' -fuzztime 30000x ./hub   # a count: go.dev/issue/75804
+//	go test -run '^$' -fuzz '^FuzzParseFrame$' -fuzztime 100000x ./hub   # a count: go.dev/issue/75804
 func FuzzParseFrame(f *testing.F) {
 	for _, p := range [][]byte{[]byte(`{"type":"ping"}`), {}, bytes.Repeat([]byte("가"), 200), bytes.Repeat([]byte{0}, 70_000)} {
 		for _, op := range []ws.OpCode{ws.OpText, ws.OpBinary, ws.OpPing, ws.OpContinuation, ws.OpClose} {
