@@ -24,7 +24,12 @@ cleanup() {
 	for s in "${started[@]}"; do
 		case $s in
 		services) scripts/services.sh stop "$work/services" || true ;;
-		cluster) scripts/redis-cluster.sh stop "$work/cluster" || true ;;
+		cluster)
+			# One still starting (beside the services) first finishes, so
+			# every node it started has its pid file.
+			[ -z "${cluster:-}" ] || wait "$cluster" 2>/dev/null || true
+			scripts/redis-cluster.sh stop "$work/cluster" || true
+			;;
 		ferretdb) stop_pid "$work/ferretdb.pid" ;;
 		esac
 	done
@@ -37,12 +42,21 @@ trap 'exit 143' TERM
 # Many nodes, clients and load generators run at once.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
-# FerretDB builds while the others start (the services and the cluster
-# one after the other: each may install packages with apt).
+# FerretDB builds while the others start. The Redis Cluster starts beside
+# the services when their packages are installed (both mostly wait on
+# processes coming up, about 25 s each), after them otherwise: each may
+# install packages with apt, which takes one at a time.
 if [ -z "${MOIM_TEST_MONGO_URI:-}" ]; then
 	started+=(ferretdb)
 	go build -o "$work/ferretdb" ./scripts/ferretdb &
 	build=$!
+fi
+if [ -z "${MOIM_TEST_REDIS_CLUSTER_URL:-}" ]; then
+	started+=(cluster)
+	if command -v redis-server >/dev/null && command -v mariadbd >/dev/null; then
+		scripts/redis-cluster.sh start "$work/cluster" >"$work/cluster.env" &
+		cluster=$!
+	fi
 fi
 if [ -z "${MOIM_TEST_REDIS_URL:-}" ] || [ -z "${MOIM_TEST_MYSQL_DSN:-}" ]; then
 	started+=(services)
@@ -52,8 +66,12 @@ if [ -z "${MOIM_TEST_REDIS_URL:-}" ] || [ -z "${MOIM_TEST_MYSQL_DSN:-}" ]; then
 	[ -n "${MOIM_TEST_MYSQL_DSN:-}" ] || eval "$(grep MOIM_TEST_MYSQL_DSN <<<"$svc")"
 fi
 if [ -z "${MOIM_TEST_REDIS_CLUSTER_URL:-}" ]; then
-	started+=(cluster)
-	eval "$(scripts/redis-cluster.sh start "$work/cluster")"
+	if [ -n "${cluster:-}" ]; then
+		wait "$cluster" || { echo "the Redis Cluster did not start" >&2; exit 1; }
+	else
+		scripts/redis-cluster.sh start "$work/cluster" >"$work/cluster.env"
+	fi
+	eval "$(cat "$work/cluster.env")"
 fi
 if [ -n "${build:-}" ]; then
 	wait "$build"
