@@ -217,6 +217,10 @@ func TestNodesStartTogetherOnAFreshDatabase(t *testing.T) {
 	if base.MySQLDSN == "" {
 		t.Skip("needs a shared MySQL database: set MOIM_TEST_MYSQL_DSN")
 	}
+	// A node waits for the migration lock up to StartupTimeout; the
+	// harness's 5 s is for unreachable backends, and six nodes migrating
+	// one after another under -race on a busy host took longer.
+	base.StartupTimeout = time.Minute
 	if base.MongoURI == "" {
 		// One store for all, as in production (several embedded FerretDBs
 		// starting at once in one process race inside FerretDB itself).
