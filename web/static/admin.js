@@ -155,9 +155,10 @@ export function mountAdmin(el, room) {
 
 // deleteRoomBox is the owner's delete control. A room whose fund holds
 // money cannot go (409 fund_not_empty): the box says so up front and
-// again if the fund changed meanwhile. onStart runs before the request
-// (the dues panel stops reloading a room that is going away) and onFail
-// when it was refused.
+// again if the fund changed meanwhile. onStart runs (and is awaited)
+// before the request: the dues panel stops reloading a room that is going
+// away and lets a reload in flight finish first, so nothing asks for the
+// room after it is gone. onFail runs when it was refused.
 export function deleteRoomBox({ room, balance, onStart = () => {}, onFail = () => {} }) {
   return h("div", { class: "stack", "data-testid": "delete-room-box" },
     h("h4", {}, t("dues.deleteRoom")),
@@ -166,7 +167,7 @@ export function deleteRoomBox({ room, balance, onStart = () => {}, onFail = () =
       type: "button", class: "btn danger", "data-testid": "delete-room",
       onclick: async () => {
         if (!(await confirm(t("dues.deleteRoom"), t("dues.deleteConfirm"), t("dues.deleteRoom"), { testid: "delete-dialog" }))) return;
-        onStart();
+        await onStart();
         try {
           await api.deleteRoom(room);
           location.hash = "#/";

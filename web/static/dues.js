@@ -38,11 +38,19 @@ export function mountDues(el, room) {
   let deleting = false;
   let adminOpen = false;
   let timer;
+  // loading is the reload in flight, which a deletion waits for.
+  let loading = Promise.resolve();
 
-  async function load() {
+  function load() {
+    loading = fetchAndRender();
+    return loading;
+  }
+
+  async function fetchAndRender() {
     const [fund, dues, wallet, members] = await Promise.allSettled([
       api.fund(room), api.dues(room), api.wallet(), api.members(room),
     ]);
+    if (deleting) return;
     const d = {
       fund: fund.status === "fulfilled" ? fund.value : null,
       fundErr: fund.status === "rejected" && fund.reason.code !== "no_fund" ? fund.reason : null,
@@ -315,9 +323,10 @@ export function mountDues(el, room) {
         balance: data.fund ? data.fund.balance : 0,
         // No reload (after a fee event) may ask for the room while or
         // after it is deleted.
-        onStart: () => {
+        onStart: async () => {
           deleting = true;
           clearTimeout(timer);
+          await loading.catch(() => {});
         },
         onFail: () => (deleting = false),
       }) : null,
