@@ -120,8 +120,8 @@ func TestRoomWithMoneyCannotBeDeleted(t *testing.T) {
 	treasurer.fails(403, "forbidden", "PUT", rp+"/owner", map[string]any{"user_id": treasurer.id})
 	var v roomView
 	owner.must(200, "PUT", rp+"/owner", map[string]any{"user_id": treasurer.id}, &v)
-	if v.OwnerID != treasurer.id || v.Role != "admin" || owner.myRoles()[room.ID] != "admin" || treasurer.myRoles()[room.ID] != "owner" {
-		t.Fatalf("after the handover: %+v, roles %v / %v", v, owner.myRoles(), treasurer.myRoles())
+	if v.OwnerID != treasurer.id || v.Role != "admin" || owner.kit().Roles()[room.ID] != "admin" || treasurer.kit().Roles()[room.ID] != "owner" {
+		t.Fatalf("after the handover: %+v, roles %v / %v", v, owner.kit().Roles(), treasurer.kit().Roles())
 	}
 	owner.fails(403, "forbidden", "DELETE", rp, nil)
 	treasurer.fails(409, "fund_not_empty", "DELETE", rp, nil)

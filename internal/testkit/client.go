@@ -149,3 +149,15 @@ func (c *Client) RetryAfter(method, path string, body any) int {
 	}
 	return secs
 }
+
+// Roles is c's role in each of their rooms, from their room list.
+func (c *Client) Roles() map[int64]string {
+	c.T.Helper()
+	var l apiclient.RoomList
+	c.Must(200, "GET", "/api/rooms", nil, &l)
+	roles := map[int64]string{}
+	for _, r := range l.Rooms {
+		roles[r.ID] = r.Role
+	}
+	return roles
+}
