@@ -243,7 +243,9 @@ func newStandaloneStore(t *testing.T, cfg *Config) *standaloneStore {
 // start runs the store (again) on the same files and address.
 func (s *standaloneStore) start() { s.stop = startFerret(s.t, s.dir, s.addr) }
 
-// TestStoreOutageLosesNothing stops the message store, sends 10,000
+var _ = alsoOn(onCluster, TestStoreOutageLosesNothing)
+
+// TestStoreOutageLosesNothing stops the message store, sends 5,000
 // messages, starts it again: all of them end up stored exactly once.
 func TestStoreOutageLosesNothing(t *testing.T) {
 	cfg := testConfig(t)

@@ -7,6 +7,7 @@ package teststack
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,15 +63,16 @@ type Stack struct {
 	// IsMember reads the real-time side's copy of membership.
 	IsMember func(ctx context.Context, roomID, userID int64) (bool, error)
 	tokens   *accounts.Tokens
-	// users are the clients User signed up, by id.
-	users map[int64]*testkit.Client
+	// users are the clients User signed up, by id; tests sign up from
+	// several goroutines at once.
+	users sync.Map
 }
 
 // New builds and migrates the account and room services on b; the
 // database and keys go when the test ends.
 func New(t *testing.T, b Backend) *Stack {
 	t.Helper()
-	s := &Stack{users: map[int64]*testkit.Client{}, Registry: prometheus.NewRegistry()}
+	s := &Stack{Registry: prometheus.NewRegistry()}
 	var mirror rooms.Mirror
 	var err error
 	if b == OnSQLite {
@@ -114,7 +116,7 @@ type Mount func(r fiber.Router, auth fiber.Handler)
 // mounts, and /metrics, until the test ends.
 func (s *Stack) Serve(t *testing.T, mounts ...Mount) {
 	t.Helper()
-	app := fiber.New(fiber.Config{ErrorHandler: api.ErrorHandler(slog.New(slog.DiscardHandler))})
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: api.ErrorHandler(slog.New(slog.DiscardHandler))})
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
 	r, auth := app.Group("/api"), s.tokens.Require()
 	s.Accounts.Routes(r, auth)
@@ -130,7 +132,7 @@ func (s *Stack) Serve(t *testing.T, mounts ...Mount) {
 func (s *Stack) User(t testing.TB, name string) *testkit.Client {
 	t.Helper()
 	c := testkit.Signup(t, s.Base, name)
-	s.users[c.ID] = c
+	s.users.Store(c.ID, c)
 	return c
 }
 
@@ -140,8 +142,8 @@ func (s *Stack) CreateRoom(c *testkit.Client, body map[string]any) apiclient.Roo
 	c.T.Helper()
 	ids, _ := body["member_ids"].([]int64)
 	for _, id := range ids {
-		if m, ok := s.users[id]; ok && id != c.ID {
-			if status, raw := m.Raw("POST", "/api/contacts", map[string]any{"username": c.Username}); status != 200 && status != 201 {
+		if m, ok := s.users.Load(id); ok && id != c.ID {
+			if status, raw := m.(*testkit.Client).Raw("POST", "/api/contacts", map[string]any{"username": c.Username}); status != 200 && status != 201 {
 				c.T.Fatalf("user %d adds %d as a contact: %d %s", id, c.ID, status, raw)
 			}
 		}
