@@ -3,13 +3,10 @@ package fees_test
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"moim/internal/testkit"
 	"moim/internal/teststack"
@@ -49,20 +46,7 @@ type modelKey struct {
 }
 
 func TestModelCheckMoney(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("MOIM_MODEL_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("MOIM_MODEL_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (rerun with MOIM_MODEL_SEED=%d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf("seed %d: %s", seed, fmt.Sprintf(format, args...))
-	}
+	rng, fail := testkit.Seeded(t, "MOIM_MODEL_SEED")
 
 	n := serve(t)
 	admin := n.User(t, "Treasurer")
