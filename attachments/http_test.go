@@ -13,7 +13,7 @@ import (
 	"moim/accounts"
 	"moim/attachments"
 	"moim/internal/testkit"
-	"moim/internal/teststack"
+	"moim/teststack"
 )
 
 // serve starts the attachment routes beside the account and room routes

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"moim/internal/testkit"
-	"moim/internal/teststack"
+	"moim/teststack"
 )
 
 // The model check drives a seeded random money workload through the API

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"moim/internal/testkit"
-	"moim/internal/teststack"
+	"moim/teststack"
 )
 
 func TestMoneyRulesAndBadInput(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"moim/internal/testkit"
-	"moim/internal/teststack"
+	"moim/teststack"
 )
 
 func TestSchedulesAPIAndAuthorization(t *testing.T) {

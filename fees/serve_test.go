@@ -11,8 +11,8 @@ import (
 
 	"moim/accounts"
 	"moim/fees"
-	"moim/internal/teststack"
 	"moim/payments"
+	"moim/teststack"
 )
 
 // kst is Korea's time zone, which dues periods and auto-pay follow.

@@ -8,9 +8,9 @@ import (
 
 	"moim/internal/apiclient"
 	"moim/internal/testkit"
-	"moim/internal/teststack"
 	"moim/limit"
 	"moim/rooms"
+	"moim/teststack"
 )
 
 type inviteLink = apiclient.InviteLink

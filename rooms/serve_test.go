@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"moim/internal/apiclient"
-	"moim/internal/teststack"
 	"moim/rooms"
+	"moim/teststack"
 )
 
 type (

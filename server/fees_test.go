@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"moim/fees"
-	"moim/internal/teststack"
+	"moim/teststack"
 )
 
 // balance is c's wallet balance.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"moim/internal/teststack"
+	"moim/teststack"
 )
 
 // TestRoomWithMoneyCannotBeDeleted: a fund holding money keeps its room

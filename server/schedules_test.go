@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"moim/internal/teststack"
+	"moim/teststack"
 )
 
 var kst = time.FixedZone("KST", 9*3600)
