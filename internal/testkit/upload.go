@@ -72,20 +72,10 @@ func (c *Client) Fetch(path string) (*http.Response, []byte) {
 	return c.send(req)
 }
 
-// send sends req as c (token, headers, HTTP client) and reads the answer.
+// send sends req as c and reads the answer.
 func (c *Client) send(req *http.Request) (*http.Response, []byte) {
 	c.T.Helper()
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	for k, v := range c.Header {
-		req.Header[k] = v
-	}
-	hc := http.DefaultClient
-	if c.HTTP != nil {
-		hc = c.HTTP
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.Client.Send(req)
 	if err != nil {
 		c.T.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
