@@ -6,24 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"moim/internal/apiclient"
 	"moim/internal/testkit"
 	"moim/limit"
 	"moim/rooms"
 	"moim/teststack"
 )
-
-type inviteLink = apiclient.InviteLink
-
-// link makes an invite link into room as c.
-func link(c *testkit.Client, room int64, body map[string]any) inviteLink {
-	c.T.Helper()
-	var l inviteLink
-	c.Must(201, "POST", fmt.Sprintf("/api/rooms/%d/invite-links", room), body, &l)
-	return l
-}
-
-func joinPath(code string) string { return "/api/invite-links/" + code + "/join" }
 
 // TestRoomPasswordGuessingIsLimited: 120 wrong joins went through in 0.64 s
 // and the right one then worked. Now wrong passwords are limited per user
@@ -61,12 +48,12 @@ func TestInviteLinkGuessingIsLimited(t *testing.T) {
 		s := serveOn(t, b, rooms.JoinLimits{PerUser: limit.Rule{N: 5, Window: time.Minute}})
 		owner, guesser := s.User(t, "Owner"), s.User(t, "Guesser")
 		room := s.CreateRoom(owner, map[string]any{"name": "Club"})
-		l := link(owner, room.ID, nil)
-		got := guesser.Parallel(20, "POST", joinPath("guessedcodeguessedcode"), nil)
+		l := owner.InviteLink(room.ID, nil)
+		got := guesser.Parallel(20, "POST", testkit.JoinPath("guessedcodeguessedcode"), nil)
 		if got[404] != 5 || got[429] != 15 {
 			t.Fatalf("20 parallel guesses against a limit of 5: %v, want 5 × 404 and 15 × 429", got)
 		}
-		guesser.Fails(429, "rate_limited", "POST", joinPath(l.Code), nil)
+		guesser.Fails(429, "rate_limited", "POST", testkit.JoinPath(l.Code), nil)
 	})
 }
 
@@ -77,7 +64,7 @@ func TestInviteLinkLastUseGoesToOne(t *testing.T) {
 		s := serveOn(t, b, rooms.JoinLimits{})
 		owner := s.User(t, "Owner")
 		room := s.CreateRoom(owner, map[string]any{"name": "Club"})
-		l := link(owner, room.ID, map[string]any{"max_uses": 1})
+		l := owner.InviteLink(room.ID, map[string]any{"max_uses": 1})
 		users := make([]*testkit.Client, 10)
 		for i := range users {
 			users[i] = s.User(t, "Racer")
@@ -87,7 +74,7 @@ func TestInviteLinkLastUseGoesToOne(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, u := range users {
 			wg.Go(func() {
-				status, _ := u.Raw("POST", joinPath(l.Code), nil)
+				status, _ := u.Raw("POST", testkit.JoinPath(l.Code), nil)
 				mu.Lock()
 				codes[status]++
 				mu.Unlock()

@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -161,3 +162,14 @@ func (c *Client) Roles() map[int64]string {
 	}
 	return roles
 }
+
+// InviteLink makes an invite link into room as c.
+func (c *Client) InviteLink(room int64, body map[string]any) apiclient.InviteLink {
+	c.T.Helper()
+	var l apiclient.InviteLink
+	c.Must(201, "POST", fmt.Sprintf("/api/rooms/%d/invite-links", room), body, &l)
+	return l
+}
+
+// JoinPath is the path that joins a room by its invite link code.
+func JoinPath(code string) string { return "/api/invite-links/" + code + "/join" }
