@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"moim/internal/testkit"
 	"moim/payments"
 )
 
@@ -96,20 +95,7 @@ func (a *armed) stop(point string) {
 }
 
 func testCrashModel(t *testing.T, open func() *gorm.DB) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("MOIM_CRASH_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("MOIM_CRASH_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (rerun with MOIM_CRASH_SEED=%d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d))
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf("seed %d: %s", seed, fmt.Sprintf(format, args...))
-	}
+	rng, fail := testkit.Seeded(t, "MOIM_CRASH_SEED")
 	ctx := context.Background()
 	stand := &tossOrders{paid: map[string]int64{}}
 	srv := httptest.NewServer(stand)

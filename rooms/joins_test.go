@@ -6,33 +6,21 @@ import (
 	"testing"
 	"time"
 
-	"moim/internal/apiclient"
 	"moim/internal/testkit"
 	"moim/limit"
 	"moim/rooms"
+	"moim/teststack"
 )
-
-type inviteLink = apiclient.InviteLink
-
-// link makes an invite link into room as c.
-func link(c *testkit.Client, room int64, body map[string]any) inviteLink {
-	c.T.Helper()
-	var l inviteLink
-	c.Must(201, "POST", fmt.Sprintf("/api/rooms/%d/invite-links", room), body, &l)
-	return l
-}
-
-func joinPath(code string) string { return "/api/invite-links/" + code + "/join" }
 
 // TestRoomPasswordGuessingIsLimited: 120 wrong joins went through in 0.64 s
 // and the right one then worked. Now wrong passwords are limited per user
 // and per address, even in parallel, and short passwords are refused.
 func TestRoomPasswordGuessingIsLimited(t *testing.T) {
 	s := serve(t, rooms.JoinLimits{PerUser: limit.Rule{N: 5, Window: time.Minute}, PerAddress: limit.Rule{N: 8, Window: time.Minute}})
-	owner, guesser, friend, neighbour := s.user(t, "Owner"), s.user(t, "Guesser"), s.user(t, "Friend"), s.user(t, "Neighbour")
+	owner, guesser, friend, neighbour := s.User(t, "Owner"), s.User(t, "Guesser"), s.User(t, "Friend"), s.User(t, "Neighbour")
 
 	owner.Fails(400, "validation", "POST", "/api/rooms", map[string]any{"name": "Short", "password": "1234567"})
-	room := s.createRoom(owner, map[string]any{"name": "Locked", "password": "correct horse"})
+	room := s.CreateRoom(owner, map[string]any{"name": "Locked", "password": "correct horse"})
 	owner.Fails(400, "validation", "PATCH", fmt.Sprintf("/api/rooms/%d", room.ID), map[string]any{"password": "short"})
 	jp := fmt.Sprintf("/api/rooms/%d/join", room.ID)
 
@@ -56,37 +44,37 @@ func TestRoomPasswordGuessingIsLimited(t *testing.T) {
 // TestInviteLinkGuessingIsLimited: codes are not guessed online; refused
 // link joins count like wrong room passwords, even in parallel.
 func TestInviteLinkGuessingIsLimited(t *testing.T) {
-	onEach(t, func(t *testing.T, b backend) {
+	teststack.OnEach(t, func(t *testing.T, b teststack.Backend) {
 		s := serveOn(t, b, rooms.JoinLimits{PerUser: limit.Rule{N: 5, Window: time.Minute}})
-		owner, guesser := s.user(t, "Owner"), s.user(t, "Guesser")
-		room := s.createRoom(owner, map[string]any{"name": "Club"})
-		l := link(owner, room.ID, nil)
-		got := guesser.Parallel(20, "POST", joinPath("guessedcodeguessedcode"), nil)
+		owner, guesser := s.User(t, "Owner"), s.User(t, "Guesser")
+		room := s.CreateRoom(owner, map[string]any{"name": "Club"})
+		l := owner.InviteLink(room.ID, nil)
+		got := guesser.Parallel(20, "POST", testkit.JoinPath("guessedcodeguessedcode"), nil)
 		if got[404] != 5 || got[429] != 15 {
 			t.Fatalf("20 parallel guesses against a limit of 5: %v, want 5 × 404 and 15 × 429", got)
 		}
-		guesser.Fails(429, "rate_limited", "POST", joinPath(l.Code), nil)
+		guesser.Fails(429, "rate_limited", "POST", testkit.JoinPath(l.Code), nil)
 	})
 }
 
 // TestInviteLinkLastUseGoesToOne: ten users racing for a one-use link;
 // exactly one gets in.
 func TestInviteLinkLastUseGoesToOne(t *testing.T) {
-	onEach(t, func(t *testing.T, b backend) {
+	teststack.OnEach(t, func(t *testing.T, b teststack.Backend) {
 		s := serveOn(t, b, rooms.JoinLimits{})
-		owner := s.user(t, "Owner")
-		room := s.createRoom(owner, map[string]any{"name": "Club"})
-		l := link(owner, room.ID, map[string]any{"max_uses": 1})
+		owner := s.User(t, "Owner")
+		room := s.CreateRoom(owner, map[string]any{"name": "Club"})
+		l := owner.InviteLink(room.ID, map[string]any{"max_uses": 1})
 		users := make([]*testkit.Client, 10)
 		for i := range users {
-			users[i] = s.user(t, "Racer")
+			users[i] = s.User(t, "Racer")
 		}
 		var mu sync.Mutex
 		codes := map[int]int{}
 		var wg sync.WaitGroup
 		for _, u := range users {
 			wg.Go(func() {
-				status, _ := u.Raw("POST", joinPath(l.Code), nil)
+				status, _ := u.Raw("POST", testkit.JoinPath(l.Code), nil)
 				mu.Lock()
 				codes[status]++
 				mu.Unlock()

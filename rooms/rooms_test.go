@@ -12,19 +12,19 @@ import (
 
 func TestRoomLifecycleAndRoles(t *testing.T) {
 	s := serve(t, rooms.JoinLimits{})
-	owner, admin, member, outsider := s.user(t, "Owner"), s.user(t, "Admin"), s.user(t, "Member"), s.user(t, "Outsider")
+	owner, admin, member, outsider := s.User(t, "Owner"), s.User(t, "Admin"), s.User(t, "Member"), s.User(t, "Outsider")
 
-	room := s.createRoom(owner, map[string]any{"name": "  등산 모임  ", "description": "Saturday hikes", "member_ids": []int64{admin.ID, member.ID, admin.ID, owner.ID}})
+	room := s.CreateRoom(owner, map[string]any{"name": "  등산 모임  ", "description": "Saturday hikes", "member_ids": []int64{admin.ID, member.ID, admin.ID, owner.ID}})
 	if room.Name != "등산 모임" || room.OwnerID != owner.ID || room.MemberCount != 3 || room.Role != "owner" || room.HasPassword {
 		t.Fatalf("created room %+v", room)
 	}
-	if r := myRoles(member)[room.ID]; r != "member" {
+	if r := member.Roles()[room.ID]; r != "member" {
 		t.Fatalf("member sees role %q in GET /api/rooms", r)
 	}
-	if _, ok := myRoles(outsider)[room.ID]; ok {
+	if _, ok := outsider.Roles()[room.ID]; ok {
 		t.Fatal("outsider sees the room in their list")
 	}
-	s.mirrored(t, room.ID, map[int64]bool{owner.ID: true, admin.ID: true, member.ID: true, outsider.ID: false})
+	s.Mirrored(t, room.ID, map[int64]bool{owner.ID: true, admin.ID: true, member.ID: true, outsider.ID: false})
 
 	rp := fmt.Sprintf("/api/rooms/%d", room.ID)
 	member.Must(200, "GET", rp, nil, nil)
@@ -75,7 +75,7 @@ func TestRoomLifecycleAndRoles(t *testing.T) {
 	}
 
 	// Kicks: a member cannot, an admin can kick members but not admins or the owner.
-	other := s.user(t, "Other")
+	other := s.User(t, "Other")
 	other.Must(200, "POST", rp+"/join", nil, nil)
 	member.Fails(403, "forbidden", "DELETE", rp+fmt.Sprintf("/members/%d", other.ID), nil)
 	admin.Fails(403, "forbidden", "DELETE", rp+fmt.Sprintf("/members/%d", owner.ID), nil)
@@ -86,40 +86,40 @@ func TestRoomLifecycleAndRoles(t *testing.T) {
 	admin.Fails(404, "not_found", "DELETE", rp+fmt.Sprintf("/members/%d", other.ID), nil)
 	admin.Fails(400, "validation", "DELETE", rp+fmt.Sprintf("/members/%d", admin.ID), nil)
 	other.Fails(403, "not_member", "GET", rp, nil)
-	s.mirrored(t, room.ID, map[int64]bool{other.ID: false})
+	s.Mirrored(t, room.ID, map[int64]bool{other.ID: false})
 
 	// Leaving: members may, the owner may not.
 	member.Must(204, "POST", rp+"/leave", nil, nil)
 	member.Fails(403, "not_member", "POST", rp+"/leave", nil)
 	owner.Fails(409, "owner_cannot_leave", "POST", rp+"/leave", nil)
-	s.mirrored(t, room.ID, map[int64]bool{member.ID: false, owner.ID: true})
+	s.Mirrored(t, room.ID, map[int64]bool{member.ID: false, owner.ID: true})
 
 	// Deleting: only the owner.
 	admin.Fails(403, "forbidden", "DELETE", rp, nil)
 	owner.Must(204, "DELETE", rp, nil, nil)
 	owner.Fails(404, "not_found", "GET", rp, nil)
 	admin.Fails(404, "not_found", "POST", rp+"/join", nil)
-	s.mirrored(t, room.ID, map[int64]bool{owner.ID: false, admin.ID: false})
+	s.Mirrored(t, room.ID, map[int64]bool{owner.ID: false, admin.ID: false})
 }
 
 func TestRoomCreateRejectsBadInput(t *testing.T) {
 	s := serve(t, rooms.JoinLimits{})
-	c := s.user(t, "Maker")
+	c := s.User(t, "Maker")
 	c.Fails(400, "validation", "POST", "/api/rooms", map[string]any{"name": ""})
 	c.Fails(400, "validation", "POST", "/api/rooms", map[string]any{"name": string(make([]rune, 101))})
 	c.Fails(400, "validation", "POST", "/api/rooms", map[string]any{"name": "ok", "member_ids": []int64{987654321}})
 	c.Fails(400, "bad_request", "POST", "/api/rooms", map[string]any{"name": "ok", "member_ids": "all"})
 	c.Fails(400, "bad_request", "POST", "/api/rooms", map[string]any{"name": "ok", "secret": 1})
-	testkit.Anon(t, s.base).Fails(401, "unauthorized", "POST", "/api/rooms", map[string]any{"name": "ok"})
-	if len(myRoles(c)) != 0 {
+	testkit.Anon(t, s.Base).Fails(401, "unauthorized", "POST", "/api/rooms", map[string]any{"name": "ok"})
+	if len(c.Roles()) != 0 {
 		t.Fatal("a rejected create left a room behind")
 	}
 }
 
 func TestPasswordRoomJoin(t *testing.T) {
 	s := serve(t, rooms.JoinLimits{})
-	owner, guest := s.user(t, "Owner"), s.user(t, "Guest")
-	room := s.createRoom(owner, map[string]any{"name": "Book club", "password": "open sesame"})
+	owner, guest := s.User(t, "Owner"), s.User(t, "Guest")
+	room := s.CreateRoom(owner, map[string]any{"name": "Book club", "password": "open sesame"})
 	if !room.HasPassword {
 		t.Fatalf("room %+v should say it has a password", room)
 	}
@@ -127,26 +127,26 @@ func TestPasswordRoomJoin(t *testing.T) {
 	guest.Fails(403, "wrong_password", "POST", jp, nil)
 	guest.Fails(403, "wrong_password", "POST", jp, map[string]any{"password": "open sesame!"})
 	guest.Fails(400, "bad_request", "POST", jp, `{"password":`)
-	s.mirrored(t, room.ID, map[int64]bool{guest.ID: false})
+	s.Mirrored(t, room.ID, map[int64]bool{guest.ID: false})
 	var v roomView
 	guest.Must(200, "POST", jp, map[string]any{"password": "open sesame"}, &v)
 	if v.Role != "member" || v.MemberCount != 2 {
 		t.Fatalf("after joining: %+v", v)
 	}
 	guest.Must(200, "POST", jp, nil, nil) // already a member: no password asked again
-	s.mirrored(t, room.ID, map[int64]bool{guest.ID: true})
+	s.Mirrored(t, room.ID, map[int64]bool{guest.ID: true})
 
 	// Clearing the password opens the room.
 	owner.Must(200, "PATCH", fmt.Sprintf("/api/rooms/%d", room.ID), map[string]any{"password": ""}, &v)
 	if v.HasPassword {
 		t.Fatal("password was not cleared")
 	}
-	s.user(t, "Walkin").Must(200, "POST", jp, nil, nil)
+	s.User(t, "Walkin").Must(200, "POST", jp, nil, nil)
 }
 
 func TestDirectRooms(t *testing.T) {
 	s := serve(t, rooms.JoinLimits{})
-	alice, bob := s.user(t, "Alice"), s.user(t, "Bob")
+	alice, bob := s.User(t, "Alice"), s.User(t, "Bob")
 	var a, again, b roomView
 	alice.Must(201, "POST", "/api/rooms/direct", map[string]any{"user_id": bob.ID}, &a)
 	alice.Must(200, "POST", "/api/rooms/direct", map[string]any{"user_id": bob.ID}, &again)
@@ -157,11 +157,11 @@ func TestDirectRooms(t *testing.T) {
 	if !a.Direct || a.MemberCount != 2 || a.Name != "Bob" || b.Name != "Alice" {
 		t.Fatalf("1:1 room as alice sees it %+v, as bob %+v; each should see the other's name", a, b)
 	}
-	s.mirrored(t, a.ID, map[int64]bool{alice.ID: true, bob.ID: true})
+	s.Mirrored(t, a.ID, map[int64]bool{alice.ID: true, bob.ID: true})
 	alice.Fails(400, "validation", "POST", "/api/rooms/direct", map[string]any{"user_id": alice.ID})
 	alice.Fails(404, "not_found", "POST", "/api/rooms/direct", map[string]any{"user_id": 987654321})
 	alice.Fails(400, "validation", "POST", "/api/rooms/direct", map[string]any{})
-	s.user(t, "Eve").Fails(403, "forbidden", "POST", fmt.Sprintf("/api/rooms/%d/join", a.ID), nil)
+	s.User(t, "Eve").Fails(403, "forbidden", "POST", fmt.Sprintf("/api/rooms/%d/join", a.ID), nil)
 	alice.Fails(403, "forbidden", "PATCH", fmt.Sprintf("/api/rooms/%d", a.ID), map[string]any{"name": "x"})
 	var found roomList
 	alice.Must(200, "GET", "/api/rooms/search?q=bob", nil, &found)
@@ -172,17 +172,17 @@ func TestDirectRooms(t *testing.T) {
 
 func TestRoomSearch(t *testing.T) {
 	s := serve(t, rooms.JoinLimits{})
-	c := s.user(t, "Searcher")
+	c := s.User(t, "Searcher")
 	want := map[int64]bool{}
 	for i := 0; i < 5; i++ {
-		want[s.createRoom(c, map[string]any{"name": "Tennis Club " + strconv.Itoa(i)}).ID] = true
+		want[s.CreateRoom(c, map[string]any{"name": "Tennis Club " + strconv.Itoa(i)}).ID] = true
 	}
-	s.createRoom(c, map[string]any{"name": "Chess"})
-	locked := s.createRoom(c, map[string]any{"name": "tennis (private)", "password": "tennis-pw"})
+	s.CreateRoom(c, map[string]any{"name": "Chess"})
+	locked := s.CreateRoom(c, map[string]any{"name": "tennis (private)", "password": "tennis-pw"})
 	want[locked.ID] = true
-	s.createRoom(c, map[string]any{"name": "100% fun_zone"})
+	s.CreateRoom(c, map[string]any{"name": "100% fun_zone"})
 
-	stranger := s.user(t, "Stranger")
+	stranger := s.User(t, "Stranger")
 	seen := map[int64]bool{}
 	cursor, pages := "", 0
 	for {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"testing"
+
+	"moim/internal/testkit"
 )
 
 // TestClubEventsCrossNodes: an invitation, the system message of its
@@ -44,7 +46,7 @@ func TestInviteLinkAcrossNodes(t *testing.T) {
 	room := owner.createRoom(map[string]any{"name": "Club", "password": "club password"})
 	l := owner.link(room.ID, map[string]any{"max_uses": 1})
 	wo, wg := nodes[0].connect(owner), nodes[1].connect(guest)
-	guest.must(200, "POST", joinPath(l.Code), nil, nil)
+	guest.must(200, "POST", testkit.JoinPath(l.Code), nil, nil)
 	if m := wo.awaitWhere(func(f frameMsg) bool { return f.Type == "msg" && f.Room == room.ID }); m.System.Event != "joined_by_link" || m.System.User != guest.id {
 		t.Fatalf("join by link seen on the other node: %+v", m)
 	}
@@ -52,5 +54,5 @@ func TestInviteLinkAcrossNodes(t *testing.T) {
 	if m := wg.awaitWhere(func(f frameMsg) bool { return f.Type == "msg" && f.CID == "hi" }); m.Room != room.ID {
 		t.Fatalf("newcomer's connection on node 1: %+v", m)
 	}
-	nodes[1].user(t, "Late").fails(410, "invite_used_up", "POST", joinPath(l.Code), nil)
+	nodes[1].user(t, "Late").fails(410, "invite_used_up", "POST", testkit.JoinPath(l.Code), nil)
 }

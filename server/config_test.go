@@ -284,7 +284,7 @@ func TestEmbeddedNodeKeepsDataAcrossRestart(t *testing.T) {
 	c.must(200, "POST", "/api/auth/login", map[string]any{"username": me.Username, "password": "password1"}, nil)
 	// Tokens issued before the restart still work: the secret was kept.
 	alice.base, bob.base = second.url, second.url
-	if alice.myRoles()[room.ID] != "owner" || bob.myRoles()[room.ID] != "member" {
+	if alice.kit().Roles()[room.ID] != "owner" || bob.kit().Roles()[room.ID] != "member" {
 		t.Fatal("the room did not survive the restart")
 	}
 	// The embedded Redis starts empty; the membership mirror is rebuilt,

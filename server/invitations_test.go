@@ -70,7 +70,7 @@ func TestInvitationsFollowTheContactRule(t *testing.T) {
 	if f := ws.await("invitation"); f.Invitation.RoomID != room.ID || f.Invitation.RoomName != "등산 모임" || f.Invitation.InviterID != owner.id || f.Invitation.ID == 0 {
 		t.Fatalf("invitation event %+v", f)
 	}
-	if _, in := stranger.myRoles()[room.ID]; in {
+	if _, in := stranger.kit().Roles()[room.ID]; in {
 		t.Fatal("an invited user is a member before accepting")
 	}
 	stranger.fails(403, "not_member", "GET", urlf("/api/rooms/%d/messages", room.ID), nil)
@@ -142,7 +142,7 @@ func TestInvitationsFollowTheContactRule(t *testing.T) {
 		t.Fatalf("declined invitation still listed: %+v", outs)
 	}
 	outsider.fails(404, "not_found", "POST", "/api/invitations/999999/decline", nil)
-	if _, in := outsider.myRoles()[room.ID]; in {
+	if _, in := outsider.kit().Roles()[room.ID]; in {
 		t.Fatal("declining made a member")
 	}
 

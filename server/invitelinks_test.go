@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"moim/internal/apiclient"
+	"moim/internal/testkit"
 	"moim/rooms"
 )
 
@@ -14,9 +15,7 @@ type inviteLink = apiclient.InviteLink
 // link makes an invite link into room as c.
 func (c *client) link(room int64, body map[string]any) inviteLink {
 	c.t.Helper()
-	var l inviteLink
-	c.must(201, "POST", urlf("/api/rooms/%d/invite-links", room), body, &l)
-	return l
+	return c.kit().InviteLink(room, body)
 }
 
 // links lists room's invite links by code, as c (an admin) sees them.
@@ -30,8 +29,6 @@ func (c *client) links(room int64) map[string]inviteLink {
 	}
 	return out
 }
-
-func joinPath(code string) string { return "/api/invite-links/" + code + "/join" }
 
 var _ = alsoOn(onMemory, TestInviteLinks)
 
@@ -64,13 +61,13 @@ func TestInviteLinks(t *testing.T) {
 
 	// Two joins use it up; joining again as a member uses nothing.
 	var joined roomView
-	g1.must(200, "POST", joinPath(l.Code), nil, &joined)
+	g1.must(200, "POST", testkit.JoinPath(l.Code), nil, &joined)
 	if joined.ID != room.ID || joined.Role != "member" {
 		t.Fatalf("joined by link: %+v", joined)
 	}
-	g1.must(200, "POST", joinPath(l.Code), nil, nil)
-	g2.must(200, "POST", joinPath(l.Code), nil, nil)
-	g3.fails(410, "invite_used_up", "POST", joinPath(l.Code), nil)
+	g1.must(200, "POST", testkit.JoinPath(l.Code), nil, nil)
+	g2.must(200, "POST", testkit.JoinPath(l.Code), nil, nil)
+	g3.fails(410, "invite_used_up", "POST", testkit.JoinPath(l.Code), nil)
 	if got := owner.links(room.ID)[l.Code]; got.Uses != 2 || got.State != "used_up" {
 		t.Fatalf("listed link after two joins: %+v", got)
 	}
@@ -93,7 +90,7 @@ func TestInviteLinks(t *testing.T) {
 	member.fails(403, "forbidden", "DELETE", linksPath+"/"+r.Code, nil)
 	owner.must(204, "DELETE", linksPath+"/"+r.Code, nil, nil)
 	owner.fails(404, "not_found", "DELETE", linksPath+"/nonexistentcode", nil)
-	g3.fails(410, "invite_revoked", "POST", joinPath(r.Code), nil)
+	g3.fails(410, "invite_revoked", "POST", testkit.JoinPath(r.Code), nil)
 	if got := owner.links(room.ID)[r.Code]; got.State != "revoked" {
 		t.Fatalf("revoked link listed as %+v", got)
 	}
@@ -104,12 +101,12 @@ func TestInviteLinks(t *testing.T) {
 		Update("expires_at", time.Now().Add(-time.Second)).Error; err != nil {
 		t.Fatal(err)
 	}
-	g3.fails(410, "invite_expired", "POST", joinPath(e.Code), nil)
-	g3.fails(404, "invite_not_found", "POST", joinPath("00000000000000000000000000000000"), nil)
+	g3.fails(410, "invite_expired", "POST", testkit.JoinPath(e.Code), nil)
+	g3.fails(404, "invite_not_found", "POST", testkit.JoinPath("00000000000000000000000000000000"), nil)
 
 	// A removed member cannot come back by link.
 	owner.must(204, "DELETE", urlf("/api/rooms/%d/members/%d", room.ID, g1.id), nil, nil)
 	open := owner.link(room.ID, nil)
-	g1.fails(403, "banned", "POST", joinPath(open.Code), nil)
-	g3.must(200, "POST", joinPath(open.Code), nil, nil)
+	g1.fails(403, "banned", "POST", testkit.JoinPath(open.Code), nil)
+	g3.must(200, "POST", testkit.JoinPath(open.Code), nil, nil)
 }

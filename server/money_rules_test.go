@@ -2,93 +2,12 @@ package main
 
 import (
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"moim/teststack"
 )
-
-type duesStatusView struct {
-	Members []struct {
-		UserID int64  `json:"user_id"`
-		Paid   int64  `json:"paid"`
-		State  string `json:"state"`
-	} `json:"members"`
-}
-
-func memberState(c *client, room, user int64, period string) (int64, string) {
-	c.t.Helper()
-	var s duesStatusView
-	c.must(200, "GET", urlf("/api/rooms/%d/dues/status?period=%s", room, period), nil, &s)
-	for _, m := range s.Members {
-		if m.UserID == user {
-			return m.Paid, m.State
-		}
-	}
-	c.t.Fatalf("user %d not in the status of room %d", user, room)
-	return 0, ""
-}
-
-// TestRefundsCappedAtWhatTheMemberPaid: an owner who paid nothing cannot
-// refund herself the fund; a member gets back at most what they paid for
-// the period; a refunded member is no longer "paid"; concurrent refunds
-// cannot together pass the cap.
-func TestRefundsCappedAtWhatTheMemberPaid(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
-	owner, member := n.user(t, "Owner"), n.user(t, "Member")
-	room := owner.createRoom(map[string]any{"name": "Club", "member_ids": []int64{member.id}})
-	rp := urlf("/api/rooms/%d", room.ID)
-	owner.must(201, "POST", rp+"/fund", map[string]any{"currency": "KRW"}, nil)
-	owner.must(200, "PUT", rp+"/dues", map[string]any{"amount": 30000, "period": "monthly", "due_day": 28}, nil)
-	member.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 100000, "idempotency_key": "t"}, nil)
-	// This period's and next period's dues (the policy applies from now on).
-	now := time.Now().In(kst)
-	cur, next := now.Format("2006-01"), time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, kst).Format("2006-01")
-	member.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 30000, "period": cur, "idempotency_key": "p1"}, nil)
-	member.must(201, "POST", rp+"/fund/pay", map[string]any{"amount": 30000, "period": next, "idempotency_key": "p2"}, nil)
-
-	owner.fails(409, "refund_exceeds_paid", "POST", rp+"/fund/refund", map[string]any{"user_id": owner.id, "amount": 1000, "memo": "mine", "idempotency_key": "r0"})
-	owner.fails(409, "refund_exceeds_paid", "POST", rp+"/fund/refund", map[string]any{"user_id": member.id, "amount": 30001, "memo": "too much", "idempotency_key": "r1"})
-	// The same key keeps its refusal.
-	owner.fails(409, "refund_exceeds_paid", "POST", rp+"/fund/refund", map[string]any{"user_id": member.id, "amount": 30001, "memo": "too much", "idempotency_key": "r1"})
-	// Default period: the latest paid (next), netted in the status.
-	var r struct {
-		Period string `json:"period"`
-	}
-	owner.must(201, "POST", rp+"/fund/refund", map[string]any{"user_id": member.id, "amount": 30000, "memo": "여행 취소", "idempotency_key": "r2"}, &r)
-	if paid, state := memberState(owner, room.ID, member.id, next); r.Period != next || paid != 0 || state == "paid" {
-		t.Fatalf("after a full refund for %s: paid %d, state %q", r.Period, paid, state)
-	}
-	if paid, state := memberState(owner, room.ID, member.id, cur); paid != 30000 || state != "paid" {
-		t.Fatalf("%s after refunding %s: paid %d, state %q", cur, next, paid, state)
-	}
-	owner.fails(409, "refund_exceeds_paid", "POST", rp+"/fund/refund", map[string]any{"user_id": member.id, "amount": 1, "period": next, "memo": "again", "idempotency_key": "r3"})
-
-	// Ten concurrent refunds of 5,000 against 30,000 paid for this period: six pass.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok := 0
-	for i := range 10 {
-		wg.Go(func() {
-			status, raw := owner.raw("POST", rp+"/fund/refund", map[string]any{"user_id": member.id, "amount": 5000, "period": cur, "memo": "part", "idempotency_key": fmt.Sprint("c", i)})
-			switch {
-			case status == 201:
-				mu.Lock()
-				ok++
-				mu.Unlock()
-			case status != 409 || !strings.Contains(string(raw), "refund_exceeds_paid"):
-				t.Errorf("refund %d: %d %s", i, status, raw)
-			}
-		})
-	}
-	wg.Wait()
-	if ok != 6 || member.fund(room.ID).Balance != 0 || member.balance() != 100000 {
-		t.Fatalf("%d concurrent refunds passed, fund %d, wallet %d; want 6, 0, 100000", ok, member.fund(room.ID).Balance, member.balance())
-	}
-	checkBooks(t, n)
-}
 
 // TestRoomWithMoneyCannotBeDeleted: a fund holding money keeps its room
 // (409 fund_not_empty) until refunds and spends bring it to zero; the
@@ -120,8 +39,8 @@ func TestRoomWithMoneyCannotBeDeleted(t *testing.T) {
 	treasurer.fails(403, "forbidden", "PUT", rp+"/owner", map[string]any{"user_id": treasurer.id})
 	var v roomView
 	owner.must(200, "PUT", rp+"/owner", map[string]any{"user_id": treasurer.id}, &v)
-	if v.OwnerID != treasurer.id || v.Role != "admin" || owner.myRoles()[room.ID] != "admin" || treasurer.myRoles()[room.ID] != "owner" {
-		t.Fatalf("after the handover: %+v, roles %v / %v", v, owner.myRoles(), treasurer.myRoles())
+	if v.OwnerID != treasurer.id || v.Role != "admin" || owner.kit().Roles()[room.ID] != "admin" || treasurer.kit().Roles()[room.ID] != "owner" {
+		t.Fatalf("after the handover: %+v, roles %v / %v", v, owner.kit().Roles(), treasurer.kit().Roles())
 	}
 	owner.fails(403, "forbidden", "DELETE", rp, nil)
 	treasurer.fails(409, "fund_not_empty", "DELETE", rp, nil)
@@ -205,7 +124,7 @@ func TestBooksReconcileOffWalletRecords(t *testing.T) {
 	if f := owner.fund(room.ID); f.Balance != 0 {
 		t.Fatalf("a cash record moved the fund's balance to %d", f.Balance)
 	}
-	if paid, state := memberState(owner, room.ID, cash.id, period); paid != 30000 || state != "paid" {
+	if paid, state := teststack.MemberDues(owner.kit(), room.ID, cash.id, period); paid != 30000 || state != "paid" {
 		t.Fatalf("cash payer: %d %s", paid, state)
 	}
 	_, raw := owner.raw("GET", rp+"/fund/ledger?format=csv", nil)
@@ -251,59 +170,4 @@ func TestMemberTransfers(t *testing.T) {
 		return len(ev) == 1 && ev[0].Fee["balance_after"] == nil && ev[0].Fee["from"] == float64(alice.id) && strings.Contains(ev[0].Body, "15,000원")
 	})
 	checkBooks(t, n)
-}
-
-// TestWalletPIN: once set, money moves need the PIN; five wrong ones,
-// even at once, lock them for ten minutes with Retry-After.
-func TestWalletPIN(t *testing.T) {
-	n := startTestNode(t, testConfig(t))
-	u, peer := n.user(t, "Payer"), n.user(t, "Peer")
-	u.must(201, "POST", "/api/wallet/topups", map[string]any{"amount": 20000, "idempotency_key": "t"}, nil)
-	u.fails(400, "validation", "PUT", "/api/wallet/pin", map[string]any{"pin": "12345"})
-	u.fails(400, "validation", "PUT", "/api/wallet/pin", map[string]any{"pin": "12345a"})
-	u.must(204, "PUT", "/api/wallet/pin", map[string]any{"pin": "482913"}, nil)
-	u.fails(401, "pin_required", "PUT", "/api/wallet/pin", map[string]any{"pin": "111111"})
-	send := map[string]any{"to_user_id": peer.id, "amount": 1000, "idempotency_key": "s1"}
-	u.fails(401, "pin_required", "POST", "/api/wallet/transfers", send)
-	u.header = map[string][]string{"X-Wallet-PIN": {"482913"}}
-	u.must(201, "POST", "/api/wallet/transfers", send, nil)
-	u.must(201, "POST", "/api/wallet/withdrawals", map[string]any{"amount": 1000, "idempotency_key": "w1"}, nil)
-
-	u.header = map[string][]string{"X-Wallet-PIN": {"000000"}}
-	var wg sync.WaitGroup
-	statuses := make([]int, 5)
-	for i := range statuses {
-		wg.Go(func() {
-			statuses[i], _ = u.raw("POST", "/api/wallet/transfers", map[string]any{"to_user_id": peer.id, "amount": 1, "idempotency_key": fmt.Sprint("g", i)})
-		})
-	}
-	wg.Wait()
-	locked := 0
-	for _, s := range statuses {
-		if s == 429 {
-			locked++
-		} else if s != 403 {
-			t.Fatalf("wrong PINs answered %v", statuses)
-		}
-	}
-	if locked != 1 {
-		t.Fatalf("five wrong PINs at once answered %v, want exactly one 429 (the fifth)", statuses)
-	}
-	// Locked now, even with the right PIN, and the answer says for how long.
-	u.header = map[string][]string{"X-Wallet-PIN": {"482913"}}
-	req, _ := http.NewRequest("POST", n.url+"/api/wallet/transfers", strings.NewReader(`{"to_user_id":`+fmt.Sprint(peer.id)+`,"amount":1,"idempotency_key":"s2"}`))
-	req.Header.Set("Authorization", "Bearer "+u.token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Wallet-PIN", "482913")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != 429 || ra < 500 || ra > 601 {
-		t.Fatalf("while locked: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-	if u.balance() != 18000 || peer.balance() != 1000 {
-		t.Fatalf("wallets %d and %d", u.balance(), peer.balance())
-	}
 }

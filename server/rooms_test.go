@@ -24,17 +24,6 @@ func (c *client) createRoom(body map[string]any) roomView {
 	return v
 }
 
-func (c *client) myRoles() map[int64]string {
-	c.t.Helper()
-	var l roomList
-	c.must(200, "GET", "/api/rooms", nil, &l)
-	roles := map[int64]string{}
-	for _, r := range l.Rooms {
-		roles[r.ID] = r.Role
-	}
-	return roles
-}
-
 // mirrored asserts the hub's copy of membership (Redis, or the single
 // node's memory) agrees with want.
 func (n *testNode) mirrored(t *testing.T, roomID int64, want map[int64]bool) {

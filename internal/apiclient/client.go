@@ -98,17 +98,7 @@ func (c *Client) Exchange(ctx context.Context, method, path string, body any) (*
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	for k, v := range c.Header {
-		req.Header[k] = v
-	}
-	hc := http.DefaultClient
-	if c.HTTP != nil {
-		hc = c.HTTP
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.Send(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -119,6 +109,22 @@ func (c *Client) Exchange(ctx context.Context, method, path string, body any) (*
 		return a, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	return a, nil
+}
+
+// Send sends req as c: its token, its headers, through its HTTP client.
+// The caller closes the answer's body.
+func (c *Client) Send(req *http.Request) (*http.Response, error) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	for k, v := range c.Header {
+		req.Header[k] = v
+	}
+	hc := http.DefaultClient
+	if c.HTTP != nil {
+		hc = c.HTTP
+	}
+	return hc.Do(req)
 }
 
 // Do sends a request and decodes a 2xx JSON answer into out (when not

@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -149,3 +150,26 @@ func (c *Client) RetryAfter(method, path string, body any) int {
 	}
 	return secs
 }
+
+// Roles is c's role in each of their rooms, from their room list.
+func (c *Client) Roles() map[int64]string {
+	c.T.Helper()
+	var l apiclient.RoomList
+	c.Must(200, "GET", "/api/rooms", nil, &l)
+	roles := map[int64]string{}
+	for _, r := range l.Rooms {
+		roles[r.ID] = r.Role
+	}
+	return roles
+}
+
+// InviteLink makes an invite link into room as c.
+func (c *Client) InviteLink(room int64, body map[string]any) apiclient.InviteLink {
+	c.T.Helper()
+	var l apiclient.InviteLink
+	c.Must(201, "POST", fmt.Sprintf("/api/rooms/%d/invite-links", room), body, &l)
+	return l
+}
+
+// JoinPath is the path that joins a room by its invite link code.
+func JoinPath(code string) string { return "/api/invite-links/" + code + "/join" }

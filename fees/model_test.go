@@ -1,15 +1,15 @@
-package main
+package fees_test
 
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"moim/internal/testkit"
+	"moim/teststack"
 )
 
 // The model check drives a seeded random money workload through the API
@@ -25,7 +25,7 @@ import (
 
 // modelOp is one request and the reply the model predicts.
 type modelOp struct {
-	who    *client
+	who    *testkit.Client
 	path   string
 	body   map[string]any
 	desc   string
@@ -46,36 +46,23 @@ type modelKey struct {
 }
 
 func TestModelCheckMoney(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("MOIM_MODEL_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("MOIM_MODEL_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (rerun with MOIM_MODEL_SEED=%d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf("seed %d: %s", seed, fmt.Sprintf(format, args...))
-	}
+	rng, fail := testkit.Seeded(t, "MOIM_MODEL_SEED")
 
-	n := startTestNode(t, testConfig(t))
-	admin := n.user(t, "Treasurer")
-	members := []*client{admin}
+	n := serve(t)
+	admin := n.User(t, "Treasurer")
+	members := []*testkit.Client{admin}
 	for i := range 4 {
-		members = append(members, n.user(t, fmt.Sprintf("Member%d", i)))
+		members = append(members, n.User(t, fmt.Sprintf("Member%d", i)))
 	}
 	var ids []int64
 	for _, m := range members[1:] {
-		ids = append(ids, m.id)
+		ids = append(ids, m.ID)
 	}
 	rooms := make([]int64, 2)
 	for i := range rooms {
-		rooms[i] = admin.createRoom(map[string]any{"name": fmt.Sprintf("Club %d", i), "member_ids": ids}).ID
-		admin.must(201, "POST", urlf("/api/rooms/%d/fund", rooms[i]), map[string]any{"currency": "KRW"}, nil)
-		admin.must(200, "PUT", urlf("/api/rooms/%d/dues", rooms[i]), map[string]any{"amount": 30000, "period": "monthly", "due_day": 28}, nil)
+		rooms[i] = n.CreateRoom(admin, map[string]any{"name": fmt.Sprintf("Club %d", i), "member_ids": ids}).ID
+		admin.Must(201, "POST", fmt.Sprintf("/api/rooms/%d/fund", rooms[i]), map[string]any{"currency": "KRW"}, nil)
+		admin.Must(200, "PUT", fmt.Sprintf("/api/rooms/%d/dues", rooms[i]), map[string]any{"amount": 30000, "period": "monthly", "due_day": 28}, nil)
 	}
 
 	wallet := map[int64]int64{} // user → balance
@@ -88,9 +75,9 @@ func TestModelCheckMoney(t *testing.T) {
 	var history []*modelOp
 	outcomes := map[string]int{}
 	keyN := map[int64]int{}
-	newKey := func(c *client) string {
-		keyN[c.id]++
-		return fmt.Sprintf("k%d", keyN[c.id]) // the same strings in every user's scope
+	newKey := func(c *testkit.Client) string {
+		keyN[c.ID]++
+		return fmt.Sprintf("k%d", keyN[c.ID]) // the same strings in every user's scope
 	}
 
 	const rounds = 40
@@ -119,35 +106,35 @@ func TestModelCheckMoney(t *testing.T) {
 			amount := int64(1 + rng.IntN(30)*1000)
 			switch k := rng.IntN(10); {
 			case k < 3:
-				credits["w"+fmt.Sprint(c.id)] += amount
+				credits["w"+fmt.Sprint(c.ID)] += amount
 				op := &modelOp{who: c, path: "/api/wallet/topups", desc: "deposit", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
-				moves = append(moves, pending{op: op, credit: "w" + fmt.Sprint(c.id), amount: &amount})
+				moves = append(moves, pending{op: op, credit: "w" + fmt.Sprint(c.ID), amount: &amount})
 			case k < 6:
-				if debited["w"+fmt.Sprint(c.id)] || capTouched[[2]int64{room, c.id}] {
+				if debited["w"+fmt.Sprint(c.ID)] || capTouched[[2]int64{room, c.ID}] {
 					continue
 				}
-				debited["w"+fmt.Sprint(c.id)] = true
-				capTouched[[2]int64{room, c.id}] = true
+				debited["w"+fmt.Sprint(c.ID)] = true
+				capTouched[[2]int64{room, c.ID}] = true
 				credits["f"+fmt.Sprint(room)] += amount
-				op := &modelOp{who: c, path: urlf("/api/rooms/%d/fund/pay", room), desc: "pay", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
-				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.id), credit: "f" + fmt.Sprint(room), amount: &amount, capKey: [2]int64{room, c.id}})
+				op := &modelOp{who: c, path: fmt.Sprintf("/api/rooms/%d/fund/pay", room), desc: "pay", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
+				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.ID), credit: "f" + fmt.Sprint(room), amount: &amount, capKey: [2]int64{room, c.ID}})
 			case k < 7 && rng.IntN(2) == 0:
 				// A withdrawal: held, then paid out by the sandbox.
-				if debited["w"+fmt.Sprint(c.id)] {
+				if debited["w"+fmt.Sprint(c.ID)] {
 					continue
 				}
-				debited["w"+fmt.Sprint(c.id)] = true
+				debited["w"+fmt.Sprint(c.ID)] = true
 				op := &modelOp{who: c, path: "/api/wallet/withdrawals", desc: "withdraw", body: map[string]any{"amount": amount, "idempotency_key": newKey(c)}}
-				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.id), amount: &amount})
+				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.ID), amount: &amount})
 			case k < 7:
 				if debited["f"+fmt.Sprint(room)] {
 					continue
 				}
 				debited["f"+fmt.Sprint(room)] = true
-				op := &modelOp{who: admin, path: urlf("/api/rooms/%d/fund/spend", room), desc: "spend", body: map[string]any{"amount": amount, "memo": "간식 snacks", "idempotency_key": newKey(admin)}}
+				op := &modelOp{who: admin, path: fmt.Sprintf("/api/rooms/%d/fund/spend", room), desc: "spend", body: map[string]any{"amount": amount, "memo": "간식 snacks", "idempotency_key": newKey(admin)}}
 				moves = append(moves, pending{op: op, debit: "f" + fmt.Sprint(room), amount: &amount})
 			case k < 8:
-				ck := [2]int64{room, c.id}
+				ck := [2]int64{room, c.ID}
 				if debited["f"+fmt.Sprint(room)] || capTouched[ck] {
 					continue
 				}
@@ -160,23 +147,23 @@ func TestModelCheckMoney(t *testing.T) {
 				outcome := ""
 				if limit := min(paid[ck], fund[room]); limit > 0 && rng.IntN(3) > 0 {
 					amount = 1 + rng.Int64N(limit)
-					credits["w"+fmt.Sprint(c.id)] += amount
+					credits["w"+fmt.Sprint(c.ID)] += amount
 				} else {
 					amount = paid[ck] + 1 + rng.Int64N(1000)
 					outcome = "refund_exceeds_paid"
 				}
-				op := &modelOp{who: admin, path: urlf("/api/rooms/%d/fund/refund", room), desc: "refund", body: map[string]any{"user_id": c.id, "amount": amount, "memo": "환불 refund", "idempotency_key": newKey(admin)}}
-				moves = append(moves, pending{op: op, debit: "f" + fmt.Sprint(room), credit: "w" + fmt.Sprint(c.id), amount: &amount, decided: &outcome, capKey: ck})
+				op := &modelOp{who: admin, path: fmt.Sprintf("/api/rooms/%d/fund/refund", room), desc: "refund", body: map[string]any{"user_id": c.ID, "amount": amount, "memo": "환불 refund", "idempotency_key": newKey(admin)}}
+				moves = append(moves, pending{op: op, debit: "f" + fmt.Sprint(room), credit: "w" + fmt.Sprint(c.ID), amount: &amount, decided: &outcome, capKey: ck})
 			case k < 9 && rng.IntN(2) == 0:
 				// 송금 to another member: a wallet-to-wallet move.
 				d := members[rng.IntN(len(members))]
-				if d == c || debited["w"+fmt.Sprint(c.id)] {
+				if d == c || debited["w"+fmt.Sprint(c.ID)] {
 					continue
 				}
-				debited["w"+fmt.Sprint(c.id)] = true
-				credits["w"+fmt.Sprint(d.id)] += amount
-				op := &modelOp{who: c, path: "/api/wallet/transfers", desc: "transfer", body: map[string]any{"to_user_id": d.id, "amount": amount, "memo": "밥값", "idempotency_key": newKey(c)}}
-				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.id), credit: "w" + fmt.Sprint(d.id), amount: &amount})
+				debited["w"+fmt.Sprint(c.ID)] = true
+				credits["w"+fmt.Sprint(d.ID)] += amount
+				op := &modelOp{who: c, path: "/api/wallet/transfers", desc: "transfer", body: map[string]any{"to_user_id": d.ID, "amount": amount, "memo": "밥값", "idempotency_key": newKey(c)}}
+				moves = append(moves, pending{op: op, debit: "w" + fmt.Sprint(c.ID), credit: "w" + fmt.Sprint(d.ID), amount: &amount})
 			case k < 9 && len(history) > 0:
 				// A late retry with the same key and body: the first answer again.
 				first := history[rng.IntN(len(history))]
@@ -275,7 +262,7 @@ func TestModelCheckMoney(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, op := range ops {
 			wg.Go(func() {
-				status, raw := op.who.raw("POST", op.path, op.body)
+				status, raw := op.who.Raw("POST", op.path, op.body)
 				var reply struct {
 					ID    int64 `json:"id"`
 					Error struct {
@@ -290,7 +277,7 @@ func TestModelCheckMoney(t *testing.T) {
 
 		ids := map[modelKey]int64{}
 		for _, op := range ops {
-			where := fmt.Sprintf("round %d: %s by user %d %v", round, op.desc, op.who.id, op.body)
+			where := fmt.Sprintf("round %d: %s by user %d %v", round, op.desc, op.who.ID, op.body)
 			if op.first != nil { // a retry answers what the first request got
 				op.status, op.code = []int{op.first.gotStatus}, op.first.gotCode
 				if op.first.gotCode == "" {
@@ -309,14 +296,14 @@ func TestModelCheckMoney(t *testing.T) {
 			}
 			outcomes[fmt.Sprintf("%s→%d", op.desc, op.gotStatus)]++
 			if op.code == "" && op.first == nil {
-				k := modelKey{op.who.id, op.body["idempotency_key"].(string)}
+				k := modelKey{op.who.ID, op.body["idempotency_key"].(string)}
 				if prev, seen := ids[k]; seen && prev != op.gotID {
 					fail("%s: a duplicate moved money twice (transfers %d and %d)", where, prev, op.gotID)
 				}
 				ids[k] = op.gotID
 			}
 			if (op.code == "" || op.code == "insufficient_funds" || op.code == "refund_exceeds_paid") && op.first == nil {
-				k := modelKey{op.who.id, op.body["idempotency_key"].(string)}
+				k := modelKey{op.who.ID, op.body["idempotency_key"].(string)}
 				if done[k] == nil {
 					done[k] = op
 					history = append(history, op)
@@ -324,12 +311,12 @@ func TestModelCheckMoney(t *testing.T) {
 			}
 		}
 		for _, c := range members {
-			if got := c.balance(); got != wallet[c.id] {
-				fail("after round %d: user %d's wallet holds %d, model says %d", round, c.id, got, wallet[c.id])
+			if got := teststack.Balance(c); got != wallet[c.ID] {
+				fail("after round %d: user %d's wallet holds %d, model says %d", round, c.ID, got, wallet[c.ID])
 			}
 		}
 		for _, r := range rooms {
-			if got := admin.fund(r).Balance; got != fund[r] {
+			if got := teststack.FundOf(admin, r).Balance; got != fund[r] {
 				fail("after round %d: room %d's fund holds %d, model says %d", round, r, got, fund[r])
 			}
 		}
@@ -338,29 +325,31 @@ func TestModelCheckMoney(t *testing.T) {
 	// five wrong PINs at once lock the wallet (exactly one sees 429), and
 	// none of them moves money.
 	locked := members[1]
-	locked.must(204, "PUT", "/api/wallet/pin", map[string]any{"pin": "135790"}, nil)
-	locked.fails(401, "pin_required", "POST", "/api/wallet/transfers", map[string]any{"to_user_id": admin.id, "amount": 1, "idempotency_key": "pin-0"})
-	wrong := &client{t: t, base: locked.base, token: locked.token, id: locked.id, header: map[string][]string{"X-Wallet-PIN": {"000000"}}}
+	locked.Must(204, "PUT", "/api/wallet/pin", map[string]any{"pin": "135790"}, nil)
+	locked.Fails(401, "pin_required", "POST", "/api/wallet/transfers", map[string]any{"to_user_id": admin.ID, "amount": 1, "idempotency_key": "pin-0"})
+	asLocked := *locked.Client
+	asLocked.Header = map[string][]string{"X-Wallet-PIN": {"000000"}}
+	wrong := &testkit.Client{T: t, Client: &asLocked}
 	codes := make([]int, 5)
 	var wg sync.WaitGroup
 	for i := range codes {
 		wg.Go(func() {
-			codes[i], _ = wrong.raw("POST", urlf("/api/rooms/%d/fund/pay", rooms[0]), map[string]any{"amount": 1, "idempotency_key": fmt.Sprint("pin-", i+1)})
+			codes[i], _ = wrong.Raw("POST", fmt.Sprintf("/api/rooms/%d/fund/pay", rooms[0]), map[string]any{"amount": 1, "idempotency_key": fmt.Sprint("pin-", i+1)})
 		})
 	}
 	wg.Wait()
 	if c403, c429 := countOf(codes, 403), countOf(codes, 429); c403 != 4 || c429 != 1 {
 		fail("five wrong PINs at once answered %v, want four 403 and one 429", codes)
 	}
-	if got := locked.balance(); got != wallet[locked.id] {
-		fail("after the PIN lockout: user %d's wallet holds %d, model says %d", locked.id, got, wallet[locked.id])
+	if got := teststack.Balance(locked); got != wallet[locked.ID] {
+		fail("after the PIN lockout: user %d's wallet holds %d, model says %d", locked.ID, got, wallet[locked.ID])
 	}
 
 	// The books reconcile: each member's dues status is what they paid
 	// less refunds, and each fund's balance is the sum of its ledger.
 	for _, r := range rooms {
-		var st duesStatusView
-		admin.must(200, "GET", urlf("/api/rooms/%d/dues/status", r), nil, &st)
+		var st teststack.DuesStatus
+		admin.Must(200, "GET", fmt.Sprintf("/api/rooms/%d/dues/status", r), nil, &st)
 		for _, m := range st.Members {
 			if m.Paid != paid[[2]int64{r, m.UserID}] {
 				fail("room %d: status says user %d paid %d, the model %d", r, m.UserID, m.Paid, paid[[2]int64{r, m.UserID}])
@@ -374,7 +363,7 @@ func TestModelCheckMoney(t *testing.T) {
 				} `json:"entries"`
 				NextCursor string `json:"next_cursor"`
 			}
-			admin.must(200, "GET", urlf("/api/rooms/%d/fund/ledger?limit=200&cursor=%s", r, cursor), nil, &page)
+			admin.Must(200, "GET", fmt.Sprintf("/api/rooms/%d/fund/ledger?limit=200&cursor=%s", r, cursor), nil, &page)
 			for _, e := range page.Entries {
 				sum += e.Amount
 			}
@@ -386,7 +375,7 @@ func TestModelCheckMoney(t *testing.T) {
 			fail("room %d: ledger lines sum to %d, the fund holds %d", r, sum, fund[r])
 		}
 	}
-	checkBooks(t, n)
+	teststack.CheckBooks(t, n.DB)
 	t.Logf("%d rounds, %d distinct keys; replies: %v", rounds, len(done), outcomes)
 }
 
