@@ -105,3 +105,37 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkInsert is the batcher's write into a node's own SQLite store
+// (the Redis path without MongoDB): 128 messages over 100 rooms per call.
+//
+//	go test -run '^$' -bench Insert -benchtime 500x -benchmem ./store
+func BenchmarkInsert(b *testing.B) {
+	st, err := OpenSQLite(b.TempDir(), SyncNormal)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	const n = 128
+	ctx := context.Background()
+	batches := make([][]chatlog.Entry, b.N) // built first: decoding entries is not the write
+	for i := range batches {
+		batches[i] = make([]chatlog.Entry, n)
+		for j := range batches[i] {
+			k := int64(i*n + j)
+			batches[i][j] = entry(k%100+1, k/100+1, 7, fmt.Sprint("c", k), "오늘 저녁 7시 강남역 2번 출구에서 만나요! Bring the slides")
+		}
+	}
+	b.ReportAllocs()
+	cpu0, c0 := cpuTime(), writeCalls()
+	b.ResetTimer()
+	for _, batch := range batches {
+		if err := st.Insert(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n)/1000, "µs/msg")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*n)/1000, "cpu-µs/msg")
+	b.ReportMetric(float64(writeCalls()-c0)/float64(b.N*n), "write-calls/msg")
+}
