@@ -37,12 +37,13 @@ type SQLite struct {
 	// so a writer taking whichever pooled connection a reader last used
 	// re-read its pages from the file on most commits.
 	db, w *sql.DB
-	// accept inserts a new message unless its (room, from, cid) is stored;
-	// prepared once, since the group commit runs it in every transaction.
-	accept *sql.Stmt
-	// byCID finds a stored message by its sender's cid; prepared once for
-	// the same reason.
-	byCID *sql.Stmt
+	// accept inserts 1, 4, 16 or 64 new messages into the log, and byCID
+	// finds as many stored messages by their senders' cids, by the number
+	// of rows (chunks): the group commit runs them in every transaction,
+	// so they are prepared once, and a commit of n messages runs about
+	// n/64 of each instead of n (a statement costs the driver and
+	// database/sql some 30 allocations, whatever its rows).
+	accept, byCID map[int]*sql.Stmt
 	// mu serializes writers; top caches each room's highest seq for
 	// Commit, which gives seqs out (dropped when a commit fails). tail is
 	// what the log table holds, by cid; moved is when a commit last moved
@@ -131,8 +132,13 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	// stay SQLite's, run by the writer after a commit: one on another
 	// connection never catches up with a writer that does not stop, and
 	// the write-ahead log grows without end (docs/BENCHMARKS.md).
+	// Temporary storage is memory: a statement of many rows (the group
+	// commit's chunks of 64) keeps a statement journal, to undo that
+	// statement alone, which past 64 KiB spilled to a temporary file, a
+	// write call per page (a third more write calls per message in
+	// BenchmarkCommit at batch 128); it holds one statement's pages.
 	dsn := "file:" + filepath.Join(dir, "messages.db") +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_txlock=immediate"
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
@@ -147,10 +153,7 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	// empty, as the map of it does.
 	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error { return moveLog(context.Background(), tx, allSlices, nil) })
 	if err == nil {
-		s.accept, err = w.Prepare(`INSERT INTO log (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	}
-	if err == nil {
-		s.byCID, err = w.Prepare(`SELECT seq, ts FROM messages WHERE room = ? AND from_user = ? AND cid = ?`)
+		s.accept, s.byCID, err = prepareChunks(w)
 	}
 	if err == nil {
 		s.db, err = sql.Open("sqlite", dsn)
@@ -191,8 +194,12 @@ func moveLog(ctx context.Context, tx *sql.Tx, slice int, rooms []any) error {
 
 // Close closes the database.
 func (s *SQLite) Close() error {
-	_ = s.accept.Close()
-	_ = s.byCID.Close()
+	for _, st := range s.accept {
+		_ = st.Close()
+	}
+	for _, st := range s.byCID {
+		_ = st.Close()
+	}
 	_ = s.db.Close()
 	return s.w.Close()
 }
@@ -211,6 +218,16 @@ const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body
 func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	// Once begun, the transaction runs to its end without ctx's deadline:
+	// a context that can end costs a goroutine per statement in the
+	// driver (to interrupt it) and one per transaction in database/sql,
+	// several per message, for statements on a local file whose only
+	// wait, for the lock, busy_timeout bounds; the one writer is never
+	// held by a reader.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin commit: %w", err)
@@ -275,39 +292,8 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 			return err
 		}
 	}
-	b.Accepted = make([]chatlog.Accepted, len(b.Drafts))
-	b.Encoded = make([][]byte, len(b.Drafts))
-	if len(b.Drafts) > 0 {
-		ins, find := tx.StmtContext(ctx, s.accept), tx.StmtContext(ctx, s.byCID)
-		defer ins.Close()
-		defer find.Close()
-		for i, d := range b.Drafts {
-			acc, dup, err := s.stored(ctx, find, c, cidKey{d.Room, d.From, d.CID})
-			if err != nil {
-				return err
-			}
-			if dup {
-				b.Accepted[i] = acc
-				continue
-			}
-			top, ok := c.given[d.Room]
-			if !ok {
-				if top, ok = s.top[d.Room]; !ok {
-					if err := tx.QueryRowContext(ctx, maxSeq, d.Room).Scan(&top); err != nil {
-						return err
-					}
-				}
-			}
-			msg := d.Encode(top + 1)
-			if _, err := ins.ExecContext(ctx, d.Room, top+1, d.From, d.CID, d.TS, d.Body, msg); err != nil {
-				return err
-			}
-			c.given[d.Room] = top + 1
-			acc = chatlog.Accepted{Seq: top + 1, TS: d.TS}
-			c.added[cidKey{d.Room, d.From, d.CID}] = acc
-			b.Accepted[i] = acc
-			b.Encoded[i] = msg
-		}
+	if err := s.acceptDrafts(ctx, tx, b, c); err != nil {
+		return err
 	}
 	for i, e := range b.Edits {
 		n, err := editRow(ctx, tx, e.Room, e.Seq, e.Body, e.Msg)
@@ -343,21 +329,141 @@ func (s *SQLite) sliceRooms(slice int) []any {
 	return rooms
 }
 
-// stored finds a message committed under k: in the log (by the map of
-// it), earlier in this commit, or in the messages table.
-func (s *SQLite) stored(ctx context.Context, find *sql.Stmt, c *commit, k cidKey) (chatlog.Accepted, bool, error) {
-	for _, known := range []map[cidKey]chatlog.Accepted{s.tail, c.added} {
-		if acc, ok := known[k]; ok {
-			acc.Dup = true
-			return acc, true, nil
+// chunks are the row counts of the prepared accept and byCID statements,
+// largest first; a batch is cut into them greedily.
+var chunks = [...]int{64, 16, 4, 1}
+
+// prepareChunks prepares the insert into the log and the lookup by cid
+// for every chunk size.
+func prepareChunks(w *sql.DB) (accept, byCID map[int]*sql.Stmt, err error) {
+	accept, byCID = map[int]*sql.Stmt{}, map[int]*sql.Stmt{}
+	for _, n := range chunks {
+		if accept[n], err = w.Prepare(`INSERT INTO log (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)` +
+			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)); err != nil {
+			return nil, nil, err
+		}
+		// The few keys drive the join, each found through messages_cid.
+		if byCID[n], err = w.Prepare(`WITH k(room, from_user, cid) AS (VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1) + `)
+			SELECT m.room, m.from_user, m.cid, m.seq, m.ts FROM k
+			JOIN messages m ON m.room = k.room AND m.from_user = k.from_user AND m.cid = k.cid`); err != nil {
+			return nil, nil, err
 		}
 	}
-	acc := chatlog.Accepted{Dup: true}
-	err := find.QueryRowContext(ctx, k.room, k.from, k.cid).Scan(&acc.Seq, &acc.TS)
-	if errors.Is(err, sql.ErrNoRows) {
-		return chatlog.Accepted{}, false, nil
+	return accept, byCID, nil
+}
+
+// forChunks calls f with consecutive pieces of 0..n-1, each of a chunk
+// size, the largest that fits.
+func forChunks(n int, f func(from, size int) error) error {
+	for from := 0; from < n; {
+		size := chunks[len(chunks)-1]
+		for _, c := range chunks {
+			if c <= n-from {
+				size = c
+				break
+			}
+		}
+		if err := f(from, size); err != nil {
+			return err
+		}
+		from += size
 	}
-	return acc, err == nil, err
+	return nil
+}
+
+// acceptDrafts gives each draft of b its room's next seq, or, for a
+// (room, from, cid) committed before or earlier in b, its original seq
+// and ts, and appends the new ones to the log: one lookup of every cid
+// not known in memory, then the inserts, a chunk of rows per statement.
+func (s *SQLite) acceptDrafts(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) error {
+	b.Accepted = make([]chatlog.Accepted, len(b.Drafts))
+	b.Encoded = make([][]byte, len(b.Drafts))
+	if len(b.Drafts) == 0 {
+		return nil
+	}
+	// The keys neither the log's map nor this batch names yet; the first
+	// of two drafts with one key is looked up, the second is its retry.
+	var unknown []cidKey
+	asked := map[cidKey]bool{}
+	for _, d := range b.Drafts {
+		k := cidKey{d.Room, d.From, d.CID}
+		if _, ok := s.tail[k]; !ok && !asked[k] {
+			asked[k] = true
+			unknown = append(unknown, k)
+		}
+	}
+	stored, err := s.storedCIDs(ctx, tx, unknown)
+	if err != nil {
+		return err
+	}
+	var fresh []int // indexes of the new drafts, in b's order
+	for i, d := range b.Drafts {
+		k := cidKey{d.Room, d.From, d.CID}
+		if acc, ok := s.tail[k]; ok {
+			b.Accepted[i] = chatlog.Accepted{Seq: acc.Seq, TS: acc.TS, Dup: true}
+			continue
+		}
+		if acc, ok := stored[k]; ok {
+			b.Accepted[i] = acc
+			continue
+		}
+		if acc, ok := c.added[k]; ok {
+			b.Accepted[i] = chatlog.Accepted{Seq: acc.Seq, TS: acc.TS, Dup: true}
+			continue
+		}
+		top, ok := c.given[d.Room]
+		if !ok {
+			if top, ok = s.top[d.Room]; !ok {
+				if err := tx.QueryRowContext(ctx, maxSeq, d.Room).Scan(&top); err != nil {
+					return err
+				}
+			}
+		}
+		c.given[d.Room] = top + 1
+		acc := chatlog.Accepted{Seq: top + 1, TS: d.TS}
+		c.added[k] = acc
+		b.Accepted[i] = acc
+		b.Encoded[i] = d.Encode(top + 1)
+		fresh = append(fresh, i)
+	}
+	args := make([]any, 0, 7*min(len(fresh), chunks[0]))
+	return forChunks(len(fresh), func(from, size int) error {
+		args = args[:0]
+		for _, i := range fresh[from : from+size] {
+			d := b.Drafts[i]
+			args = append(args, d.Room, b.Accepted[i].Seq, d.From, d.CID, d.TS, d.Body, b.Encoded[i])
+		}
+		_, err := tx.StmtContext(ctx, s.accept[size]).ExecContext(ctx, args...)
+		return err
+	})
+}
+
+// storedCIDs finds which of keys name a message in the messages table,
+// with its seq and ts (Dup set).
+func (s *SQLite) storedCIDs(ctx context.Context, tx *sql.Tx, keys []cidKey) (map[cidKey]chatlog.Accepted, error) {
+	found := map[cidKey]chatlog.Accepted{}
+	args := make([]any, 0, 3*min(len(keys), chunks[0]))
+	err := forChunks(len(keys), func(from, size int) error {
+		args = args[:0]
+		for _, k := range keys[from : from+size] {
+			args = append(args, k.room, k.from, k.cid)
+		}
+		rows, err := tx.StmtContext(ctx, s.byCID[size]).QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k cidKey
+			acc := chatlog.Accepted{Dup: true}
+			if err := rows.Scan(&k.room, &k.from, &k.cid, &acc.Seq, &acc.TS); err != nil {
+				return err
+			}
+			found[k] = acc
+		}
+		return rows.Err()
+	})
+	return found, err
 }
 
 // maxSeq is a room's highest seq in either table.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -384,5 +385,91 @@ func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
 	}
 	if got := send(8, "a3")[0]; got.Seq != 3 || got.Dup {
 		t.Errorf("a new message of a moved room got %+v, want seq 3", got)
+	}
+}
+
+// TestCommitOfManyFindsEveryRetry: a commit runs its inserts and cid
+// lookups in chunks of rows (64, 16, 4, 1); a batch that spans several
+// chunks, with retries of messages in the messages table, in the log and
+// earlier in the same batch, must give each draft what one at a time
+// would.
+func TestCommitOfManyFindsEveryRetry(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenSQLite(dir, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	draft := func(i int) *chatlog.Draft {
+		return chatlog.NewDraft(int64(i%3+1), int64(i%5+1), "n", fmt.Sprint("body ", i), fmt.Sprint("c", i), chatlog.KindText, 0, int64(i))
+	}
+	first := &chatlog.Batch{}
+	for i := range 85 {
+		first.Drafts = append(first.Drafts, draft(i))
+	}
+	if err := st.Commit(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	seqs := map[int64]int64{}
+	for i, acc := range first.Accepted {
+		room := first.Drafts[i].Room
+		if acc.Dup || acc.Seq != seqs[room]+1 {
+			t.Fatalf("draft %d: %+v, want seq %d", i, acc, seqs[room]+1)
+		}
+		seqs[room] = acc.Seq
+	}
+	_ = st.Close()
+	// Reopened, the first 85 sit in the messages table.
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	second := &chatlog.Batch{}
+	for i := range 90 { // 85 retries and 5 new ones
+		second.Drafts = append(second.Drafts, draft(i))
+	}
+	second.Drafts = append(second.Drafts, draft(87), draft(3)) // a retry of a new one, and a second retry
+	if err := st.Commit(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	for i, acc := range second.Accepted {
+		var want chatlog.Accepted
+		switch {
+		case i < 85:
+			want = chatlog.Accepted{Seq: first.Accepted[i].Seq, TS: int64(i), Dup: true}
+		case i < 90:
+			room := second.Drafts[i].Room
+			seqs[room]++
+			want = chatlog.Accepted{Seq: seqs[room], TS: int64(i)}
+		case i == 90:
+			want = chatlog.Accepted{Seq: second.Accepted[87].Seq, TS: 87, Dup: true}
+		default:
+			want = chatlog.Accepted{Seq: first.Accepted[3].Seq, TS: 3, Dup: true}
+		}
+		if acc != want {
+			t.Fatalf("draft %d: %+v, want %+v", i, acc, want)
+		}
+		if want.Dup != (second.Encoded[i] == nil) {
+			t.Fatalf("draft %d: encoded %q for %+v", i, second.Encoded[i], acc)
+		}
+	}
+	// And the log holds each new one once: a third commit retrying them
+	// all is all retries.
+	third := &chatlog.Batch{Drafts: second.Drafts}
+	if err := st.Commit(ctx, third); err != nil {
+		t.Fatal(err)
+	}
+	for i, acc := range third.Accepted {
+		if !acc.Dup || acc.Seq != second.Accepted[i].Seq {
+			t.Fatalf("third commit, draft %d: %+v, want a retry of seq %d", i, acc, second.Accepted[i].Seq)
+		}
+	}
+	for room, top := range seqs {
+		if got, err := st.MaxSeq(ctx, room); err != nil || got != top {
+			t.Fatalf("room %d: max seq %d (%v), want %d", room, got, err, top)
+		}
+		if n, err := st.Count(ctx, room); err != nil || n != top {
+			t.Fatalf("room %d: %d messages (%v), want %d", room, n, err, top)
+		}
 	}
 }
