@@ -125,10 +125,9 @@ func (f *Fees) TopUp(ctx context.Context, user, amount int64, key string) (*Paym
 	return p, nil
 }
 
-// ConfirmTopUp confirms a top-up the browser paid at the provider: the
-// amount must be the one the top-up was started with, and the provider
-// must approve it with the secret key; then the wallet is credited once.
-func (f *Fees) ConfirmTopUp(ctx context.Context, user int64, orderID, paymentKey string, amount int64) (*Payment, error) {
+// usersTopUp is user's top-up under orderID: 404 when it is another
+// user's, not a top-up or unknown, 503 with no provider configured.
+func (f *Fees) usersTopUp(ctx context.Context, user int64, orderID string) (*Payment, error) {
 	if f.provider == nil {
 		return nil, errNoPayments
 	}
@@ -138,6 +137,17 @@ func (f *Fees) ConfirmTopUp(ctx context.Context, user int64, orderID, paymentKey
 	}
 	if p == nil || p.UserID != user || p.Kind != PaymentTopUp {
 		return nil, api.NotFound("top-up")
+	}
+	return p, nil
+}
+
+// ConfirmTopUp confirms a top-up the browser paid at the provider: the
+// amount must be the one the top-up was started with, and the provider
+// must approve it with the secret key; then the wallet is credited once.
+func (f *Fees) ConfirmTopUp(ctx context.Context, user int64, orderID, paymentKey string, amount int64) (*Payment, error) {
+	p, err := f.usersTopUp(ctx, user, orderID)
+	if err != nil {
+		return nil, err
 	}
 	if p.Status != PaymentPending {
 		p.Replayed = true
@@ -173,15 +183,9 @@ func (f *Fees) ConfirmTopUp(ctx context.Context, user int64, orderID, paymentKey
 // another user's or an unknown order is 404. why is the provider's
 // reason as the client reported it, kept for the record.
 func (f *Fees) CancelTopUp(ctx context.Context, user int64, orderID, why string) (*Payment, error) {
-	if f.provider == nil {
-		return nil, errNoPayments
-	}
-	p, err := f.paymentByOrder(ctx, orderID)
+	p, err := f.usersTopUp(ctx, user, orderID)
 	if err != nil {
 		return nil, err
-	}
-	if p == nil || p.UserID != user || p.Kind != PaymentTopUp {
-		return nil, api.NotFound("top-up")
 	}
 	if p.Status == PaymentPending {
 		if err := f.cancelPending(ctx, p, why); err != nil {
