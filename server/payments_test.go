@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -158,11 +157,7 @@ func (s *tossConfirmStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // confirm (or a notification checked back with Toss) credits the wallet,
 // once, for the amount the top-up was started with.
 func TestTossTopUpConfirmAndWebhook(t *testing.T) {
-	toss := &tossConfirmStandIn{paid: map[string]map[string]any{}}
-	srv := httptest.NewServer(toss)
-	defer srv.Close()
-	cfg := testConfig(t)
-	cfg.Payments, cfg.TossSecretKey, cfg.TossClientKey, cfg.TossAPI = "toss", "test_sk_moim", "test_ck_moim", srv.URL
+	cfg, toss, _ := tossNode(t)
 	n := startTestNode(t, cfg)
 	u, other := n.user(t, "Payer"), n.user(t, "Other")
 
@@ -230,11 +225,7 @@ var _ = alsoOn(onMemory, TestTossTopUpCancelledAtCheckout)
 // repeating it is harmless; only its owner can; a confirmed top-up cannot
 // be cancelled, and one Toss holds as paid is credited, not cancelled.
 func TestTossTopUpCancelledAtCheckout(t *testing.T) {
-	toss := &tossConfirmStandIn{paid: map[string]map[string]any{}}
-	srv := httptest.NewServer(toss)
-	defer srv.Close()
-	cfg := testConfig(t)
-	cfg.Payments, cfg.TossSecretKey, cfg.TossClientKey, cfg.TossAPI = "toss", "test_sk_moim", "test_ck_moim", srv.URL
+	cfg, toss, _ := tossNode(t)
 	n := startTestNode(t, cfg)
 	u, other := n.user(t, "Payer"), n.user(t, "Other")
 	type wallet struct {

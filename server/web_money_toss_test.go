@@ -85,7 +85,9 @@ func (s *tossCheckoutStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 	}
 }
 
-// tossNode is a test node whose payments go through Toss at the stand-in.
+// tossNode is a test node's config whose payments go through Toss at
+// the stand-in (checkout window, SDK and API), the API's stand-in and
+// its URL.
 func tossNode(t *testing.T) (Config, *tossConfirmStandIn, string) {
 	t.Helper()
 	api := &tossConfirmStandIn{paid: map[string]map[string]any{}}

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 )
 
@@ -34,12 +29,8 @@ func TestStampBodyKeepsTheCID(t *testing.T) {
 func TestBusyRefusalsAreResentAndAcked(t *testing.T) {
 	base := startNode(t, "MOIM_BUSY_LAG=1ns")
 
-	gen := exec.Command("go", "run", ".", "-url", base, "-reconnect", "-history-check",
+	out, err := runLoadgen(t, "-url", base, "-reconnect", "-history-check",
 		"-users", "20", "-room-size", "5", "-rate", "40", "-duration", "3s", "-drain", "30s", "-settle", "100ms", "-limits", "60s")
-	var out bytes.Buffer
-	gen.Stdout, gen.Stderr = &out, os.Stderr
-	err := gen.Run()
-	t.Logf("loadgen:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("loadgen exited with %v, want every stage passing (nothing lost or doubled)", err)
 	}
@@ -55,19 +46,7 @@ func TestBusyRefusalsAreResentAndAcked(t *testing.T) {
 		}
 		History *struct{ Complete bool }
 	}
-	sc := bufio.NewScanner(&out)
-	found := false
-	for sc.Scan() {
-		if line := sc.Text(); strings.HasPrefix(line, "{") {
-			if err := json.Unmarshal([]byte(line), &res); err != nil {
-				t.Fatalf("result line %s: %v", line, err)
-			}
-			found = true
-		}
-	}
-	if !found {
-		t.Fatal("loadgen printed no result line")
-	}
+	lastResult(t, out, &res)
 	if res.Recovery.Busy == 0 || res.Errors["busy"] != res.Recovery.Busy || res.Recovery.Resends < res.Recovery.Busy {
 		t.Errorf("busy refusals %d (errors %v), resends %d: want refusals, each resent", res.Recovery.Busy, res.Errors, res.Recovery.Resends)
 	}

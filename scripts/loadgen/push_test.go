@@ -1,60 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"moim/internal/testkit"
 )
-
-// startNode builds the server and starts a zero-setup node with the
-// load-test settings loadgen's doc comment gives plus env, stopped by its
-// PID when the test ends; it returns the node's base URL.
-func startNode(t *testing.T, env ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "moim")
-	build := exec.Command("go", "build", "-o", bin, "moim/server")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("building the node: %v", err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	env = append(append(os.Environ(), "MOIM_ADDR="+addr, "MOIM_DATA_DIR="+filepath.Join(dir, "data"),
-		"MOIM_BCRYPT_COST=4", "MOIM_SEND_RATE=1000", "MOIM_SEND_BURST=1000", "MOIM_SEND_LIMIT=off",
-		"MOIM_SIGNUP_LIMIT=off", "MOIM_UPGRADE_LIMIT=off", "MOIM_INVITE_RULE=anyone", "MOIM_LOG_LEVEL=warn"), env...)
-	node := testkit.Start(t, dir, "node", env, bin)
-	base := "http://" + addr
-	node.WaitHTTP(t, base+"/readyz", 60*time.Second)
-	return base
-}
-
-// lastResult decodes loadgen's last JSON result line in out into v.
-func lastResult(t *testing.T, out []byte, v any) {
-	t.Helper()
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	found := false
-	for sc.Scan() {
-		if line := sc.Text(); strings.HasPrefix(line, "{") {
-			if err := json.Unmarshal([]byte(line), v); err != nil {
-				t.Fatalf("result line %s: %v", line, err)
-			}
-			found = true
-		}
-	}
-	if !found {
-		t.Fatal("loadgen printed no result line")
-	}
-}
 
 // TestPushesAndMentionsReachTheSink runs the generator with pushes and
 // mentions against a real zero-setup node that accepts loopback push
@@ -65,13 +16,9 @@ func lastResult(t *testing.T, out []byte, v any) {
 // members.
 func TestPushesAndMentionsReachTheSink(t *testing.T) {
 	base := startNode(t, "MOIM_PUSH_LOOPBACK=true", "MOIM_PUSH_WINDOW=500ms")
-	gen := exec.Command("go", "run", ".", "-url", base, "-users", "10", "-room-size", "5", "-rate", "20",
+	out, err := runLoadgen(t, "-url", base, "-users", "10", "-room-size", "5", "-rate", "20",
 		"-duration", "4s", "-drain", "10s", "-settle", "100ms", "-limits", "60s", "-push-wait", "1500ms",
 		"-push-subs", "5", "-push-away", "1", "-mentions", "1")
-	var out bytes.Buffer
-	gen.Stdout, gen.Stderr = &out, os.Stderr
-	err := gen.Run()
-	t.Logf("loadgen:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("loadgen exited with %v, want the stage passing", err)
 	}
@@ -79,7 +26,7 @@ func TestPushesAndMentionsReachTheSink(t *testing.T) {
 		Sent, Acked, Lost int64
 		Push              *pushResult
 	}
-	lastResult(t, out.Bytes(), &res)
+	lastResult(t, out, &res)
 	p := res.Push
 	if p == nil {
 		t.Fatal("the result has no push figures")
