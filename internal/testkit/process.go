@@ -134,9 +134,17 @@ func BuildServer(t testing.TB) string {
 // the returned stop is called.
 func StartRedis(t testing.TB, port int, dir string) (stop func()) {
 	t.Helper()
+	return StartRedisWith(t, port, dir)
+}
+
+// StartRedisWith is StartRedis with more redis-server options, which
+// override the defaults (a later option wins): "--appendonly", "no" keeps
+// only the snapshots SAVE writes, so a restart comes back to the last one.
+func StartRedisWith(t testing.TB, port int, dir string, options ...string) (stop func()) {
+	t.Helper()
 	bin := Tool(t, "apt-get install redis-server", "redis-server")
-	p := Start(t, dir, fmt.Sprintf("redis-%d", port), nil, bin,
-		"--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", dir, "--save", "", "--appendonly", "yes")
+	args := append([]string{"--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", dir, "--save", "", "--appendonly", "yes"}, options...)
+	p := Start(t, dir, fmt.Sprintf("redis-%d", port), nil, bin, args...)
 	WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
 	return p.Kill
 }
