@@ -76,3 +76,16 @@ func (k Keys) SeqHi(roomID int64) string { return k.room(roomID, "seqhi") }
 // Restored marks, for a while after a seq counter was restored, that a
 // cid Redis does not know may still name a stored message.
 func (k Keys) Restored(roomID int64) string { return k.room(roomID, "restored") }
+
+// Instance holds the run id of the Redis instance that holds the shard's
+// keys, recorded before the send script is loaded into an instance (whose
+// script cache starts empty: a restart or a promoted replica). Run ids are
+// new at every start and differ between a primary and its replicas.
+func (k Keys) Instance(shard int) string {
+	return k.Prefix + ":{" + strconv.Itoa(shard) + "}:instance"
+}
+
+// SeqInstance is the Instance value under which the room's seq counter
+// was last restored: when the shard's Instance differs, Redis may have
+// come back with an older counter, and the counter is restored again.
+func (k Keys) SeqInstance(roomID int64) string { return k.room(roomID, "seqinstance") }

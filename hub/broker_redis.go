@@ -32,6 +32,10 @@ var (
 	seqHiLua string
 	//go:embed edit.lua
 	editLua string
+	//go:embed restore.lua
+	restoreLua string
+	//go:embed instance.lua
+	instanceLua string
 
 	sendScript     = redis.NewScript(sendLua)
 	markReadScript = redis.NewScript(markReadLua)
@@ -39,6 +43,8 @@ var (
 	deleteScript   = redis.NewScript(deleteLua)
 	seqHiScript    = redis.NewScript(seqHiLua)
 	editScript     = redis.NewScript(editLua)
+	restoreScript  = redis.NewScript(restoreLua)
+	instanceScript = redis.NewScript(instanceLua)
 )
 
 // SeqStore is what the Redis broker needs from the message store so that a
@@ -237,7 +243,7 @@ func (b *RedisBroker) accept(ctx context.Context, d *chatlog.Draft) (chatlog.Acc
 func (b *RedisBroker) send(ctx context.Context, d *chatlog.Draft, checked string) ([]string, error) {
 	k := b.keys
 	keys := []string{k.Members(d.Room), k.Seq(d.Room), k.Dedupe(d.Room, d.From, d.CID), k.Recent(d.Room),
-		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room)}
+		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room), k.Instance(k.Shard(d.Room)), k.SeqInstance(d.Room)}
 	res, err := b.runSend(ctx, keys, d.From, d.Head, d.Tail, b.cfg.RecentLen, int(b.cfg.DedupeTTL.Seconds()),
 		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock/2)
 	if err != nil {
@@ -275,12 +281,19 @@ func (b *RedisBroker) reserveAhead(room, seq int64) {
 	}()
 }
 
-// restore sets a missing seq counter (Redis lost its data) past every seq
+// restore sets a missing seq counter (Redis lost its data), or one last
+// restored under another Redis instance (Redis came back with older data,
+// so the counter may be behind seqs already acknowledged), past every seq
 // that may have been acknowledged: the highest reserved block, not just
-// the highest stored seq. The reserved seqs above what is stored may have
-// named acknowledged messages that are gone: they are recorded as a gap,
-// logged and counted. Read positions come back from the store, and for
-// CheckWindow sends of unknown cids are looked up in the store first.
+// the highest stored seq. The reserved seqs above what Redis and the store
+// still hold may have named acknowledged messages that are gone: they are
+// recorded as a gap, logged and counted. Read positions come back from
+// the store, and for CheckWindow sends of unknown cids are looked up in
+// the store first.
+//
+// The store is read before the script runs: a block reserved meanwhile
+// was not in Redis's high mark before the loss, so no seq of it was
+// acknowledged.
 func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 	stored, err := b.seqs.MaxSeq(ctx, room)
 	if err != nil {
@@ -290,23 +303,17 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 	if err != nil {
 		return fmt.Errorf("hub: reserved seqs of room %d: %w", room, err)
 	}
-	last, err := b.rdb.XRevRangeN(ctx, b.keys.Recent(room), "+", "-", 1).Result()
-	if err != nil {
-		return fmt.Errorf("hub: read recent tail of room %d: %w", room, err)
-	}
-	known := stored
-	if len(last) == 1 {
-		known = max(known, streamSeq(last[0].ID))
-	}
-	set, err := b.rdb.SetNX(ctx, b.keys.Seq(room), max(known, reserved), 0).Result()
+	k := b.keys
+	res, err := restoreScript.Run(ctx, b.rdb, []string{k.Seq(room), k.Recent(room), k.Instance(k.Shard(room)), k.SeqInstance(room)},
+		stored, reserved).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("hub: restore seq of room %d: %w", room, err)
 	}
-	if !set {
+	if res[0] == 0 {
 		return nil // another node restored it first
 	}
-	if reserved > known {
-		g := chatlog.Gap{Room: room, From: known + 1, To: reserved}
+	if known, set := res[1], res[2]; set > known {
+		g := chatlog.Gap{Room: room, From: known + 1, To: set}
 		if err := b.seqs.AddGap(ctx, g); err != nil {
 			return fmt.Errorf("hub: record gap %d–%d of room %d: %w", g.From, g.To, room, err)
 		}
@@ -321,7 +328,9 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 	pipe := b.rdb.Pipeline()
 	pipe.Set(ctx, b.keys.Restored(room), "1", b.cfg.CheckWindow)
 	for user, seq := range reads {
-		markReadScript.Run(ctx, pipe, []string{b.keys.Reads(room), b.keys.Persist(b.keys.Shard(room)), b.keys.Seq(room)}, user, seq, room, "0")
+		// EVAL, not EVALSHA: a Redis that just restarted has no scripts,
+		// and a pipeline does not fall back on NOSCRIPT.
+		markReadScript.Eval(ctx, pipe, []string{b.keys.Reads(room), b.keys.Persist(b.keys.Shard(room)), b.keys.Seq(room)}, user, seq, room, "0")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("hub: restore read positions of room %d: %w", room, err)

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +46,8 @@ func (b *RedisBroker) pipeLoop(ctx context.Context) {
 }
 
 // runBatch sends a batch with EVALSHA in one pipeline, loading the script
-// once if Redis does not know it (first use, or after a restart).
+// once if Redis does not know it (first use, or after a restart or a
+// failover), after recording the instance (loadSendScript).
 func (b *RedisBroker) runBatch(batch []*sendReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -61,7 +63,8 @@ func (b *RedisBroker) runBatch(batch []*sendReq) {
 		if attempt > 0 || !anyNoScript(cmds) {
 			break
 		}
-		if err := sendScript.Load(ctx, b.rdb).Err(); err != nil {
+		if err := b.loadSendScript(ctx); err != nil {
+			b.log.Warn("loading the send script failed", "err", err)
 			break
 		}
 	}
@@ -69,6 +72,47 @@ func (b *RedisBroker) runBatch(batch []*sendReq) {
 		r.res, r.err = cmds[i].StringSlice()
 		close(r.done)
 	}
+}
+
+// loadSendScript records, in each shard's Instance key, the run id of the
+// Redis instance that holds it, then loads the send script. An instance
+// without the script is new to this node's sends: restarted or promoted,
+// it may hold older data than the counters that were handed out. Since no
+// send runs on an instance before its script is loaded, and every load
+// comes after this record, every send there finds the new run id and has
+// its room's counter restored first (restore.lua). On a single Redis the
+// records and the load share one connection, so they reach one instance
+// in that order even if it restarts again meanwhile; on a Cluster the
+// load goes to every primary after the records.
+func (b *RedisBroker) loadSendScript(ctx context.Context) error {
+	pipe := b.rdb.Pipeline()
+	marks := make([]*redis.Cmd, b.keys.Shards)
+	for s := range marks {
+		marks[s] = instanceScript.Eval(ctx, pipe, []string{b.keys.Instance(s)})
+	}
+	_, single := b.rdb.(*redis.Client)
+	if single {
+		pipe.ScriptLoad(ctx, sendLua)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("hub: record Redis instance and load the send script: %w", err)
+	}
+	changed := 0
+	for _, m := range marks {
+		if n, _ := m.Int(); n == 1 {
+			changed++
+		}
+	}
+	if changed > 0 {
+		b.log.Warn("Redis instance new to persistence shards (restart or failover): each room's seq counter there is restored past its reserved block before its next message",
+			"shards", changed)
+	}
+	if !single {
+		if err := sendScript.Load(ctx, b.rdb).Err(); err != nil {
+			return fmt.Errorf("hub: load the send script: %w", err)
+		}
+	}
+	return nil
 }
 
 func anyNoScript(cmds []*redis.Cmd) bool {

@@ -6,6 +6,7 @@
 -- KEYS[1] members set   KEYS[2] seq counter   KEYS[3] dedupe key
 -- KEYS[4] recent stream KEYS[5] persistence stream
 -- KEYS[6] reserved seq high mark   KEYS[7] restored flag
+-- KEYS[8] shard's Redis instance    KEYS[9] counter's Redis instance
 -- ARGV[1] user id (0 skips the membership check: server-side producers)
 -- ARGV[2] JSON before the seq   ARGV[3] JSON after the seq
 -- ARGV[4] recent stream length  ARGV[5] dedupe TTL (s)  ARGV[6] channel
@@ -31,6 +32,12 @@ end
 -- caller restores it past every reserved seq so a seq is never reused.
 local cur = redis.call('GET', KEYS[2])
 if not cur then
+  return {'noseq'}
+end
+-- So does a counter last restored under another Redis instance: this one
+-- may have come back with older data (restore.lua).
+local inst = redis.call('GET', KEYS[8])
+if inst and inst ~= redis.call('GET', KEYS[9]) then
   return {'noseq'}
 end
 -- After a restore, a cid Redis forgot may name a stored message.
