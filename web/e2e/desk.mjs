@@ -132,6 +132,18 @@ async function run() {
   const tools = treasurer.locator("details:has([data-testid=admin-tools])");
   if (!(await tools.evaluate((d) => d.open))) await treasurer.getByTestId("admin-tools").click();
   await treasurer.getByTestId("policy-amount").fill("35000");
+  // A fee event reloads the panel while the new amount is typed but not
+  // saved (the first of the ledger's spends below): what was typed stays.
+  const balance = await treasurer.getByTestId("fund-balance").textContent();
+  await call(treasurer, "POST", `/api/rooms/${club.id}/fund/spend`, { amount: 100, memo: "공 구입 balls 1", idempotency_key: `desk-spend-${tag}-1` });
+  await until("the panel reloads after the spend", async () => {
+    const got = await treasurer.getByTestId("fund-balance").textContent();
+    return { ok: got !== balance, got };
+  });
+  await until("the typed amount survives the reload", async () => {
+    const got = await treasurer.getByTestId("policy-amount").inputValue();
+    return { ok: got === "35000", got };
+  });
   await treasurer.getByTestId("save-policy").click();
   await expectText(treasurer.getByTestId("desk-rule-next"), "35,000");
   await expectText(treasurer.getByTestId("desk-rule-now"), "30,000");
@@ -149,7 +161,7 @@ async function run() {
 
   // --- ledger: pages of 20 and the CSV ---
   step("ledger: pages of 20, older entries on request, CSV");
-  for (let i = 1; i <= 21; i++) {
+  for (let i = 2; i <= 21; i++) {
     await call(treasurer, "POST", `/api/rooms/${club.id}/fund/spend`, { amount: 100, memo: `공 구입 balls ${i}`, idempotency_key: `desk-spend-${tag}-${i}` });
   }
   await treasurer.getByTestId("close-dues").click();

@@ -4,7 +4,7 @@
 // record and waiver, filtered by kind and member.
 import { api } from "./api.js";
 import { memberName } from "./state.js";
-import { h, errorText, won, date, period, thisPeriod } from "./ui.js";
+import { h, errorText, won, date, period, thisPeriod, keeper } from "./ui.js";
 import { t } from "./i18n.js";
 
 // deskSection needs the room, the panel's data (dues, status, members),
@@ -23,13 +23,7 @@ export function deskSection({ room, data, act, view }) {
   const memo = (testid) => h("input", { maxlength: 200, "data-testid": testid });
   const field = (label, input) => h("label", { class: "field" }, h("span", {}, label), input);
   // What is typed survives a reload of the panel until it is submitted.
-  const kept = (el) => {
-    const key = el.dataset.testid;
-    if (view[key] !== undefined) el.value = view[key];
-    el.addEventListener("input", () => (view[key] = el.value));
-    return el;
-  };
-  const forget = (...els) => els.forEach((el) => delete view[el.dataset.testid]);
+  const { kept, forget } = keeper(view);
 
   const recWho = kept(who("desk-record-who"));
   const recPeriod = kept(periodInput("desk-record-period"));

@@ -5,7 +5,7 @@
 // a fee event arrives in the room, so every member sees a payment at once.
 import { api } from "./api.js";
 import { state, listen, isAdmin } from "./state.js";
-import { h, confirm, toast, errorText, won, uuid, period, calendarDay, date } from "./ui.js";
+import { h, confirm, toast, errorText, won, uuid, period, calendarDay, date, keeper } from "./ui.js";
 import { t } from "./i18n.js";
 import { upload } from "./files.js";
 import { deskSection } from "./desk.js";
@@ -72,14 +72,16 @@ export function mountDues(el, room) {
       fundSection(admin),
       periodSection(),
       admin ? adminSection() : null,
-      admin && data.fund ? deskSection({ room, data, act, view: deskView }) : null,
+      admin && data.fund ? deskSection({ room, data, act, view: formView }) : null,
       walletSection(),
       data.fund ? autopay(admin, current) : null,
       data.fund ? ledgerSection(room) : null,
     ].filter(Boolean));
   }
 
-  const deskView = {}; // the desk's filters, kept across reloads
+  // What is typed into the admin forms and the desk's filters, kept
+  // across reloads.
+  const formView = {};
 
   // One auto-pay section per panel, its list refreshed on each render.
   let autopayBox;
@@ -256,11 +258,16 @@ export function mountDues(el, room) {
 
   function adminSection() {
     const members = data.members || [];
+    const { kept, forget } = keeper(formView);
     const amount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "data-testid": "policy-amount", value: data.dues && data.dues.current ? data.dues.current.amount : "" });
     const period = h("select", { "data-testid": "policy-period" },
       h("option", { value: "monthly" }, t("dues.monthlyName")), h("option", { value: "weekly" }, t("dues.weeklyName")));
     const dueDay = h("input", { type: "number", min: 1, max: 31, required: true, "data-testid": "policy-day", value: data.dues && data.dues.current ? data.dues.current.due_day : 25 });
     if (data.dues && data.dues.current) period.value = data.dues.current.period;
+    // A reload while the treasurer types (a member paid) keeps the rule typed.
+    kept(amount);
+    kept(period);
+    kept(dueDay);
     const dayHint = h("span", { class: "muted small" });
     const syncDay = () => {
       dueDay.max = period.value === "weekly" ? 7 : 31;
@@ -281,6 +288,7 @@ export function mountDues(el, room) {
         class: "stack",
         onsubmit: (e) => {
           e.preventDefault();
+          forget(amount, period, dueDay);
           act(() => api.setDues(room, Number(amount.value), period.value, Number(dueDay.value)), t("dues.policySaved"));
         },
       },

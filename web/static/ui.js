@@ -29,6 +29,27 @@ function append(el, children) {
 
 // uuid is a random v4 UUID. crypto.randomUUID exists only in secure
 // contexts, and a club may well open the app over plain http on a LAN.
+// keeper keeps what is typed into a form's fields in view, an object that
+// outlives a re-render, keyed by each field's data-testid: a panel that
+// reloads (a fee event) rebuilds its forms without losing what a user was
+// typing. kept(el) restores and follows a field; forget(...els) drops
+// them once their form is submitted.
+export function keeper(view) {
+  return {
+    kept(el) {
+      const key = el.dataset.testid;
+      if (view[key] !== undefined) el.value = view[key];
+      const follow = () => (view[key] = el.value);
+      el.addEventListener("input", follow);
+      el.addEventListener("change", follow);
+      return el;
+    },
+    forget(...els) {
+      els.forEach((el) => delete view[el.dataset.testid]);
+    },
+  };
+}
+
 export function uuid() {
   const b = crypto.getRandomValues(new Uint8Array(16));
   b[6] = (b[6] & 0x0f) | 0x40;
