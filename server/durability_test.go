@@ -228,20 +228,11 @@ func post(base, token string, room int64, cid string) (int64, bool) {
 func checkHistory(t *testing.T, c *client, room int64, acked map[int64]string, deleted []int64) {
 	t.Helper()
 	seen := map[int64]frameMsg{}
-	after := int64(0)
-	for {
-		var page struct{ Messages []frameMsg }
-		c.must(200, "GET", urlf("/api/rooms/%d/messages?after=%d&limit=100", room, after), nil, &page)
-		if len(page.Messages) == 0 {
-			break
+	for _, m := range c.history(room) {
+		if _, dup := seen[m.Seq]; dup {
+			t.Fatalf("seq %d appears twice in the history", m.Seq)
 		}
-		for _, m := range page.Messages {
-			if _, dup := seen[m.Seq]; dup {
-				t.Fatalf("seq %d appears twice in the history", m.Seq)
-			}
-			seen[m.Seq] = m
-			after = m.Seq
-		}
+		seen[m.Seq] = m
 	}
 	for seq, cid := range acked {
 		m, ok := seen[seq]

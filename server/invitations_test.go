@@ -22,12 +22,19 @@ type invitationList struct {
 	} `json:"invitations"`
 }
 
-// history reads a room's messages oldest first.
+// history reads a room's whole history, oldest first, page by page.
 func (c *client) history(room int64) []frameMsg {
 	c.t.Helper()
-	var h struct{ Messages []frameMsg }
-	c.must(200, "GET", urlf("/api/rooms/%d/messages?after=0&limit=100", room), nil, &h)
-	return h.Messages
+	var all []frameMsg
+	for after := int64(0); ; {
+		var page struct{ Messages []frameMsg }
+		c.must(200, "GET", urlf("/api/rooms/%d/messages?after=%d&limit=100", room, after), nil, &page)
+		if len(page.Messages) == 0 {
+			return all
+		}
+		all = append(all, page.Messages...)
+		after = page.Messages[len(page.Messages)-1].Seq
+	}
 }
 
 // systemEvents lists the events of a room's system messages, oldest first,
