@@ -57,6 +57,9 @@ type SeqStore interface {
 	ReserveSeqs(ctx context.Context, room, atLeast int64) (int64, error)
 	// AddGap records seqs that may name lost messages.
 	AddGap(ctx context.Context, g chatlog.Gap) error
+	// After is up to limit stored messages of room past seq after, as
+	// JSON, in seq order.
+	After(ctx context.Context, room, after int64, limit int) ([][]byte, error)
 	// FindCID finds the stored message a (user, cid) send became.
 	FindCID(ctx context.Context, room, from int64, cid string) (chatlog.Accepted, bool, error)
 	// ReadPositions is every member's stored read position in room.
@@ -78,9 +81,11 @@ type RedisConfig struct {
 	SeqBlock int64
 	// DedupeTTL is how long Redis remembers a (user, cid) send [24h].
 	DedupeTTL time.Duration
-	// CheckWindow is how long after a restore a send whose cid Redis does
-	// not know is first looked up in the store [1h]: a client retrying a
-	// message acknowledged before the loss gets its original seq.
+	// CheckWindow is how long after Redis lost a room's data whole a send
+	// whose cid Redis does not know is first looked up in the store [1h]:
+	// a client retrying a message acknowledged before the loss gets its
+	// original seq. (When Redis came back with older data, the dedupe keys
+	// it lost are written back instead: reseedCIDs.)
 	CheckWindow time.Duration
 }
 
@@ -288,8 +293,10 @@ func (b *RedisBroker) reserveAhead(room, seq int64) {
 // the highest stored seq. The reserved seqs above what Redis and the store
 // still hold may have named acknowledged messages that are gone: they are
 // recorded as a gap, logged and counted. Read positions come back from
-// the store, and for CheckWindow sends of unknown cids are looked up in
-// the store first.
+// the store. Cids: when Redis came back with older data, the dedupe keys
+// it lost are written back from the store (reseedCIDs); when it lost
+// everything (or more than reseedLimit stored messages), sends of cids
+// Redis does not know are looked up in the store first, for CheckWindow.
 //
 // The store is read before the script runs: a block reserved meanwhile
 // was not in Redis's high mark before the loss, so no seq of it was
@@ -304,15 +311,19 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 		return fmt.Errorf("hub: reserved seqs of room %d: %w", room, err)
 	}
 	k := b.keys
-	res, err := restoreScript.Run(ctx, b.rdb, []string{k.Seq(room), k.Recent(room), k.Instance(k.Shard(room)), k.SeqInstance(room)},
-		stored, reserved).Int64Slice()
+	res, err := restoreScript.Run(ctx, b.rdb, []string{k.Seq(room), k.Recent(room), k.Instance(k.Shard(room)), k.SeqInstance(room), k.Restored(room)},
+		stored, reserved, int(b.cfg.CheckWindow.Seconds())).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("hub: restore seq of room %d: %w", room, err)
 	}
 	if res[0] == 0 {
 		return nil // another node restored it first
 	}
-	if known, set := res[1], res[2]; set > known {
+	known, set, held := res[1], res[2], res[3]
+	if set == 0 {
+		return nil // a new room: no seq was ever handed out, no cid to look up
+	}
+	if set > known {
 		g := chatlog.Gap{Room: room, From: known + 1, To: set}
 		if err := b.seqs.AddGap(ctx, g); err != nil {
 			return fmt.Errorf("hub: record gap %d–%d of room %d: %w", g.From, g.To, room, err)
@@ -321,21 +332,70 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 		b.log.Error("seq counter restored past a reserved block: seqs in the gap may name acknowledged messages Redis lost before they were stored",
 			"room", room, "gap_from", g.From, "gap_to", g.To)
 	}
+	pipe := b.rdb.Pipeline()
+	if held >= 0 {
+		reseeded, err := b.reseedCIDs(ctx, pipe, room, held)
+		if err != nil {
+			return err
+		}
+		if reseeded {
+			pipe.Del(ctx, k.Restored(room))
+		}
+	}
 	reads, err := b.seqs.ReadPositions(ctx, room)
 	if err != nil {
 		return fmt.Errorf("hub: stored read positions of room %d: %w", room, err)
 	}
-	pipe := b.rdb.Pipeline()
-	pipe.Set(ctx, b.keys.Restored(room), "1", b.cfg.CheckWindow)
 	for user, seq := range reads {
 		// EVAL, not EVALSHA: a Redis that just restarted has no scripts,
 		// and a pipeline does not fall back on NOSCRIPT.
 		markReadScript.Eval(ctx, pipe, []string{b.keys.Reads(room), b.keys.Persist(b.keys.Shard(room)), b.keys.Seq(room)}, user, seq, room, "0")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("hub: restore read positions of room %d: %w", room, err)
+		return fmt.Errorf("hub: restore cids and read positions of room %d: %w", room, err)
 	}
 	return nil
+}
+
+// reseedLimit is the most stored messages whose cids a restore writes
+// back into Redis; past it, unknown cids are looked up in the store for
+// CheckWindow instead.
+const reseedLimit = 10000
+
+// reseedCIDs queues on pipe, for the stored messages of room past held
+// (the highest seq a Redis that came back with older data still held),
+// their dedupe keys, which that Redis lost with them: a client retrying
+// one gets its stored seq. The dedupe keys of seqs up to held were
+// written with the counter and survived with it. It reports false when
+// there were more than reseedLimit. The store is read after the counter
+// was restored, so a batch the batcher stored meanwhile is included.
+func (b *RedisBroker) reseedCIDs(ctx context.Context, pipe redis.Pipeliner, room, held int64) (bool, error) {
+	now := time.Now().UnixMilli()
+	for n, after := 0, held; ; {
+		page, err := b.seqs.After(ctx, room, after, 500)
+		if err != nil {
+			return false, fmt.Errorf("hub: stored messages of room %d past seq %d: %w", room, after, err)
+		}
+		for _, raw := range page {
+			var m struct {
+				Seq, From, TS int64
+				CID           string
+			}
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return false, fmt.Errorf("hub: stored message of room %d: %w", room, err)
+			}
+			after = m.Seq
+			if ttl := b.cfg.DedupeTTL - time.Duration(now-m.TS)*time.Millisecond; m.CID != "" && ttl > 0 {
+				pipe.Set(ctx, b.keys.Dedupe(room, m.From, m.CID), strconv.FormatInt(m.Seq, 10)+":"+strconv.FormatInt(m.TS, 10), ttl)
+			}
+		}
+		if n += len(page); n > reseedLimit {
+			return false, nil
+		}
+		if len(page) < 500 {
+			return true, nil
+		}
+	}
 }
 
 // findCID looks a send Redis does not remember up in the store and, when

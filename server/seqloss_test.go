@@ -156,44 +156,58 @@ func TestSecondMessageUnderOneSeqIsSurfaced(t *testing.T) {
 	}
 }
 
-// TestRedisRewoundNeverReusesASeq: Redis comes back with an older copy of
-// its data, as a restart that lost the last second of appendfsync everysec
-// or a failover to a replica that missed the last writes leaves it: the
-// room's seq counter is there, but behind what was acknowledged. Here a
-// snapshot is taken after 10 acks and Redis restarts from it after 20. The
-// next message must not get one of the seqs 11–20: the counter continues
-// past the reserved block, and the skipped seqs are reported as a gap and
-// counted, as when the data is lost whole.
-func TestRedisRewoundNeverReusesASeq(t *testing.T) {
+// rewoundRedis starts a node on a redis-server of its own without an
+// append-only file, acks 20 messages in one room with a SAVE after the
+// 10th, then kills Redis and starts it again from that snapshot: the
+// room's seq counter is back, but at 10 of 20 acknowledged, as a restart
+// that lost the last second of appendfsync everysec or a failover to a
+// replica that missed the last writes leaves it. store says whether the
+// node's batcher stores the messages before the kill.
+func rewoundRedis(t *testing.T, store bool) (*testNode, *client, roomView) {
+	t.Helper()
 	port, dir := freePort(t), t.TempDir()
-	// No append-only file: a restart loads the last SAVE.
 	stopRedis := testkit.StartRedisWith(t, port, dir, "--appendonly", "no")
 	cfg := testConfig(t)
 	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	cfg.Roles = []string{"api", "hub"} // nothing is stored: only the reserved block bounds what was acked
+	if !store {
+		cfg.Roles = []string{"api", "hub"} // nothing is stored: only the reserved block bounds what was acked
+	}
 	cfg.SendBurst = 100
 	n := startTestNode(t, cfg)
 	owner := n.user(t, "Owner")
-	room := owner.createRoom(map[string]any{"name": "Rewound"})
+	r := owner.createRoom(map[string]any{"name": "Rewound"})
 	w := n.connect(owner)
 	for i := range 20 {
-		if ack := w.say(room.ID, urlf("m%d", i), "before the rewind"); ack.Seq != int64(i+1) {
-			t.Fatalf("message %d acknowledged as seq %d", i, ack.Seq)
+		if ack := w.say(r.ID, urlf("m%d", i+1), "before the rewind"); ack.Seq != int64(i+1) {
+			t.Fatalf("message %d acknowledged as seq %d", i+1, ack.Seq)
 		}
-		if i == 9 {
+		if i+1 == 10 {
 			if err := n.backends.redis.Save(context.Background()).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
+	if store {
+		waitStored(t, n, r.ID, 20)
+	}
 	stopRedis()
 	testkit.StartRedisWith(t, port, dir, "--appendonly", "no")
-	var ack struct{ Seq int64 }
 	eventually(t, "a send accepted after Redis came back", func() bool {
-		status, _ := owner.raw("POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "after", "body": "after the rewind"})
-		return status == 201 || status == 200
+		status, _ := owner.raw("POST", urlf("/api/rooms/%d/messages", r.ID), map[string]any{"cid": "m1", "body": "before the rewind"})
+		return status == 200
 	})
-	owner.must(200, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "after", "body": "after the rewind"}, &ack)
+	return n, owner, r
+}
+
+// TestRedisRewoundNeverReusesASeq: after Redis came back with an older
+// copy of its data (rewoundRedis), the next message must not get one of
+// the seqs 11–20: the counter continues past the reserved block, and the
+// skipped seqs are reported as a gap and counted, as when the data is
+// lost whole.
+func TestRedisRewoundNeverReusesASeq(t *testing.T) {
+	n, owner, room := rewoundRedis(t, false)
+	var ack struct{ Seq int64 }
+	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "after", "body": "after the rewind"}, &ack)
 	if ack.Seq <= 20 {
 		t.Fatalf("after Redis came back with a snapshot of seqs 1–10, the next message got seq %d, a seq already acknowledged", ack.Seq)
 	}
@@ -208,4 +222,35 @@ func TestRedisRewoundNeverReusesASeq(t *testing.T) {
 	if v := metricValue(t, n, "moim_hub_seq_gaps_total"); v != 1 {
 		t.Fatalf("moim_hub_seq_gaps_total = %v, want 1", v)
 	}
+}
+
+// TestRetriedCidAfterRedisRewoundKeepsItsSeq: the messages acked after the
+// snapshot were stored before Redis came back with older data, which lost
+// their dedupe keys. A client retrying one (its ack was lost) gets its
+// original seq, because the restore wrote those keys back from the store
+// (before and after the restore alike); so no send has to ask the store
+// about its cid afterwards, which on a busy room would cost a store query
+// per message for an hour.
+func TestRetriedCidAfterRedisRewoundKeepsItsSeq(t *testing.T) {
+	n, owner, room := rewoundRedis(t, true)
+	for _, retry := range []struct {
+		cid  string
+		want int64
+	}{{"m15", 15}, {"m20", 20}, {"m11", 11}, {"m3", 3}} {
+		var ack struct{ Seq int64 }
+		owner.must(200, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": retry.cid, "body": "before the rewind"}, &ack)
+		if ack.Seq != retry.want {
+			t.Fatalf("retried cid %s got seq %d, want its original %d", retry.cid, ack.Seq, retry.want)
+		}
+	}
+	var ack struct{ Seq int64 }
+	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "new", "body": "new"}, &ack)
+	if ack.Seq <= 20 {
+		t.Fatalf("a new message got seq %d, already given out", ack.Seq)
+	}
+	keys := chatlog.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards}
+	if left, err := n.backends.redis.Exists(context.Background(), keys.Restored(room.ID)).Result(); err != nil || left != 0 {
+		t.Fatalf("room still flagged for store look-ups of unknown cids (%d, %v): every new message would query the store", left, err)
+	}
+	waitStored(t, n, room.ID, 21)
 }

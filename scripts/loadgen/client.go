@@ -277,6 +277,9 @@ type frame struct {
 	Message string `json:"message"`
 	// RetryAfterMS is a busy or rate_limited refusal's wait.
 	RetryAfterMS int64 `json:"retry_after_ms"`
+	// From and To bound a gap frame's seqs.
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
 }
 
 var (
@@ -430,6 +433,10 @@ func (c *client) handle(p []byte) {
 	case "pong":
 		if c.st.storm != nil && c.pongAt == 0 {
 			c.pongAt = now
+		}
+	case "gap":
+		if c.ref != nil && f.Room == c.room.id {
+			c.ref.gap(c, f.From, f.To)
 		}
 	case "synced":
 		if c.ref != nil && f.Room == c.room.id {

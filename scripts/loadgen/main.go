@@ -596,7 +596,7 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	if o.reconnect {
 		res.Recovery = &recoveryResult{
 			Reconnects: st.reconnects.Load(), RedialFailures: st.redialFailures.Load(), Refused: st.refused.Load(), Busy: st.busy.Load(),
-			Resends: st.resends.Load(), Syncs: st.syncs.Load(), LateAcks: st.lateAcks.Load(),
+			Resends: st.resends.Load(), Syncs: st.syncs.Load(), Gaps: st.gaps.Load(), LateAcks: st.lateAcks.Load(),
 		}
 	}
 	res.Fault = st.fault.result(st.sendStart, st.sendEndTime())

@@ -28,6 +28,9 @@ type refState struct {
 	// warmSeq is the warm-up message's seq, which recv does not count
 	// (reader only).
 	warmSeq int64
+	// gaps are the seq ranges sync reported as gaps, which never arrive
+	// (reader only).
+	gaps [][2]int64
 
 	// holdUntil is when a busy refusal's wait ends (unix ns).
 	holdUntil atomic.Int64
@@ -71,13 +74,42 @@ func (r *refState) isSyncing() bool {
 // sync when seq lies past a gap (reader only).
 func (r *refState) advance(c *client, seq int64) {
 	last := r.lastSeq.Load()
-	for c.count(last+1) > 0 || last+1 == r.warmSeq {
+	for {
+		if to := r.gapAt(last + 1); to > 0 {
+			last = to
+			continue
+		}
+		if c.count(last+1) == 0 && last+1 != r.warmSeq {
+			break
+		}
 		last++
 	}
 	r.lastSeq.Store(last)
 	if seq > last+1 {
 		c.requestSync()
 	}
+}
+
+// gap records seqs from..to that a sync reported lost: they are skipped
+// as received (docs/PROTOCOL.md section 5), or the client would sync
+// from below them forever (reader only).
+func (r *refState) gap(c *client, from, to int64) {
+	if from < 1 || to < from {
+		return
+	}
+	r.gaps = append(r.gaps, [2]int64{from, to})
+	c.st.gaps.Add(1)
+	r.advance(c, 0)
+}
+
+// gapAt is the end of the reported gap holding seq, 0 when none does.
+func (r *refState) gapAt(seq int64) int64 {
+	for _, g := range r.gaps {
+		if g[0] <= seq && seq <= g[1] {
+			return g[1]
+		}
+	}
+	return 0
 }
 
 // synced ends the sync in flight: a full page means more to fetch; a gap

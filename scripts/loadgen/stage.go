@@ -43,6 +43,7 @@ type stage struct {
 	busy           atomic.Int64 // of those, refused as busy
 	resends        atomic.Int64
 	syncs          atomic.Int64
+	gaps           atomic.Int64 // gap frames received
 	lateAcks       atomic.Int64 // acks of a cid already acked
 
 	// Mentions (-mentions): bodies naming a member, and those delivered

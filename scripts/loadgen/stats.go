@@ -251,7 +251,9 @@ type recoveryResult struct {
 	Busy           int64 `json:"busy"` // of the refusals, busy ones
 	Resends        int64 `json:"resends"`
 	Syncs          int64 `json:"syncs"`
-	LateAcks       int64 `json:"late_acks"`
+	// Gaps counts gap frames the clients received and skipped.
+	Gaps     int64 `json:"gaps"`
+	LateAcks int64 `json:"late_acks"`
 }
 
 // expectedError reports whether, with -reconnect, an error code is part
@@ -322,8 +324,8 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 		fmt.Fprintf(tw, "out of order\t%d (live messages after a higher seq)\n", r.OutOfOrder)
 	}
 	if v := r.Recovery; v != nil {
-		fmt.Fprintf(tw, "recovery\t%d reconnects (%d failed redials), %d sends refused then resent (%d busy), %d resends, %d syncs, %d late acks\n",
-			v.Reconnects, v.RedialFailures, v.Refused, v.Busy, v.Resends, v.Syncs, v.LateAcks)
+		fmt.Fprintf(tw, "recovery\t%d reconnects (%d failed redials), %d sends refused then resent (%d busy), %d resends, %d syncs, %d gaps skipped, %d late acks\n",
+			v.Reconnects, v.RedialFailures, v.Refused, v.Busy, v.Resends, v.Syncs, v.Gaps, v.LateAcks)
 	}
 	if r.UnackedReceived > 0 || r.Foreign > 0 {
 		fmt.Fprintf(tw, "other deliveries\t%d of unacked messages, %d for other rooms\n", r.UnackedReceived, r.Foreign)
