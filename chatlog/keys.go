@@ -85,6 +85,14 @@ func (k Keys) Instance(shard int) string {
 	return k.Prefix + ":{" + strconv.Itoa(shard) + "}:instance"
 }
 
+// FirstInstance holds the run id of the instance under which the shard
+// was first marked (Instance was absent): counters found there without a
+// SeqInstance predate the marks (a node that did not record instances)
+// and are adopted as they are, not restored past their block.
+func (k Keys) FirstInstance(shard int) string {
+	return k.Prefix + ":{" + strconv.Itoa(shard) + "}:instance-first"
+}
+
 // SeqInstance is the Instance value under which the room's seq counter
 // was last restored: when the shard's Instance differs, Redis may have
 // come back with an older counter, and the counter is restored again.

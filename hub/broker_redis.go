@@ -311,13 +311,13 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 		return fmt.Errorf("hub: reserved seqs of room %d: %w", room, err)
 	}
 	k := b.keys
-	res, err := restoreScript.Run(ctx, b.rdb, []string{k.Seq(room), k.Recent(room), k.Instance(k.Shard(room)), k.SeqInstance(room), k.Restored(room)},
+	res, err := restoreScript.Run(ctx, b.rdb, []string{k.Seq(room), k.Recent(room), k.Instance(k.Shard(room)), k.SeqInstance(room), k.Restored(room), k.FirstInstance(k.Shard(room))},
 		stored, reserved, int(b.cfg.CheckWindow.Seconds())).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("hub: restore seq of room %d: %w", room, err)
 	}
 	if res[0] == 0 {
-		return nil // another node restored it first
+		return nil // another node restored it first, or a counter from before the first instance mark was adopted
 	}
 	known, set, held := res[1], res[2], res[3]
 	if set == 0 {

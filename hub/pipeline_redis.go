@@ -88,7 +88,7 @@ func (b *RedisBroker) loadSendScript(ctx context.Context) error {
 	pipe := b.rdb.Pipeline()
 	marks := make([]*redis.Cmd, b.keys.Shards)
 	for s := range marks {
-		marks[s] = instanceScript.Eval(ctx, pipe, []string{b.keys.Instance(s)})
+		marks[s] = instanceScript.Eval(ctx, pipe, []string{b.keys.Instance(s), b.keys.FirstInstance(s)})
 	}
 	_, single := b.rdb.(*redis.Client)
 	if single {

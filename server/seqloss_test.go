@@ -254,3 +254,42 @@ func TestRetriedCidAfterRedisRewoundKeepsItsSeq(t *testing.T) {
 	}
 	waitStored(t, n, room.ID, 21)
 }
+
+// TestCountersFromBeforeInstanceMarksAreKept: a Redis whose counters were
+// written by nodes that did not record Redis instances (an upgrade to
+// this version) has no instance marks and no counter instances. The
+// first node to load the send script marks the shards; the counters
+// already there were made under that same instance and are adopted as
+// they are: the next message continues the room's seqs, with no gap, as
+// it would have without the upgrade.
+func TestCountersFromBeforeInstanceMarksAreKept(t *testing.T) {
+	port := freePort(t)
+	testkit.StartRedisWith(t, port, t.TempDir())
+	cfg := testConfig(t)
+	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	n := startTestNode(t, cfg)
+	owner := n.user(t, "Owner")
+	room := owner.createRoom(map[string]any{"name": "Upgraded"})
+	w := n.connect(owner)
+	for i := range 5 {
+		w.say(room.ID, urlf("m%d", i+1), "before the upgrade")
+	}
+	// What the older nodes left: no marks, and no scripts loaded.
+	rdb := n.backends.redis
+	for _, pattern := range []string{"*:instance", "*:instance-first", "*:seqinstance"} {
+		if _, err := deleteKeys(rdb, cfg.RedisPrefix+pattern); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if ack := w.say(room.ID, "after", "after the upgrade"); ack.Seq != 6 {
+		t.Fatalf("the first message after the upgrade got seq %d, want 6", ack.Seq)
+	}
+	var page struct{ Gaps []chatlog.Gap }
+	owner.must(200, "GET", urlf("/api/rooms/%d/messages?after=0", room.ID), nil, &page)
+	if len(page.Gaps) != 0 {
+		t.Fatalf("history reports gaps %+v after an upgrade that lost nothing", page.Gaps)
+	}
+}

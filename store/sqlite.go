@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,9 @@ type SQLite struct {
 	tail  map[cidKey]chatlog.Accepted
 	moved time.Time
 	slice int
+	// stop ends the checkpointer, done says it ended.
+	stop chan struct{}
+	done sync.WaitGroup
 }
 
 // cidKey names a message by its sender's id for it.
@@ -70,11 +74,30 @@ type cidKey struct {
 // slices (room mod moveSlices), one slice every moveEvery/moveSlices: a
 // second of messages moved by one commit held every ack queued behind
 // it for tens of milliseconds at 1,000 messages a second
-// (docs/BENCHMARKS.md), an eighth of it holds them an eighth as long.
+// (docs/BENCHMARKS.md); a 32nd of it holds them about a millisecond.
 const (
 	moveEvery  = time.Second
-	moveSlices = 8
+	moveSlices = 32
 )
+
+// checkpointEvery is how often the checkpointer copies what the
+// write-ahead log holds into the database file, beside the writer: in
+// the writer, after a commit, a checkpoint of SQLite's default 1,000
+// pages took 7–13 ms (two fsyncs and the copy), holding every ack queued
+// behind it, twice a second at 1,000 messages a second: that was the
+// p99 of the zero-setup node (docs/BENCHMARKS.md). Every 25 ms leaves
+// little to copy each time.
+const checkpointEvery = 25 * time.Millisecond
+
+// autoCheckpoint is the write-ahead log's size in pages past which the
+// writer checkpoints itself after a commit. The checkpointer, on another
+// connection, cannot rewind the log while the writer keeps appending (it
+// never finds the log fully copied: alone, it let the log grow to 1.3 GB,
+// docs/BENCHMARKS.md); the writer's own checkpoint, which nothing appends
+// beside, can. With the checkpointer ahead of it, that checkpoint has
+// little left to copy, and at 10,000 pages (40 MB of log) it comes every
+// few seconds at 1,000 messages a second instead of twice a second.
+const autoCheckpoint = 10000
 
 // allSlices asks moveLog to move the whole log.
 const allSlices = -1
@@ -128,17 +151,14 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 		return nil, fmt.Errorf("store: sync must be %q or %q, not %q", SyncFull, SyncNormal, sync)
 	}
 	// A 64 MiB page cache keeps every busy room's newest pages in memory
-	// (SQLite's default, 2 MiB, re-read them from the file). Checkpoints
-	// stay SQLite's, run by the writer after a commit: one on another
-	// connection never catches up with a writer that does not stop, and
-	// the write-ahead log grows without end (docs/BENCHMARKS.md).
-	// Temporary storage is memory: a statement of many rows (the group
+	// (SQLite's default, 2 MiB, re-read them from the file). Checkpoints:
+	// see checkpointEvery and autoCheckpoint. Temporary storage is memory: a statement of many rows (the group
 	// commit's chunks of 64) keeps a statement journal, to undo that
 	// statement alone, which past 64 KiB spilled to a temporary file, a
 	// write call per page (a third more write calls per message in
 	// BenchmarkCommit at batch 128); it holds one statement's pages.
 	dsn := "file:" + filepath.Join(dir, "messages.db") +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&_txlock=immediate"
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(" + strconv.Itoa(autoCheckpoint) + ")&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
@@ -164,6 +184,9 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	}
 	s.db.SetMaxOpenConns(8)
 	s.moved = time.Now()
+	s.stop = make(chan struct{})
+	s.done.Add(1)
+	go s.checkpoints()
 	return s, nil
 }
 
@@ -192,8 +215,29 @@ func moveLog(ctx context.Context, tx *sql.Tx, slice int, rooms []any) error {
 	return err
 }
 
+// checkpoints copies the write-ahead log into the database file every
+// checkpointEvery until Close, on a reader connection: a passive
+// checkpoint waits for no one and holds up neither the writer nor the
+// readers. A failed one is retried at the next tick; the writer's own
+// checkpoint (autoCheckpoint) still bounds the log.
+func (s *SQLite) checkpoints() {
+	defer s.done.Done()
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		_, _ = s.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+	}
+}
+
 // Close closes the database.
 func (s *SQLite) Close() error {
+	close(s.stop)
+	s.done.Wait()
 	for _, st := range s.accept {
 		_ = st.Close()
 	}

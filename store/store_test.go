@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -238,6 +241,53 @@ func TestCommitGivesSeqsOnceAndKeepsThem(t *testing.T) {
 	}
 }
 
+// TestCommitsReachTheDatabaseFileWhileTheWriterGoesOn: what commits write
+// to the write-ahead log is copied into the database file within moments
+// by the checkpointer, not left for the writer to copy after some commit
+// (holding every ack behind it) once the log is 40 MB long.
+func TestCommitsReachTheDatabaseFileWhileTheWriterGoesOn(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenSQLite(dir, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	file := filepath.Join(dir, "messages.db")
+	size := func() int64 {
+		fi, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	// Settled: the schema's pages copied.
+	for before, deadline := int64(-1), time.Now().Add(10*time.Second); ; {
+		time.Sleep(200 * time.Millisecond)
+		if now := size(); now == before || time.Now().After(deadline) {
+			break
+		} else {
+			before = now
+		}
+	}
+	before := size()
+	body := strings.Repeat("회비 ", 400) // 2.4 KB
+	for i := range 200 {
+		cid := strconv.Itoa(i)
+		d := chatlog.NewDraft(int64(1+i%20), 7, "n", body+cid, cid, chatlog.KindText, 0, 42)
+		if err := st.Commit(ctx, &chatlog.Batch{Drafts: []*chatlog.Draft{d}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for size()-before < 200<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("200 commits of 2.4 KB: the database file grew by %d bytes in 10 s; the log was not copied into it", size()-before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestCommittedMessagesReadTheSameBeforeAndAfterTheyMove: a commit appends
 // to the log table, and a later one moves the log into the messages
 // table. Reads, searches, the highest seq and retried cids must not tell
@@ -339,7 +389,8 @@ func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	// Rooms 8 and 9 fall in slices 0 and 1.
+	// Rooms roomA and roomB fall in slices 0 and 1.
+	roomA, roomB := int64(moveSlices), int64(moveSlices+1)
 	send := func(room int64, cids ...string) []chatlog.Accepted {
 		t.Helper()
 		b := &chatlog.Batch{}
@@ -358,17 +409,17 @@ func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
 		}
 		return n
 	}
-	send(8, "a1", "a2")
-	send(9, "b1", "b2")
+	send(roomA, "a1", "a2")
+	send(roomB, "b1", "b2")
 	st.mu.Lock()
 	st.slice, st.moved = 0, time.Now().Add(-moveEvery)
 	st.mu.Unlock()
-	send(9, "b3") // moves slice 0 (room 8) before appending
-	if inTable("messages", 8) != 2 || inTable("log", 8) != 0 || inTable("log", 9) != 3 {
-		t.Fatalf("after moving slice 0: room 8 has %d moved, %d in the log; room 9 %d in the log; want 2, 0, 3",
-			inTable("messages", 8), inTable("log", 8), inTable("log", 9))
+	send(roomB, "b3") // moves slice 0 (roomA) before appending
+	if inTable("messages", roomA) != 2 || inTable("log", roomA) != 0 || inTable("log", roomB) != 3 {
+		t.Fatalf("after moving slice 0: roomA has %d moved, %d in the log; roomB %d in the log; want 2, 0, 3",
+			inTable("messages", roomA), inTable("log", roomA), inTable("log", roomB))
 	}
-	for room, want := range map[int64][]int64{8: {1, 2}, 9: {1, 2, 3}} {
+	for room, want := range map[int64][]int64{roomA: {1, 2}, roomB: {1, 2, 3}} {
 		msgs, err := st.After(ctx, room, 0, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -377,13 +428,13 @@ func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
 			t.Errorf("room %d reads seqs %v, want %v", room, got, want)
 		}
 	}
-	if got := send(8, "a2")[0]; got != (chatlog.Accepted{Seq: 2, TS: 42, Dup: true}) {
+	if got := send(roomA, "a2")[0]; got != (chatlog.Accepted{Seq: 2, TS: 42, Dup: true}) {
 		t.Errorf("retried cid of a moved room got %+v, want seq 2 again", got)
 	}
-	if got := send(9, "b1")[0]; got != (chatlog.Accepted{Seq: 1, TS: 42, Dup: true}) {
+	if got := send(roomB, "b1")[0]; got != (chatlog.Accepted{Seq: 1, TS: 42, Dup: true}) {
 		t.Errorf("retried cid of a room still in the log got %+v, want seq 1 again", got)
 	}
-	if got := send(8, "a3")[0]; got.Seq != 3 || got.Dup {
+	if got := send(roomA, "a3")[0]; got.Seq != 3 || got.Dup {
 		t.Errorf("a new message of a moved room got %+v, want seq 3", got)
 	}
 }
