@@ -50,6 +50,18 @@ func waitMember(t *testing.T, n *testNode, room, user int64) {
 	}
 }
 
+// sendNew posts a new message (cid "new") and fails unless its seq is
+// past acked, the highest seq acknowledged before Redis lost data.
+func sendNew(t *testing.T, owner *client, room, acked int64) int64 {
+	t.Helper()
+	var ack struct{ Seq int64 }
+	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room), map[string]any{"cid": "new", "body": "new"}, &ack)
+	if ack.Seq <= acked {
+		t.Fatalf("a new message got seq %d; seqs up to %d were already acknowledged", ack.Seq, acked)
+	}
+	return ack.Seq
+}
+
 var _ = alsoOn(onCluster, TestRedisLosingDataNeverReusesASeq)
 
 // TestRedisLosingDataNeverReusesASeq: 50 messages are acknowledged while
@@ -72,26 +84,22 @@ func TestRedisLosingDataNeverReusesASeq(t *testing.T) {
 	}
 	loseRedisData(t, n)
 	waitMember(t, n, room.ID, owner.id)
-	var ack struct{ Seq int64 }
-	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "after", "body": "after the loss"}, &ack)
-	if ack.Seq <= 50 {
-		t.Fatalf("after Redis lost its data the next message got seq %d, a seq already acknowledged", ack.Seq)
-	}
+	seq := sendNew(t, owner, room.ID, 50)
 	var page struct {
 		Messages []frameMsg
 		Gaps     []chatlog.Gap
 	}
 	owner.must(200, "GET", urlf("/api/rooms/%d/messages?after=0", room.ID), nil, &page)
-	if len(page.Messages) != 1 || page.Messages[0].Seq != ack.Seq || len(page.Gaps) != 1 || page.Gaps[0].From != 1 || page.Gaps[0].To != ack.Seq-1 {
-		t.Fatalf("history after the loss: %+v; want message %d and a gap 1–%d", page, ack.Seq, ack.Seq-1)
+	if len(page.Messages) != 1 || page.Messages[0].Seq != seq || len(page.Gaps) != 1 || page.Gaps[0].From != 1 || page.Gaps[0].To != seq-1 {
+		t.Fatalf("history after the loss: %+v; want message %d and a gap 1–%d", page, seq, seq-1)
 	}
 	m := n.connect(member)
 	m.send(map[string]any{"type": "sync", "rooms": map[string]int64{urlf("%d", room.ID): 0}})
-	if f := m.await("msg"); f.Seq != ack.Seq {
-		t.Fatalf("sync returned seq %d, want %d", f.Seq, ack.Seq)
+	if f := m.await("msg"); f.Seq != seq {
+		t.Fatalf("sync returned seq %d, want %d", f.Seq, seq)
 	}
-	if g := m.await("gap"); g.Room != room.ID || g.From != 1 || g.To != ack.Seq-1 {
-		t.Fatalf("sync reported gap %+v after the messages, want 1–%d", g, ack.Seq-1)
+	if g := m.await("gap"); g.Room != room.ID || g.From != 1 || g.To != seq-1 {
+		t.Fatalf("sync reported gap %+v after the messages, want 1–%d", g, seq-1)
 	}
 	if v := metricValue(t, n, "moim_hub_seq_gaps_total"); v != 1 {
 		t.Fatalf("moim_hub_seq_gaps_total = %v, want 1", v)
@@ -118,10 +126,7 @@ func TestRetriedCidAfterRedisLostDataKeepsItsSeq(t *testing.T) {
 	if ack.Seq != 5 {
 		t.Fatalf("retried cid c4 got seq %d, want its original 5", ack.Seq)
 	}
-	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "new", "body": "new"}, &ack)
-	if ack.Seq <= 20 {
-		t.Fatalf("a new message got seq %d, already given out", ack.Seq)
-	}
+	sendNew(t, owner, room.ID, 20)
 	waitStored(t, n, room.ID, 21)
 }
 
@@ -206,18 +211,14 @@ func rewoundRedis(t *testing.T, store bool) (*testNode, *client, roomView) {
 // lost whole.
 func TestRedisRewoundNeverReusesASeq(t *testing.T) {
 	n, owner, room := rewoundRedis(t, false)
-	var ack struct{ Seq int64 }
-	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "after", "body": "after the rewind"}, &ack)
-	if ack.Seq <= 20 {
-		t.Fatalf("after Redis came back with a snapshot of seqs 1–10, the next message got seq %d, a seq already acknowledged", ack.Seq)
-	}
+	seq := sendNew(t, owner, room.ID, 20)
 	var page struct {
 		Messages []frameMsg
 		Gaps     []chatlog.Gap
 	}
 	owner.must(200, "GET", urlf("/api/rooms/%d/messages?after=10", room.ID), nil, &page)
-	if len(page.Gaps) != 1 || page.Gaps[0].From != 11 || page.Gaps[0].To != ack.Seq-1 {
-		t.Fatalf("history after the rewind reports gaps %+v, want 11–%d", page.Gaps, ack.Seq-1)
+	if len(page.Gaps) != 1 || page.Gaps[0].From != 11 || page.Gaps[0].To != seq-1 {
+		t.Fatalf("history after the rewind reports gaps %+v, want 11–%d", page.Gaps, seq-1)
 	}
 	if v := metricValue(t, n, "moim_hub_seq_gaps_total"); v != 1 {
 		t.Fatalf("moim_hub_seq_gaps_total = %v, want 1", v)
@@ -243,11 +244,7 @@ func TestRetriedCidAfterRedisRewoundKeepsItsSeq(t *testing.T) {
 			t.Fatalf("retried cid %s got seq %d, want its original %d", retry.cid, ack.Seq, retry.want)
 		}
 	}
-	var ack struct{ Seq int64 }
-	owner.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "new", "body": "new"}, &ack)
-	if ack.Seq <= 20 {
-		t.Fatalf("a new message got seq %d, already given out", ack.Seq)
-	}
+	sendNew(t, owner, room.ID, 20)
 	keys := chatlog.Keys{Prefix: n.cfg.RedisPrefix, Shards: n.cfg.StreamShards}
 	if left, err := n.backends.redis.Exists(context.Background(), keys.Restored(room.ID)).Result(); err != nil || left != 0 {
 		t.Fatalf("room still flagged for store look-ups of unknown cids (%d, %v): every new message would query the store", left, err)
