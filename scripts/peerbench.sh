@@ -34,7 +34,9 @@
 # OUT (directory for the logs, default a new temporary one), MOIM_BIN (a
 # server binary to measure instead of building this tree's, e.g. an older
 # build for a before/after), NODES (1), ENGINE (memory with one node,
-# redis with more).
+# redis with more), RECONNECT (set: Moim's clients run as the protocol's
+# reference client, loadgen -reconnect, resending sends refused as busy
+# after the wait the node names; the peer's client has no such refusal).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -148,7 +150,9 @@ for i in $(seq 1 "$nodes"); do
 done
 echo "peerbench: moim on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 status=0
-"$out/loadgen" -url "$(join "${urls[@]}")" -pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${extra[@]}" \
+moim_flags=()
+[ -n "${RECONNECT:-}" ] && moim_flags=(-reconnect)
+"$out/loadgen" -url "$(join "${urls[@]}")" -pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${moim_flags[@]}" "${extra[@]}" \
 	>"$out/moim.out" 2>"$out/moim.loadgen.log" || status=1
 for i in $(seq 1 "$nodes"); do stop_pid "$out/moim$i.pid"; done
 
