@@ -100,6 +100,7 @@ type RedisBroker struct {
 	reqs      chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
 	roundTrip prometheus.Observer
 	gaps      prometheus.Counter
+	restores  prometheus.Counter
 	log       *slog.Logger
 	// ahead holds the rooms whose next block this node is reserving in
 	// the background.
@@ -126,6 +127,7 @@ func NewRedisBroker(rdb redis.UniversalClient, keys chatlog.Keys, seqs SeqStore,
 
 func (b *RedisBroker) start(ctx context.Context, h *Hub) error {
 	b.gaps = h.metrics.gaps
+	b.restores = h.metrics.restores
 	b.log = h.log
 	b.startPipeline(ctx, 2, h.metrics.roundTrip)
 	subs := b.subs
@@ -248,7 +250,7 @@ func (b *RedisBroker) accept(ctx context.Context, d *chatlog.Draft) (chatlog.Acc
 func (b *RedisBroker) send(ctx context.Context, d *chatlog.Draft, checked string) ([]string, error) {
 	k := b.keys
 	keys := []string{k.Members(d.Room), k.Seq(d.Room), k.Dedupe(d.Room, d.From, d.CID), k.Recent(d.Room),
-		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room), k.Instance(k.Shard(d.Room)), k.SeqInstance(d.Room)}
+		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room), k.Instance(k.Shard(d.Room)), k.SeqInstance(d.Room), k.FirstInstance(k.Shard(d.Room))}
 	res, err := b.runSend(ctx, keys, d.From, d.Head, d.Tail, b.cfg.RecentLen, int(b.cfg.DedupeTTL.Seconds()),
 		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock/2)
 	if err != nil {
@@ -302,6 +304,7 @@ func (b *RedisBroker) reserveAhead(room, seq int64) {
 // was not in Redis's high mark before the loss, so no seq of it was
 // acknowledged.
 func (b *RedisBroker) restore(ctx context.Context, room int64) error {
+	b.restores.Inc()
 	stored, err := b.seqs.MaxSeq(ctx, room)
 	if err != nil {
 		return fmt.Errorf("hub: highest stored seq of room %d: %w", room, err)
@@ -311,13 +314,13 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 		return fmt.Errorf("hub: reserved seqs of room %d: %w", room, err)
 	}
 	k := b.keys
-	res, err := restoreScript.Run(ctx, b.rdb, []string{k.Seq(room), k.Recent(room), k.Instance(k.Shard(room)), k.SeqInstance(room), k.Restored(room), k.FirstInstance(k.Shard(room))},
+	res, err := restoreScript.Run(ctx, b.rdb, []string{k.Seq(room), k.Recent(room), k.Instance(k.Shard(room)), k.SeqInstance(room), k.Restored(room)},
 		stored, reserved, int(b.cfg.CheckWindow.Seconds())).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("hub: restore seq of room %d: %w", room, err)
 	}
 	if res[0] == 0 {
-		return nil // another node restored it first, or a counter from before the first instance mark was adopted
+		return nil // another node restored it first
 	}
 	known, set, held := res[1], res[2], res[3]
 	if set == 0 {

@@ -21,6 +21,9 @@ type metrics struct {
 	resubscribes prometheus.Counter
 	// gaps counts seq ranges recorded as possibly naming lost messages.
 	gaps prometheus.Counter
+	// restores counts room seq counters the Redis broker set out to
+	// restore, each a read of the store.
+	restores prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,7 +52,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		resubscribes: prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_pubsub_resubscribes_total", Help: "Pub/sub shard connections replaced because this node's probe did not come back on them."}),
 		gaps:         prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_seq_gaps_total", Help: "Seq ranges recorded as gaps: a restored counter skipped reserved seqs that may have named messages Redis lost before they were stored."}),
+		restores:     prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_seq_restores_total", Help: "Room seq counters restored from the message store (each reads it) because Redis lost them or came back with older data: once per active room after a Redis restart or failover, never for a new room."}),
 	}
-	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.redisRTT, m.roundTrip, m.resubscribes, m.gaps)
+	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.redisRTT, m.roundTrip, m.resubscribes, m.gaps, m.restores)
 	return m
 }

@@ -7,7 +7,7 @@
 --
 -- KEYS[1] seq counter   KEYS[2] recent stream
 -- KEYS[3] shard's instance   KEYS[4] counter's instance
--- KEYS[5] restored flag   KEYS[6] shard's first instance
+-- KEYS[5] restored flag
 -- ARGV[1] highest stored seq   ARGV[2] highest reserved seq
 -- ARGV[3] how long the restored flag lasts (s)
 --
@@ -22,14 +22,7 @@
 -- restore (another node did it first).
 local cur = redis.call('GET', KEYS[1])
 local inst = redis.call('GET', KEYS[3])
-local seqinst = redis.call('GET', KEYS[4])
-if cur and (not inst or inst == seqinst) then
-  return {0}
-end
--- A counter from before the shard's first mark, on the instance that
--- made it: nothing says it is behind, so it is adopted as it is.
-if cur and inst and not seqinst and inst == redis.call('GET', KEYS[6]) then
-  redis.call('SET', KEYS[4], inst)
+if cur and (not inst or inst == redis.call('GET', KEYS[4])) then
   return {0}
 end
 local held = tonumber(cur or '0')

@@ -7,6 +7,7 @@
 -- KEYS[4] recent stream KEYS[5] persistence stream
 -- KEYS[6] reserved seq high mark   KEYS[7] restored flag
 -- KEYS[8] shard's Redis instance    KEYS[9] counter's Redis instance
+-- KEYS[10] shard's first Redis instance
 -- ARGV[1] user id (0 skips the membership check: server-side producers)
 -- ARGV[2] JSON before the seq   ARGV[3] JSON after the seq
 -- ARGV[4] recent stream length  ARGV[5] dedupe TTL (s)  ARGV[6] channel
@@ -35,10 +36,17 @@ if not cur then
   return {'noseq'}
 end
 -- So does a counter last restored under another Redis instance: this one
--- may have come back with older data (restore.lua).
+-- may have come back with older data (restore.lua). A counter with no
+-- instance on the instance that first marked the shard predates the
+-- marks (older nodes) and is adopted as it is.
 local inst = redis.call('GET', KEYS[8])
-if inst and inst ~= redis.call('GET', KEYS[9]) then
-  return {'noseq'}
+if inst then
+  local seqinst = redis.call('GET', KEYS[9])
+  if not seqinst and inst == redis.call('GET', KEYS[10]) then
+    redis.call('SET', KEYS[9], inst)
+  elseif inst ~= seqinst then
+    return {'noseq'}
+  end
 end
 -- After a restore, a cid Redis forgot may name a stored message.
 if ARGV[10] ~= '1' and redis.call('EXISTS', KEYS[7]) == 1 then

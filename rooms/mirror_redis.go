@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 
@@ -38,13 +39,18 @@ func (m *RedisMirror) IsMember(ctx context.Context, roomID, userID int64) (bool,
 	return ok, nil
 }
 
-// Open starts a new room in Redis: its members, and its seq counter at 0
-// so the first message needs no look-up in the store.
+//go:embed open.lua
+var openLua string
+
+var openScript = redis.NewScript(openLua)
+
+// Open starts a new room in Redis: its members, and its seq counter at 0,
+// marked with the Redis instance it was made on, so the first message
+// needs no restore and no look-up in the store (open.lua).
 func (m *RedisMirror) Open(ctx context.Context, roomID int64, userIDs ...int64) error {
-	pipe := m.rdb.TxPipeline()
-	pipe.SetNX(ctx, m.keys.Seq(roomID), 0, 0)
-	pipe.SAdd(ctx, m.keys.Members(roomID), toAny(userIDs)...)
-	if _, err := pipe.Exec(ctx); err != nil {
+	k := m.keys
+	keys := []string{k.Seq(roomID), k.Members(roomID), k.Instance(k.Shard(roomID)), k.SeqInstance(roomID)}
+	if err := openScript.Run(ctx, m.rdb, keys, toAny(userIDs)...).Err(); err != nil {
 		return fmt.Errorf("rooms: open room %d in redis: %w", roomID, err)
 	}
 	return nil

@@ -290,3 +290,38 @@ func TestCountersFromBeforeInstanceMarksAreKept(t *testing.T) {
 		t.Fatalf("history reports gaps %+v after an upgrade that lost nothing", page.Gaps)
 	}
 }
+
+// TestNewRoomsAfterARedisRestartNeedNoRestore: after Redis restarts (a new
+// instance), each room that had messages has its counter restored once
+// from the message store; a room opened after the restart starts marked
+// with the new instance, so its first message reads nothing from the
+// store (restoring every new room cost FerretDB a scan each and stalled a
+// 5000-room benchmark stage).
+func TestNewRoomsAfterARedisRestartNeedNoRestore(t *testing.T) {
+	port, dir := freePort(t), t.TempDir()
+	stopRedis := testkit.StartRedisWith(t, port, dir)
+	cfg := testConfig(t)
+	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	n := startTestNode(t, cfg)
+	owner := n.user(t, "Owner")
+	old := owner.createRoom(map[string]any{"name": "Before"})
+	w := n.connect(owner)
+	for i := range 3 {
+		w.say(old.ID, urlf("m%d", i), "before the restart")
+	}
+	stopRedis()
+	testkit.StartRedisWith(t, port, dir)
+	eventually(t, "a send accepted after Redis came back", func() bool {
+		status, _ := owner.raw("POST", urlf("/api/rooms/%d/messages", old.ID), map[string]any{"cid": "after", "body": "after the restart"})
+		return status == 201 || status == 200
+	})
+	for i := range 5 {
+		r := owner.createRoom(map[string]any{"name": urlf("After %d", i)})
+		if ack := w.say(r.ID, "first", "a new room's first message"); ack.Seq != 1 {
+			t.Fatalf("a new room's first message got seq %d, want 1", ack.Seq)
+		}
+	}
+	if v := metricValue(t, n, "moim_hub_seq_restores_total"); v != 1 {
+		t.Fatalf("moim_hub_seq_restores_total = %v, want 1 (the room that had messages; none for the 5 new rooms)", v)
+	}
+}
