@@ -161,6 +161,22 @@ func TestSecondMessageUnderOneSeqIsSurfaced(t *testing.T) {
 	}
 }
 
+// ownRedis starts a redis-server of the test's own (options as
+// testkit.StartRedisWith takes them), for a test that restarts it, and
+// returns testConfig naming it; restart kills it and starts it again on
+// the same port and directory.
+func ownRedis(t *testing.T, options ...string) (cfg Config, restart func()) {
+	t.Helper()
+	port, dir := freePort(t), t.TempDir()
+	stop := testkit.StartRedisWith(t, port, dir, options...)
+	cfg = testConfig(t)
+	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	return cfg, func() {
+		stop()
+		stop = testkit.StartRedisWith(t, port, dir, options...)
+	}
+}
+
 // rewoundRedis starts a node on a redis-server of its own without an
 // append-only file, acks 20 messages in one room with a SAVE after the
 // 10th, then kills Redis and starts it again from that snapshot: the
@@ -170,10 +186,7 @@ func TestSecondMessageUnderOneSeqIsSurfaced(t *testing.T) {
 // node's batcher stores the messages before the kill.
 func rewoundRedis(t *testing.T, store bool) (*testNode, *client, roomView) {
 	t.Helper()
-	port, dir := freePort(t), t.TempDir()
-	stopRedis := testkit.StartRedisWith(t, port, dir, "--appendonly", "no")
-	cfg := testConfig(t)
-	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	cfg, restartRedis := ownRedis(t, "--appendonly", "no")
 	if !store {
 		cfg.Roles = []string{"api", "hub"} // nothing is stored: only the reserved block bounds what was acked
 	}
@@ -195,8 +208,7 @@ func rewoundRedis(t *testing.T, store bool) (*testNode, *client, roomView) {
 	if store {
 		waitStored(t, n, r.ID, 20)
 	}
-	stopRedis()
-	testkit.StartRedisWith(t, port, dir, "--appendonly", "no")
+	restartRedis()
 	eventually(t, "a send accepted after Redis came back", func() bool {
 		status, _ := owner.raw("POST", urlf("/api/rooms/%d/messages", r.ID), map[string]any{"cid": "m1", "body": "before the rewind"})
 		return status == 200
@@ -260,10 +272,7 @@ func TestRetriedCidAfterRedisRewoundKeepsItsSeq(t *testing.T) {
 // they are: the next message continues the room's seqs, with no gap, as
 // it would have without the upgrade.
 func TestCountersFromBeforeInstanceMarksAreKept(t *testing.T) {
-	port := freePort(t)
-	testkit.StartRedisWith(t, port, t.TempDir())
-	cfg := testConfig(t)
-	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	cfg, _ := ownRedis(t)
 	n := startTestNode(t, cfg)
 	owner := n.user(t, "Owner")
 	room := owner.createRoom(map[string]any{"name": "Upgraded"})
@@ -298,10 +307,7 @@ func TestCountersFromBeforeInstanceMarksAreKept(t *testing.T) {
 // store (restoring every new room cost FerretDB a scan each and stalled a
 // 5000-room benchmark stage).
 func TestNewRoomsAfterARedisRestartNeedNoRestore(t *testing.T) {
-	port, dir := freePort(t), t.TempDir()
-	stopRedis := testkit.StartRedisWith(t, port, dir)
-	cfg := testConfig(t)
-	cfg.RedisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	cfg, restartRedis := ownRedis(t)
 	n := startTestNode(t, cfg)
 	owner := n.user(t, "Owner")
 	old := owner.createRoom(map[string]any{"name": "Before"})
@@ -309,8 +315,7 @@ func TestNewRoomsAfterARedisRestartNeedNoRestore(t *testing.T) {
 	for i := range 3 {
 		w.say(old.ID, urlf("m%d", i), "before the restart")
 	}
-	stopRedis()
-	testkit.StartRedisWith(t, port, dir)
+	restartRedis()
 	eventually(t, "a send accepted after Redis came back", func() bool {
 		status, _ := owner.raw("POST", urlf("/api/rooms/%d/messages", old.ID), map[string]any{"cid": "after", "body": "after the restart"})
 		return status == 201 || status == 200
