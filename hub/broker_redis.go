@@ -36,6 +36,8 @@ var (
 	restoreLua string
 	//go:embed instance.lua
 	instanceLua string
+	//go:embed reseed.lua
+	reseedLua string
 
 	sendScript     = redis.NewScript(sendLua)
 	markReadScript = redis.NewScript(markReadLua)
@@ -45,6 +47,7 @@ var (
 	editScript     = redis.NewScript(editLua)
 	restoreScript  = redis.NewScript(restoreLua)
 	instanceScript = redis.NewScript(instanceLua)
+	reseedScript   = redis.NewScript(reseedLua)
 )
 
 // SeqStore is what the Redis broker needs from the message store so that a
@@ -105,6 +108,9 @@ type RedisBroker struct {
 	// ahead holds the rooms whose next block this node is reserving in
 	// the background.
 	ahead sync.Map
+	// reseeding holds the rooms whose lost dedupe keys this node is
+	// writing back (*reseedCall).
+	reseeding sync.Map
 }
 
 // NewRedisBroker returns a broker on rdb that names keys with keys and
@@ -231,6 +237,10 @@ func (b *RedisBroker) accept(ctx context.Context, d *chatlog.Draft) (chatlog.Acc
 			need, _ := strconv.ParseInt(res[1], 10, 64)
 			err = b.reserve(ctx, d.Room, need)
 		case "check":
+			if held, ok := strings.CutPrefix(res[1], "h:"); ok {
+				err = b.reseed(ctx, d.Room, held)
+				break
+			}
 			var acc chatlog.Accepted
 			var found bool
 			if acc, found, err = b.findCID(ctx, d); err == nil && found {
@@ -295,10 +305,11 @@ func (b *RedisBroker) reserveAhead(room, seq int64) {
 // the highest stored seq. The reserved seqs above what Redis and the store
 // still hold may have named acknowledged messages that are gone: they are
 // recorded as a gap, logged and counted. Read positions come back from
-// the store. Cids: when Redis came back with older data, the dedupe keys
-// it lost are written back from the store (reseedCIDs); when it lost
-// everything (or more than reseedLimit stored messages), sends of cids
-// Redis does not know are looked up in the store first, for CheckWindow.
+// the store. Cids: restore.lua flags the room, and when Redis came back
+// with older data its next send first writes back the dedupe keys Redis
+// lost (reseed); when it lost everything (or more than reseedLimit
+// stored messages), sends of cids Redis does not know are looked up in
+// the store first, for CheckWindow.
 //
 // The store is read before the script runs: a block reserved meanwhile
 // was not in Redis's high mark before the loss, so no seq of it was
@@ -322,7 +333,7 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 	if res[0] == 0 {
 		return nil // another node restored it first
 	}
-	known, set, held := res[1], res[2], res[3]
+	known, set := res[1], res[2]
 	if set == 0 {
 		return nil // a new room: no seq was ever handed out, no cid to look up
 	}
@@ -335,27 +346,18 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 		b.log.Error("seq counter restored past a reserved block: seqs in the gap may name acknowledged messages Redis lost before they were stored",
 			"room", room, "gap_from", g.From, "gap_to", g.To)
 	}
-	pipe := b.rdb.Pipeline()
-	if held >= 0 {
-		reseeded, err := b.reseedCIDs(ctx, pipe, room, held)
-		if err != nil {
-			return err
-		}
-		if reseeded {
-			pipe.Del(ctx, k.Restored(room))
-		}
-	}
 	reads, err := b.seqs.ReadPositions(ctx, room)
 	if err != nil {
 		return fmt.Errorf("hub: stored read positions of room %d: %w", room, err)
 	}
+	pipe := b.rdb.Pipeline()
 	for user, seq := range reads {
 		// EVAL, not EVALSHA: a Redis that just restarted has no scripts,
 		// and a pipeline does not fall back on NOSCRIPT.
 		markReadScript.Eval(ctx, pipe, []string{b.keys.Reads(room), b.keys.Persist(b.keys.Shard(room)), b.keys.Seq(room)}, user, seq, room, "0")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("hub: restore cids and read positions of room %d: %w", room, err)
+		return fmt.Errorf("hub: restore read positions of room %d: %w", room, err)
 	}
 	return nil
 }
@@ -365,19 +367,51 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 // CheckWindow instead.
 const reseedLimit = 10000
 
-// reseedCIDs queues on pipe, for the stored messages of room past held
-// (the highest seq a Redis that came back with older data still held),
-// their dedupe keys, which that Redis lost with them: a client retrying
-// one gets its stored seq. The dedupe keys of seqs up to held were
-// written with the counter and survived with it. It reports false when
-// there were more than reseedLimit. The store is read after the counter
-// was restored, so a batch the batcher stored meanwhile is included.
-func (b *RedisBroker) reseedCIDs(ctx context.Context, pipe redis.Pipeliner, room, held int64) (bool, error) {
-	now := time.Now().UnixMilli()
-	for n, after := 0, held; ; {
+// reseedCall is one write-back of a room's dedupe keys in flight.
+type reseedCall struct {
+	done chan struct{}
+	err  error
+}
+
+// reseed writes back, once per room at a time on this node, the dedupe
+// keys a Redis that came back with older data lost: those of the room's
+// stored messages past held (flag "h:<held>", restore.lua; the keys up to
+// it survived with the counter). A client retrying one of them gets its
+// stored seq. The sends that find the room flagged meanwhile wait for the
+// write-back instead of each asking the store about its cid, which on a
+// busy room after a failover queued the store and the node behind it.
+// The store is read after the counter was restored, so what the batcher
+// stored meanwhile is included.
+func (b *RedisBroker) reseed(ctx context.Context, room int64, held string) error {
+	c := &reseedCall{done: make(chan struct{})}
+	if prev, busy := b.reseeding.LoadOrStore(room, c); busy {
+		p := prev.(*reseedCall)
+		select {
+		case <-p.done:
+			return p.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.err = b.reseedCIDs(ctx, room, held)
+	b.reseeding.Delete(room)
+	close(c.done)
+	return c.err
+}
+
+// reseedCIDs is reseed's work: the keys in one pipeline, then the flag
+// ended (reseed.lua).
+func (b *RedisBroker) reseedCIDs(ctx context.Context, room int64, held string) error {
+	after, err := strconv.ParseInt(held, 10, 64)
+	if err != nil {
+		return fmt.Errorf("hub: restored flag of room %d: %w", room, err)
+	}
+	pipe := b.rdb.Pipeline()
+	now, n, outcome := time.Now().UnixMilli(), 0, "done"
+	for {
 		page, err := b.seqs.After(ctx, room, after, 500)
 		if err != nil {
-			return false, fmt.Errorf("hub: stored messages of room %d past seq %d: %w", room, after, err)
+			return fmt.Errorf("hub: stored messages of room %d past seq %d: %w", room, after, err)
 		}
 		for _, raw := range page {
 			var m struct {
@@ -385,7 +419,7 @@ func (b *RedisBroker) reseedCIDs(ctx context.Context, pipe redis.Pipeliner, room
 				CID           string
 			}
 			if err := json.Unmarshal(raw, &m); err != nil {
-				return false, fmt.Errorf("hub: stored message of room %d: %w", room, err)
+				return fmt.Errorf("hub: stored message of room %d: %w", room, err)
 			}
 			after = m.Seq
 			if ttl := b.cfg.DedupeTTL - time.Duration(now-m.TS)*time.Millisecond; m.CID != "" && ttl > 0 {
@@ -393,12 +427,17 @@ func (b *RedisBroker) reseedCIDs(ctx context.Context, pipe redis.Pipeliner, room
 			}
 		}
 		if n += len(page); n > reseedLimit {
-			return false, nil
+			outcome = "partial"
 		}
-		if len(page) < 500 {
-			return true, nil
+		if len(page) < 500 || outcome == "partial" {
+			break
 		}
 	}
+	reseedScript.Eval(ctx, pipe, []string{b.keys.Restored(room)}, "h:"+held, outcome)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("hub: write back the cids of room %d: %w", room, err)
+	}
+	return nil
 }
 
 // findCID looks a send Redis does not remember up in the store and, when

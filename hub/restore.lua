@@ -11,14 +11,17 @@
 -- ARGV[1] highest stored seq   ARGV[2] highest reserved seq
 -- ARGV[3] how long the restored flag lasts (s)
 --
--- A room that ever had a seq is flagged restored, so that sends of cids
--- Redis does not know ask the store until the caller has written the lost
--- dedupe keys back (or for ARGV[3] when it cannot).
+-- A room that ever had a seq is flagged restored (for ARGV[3] at most),
+-- so that no send of a cid Redis does not know is taken before the
+-- dedupe keys Redis lost are back: when the counter was there, the flag
+-- is "h:<seq>", the highest seq Redis still held (the keys up to it
+-- survived with the counter), and the first send writes back those of the
+-- stored messages past it (reseed.lua ends it); when the counter was
+-- missing (Redis lost everything) the flag is "1" and unknown cids are
+-- looked up in the store until it expires.
 --
--- Returns {1, known, set, held}: known is the highest seq Redis or the
--- store still holds, set the counter's new value, held the highest seq
--- Redis alone still held (-1 when the counter was missing: Redis lost
--- everything, dedupe keys included); {0} when there was nothing to
+-- Returns {1, known, set}: known is the highest seq Redis or the store
+-- still holds, set the counter's new value; {0} when there was nothing to
 -- restore (another node did it first).
 local cur = redis.call('GET', KEYS[1])
 local inst = redis.call('GET', KEYS[3])
@@ -35,12 +38,13 @@ local known = math.max(tonumber(ARGV[1]), held)
 local set = math.max(known, tonumber(ARGV[2]))
 redis.call('SET', KEYS[1], set)
 if set > 0 then
-  redis.call('SET', KEYS[5], '1', 'EX', ARGV[3])
+  local flag = '1'
+  if cur then
+    flag = 'h:' .. held
+  end
+  redis.call('SET', KEYS[5], flag, 'EX', ARGV[3])
 end
 if inst then
   redis.call('SET', KEYS[4], inst)
 end
-if not cur then
-  held = -1
-end
-return {1, known, set, held}
+return {1, known, set}

@@ -20,7 +20,9 @@
 -- Returns {"ok", seq, ts} | {"ok", seq, ts, "low"} | {"dup", seq, ts}
 -- | {"not_member"} | {"noseq"}
 -- | {"reserve", seq} (reserve a block reaching seq in the store first)
--- | {"check"} (ask the store about the cid first).
+-- | {"check", flag} (the room was restored: flag "h:<seq>" asks for the
+--   dedupe keys of stored messages past seq to be written back first,
+--   any other flag for the cid to be looked up in the store).
 if ARGV[1] ~= '0' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
   return {'not_member'}
 end
@@ -49,8 +51,11 @@ if inst then
   end
 end
 -- After a restore, a cid Redis forgot may name a stored message.
-if ARGV[10] ~= '1' and redis.call('EXISTS', KEYS[7]) == 1 then
-  return {'check'}
+if ARGV[10] ~= '1' then
+  local flag = redis.call('GET', KEYS[7])
+  if flag then
+    return {'check', flag}
+  end
 end
 local seq = tonumber(cur) + 1
 local hi = tonumber(redis.call('GET', KEYS[6]) or '0')
