@@ -198,12 +198,34 @@ async function run() {
     await bob.getByTestId("send-money").click();
     await bob.getByTestId("send-dialog").getByTestId("confirm-ok").click();
   };
+  // The reload after the refusal is held back (its dues status answered
+  // late) until the next send's own reload has shown the new balance: the
+  // older reload, which read the wallet before the send, must not paint
+  // the balance back (as it did once in CI on a slow host).
+  let releaseStale;
+  const staleHeld = new Promise((resolve) => (releaseStale = resolve));
+  let staleShown;
+  const staleDone = new Promise((resolve) => (staleShown = resolve));
+  let held = false;
+  await bob.route("**/dues/status", async (route) => {
+    if (held) return route.continue();
+    held = true;
+    const answer = await route.fetch();
+    await staleHeld;
+    await route.fulfill({ response: answer });
+    staleShown();
+  });
   await send("5000"); // no PIN entered: refused (401 pin_required), nothing moves
   await bob.locator(".toast.error").waitFor();
   await expectText(bob.getByTestId("wallet-balance"), "20,000");
   await bob.getByTestId("pin-entry").fill("482913");
   await send("5000");
   await expectText(bob.getByTestId("wallet-balance"), "15,000");
+  releaseStale();
+  await staleDone;
+  await bob.waitForTimeout(300);
+  await expectText(bob.getByTestId("wallet-balance"), "15,000", 1);
+  await bob.unroute("**/dues/status");
   await bob.getByTestId("withdraw-amount").fill("5000");
   await bob.getByTestId("withdraw").click();
   await expectText(bob.getByTestId("wallet-balance"), "10,000");

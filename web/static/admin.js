@@ -5,7 +5,7 @@
 // handing the room over and deleting it once its fund is settled.
 import { api } from "./api.js";
 import { state, emit } from "./state.js";
-import { h, confirm, toast, errorText, won, date } from "./ui.js";
+import { h, confirm, toast, errorText, won, date, newest } from "./ui.js";
 import { t } from "./i18n.js";
 
 export function mountAdmin(el, room) {
@@ -18,11 +18,13 @@ export function mountAdmin(el, room) {
       title),
     body);
   let alive = true;
+  const reload = newest();
 
   async function load() {
+    const latest = reload();
     const r = state.rooms.get(room);
     const members = await api.members(room);
-    if (!alive) return;
+    if (!alive || !latest()) return;
     // The list says what the reader is now: a role given or taken
     // elsewhere (an ownership handed over) shows here at once.
     const mine = members.find((m) => m.user_id === state.me.id);
@@ -35,7 +37,7 @@ export function mountAdmin(el, room) {
       admin ? api.bans(room) : Promise.resolve([]),
       r.role === "owner" ? api.fund(room).catch(() => null) : Promise.resolve(null),
     ]);
-    if (!alive) return;
+    if (!alive || !latest()) return;
     state.members.set(room, members);
     emit("members", room);
     const handOver = r.role === "owner" ? handOverBox(room, members, act) : null;

@@ -5,7 +5,7 @@
 // a fee event arrives in the room, so every member sees a payment at once.
 import { api } from "./api.js";
 import { state, listen, isAdmin } from "./state.js";
-import { h, confirm, toast, errorText, won, uuid, period, calendarDay, date, keeper } from "./ui.js";
+import { h, confirm, toast, errorText, won, uuid, period, calendarDay, date, keeper, newest } from "./ui.js";
 import { t } from "./i18n.js";
 import { upload } from "./files.js";
 import { deskSection } from "./desk.js";
@@ -40,6 +40,7 @@ export function mountDues(el, room) {
   let timer;
   // loading is the reload in flight, which a deletion waits for.
   let loading = Promise.resolve();
+  const reload = newest();
 
   function load() {
     loading = fetchAndRender();
@@ -47,6 +48,7 @@ export function mountDues(el, room) {
   }
 
   async function fetchAndRender() {
+    const latest = reload();
     const [fund, dues, wallet, members] = await Promise.allSettled([
       api.fund(room), api.dues(room), api.wallet(), api.members(room),
     ]);
@@ -60,7 +62,7 @@ export function mountDues(el, room) {
     };
     if (members.status === "fulfilled") state.members.set(room, members.value);
     d.status = d.dues && d.dues.current ? await api.duesStatus(room).catch(() => null) : null;
-    if (!alive) return;
+    if (!alive || !latest()) return;
     data = d;
     render();
   }

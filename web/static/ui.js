@@ -50,6 +50,18 @@ export function keeper(view) {
   };
 }
 
+// newest numbers a panel's reloads: newest() is called as a reload starts
+// and gives back whether that reload is still the last one started. A
+// slow reload's answers can come after a later one's (a money move between
+// them), and the older must not paint over what the newer showed.
+export function newest() {
+  let last = 0;
+  return () => {
+    const mine = ++last;
+    return () => mine === last;
+  };
+}
+
 export function uuid() {
   const b = crypto.getRandomValues(new Uint8Array(16));
   b[6] = (b[6] & 0x0f) | 0x40;
