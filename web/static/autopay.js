@@ -5,7 +5,7 @@
 // payer creates or cancels an order: it spends their wallet.
 import { api } from "./api.js";
 import { state, memberName } from "./state.js";
-import { h, confirm, errorText, won, date, calendarDay, period } from "./ui.js";
+import { h, confirm, errorText, won, date, calendarDay, period, newest } from "./ui.js";
 import { t } from "./i18n.js";
 
 // autopaySection needs the room, whether the reader is an admin, the
@@ -16,12 +16,12 @@ import { t } from "./i18n.js";
 export function autopaySection({ room, admin, amount, pin, act }) {
   const list = h("div", { "data-testid": "autopay-list" }, h("p", { class: "muted" }, t("loading")));
   const id = `autopay-${room}`;
-  let loads = 0;
+  const reload = newest();
 
   function refresh() {
-    const mine = ++loads;
+    const latest = reload();
     api.roomSchedules(room).then((orders) => {
-      if (mine === loads) list.replaceChildren(orders.length ? table(orders) : h("p", { class: "muted" }, t("autopay.none")));
+      if (latest()) list.replaceChildren(orders.length ? table(orders) : h("p", { class: "muted" }, t("autopay.none")));
     }, (e) => list.replaceChildren(h("p", { class: "error" }, errorText(e))));
   }
 
