@@ -45,15 +45,20 @@ type SQLite struct {
 	// n/64 of each instead of n (a statement costs the driver and
 	// database/sql some 30 allocations, whatever its rows).
 	accept, byCID map[int]*sql.Stmt
+	// copyRoom, dropLog and logEnd are moveLog's statements.
+	copyRoom, dropLog, logEnd *sql.Stmt
 	// mu serializes writers; top caches each room's highest seq for
 	// Commit, which gives seqs out (dropped when a commit fails). tail is
-	// what the log table holds, by cid; moved is when a commit last moved
+	// what the log table holds and the messages table does not yet, by
+	// cid; moved is when a commit last moved
 	// a slice of it, and slice the next slice to move.
 	mu    sync.Mutex
 	top   map[int64]int64
-	tail  map[cidKey]chatlog.Accepted
+	tail  logTail
 	moved time.Time
 	slice int
+	// rounds is where the log's rows stand: see moveLog.
+	rounds logRounds
 	// stop ends the checkpointer, done says it ended.
 	stop chan struct{}
 	done sync.WaitGroup
@@ -67,17 +72,18 @@ type cidKey struct {
 
 // moveEvery is how often Commit moves each room's messages from the log
 // table into the messages table. A commit appends its messages to the
-// end of the log and to the log's small room index (a second of entries
-// at most), a few pages however many rooms it touches; the move then
+// end of the log and to the log's small room index (two seconds of
+// entries at most, see moveLog), a few pages however many rooms it touches; the move then
 // writes each room's pages once for all of its messages since the last
 // one, instead of once per commit. The rooms are moved in moveSlices
 // slices (room mod moveSlices), one slice every moveEvery/moveSlices: a
 // second of messages moved by one commit held every ack queued behind
 // it for tens of milliseconds at 1,000 messages a second
-// (docs/BENCHMARKS.md); a 32nd of it holds them about a millisecond.
+// (docs/BENCHMARKS.md); a 128th of it, about a room's, holds them half a
+// millisecond (a 32nd: 1.5 ms).
 const (
 	moveEvery  = time.Second
-	moveSlices = 32
+	moveSlices = 128
 )
 
 // checkpointEvery is how often the checkpointer copies what the
@@ -101,10 +107,6 @@ const autoCheckpoint = 10000
 
 // allSlices asks moveLog to move the whole log.
 const allSlices = -1
-
-// maxNamedRooms is the most rooms moveLog names in one statement (SQLite
-// takes at most 32,766 parameters); more are found by reading the log.
-const maxNamedRooms = 30000
 
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -168,12 +170,25 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("store: create tables: %w", err)
 	}
-	s := &SQLite{w: w, top: map[int64]int64{}, tail: map[cidKey]chatlog.Accepted{}}
+	s := &SQLite{w: w, top: map[int64]int64{}}
 	// What the last run left in the log moves now, so the tail starts
 	// empty, as the map of it does.
-	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error { return moveLog(context.Background(), tx, allSlices, nil) })
+	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error {
+		_, err := s.moveLog(context.Background(), tx, allSlices)
+		return err
+	})
 	if err == nil {
 		s.accept, s.byCID, err = prepareChunks(w)
+	}
+	if err == nil {
+		s.copyRoom, err = w.Prepare(`INSERT INTO messages (room, seq, from_user, cid, ts, body, msg)
+			SELECT room, seq, from_user, cid, ts, body, msg FROM log WHERE room = ? AND seq >= ? ORDER BY seq`)
+	}
+	if err == nil {
+		s.dropLog, err = w.Prepare(`DELETE FROM log WHERE rowid <= ?`)
+	}
+	if err == nil {
+		s.logEnd, err = w.Prepare(`SELECT COALESCE(MAX(rowid), 0) FROM log`)
 	}
 	if err == nil {
 		s.db, err = sql.Open("sqlite", dsn)
@@ -190,30 +205,82 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	return s, nil
 }
 
-// moveLog moves the messages of one slice of rooms (room mod moveSlices,
-// which are rooms; allSlices: every room) from the log table into the
-// messages table, in (room, seq) order so each room's pages are written
-// once.
-func moveLog(ctx context.Context, tx *sql.Tx, slice int, rooms []any) error {
-	where, args := "", rooms
-	switch {
-	case slice == allSlices:
-	case len(rooms) == 0:
-		return nil
-	case len(rooms) > maxNamedRooms:
-		where, args = ` WHERE room % ? = ?`, []any{moveSlices, slice}
-	default:
-		// The rooms by name, so both statements find their rows through
-		// the log's room index instead of reading the whole log.
-		where = ` WHERE room IN (?` + strings.Repeat(`, ?`, len(rooms)-1) + `)`
+// moveLog moves the messages of one slice of rooms (room mod moveSlices;
+// allSlices: every room) from the log table into the messages table. A
+// slice's rooms are copied, each in seq order so its pages are written
+// once, and stay in the log: the log is emptied from its start, a round
+// (every slice copied once) behind, each slice's move dropping a
+// moveSlices-th of the rows the round before last appended (logRounds).
+// Deleting each room's rows where they lie dirtied most log pages once
+// per room on them; dropping the oldest rows dirties each page once.
+// Until dropped, a copied row is in both tables: reads of the log skip
+// the seqs the messages table holds (logNew). The statements are
+// prepared once; one naming a slice's rooms was compiled again on every
+// move, most of what a move of a few rooms cost (docs/BENCHMARKS.md).
+func (s *SQLite) moveLog(ctx context.Context, tx *sql.Tx, slice int) (logRounds, error) {
+	if slice == allSlices {
+		if _, err := tx.ExecContext(ctx, moveAll); err != nil {
+			return logRounds{}, err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM log`)
+		return logRounds{}, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg)
-		SELECT room, seq, from_user, cid, ts, body, msg FROM log`+where+` ORDER BY room, seq`, args...); err != nil {
-		return err
+	cp := tx.StmtContext(ctx, s.copyRoom)
+	for room, from := range s.sliceRooms(slice) {
+		if _, err := cp.ExecContext(ctx, room, from); err != nil {
+			return logRounds{}, err
+		}
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM log`+where, args...)
-	return err
+	r := s.rounds
+	if slice == 0 {
+		// The round that ended copied every row up to its mark.
+		end, err := s.end(ctx, tx)
+		if err != nil {
+			return logRounds{}, err
+		}
+		r = logRounds{from: r.to, to: r.mark, mark: end, dropped: r.dropped}
+	}
+	upTo := r.from + (r.to-r.from)*int64(slice+1)/moveSlices
+	if upTo > r.dropped {
+		if _, err := tx.StmtContext(ctx, s.dropLog).ExecContext(ctx, upTo); err != nil {
+			return logRounds{}, err
+		}
+		r.dropped = upTo
+		// A log emptied numbers its next row 1 again: marks from
+		// before would name rows not yet copied.
+		end, err := s.end(ctx, tx)
+		if err != nil {
+			return logRounds{}, err
+		}
+		if end == 0 {
+			r = logRounds{}
+		}
+	}
+	return r, nil
 }
+
+// end is the log's last rowid, 0 when it is empty.
+func (s *SQLite) end(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var n int64
+	err := tx.StmtContext(ctx, s.logEnd).QueryRowContext(ctx).Scan(&n)
+	return n, err
+}
+
+// logRounds is where the log's rows stand, by rowid: every row up to
+// dropped is gone; those up to mark, the log's end when the current
+// round of moves began, are copied by the round's end; the round drops
+// from+1..to, the rows the round before copied, a slice's share at a time.
+type logRounds struct{ from, to, mark, dropped int64 }
+
+// moveAll copies the log's rows not yet copied (all but the newest rows
+// of a room may be in both tables, see moveLog).
+const moveAll = `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg)
+	SELECT room, seq, from_user, cid, ts, body, msg FROM log
+	WHERE seq > (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.room = log.room) ORDER BY room, seq`
+
+// logNew keeps, of a room's log rows (the room is ?1), those not yet
+// copied into the messages table.
+const logNew = `seq > (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?1)`
 
 // checkpoints copies the write-ahead log into the database file every
 // checkpointEvery until Close, on a reader connection: a passive
@@ -242,6 +309,9 @@ func (s *SQLite) Close() error {
 		_ = st.Close()
 	}
 	for _, st := range s.byCID {
+		_ = st.Close()
+	}
+	for _, st := range []*sql.Stmt{s.copyRoom, s.dropLog, s.logEnd} {
 		_ = st.Close()
 	}
 	_ = s.db.Close()
@@ -291,23 +361,52 @@ func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	for room, seq := range c.given {
 		s.top[room] = seq
 	}
+	if c.moved != noSlice {
+		s.rounds = c.rounds
+	}
 	switch c.moved {
 	case noSlice:
 	case allSlices:
-		clear(s.tail)
+		s.tail = logTail{}
 	default:
-		for k := range s.tail {
-			if k.room%moveSlices == int64(c.moved) {
-				delete(s.tail, k)
-			}
-		}
+		clear(s.tail[c.moved])
 		s.slice = (c.moved + 1) % moveSlices
 		s.moved = time.Now()
 	}
 	for k, acc := range c.added {
-		s.tail[k] = acc
+		s.tail.put(k, acc)
 	}
 	return nil
+}
+
+// logTail is what the log holds and the messages table does not yet, by
+// cid, a map per slice of rooms, so a move reads and forgets only its
+// slice's.
+type logTail [moveSlices]map[cidKey]chatlog.Accepted
+
+// sliceOf is the slice of rooms room belongs to.
+func sliceOf(room int64) int { return int(uint64(room) % moveSlices) }
+
+func (t *logTail) get(k cidKey) (chatlog.Accepted, bool) {
+	acc, ok := t[sliceOf(k.room)][k]
+	return acc, ok
+}
+
+func (t *logTail) put(k cidKey, acc chatlog.Accepted) {
+	i := sliceOf(k.room)
+	if t[i] == nil {
+		t[i] = map[cidKey]chatlog.Accepted{}
+	}
+	t[i][k] = acc
+}
+
+func (t *logTail) empty() bool {
+	for _, m := range t {
+		if len(m) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // commit is what one Commit changed, applied to the SQLite's maps only
@@ -316,8 +415,9 @@ type commit struct {
 	given map[int64]int64
 	added map[cidKey]chatlog.Accepted
 	// moved is the slice of rooms this commit moved, allSlices, or
-	// noSlice.
-	moved int
+	// noSlice; rounds is where it left the log.
+	moved  int
+	rounds logRounds
 }
 
 // noSlice says a commit moved nothing.
@@ -325,14 +425,14 @@ const noSlice = -2
 
 func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) error {
 	switch {
-	case len(s.tail) == 0:
-	case len(b.Edits) > 0 || len(b.Deletes) > 0:
+	case (len(b.Edits) > 0 || len(b.Deletes) > 0) && !s.tail.empty():
 		c.moved = allSlices
 	case time.Since(s.moved) >= moveEvery/moveSlices:
 		c.moved = s.slice
 	}
 	if c.moved != noSlice {
-		if err := moveLog(ctx, tx, c.moved, s.sliceRooms(c.moved)); err != nil {
+		var err error
+		if c.rounds, err = s.moveLog(ctx, tx, c.moved); err != nil {
 			return err
 		}
 	}
@@ -357,17 +457,13 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 	return saveReads(ctx, tx, b.Reads)
 }
 
-// sliceRooms lists the rooms of slice that have messages in the log.
-func (s *SQLite) sliceRooms(slice int) []any {
-	if slice == allSlices {
-		return nil
-	}
-	seen := map[int64]bool{}
-	var rooms []any
-	for k := range s.tail {
-		if k.room%moveSlices == int64(slice) && !seen[k.room] {
-			seen[k.room] = true
-			rooms = append(rooms, k.room)
+// sliceRooms gives each room of slice with messages not yet copied out
+// of the log the lowest seq of them.
+func (s *SQLite) sliceRooms(slice int) map[int64]int64 {
+	rooms := map[int64]int64{}
+	for k, acc := range s.tail[slice] {
+		if from, ok := rooms[k.room]; !ok || acc.Seq < from {
+			rooms[k.room] = acc.Seq
 		}
 	}
 	return rooms
@@ -431,7 +527,7 @@ func (s *SQLite) acceptDrafts(ctx context.Context, tx *sql.Tx, b *chatlog.Batch,
 	asked := map[cidKey]bool{}
 	for _, d := range b.Drafts {
 		k := cidKey{d.Room, d.From, d.CID}
-		if _, ok := s.tail[k]; !ok && !asked[k] {
+		if _, ok := s.tail.get(k); !ok && !asked[k] {
 			asked[k] = true
 			unknown = append(unknown, k)
 		}
@@ -443,7 +539,7 @@ func (s *SQLite) acceptDrafts(ctx context.Context, tx *sql.Tx, b *chatlog.Batch,
 	var fresh []int // indexes of the new drafts, in b's order
 	for i, d := range b.Drafts {
 		k := cidKey{d.Room, d.From, d.CID}
-		if acc, ok := s.tail[k]; ok {
+		if acc, ok := s.tail.get(k); ok {
 			b.Accepted[i] = chatlog.Accepted{Seq: acc.Seq, TS: acc.TS, Dup: true}
 			continue
 		}
@@ -653,7 +749,7 @@ func (s *SQLite) ReadPositions(ctx context.Context, room int64) (map[int64]int64
 func (s *SQLite) After(ctx context.Context, room, after int64, limit int) ([][]byte, error) {
 	return s.messages(ctx, `SELECT msg, deleted FROM (
 		SELECT * FROM (SELECT seq, msg, deleted FROM messages WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)
-		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)
+		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND seq > ?2 AND `+logNew+` ORDER BY seq LIMIT ?3)
 	) ORDER BY seq LIMIT ?3`, room, after, limit)
 }
 
@@ -663,7 +759,7 @@ func (s *SQLite) Before(ctx context.Context, room, before int64, limit int) ([][
 	}
 	return s.messages(ctx, `SELECT msg, deleted FROM (
 		SELECT * FROM (SELECT seq, msg, deleted FROM messages WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3)
-		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3)
+		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND seq < ?2 AND `+logNew+` ORDER BY seq DESC LIMIT ?3)
 	) ORDER BY seq DESC LIMIT ?3`, room, before, limit)
 }
 
@@ -675,7 +771,7 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 func (s *SQLite) Search(ctx context.Context, room int64, q string, limit int) ([][]byte, error) {
 	return s.messages(ctx, `SELECT msg, deleted FROM (
 		SELECT * FROM (SELECT seq, msg, deleted FROM messages WHERE room = ?1 AND deleted = 0 AND body LIKE ?2 ESCAPE '\' ORDER BY seq DESC LIMIT ?3)
-		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND body LIKE ?2 ESCAPE '\' ORDER BY seq DESC LIMIT ?3)
+		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND body LIKE ?2 ESCAPE '\' AND `+logNew+` ORDER BY seq DESC LIMIT ?3)
 	) ORDER BY seq DESC LIMIT ?3`, room, "%"+likeEscaper.Replace(q)+"%", limit)
 }
 
@@ -713,7 +809,7 @@ func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
 
 func (s *SQLite) Count(ctx context.Context, room int64) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages WHERE room = ?1) + (SELECT COUNT(*) FROM log WHERE room = ?1)`, room).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages WHERE room = ?1) + (SELECT COUNT(*) FROM log WHERE room = ?1 AND `+logNew+`)`, room).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count room %d: %w", room, err)
 	}
 	return n, nil

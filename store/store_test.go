@@ -415,19 +415,13 @@ func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
 	st.slice, st.moved = 0, time.Now().Add(-moveEvery)
 	st.mu.Unlock()
 	send(roomB, "b3") // moves slice 0 (roomA) before appending
-	if inTable("messages", roomA) != 2 || inTable("log", roomA) != 0 || inTable("log", roomB) != 3 {
-		t.Fatalf("after moving slice 0: roomA has %d moved, %d in the log; roomB %d in the log; want 2, 0, 3",
-			inTable("messages", roomA), inTable("log", roomA), inTable("log", roomB))
+	// roomA's rows are copied and stay in the log until it is dropped
+	// from its start: reads must not see them twice.
+	if inTable("messages", roomA) != 2 || inTable("log", roomA) != 2 || inTable("messages", roomB) != 0 {
+		t.Fatalf("after moving slice 0: roomA has %d moved, %d in the log; roomB %d moved; want 2, 2, 0",
+			inTable("messages", roomA), inTable("log", roomA), inTable("messages", roomB))
 	}
-	for room, want := range map[int64][]int64{roomA: {1, 2}, roomB: {1, 2, 3}} {
-		msgs, err := st.After(ctx, room, 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := seqs(t, msgs); !slices.Equal(got, want) {
-			t.Errorf("room %d reads seqs %v, want %v", room, got, want)
-		}
-	}
+	readsOnce(t, st, map[int64][]int64{roomA: {1, 2}, roomB: {1, 2, 3}})
 	if got := send(roomA, "a2")[0]; got != (chatlog.Accepted{Seq: 2, TS: 42, Dup: true}) {
 		t.Errorf("retried cid of a moved room got %+v, want seq 2 again", got)
 	}
@@ -437,6 +431,118 @@ func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
 	if got := send(roomA, "a3")[0]; got.Seq != 3 || got.Dup {
 		t.Errorf("a new message of a moved room got %+v, want seq 3", got)
 	}
+}
+
+// readsOnce checks each room reads exactly want's seqs: forwards,
+// backwards, by search and counted.
+func readsOnce(t *testing.T, st *SQLite, want map[int64][]int64) {
+	t.Helper()
+	ctx := context.Background()
+	for room, seqsWant := range want {
+		after, err := st.After(ctx, room, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := st.Before(ctx, room, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found, err := st.Search(ctx, room, "회비", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := st.Count(ctx, room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := seqs(t, before)
+		slices.Reverse(back)
+		if got := seqs(t, after); !slices.Equal(got, seqsWant) || !slices.Equal(back, seqsWant) || len(found) != len(seqsWant) || n != int64(len(seqsWant)) {
+			t.Errorf("room %d reads seqs %v forwards, %v backwards, %d found, counts %d; want %v", room, got, back, len(found), n, seqsWant)
+		}
+	}
+}
+
+// TestTheLogEmptiesFromItsStart: copied log rows are dropped oldest
+// first, a round of moves behind, so the log holds about two rounds of
+// messages however long the node runs; while a row is in both tables
+// every read sees it once; a log dropped to empty numbers its rows from 1
+// again, and those must be copied before any is dropped; and what is left
+// in the log when the node stops is there when it starts again.
+func TestTheLogEmptiesFromItsStart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenSQLite(dir, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64][]int64{}
+	n := 0
+	// commit sends one message to each of rooms with the next slice's
+	// move due, as a second of traffic does moveSlices times.
+	commit := func(rooms ...int64) {
+		t.Helper()
+		st.mu.Lock()
+		st.moved = time.Now().Add(-moveEvery)
+		st.mu.Unlock()
+		b := &chatlog.Batch{}
+		for _, room := range rooms {
+			n++
+			b.Drafts = append(b.Drafts, chatlog.NewDraft(room, 7, "n", fmt.Sprint("회비 ", n), fmt.Sprint("c", n), chatlog.KindText, 0, int64(n)))
+		}
+		if err := st.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		for i, room := range rooms {
+			want[room] = append(want[room], b.Accepted[i].Seq)
+		}
+	}
+	logRows := func() (rows int) {
+		t.Helper()
+		if err := st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM log`).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	for i := range 4 * moveSlices {
+		commit(int64(i%7+1), int64(i%moveSlices+100))
+		if i%moveSlices == moveSlices/2 {
+			readsOnce(t, st, want)
+		}
+	}
+	if rows := logRows(); rows > 2*2*moveSlices+2 {
+		t.Errorf("after four rounds of moves the log holds %d rows, want at most two rounds' (%d)", rows, 2*2*moveSlices)
+	}
+	readsOnce(t, st, want)
+	// No new messages: the rounds go on and drop every row.
+	for range 3 * moveSlices {
+		commit()
+	}
+	if rows := logRows(); rows != 0 {
+		t.Errorf("three rounds without messages left %d rows in the log, want 0", rows)
+	}
+	// The log starts again from rowid 1, below the marks of before: its
+	// rows are copied before any is dropped, and dropped in turn.
+	for i := range moveSlices + 3 {
+		commit(int64(i%7 + 1))
+	}
+	readsOnce(t, st, want)
+	for range 3 * moveSlices {
+		commit()
+	}
+	if rows := logRows(); rows != 0 {
+		t.Errorf("three rounds without messages after the log started again left %d rows in it, want 0", rows)
+	}
+	readsOnce(t, st, want)
+	commit(1, 2, 3)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	readsOnce(t, st, want)
 }
 
 // TestCommitOfManyFindsEveryRetry: a commit runs its inserts and cid
