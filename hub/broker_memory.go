@@ -28,6 +28,10 @@ type Log interface {
 	Before(ctx context.Context, room, seq int64, limit int) ([][]byte, error)
 	// ReadPositions is every member's read position in room.
 	ReadPositions(ctx context.Context, room int64) (map[int64]int64, error)
+	// Tidy does work the log defers while operations wait (SQLite: moving
+	// rooms out of its log table); the writer calls it between commits
+	// when nothing is queued.
+	Tidy(ctx context.Context) error
 }
 
 // Members answers membership from memory (rooms keeps it current).
@@ -205,16 +209,33 @@ func (b *MemoryBroker) healthy() error {
 // deliverers and releases the callers, in that order, so an acknowledged
 // message is readable by sync and delivered in seq order. While apply
 // writes one batch's acks the writer commits the next: a send's ack
-// waits for its own commit, not for the last batch's deliveries.
+// waits for its own commit, not for the last batch's deliveries. When
+// nothing is queued it lets the log tidy, so the log's own work seldom
+// holds a commit.
 func (b *MemoryBroker) commitLoop(ctx context.Context) {
 	defer close(b.committed)
 	for {
+		if len(b.ops) == 0 {
+			b.tidy()
+		}
 		batch, ok := nextBatch(ctx, b.ops, make([]*memOp, 0, 64), b.cfg.MaxBatch)
 		if !ok {
 			b.refuse()
 			return
 		}
 		b.committed <- b.commit(batch)
+	}
+}
+
+// tidy lets the log do its deferred work; a failure only shows in
+// healthy, as a commit's would, and the work is retried by the next
+// tidy or commit.
+func (b *MemoryBroker) tidy() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.log.Tidy(ctx); err != nil {
+		err = fmt.Errorf("hub: tidy the message log: %w", err)
+		b.failing.Store(&err)
 	}
 }
 

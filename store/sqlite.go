@@ -328,8 +328,30 @@ const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body
 // tombstone, read positions rise. Nothing of a failed batch is kept. New
 // messages go to the end of the log table, moved into the messages table
 // (each room every moveEvery, and all of them before an edit or
-// deletion, which find messages there) by later commits.
+// deletion, which find messages there) by Tidy, or by a later commit when
+// Tidy is late twice over.
 func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
+	return s.run(ctx, b, 2*moveEvery/moveSlices)
+}
+
+// Tidy moves the next slice of rooms out of the log once its turn has
+// come. The single-node engine's writer calls it whenever no operation
+// waits for a commit: a move that rode on a commit held that commit's
+// acks for as long as it took, where one between commits holds only what
+// arrives meanwhile. A writer never idle leaves the moves to Commit.
+func (s *SQLite) Tidy(ctx context.Context) error {
+	s.mu.Lock()
+	due := time.Since(s.moved) >= moveEvery/moveSlices
+	s.mu.Unlock()
+	if !due {
+		return nil
+	}
+	return s.run(ctx, &chatlog.Batch{}, moveEvery/moveSlices)
+}
+
+// run is Commit, moving a slice first once moveAfter has passed since
+// the last move.
+func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -347,7 +369,7 @@ func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 		return fmt.Errorf("store: begin commit: %w", err)
 	}
 	c := commit{given: map[int64]int64{}, added: map[cidKey]chatlog.Accepted{}, moved: noSlice}
-	err = s.commit(ctx, tx, b, &c)
+	err = s.commit(ctx, tx, b, &c, moveAfter)
 	if err == nil {
 		err = tx.Commit()
 	}
@@ -423,11 +445,11 @@ type commit struct {
 // noSlice says a commit moved nothing.
 const noSlice = -2
 
-func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) error {
+func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit, moveAfter time.Duration) error {
 	switch {
 	case (len(b.Edits) > 0 || len(b.Deletes) > 0) && !s.tail.empty():
 		c.moved = allSlices
-	case time.Since(s.moved) >= moveEvery/moveSlices:
+	case time.Since(s.moved) >= moveAfter:
 		c.moved = s.slice
 	}
 	if c.moved != noSlice {

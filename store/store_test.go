@@ -433,6 +433,64 @@ func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
 	}
 }
 
+// TestTidyMovesBetweenCommits: a slice's move waits for Tidy, which the
+// writer calls when no send waits, so it does not hold a commit's acks;
+// a commit moves one itself only once Tidy is late twice over.
+func TestTidyMovesBetweenCommits(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenSQLite(t.TempDir(), SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	room := int64(moveSlices) // slice 0
+	send := func(cid string) {
+		t.Helper()
+		b := &chatlog.Batch{Drafts: []*chatlog.Draft{chatlog.NewDraft(room, 7, "n", "회비 "+cid, cid, chatlog.KindText, 0, 42)}}
+		if err := st.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := func() (n int) {
+		t.Helper()
+		if err := st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	due := func(ago time.Duration) {
+		st.mu.Lock()
+		st.slice, st.moved = 0, time.Now().Add(-ago)
+		st.mu.Unlock()
+	}
+	send("a")
+	due(moveEvery / moveSlices)
+	send("b")
+	if n := moved(); n != 0 {
+		t.Fatalf("a commit with a move due moved %d messages itself, want 0 (the move is Tidy's)", n)
+	}
+	if err := st.Tidy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := moved(); n != 2 {
+		t.Fatalf("Tidy with a move due moved %d messages, want 2", n)
+	}
+	send("c")
+	due(0)
+	if err := st.Tidy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := moved(); n != 2 {
+		t.Fatalf("Tidy with no move due moved %d messages in all, want the 2 of before", n)
+	}
+	due(3 * moveEvery / moveSlices)
+	send("d")
+	if n := moved(); n != 3 {
+		t.Fatalf("a commit with a move overdue twice over moved %d messages in all, want 3", n)
+	}
+	readsOnce(t, st, map[int64][]int64{room: {1, 2, 3, 4}})
+}
+
 // readsOnce checks each room reads exactly want's seqs: forwards,
 // backwards, by search and counted.
 func readsOnce(t *testing.T, st *SQLite, want map[int64][]int64) {
