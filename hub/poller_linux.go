@@ -5,7 +5,9 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +24,11 @@ type poller struct {
 	conns map[uint64]*Conn
 	work  chan *Conn
 	wake  int // eventfd that interrupts epoll_wait on close
+	// ep is epfd in Go's own network poller: the loop parks there, as a
+	// goroutine waiting for a socket does, instead of holding a thread in
+	// epoll_wait that must win a processor back when it returns.
+	ep syscall.RawConn
+	f  *os.File
 }
 
 func newPoller(workers int, handle func(*Conn)) (*poller, error) {
@@ -34,7 +41,17 @@ func newPoller(workers int, handle func(*Conn)) (*poller, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("hub: eventfd: %w", err)
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, fmt.Errorf("hub: epoll non-blocking: %w", err)
+	}
 	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan *Conn, workers*64), wake: wake}
+	p.f = os.NewFile(uintptr(epfd), "epoll")
+	if p.ep, err = p.f.SyscallConn(); err != nil {
+		p.closeFDs()
+		return nil, fmt.Errorf("hub: epoll in the runtime's poller: %w", err)
+	}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil {
 		p.closeFDs()
 		return nil, fmt.Errorf("hub: watch eventfd: %w", err)
@@ -55,9 +72,17 @@ const wakeID = 0 // connection ids start at 1
 func (p *poller) loop() {
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		var n int
+		var err error
+		rerr := p.ep.Read(func(fd uintptr) bool {
+			n, err = unix.EpollWait(int(fd), events, 0)
+			return n > 0 || err != nil
+		})
 		if errors.Is(err, unix.EINTR) {
 			continue
+		}
+		if err == nil {
+			err = rerr
 		}
 		if err != nil {
 			close(p.work)
@@ -125,6 +150,6 @@ func (p *poller) close() {
 }
 
 func (p *poller) closeFDs() {
-	unix.Close(p.epfd)
+	_ = p.f.Close()
 	unix.Close(p.wake)
 }
