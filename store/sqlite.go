@@ -50,8 +50,7 @@ type SQLite struct {
 	// mu serializes writers; top caches each room's highest seq for
 	// Commit, which gives seqs out (dropped when a commit fails). tail is
 	// what the log table holds and the messages table does not yet, by
-	// cid; moved is when a commit last moved
-	// a slice of it, and slice the next slice to move.
+	// cid; moved is when a slice was last moved, and slice the next one.
 	mu    sync.Mutex
 	top   map[int64]int64
 	tail  logTail
@@ -70,17 +69,17 @@ type cidKey struct {
 	cid        string
 }
 
-// moveEvery is how often Commit moves each room's messages from the log
-// table into the messages table. A commit appends its messages to the
-// end of the log and to the log's small room index (two seconds of
-// entries at most, see moveLog), a few pages however many rooms it touches; the move then
-// writes each room's pages once for all of its messages since the last
-// one, instead of once per commit. The rooms are moved in moveSlices
-// slices (room mod moveSlices), one slice every moveEvery/moveSlices: a
-// second of messages moved by one commit held every ack queued behind
-// it for tens of milliseconds at 1,000 messages a second
-// (docs/BENCHMARKS.md); a 128th of it, about a room's, holds them half a
-// millisecond (a 32nd: 1.5 ms).
+// moveEvery is how often each room's messages move from the log table
+// into the messages table. A commit appends its messages to the end of
+// the log and to the log's small room index (two seconds of entries at
+// most, see moveLog), a few pages however many rooms it touches; the
+// move then writes each room's pages once for all of its messages since
+// the last one, instead of once per commit. The rooms move in
+// moveSlices slices (room mod moveSlices), one slice every
+// moveEvery/moveSlices: a second of messages moved at once held every
+// ack queued behind it for tens of milliseconds at 1,000 messages a
+// second (docs/BENCHMARKS.md); a 128th of it, about a room's, takes half
+// a millisecond (a 32nd: 1.5 ms), between commits (Tidy).
 const (
 	moveEvery  = time.Second
 	moveSlices = 128

@@ -383,37 +383,14 @@ func TestCommittedMessagesReadTheSameBeforeAndAfterTheyMove(t *testing.T) {
 // whose slice moved and one whose slice did not must both read all their
 // messages in order, and a retried cid must get its seq back in either.
 func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
-	ctx := context.Background()
-	st, err := OpenSQLite(t.TempDir(), SyncNormal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := openSliced(t)
 	// Rooms roomA and roomB fall in slices 0 and 1.
 	roomA, roomB := int64(moveSlices), int64(moveSlices+1)
-	send := func(room int64, cids ...string) []chatlog.Accepted {
-		t.Helper()
-		b := &chatlog.Batch{}
-		for _, cid := range cids {
-			b.Drafts = append(b.Drafts, chatlog.NewDraft(room, 7, "n", "회비 "+cid, cid, chatlog.KindText, 0, 42))
-		}
-		if err := st.Commit(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-		return b.Accepted
-	}
-	inTable := func(table string, room int64) (n int) {
-		t.Helper()
-		if err := st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+` WHERE room = ?`, room).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	send := func(room int64, cids ...string) []chatlog.Accepted { return commitTo(t, st, room, cids...) }
+	inTable := func(table string, room int64) int { return rowsIn(t, st, table, room) }
 	send(roomA, "a1", "a2")
 	send(roomB, "b1", "b2")
-	st.mu.Lock()
-	st.slice, st.moved = 0, time.Now().Add(-moveEvery)
-	st.mu.Unlock()
+	moveDue(st, moveEvery)
 	send(roomB, "b3") // moves slice 0 (roomA) before appending
 	// roomA's rows are copied and stay in the log until it is dropped
 	// from its start: reads must not see them twice.
@@ -438,31 +415,11 @@ func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
 // a commit moves one itself only once Tidy is late twice over.
 func TestTidyMovesBetweenCommits(t *testing.T) {
 	ctx := context.Background()
-	st, err := OpenSQLite(t.TempDir(), SyncNormal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := openSliced(t)
 	room := int64(moveSlices) // slice 0
-	send := func(cid string) {
-		t.Helper()
-		b := &chatlog.Batch{Drafts: []*chatlog.Draft{chatlog.NewDraft(room, 7, "n", "회비 "+cid, cid, chatlog.KindText, 0, 42)}}
-		if err := st.Commit(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	moved := func() (n int) {
-		t.Helper()
-		if err := st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	due := func(ago time.Duration) {
-		st.mu.Lock()
-		st.slice, st.moved = 0, time.Now().Add(-ago)
-		st.mu.Unlock()
-	}
+	send := func(cid string) { commitTo(t, st, room, cid) }
+	moved := func() int { return rowsIn(t, st, "messages", room) }
+	due := func(ago time.Duration) { moveDue(st, ago) }
 	send("a")
 	due(moveEvery / moveSlices)
 	send("b")
@@ -489,6 +446,47 @@ func TestTidyMovesBetweenCommits(t *testing.T) {
 		t.Fatalf("a commit with a move overdue twice over moved %d messages in all, want 3", n)
 	}
 	readsOnce(t, st, map[int64][]int64{room: {1, 2, 3, 4}})
+}
+
+// openSliced opens a SQLite store of the test's own for the tests of
+// the log's moves.
+func openSliced(t *testing.T) *SQLite {
+	t.Helper()
+	st, err := OpenSQLite(t.TempDir(), SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// commitTo commits one message per cid to room, from user 7 at ts 42.
+func commitTo(t *testing.T, st *SQLite, room int64, cids ...string) []chatlog.Accepted {
+	t.Helper()
+	b := &chatlog.Batch{}
+	for _, cid := range cids {
+		b.Drafts = append(b.Drafts, chatlog.NewDraft(room, 7, "n", "회비 "+cid, cid, chatlog.KindText, 0, 42))
+	}
+	if err := st.Commit(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Accepted
+}
+
+// rowsIn counts room's rows in table (messages or log).
+func rowsIn(t *testing.T, st *SQLite, table string, room int64) (n int) {
+	t.Helper()
+	if err := st.db.QueryRow(`SELECT COUNT(*) FROM `+table+` WHERE room = ?`, room).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// moveDue makes slice 0 the next to move, its last move ago.
+func moveDue(st *SQLite, ago time.Duration) {
+	st.mu.Lock()
+	st.slice, st.moved = 0, time.Now().Add(-ago)
+	st.mu.Unlock()
 }
 
 // readsOnce checks each room reads exactly want's seqs: forwards,
