@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,12 +19,47 @@ import (
 	"moim/chatlog"
 )
 
-// Handler upgrades GET /ws. It runs after the token middleware, so a bad
-// or missing token is a 401 before any WebSocket exists; userID reads the
-// authenticated caller and token what they authenticated with, checked
-// again when their tokens change.
+// Gate is the first of GET /ws's handlers after the cheap refusals (the
+// connection cap, the per-address limit): it takes one of the node's
+// upgrade slots (upgradeGate) before any of the upgrade's work, checking
+// the token included, and gives it back when the request ends, unless
+// Handler took the upgrade over.
+func (h *Hub) Gate() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		leave, err := h.upgrades.enter(c.UserContext(), c)
+		if err != nil {
+			return err
+		}
+		s := &upgradeSlot{leave: leave}
+		c.Locals(upgradeSlotKey{}, s)
+		err = c.Next()
+		if !s.handedOff {
+			leave()
+		}
+		return err
+	}
+}
+
+// upgradeSlot is a slot of the gate, which Handler takes over once it
+// hijacks the connection: the slot is given back when the connection has
+// joined its rooms.
+type upgradeSlot struct {
+	leave     func()
+	handedOff bool
+}
+
+type upgradeSlotKey struct{}
+
+// Handler upgrades GET /ws. It runs after Gate and the token middleware,
+// so a bad or missing token is a 401 before any WebSocket exists; userID
+// reads the authenticated caller and token what they authenticated with,
+// checked again when their tokens change.
 func (h *Hub) Handler(userID func(*fiber.Ctx) int64, token func(*fiber.Ctx) string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		slot, ok := c.Locals(upgradeSlotKey{}).(*upgradeSlot)
+		if !ok {
+			return errors.New("hub: GET /ws is served without Gate before Handler")
+		}
 		if !strings.EqualFold(c.Get(fiber.HeaderUpgrade), "websocket") {
 			return api.BadRequest("expected a WebSocket upgrade (Upgrade: websocket)")
 		}
@@ -31,15 +67,10 @@ func (h *Hub) Handler(userID func(*fiber.Ctx) int64, token func(*fiber.Ctx) stri
 			return api.Forbidden("origin not allowed")
 		}
 		uid, tok := userID(c), token(c)
-		leave, err := h.upgrades.enter(c.UserContext(), c)
-		if err != nil {
-			return err
-		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
 		defer cancel()
 		name, err := h.dir.DisplayName(ctx, uid)
 		if err != nil {
-			leave()
 			return err
 		}
 		// Changes announced from here on are applied over the rooms read
@@ -48,16 +79,16 @@ func (h *Hub) Handler(userID func(*fiber.Ctx) int64, token func(*fiber.Ctx) stri
 		roomIDs, err := h.dir.RoomIDs(ctx, uid)
 		if err != nil {
 			done()
-			leave()
 			return err
 		}
 		// gobwas/ws performs the handshake on the raw connection, from the
 		// request bytes fasthttp already read.
 		req := append([]byte(nil), c.Request().Header.Header()...)
+		slot.handedOff = true
 		c.Context().HijackSetNoResponse(true)
 		c.Context().Hijack(func(nc net.Conn) {
 			defer done()
-			h.upgrade(nc, req, uid, tok, name, roomIDs, leave)
+			h.upgrade(nc, req, uid, tok, name, roomIDs, slot.leave)
 		})
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,14 @@ type Config struct {
 	// BusyLag is the lag past which the node refuses new sends as busy
 	// [250ms] (admission.go).
 	BusyLag time.Duration
+	// Upgrades is how many WebSocket upgrades the node works on at once
+	// [4 × GOMAXPROCS, upgradesPerCore: an upgrade waiting on Redis or
+	// MariaDB leaves its core to another]. A node whose upgrades wait on
+	// nothing (the zero-setup node: its SQL is in process) sets
+	// GOMAXPROCS: more at once only puts its chats' sends and deliveries
+	// behind them in the scheduler, which in a storm is lag enough to
+	// refuse sends as busy (docs/BENCHMARKS.md, "Connection storms").
+	Upgrades int
 }
 
 func (c *Config) defaults() {
@@ -82,6 +91,7 @@ func (c *Config) defaults() {
 		}
 	}
 	def(&c.Workers, 64)
+	def(&c.Upgrades, upgradesPerCore*runtime.GOMAXPROCS(0))
 	def(&c.WriteQueueBytes, 1<<20)
 	def(&c.SendBurst, 40)
 	def(&c.RecentLen, 1000)
@@ -197,7 +207,7 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		broker:   broker,
 		metrics:  newMetrics(reg),
 		adm:      newAdmission(cfg.BusyLag, reg),
-		upgrades: newUpgradeGate(),
+		upgrades: make(upgradeGate, cfg.Upgrades),
 		conns:    map[*Conn]struct{}{},
 		users:    map[int64]*local{},
 		rooms:    map[int64]map[*Conn]struct{}{},

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"math/rand/v2"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -12,13 +11,14 @@ import (
 	"moim/api"
 )
 
-// upgradesPerCore bounds the upgrades a node works on at once (looking
-// the user up, the handshake, joining the rooms), per core. A reconnect
-// storm of thousands of clients then waits parked in the gate instead of
-// being thousands of runnable goroutines that every established
-// connection's send and delivery would queue behind in the scheduler:
-// upgrades finish at the rate the node can do them either way, and the
-// chat already running keeps its latency.
+// upgradesPerCore bounds the upgrades a node works on at once (checking
+// the token, looking the user up, the handshake, joining the rooms), per
+// core, when they wait on the network (Redis, MariaDB) [Config.Upgrades].
+// A reconnect storm of thousands of clients then waits parked in the gate
+// instead of being thousands of runnable goroutines that every
+// established connection's send and delivery would queue behind in the
+// scheduler: upgrades finish at the rate the node can do them either way,
+// and the chat already running keeps its latency.
 const upgradesPerCore = 4
 
 // upgradeWait is how long an upgrade waits for the gate before 503: about
@@ -27,12 +27,8 @@ const upgradesPerCore = 4
 // storm to its retries (and the load balancer to other nodes).
 const upgradeWait = 5 * time.Second
 
-// upgradeGate is the bound of upgradesPerCore, a counting semaphore.
+// upgradeGate is the bound of Config.Upgrades, a counting semaphore.
 type upgradeGate chan struct{}
-
-func newUpgradeGate() upgradeGate {
-	return make(upgradeGate, upgradesPerCore*runtime.GOMAXPROCS(0))
-}
 
 // enter waits for a slot until ctx ends or upgradeWait passes; leave gives
 // it back. A client refused gets 503 with a Retry-After of one or two

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -94,6 +95,17 @@ func (n *node) capacity() error {
 		return errFull{open, limit}
 	}
 	return nil
+}
+
+// upgradeSlots is how many upgrades the hub works on at once: one per
+// core on the zero-setup node, whose upgrades wait on nothing but its
+// CPU (its SQL is SQLite in process), else the hub's default (more per
+// core, as upgrades wait on Redis and MariaDB).
+func (n *node) upgradeSlots() int {
+	if n.cfg.Embedded() {
+		return runtime.GOMAXPROCS(0)
+	}
+	return 0
 }
 
 // connCap refuses WebSocket upgrades at the cap with 503 and Retry-After,

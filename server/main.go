@@ -207,6 +207,7 @@ func (n *node) build(ctx context.Context) error {
 		TokenCheck:     n.cfg.TokenCheck,
 		Budget:         hub.Budget{Limiter: lim, Send: n.cfg.SendLimit, Sync: n.cfg.SyncLimit, Events: n.cfg.EventLimit},
 		ProbeInterval:  n.cfg.PubSubProbe,
+		Upgrades:       n.upgradeSlots(),
 	}, broker, directory{acc, rms}, n.backends.msgs, reg, n.log)
 	if err != nil {
 		return err
@@ -265,7 +266,7 @@ func (n *node) build(ctx context.Context) error {
 		client.Routes(app)
 	}
 	if n.cfg.hasRole("hub") {
-		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID, accounts.Token))
+		app.Get("/ws", n.connCap(), limit.PerAddress(lim, "upgrade", n.cfg.UpgradeLimit, "too many connections from your address"), n.hub.Gate(), tokens.RequireUpgrade(), n.hub.Handler(accounts.UserID, accounts.Token))
 	}
 	app.Server().HeaderReceived = uploadLimit
 	// The hub owns upgraded connections; fasthttp must not close them.
