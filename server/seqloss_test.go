@@ -106,6 +106,8 @@ func TestRedisLosingDataNeverReusesASeq(t *testing.T) {
 	}
 }
 
+var _ = alsoOn(onCluster, TestRetriedCidAfterRedisLostDataKeepsItsSeq)
+
 // TestRetriedCidAfterRedisLostDataKeepsItsSeq: messages stored by the
 // batcher, then Redis loses its data; a client retrying one of them gets
 // its original seq from the store, not a second message.
