@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -173,4 +174,21 @@ func TestNodeSurvivesRunningOutOfDescriptors(t *testing.T) {
 	}
 	c.Close()
 	t.Logf("%d flood connections; %v accept errors retried", len(flood), failures)
+}
+
+// TestUpgradeSlotsOnePerCoreOnTheZeroSetupNode: the zero-setup node,
+// whose upgrades wait on nothing but its CPU, works on one upgrade per
+// core at once; a node on Redis or MariaDB keeps the hub's default (more
+// per core), as its upgrades wait on the network (docs/BENCHMARKS.md,
+// "Connection storms", session 20).
+func TestUpgradeSlotsOnePerCoreOnTheZeroSetupNode(t *testing.T) {
+	zero := &node{cfg: Config{DataDir: t.TempDir()}}
+	if got, want := zero.upgradeSlots(), runtime.GOMAXPROCS(0); got != want {
+		t.Fatalf("zero-setup node: %d upgrade slots, want GOMAXPROCS = %d", got, want)
+	}
+	for _, cfg := range []Config{{RedisURL: "redis://127.0.0.1:1/0"}, {MySQLDSN: "moim:moim@tcp(127.0.0.1:1)/"}} {
+		if got := (&node{cfg: cfg}).upgradeSlots(); got != 0 {
+			t.Fatalf("node with %+v: %d upgrade slots, want 0 (the hub's default)", cfg, got)
+		}
+	}
 }
