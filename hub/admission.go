@@ -27,11 +27,13 @@ const admissionWindow = 100 * time.Millisecond
 // client resends the same cid later (docs/PROTOCOL.md).
 //
 // Behind means the worst lag of the last window passed the limit, the
-// lag being any of: a message's wait from acceptance to being written to
-// a local recipient (fan-out, both engines), a send's wait for its ack
-// (the group commit, or the Redis round trip), and how long sends in
-// flight went without any of them finishing (a stuck store yields no
-// samples of the other two). The share taken adapts as TCP's window
+// lag being any of: a readable connection's wait for a worker (frames
+// not yet read, which no later sample sees: a node whose workers cannot
+// keep up leaves them in the sockets), a message's wait from acceptance
+// to being written to a local recipient (fan-out, both engines), a
+// send's wait for its ack (the group commit, or the Redis round trip),
+// and how long sends in flight went without any of them finishing (a
+// stuck store yields no samples of the others). The share taken adapts as TCP's window
 // does: each window behind halves it, each window well within the limit
 // adds a twentieth back. Refusing everything while behind and taking
 // everything after swung between an idle node and a flood of retries
@@ -72,7 +74,7 @@ func newAdmission(limit time.Duration, reg prometheus.Registerer) *admission {
 	a := &admission{limit: limit, share: 1,
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "moim_hub_lag_seconds",
-			Help: "This node's worst lag over the last 100 ms as admission judges it: acceptance to delivery, a send's wait for its ack, or sends in flight with none finishing. Past MOIM_BUSY_LAG a share of new sends is refused as busy.",
+			Help: "This node's worst lag over the last 100 ms as admission judges it: a readable connection's wait for a worker, acceptance to delivery, a send's wait for its ack, or sends in flight with none finishing. Past MOIM_BUSY_LAG a share of new sends is refused as busy.",
 		}),
 		taken: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "moim_hub_send_share",

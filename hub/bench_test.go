@@ -3,8 +3,6 @@
 package hub
 
 import (
-	"moim/chatlog"
-
 	"bytes"
 	"fmt"
 	"io"
@@ -12,10 +10,13 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
+
+	"moim/chatlog"
 )
 
 // Benchmarks of the hub's hot path:
@@ -146,7 +147,7 @@ func BenchmarkParseFrame(b *testing.B) {
 func benchHub(b *testing.B) *Hub {
 	cfg := Config{NodeID: "bench"}
 	cfg.defaults()
-	p, err := newPoller(1, func(*Conn) {})
+	p, err := newPoller(1, func(*Conn, time.Duration) {})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +23,7 @@ type poller struct {
 	epfd  int
 	mu    sync.RWMutex
 	conns map[uint64]*Conn
-	work  chan *Conn
+	work  chan readable
 	wake  int // eventfd that interrupts epoll_wait on close
 	// ep is epfd in Go's own network poller: the loop parks there, as a
 	// goroutine waiting for a socket does, instead of holding a thread in
@@ -31,7 +32,14 @@ type poller struct {
 	f  *os.File
 }
 
-func newPoller(workers int, handle func(*Conn)) (*poller, error) {
+// readable is a connection the loop found readable, and when: the
+// worker that takes it reports how long it waited for one.
+type readable struct {
+	c  *Conn
+	at time.Time
+}
+
+func newPoller(workers int, handle func(c *Conn, waited time.Duration)) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("hub: epoll_create: %w", err)
@@ -46,7 +54,7 @@ func newPoller(workers int, handle func(*Conn)) (*poller, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("hub: epoll non-blocking: %w", err)
 	}
-	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan *Conn, workers*64), wake: wake}
+	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan readable, workers*64), wake: wake}
 	p.f = os.NewFile(uintptr(epfd), "epoll")
 	if p.ep, err = p.f.SyscallConn(); err != nil {
 		p.closeFDs()
@@ -58,8 +66,8 @@ func newPoller(workers int, handle func(*Conn)) (*poller, error) {
 	}
 	for range workers {
 		go func() {
-			for c := range p.work {
-				handle(c)
+			for r := range p.work {
+				handle(r.c, time.Since(r.at))
 			}
 		}()
 	}
@@ -88,6 +96,7 @@ func (p *poller) loop() {
 			close(p.work)
 			return
 		}
+		now := time.Now()
 		for i := range events[:n] {
 			id := eventID(&events[i])
 			if id == wakeID {
@@ -99,7 +108,7 @@ func (p *poller) loop() {
 			c := p.conns[id]
 			p.mu.RUnlock()
 			if c != nil {
-				p.work <- c
+				p.work <- readable{c, now}
 			}
 		}
 	}

@@ -2,13 +2,15 @@
 
 package hub
 
+import "time"
+
 // poller, off Linux, gives each connection a goroutine that reads and
 // handles frames; it keeps the hub working where epoll does not exist.
 type poller struct {
-	handle func(*Conn)
+	handle func(c *Conn, waited time.Duration)
 }
 
-func newPoller(_ int, handle func(*Conn)) (*poller, error) {
+func newPoller(_ int, handle func(c *Conn, waited time.Duration)) (*poller, error) {
 	return &poller{handle: handle}, nil
 }
 
@@ -21,7 +23,7 @@ func (p *poller) add(c *Conn) error {
 			if closed {
 				return
 			}
-			p.handle(c)
+			p.handle(c, 0) // its own goroutine: no wait for a worker
 		}
 	}()
 	return nil

@@ -18,14 +18,17 @@
 # both. Every process it starts is stopped by its PID on exit.
 #
 # NODES=N (N > 1), or ENGINE=redis with any N, measures the Redis path instead: it starts one
-# redis-server and MariaDB (scripts/services.sh) and one FerretDB
-# (scripts/ferretdb, the message store every node shares), then N Moim
-# nodes on them, and afterwards N Centrifugo nodes with its Redis engine on
-# the same redis-server (scripts/centrifugo.json with the engine set by
-# environment). loadgen spreads the users round-robin over the N nodes and
-# measures the CPU of every server process: the nodes, redis-server and,
-# for Moim, FerretDB. PPROF=1 gives each Moim node MOIM_PPROF_ADDR on a
-# free port (printed).
+# redis-server and MariaDB (scripts/services.sh), then N Moim nodes on
+# them, and afterwards N Centrifugo nodes with its Redis engine on the
+# same redis-server (scripts/centrifugo.json with the engine set by
+# environment). Where Moim's batcher stores messages is STORE: sqlite
+# (one node's default: no MOIM_MONGO_URI, so messages.db in the node's
+# data directory, what a single node on Redis runs with) or ferretdb (more
+# nodes' default and only choice: one FerretDB, scripts/ferretdb, the
+# MongoDB-wire stand-in every node shares). loadgen spreads the users
+# round-robin over the N nodes and measures the CPU of every server
+# process: the nodes, redis-server and, for Moim, FerretDB. PPROF=1 gives
+# each Moim node MOIM_PPROF_ADDR on a free port (printed).
 #
 # Centrifugo is a benchmark peer, never vendored or imported; get it with
 #   GOBIN=/tmp/peerbin go install github.com/centrifugal/centrifugo/v6@v6.9.1
@@ -34,7 +37,7 @@
 # OUT (directory for the logs, default a new temporary one), MOIM_BIN (a
 # server binary to measure instead of building this tree's, e.g. an older
 # build for a before/after), NODES (1), ENGINE (memory with one node,
-# redis with more), RECONNECT (set: Moim's clients run as the protocol's
+# redis with more), STORE (above), RECONNECT (set: Moim's clients run as the protocol's
 # reference client, loadgen -reconnect, resending sends refused as busy
 # after the wait the node names; the peer's client has no such refusal).
 set -euo pipefail
@@ -65,6 +68,11 @@ nodes=${NODES:-1}
 engine=${ENGINE:-$([ "$nodes" -gt 1 ] && echo redis || echo memory)}
 if [ "$nodes" -gt 1 ] && [ "$engine" != redis ]; then
 	echo "peerbench: $nodes nodes share state only through Redis; ENGINE=memory needs NODES=1" >&2
+	exit 2
+fi
+store=${STORE:-$([ "$nodes" -gt 1 ] && echo ferretdb || echo sqlite)}
+if [ "$engine" = redis ] && [ "$store" != ferretdb ] && { [ "$store" != sqlite ] || [ "$nodes" -gt 1 ]; }; then
+	echo "peerbench: STORE is sqlite (one node only: messages.db is the node's own) or ferretdb, not $store with $nodes node(s)" >&2
 	exit 2
 fi
 cleanup() {
@@ -104,25 +112,31 @@ fi
 
 common=(-stages "$stages" -room-size "$room_size" -duration "$duration" -drain "$drain")
 
-# The Redis path: one redis-server and MariaDB, one FerretDB, shared by
-# every node of both servers (Centrifugo uses only Redis).
+# The Redis path: one redis-server and MariaDB shared by every node of
+# both servers (Centrifugo uses only Redis), and FerretDB with
+# STORE=ferretdb.
 redis_env=()
 store_pids=()
 if [ "$engine" = redis ]; then
-	(cd "$root" && go build -o "$out/ferretdb" ./scripts/ferretdb)
 	"$here/services.sh" start "$out/svc" >"$out/svc.env"
 	# shellcheck disable=SC1091
 	. "$out/svc.env"
 	mariadb --socket="$out/svc/mysql.sock" -uroot -e 'CREATE DATABASE IF NOT EXISTS moim'
-	"$out/ferretdb" -addr "127.0.0.1:$(free_port)" -dir "$out/ferretdb-data" >"$out/ferretdb.out" 2>"$out/ferretdb.log" </dev/null &
-	echo $! >"$out/ferretdb.pid"
-	for _ in $(seq 1 300); do grep -qs '^ready ' "$out/ferretdb.out" && break; sleep 0.2; done
-	mongo=$(sed -n 's/^ready //p' "$out/ferretdb.out")
-	[ -n "$mongo" ] || { echo "peerbench: FerretDB did not start; see $out/ferretdb.log" >&2; exit 1; }
-	redis_env=(MOIM_REDIS_URL="$MOIM_TEST_REDIS_URL" MOIM_MONGO_URI="${mongo%/}/moim"
-		MOIM_MYSQL_DSN="${MOIM_TEST_MYSQL_DSN}moim" MOIM_JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '/+=')")
-	store_pids=("$(cat "$out/svc/redis.pid")" "$(cat "$out/ferretdb.pid")")
-	echo "peerbench: redis $MOIM_TEST_REDIS_URL (pid ${store_pids[0]}), FerretDB $mongo (pid ${store_pids[1]})" >&2
+	redis_env=(MOIM_REDIS_URL="$MOIM_TEST_REDIS_URL" MOIM_MYSQL_DSN="${MOIM_TEST_MYSQL_DSN}moim"
+		MOIM_JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '/+=')")
+	store_pids=("$(cat "$out/svc/redis.pid")")
+	echo "peerbench: redis $MOIM_TEST_REDIS_URL (pid ${store_pids[0]}), messages stored in $store" >&2
+	if [ "$store" = ferretdb ]; then
+		(cd "$root" && go build -o "$out/ferretdb" ./scripts/ferretdb)
+		"$out/ferretdb" -addr "127.0.0.1:$(free_port)" -dir "$out/ferretdb-data" >"$out/ferretdb.out" 2>"$out/ferretdb.log" </dev/null &
+		echo $! >"$out/ferretdb.pid"
+		for _ in $(seq 1 300); do grep -qs '^ready ' "$out/ferretdb.out" && break; sleep 0.2; done
+		mongo=$(sed -n 's/^ready //p' "$out/ferretdb.out")
+		[ -n "$mongo" ] || { echo "peerbench: FerretDB did not start; see $out/ferretdb.log" >&2; exit 1; }
+		redis_env+=(MOIM_MONGO_URI="${mongo%/}/moim")
+		store_pids+=("$(cat "$out/ferretdb.pid")")
+		echo "peerbench: FerretDB $mongo (pid ${store_pids[1]})" >&2
+	fi
 fi
 join() { local IFS=,; echo "$*"; }
 
@@ -191,8 +205,12 @@ echo
 echo "Side by side (rooms of $room_size, $duration per stage; logs in $out):"
 echo
 if [ "$engine" = redis ]; then
-	names="Moim $nodes node(s), Redis|Centrifugo $nodes node(s), Redis engine"
-	echo "(CPU: every node, redis-server and, for Moim, FerretDB, summed)"
+	names="Moim $nodes node(s), Redis, store $store|Centrifugo $nodes node(s), Redis engine"
+	if [ "$store" = ferretdb ]; then
+		echo "(CPU: every node, redis-server and, for Moim, FerretDB, summed)"
+	else
+		echo "(CPU: the node, its SQLite message store inside it, and redis-server, summed)"
+	fi
 	echo
 else
 	names="Moim zero-setup|Centrifugo memory"
