@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,11 +29,7 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 	bin := testkit.BuildServer(t)
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	env := append(os.Environ(), "MOIM_DATA_DIR="+dir, "MOIM_ADDR="+addr, "MOIM_BCRYPT_COST=4",
-		"MOIM_SEND_RATE=100000", "MOIM_SEND_BURST=100000", "MOIM_SEND_LIMIT=off", "MOIM_LOG_LEVEL=warn")
-	for _, v := range []string{"MOIM_REDIS_URL", "MOIM_MONGO_URI", "MOIM_MYSQL_DSN", "MOIM_JWT_SECRET"} {
-		env = append(env, v+"=")
-	}
+	env := zeroSetupEnv(dir, addr)
 	node := startProcess(t, bin, env, dir)
 	base := "http://" + addr
 	waitHealthy(t, base)
@@ -109,6 +106,49 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 		}
 		acked[fresh.Seq] = cid
 		t.Logf("round %d (%s): %d acknowledged in the burst, %d in all", round, mode, len(got), len(acked))
+	}
+}
+
+// zeroSetupEnv runs a node with nothing configured (whatever the test's
+// environment names) on dir and addr, with limits out of a burst's way.
+func zeroSetupEnv(dir, addr string) []string {
+	env := append(os.Environ(), "MOIM_DATA_DIR="+dir, "MOIM_ADDR="+addr, "MOIM_BCRYPT_COST=4",
+		"MOIM_SEND_RATE=100000", "MOIM_SEND_BURST=100000", "MOIM_SEND_LIMIT=off", "MOIM_LOG_LEVEL=warn")
+	for _, v := range []string{"MOIM_REDIS_URL", "MOIM_MONGO_URI", "MOIM_MYSQL_DSN", "MOIM_JWT_SECRET"} {
+		env = append(env, v+"=")
+	}
+	return env
+}
+
+// TestASecondNodeCannotTakeADataDirectoryInUse: two zero-setup nodes on
+// one data directory would each count seqs in memory and hand out the
+// same ones. The second must refuse to start, saying why, and the first
+// go on taking messages.
+func TestASecondNodeCannotTakeADataDirectoryInUse(t *testing.T) {
+	bin := testkit.BuildServer(t)
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	startProcess(t, bin, zeroSetupEnv(dir, addr), dir)
+	base := "http://" + addr
+	waitHealthy(t, base)
+	n := &testNode{url: base}
+	alice := n.user(t, "Alice")
+	var room struct{ ID int64 }
+	alice.must(201, "POST", "/api/rooms", map[string]any{"name": "Mine"}, &room)
+
+	logs := t.TempDir() // the second node's log, beside but not in the first's directory
+	second := testkit.Start(t, logs, "second", zeroSetupEnv(dir, fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))), bin)
+	code, ended := second.Exit(60 * time.Second)
+	if !ended {
+		t.Fatal("a second node on a data directory in use is still running after 60 s")
+	}
+	if code == 0 || !strings.Contains(second.Tail(2000), "in use by another process") {
+		t.Fatalf("the second node exited with %d, saying:\n%s\nwant a failure naming the directory in use", code, second.Tail(2000))
+	}
+	var ack struct{ Seq int64 }
+	alice.must(201, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "still-mine", "body": "hello"}, &ack)
+	if ack.Seq <= 0 {
+		t.Fatalf("the first node acked seq %d", ack.Seq)
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 
 	"moim/chatlog"
 
-	_ "modernc.org/sqlite" // pure Go: the binary builds with CGO_ENABLED=0
+	"modernc.org/sqlite" // pure Go: the binary builds with CGO_ENABLED=0
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Sync is how SQLite makes a commit durable.
@@ -159,7 +160,7 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	// write call per page (a third more write calls per message in
 	// BenchmarkCommit at batch 128); it holds one statement's pages.
 	dsn := "file:" + filepath.Join(dir, "messages.db") +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(" + strconv.Itoa(autoCheckpoint) + ")&_txlock=immediate"
+		"?" + vfsParam + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(" + strconv.Itoa(autoCheckpoint) + ")&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
@@ -167,6 +168,10 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	w.SetMaxOpenConns(1)
 	if _, err := w.Exec(sqliteSchema); err != nil {
 		_ = w.Close()
+		var se *sqlite.Error
+		if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY {
+			return nil, fmt.Errorf("store: %s is in use by another process (a node already running on this data directory?): %w", filepath.Join(dir, "messages.db"), err)
+		}
 		return nil, fmt.Errorf("store: create tables: %w", err)
 	}
 	s := &SQLite{w: w, top: map[int64]int64{}}

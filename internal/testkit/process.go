@@ -68,6 +68,17 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
+// Exit waits up to timeout for the process to end by itself and returns
+// its exit code; ended is false if it still runs.
+func (p *Process) Exit(timeout time.Duration) (code int, ended bool) {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode(), true
+	case <-time.After(timeout):
+		return 0, false
+	}
+}
+
 // Tail is the last n bytes of the process's log.
 func (p *Process) Tail(n int) string {
 	b, _ := os.ReadFile(p.log)
