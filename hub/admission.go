@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
@@ -27,13 +28,16 @@ const admissionWindow = 100 * time.Millisecond
 // client resends the same cid later (docs/PROTOCOL.md).
 //
 // Behind means the worst lag of the last window passed the limit, the
-// lag being any of: a readable connection's wait for a worker (frames
-// not yet read, which no later sample sees: a node whose workers cannot
-// keep up leaves them in the sockets), a message's wait from acceptance
-// to being written to a local recipient (fan-out, both engines), a
-// send's wait for its ack (the group commit, or the Redis round trip),
-// and how long sends in flight went without any of them finishing (a
-// stuck store yields no samples of the others). The share taken adapts as TCP's window
+// lag being any of: a message's wait from acceptance to being written to
+// a local recipient (fan-out, both engines), a send's wait for its ack
+// (the group commit, or the Redis round trip), how long sends in flight
+// went without any of them finishing (a stuck store yields no samples of
+// the others), and the shortest wait of a readable connection for a
+// worker. That last one is lag before any send is accepted, which no
+// other sample sees (a node whose workers cannot keep up leaves frames in
+// the sockets); its shortest rather than its longest, as CoDel judges a
+// queue, because a burst or a GC pause makes some connections wait
+// while only a queue that never drains makes every one of them wait. The share taken adapts as TCP's window
 // does: each window behind halves it, each window well within the limit
 // adds a twentieth back. Refusing everything while behind and taking
 // everything after swung between an idle node and a flood of retries
@@ -43,6 +47,9 @@ type admission struct {
 	limit time.Duration // lag past which the share taken shrinks
 	// worst is the current window's worst lag in nanoseconds.
 	worst atomic.Int64
+	// wait is the current window's shortest wait for a worker in
+	// nanoseconds, noWait when there was none.
+	wait atomic.Int64
 	// inflight counts sends waiting for their ack; finished counts acks
 	// (and failures), so a window with sends waiting and none finished
 	// is a stall.
@@ -60,6 +67,9 @@ type admission struct {
 
 const gateAll = 1 << 32
 
+// noWait marks a window in which no connection waited for a worker.
+const noWait = math.MaxInt64
+
 // Admission's steps per window: behind halves the share taken, well
 // within the limit (under half of it) adds a twentieth, so from the
 // floor all sends are taken again within about two seconds. The floor
@@ -74,7 +84,7 @@ func newAdmission(limit time.Duration, reg prometheus.Registerer) *admission {
 	a := &admission{limit: limit, share: 1,
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "moim_hub_lag_seconds",
-			Help: "This node's worst lag over the last 100 ms as admission judges it: a readable connection's wait for a worker, acceptance to delivery, a send's wait for its ack, or sends in flight with none finishing. Past MOIM_BUSY_LAG a share of new sends is refused as busy.",
+			Help: "This node's worst lag over the last 100 ms as admission judges it: acceptance to delivery, a send's wait for its ack, sends in flight with none finishing, or the shortest wait of a readable connection for a worker. Past MOIM_BUSY_LAG a share of new sends is refused as busy.",
 		}),
 		taken: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "moim_hub_send_share",
@@ -82,6 +92,7 @@ func newAdmission(limit time.Duration, reg prometheus.Registerer) *admission {
 		}),
 	}
 	a.gate.Store(gateAll)
+	a.wait.Store(noWait)
 	a.taken.Set(1)
 	reg.MustRegister(a.lag, a.taken)
 	return a
@@ -93,6 +104,18 @@ func (a *admission) observe(d time.Duration) {
 	for {
 		cur := a.worst.Load()
 		if n <= cur || a.worst.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// observeWait counts a readable connection's wait for a worker into the
+// current window.
+func (a *admission) observeWait(d time.Duration) {
+	n := int64(d)
+	for {
+		cur := a.wait.Load()
+		if n >= cur || a.wait.CompareAndSwap(cur, n) {
 			return
 		}
 	}
@@ -117,7 +140,11 @@ func (a *admission) run(ctx context.Context) {
 			stall = 0
 		}
 		last = fin
-		a.judge(max(time.Duration(a.worst.Swap(0)), stall))
+		wait := a.wait.Swap(noWait)
+		if wait == noWait {
+			wait = 0
+		}
+		a.judge(max(time.Duration(a.worst.Swap(0)), stall, time.Duration(wait)))
 	}
 }
 

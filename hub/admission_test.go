@@ -54,3 +54,28 @@ func TestAdmissionRefusesWhileBehind(t *testing.T) {
 	})
 	until("taking every send once no late delivery follows", takesAll)
 }
+
+// Connections that wait long for a worker make the node refuse sends only
+// while every one of them waits (a queue that does not drain), not when
+// a burst or a pause delays some while others are read at once.
+func TestAdmissionCountsAStandingQueueNotABurst(t *testing.T) {
+	a := newAdmission(150*time.Millisecond, prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.run(ctx)
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		// The short wait first: a window that ends between the two
+		// still holds a short one, from this round or the next.
+		a.observeWait(time.Millisecond)
+		a.observeWait(2 * time.Second)
+		if a.gate.Load() != gateAll {
+			t.Fatal("a burst that left some connections waiting 2 s made the node refuse sends")
+		}
+	}
+	for end := time.Now().Add(20 * time.Second); a.gate.Load() > gateAll/49; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("every connection waiting 2 s for a worker did not make the node refuse sends within 20 s")
+		}
+		a.observeWait(2 * time.Second)
+	}
+}

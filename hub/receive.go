@@ -14,11 +14,9 @@ import (
 // handle runs on a worker when c is readable: it reads what arrived,
 // handles every complete frame, keeps a partial one, and re-arms c.
 // waited is how long c waited for the worker since the poller found it
-// readable: lag, as admission counts it, that happens before any send
-// is accepted (a node whose workers fall behind leaves the frames in the
-// sockets, where no other lag sample sees them).
+// readable, which admission counts (observeWait).
 func (h *Hub) handle(c *Conn, waited time.Duration) {
-	h.adm.observe(waited)
+	h.adm.observeWait(waited)
 	c.readMu.Lock()
 	if h.readFrames(c) {
 		c.readMu.Unlock()
