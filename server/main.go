@@ -443,7 +443,14 @@ func (n *node) rebuildMirror(ctx context.Context, m rooms.Mirror) error {
 // startBatcher drains the Redis persistence streams into the message
 // store until close.
 func (n *node) startBatcher(keys chatlog.Keys, reg *prometheus.Registry) {
-	n.batcher = store.NewBatcher(store.BatcherConfig{Consumer: n.cfg.NodeID, ClaimIdle: n.cfg.ClaimIdle}, n.backends.redis, keys, n.backends.msgs, reg, n.log)
+	cfg := store.BatcherConfig{Consumer: n.cfg.NodeID, ClaimIdle: n.cfg.ClaimIdle}
+	if n.backends.sqliteLog != nil {
+		// SQLite writes each message into its room's page: a batch of a
+		// second holds several messages per busy room where one of 100 ms
+		// held one, so each page is written once for all of them.
+		cfg.Linger = time.Second
+	}
+	n.batcher = store.NewBatcher(cfg, n.backends.redis, keys, n.backends.msgs, reg, n.log)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -665,6 +666,10 @@ func (s *SQLite) write(ctx context.Context, what string, f func(tx *sql.Tx) erro
 	return nil
 }
 
+// insertYield is how many rows Insert writes between yields of its
+// processor.
+const insertYield = 32
+
 // Insert stores messages the batcher read. A (room, seq) or (room, from,
 // cid) already stored is a replay when it is the same message; otherwise
 // the message is refused, kept in the conflicts table and reported.
@@ -676,7 +681,12 @@ func (s *SQLite) Insert(ctx context.Context, entries []chatlog.Entry) error {
 			return err
 		}
 		defer ins.Close()
-		for _, e := range entries {
+		for i, e := range entries {
+			if i%insertYield == insertYield-1 {
+				// A batch of a second's messages is tens of milliseconds
+				// of CPU; deliveries waiting for a processor go first.
+				runtime.Gosched()
+			}
 			m := e.Message
 			res, err := ins.ExecContext(ctx, m.Room, m.Seq, m.From, m.CID, m.TS, m.Body, e.Raw)
 			if err != nil {
