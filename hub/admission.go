@@ -37,12 +37,12 @@ const admissionWindow = 100 * time.Millisecond
 // other sample sees (a node whose workers cannot keep up leaves frames in
 // the sockets); its shortest rather than its longest, as CoDel judges a
 // queue, because a burst or a GC pause makes some connections wait
-// while only a queue that never drains makes every one of them wait. The share taken adapts as TCP's window
-// does: each window behind halves it, each window well within the limit
-// adds a twentieth back. Refusing everything while behind and taking
-// everything after swung between an idle node and a flood of retries
-// (docs/BENCHMARKS.md, "Past capacity"); the share is meant to settle
-// near what the node can carry.
+// while only a queue that never drains makes every one of them wait.
+// The share taken adapts as TCP's window does: each window behind halves
+// it, each window well within the limit adds a twentieth back. Refusing
+// everything while behind and taking everything after swung between an
+// idle node and a flood of retries (docs/BENCHMARKS.md, "Past
+// capacity"); the share is meant to settle near what the node can carry.
 type admission struct {
 	limit time.Duration // lag past which the share taken shrinks
 	// worst is the current window's worst lag in nanoseconds.
