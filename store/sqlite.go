@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -60,6 +61,12 @@ type SQLite struct {
 	slice int
 	// rounds is where the log's rows stand: see moveLog.
 	rounds logRounds
+	// jr is what new messages wait for (see journal); pending is what it
+	// holds and the log table does not yet, in order, and journaled the
+	// same by cid.
+	jr        *journal
+	pending   []logRow
+	journaled map[cidKey]chatlog.Accepted
 	// stop ends the checkpointer, done says it ended.
 	stop chan struct{}
 	done sync.WaitGroup
@@ -175,13 +182,28 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 		}
 		return nil, fmt.Errorf("store: create tables: %w", err)
 	}
-	s := &SQLite{w: w, top: map[int64]int64{}}
+	s := &SQLite{w: w, top: map[int64]int64{}, journaled: map[cidKey]chatlog.Accepted{}}
+	// The journal opens only now: the schema's statements took the
+	// database file's lock (vfsParam), so no other node truncates it.
+	jr, replayed, err := openJournal(filepath.Join(dir, "messages.journal"), sync == SyncFull)
+	if err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	s.jr = jr
 	// What the last run left in the log moves now, so the tail starts
-	// empty, as the map of it does.
+	// empty, as the map of it does; then what the journal held, which
+	// may be committed already (the node stopped between the commit and
+	// emptying the journal).
 	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error {
-		_, err := s.moveLog(context.Background(), tx, allSlices)
-		return err
+		if _, err := s.moveLog(context.Background(), tx, allSlices); err != nil {
+			return err
+		}
+		return replay(context.Background(), tx, replayed)
 	})
+	if err == nil {
+		err = jr.reset()
+	}
 	if err == nil {
 		s.accept, s.byCID, err = prepareChunks(w)
 	}
@@ -199,6 +221,7 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 		s.db, err = sql.Open("sqlite", dsn)
 	}
 	if err != nil {
+		_ = jr.close()
 		_ = w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
@@ -310,6 +333,8 @@ func (s *SQLite) checkpoints() {
 func (s *SQLite) Close() error {
 	close(s.stop)
 	s.done.Wait()
+	// A node stopped cleanly leaves its journal empty.
+	settleErr := s.settle(context.Background())
 	for _, st := range s.accept {
 		_ = st.Close()
 	}
@@ -320,7 +345,7 @@ func (s *SQLite) Close() error {
 		_ = st.Close()
 	}
 	_ = s.db.Close()
-	return s.w.Close()
+	return errors.Join(settleErr, s.jr.close(), s.w.Close())
 }
 
 // Ping checks the database file answers.
@@ -369,6 +394,9 @@ func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Durat
 	// wait, for the lock, busy_timeout bounds; the one writer is never
 	// held by a reader.
 	ctx = context.WithoutCancel(ctx)
+	if s.journals(b, moveAfter) {
+		return s.appendDrafts(ctx, b)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin commit: %w", err)
@@ -402,6 +430,77 @@ func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Durat
 	}
 	for k, acc := range c.added {
 		s.tail.put(k, acc)
+	}
+	if c.settled {
+		s.pending = nil
+		clear(s.journaled)
+		if err := s.jr.reset(); err != nil {
+			return fmt.Errorf("store: commit: %w", err)
+		}
+	}
+	return nil
+}
+
+// maxPending is the most messages the journal holds before a commit
+// writes them into the log table: moves, which take them along, come
+// every few milliseconds while the node is busy, so this only bounds a
+// writer that never gets to move.
+const maxPending = 512
+
+// journals reports whether b can be committed by the journal alone: new
+// messages only, no move due, and the journal not full.
+func (s *SQLite) journals(b *chatlog.Batch, moveAfter time.Duration) bool {
+	return len(b.Drafts) > 0 && len(b.Edits)+len(b.Deletes)+len(b.Reads) == 0 &&
+		time.Since(s.moved) < moveAfter && len(s.pending) < maxPending
+}
+
+// appendDrafts commits b's new messages to the journal: each gets its seq
+// as in a transaction, and the journal's one write is what makes them
+// durable.
+func (s *SQLite) appendDrafts(ctx context.Context, b *chatlog.Batch) error {
+	c := commit{given: map[int64]int64{}, added: map[cidKey]chatlog.Accepted{}}
+	fresh, err := s.assign(ctx, nil, b, &c)
+	if err != nil {
+		return fmt.Errorf("store: commit %d messages: %w", len(b.Drafts), err)
+	}
+	rows := draftRows(b, fresh)
+	if len(rows) > 0 {
+		if err := s.jr.append(rows); err != nil {
+			return err
+		}
+	}
+	for room, seq := range c.given {
+		s.top[room] = seq
+	}
+	for k, acc := range c.added {
+		s.journaled[k] = acc
+	}
+	s.pending = append(s.pending, rows...)
+	return nil
+}
+
+// settle writes what the journal holds into the log table, so a read of
+// the database sees every acknowledged message.
+func (s *SQLite) settle(ctx context.Context) error {
+	s.mu.Lock()
+	n := len(s.pending)
+	s.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	if err := s.run(ctx, &chatlog.Batch{}, time.Duration(math.MaxInt64)); err != nil {
+		return fmt.Errorf("store: write the journal into the log: %w", err)
+	}
+	return nil
+}
+
+// replay writes what the journal held at start into the messages table,
+// leaving what is there already.
+func replay(ctx context.Context, tx *sql.Tx, rows []logRow) error {
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, insertMessage+` ON CONFLICT DO NOTHING`, r.room, r.seq, r.from, r.cid, r.ts, r.body, r.msg); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -445,14 +544,24 @@ type commit struct {
 	// noSlice; rounds is where it left the log.
 	moved  int
 	rounds logRounds
+	// settled says the journal's messages went into the log too.
+	settled bool
 }
 
 // noSlice says a commit moved nothing.
 const noSlice = -2
 
 func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit, moveAfter time.Duration) error {
+	// The journal's messages go into the log first, where a move finds
+	// them as it finds the tail's.
+	if len(s.pending) > 0 {
+		if err := s.insertLog(ctx, tx, s.pending); err != nil {
+			return err
+		}
+		c.settled = true
+	}
 	switch {
-	case (len(b.Edits) > 0 || len(b.Deletes) > 0) && !s.tail.empty():
+	case (len(b.Edits) > 0 || len(b.Deletes) > 0) && (!s.tail.empty() || c.settled):
 		c.moved = allSlices
 	case time.Since(s.moved) >= moveAfter:
 		c.moved = s.slice
@@ -461,6 +570,12 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 		var err error
 		if c.rounds, err = s.moveLog(ctx, tx, c.moved); err != nil {
 			return err
+		}
+	}
+	// Of them, those the move did not copy join the tail.
+	for _, r := range s.pending {
+		if c.moved != allSlices && sliceOf(r.room) != c.moved {
+			c.added[cidKey{r.room, r.from, r.cid}] = chatlog.Accepted{Seq: r.seq, TS: r.ts}
 		}
 	}
 	if err := s.acceptDrafts(ctx, tx, b, c); err != nil {
@@ -491,6 +606,11 @@ func (s *SQLite) sliceRooms(slice int) map[int64]int64 {
 	for k, acc := range s.tail[slice] {
 		if from, ok := rooms[k.room]; !ok || acc.Seq < from {
 			rooms[k.room] = acc.Seq
+		}
+	}
+	for _, r := range s.pending {
+		if from, ok := rooms[r.room]; sliceOf(r.room) == slice && (!ok || r.seq < from) {
+			rooms[r.room] = r.seq
 		}
 	}
 	return rooms
@@ -538,35 +658,46 @@ func forChunks(n int, f func(from, size int) error) error {
 	return nil
 }
 
-// acceptDrafts gives each draft of b its room's next seq, or, for a
-// (room, from, cid) committed before or earlier in b, its original seq
-// and ts, and appends the new ones to the log: one lookup of every cid
-// not known in memory, then the inserts, a chunk of rows per statement.
+// acceptDrafts gives b's drafts their seqs (assign) and appends the new
+// ones to the log, a chunk of rows per statement.
 func (s *SQLite) acceptDrafts(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) error {
+	fresh, err := s.assign(ctx, tx, b, c)
+	if err != nil {
+		return err
+	}
+	return s.insertLog(ctx, tx, draftRows(b, fresh))
+}
+
+// assign gives each draft of b its room's next seq, or, for a (room,
+// from, cid) committed before or earlier in b, its original seq and ts,
+// and returns the indexes of the new ones in b's order: one lookup of
+// every cid not known in memory, in tx (nil: outside any transaction).
+func (s *SQLite) assign(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) ([]int, error) {
 	b.Accepted = make([]chatlog.Accepted, len(b.Drafts))
 	b.Encoded = make([][]byte, len(b.Drafts))
 	if len(b.Drafts) == 0 {
-		return nil
+		return nil, nil
 	}
-	// The keys neither the log's map nor this batch names yet; the first
-	// of two drafts with one key is looked up, the second is its retry.
+	// The keys neither the log's and journal's maps nor this batch name
+	// yet; the first of two drafts with one key is looked up, the second
+	// is its retry.
 	var unknown []cidKey
 	asked := map[cidKey]bool{}
 	for _, d := range b.Drafts {
 		k := cidKey{d.Room, d.From, d.CID}
-		if _, ok := s.tail.get(k); !ok && !asked[k] {
+		if _, ok := s.known(k); !ok && !asked[k] {
 			asked[k] = true
 			unknown = append(unknown, k)
 		}
 	}
 	stored, err := s.storedCIDs(ctx, tx, unknown)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var fresh []int // indexes of the new drafts, in b's order
 	for i, d := range b.Drafts {
 		k := cidKey{d.Room, d.From, d.CID}
-		if acc, ok := s.tail.get(k); ok {
+		if acc, ok := s.known(k); ok {
 			b.Accepted[i] = chatlog.Accepted{Seq: acc.Seq, TS: acc.TS, Dup: true}
 			continue
 		}
@@ -581,8 +712,15 @@ func (s *SQLite) acceptDrafts(ctx context.Context, tx *sql.Tx, b *chatlog.Batch,
 		top, ok := c.given[d.Room]
 		if !ok {
 			if top, ok = s.top[d.Room]; !ok {
-				if err := tx.QueryRowContext(ctx, maxSeq, d.Room).Scan(&top); err != nil {
-					return err
+				if err := s.queryRow(ctx, tx, maxSeq, d.Room).Scan(&top); err != nil {
+					return nil, err
+				}
+				// A failed commit forgets its rooms' tops; the journal
+				// may hold seqs the tables do not.
+				for _, r := range s.pending {
+					if r.room == d.Room {
+						top = max(top, r.seq)
+					}
 				}
 			}
 		}
@@ -593,12 +731,43 @@ func (s *SQLite) acceptDrafts(ctx context.Context, tx *sql.Tx, b *chatlog.Batch,
 		b.Encoded[i] = d.Encode(top + 1)
 		fresh = append(fresh, i)
 	}
-	args := make([]any, 0, 7*min(len(fresh), chunks[0]))
-	return forChunks(len(fresh), func(from, size int) error {
+	return fresh, nil
+}
+
+// known finds a message by cid in the log table's tail or the journal.
+func (s *SQLite) known(k cidKey) (chatlog.Accepted, bool) {
+	if acc, ok := s.tail.get(k); ok {
+		return acc, true
+	}
+	acc, ok := s.journaled[k]
+	return acc, ok
+}
+
+// queryRow runs a one-row query in tx, or outside any when tx is nil.
+func (s *SQLite) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	if tx == nil {
+		return s.w.QueryRowContext(ctx, query, args...)
+	}
+	return tx.QueryRowContext(ctx, query, args...)
+}
+
+// draftRows are the log rows of b's drafts at fresh.
+func draftRows(b *chatlog.Batch, fresh []int) []logRow {
+	rows := make([]logRow, len(fresh))
+	for j, i := range fresh {
+		d := b.Drafts[i]
+		rows[j] = logRow{room: d.Room, seq: b.Accepted[i].Seq, from: d.From, ts: d.TS, cid: d.CID, body: d.Body, msg: b.Encoded[i]}
+	}
+	return rows
+}
+
+// insertLog appends rows to the log table, a chunk of rows per statement.
+func (s *SQLite) insertLog(ctx context.Context, tx *sql.Tx, rows []logRow) error {
+	args := make([]any, 0, 7*min(len(rows), chunks[0]))
+	return forChunks(len(rows), func(from, size int) error {
 		args = args[:0]
-		for _, i := range fresh[from : from+size] {
-			d := b.Drafts[i]
-			args = append(args, d.Room, b.Accepted[i].Seq, d.From, d.CID, d.TS, d.Body, b.Encoded[i])
+		for _, r := range rows[from : from+size] {
+			args = append(args, r.room, r.seq, r.from, r.cid, r.ts, r.body, r.msg)
 		}
 		_, err := tx.StmtContext(ctx, s.accept[size]).ExecContext(ctx, args...)
 		return err
@@ -606,7 +775,7 @@ func (s *SQLite) acceptDrafts(ctx context.Context, tx *sql.Tx, b *chatlog.Batch,
 }
 
 // storedCIDs finds which of keys name a message in the messages table,
-// with its seq and ts (Dup set).
+// with its seq and ts (Dup set), in tx (nil: outside any transaction).
 func (s *SQLite) storedCIDs(ctx context.Context, tx *sql.Tx, keys []cidKey) (map[cidKey]chatlog.Accepted, error) {
 	found := map[cidKey]chatlog.Accepted{}
 	args := make([]any, 0, 3*min(len(keys), chunks[0]))
@@ -615,7 +784,11 @@ func (s *SQLite) storedCIDs(ctx context.Context, tx *sql.Tx, keys []cidKey) (map
 		for _, k := range keys[from : from+size] {
 			args = append(args, k.room, k.from, k.cid)
 		}
-		rows, err := tx.StmtContext(ctx, s.byCID[size]).QueryContext(ctx, args...)
+		st := s.byCID[size]
+		if tx != nil {
+			st = tx.StmtContext(ctx, st)
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return err
 		}
@@ -812,6 +985,9 @@ func (s *SQLite) Search(ctx context.Context, room int64, q string, limit int) ([
 }
 
 func (s *SQLite) messages(ctx context.Context, query string, args ...any) ([][]byte, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: find: %w", err)
@@ -837,6 +1013,9 @@ func (s *SQLite) messages(ctx context.Context, query string, args ...any) ([][]b
 
 func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
 	var n int64
+	if err := s.settle(ctx); err != nil {
+		return 0, err
+	}
 	if err := s.db.QueryRowContext(ctx, maxSeq, room).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: highest seq of room %d: %w", room, err)
 	}
@@ -845,6 +1024,9 @@ func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
 
 func (s *SQLite) Count(ctx context.Context, room int64) (int64, error) {
 	var n int64
+	if err := s.settle(ctx); err != nil {
+		return 0, err
+	}
 	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages WHERE room = ?1) + (SELECT COUNT(*) FROM log WHERE room = ?1 AND `+logNew+`)`, room).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count room %d: %w", room, err)
 	}
@@ -887,6 +1069,9 @@ func (s *SQLite) Gaps(ctx context.Context, room, from, to int64) ([]chatlog.Gap,
 
 func (s *SQLite) FindCID(ctx context.Context, room, from int64, cid string) (chatlog.Accepted, bool, error) {
 	var acc chatlog.Accepted
+	if err := s.settle(ctx); err != nil {
+		return acc, false, err
+	}
 	err := s.db.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ?1 AND from_user = ?2 AND cid = ?3
 		UNION ALL SELECT seq, ts FROM log WHERE room = ?1 AND from_user = ?2 AND cid = ?3 LIMIT 1`, room, from, cid).Scan(&acc.Seq, &acc.TS)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"moim/chatlog"
+)
+
+// abandon leaves st as a killed node leaves its data directory: the
+// journal as last written, nothing of it settled into the database.
+func abandon(t *testing.T, st *SQLite) {
+	t.Helper()
+	close(st.stop)
+	st.done.Wait()
+	_ = st.jr.close()
+	_ = st.db.Close()
+	_ = st.w.Close()
+}
+
+// TestTheJournalKeepsWhatWasAcknowledged: messages committed to the
+// journal alone (no transaction) are there, once and under their seqs,
+// after the node is killed: the next start writes the journal into the
+// database, a frame cut short by the kill is not read, a retried cid
+// gets its seq, a new message the next one; and messages in both the
+// journal and the database (killed between committing them there and
+// emptying the journal) are read once.
+func TestTheJournalKeepsWhatWasAcknowledged(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	journalFile := filepath.Join(dir, "messages.journal")
+	st, err := OpenSQLite(dir, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moveDue(st, -time.Hour) // no move comes due: the journal alone commits
+	first := commitTo(t, st, 1, "a", "b", "c")
+	commitTo(t, st, 2, "x", "y")
+	if n := len(st.pending); n != 5 {
+		t.Fatalf("%d messages wait in the journal, want all 5 (no move was due)", n)
+	}
+	if got := commitTo(t, st, 1, "b")[0]; got != (chatlog.Accepted{Seq: first[1].Seq, TS: 42, Dup: true}) {
+		t.Fatalf("a retried cid in the journal got %+v, want seq %d again", got, first[1].Seq)
+	}
+	abandon(t, st)
+
+	// The kill cut the last frame short.
+	f, err := os.OpenFile(journalFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{200, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7}); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+	readsOnce(t, st, map[int64][]int64{1: {1, 2, 3}, 2: {1, 2}})
+	if fi, err := os.Stat(journalFile); err != nil || fi.Size() != 0 {
+		t.Fatalf("journal after start: %v, %v; want it empty", fi, err)
+	}
+	if got := commitTo(t, st, 1, "c")[0]; got != (chatlog.Accepted{Seq: 3, TS: 42, Dup: true}) {
+		t.Errorf("a retried cid after the restart got %+v, want seq 3 again", got)
+	}
+	moveDue(st, -time.Hour) // no move comes due: the journal alone commits
+	if got := commitTo(t, st, 1, "d")[0]; got.Seq != 4 || got.Dup {
+		t.Errorf("a new message after the restart got %+v, want seq 4", got)
+	}
+
+	// Killed after the journal's messages were committed to the
+	// database and before the journal was emptied.
+	held, err := os.ReadFile(journalFile)
+	if err != nil || len(held) == 0 {
+		t.Fatalf("journal holds %d bytes (%v), want message d", len(held), err)
+	}
+	moveDue(st, moveEvery)
+	if err := st.Tidy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.pending) != 0 {
+		t.Fatalf("%d messages still wait in the journal after a move", len(st.pending))
+	}
+	abandon(t, st)
+	if err := os.WriteFile(journalFile, held, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	readsOnce(t, st, map[int64][]int64{1: {1, 2, 3, 4}, 2: {1, 2}})
+}
+
+// TestReadsSeeTheJournal: a read of the database first writes what the
+// journal holds into it, so an acknowledged message is never missing
+// from history, search or the counts.
+func TestReadsSeeTheJournal(t *testing.T) {
+	st := openSliced(t)
+	moveDue(st, -time.Hour) // no move comes due: the journal alone commits
+	commitTo(t, st, 3, "p", "q")
+	if len(st.pending) != 2 {
+		t.Fatalf("%d messages wait in the journal, want 2", len(st.pending))
+	}
+	readsOnce(t, st, map[int64][]int64{3: {1, 2}})
+	if len(st.pending) != 0 {
+		t.Errorf("%d messages still wait in the journal after reads", len(st.pending))
+	}
+}
+
+// TestAForgottenTopCountsTheJournal: a failed transaction makes the store
+// forget the tops of the rooms it touched and read them again; the
+// journal's messages are not in the tables yet, so the new top must take
+// them in, or their seqs would be given again.
+func TestAForgottenTopCountsTheJournal(t *testing.T) {
+	st := openSliced(t)
+	moveDue(st, -time.Hour) // no move comes due: the journal alone commits
+	commitTo(t, st, 5, "m1", "m2", "m3")
+	st.mu.Lock()
+	delete(st.top, 5) // as a failed transaction touching room 5 does
+	st.mu.Unlock()
+	if got := commitTo(t, st, 5, "m4")[0]; got.Seq != 4 || got.Dup {
+		t.Fatalf("after the top was forgotten a new message got %+v, want seq 4", got)
+	}
+}
