@@ -28,9 +28,9 @@ type Log interface {
 	Before(ctx context.Context, room, seq int64, limit int) ([][]byte, error)
 	// ReadPositions is every member's read position in room.
 	ReadPositions(ctx context.Context, room int64) (map[int64]int64, error)
-	// Tidy does work the log defers while operations wait (SQLite: moving
-	// rooms out of its log table); the writer calls it between commits
-	// when nothing is queued.
+	// Tidy does work the log defers (SQLite: moving rooms out of its log
+	// table); the broker calls it every few milliseconds from a goroutine
+	// of its own, beside Commit.
 	Tidy(ctx context.Context) error
 }
 
@@ -173,10 +173,14 @@ func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
 			}
 		}()
 	}
-	h.done.Add(2)
+	h.done.Add(3)
 	go func() {
 		defer h.done.Done()
 		b.commitLoop(ctx)
+	}()
+	go func() {
+		defer h.done.Done()
+		b.tidyLoop(ctx)
 	}()
 	go func() {
 		defer h.done.Done()
@@ -209,21 +213,36 @@ func (b *MemoryBroker) healthy() error {
 // deliverers and releases the callers, in that order, so an acknowledged
 // message is readable by sync and delivered in seq order. While apply
 // writes one batch's acks the writer commits the next: a send's ack
-// waits for its own commit, not for the last batch's deliveries. When
-// nothing is queued it lets the log tidy, so the log's own work seldom
-// holds a commit.
+// waits for its own commit, not for the last batch's deliveries.
 func (b *MemoryBroker) commitLoop(ctx context.Context) {
 	defer close(b.committed)
 	for {
-		if len(b.ops) == 0 {
-			b.tidy()
-		}
 		batch, ok := nextBatch(ctx, b.ops, make([]*memOp, 0, 64), b.cfg.MaxBatch)
 		if !ok {
 			b.refuse()
 			return
 		}
 		b.committed <- b.commit(batch)
+	}
+}
+
+// tidyEvery is how often the log is offered its deferred work; the log
+// does it only once due (SQLite: a slice of rooms every 1/128 s).
+const tidyEvery = 4 * time.Millisecond
+
+// tidyLoop lets the log do its deferred work beside the commit loop, so
+// a send does not wait for it (SQLite: its moves run while new messages
+// go into its journal).
+func (b *MemoryBroker) tidyLoop(ctx context.Context) {
+	t := time.NewTicker(tidyEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.tidy()
+		}
 	}
 }
 

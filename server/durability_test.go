@@ -113,7 +113,9 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 // environment names) on dir and addr, with limits out of a burst's way.
 func zeroSetupEnv(dir, addr string) []string {
 	env := append(os.Environ(), "MOIM_DATA_DIR="+dir, "MOIM_ADDR="+addr, "MOIM_BCRYPT_COST=4",
-		"MOIM_SEND_RATE=100000", "MOIM_SEND_BURST=100000", "MOIM_SEND_LIMIT=off", "MOIM_LOG_LEVEL=warn")
+		"MOIM_SEND_RATE=100000", "MOIM_SEND_BURST=100000", "MOIM_SEND_LIMIT=off", "MOIM_LOG_LEVEL=warn",
+		// The kill test reads its whole history back after every restart.
+		"MOIM_SYNC_LIMIT=off")
 	for _, v := range []string{"MOIM_REDIS_URL", "MOIM_MONGO_URI", "MOIM_MYSQL_DSN", "MOIM_JWT_SECRET"} {
 		env = append(env, v+"=")
 	}

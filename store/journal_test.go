@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -125,5 +126,66 @@ func TestAForgottenTopCountsTheJournal(t *testing.T) {
 	st.mu.Unlock()
 	if got := commitTo(t, st, 5, "m4")[0]; got.Seq != 4 || got.Dup {
 		t.Fatalf("after the top was forgotten a new message got %+v, want seq 4", got)
+	}
+}
+
+// TestMovesBesideCommits: moves (Tidy) run beside commits, which go on
+// into the journal meanwhile; every message must get its room's next
+// seq once, be read once, and keep its seq when retried.
+func TestMovesBesideCommits(t *testing.T) {
+	ctx := context.Background()
+	st := openSliced(t)
+	const rooms, perRoom = 40, 60
+	stop := make(chan struct{})
+	moved := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				moved <- nil
+				return
+			default:
+			}
+			if err := st.Tidy(ctx); err != nil {
+				moved <- err
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	want := map[int64][]int64{}
+	var all []*chatlog.Draft
+	for i := range perRoom {
+		b := &chatlog.Batch{}
+		for room := int64(1); room <= rooms; room++ {
+			cid := fmt.Sprint("c", room, "-", i)
+			b.Drafts = append(b.Drafts, chatlog.NewDraft(room, 7, "n", "회비 "+cid, cid, chatlog.KindText, 0, 42))
+		}
+		if err := st.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		for j, acc := range b.Accepted {
+			room := b.Drafts[j].Room
+			if acc.Dup || acc.Seq != int64(len(want[room])+1) {
+				t.Fatalf("room %d, message %d: %+v, want seq %d", room, i, acc, len(want[room])+1)
+			}
+			want[room] = append(want[room], acc.Seq)
+		}
+		all = append(all, b.Drafts...)
+		time.Sleep(time.Millisecond / 2)
+	}
+	close(stop)
+	if err := <-moved; err != nil {
+		t.Fatal(err)
+	}
+	readsOnce(t, st, want)
+	again := &chatlog.Batch{Drafts: all}
+	if err := st.Commit(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	for i, acc := range again.Accepted {
+		if !acc.Dup || acc.Seq != int64(i/rooms+1) {
+			t.Fatalf("retry of %s: %+v, want seq %d again", all[i].CID, acc, i/rooms+1)
+		}
 	}
 }

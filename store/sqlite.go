@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,24 +49,30 @@ type SQLite struct {
 	// n/64 of each instead of n (a statement costs the driver and
 	// database/sql some 30 allocations, whatever its rows).
 	accept, byCID map[int]*sql.Stmt
+	// readCID is byCID on the readers, for lookups outside a transaction.
+	readCID map[int]*sql.Stmt
 	// copyRoom, dropLog and logEnd are moveLog's statements.
 	copyRoom, dropLog, logEnd *sql.Stmt
-	// mu serializes writers; top caches each room's highest seq for
-	// Commit, which gives seqs out (dropped when a commit fails). tail is
-	// what the log table holds and the messages table does not yet, by
-	// cid; moved is when a slice was last moved, and slice the next one.
-	mu    sync.Mutex
-	top   map[int64]int64
-	tail  logTail
-	moved time.Time
-	slice int
+	// wmu serializes the writer connection's transactions; mu guards the
+	// maps below and the journal, and is taken after wmu. top caches each
+	// room's highest seq for Commit, which gives seqs out (dropped when a
+	// commit fails). tail is what the log table holds and the messages
+	// table does not yet, by cid; moved is when a slice was last moved,
+	// and slice the next one.
+	wmu, mu sync.Mutex
+	top     map[int64]int64
+	tail    logTail
+	moved   time.Time
+	slice   int
 	// rounds is where the log's rows stand: see moveLog.
 	rounds logRounds
 	// jr is what new messages wait for (see journal); pending is what it
 	// holds and the log table does not yet, in order, and journaled the
-	// same by cid.
+	// same by cid; settling is what a move (Tidy) is writing into the
+	// log, out of pending but in journaled until that commits.
 	jr        *journal
 	pending   []logRow
+	settling  []logRow
 	journaled map[cidKey]chatlog.Accepted
 	// stop ends the checkpointer, done says it ended.
 	stop chan struct{}
@@ -196,7 +203,7 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	// may be committed already (the node stopped between the commit and
 	// emptying the journal).
 	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error {
-		if _, err := s.moveLog(context.Background(), tx, allSlices); err != nil {
+		if _, err := s.moveLog(context.Background(), tx, allSlices, nil); err != nil {
 			return err
 		}
 		return replay(context.Background(), tx, replayed)
@@ -220,6 +227,9 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	if err == nil {
 		s.db, err = sql.Open("sqlite", dsn)
 	}
+	if err == nil {
+		s.readCID, err = prepareLookups(s.db)
+	}
 	if err != nil {
 		_ = jr.close()
 		_ = w.Close()
@@ -234,7 +244,8 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 }
 
 // moveLog moves the messages of one slice of rooms (room mod moveSlices;
-// allSlices: every room) from the log table into the messages table. A
+// allSlices: every room), rooms (sliceRooms), from the log table into
+// the messages table. A
 // slice's rooms are copied, each in seq order so its pages are written
 // once, and stay in the log: the log is emptied from its start, a round
 // (every slice copied once) behind, each slice's move dropping a
@@ -245,7 +256,7 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 // the seqs the messages table holds (logNew). The statements are
 // prepared once; one naming a slice's rooms was compiled again on every
 // move, most of what a move of a few rooms cost (docs/BENCHMARKS.md).
-func (s *SQLite) moveLog(ctx context.Context, tx *sql.Tx, slice int) (logRounds, error) {
+func (s *SQLite) moveLog(ctx context.Context, tx *sql.Tx, slice int, rooms map[int64]int64) (logRounds, error) {
 	if slice == allSlices {
 		if _, err := tx.ExecContext(ctx, moveAll); err != nil {
 			return logRounds{}, err
@@ -254,7 +265,7 @@ func (s *SQLite) moveLog(ctx context.Context, tx *sql.Tx, slice int) (logRounds,
 		return logRounds{}, err
 	}
 	cp := tx.StmtContext(ctx, s.copyRoom)
-	for room, from := range s.sliceRooms(slice) {
+	for room, from := range rooms {
 		if _, err := cp.ExecContext(ctx, room, from); err != nil {
 			return logRounds{}, err
 		}
@@ -341,6 +352,9 @@ func (s *SQLite) Close() error {
 	for _, st := range s.byCID {
 		_ = st.Close()
 	}
+	for _, st := range s.readCID {
+		_ = st.Close()
+	}
 	for _, st := range []*sql.Stmt{s.copyRoom, s.dropLog, s.logEnd} {
 		_ = st.Close()
 	}
@@ -365,28 +379,111 @@ func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 }
 
 // Tidy moves the next slice of rooms out of the log once its turn has
-// come. The single-node engine's writer calls it whenever no operation
-// waits for a commit: a move that rode on a commit held that commit's
-// acks for as long as it took, where one between commits holds only what
-// arrives meanwhile. A writer never idle leaves the moves to Commit.
+// come, with what the journal holds. The single-node engine calls it from
+// a goroutine of its own: while the move's transaction runs, Commit goes
+// on appending new messages to the journal (their cids looked up on a
+// reader connection), so a send no longer waits for a move, only for the
+// journal. A move that rode on a commit held that commit's acks for as
+// long as it took. Commit moves only when Tidy is late twice over.
 func (s *SQLite) Tidy(ctx context.Context) error {
 	s.mu.Lock()
-	due := time.Since(s.moved) >= moveEvery/moveSlices
+	due := time.Since(s.moved) >= moveEvery/moveSlices && !s.quiet()
 	s.mu.Unlock()
 	if !due {
 		return nil
 	}
-	return s.run(ctx, &chatlog.Batch{}, moveEvery/moveSlices)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	if time.Since(s.moved) < moveEvery/moveSlices { // a commit moved meanwhile
+		s.mu.Unlock()
+		return nil
+	}
+	rows, slice := s.pending, s.slice
+	rooms := s.sliceRooms(slice, rows)
+	s.pending, s.settling = nil, rows
+	// A journal grown past journalCap is emptied by this move: no new
+	// message goes in while it runs.
+	hold := s.jr.size >= journalCap
+	if !hold {
+		s.mu.Unlock()
+	}
+	r, err := s.moveTx(ctx, rows, slice, rooms)
+	if !hold {
+		s.mu.Lock()
+	}
+	defer s.mu.Unlock()
+	s.settling = nil
+	if err != nil {
+		s.pending = append(rows, s.pending...)
+		return fmt.Errorf("store: move rooms of slice %d and %d journaled messages: %w", slice, len(rows), err)
+	}
+	s.rounds = r
+	clear(s.tail[slice])
+	for _, row := range rows {
+		k := cidKey{row.room, row.from, row.cid}
+		if sliceOf(row.room) != slice {
+			s.tail.put(k, chatlog.Accepted{Seq: row.seq, TS: row.ts})
+		}
+		delete(s.journaled, k)
+	}
+	s.slice = (slice + 1) % moveSlices
+	s.moved = time.Now()
+	if len(s.pending) == 0 {
+		return s.jr.reset()
+	}
+	return nil
+}
+
+// journalCap is the journal's size past which a move holds new messages
+// until it has emptied the journal; below it, the journal is emptied by
+// the first move during which no message arrived.
+const journalCap = 16 << 20
+
+// quiet reports that there is nothing to move: nothing in the journal or
+// the log's tail, and the log table dropped to empty.
+func (s *SQLite) quiet() bool {
+	return len(s.pending) == 0 && s.rounds == (logRounds{}) && s.tail.empty()
+}
+
+// moveTx writes rows (the journal's) into the log and moves slice, in one
+// transaction, and returns where the log's rows stand after it.
+func (s *SQLite) moveTx(ctx context.Context, rows []logRow, slice int, rooms map[int64]int64) (logRounds, error) {
+	tx, err := s.w.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		return logRounds{}, err
+	}
+	r, err := func() (logRounds, error) {
+		if err := s.insertLog(ctx, tx, rows); err != nil {
+			return logRounds{}, err
+		}
+		return s.moveLog(ctx, tx, slice, rooms)
+	}()
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		_ = tx.Rollback()
+	}
+	return r, err
 }
 
 // run is Commit, moving a slice first once moveAfter has passed since
 // the last move.
 func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	s.mu.Lock()
+	if s.journals(b, moveAfter) {
+		defer s.mu.Unlock()
+		return s.appendDrafts(context.WithoutCancel(ctx), b)
+	}
+	s.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	// Once begun, the transaction runs to its end without ctx's deadline:
 	// a context that can end costs a goroutine per statement in the
 	// driver (to interrupt it) and one per transaction in database/sql,
@@ -394,9 +491,6 @@ func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Durat
 	// wait, for the lock, busy_timeout bounds; the one writer is never
 	// held by a reader.
 	ctx = context.WithoutCancel(ctx)
-	if s.journals(b, moveAfter) {
-		return s.appendDrafts(ctx, b)
-	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin commit: %w", err)
@@ -483,7 +577,7 @@ func (s *SQLite) appendDrafts(ctx context.Context, b *chatlog.Batch) error {
 // the database sees every acknowledged message.
 func (s *SQLite) settle(ctx context.Context) error {
 	s.mu.Lock()
-	n := len(s.pending)
+	n := len(s.pending) + len(s.settling) // a move's rows are not readable until it commits
 	s.mu.Unlock()
 	if n == 0 {
 		return nil
@@ -567,8 +661,12 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 		c.moved = s.slice
 	}
 	if c.moved != noSlice {
+		var rooms map[int64]int64
+		if c.moved != allSlices {
+			rooms = s.sliceRooms(c.moved, s.pending)
+		}
 		var err error
-		if c.rounds, err = s.moveLog(ctx, tx, c.moved); err != nil {
+		if c.rounds, err = s.moveLog(ctx, tx, c.moved, rooms); err != nil {
 			return err
 		}
 	}
@@ -600,15 +698,15 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 }
 
 // sliceRooms gives each room of slice with messages not yet copied out
-// of the log the lowest seq of them.
-func (s *SQLite) sliceRooms(slice int) map[int64]int64 {
+// of the log, in the tail or among rows, the lowest seq of them.
+func (s *SQLite) sliceRooms(slice int, rows []logRow) map[int64]int64 {
 	rooms := map[int64]int64{}
 	for k, acc := range s.tail[slice] {
 		if from, ok := rooms[k.room]; !ok || acc.Seq < from {
 			rooms[k.room] = acc.Seq
 		}
 	}
-	for _, r := range s.pending {
+	for _, r := range rows {
 		if from, ok := rooms[r.room]; sliceOf(r.room) == slice && (!ok || r.seq < from) {
 			rooms[r.room] = r.seq
 		}
@@ -623,20 +721,30 @@ var chunks = [...]int{64, 16, 4, 1}
 // prepareChunks prepares the insert into the log and the lookup by cid
 // for every chunk size.
 func prepareChunks(w *sql.DB) (accept, byCID map[int]*sql.Stmt, err error) {
-	accept, byCID = map[int]*sql.Stmt{}, map[int]*sql.Stmt{}
+	accept = map[int]*sql.Stmt{}
 	for _, n := range chunks {
 		if accept[n], err = w.Prepare(`INSERT INTO log (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)` +
 			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)); err != nil {
 			return nil, nil, err
 		}
+	}
+	byCID, err = prepareLookups(w)
+	return accept, byCID, err
+}
+
+// prepareLookups prepares the lookup by cid for every chunk size.
+func prepareLookups(db *sql.DB) (map[int]*sql.Stmt, error) {
+	byCID := map[int]*sql.Stmt{}
+	for _, n := range chunks {
 		// The few keys drive the join, each found through messages_cid.
-		if byCID[n], err = w.Prepare(`WITH k(room, from_user, cid) AS (VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1) + `)
+		var err error
+		if byCID[n], err = db.Prepare(`WITH k(room, from_user, cid) AS (VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1) + `)
 			SELECT m.room, m.from_user, m.cid, m.seq, m.ts FROM k
 			JOIN messages m ON m.room = k.room AND m.from_user = k.from_user AND m.cid = k.cid`); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	return accept, byCID, nil
+	return byCID, nil
 }
 
 // forChunks calls f with consecutive pieces of 0..n-1, each of a chunk
@@ -717,7 +825,7 @@ func (s *SQLite) assign(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 				}
 				// A failed commit forgets its rooms' tops; the journal
 				// may hold seqs the tables do not.
-				for _, r := range s.pending {
+				for _, r := range slices.Concat(s.pending, s.settling) {
 					if r.room == d.Room {
 						top = max(top, r.seq)
 					}
@@ -743,10 +851,12 @@ func (s *SQLite) known(k cidKey) (chatlog.Accepted, bool) {
 	return acc, ok
 }
 
-// queryRow runs a one-row query in tx, or outside any when tx is nil.
+// queryRow runs a one-row query in tx, or on a reader connection when tx
+// is nil: the writer's may be in a move's transaction, and what that
+// writes is in memory until it commits (known, pending, settling).
 func (s *SQLite) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
 	if tx == nil {
-		return s.w.QueryRowContext(ctx, query, args...)
+		return s.db.QueryRowContext(ctx, query, args...)
 	}
 	return tx.QueryRowContext(ctx, query, args...)
 }
@@ -775,7 +885,8 @@ func (s *SQLite) insertLog(ctx context.Context, tx *sql.Tx, rows []logRow) error
 }
 
 // storedCIDs finds which of keys name a message in the messages table,
-// with its seq and ts (Dup set), in tx (nil: outside any transaction).
+// with its seq and ts (Dup set), in tx (nil: on a reader connection, see
+// queryRow).
 func (s *SQLite) storedCIDs(ctx context.Context, tx *sql.Tx, keys []cidKey) (map[cidKey]chatlog.Accepted, error) {
 	found := map[cidKey]chatlog.Accepted{}
 	args := make([]any, 0, 3*min(len(keys), chunks[0]))
@@ -784,9 +895,9 @@ func (s *SQLite) storedCIDs(ctx context.Context, tx *sql.Tx, keys []cidKey) (map
 		for _, k := range keys[from : from+size] {
 			args = append(args, k.room, k.from, k.cid)
 		}
-		st := s.byCID[size]
+		st := s.readCID[size]
 		if tx != nil {
-			st = tx.StmtContext(ctx, st)
+			st = tx.StmtContext(ctx, s.byCID[size])
 		}
 		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
@@ -823,6 +934,8 @@ func saveReads(ctx context.Context, tx *sql.Tx, marks []chatlog.ReadMark) error 
 
 // write runs f in one transaction under the writer lock.
 func (s *SQLite) write(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx, err := s.w.BeginTx(ctx, nil)
