@@ -34,8 +34,9 @@ const (
 )
 
 // SQLite is the message store of a node that keeps its own: one file in
-// the data directory, written by one goroutine (the single-node engine's
-// group commit, or the batcher) and read by several.
+// the data directory, with its journal beside it, written through one
+// connection (by the single-node engine's group commit and its moves, or
+// by the batcher) and read by several.
 type SQLite struct {
 	// db reads; w writes, through one connection of its own. SQLite drops
 	// a connection's page cache whenever another connection has written,
@@ -95,7 +96,7 @@ type cidKey struct {
 // moveEvery/moveSlices: a second of messages moved at once held every
 // ack queued behind it for tens of milliseconds at 1,000 messages a
 // second (docs/BENCHMARKS.md); a 128th of it, about a room's, takes half
-// a millisecond (a 32nd: 1.5 ms), between commits (Tidy).
+// a millisecond (a 32nd: 1.5 ms), beside the commits (Tidy).
 const (
 	moveEvery  = time.Second
 	moveSlices = 128
@@ -367,13 +368,15 @@ func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) 
 
 const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
-// Commit runs a batch in one transaction: each new draft gets its room's
-// next seq, a retried (user, cid) gets its original seq and ts, deletions
-// tombstone, read positions rise. Nothing of a failed batch is kept. New
-// messages go to the end of the log table, moved into the messages table
-// (each room every moveEvery, and all of them before an edit or
-// deletion, which find messages there) by Tidy, or by a later commit when
-// Tidy is late twice over.
+// Commit commits a batch: each new draft gets its room's next seq, a
+// retried (user, cid) gets its original seq and ts, deletions tombstone,
+// read positions rise. Nothing of a failed batch is kept. A batch of new
+// messages only goes to the journal (appendDrafts); any other is one
+// transaction, which first writes the journal's messages into the log.
+// New messages go to the end of the log table, moved into the messages
+// table (each room every moveEvery, and all of them before an edit or
+// deletion, which find messages there) by Tidy, or by a later commit
+// when Tidy is late twice over.
 func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	return s.run(ctx, b, 2*moveEvery/moveSlices)
 }
