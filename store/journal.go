@@ -75,14 +75,14 @@ func openJournal(path string, sync bool) (*journal, []logRow, error) {
 // append writes rows as one frame after the last whole one. On failure
 // nothing of it counts: the next append writes over what it left.
 func (j *journal) append(rows []logRow) error {
-	b := append(j.buf[:0], make([]byte, frameHeader)...)
+	b := append(j.buf[:0], 0, 0, 0, 0, 0, 0, 0, 0) // the header, filled in below
 	for _, r := range rows {
 		b = binary.AppendVarint(b, r.room)
 		b = binary.AppendVarint(b, r.seq)
 		b = binary.AppendVarint(b, r.from)
 		b = binary.AppendVarint(b, r.ts)
-		b = appendBytes(b, []byte(r.cid))
-		b = appendBytes(b, []byte(r.body))
+		b = appendBytes(b, r.cid)
+		b = appendBytes(b, r.body)
 		b = appendBytes(b, r.msg)
 	}
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-frameHeader))
@@ -111,7 +111,7 @@ func (j *journal) reset() error {
 
 func (j *journal) close() error { return j.f.Close() }
 
-func appendBytes(b, v []byte) []byte {
+func appendBytes[T string | []byte](b []byte, v T) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
 }
