@@ -279,8 +279,8 @@ func TestCommitsReachTheDatabaseFileWhileTheWriterGoesOn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The writer, idle, lets the log tidy, which takes the journal's
-	// messages into the log table.
+	// The engine's next move (Tidy) takes the journal's messages into
+	// the log table.
 	moveDue(st, moveEvery)
 	if err := st.Tidy(ctx); err != nil {
 		t.Fatal(err)
