@@ -15,7 +15,7 @@ import (
 // killed as a SQLite commit in WAL mode with synchronous=NORMAL does, for
 // a few hundred bytes a message instead of a transaction's pages. The
 // messages move into SQLite's log table in batches, with its moves (see
-// SQLite.run); the journal is emptied once they are committed there, and
+// SQLite.Tidy); the journal is emptied once they are committed there, and
 // what it still holds when the node starts is written to SQLite first.
 //
 // The file is a series of frames, one per append: the payload's length

@@ -471,8 +471,9 @@ func (s *SQLite) moveTx(ctx context.Context, rows []logRow, slice int, rooms map
 	return r, err
 }
 
-// run is Commit, moving a slice first once moveAfter has passed since
-// the last move.
+// run is Commit: a batch of new messages only goes to the journal
+// (journals); any other is one transaction, moving a slice first once
+// moveAfter has passed since the last move.
 func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)

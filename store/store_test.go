@@ -417,7 +417,7 @@ func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
 }
 
 // TestTidyMovesBetweenCommits: a slice's move waits for Tidy, which the
-// writer calls when no send waits, so it does not hold a commit's acks;
+// engine calls beside the commits, so it does not hold a commit's acks;
 // a commit moves one itself only once Tidy is late twice over.
 func TestTidyMovesBetweenCommits(t *testing.T) {
 	ctx := context.Background()
