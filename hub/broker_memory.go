@@ -72,8 +72,10 @@ type MemoryBroker struct {
 	// ahead waits for apply, and what queues meanwhile makes its next
 	// commit bigger rather than the commits more.
 	committed chan committedBatch
-	deliver   []chan delivery
-	h         *Hub
+	deliver   []deliverer
+	// fan is apply's own fanout, for the messages it writes itself.
+	fan *fanout
+	h   *Hub
 	// stopped is closed when the hub stops.
 	stopped <-chan struct{}
 	failing atomic.Pointer[error] // the last commit's error, nil after a success
@@ -122,6 +124,24 @@ type delivery struct {
 	payload []byte
 }
 
+// deliverer is one goroutine writing room events to sockets; a room
+// always goes to the same one, in order.
+type deliverer struct {
+	ch chan delivery
+	// queued counts events handed to ch and not yet written: apply writes
+	// a room's message itself only while it is 0, so nothing of the room
+	// handed over before is still being written.
+	queued atomic.Int64
+}
+
+// inlineBatch is the largest committed batch whose messages apply writes
+// to the sockets itself rather than handing them to the deliverers: at a
+// message or two per commit (1,000 messages a second) the hand-off was
+// a goroutine wake-up per message, and writing them on the spot cut the
+// delivery p99 by a sixth (docs/BENCHMARKS.md). A bigger batch means a
+// busy node, whose writes the deliverers spread over the processors.
+const inlineBatch = 4
+
 // memRoom is one room's live state.
 type memRoom struct {
 	mu sync.Mutex
@@ -155,10 +175,11 @@ func NewMemoryBroker(log Log, members Members, cfg MemoryConfig) *MemoryBroker {
 func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
 	b.h = h
 	b.stopped = ctx.Done()
-	b.deliver = make([]chan delivery, b.cfg.Deliverers)
+	b.fan = &fanout{h: h}
+	b.deliver = make([]deliverer, b.cfg.Deliverers)
 	for i := range b.deliver {
-		ch := make(chan delivery, 8192)
-		b.deliver[i] = ch
+		dl := &b.deliver[i]
+		dl.ch = make(chan delivery, 8192)
 		h.done.Add(1)
 		go func() {
 			defer h.done.Done()
@@ -167,8 +188,9 @@ func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
 				select {
 				case <-ctx.Done():
 					return
-				case d := <-ch:
+				case d := <-dl.ch:
 					f.deliver(d.room, d.payload)
+					dl.queued.Add(-1)
 				}
 			}
 		}()
@@ -209,11 +231,10 @@ func (b *MemoryBroker) healthy() error {
 
 // commitLoop is the one writer: it takes every operation queued since the
 // last commit (up to MaxBatch), commits them together and hands the
-// batch to apply, which puts it in memory, hands the events to the
-// deliverers and releases the callers, in that order, so an acknowledged
+// batch to apply, which puts it in memory, delivers the events (see
+// inlineBatch) and releases the callers, in that order, so an acknowledged
 // message is readable by sync and delivered in seq order. While apply
-// writes one batch's acks the writer commits the next: a send's ack
-// waits for its own commit, not for the last batch's deliveries.
+// delivers one batch and writes its acks the writer commits the next.
 func (b *MemoryBroker) commitLoop(ctx context.Context) {
 	defer close(b.committed)
 	for {
@@ -299,8 +320,10 @@ func (b *MemoryBroker) commit(ops []*memOp) committedBatch {
 	return committedBatch{ops: ops, lb: &lb, err: err}
 }
 
-// apply puts a committed batch in memory, queues its events for delivery
-// and then releases its callers; a failed one only fails them.
+// apply puts a committed batch in memory, delivers its events (writing a
+// small batch's messages itself, see inlineBatch, and handing the rest
+// to the deliverers) and then releases its callers; a failed one only
+// fails them.
 func (b *MemoryBroker) apply(cb committedBatch) {
 	ops, lb := cb.ops, cb.lb
 	if cb.err != nil {
@@ -311,14 +334,19 @@ func (b *MemoryBroker) apply(cb committedBatch) {
 		return
 	}
 	var d, x, e int
+	inline := len(ops) <= inlineBatch
 	for _, op := range ops {
 		switch {
 		case op.draft != nil:
 			op.acc = lb.Accepted[d]
 			if !op.acc.Dup {
-				msg := lb.Encoded[d]
-				b.room(op.draft.Room).append(op.acc.Seq, msg, b.cfg.RecentLen)
-				b.queue(op.draft.Room, msg)
+				msg, room := lb.Encoded[d], op.draft.Room
+				b.room(room).append(op.acc.Seq, msg, b.cfg.RecentLen)
+				if inline && b.delivererOf(room).queued.Load() == 0 {
+					b.fan.deliver(room, msg)
+				} else {
+					b.queue(room, msg)
+				}
 			}
 			d++
 		case op.del != nil:
@@ -365,10 +393,17 @@ func (b *MemoryBroker) run(ctx context.Context, op *memOp) error {
 // queue hands a room event to the room's deliverer (dropped once the hub
 // stopped, when no deliverer takes it).
 func (b *MemoryBroker) queue(room int64, payload []byte) {
+	dl := b.delivererOf(room)
+	dl.queued.Add(1)
 	select {
-	case b.deliver[uint64(room)%uint64(len(b.deliver))] <- delivery{room, payload}:
+	case dl.ch <- delivery{room, payload}:
 	case <-b.stopped:
 	}
+}
+
+// delivererOf is the deliverer of room's events.
+func (b *MemoryBroker) delivererOf(room int64) *deliverer {
+	return &b.deliver[uint64(room)%uint64(len(b.deliver))]
 }
 
 func (b *MemoryBroker) room(id int64) *memRoom {
