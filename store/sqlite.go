@@ -75,6 +75,10 @@ type SQLite struct {
 	pending   []logRow
 	settling  []logRow
 	journaled map[cidKey]chatlog.Accepted
+	// cids spares new messages their lookup by cid (see cidFilter),
+	// filled by a scan that begins with the first Commit (fill).
+	cids *cidFilter
+	fill sync.Once
 	// stop ends the checkpointer, done says it ended.
 	stop chan struct{}
 	done sync.WaitGroup
@@ -190,7 +194,7 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 		}
 		return nil, fmt.Errorf("store: create tables: %w", err)
 	}
-	s := &SQLite{w: w, top: map[int64]int64{}, journaled: map[cidKey]chatlog.Accepted{}}
+	s := &SQLite{w: w, top: map[int64]int64{}, journaled: map[cidKey]chatlog.Accepted{}, cids: newCIDFilter()}
 	// The journal opens only now: the schema's statements took the
 	// database file's lock (vfsParam), so no other node truncates it.
 	jr, replayed, err := openJournal(filepath.Join(dir, "messages.journal"), sync == SyncFull)
@@ -341,6 +345,24 @@ func (s *SQLite) checkpoints() {
 	}
 }
 
+// fillCIDs reads the stored keys into the filter on a goroutine of its
+// own, again a second later if it failed (until then every key is looked
+// up), until Close. Only the single-node engine's commits use the filter,
+// so a node whose batcher writes this store does not pay for the scan.
+func (s *SQLite) fillCIDs() {
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		for s.cids.fill(s.stop, s.db) != nil {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+}
+
 // Close closes the database.
 func (s *SQLite) Close() error {
 	close(s.stop)
@@ -378,6 +400,7 @@ const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body
 // deletion, which find messages there) by Tidy, or by a later commit
 // when Tidy is late twice over.
 func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
+	s.fill.Do(s.fillCIDs)
 	return s.run(ctx, b, 2*moveEvery/moveSlices)
 }
 
@@ -422,10 +445,12 @@ func (s *SQLite) Tidy(ctx context.Context) error {
 		return fmt.Errorf("store: move rooms of slice %d and %d journaled messages: %w", slice, len(rows), err)
 	}
 	s.rounds = r
-	clear(s.tail[slice])
+	s.forgetSlice(slice)
 	for _, row := range rows {
 		k := cidKey{row.room, row.from, row.cid}
-		if sliceOf(row.room) != slice {
+		if sliceOf(row.room) == slice {
+			s.cids.add(k) // copied into the messages table
+		} else {
 			s.tail.put(k, chatlog.Accepted{Seq: row.seq, TS: row.ts})
 		}
 		delete(s.journaled, k)
@@ -520,9 +545,11 @@ func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Durat
 	switch c.moved {
 	case noSlice:
 	case allSlices:
-		s.tail = logTail{}
+		for i := range s.tail {
+			s.forgetSlice(i)
+		}
 	default:
-		clear(s.tail[c.moved])
+		s.forgetSlice(c.moved)
 		s.slice = (c.moved + 1) % moveSlices
 		s.moved = time.Now()
 	}
@@ -531,6 +558,7 @@ func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Durat
 	}
 	if c.settled {
 		s.pending = nil
+		s.cids.addAll(s.journaled)
 		clear(s.journaled)
 		if err := s.jr.reset(); err != nil {
 			return fmt.Errorf("store: commit: %w", err)
@@ -783,7 +811,8 @@ func (s *SQLite) acceptDrafts(ctx context.Context, tx *sql.Tx, b *chatlog.Batch,
 // assign gives each draft of b its room's next seq, or, for a (room,
 // from, cid) committed before or earlier in b, its original seq and ts,
 // and returns the indexes of the new ones in b's order: one lookup of
-// every cid not known in memory, in tx (nil: outside any transaction).
+// every cid neither known in memory nor ruled out by the filter, in tx
+// (nil: outside any transaction).
 func (s *SQLite) assign(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) ([]int, error) {
 	b.Accepted = make([]chatlog.Accepted, len(b.Drafts))
 	b.Encoded = make([][]byte, len(b.Drafts))
@@ -791,13 +820,13 @@ func (s *SQLite) assign(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 		return nil, nil
 	}
 	// The keys neither the log's and journal's maps nor this batch name
-	// yet; the first of two drafts with one key is looked up, the second
-	// is its retry.
+	// yet and the filter does not rule out; the first of two drafts with
+	// one key is looked up, the second is its retry.
 	var unknown []cidKey
 	asked := map[cidKey]bool{}
 	for _, d := range b.Drafts {
 		k := cidKey{d.Room, d.From, d.CID}
-		if _, ok := s.known(k); !ok && !asked[k] {
+		if _, ok := s.known(k); !ok && !asked[k] && s.cids.mayHold(k) {
 			asked[k] = true
 			unknown = append(unknown, k)
 		}
@@ -844,6 +873,14 @@ func (s *SQLite) assign(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 		fresh = append(fresh, i)
 	}
 	return fresh, nil
+}
+
+// forgetSlice drops the tail's keys of a slice its move copied into the
+// messages table, adding them to the filter first: a key leaves the
+// store's memory only once the filter has it.
+func (s *SQLite) forgetSlice(i int) {
+	s.cids.addAll(s.tail[i])
+	clear(s.tail[i])
 }
 
 // known finds a message by cid in the log table's tail or the journal.
@@ -978,6 +1015,7 @@ func (s *SQLite) Insert(ctx context.Context, entries []chatlog.Entry) error {
 				runtime.Gosched()
 			}
 			m := e.Message
+			s.cids.add(cidKey{m.Room, m.From, m.CID}) // a false "maybe" if this fails
 			res, err := ins.ExecContext(ctx, m.Room, m.Seq, m.From, m.CID, m.TS, m.Body, e.Raw)
 			if err != nil {
 				return err

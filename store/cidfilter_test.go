@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"moim/chatlog"
+)
+
+// TestTheFilterNeverLosesAKey: every key added is a "maybe", across the
+// parts the filter grows into, and few keys never added are.
+func TestTheFilterNeverLosesAKey(t *testing.T) {
+	f := newCIDFilter()
+	f.first, f.ready = 10_000, true
+	const n = 15_000 // into the second part
+	key := func(i int) cidKey { return cidKey{room: int64(i % 1000), from: int64(i % 7), cid: fmt.Sprint("c", i)} }
+	for i := range n {
+		f.add(key(i))
+	}
+	if len(f.parts) != 2 {
+		t.Fatalf("%d keys fill %d parts, want 2", n, len(f.parts))
+	}
+	for i := range n {
+		if !f.mayHold(key(i)) {
+			t.Fatalf("key %d was added but the filter rules it out", i)
+		}
+	}
+	const absent = 100_000
+	maybe := 0
+	for i := n; i < n+absent; i++ {
+		if f.mayHold(key(i)) {
+			maybe++
+		}
+	}
+	if rate := float64(maybe) / absent; rate > 0.03 {
+		t.Errorf("%.1f %% of keys never added are a maybe, want about 1.6 %% (two parts)", 100*rate)
+	}
+	if unready := newCIDFilter(); !unready.mayHold(key(0)) {
+		t.Error("a filter whose scan is not done rules a key out")
+	}
+}
+
+// TestRetriedCIDsAreFoundPastTheFilter: with the filter ready, a retried
+// cid whose message is in the messages table, not in the store's memory,
+// still gets its seq: one stored by an earlier run (read in by the scan
+// at start), one copied by its own slice's move, and one copied a slice
+// later from the log (the tail).
+func TestRetriedCIDsAreFoundPastTheFilter(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenSQLite(dir, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlier := commitTo(t, st, 1, "a", "b", "c")
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil { // moves the log into messages
+		t.Fatal(err)
+	}
+	defer st.Close()
+	moveDue(st, -time.Hour) // no move until the test makes one
+	commitTo(t, st, 2, "start")
+	deadline := time.Now().Add(10 * time.Second)
+	for !ready(st) {
+		if time.Now().After(deadline) {
+			t.Fatal("the filter's scan of the stored cids did not finish in 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	retried := func(room int64, cid string, want chatlog.Accepted) {
+		t.Helper()
+		st.mu.Lock()
+		_, inMemory := st.known(cidKey{room, 7, cid})
+		st.mu.Unlock()
+		if inMemory {
+			t.Fatalf("cid %q of room %d is still in the store's memory; the test wants it in the messages table only", cid, room)
+		}
+		want.Dup = true
+		if got := commitTo(t, st, room, cid)[0]; got != want {
+			t.Errorf("retried cid %q of room %d got %+v, want %+v", cid, room, got, want)
+		}
+	}
+	retried(1, "b", earlier[1])
+
+	// Room 3's own slice moves next: its journaled rows go straight into
+	// the messages table. Room 4's go into the log's tail, and on with
+	// its slice's move a slice later.
+	own := commitTo(t, st, 3, "e")
+	later := commitTo(t, st, 4, "f")
+	move := func(slice int) {
+		t.Helper()
+		st.mu.Lock()
+		st.slice, st.moved = slice, time.Now().Add(-time.Hour)
+		st.mu.Unlock()
+		if err := st.Tidy(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move(3)
+	retried(3, "e", own[0])
+	move(4)
+	retried(4, "f", later[0])
+	if n := rowsIn(t, st, "messages", 4); n != 1 {
+		t.Fatalf("room 4 has %d rows in the messages table, want 1", n)
+	}
+
+	// A deletion's transaction moves every room, the journal's with it.
+	last := commitTo(t, st, 5, "g")
+	del := &chatlog.Batch{Deletes: []chatlog.Deletion{{Room: 1, Seq: 1, By: 7}}}
+	if err := st.Commit(ctx, del); err != nil || !del.Deletes[0].Done {
+		t.Fatalf("deleting seq 1 of room 1: done %v, %v", del.Deletes[0].Done, err)
+	}
+	retried(5, "g", last[0])
+}
+
+func ready(st *SQLite) bool {
+	st.cids.mu.Lock()
+	defer st.cids.mu.Unlock()
+	return st.cids.ready
+}
