@@ -32,7 +32,9 @@ type cidFilter struct {
 	mu sync.Mutex
 	// parts are filters of growing capacity; keys go into the last.
 	parts []bloom
-	ready bool
+	// started: keys are kept from now on (a store whose filter is never
+	// used, the batcher's, keeps none); ready: the scan is done.
+	started, ready bool
 }
 
 // bloom is one Bloom filter of bloomBits bits a key for capacity keys.
@@ -68,12 +70,22 @@ func (f *cidFilter) hash(k cidKey) (uint64, uint64) {
 	return h1, bits.RotateLeft64(h1*0x9e3779b97f4a7c15, 31) | 1
 }
 
-// add records that the messages table may hold k.
-func (f *cidFilter) add(k cidKey) {
-	h1, h2 := f.hash(k)
+// start makes f keep the keys added from now on. The caller must hold
+// off every writer of the messages table meanwhile, so that what one
+// wrote before is in the table when the scan (fill) reads it.
+func (f *cidFilter) start() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.addHashed(h1, h2)
+	f.started = true
+}
+
+// add records that the messages table may hold k, once f is started.
+func (f *cidFilter) add(k cidKey) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.started {
+		f.addHashed(f.hash(k))
+	}
 }
 
 // addAll adds every key of m.

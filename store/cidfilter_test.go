@@ -13,7 +13,7 @@ import (
 // parts the filter grows into, and few keys never added are.
 func TestTheFilterNeverLosesAKey(t *testing.T) {
 	f := newCIDFilter()
-	f.first, f.ready = 10_000, true
+	f.first, f.started, f.ready = 10_000, true, true
 	const n = 15_000 // into the second part
 	key := func(i int) cidKey { return cidKey{room: int64(i % 1000), from: int64(i % 7), cid: fmt.Sprint("c", i)} }
 	for i := range n {
@@ -121,4 +121,26 @@ func ready(st *SQLite) bool {
 	st.cids.mu.Lock()
 	defer st.cids.mu.Unlock()
 	return st.cids.ready
+}
+
+// TestABatchersStoreKeepsNoFilter: a store only the batcher writes (the
+// Redis path's) never starts the filter, so it keeps none of its keys.
+func TestABatchersStoreKeepsNoFilter(t *testing.T) {
+	st, err := OpenSQLite(t.TempDir(), SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	batch := make([]chatlog.Entry, 100)
+	for i := range batch {
+		batch[i] = entry(1, int64(i+1), 7, fmt.Sprint("c", i), "hello")
+	}
+	if err := st.Insert(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	st.cids.mu.Lock()
+	defer st.cids.mu.Unlock()
+	if len(st.cids.parts) != 0 || st.cids.started {
+		t.Errorf("the batcher's store keeps a filter of %d parts (started %v), want none", len(st.cids.parts), st.cids.started)
+	}
 }

@@ -348,8 +348,12 @@ func (s *SQLite) checkpoints() {
 // fillCIDs reads the stored keys into the filter on a goroutine of its
 // own, again a second later if it failed (until then every key is looked
 // up), until Close. Only the single-node engine's commits use the filter,
-// so a node whose batcher writes this store does not pay for the scan.
+// so a node whose batcher writes this store pays neither for the scan nor
+// for keeping its keys.
 func (s *SQLite) fillCIDs() {
+	s.mu.Lock() // no Insert is halfway (it holds mu throughout)
+	s.cids.start()
+	s.mu.Unlock()
 	s.done.Add(1)
 	go func() {
 		defer s.done.Done()
