@@ -37,7 +37,8 @@ type cidFilter struct {
 	started, ready bool
 }
 
-// bloom is one Bloom filter of bloomBits bits a key for capacity keys.
+// bloom is one Bloom filter of bloomBits bits a key for limit keys, n
+// of them added.
 type bloom struct {
 	bits     []uint64
 	n, limit int
@@ -56,8 +57,8 @@ func newCIDFilter() *cidFilter {
 	return &cidFilter{seed: maphash.MakeSeed(), first: bloomFirst}
 }
 
-// hash is k's two hashes for double hashing (the second odd, so its
-// multiples reach every bit).
+// hash is k's two hashes for double hashing (the second odd, never 0,
+// so a key's bloomHashes bits differ).
 func (f *cidFilter) hash(k cidKey) (uint64, uint64) {
 	var h maphash.Hash
 	h.SetSeed(f.seed)
@@ -104,12 +105,27 @@ func (f *cidFilter) addHashed(h1, h2 uint64) {
 		f.parts = append(f.parts, bloom{bits: make([]uint64, limit*bloomBits/64), limit: limit})
 	}
 	p := &f.parts[len(f.parts)-1]
-	m := uint64(len(p.bits) * 64)
 	for i := range uint64(bloomHashes) {
-		bit := (h1 + i*h2) % m
-		p.bits[bit/64] |= 1 << (bit % 64)
+		w, mask := p.bit(h1, h2, i)
+		p.bits[w] |= mask
 	}
 	p.n++
+}
+
+// bit is the word and mask of a key's i-th bit in p.
+func (p *bloom) bit(h1, h2, i uint64) (int, uint64) {
+	b := (h1 + i*h2) % uint64(len(p.bits)*64)
+	return int(b / 64), 1 << (b % 64)
+}
+
+// has reports whether p has every one of a key's bits.
+func (p *bloom) has(h1, h2 uint64) bool {
+	for i := range uint64(bloomHashes) {
+		if w, mask := p.bit(h1, h2, i); p.bits[w]&mask == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // mayHold reports whether the messages table may hold k: false only once
@@ -122,16 +138,7 @@ func (f *cidFilter) mayHold(k cidKey) bool {
 		return true
 	}
 	for _, p := range f.parts {
-		m := uint64(len(p.bits) * 64)
-		all := true
-		for i := range uint64(bloomHashes) {
-			bit := (h1 + i*h2) % m
-			if p.bits[bit/64]&(1<<(bit%64)) == 0 {
-				all = false
-				break
-			}
-		}
-		if all {
+		if p.has(h1, h2) {
 			return true
 		}
 	}
