@@ -135,11 +135,13 @@ type deliverer struct {
 }
 
 // inlineBatch is the largest committed batch whose messages apply writes
-// to the sockets itself rather than handing them to the deliverers: at a
-// message or two per commit (1,000 messages a second) the hand-off was
-// a goroutine wake-up per message, and writing them on the spot cut the
-// delivery p99 by a sixth (docs/BENCHMARKS.md). A bigger batch means a
-// busy node, whose writes the deliverers spread over the processors.
+// to the sockets itself rather than handing them to the deliverers, when
+// nothing waits for the next commit: at a message or two per commit
+// (1,000 messages a second) the hand-off was a goroutine wake-up per
+// message, and writing them on the spot cut the delivery p99 by up to a
+// fifth (docs/BENCHMARKS.md). A bigger batch, or sends queued behind it,
+// mean a busy node, whose writes the deliverers spread over the
+// processors while apply hands the writer its next batch sooner.
 const inlineBatch = 4
 
 // memRoom is one room's live state.
@@ -334,7 +336,7 @@ func (b *MemoryBroker) apply(cb committedBatch) {
 		return
 	}
 	var d, x, e int
-	inline := len(ops) <= inlineBatch
+	inline := len(ops) <= inlineBatch && len(b.ops) == 0
 	for _, op := range ops {
 		switch {
 		case op.draft != nil:
