@@ -28,9 +28,9 @@ type Log interface {
 	Before(ctx context.Context, room, seq int64, limit int) ([][]byte, error)
 	// ReadPositions is every member's read position in room.
 	ReadPositions(ctx context.Context, room int64) (map[int64]int64, error)
-	// Tidy does work the log defers (SQLite: moving rooms out of its log
-	// table); the broker calls it every few milliseconds from a goroutine
-	// of its own, beside Commit.
+	// Tidy does work the log defers (SQLite: moving rooms' messages from
+	// its journals into its messages table); the broker calls it every
+	// few milliseconds from a goroutine of its own, beside Commit.
 	Tidy(ctx context.Context) error
 }
 

@@ -248,7 +248,7 @@ type setting struct {
 func (c *Config) settings() []setting {
 	return []setting{
 		{"MOIM_ADDR", ":8080", "", "Listen address for REST, WebSocket and metrics.", text(&c.Addr)},
-		{"MOIM_DATA_DIR", "./data", "", "The node's own SQLite files (`messages.db` and its `messages.journal`, `moim.db`), uploads (`attachments/`) when there is no MongoDB, and the generated JWT secret.", required(&c.DataDir)},
+		{"MOIM_DATA_DIR", "./data", "", "The node's own SQLite files (`messages.db` and its journals `messages.journal` and `messages.journal.1`, `moim.db`), uploads (`attachments/`) when there is no MongoDB, and the generated JWT secret.", required(&c.DataDir)},
 		{"MOIM_REDIS_URL", "", "empty = single-node engine", "`redis://[user:pass@]host:6379/0` for one Redis; `redis+cluster://[user:pass@]host1:7000,host2:7001,host3:7002/` for a Redis Cluster (`rediss://`, `rediss+cluster://` with TLS). On a cluster, room delivery uses sharded pub/sub.", text(&c.RedisURL)},
 		{"MOIM_REDIS_PREFIX", "moim", "", "Prefix of every Redis key (lets deployments share a Redis).", keyPrefix(&c.RedisPrefix)},
 		{"MOIM_MONGO_URI", "", "empty = SQLite in the data directory", "`mongodb://host:27017/moim`; the path names the database (default `moim`). Needs `MOIM_REDIS_URL` (the batcher drains Redis into it); without it a node keeps messages in `messages.db`, which only one node can use.", text(&c.MongoURI)},

@@ -45,8 +45,9 @@ func TestTheFilterNeverLosesAKey(t *testing.T) {
 // TestRetriedCIDsAreFoundPastTheFilter: with the filter ready, a retried
 // cid whose message is in the messages table, not in the store's memory,
 // still gets its seq: one stored by an earlier run (read in by the scan
-// at start), one copied by its own slice's move, and one copied a slice
-// later from the log (the tail).
+// at start), one moved by its slice's move, one moved with every slice
+// by a deletion's transaction, and one a transaction wrote straight into
+// the table (a batch with a read position).
 func TestRetriedCIDsAreFoundPastTheFilter(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -58,11 +59,10 @@ func TestRetriedCIDsAreFoundPastTheFilter(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if st, err = OpenSQLite(dir, SyncNormal); err != nil { // moves the log into messages
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	moveDue(st, -time.Hour) // no move until the test makes one
 	commitTo(t, st, 2, "start")
 	deadline := time.Now().Add(10 * time.Second)
 	for !ready(st) {
@@ -74,7 +74,7 @@ func TestRetriedCIDsAreFoundPastTheFilter(t *testing.T) {
 	retried := func(room int64, cid string, want chatlog.Accepted) {
 		t.Helper()
 		st.mu.Lock()
-		_, inMemory := st.known(cidKey{room, 7, cid})
+		_, inMemory := st.journaled[cidKey{room, 7, cid}]
 		st.mu.Unlock()
 		if inMemory {
 			t.Fatalf("cid %q of room %d is still in the store's memory; the test wants it in the messages table only", cid, room)
@@ -86,35 +86,32 @@ func TestRetriedCIDsAreFoundPastTheFilter(t *testing.T) {
 	}
 	retried(1, "b", earlier[1])
 
-	// Room 3's own slice moves next: its journaled rows go straight into
-	// the messages table. Room 4's go into the log's tail, and on with
-	// its slice's move a slice later.
 	own := commitTo(t, st, 3, "e")
-	later := commitTo(t, st, 4, "f")
-	move := func(slice int) {
-		t.Helper()
-		st.mu.Lock()
-		st.slice, st.moved = slice, time.Now().Add(-time.Hour)
-		st.mu.Unlock()
-		if err := st.Tidy(ctx); err != nil {
-			t.Fatal(err)
-		}
+	moveDue(st, time.Hour, 3)
+	if err := st.Tidy(ctx); err != nil {
+		t.Fatal(err)
 	}
-	move(3)
 	retried(3, "e", own[0])
-	move(4)
-	retried(4, "f", later[0])
-	if n := rowsIn(t, st, "messages", 4); n != 1 {
-		t.Fatalf("room 4 has %d rows in the messages table, want 1", n)
-	}
 
-	// A deletion's transaction moves every room, the journal's with it.
+	// A deletion's transaction moves every slice's messages first.
 	last := commitTo(t, st, 5, "g")
 	del := &chatlog.Batch{Deletes: []chatlog.Deletion{{Room: 1, Seq: 1, By: 7}}}
 	if err := st.Commit(ctx, del); err != nil || !del.Deletes[0].Done {
 		t.Fatalf("deleting seq 1 of room 1: done %v, %v", del.Deletes[0].Done, err)
 	}
 	retried(5, "g", last[0])
+
+	mixed := &chatlog.Batch{
+		Drafts: []*chatlog.Draft{chatlog.NewDraft(6, 7, "n", "회비 h", "h", chatlog.KindText, 0, 42)},
+		Reads:  []chatlog.ReadMark{{Room: 1, User: 7, Seq: 2}},
+	}
+	if err := st.Commit(ctx, mixed); err != nil {
+		t.Fatal(err)
+	}
+	if n := rowsIn(t, st, 6); n != 1 {
+		t.Fatalf("a message committed beside a read position: %d rows in the table, want 1", n)
+	}
+	retried(6, "h", mixed.Accepted[0])
 }
 
 func ready(st *SQLite) bool {

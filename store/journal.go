@@ -34,6 +34,7 @@ type logRow struct {
 	room, seq, from, ts int64
 	cid, body           string
 	msg                 []byte
+	file                int // which of the journals holds it (SQLite.jr); not written
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -1,11 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -34,45 +34,43 @@ const (
 )
 
 // SQLite is the message store of a node that keeps its own: one file in
-// the data directory, with its journal beside it, written through one
-// connection (by the single-node engine's group commit and its moves, or
-// by the batcher) and read by several.
+// the data directory, with its journals beside it, written through one
+// connection (by the single-node engine's moves and commits, or by the
+// batcher) and read by several.
 type SQLite struct {
 	// db reads; w writes, through one connection of its own. SQLite drops
 	// a connection's page cache whenever another connection has written,
 	// so a writer taking whichever pooled connection a reader last used
 	// re-read its pages from the file on most commits.
 	db, w *sql.DB
-	// accept inserts 1, 4, 16 or 64 new messages into the log, and byCID
-	// finds as many stored messages by their senders' cids, by the number
-	// of rows (chunks): the group commit runs them in every transaction,
-	// so they are prepared once, and a commit of n messages runs about
-	// n/64 of each instead of n (a statement costs the driver and
-	// database/sql some 30 allocations, whatever its rows).
-	accept, byCID map[int]*sql.Stmt
+	// insert inserts 1, 4, 16 or 64 messages, and byCID finds as many
+	// stored messages by their senders' cids, by the number of rows
+	// (chunks): every move and commit runs them, so they are prepared
+	// once, and n messages take about n/64 of each instead of n (a
+	// statement costs the driver and database/sql some 30 allocations,
+	// whatever its rows).
+	insert, byCID map[int]*sql.Stmt
 	// readCID is byCID on the readers, for lookups outside a transaction.
 	readCID map[int]*sql.Stmt
-	// copyRoom, dropLog and logEnd are moveLog's statements.
-	copyRoom, dropLog, logEnd *sql.Stmt
 	// wmu serializes the writer connection's transactions; mu guards the
-	// maps below and the journal, and is taken after wmu. top caches each
-	// room's highest seq for Commit, which gives seqs out (dropped when a
-	// commit fails). tail is what the log table holds and the messages
-	// table does not yet, by cid; moved is when a slice was last moved,
-	// and slice the next one.
+	// fields below, and is taken after wmu. top caches each room's highest
+	// seq for Commit, which gives seqs out (dropped when a commit fails).
+	// moved is when a slice was last moved, and slice the next one.
 	wmu, mu sync.Mutex
 	top     map[int64]int64
-	tail    logTail
 	moved   time.Time
 	slice   int
-	// rounds is where the log's rows stand: see moveLog.
-	rounds logRounds
-	// jr is what new messages wait for (see journal); pending is what it
-	// holds and the log table does not yet, in order, and journaled the
-	// same by cid; settling is what a move (Tidy) is writing into the
-	// log, out of pending but in journaled until that commits.
-	jr        *journal
-	pending   []logRow
+	// jr are the journals new messages wait in (see journal), appended to
+	// by turns: cur is the one appended to, and left counts each one's
+	// messages not yet in the messages table (see rotate). pending is
+	// what they hold and the table does not yet, by slice of rooms and
+	// in order, and journaled the same by cid; settling is what a move is
+	// writing into the table, out of pending but in journaled until that
+	// commits.
+	jr        [2]*journal
+	cur       int
+	left      [2]int
+	pending   [moveSlices][]logRow
 	settling  []logRow
 	journaled map[cidKey]chatlog.Accepted
 	// cids spares new messages their lookup by cid (see cidFilter),
@@ -90,17 +88,18 @@ type cidKey struct {
 	cid        string
 }
 
-// moveEvery is how often each room's messages move from the log table
-// into the messages table. A commit appends its messages to the end of
-// the log and to the log's small room index (two seconds of entries at
-// most, see moveLog), a few pages however many rooms it touches; the
-// move then writes each room's pages once for all of its messages since
-// the last one, instead of once per commit. The rooms move in
-// moveSlices slices (room mod moveSlices), one slice every
-// moveEvery/moveSlices: a second of messages moved at once held every
-// ack queued behind it for tens of milliseconds at 1,000 messages a
-// second (docs/BENCHMARKS.md); a 128th of it, about a room's, takes half
-// a millisecond (a 32nd: 1.5 ms), beside the commits (Tidy).
+// moveEvery is how often each room's new messages move from the journals
+// into the messages table. A commit appends its messages to a journal,
+// one write however many rooms it touches; the move then writes each
+// room's pages once for all of its messages since the last one, instead
+// of once per commit, and each message once: a log table between the two
+// had every message written three times (into the log and its room
+// index, copied, dropped) and held most of the store's CPU
+// (docs/BENCHMARKS.md). The rooms move in moveSlices slices (room mod
+// moveSlices), one slice every moveEvery/moveSlices: a second of messages
+// moved at once held every ack queued behind it for tens of milliseconds
+// at 1,000 messages a second; a 128th of it, about a room's, takes a
+// fraction of a millisecond, beside the commits (Tidy).
 const (
 	moveEvery  = time.Second
 	moveSlices = 128
@@ -125,8 +124,15 @@ const checkpointEvery = 25 * time.Millisecond
 // few seconds at 1,000 messages a second instead of twice a second.
 const autoCheckpoint = 10000
 
-// allSlices asks moveLog to move the whole log.
-const allSlices = -1
+// allSlices and noSlice ask move for every slice's messages and for none.
+const (
+	allSlices = -1
+	noSlice   = -2
+)
+
+// journalNames are the journals' files in the data directory; the first
+// is the one journal of earlier versions.
+var journalNames = [2]string{"messages.journal", "messages.journal.1"}
 
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -141,16 +147,6 @@ CREATE TABLE IF NOT EXISTS messages (
 	PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_cid ON messages (room, from_user, cid);
-CREATE TABLE IF NOT EXISTS log (
-	room      INTEGER NOT NULL,
-	seq       INTEGER NOT NULL,
-	from_user INTEGER NOT NULL,
-	cid       TEXT    NOT NULL,
-	ts        INTEGER NOT NULL,
-	body      TEXT    NOT NULL,
-	msg       BLOB    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS log_room ON log (room, seq);
 CREATE TABLE IF NOT EXISTS reads (
 	room INTEGER NOT NULL, user INTEGER NOT NULL, seq INTEGER NOT NULL,
 	PRIMARY KEY (room, user)
@@ -174,11 +170,12 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	}
 	// A 64 MiB page cache keeps every busy room's newest pages in memory
 	// (SQLite's default, 2 MiB, re-read them from the file). Checkpoints:
-	// see checkpointEvery and autoCheckpoint. Temporary storage is memory: a statement of many rows (the group
-	// commit's chunks of 64) keeps a statement journal, to undo that
-	// statement alone, which past 64 KiB spilled to a temporary file, a
-	// write call per page (a third more write calls per message in
-	// BenchmarkCommit at batch 128); it holds one statement's pages.
+	// see checkpointEvery and autoCheckpoint. Temporary storage is
+	// memory: a statement of many rows (the chunks of 64) keeps a
+	// statement journal, to undo that statement alone, which past 64 KiB
+	// spilled to a temporary file, a write call per page (a third more
+	// write calls per message in BenchmarkCommit at batch 128); it holds
+	// one statement's pages.
 	dsn := "file:" + filepath.Join(dir, "messages.db") +
 		"?" + vfsParam + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(sync) + ")&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(" + strconv.Itoa(autoCheckpoint) + ")&_txlock=immediate"
 	w, err := sql.Open("sqlite", dsn)
@@ -195,39 +192,37 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 		return nil, fmt.Errorf("store: create tables: %w", err)
 	}
 	s := &SQLite{w: w, top: map[int64]int64{}, journaled: map[cidKey]chatlog.Accepted{}, cids: newCIDFilter()}
-	// The journal opens only now: the schema's statements took the
-	// database file's lock (vfsParam), so no other node truncates it.
-	jr, replayed, err := openJournal(filepath.Join(dir, "messages.journal"), sync == SyncFull)
-	if err != nil {
-		_ = w.Close()
-		return nil, err
+	// The journals open only now: the schema's statements took the
+	// database file's lock (vfsParam), so no other node truncates them.
+	var replayed []logRow
+	for i, name := range journalNames {
+		jr, rows, err := openJournal(filepath.Join(dir, name), sync == SyncFull)
+		if err != nil {
+			s.closeJournals()
+			_ = w.Close()
+			return nil, err
+		}
+		s.jr[i] = jr
+		replayed = append(replayed, rows...)
 	}
-	s.jr = jr
-	// What the last run left in the log moves now, so the tail starts
-	// empty, as the map of it does; then what the journal held, which
-	// may be committed already (the node stopped between the commit and
-	// emptying the journal).
-	err = s.write(context.Background(), "move the log", func(tx *sql.Tx) error {
-		if _, err := s.moveLog(context.Background(), tx, allSlices, nil); err != nil {
+	// What the journals hold goes into the messages table now, so the
+	// store starts with nothing pending; some of it may be there already
+	// (the node stopped between a move's commit and emptying a journal).
+	// So does an earlier version's log table.
+	ctx := context.Background()
+	err = s.write(ctx, "write the journals into the messages table", func(tx *sql.Tx) error {
+		if err := dropOldLog(ctx, tx); err != nil {
 			return err
 		}
-		return replay(context.Background(), tx, replayed)
+		return replay(ctx, tx, replayed)
 	})
-	if err == nil {
-		err = jr.reset()
+	for _, jr := range s.jr {
+		if err == nil {
+			err = jr.reset()
+		}
 	}
 	if err == nil {
-		s.accept, s.byCID, err = prepareChunks(w)
-	}
-	if err == nil {
-		s.copyRoom, err = w.Prepare(`INSERT INTO messages (room, seq, from_user, cid, ts, body, msg)
-			SELECT room, seq, from_user, cid, ts, body, msg FROM log WHERE room = ? AND seq >= ? ORDER BY seq`)
-	}
-	if err == nil {
-		s.dropLog, err = w.Prepare(`DELETE FROM log WHERE rowid <= ?`)
-	}
-	if err == nil {
-		s.logEnd, err = w.Prepare(`SELECT COALESCE(MAX(rowid), 0) FROM log`)
+		s.insert, s.byCID, err = prepareChunks(w)
 	}
 	if err == nil {
 		s.db, err = sql.Open("sqlite", dsn)
@@ -236,7 +231,7 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 		s.readCID, err = prepareLookups(s.db)
 	}
 	if err != nil {
-		_ = jr.close()
+		s.closeJournals()
 		_ = w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
@@ -248,83 +243,31 @@ func OpenSQLite(dir string, sync Sync) (*SQLite, error) {
 	return s, nil
 }
 
-// moveLog moves the messages of one slice of rooms (room mod moveSlices;
-// allSlices: every room), rooms (sliceRooms), from the log table into
-// the messages table. A
-// slice's rooms are copied, each in seq order so its pages are written
-// once, and stay in the log: the log is emptied from its start, a round
-// (every slice copied once) behind, each slice's move dropping a
-// moveSlices-th of the rows the round before last appended (logRounds).
-// Deleting each room's rows where they lie dirtied most log pages once
-// per room on them; dropping the oldest rows dirties each page once.
-// Until dropped, a copied row is in both tables: reads of the log skip
-// the seqs the messages table holds (logNew). The statements are
-// prepared once; one naming a slice's rooms was compiled again on every
-// move, most of what a move of a few rooms cost (docs/BENCHMARKS.md).
-func (s *SQLite) moveLog(ctx context.Context, tx *sql.Tx, slice int, rooms map[int64]int64) (logRounds, error) {
-	if slice == allSlices {
-		if _, err := tx.ExecContext(ctx, moveAll); err != nil {
-			return logRounds{}, err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM log`)
-		return logRounds{}, err
+// dropOldLog moves what an earlier version's log table holds (it stood
+// between the journal and the messages table) into the messages table,
+// and drops it.
+func dropOldLog(ctx context.Context, tx *sql.Tx) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'log'`).Scan(&n); err != nil || n == 0 {
+		return err
 	}
-	cp := tx.StmtContext(ctx, s.copyRoom)
-	for room, from := range rooms {
-		if _, err := cp.ExecContext(ctx, room, from); err != nil {
-			return logRounds{}, err
-		}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg)
+		SELECT room, seq, from_user, cid, ts, body, msg FROM log WHERE true ORDER BY room, seq ON CONFLICT DO NOTHING`); err != nil {
+		return err
 	}
-	r := s.rounds
-	if slice == 0 {
-		// The round that ended copied every row up to its mark.
-		end, err := s.end(ctx, tx)
-		if err != nil {
-			return logRounds{}, err
-		}
-		r = logRounds{from: r.to, to: r.mark, mark: end, dropped: r.dropped}
-	}
-	upTo := r.from + (r.to-r.from)*int64(slice+1)/moveSlices
-	if upTo > r.dropped {
-		if _, err := tx.StmtContext(ctx, s.dropLog).ExecContext(ctx, upTo); err != nil {
-			return logRounds{}, err
-		}
-		r.dropped = upTo
-		// A log emptied numbers its next row 1 again: marks from
-		// before would name rows not yet copied.
-		end, err := s.end(ctx, tx)
-		if err != nil {
-			return logRounds{}, err
-		}
-		if end == 0 {
-			r = logRounds{}
-		}
-	}
-	return r, nil
+	_, err := tx.ExecContext(ctx, `DROP TABLE log`)
+	return err
 }
 
-// end is the log's last rowid, 0 when it is empty.
-func (s *SQLite) end(ctx context.Context, tx *sql.Tx) (int64, error) {
-	var n int64
-	err := tx.StmtContext(ctx, s.logEnd).QueryRowContext(ctx).Scan(&n)
-	return n, err
+func (s *SQLite) closeJournals() error {
+	var errs []error
+	for _, jr := range s.jr {
+		if jr != nil {
+			errs = append(errs, jr.close())
+		}
+	}
+	return errors.Join(errs...)
 }
-
-// logRounds is where the log's rows stand, by rowid: every row up to
-// dropped is gone; those up to mark, the log's end when the current
-// round of moves began, are copied by the round's end; the round drops
-// from+1..to, the rows the round before copied, a slice's share at a time.
-type logRounds struct{ from, to, mark, dropped int64 }
-
-// moveAll copies the log's rows not yet copied (all but the newest rows
-// of a room may be in both tables, see moveLog).
-const moveAll = `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg)
-	SELECT room, seq, from_user, cid, ts, body, msg FROM log
-	WHERE seq > (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.room = log.room) ORDER BY room, seq`
-
-// logNew keeps, of a room's log rows (the room is ?1), those not yet
-// copied into the messages table.
-const logNew = `seq > (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?1)`
 
 // checkpoints copies the write-ahead log into the database file every
 // checkpointEvery until Close, on a reader connection: a passive
@@ -371,9 +314,9 @@ func (s *SQLite) fillCIDs() {
 func (s *SQLite) Close() error {
 	close(s.stop)
 	s.done.Wait()
-	// A node stopped cleanly leaves its journal empty.
+	// A node stopped cleanly leaves its journals empty.
 	settleErr := s.settle(context.Background())
-	for _, st := range s.accept {
+	for _, st := range s.insert {
 		_ = st.Close()
 	}
 	for _, st := range s.byCID {
@@ -382,11 +325,8 @@ func (s *SQLite) Close() error {
 	for _, st := range s.readCID {
 		_ = st.Close()
 	}
-	for _, st := range []*sql.Stmt{s.copyRoom, s.dropLog, s.logEnd} {
-		_ = st.Close()
-	}
 	_ = s.db.Close()
-	return errors.Join(settleErr, s.jr.close(), s.w.Close())
+	return errors.Join(settleErr, s.closeJournals(), s.w.Close())
 }
 
 // Ping checks the database file answers.
@@ -397,27 +337,42 @@ const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body
 // Commit commits a batch: each new draft gets its room's next seq, a
 // retried (user, cid) gets its original seq and ts, deletions tombstone,
 // read positions rise. Nothing of a failed batch is kept. A batch of new
-// messages only goes to the journal (appendDrafts); any other is one
-// transaction, which first writes the journal's messages into the log.
-// New messages go to the end of the log table, moved into the messages
-// table (each room every moveEvery, and all of them before an edit or
-// deletion, which find messages there) by Tidy, or by a later commit
-// when Tidy is late twice over.
+// messages only goes to the journal (appendDrafts), from which Tidy
+// moves them into the messages table; any other is one transaction,
+// which first moves every journaled message when it edits or deletes
+// (those find their messages in the table).
 func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	s.fill.Do(s.fillCIDs)
-	return s.run(ctx, b, 2*moveEvery/moveSlices)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	if len(b.Edits)+len(b.Deletes)+len(b.Reads) == 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.appendDrafts(ctx, b)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slice := noSlice
+	if len(b.Edits)+len(b.Deletes) > 0 {
+		slice = allSlices
+	}
+	if err := s.move(ctx, slice, b); err != nil {
+		return fmt.Errorf("store: commit %d messages, %d edits, %d deletions, %d read positions: %w", len(b.Drafts), len(b.Edits), len(b.Deletes), len(b.Reads), err)
+	}
+	return nil
 }
 
-// Tidy moves the next slice of rooms out of the log once its turn has
-// come, with what the journal holds. The single-node engine calls it from
-// a goroutine of its own: while the move's transaction runs, Commit goes
-// on appending new messages to the journal (their cids looked up on a
-// reader connection), so a send no longer waits for a move, only for the
-// journal. A move that rode on a commit held that commit's acks for as
-// long as it took. Commit moves only when Tidy is late twice over.
+// Tidy moves the next slice of rooms' messages from the journals into
+// the messages table once its turn has come. The single-node engine
+// calls it from a goroutine of its own: while the move's transaction
+// runs, Commit goes on appending new messages to a journal, so a send
+// waits for the journal only, never for a move.
 func (s *SQLite) Tidy(ctx context.Context) error {
 	s.mu.Lock()
-	due := time.Since(s.moved) >= moveEvery/moveSlices && !s.quiet()
+	due := s.due()
 	s.mu.Unlock()
 	if !due {
 		return nil
@@ -425,98 +380,128 @@ func (s *SQLite) Tidy(ctx context.Context) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
-	if time.Since(s.moved) < moveEvery/moveSlices { // a commit moved meanwhile
-		s.mu.Unlock()
+	defer s.mu.Unlock()
+	if !s.due() { // a settle moved everything meanwhile
 		return nil
 	}
-	rows, slice := s.pending, s.slice
-	rooms := s.sliceRooms(slice, rows)
-	s.pending, s.settling = nil, rows
-	// A journal grown past journalCap is emptied by this move: no new
-	// message goes in while it runs.
-	hold := s.jr.size >= journalCap
-	if !hold {
-		s.mu.Unlock()
+	slice := s.slice
+	if s.jr[s.cur].size >= journalCap {
+		// Moves have fallen behind by megabytes: this one empties the
+		// journals, and no new message goes in while it runs.
+		slice = allSlices
 	}
-	r, err := s.moveTx(ctx, rows, slice, rooms)
-	if !hold {
-		s.mu.Lock()
-	}
-	defer s.mu.Unlock()
-	s.settling = nil
-	if err != nil {
-		s.pending = append(rows, s.pending...)
-		return fmt.Errorf("store: move rooms of slice %d and %d journaled messages: %w", slice, len(rows), err)
-	}
-	s.rounds = r
-	s.forgetSlice(slice)
-	for _, row := range rows {
-		k := cidKey{row.room, row.from, row.cid}
-		if sliceOf(row.room) == slice {
-			s.cids.add(k) // copied into the messages table
-		} else {
-			s.tail.put(k, chatlog.Accepted{Seq: row.seq, TS: row.ts})
-		}
-		delete(s.journaled, k)
-	}
-	s.slice = (slice + 1) % moveSlices
+	err := s.move(ctx, slice, nil)
+	// A slice whose move failed waits for its next turn, its messages in
+	// their journal (see rotate); the others go on moving meanwhile.
 	s.moved = time.Now()
-	if len(s.pending) == 0 {
-		return s.jr.reset()
+	s.slice = (s.slice + 1) % moveSlices
+	if err != nil {
+		return fmt.Errorf("store: move the journaled messages of slice %d: %w", slice, err)
+	}
+	if s.slice == 0 {
+		return s.rotate()
 	}
 	return nil
 }
 
-// journalCap is the journal's size past which a move holds new messages
-// until it has emptied the journal; below it, the journal is emptied by
-// the first move during which no message arrived.
+// journalCap is the journal's size past which a move takes every slice's
+// messages and holds new ones until it has emptied the journals.
 const journalCap = 16 << 20
 
-// quiet reports that there is nothing to move: nothing in the journal or
-// the log's tail, and the log table dropped to empty.
-func (s *SQLite) quiet() bool {
-	return len(s.pending) == 0 && s.rounds == (logRounds{}) && s.tail.empty()
+// due reports that a slice's turn to move has come and some message
+// waits to move.
+func (s *SQLite) due() bool {
+	return time.Since(s.moved) >= moveEvery/moveSlices && s.left != [2]int{}
 }
 
-// moveTx writes rows (the journal's) into the log and moves slice, in one
-// transaction, and returns where the log's rows stand after it.
-func (s *SQLite) moveTx(ctx context.Context, rows []logRow, slice int, rooms map[int64]int64) (logRounds, error) {
-	tx, err := s.w.BeginTx(context.WithoutCancel(ctx), nil)
-	if err != nil {
-		return logRounds{}, err
+// rotate, at the end of each round of moves (every slice moved once),
+// empties the journal not appended to and appends to it from now on, once
+// none of its messages waits to move: it took none during the round, and
+// each slice's move in the round took all of that slice's, so unless a
+// move failed that is every round. A journal thus holds two rounds of
+// messages at most.
+func (s *SQLite) rotate() error {
+	other := 1 - s.cur
+	if s.left[other] > 0 {
+		return nil
 	}
-	r, err := func() (logRounds, error) {
-		if err := s.insertLog(ctx, tx, rows); err != nil {
-			return logRounds{}, err
+	if s.jr[other].size > 0 {
+		if err := s.jr[other].reset(); err != nil {
+			return err
 		}
-		return s.moveLog(ctx, tx, slice, rooms)
-	}()
-	if err == nil {
-		err = tx.Commit()
 	}
-	if err != nil {
-		_ = tx.Rollback()
-	}
-	return r, err
+	s.cur = other
+	return nil
 }
 
-// run is Commit: a batch of new messages only goes to the journal
-// (journals); any other is one transaction, moving a slice first once
-// moveAfter has passed since the last move.
-func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+// move writes the journaled messages of slice (allSlices: every slice's;
+// noSlice: none) into the messages table and commits b (nil: nothing
+// more), in one transaction. It is called with wmu and mu held; when b
+// has no new messages to give seqs to, mu is released while the
+// transaction runs, and commits go on into the journal meanwhile.
+func (s *SQLite) move(ctx context.Context, slice int, b *chatlog.Batch) error {
+	var rows []logRow
+	switch slice {
+	case noSlice:
+	case allSlices:
+		for i := range s.pending {
+			rows = append(rows, s.pending[i]...)
+			s.pending[i] = nil
+		}
+	default:
+		rows, s.pending[slice] = s.pending[slice], nil
 	}
-	s.mu.Lock()
-	if s.journals(b, moveAfter) {
-		defer s.mu.Unlock()
-		return s.appendDrafts(context.WithoutCancel(ctx), b)
+	if len(rows) == 0 && b == nil {
+		return nil
 	}
-	s.mu.Unlock()
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// Each room's rows in seq order, so its pages are written once.
+	slices.SortStableFunc(rows, func(x, y logRow) int { return cmp.Compare(x.room, y.room) })
+	s.settling = rows
+	hold := b != nil && len(b.Drafts) > 0 // assign reads and gives seqs under mu
+	if !hold {
+		s.mu.Unlock()
+	}
+	c := commit{given: map[int64]int64{}, added: map[cidKey]chatlog.Accepted{}}
+	err := s.moveTx(ctx, rows, b, &c)
+	if !hold {
+		s.mu.Lock()
+	}
+	s.settling = nil
+	if err != nil {
+		for room := range c.given {
+			delete(s.top, room)
+		}
+		s.putBack(rows)
+		return err
+	}
+	for room, seq := range c.given {
+		s.top[room] = seq
+	}
+	for k := range c.added {
+		s.cids.add(k) // written into the table by this transaction
+	}
+	for _, r := range rows {
+		k := cidKey{r.room, r.from, r.cid}
+		s.cids.add(k) // before the key leaves the store's memory
+		delete(s.journaled, k)
+		s.left[r.file]--
+	}
+	if s.left == [2]int{} {
+		// Every journaled message is in the table.
+		for _, jr := range s.jr {
+			if jr.size > 0 {
+				if err := jr.reset(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// moveTx inserts rows into the messages table and commits b (may be nil)
+// in one transaction.
+func (s *SQLite) moveTx(ctx context.Context, rows []logRow, b *chatlog.Batch, c *commit) error {
 	// Once begun, the transaction runs to its end without ctx's deadline:
 	// a context that can end costs a goroutine per statement in the
 	// driver (to interrupt it) and one per transaction in database/sql,
@@ -526,193 +511,45 @@ func (s *SQLite) run(ctx context.Context, b *chatlog.Batch, moveAfter time.Durat
 	ctx = context.WithoutCancel(ctx)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: begin commit: %w", err)
+		return err
 	}
-	c := commit{given: map[int64]int64{}, added: map[cidKey]chatlog.Accepted{}, moved: noSlice}
-	err = s.commit(ctx, tx, b, &c, moveAfter)
+	err = s.insertRows(ctx, tx, rows)
+	if err == nil && b != nil {
+		err = s.apply(ctx, tx, b, c)
+	}
 	if err == nil {
 		err = tx.Commit()
 	}
 	if err != nil {
 		_ = tx.Rollback()
-		for room := range c.given {
-			delete(s.top, room)
-		}
-		return fmt.Errorf("store: commit %d messages, %d edits, %d deletions, %d read positions: %w", len(b.Drafts), len(b.Edits), len(b.Deletes), len(b.Reads), err)
 	}
-	for room, seq := range c.given {
-		s.top[room] = seq
-	}
-	if c.moved != noSlice {
-		s.rounds = c.rounds
-	}
-	switch c.moved {
-	case noSlice:
-	case allSlices:
-		for i := range s.tail {
-			s.forgetSlice(i)
-		}
-	default:
-		s.forgetSlice(c.moved)
-		s.slice = (c.moved + 1) % moveSlices
-		s.moved = time.Now()
-	}
-	for k, acc := range c.added {
-		s.tail.put(k, acc)
-	}
-	if c.settled {
-		s.pending = nil
-		s.cids.addAll(s.journaled)
-		clear(s.journaled)
-		if err := s.jr.reset(); err != nil {
-			return fmt.Errorf("store: commit: %w", err)
-		}
-	}
-	return nil
+	return err
 }
 
-// maxPending is the most messages the journal holds before a commit
-// writes them into the log table: moves, which take them along, come
-// every few milliseconds while the node is busy, so this only bounds a
-// writer that never gets to move.
-const maxPending = 512
-
-// journals reports whether b can be committed by the journal alone: new
-// messages only, no move due, and the journal not full.
-func (s *SQLite) journals(b *chatlog.Batch, moveAfter time.Duration) bool {
-	return len(b.Drafts) > 0 && len(b.Edits)+len(b.Deletes)+len(b.Reads) == 0 &&
-		time.Since(s.moved) < moveAfter && len(s.pending) < maxPending
-}
-
-// appendDrafts commits b's new messages to the journal: each gets its seq
-// as in a transaction, and the journal's one write is what makes them
-// durable.
-func (s *SQLite) appendDrafts(ctx context.Context, b *chatlog.Batch) error {
-	c := commit{given: map[int64]int64{}, added: map[cidKey]chatlog.Accepted{}}
-	fresh, err := s.assign(ctx, nil, b, &c)
-	if err != nil {
-		return fmt.Errorf("store: commit %d messages: %w", len(b.Drafts), err)
-	}
-	rows := draftRows(b, fresh)
-	if len(rows) > 0 {
-		if err := s.jr.append(rows); err != nil {
-			return err
-		}
-	}
-	for room, seq := range c.given {
-		s.top[room] = seq
-	}
-	for k, acc := range c.added {
-		s.journaled[k] = acc
-	}
-	s.pending = append(s.pending, rows...)
-	return nil
-}
-
-// settle writes what the journal holds into the log table, so a read of
-// the database sees every acknowledged message.
-func (s *SQLite) settle(ctx context.Context) error {
-	s.mu.Lock()
-	n := len(s.pending) + len(s.settling) // a move's rows are not readable until it commits
-	s.mu.Unlock()
-	if n == 0 {
-		return nil
-	}
-	if err := s.run(ctx, &chatlog.Batch{}, time.Duration(math.MaxInt64)); err != nil {
-		return fmt.Errorf("store: write the journal into the log: %w", err)
-	}
-	return nil
-}
-
-// replay writes what the journal held at start into the messages table,
-// leaving what is there already.
-func replay(ctx context.Context, tx *sql.Tx, rows []logRow) error {
+// putBack returns the rows of a failed move to the front of their
+// slices' pending rows.
+func (s *SQLite) putBack(rows []logRow) {
+	var back [moveSlices][]logRow
 	for _, r := range rows {
-		if _, err := tx.ExecContext(ctx, insertMessage+` ON CONFLICT DO NOTHING`, r.room, r.seq, r.from, r.cid, r.ts, r.body, r.msg); err != nil {
-			return err
+		i := sliceOf(r.room)
+		back[i] = append(back[i], r)
+	}
+	for i := range back {
+		if len(back[i]) > 0 {
+			s.pending[i] = append(back[i], s.pending[i]...)
 		}
 	}
-	return nil
 }
 
-// logTail is what the log holds and the messages table does not yet, by
-// cid, a map per slice of rooms, so a move reads and forgets only its
-// slice's.
-type logTail [moveSlices]map[cidKey]chatlog.Accepted
-
-// sliceOf is the slice of rooms room belongs to.
-func sliceOf(room int64) int { return int(uint64(room) % moveSlices) }
-
-func (t *logTail) get(k cidKey) (chatlog.Accepted, bool) {
-	acc, ok := t[sliceOf(k.room)][k]
-	return acc, ok
-}
-
-func (t *logTail) put(k cidKey, acc chatlog.Accepted) {
-	i := sliceOf(k.room)
-	if t[i] == nil {
-		t[i] = map[cidKey]chatlog.Accepted{}
+// apply commits b in tx: its new messages straight into the table (its
+// transaction writes their pages anyway), its edits, deletions and read
+// positions.
+func (s *SQLite) apply(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) error {
+	fresh, err := s.assign(ctx, tx, b, c)
+	if err != nil {
+		return err
 	}
-	t[i][k] = acc
-}
-
-func (t *logTail) empty() bool {
-	for _, m := range t {
-		if len(m) > 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// commit is what one Commit changed, applied to the SQLite's maps only
-// once the transaction commits.
-type commit struct {
-	given map[int64]int64
-	added map[cidKey]chatlog.Accepted
-	// moved is the slice of rooms this commit moved, allSlices, or
-	// noSlice; rounds is where it left the log.
-	moved  int
-	rounds logRounds
-	// settled says the journal's messages went into the log too.
-	settled bool
-}
-
-// noSlice says a commit moved nothing.
-const noSlice = -2
-
-func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit, moveAfter time.Duration) error {
-	// The journal's messages go into the log first, where a move finds
-	// them as it finds the tail's.
-	if len(s.pending) > 0 {
-		if err := s.insertLog(ctx, tx, s.pending); err != nil {
-			return err
-		}
-		c.settled = true
-	}
-	switch {
-	case (len(b.Edits) > 0 || len(b.Deletes) > 0) && (!s.tail.empty() || c.settled):
-		c.moved = allSlices
-	case time.Since(s.moved) >= moveAfter:
-		c.moved = s.slice
-	}
-	if c.moved != noSlice {
-		var rooms map[int64]int64
-		if c.moved != allSlices {
-			rooms = s.sliceRooms(c.moved, s.pending)
-		}
-		var err error
-		if c.rounds, err = s.moveLog(ctx, tx, c.moved, rooms); err != nil {
-			return err
-		}
-	}
-	// Of them, those the move did not copy join the tail.
-	for _, r := range s.pending {
-		if c.moved != allSlices && sliceOf(r.room) != c.moved {
-			c.added[cidKey{r.room, r.from, r.cid}] = chatlog.Accepted{Seq: r.seq, TS: r.ts}
-		}
-	}
-	if err := s.acceptDrafts(ctx, tx, b, c); err != nil {
+	if err := s.insertRows(ctx, tx, draftRows(b, fresh)); err != nil {
 		return err
 	}
 	for i, e := range b.Edits {
@@ -733,39 +570,91 @@ func (s *SQLite) commit(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 	return saveReads(ctx, tx, b.Reads)
 }
 
-// sliceRooms gives each room of slice with messages not yet copied out
-// of the log, in the tail or among rows, the lowest seq of them.
-func (s *SQLite) sliceRooms(slice int, rows []logRow) map[int64]int64 {
-	rooms := map[int64]int64{}
-	for k, acc := range s.tail[slice] {
-		if from, ok := rooms[k.room]; !ok || acc.Seq < from {
-			rooms[k.room] = acc.Seq
+// appendDrafts commits b's new messages to the journal: each gets its seq
+// as in a transaction, and the journal's one write is what makes them
+// durable.
+func (s *SQLite) appendDrafts(ctx context.Context, b *chatlog.Batch) error {
+	c := commit{given: map[int64]int64{}, added: map[cidKey]chatlog.Accepted{}}
+	fresh, err := s.assign(ctx, nil, b, &c)
+	if err != nil {
+		return fmt.Errorf("store: commit %d messages: %w", len(b.Drafts), err)
+	}
+	rows := draftRows(b, fresh)
+	if len(rows) > 0 {
+		if err := s.jr[s.cur].append(rows); err != nil {
+			return err
 		}
+	}
+	for room, seq := range c.given {
+		s.top[room] = seq
+	}
+	for k, acc := range c.added {
+		s.journaled[k] = acc
 	}
 	for _, r := range rows {
-		if from, ok := rooms[r.room]; sliceOf(r.room) == slice && (!ok || r.seq < from) {
-			rooms[r.room] = r.seq
-		}
+		r.file = s.cur
+		i := sliceOf(r.room)
+		s.pending[i] = append(s.pending[i], r)
 	}
-	return rooms
+	s.left[s.cur] += len(rows)
+	return nil
 }
 
-// chunks are the row counts of the prepared accept and byCID statements,
+// settle moves every journaled message into the messages table, so a
+// read of the database sees every acknowledged message.
+func (s *SQLite) settle(ctx context.Context) error {
+	s.mu.Lock()
+	waiting := s.left != [2]int{} // a move's messages count until it commits
+	s.mu.Unlock()
+	if !waiting {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.move(ctx, allSlices, nil); err != nil {
+		return fmt.Errorf("store: move the journaled messages: %w", err)
+	}
+	return nil
+}
+
+// replay writes what the journals held at start into the messages table,
+// leaving what is there already.
+func replay(ctx context.Context, tx *sql.Tx, rows []logRow) error {
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, insertMessage+` ON CONFLICT DO NOTHING`, r.room, r.seq, r.from, r.cid, r.ts, r.body, r.msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sliceOf is the slice of rooms room belongs to.
+func sliceOf(room int64) int { return int(uint64(room) % moveSlices) }
+
+// commit is what one transaction gave out, applied to the SQLite's maps
+// only once it commits.
+type commit struct {
+	given map[int64]int64
+	added map[cidKey]chatlog.Accepted
+}
+
+// chunks are the row counts of the prepared insert and byCID statements,
 // largest first; a batch is cut into them greedily.
 var chunks = [...]int{64, 16, 4, 1}
 
-// prepareChunks prepares the insert into the log and the lookup by cid
-// for every chunk size.
-func prepareChunks(w *sql.DB) (accept, byCID map[int]*sql.Stmt, err error) {
-	accept = map[int]*sql.Stmt{}
+// prepareChunks prepares the insert into the messages table and the
+// lookup by cid for every chunk size.
+func prepareChunks(w *sql.DB) (insert, byCID map[int]*sql.Stmt, err error) {
+	insert = map[int]*sql.Stmt{}
 	for _, n := range chunks {
-		if accept[n], err = w.Prepare(`INSERT INTO log (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)` +
-			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)); err != nil {
+		if insert[n], err = w.Prepare(insertMessage + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)); err != nil {
 			return nil, nil, err
 		}
 	}
 	byCID, err = prepareLookups(w)
-	return accept, byCID, err
+	return insert, byCID, err
 }
 
 // prepareLookups prepares the lookup by cid for every chunk size.
@@ -802,16 +691,6 @@ func forChunks(n int, f func(from, size int) error) error {
 	return nil
 }
 
-// acceptDrafts gives b's drafts their seqs (assign) and appends the new
-// ones to the log, a chunk of rows per statement.
-func (s *SQLite) acceptDrafts(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *commit) error {
-	fresh, err := s.assign(ctx, tx, b, c)
-	if err != nil {
-		return err
-	}
-	return s.insertLog(ctx, tx, draftRows(b, fresh))
-}
-
 // assign gives each draft of b its room's next seq, or, for a (room,
 // from, cid) committed before or earlier in b, its original seq and ts,
 // and returns the indexes of the new ones in b's order: one lookup of
@@ -823,14 +702,14 @@ func (s *SQLite) assign(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 	if len(b.Drafts) == 0 {
 		return nil, nil
 	}
-	// The keys neither the log's and journal's maps nor this batch name
-	// yet and the filter does not rule out; the first of two drafts with
-	// one key is looked up, the second is its retry.
+	// The keys neither the journals nor this batch name yet and the
+	// filter does not rule out; the first of two drafts with one key is
+	// looked up, the second is its retry.
 	var unknown []cidKey
 	asked := map[cidKey]bool{}
 	for _, d := range b.Drafts {
 		k := cidKey{d.Room, d.From, d.CID}
-		if _, ok := s.known(k); !ok && !asked[k] && s.cids.mayHold(k) {
+		if _, ok := s.journaled[k]; !ok && !asked[k] && s.cids.mayHold(k) {
 			asked[k] = true
 			unknown = append(unknown, k)
 		}
@@ -842,7 +721,7 @@ func (s *SQLite) assign(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 	var fresh []int // indexes of the new drafts, in b's order
 	for i, d := range b.Drafts {
 		k := cidKey{d.Room, d.From, d.CID}
-		if acc, ok := s.known(k); ok {
+		if acc, ok := s.journaled[k]; ok {
 			b.Accepted[i] = chatlog.Accepted{Seq: acc.Seq, TS: acc.TS, Dup: true}
 			continue
 		}
@@ -860,9 +739,9 @@ func (s *SQLite) assign(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 				if err := s.queryRow(ctx, tx, maxSeq, d.Room).Scan(&top); err != nil {
 					return nil, err
 				}
-				// A failed commit forgets its rooms' tops; the journal
-				// may hold seqs the tables do not.
-				for _, r := range slices.Concat(s.pending, s.settling) {
+				// A failed commit forgets its rooms' tops; the journals
+				// may hold seqs the table does not.
+				for _, r := range slices.Concat(s.pending[sliceOf(d.Room)], s.settling) {
 					if r.room == d.Room {
 						top = max(top, r.seq)
 					}
@@ -879,26 +758,9 @@ func (s *SQLite) assign(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *co
 	return fresh, nil
 }
 
-// forgetSlice drops the tail's keys of a slice its move copied into the
-// messages table, adding them to the filter first: a key leaves the
-// store's memory only once the filter has it.
-func (s *SQLite) forgetSlice(i int) {
-	s.cids.addAll(s.tail[i])
-	clear(s.tail[i])
-}
-
-// known finds a message by cid in the log table's tail or the journal.
-func (s *SQLite) known(k cidKey) (chatlog.Accepted, bool) {
-	if acc, ok := s.tail.get(k); ok {
-		return acc, true
-	}
-	acc, ok := s.journaled[k]
-	return acc, ok
-}
-
 // queryRow runs a one-row query in tx, or on a reader connection when tx
 // is nil: the writer's may be in a move's transaction, and what that
-// writes is in memory until it commits (known, pending, settling).
+// writes is in memory until it commits (journaled, pending, settling).
 func (s *SQLite) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
 	if tx == nil {
 		return s.db.QueryRowContext(ctx, query, args...)
@@ -906,7 +768,7 @@ func (s *SQLite) queryRow(ctx context.Context, tx *sql.Tx, query string, args ..
 	return tx.QueryRowContext(ctx, query, args...)
 }
 
-// draftRows are the log rows of b's drafts at fresh.
+// draftRows are the rows of b's drafts at fresh.
 func draftRows(b *chatlog.Batch, fresh []int) []logRow {
 	rows := make([]logRow, len(fresh))
 	for j, i := range fresh {
@@ -916,15 +778,16 @@ func draftRows(b *chatlog.Batch, fresh []int) []logRow {
 	return rows
 }
 
-// insertLog appends rows to the log table, a chunk of rows per statement.
-func (s *SQLite) insertLog(ctx context.Context, tx *sql.Tx, rows []logRow) error {
+// insertRows inserts rows into the messages table, a chunk of rows per
+// statement.
+func (s *SQLite) insertRows(ctx context.Context, tx *sql.Tx, rows []logRow) error {
 	args := make([]any, 0, 7*min(len(rows), chunks[0]))
 	return forChunks(len(rows), func(from, size int) error {
 		args = args[:0]
 		for _, r := range rows[from : from+size] {
 			args = append(args, r.room, r.seq, r.from, r.cid, r.ts, r.body, r.msg)
 		}
-		_, err := tx.StmtContext(ctx, s.accept[size]).ExecContext(ctx, args...)
+		_, err := tx.StmtContext(ctx, s.insert[size]).ExecContext(ctx, args...)
 		return err
 	})
 }
@@ -962,10 +825,8 @@ func (s *SQLite) storedCIDs(ctx context.Context, tx *sql.Tx, keys []cidKey) (map
 	return found, err
 }
 
-// maxSeq is a room's highest seq in either table.
-const maxSeq = `SELECT COALESCE(MAX(seq), 0) FROM (
-	SELECT MAX(seq) AS seq FROM messages WHERE room = ?1
-	UNION ALL SELECT MAX(seq) FROM log WHERE room = ?1)`
+// maxSeq is a room's highest seq in the messages table.
+const maxSeq = `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?`
 
 func saveReads(ctx context.Context, tx *sql.Tx, marks []chatlog.ReadMark) error {
 	for _, r := range marks {
@@ -1115,20 +976,14 @@ func (s *SQLite) ReadPositions(ctx context.Context, room int64) (map[int64]int64
 }
 
 func (s *SQLite) After(ctx context.Context, room, after int64, limit int) ([][]byte, error) {
-	return s.messages(ctx, `SELECT msg, deleted FROM (
-		SELECT * FROM (SELECT seq, msg, deleted FROM messages WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)
-		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND seq > ?2 AND `+logNew+` ORDER BY seq LIMIT ?3)
-	) ORDER BY seq LIMIT ?3`, room, after, limit)
+	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`, room, after, limit)
 }
 
 func (s *SQLite) Before(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
 	if before <= 0 {
 		before = 1 << 62
 	}
-	return s.messages(ctx, `SELECT msg, deleted FROM (
-		SELECT * FROM (SELECT seq, msg, deleted FROM messages WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3)
-		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND seq < ?2 AND `+logNew+` ORDER BY seq DESC LIMIT ?3)
-	) ORDER BY seq DESC LIMIT ?3`, room, before, limit)
+	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, room, before, limit)
 }
 
 // likeEscaper quotes LIKE's wildcards so q is always plain text.
@@ -1137,10 +992,8 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 // Search finds messages of room whose body contains q (case-insensitively
 // for ASCII letters, as SQLite's LIKE does), newest first.
 func (s *SQLite) Search(ctx context.Context, room int64, q string, limit int) ([][]byte, error) {
-	return s.messages(ctx, `SELECT msg, deleted FROM (
-		SELECT * FROM (SELECT seq, msg, deleted FROM messages WHERE room = ?1 AND deleted = 0 AND body LIKE ?2 ESCAPE '\' ORDER BY seq DESC LIMIT ?3)
-		UNION ALL SELECT * FROM (SELECT seq, msg, 0 FROM log WHERE room = ?1 AND body LIKE ?2 ESCAPE '\' AND `+logNew+` ORDER BY seq DESC LIMIT ?3)
-	) ORDER BY seq DESC LIMIT ?3`, room, "%"+likeEscaper.Replace(q)+"%", limit)
+	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND deleted = 0 AND body LIKE ? ESCAPE '\' ORDER BY seq DESC LIMIT ?`,
+		room, "%"+likeEscaper.Replace(q)+"%", limit)
 }
 
 func (s *SQLite) messages(ctx context.Context, query string, args ...any) ([][]byte, error) {
@@ -1186,7 +1039,7 @@ func (s *SQLite) Count(ctx context.Context, room int64) (int64, error) {
 	if err := s.settle(ctx); err != nil {
 		return 0, err
 	}
-	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages WHERE room = ?1) + (SELECT COUNT(*) FROM log WHERE room = ?1 AND `+logNew+`)`, room).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count room %d: %w", room, err)
 	}
 	return n, nil
@@ -1231,8 +1084,7 @@ func (s *SQLite) FindCID(ctx context.Context, room, from int64, cid string) (cha
 	if err := s.settle(ctx); err != nil {
 		return acc, false, err
 	}
-	err := s.db.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ?1 AND from_user = ?2 AND cid = ?3
-		UNION ALL SELECT seq, ts FROM log WHERE room = ?1 AND from_user = ?2 AND cid = ?3 LIMIT 1`, room, from, cid).Scan(&acc.Seq, &acc.TS)
+	err := s.db.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ? AND from_user = ? AND cid = ?`, room, from, cid).Scan(&acc.Seq, &acc.TS)
 	if errors.Is(err, sql.ErrNoRows) {
 		return acc, false, nil
 	}

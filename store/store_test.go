@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -279,10 +280,8 @@ func TestCommitsReachTheDatabaseFileWhileTheWriterGoesOn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The engine's next move (Tidy) takes the journal's messages into
-	// the log table.
-	moveDue(st, moveEvery)
-	if err := st.Tidy(ctx); err != nil {
+	// Moves take the journal's messages into the messages table.
+	if err := st.settle(ctx); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -384,74 +383,75 @@ func TestCommittedMessagesReadTheSameBeforeAndAfterTheyMove(t *testing.T) {
 	}
 }
 
-// TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped: commits move
-// the log into the messages table one slice of rooms at a time. A room
-// whose slice moved and one whose slice did not must both read all their
-// messages in order, and a retried cid must get its seq back in either.
+// TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped: moves take
+// the journal's messages into the messages table one slice of rooms at a
+// time. A retried cid must get its seq back whether its room's slice
+// moved or not, and a room whose slice moved and one whose slice did not
+// must both read all their messages in order.
 func TestMoveBySliceKeepsEveryRoomReadableAndRetriesDeduped(t *testing.T) {
+	ctx := context.Background()
 	st := openSliced(t)
 	// Rooms roomA and roomB fall in slices 0 and 1.
 	roomA, roomB := int64(moveSlices), int64(moveSlices+1)
 	send := func(room int64, cids ...string) []chatlog.Accepted { return commitTo(t, st, room, cids...) }
-	inTable := func(table string, room int64) int { return rowsIn(t, st, table, room) }
 	send(roomA, "a1", "a2")
 	send(roomB, "b1", "b2")
-	moveDue(st, moveEvery)
-	send(roomB, "b3") // moves slice 0 (roomA) before appending
-	// roomA's rows are copied and stay in the log until it is dropped
-	// from its start: reads must not see them twice.
-	if inTable("messages", roomA) != 2 || inTable("log", roomA) != 2 || inTable("messages", roomB) != 0 {
-		t.Fatalf("after moving slice 0: roomA has %d moved, %d in the log; roomB %d moved; want 2, 2, 0",
-			inTable("messages", roomA), inTable("log", roomA), inTable("messages", roomB))
+	moveDue(st, moveEvery, 0)
+	if err := st.Tidy(ctx); err != nil {
+		t.Fatal(err)
 	}
-	readsOnce(t, st, map[int64][]int64{roomA: {1, 2}, roomB: {1, 2, 3}})
+	send(roomB, "b3")
+	if a, b := rowsIn(t, st, roomA), rowsIn(t, st, roomB); a != 2 || b != 0 {
+		t.Fatalf("after moving slice 0: roomA has %d messages in the table, roomB %d; want 2, 0", a, b)
+	}
 	if got := send(roomA, "a2")[0]; got != (chatlog.Accepted{Seq: 2, TS: 42, Dup: true}) {
 		t.Errorf("retried cid of a moved room got %+v, want seq 2 again", got)
 	}
 	if got := send(roomB, "b1")[0]; got != (chatlog.Accepted{Seq: 1, TS: 42, Dup: true}) {
-		t.Errorf("retried cid of a room still in the log got %+v, want seq 1 again", got)
+		t.Errorf("retried cid of a room still in the journal got %+v, want seq 1 again", got)
 	}
 	if got := send(roomA, "a3")[0]; got.Seq != 3 || got.Dup {
 		t.Errorf("a new message of a moved room got %+v, want seq 3", got)
 	}
+	readsOnce(t, st, map[int64][]int64{roomA: {1, 2, 3}, roomB: {1, 2, 3}})
 }
 
-// TestTidyMovesBetweenCommits: a slice's move waits for Tidy, which the
-// engine calls beside the commits, so it does not hold a commit's acks;
-// a commit moves one itself only once Tidy is late twice over.
-func TestTidyMovesBetweenCommits(t *testing.T) {
+// TestTidyMovesOneSliceWhenItsTurnComes: commits only append to the
+// journal; Tidy moves the next slice's messages once moveEvery/moveSlices
+// has passed since the last move, and only that slice's.
+func TestTidyMovesOneSliceWhenItsTurnComes(t *testing.T) {
 	ctx := context.Background()
 	st := openSliced(t)
-	room := int64(moveSlices) // slice 0
-	send := func(cid string) { commitTo(t, st, room, cid) }
-	moved := func() int { return rowsIn(t, st, "messages", room) }
-	due := func(ago time.Duration) { moveDue(st, ago) }
+	room, other := int64(moveSlices), int64(moveSlices+1) // slices 0 and 1
+	send := func(cid string) { commitTo(t, st, room, cid); commitTo(t, st, other, cid) }
+	tidy := func() {
+		t.Helper()
+		if err := st.Tidy(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	send("a")
-	due(moveEvery / moveSlices)
+	moveDue(st, 0, 0)
+	tidy()
 	send("b")
-	if n := moved(); n != 0 {
-		t.Fatalf("a commit with a move due moved %d messages itself, want 0 (the move is Tidy's)", n)
+	if n := rowsIn(t, st, room); n != 0 {
+		t.Fatalf("Tidy with no move due, or a commit, moved %d messages, want 0", n)
 	}
-	if err := st.Tidy(ctx); err != nil {
-		t.Fatal(err)
+	moveDue(st, moveEvery/moveSlices, 0)
+	tidy()
+	if n, o := rowsIn(t, st, room), rowsIn(t, st, other); n != 2 || o != 0 {
+		t.Fatalf("Tidy with slice 0's move due moved %d of its messages and %d of slice 1's, want 2 and 0", n, o)
 	}
-	if n := moved(); n != 2 {
-		t.Fatalf("Tidy with a move due moved %d messages, want 2", n)
+	tidy() // slice 1 is next, its turn not come yet
+	if o := rowsIn(t, st, other); o != 0 {
+		t.Fatalf("Tidy right after a move moved %d messages of the next slice, want 0", o)
 	}
-	send("c")
-	due(0)
-	if err := st.Tidy(ctx); err != nil {
-		t.Fatal(err)
+	moveDue(st, moveEvery/moveSlices, 1)
+	tidy()
+	if o := rowsIn(t, st, other); o != 2 {
+		t.Fatalf("Tidy with slice 1's move due moved %d of its messages, want 2", o)
 	}
-	if n := moved(); n != 2 {
-		t.Fatalf("Tidy with no move due moved %d messages in all, want the 2 of before", n)
-	}
-	due(3 * moveEvery / moveSlices)
-	send("d")
-	if n := moved(); n != 3 {
-		t.Fatalf("a commit with a move overdue twice over moved %d messages in all, want 3", n)
-	}
-	readsOnce(t, st, map[int64][]int64{room: {1, 2, 3, 4}})
+	readsOnce(t, st, map[int64][]int64{room: {1, 2}, other: {1, 2}})
 }
 
 // openSliced opens a SQLite store of the test's own for the tests of
@@ -479,19 +479,19 @@ func commitTo(t *testing.T, st *SQLite, room int64, cids ...string) []chatlog.Ac
 	return b.Accepted
 }
 
-// rowsIn counts room's rows in table (messages or log).
-func rowsIn(t *testing.T, st *SQLite, table string, room int64) (n int) {
+// rowsIn counts room's rows in the messages table.
+func rowsIn(t *testing.T, st *SQLite, room int64) (n int) {
 	t.Helper()
-	if err := st.db.QueryRow(`SELECT COUNT(*) FROM `+table+` WHERE room = ?`, room).Scan(&n); err != nil {
+	if err := st.db.QueryRow(`SELECT COUNT(*) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-// moveDue makes slice 0 the next to move, its last move ago.
-func moveDue(st *SQLite, ago time.Duration) {
+// moveDue makes slice the next to move, its last move ago.
+func moveDue(st *SQLite, ago time.Duration, slice int) {
 	st.mu.Lock()
-	st.slice, st.moved = 0, time.Now().Add(-ago)
+	st.slice, st.moved = slice, time.Now().Add(-ago)
 	st.mu.Unlock()
 }
 
@@ -525,13 +525,13 @@ func readsOnce(t *testing.T, st *SQLite, want map[int64][]int64) {
 	}
 }
 
-// TestTheLogEmptiesFromItsStart: copied log rows are dropped oldest
-// first, a round of moves behind, so the log holds about two rounds of
-// messages however long the node runs; while a row is in both tables
-// every read sees it once; a log dropped to empty numbers its rows from 1
-// again, and those must be copied before any is dropped; and what is left
-// in the log when the node stops is there when it starts again.
-func TestTheLogEmptiesFromItsStart(t *testing.T) {
+// TestTheJournalsEmptyRoundByRound: while messages keep coming, a
+// journal is emptied at the end of the round of moves after the one it
+// was appended to, so the journals hold about two rounds of messages
+// however long the node runs, and nothing once every message moved;
+// every read sees each message once throughout; and what the journals
+// hold when the node is killed is there when it starts again.
+func TestTheJournalsEmptyRoundByRound(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := OpenSQLite(dir, SyncNormal)
@@ -540,13 +540,10 @@ func TestTheLogEmptiesFromItsStart(t *testing.T) {
 	}
 	want := map[int64][]int64{}
 	n := 0
-	// commit sends one message to each of rooms with the next slice's
-	// move due, as a second of traffic does moveSlices times.
-	commit := func(rooms ...int64) {
+	// turn sends one message to each of rooms, then lets the next
+	// slice's move come, as a second of traffic does moveSlices times.
+	turn := func(rooms ...int64) {
 		t.Helper()
-		st.mu.Lock()
-		st.moved = time.Now().Add(-moveEvery)
-		st.mu.Unlock()
 		b := &chatlog.Batch{}
 		for _, room := range rooms {
 			n++
@@ -558,45 +555,59 @@ func TestTheLogEmptiesFromItsStart(t *testing.T) {
 		for i, room := range rooms {
 			want[room] = append(want[room], b.Accepted[i].Seq)
 		}
-	}
-	logRows := func() (rows int) {
-		t.Helper()
-		if err := st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM log`).Scan(&rows); err != nil {
+		st.mu.Lock()
+		st.moved = time.Now().Add(-moveEvery)
+		st.mu.Unlock()
+		if err := st.Tidy(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return rows
 	}
+	journaled := func() (size int64) {
+		t.Helper()
+		for _, name := range journalNames {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			size += fi.Size()
+		}
+		return size
+	}
+	for i := range moveSlices {
+		turn(int64(i%7+1), int64(i%moveSlices+100))
+	}
+	round := journaled() // one round of messages, none moved out of the journal yet
 	for i := range 4 * moveSlices {
-		commit(int64(i%7+1), int64(i%moveSlices+100))
+		turn(int64(i%7+1), int64(i%moveSlices+100))
 		if i%moveSlices == moveSlices/2 {
 			readsOnce(t, st, want)
 		}
 	}
-	if rows := logRows(); rows > 2*2*moveSlices+2 {
-		t.Errorf("after four rounds of moves the log holds %d rows, want at most two rounds' (%d)", rows, 2*2*moveSlices)
+	if size := journaled(); size > 5*round/2 {
+		t.Errorf("after five rounds of moves the journals hold %d bytes, want about two rounds' (%d each) at most", size, round)
+	}
+	// The node is killed mid-round: the next start finds every message.
+	for i := range moveSlices / 2 {
+		turn(int64(i%7+1), int64(i%moveSlices+100))
+	}
+	abandon(t, st)
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
+		t.Fatal(err)
 	}
 	readsOnce(t, st, want)
-	// No new messages: the rounds go on and drop every row.
-	for range 3 * moveSlices {
-		commit()
+	// No new messages: once the rooms that had some moved, the journals
+	// are empty.
+	for i := range 2 * moveSlices {
+		turn(int64(i%7 + 1))
 	}
-	if rows := logRows(); rows != 0 {
-		t.Errorf("three rounds without messages left %d rows in the log, want 0", rows)
+	for range moveSlices {
+		turn()
 	}
-	// The log starts again from rowid 1, below the marks of before: its
-	// rows are copied before any is dropped, and dropped in turn.
-	for i := range moveSlices + 3 {
-		commit(int64(i%7 + 1))
-	}
-	readsOnce(t, st, want)
-	for range 3 * moveSlices {
-		commit()
-	}
-	if rows := logRows(); rows != 0 {
-		t.Errorf("three rounds without messages after the log started again left %d rows in it, want 0", rows)
+	if size := journaled(); size != 0 {
+		t.Errorf("a round without messages left %d bytes in the journals, want 0", size)
 	}
 	readsOnce(t, st, want)
-	commit(1, 2, 3)
+	turn(1, 2, 3)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -605,6 +616,107 @@ func TestTheLogEmptiesFromItsStart(t *testing.T) {
 	}
 	defer st.Close()
 	readsOnce(t, st, want)
+}
+
+// TestAJournalIsEmptiedOnlyOnceItsMessagesMoved: a move that fails (here a
+// row in the way; a full disk alike) leaves its messages in the journal
+// they were appended to, and that journal is not emptied at the round's
+// end until they moved, while every other slice's messages go on moving:
+// a node killed meanwhile loses nothing.
+func TestAJournalIsEmptiedOnlyOnceItsMessagesMoved(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenSQLite(dir, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := int64(moveSlices + 5) // slice 5
+	sent := commitTo(t, st, stuck, "a")[0]
+	block := func(query string, args ...any) {
+		t.Helper()
+		if err := st.write(ctx, "block", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, query, args...)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block(insertMessage, stuck, sent.Seq, 8, "x", 1, "in the way", []byte("{}"))
+	// One message a turn for the slice about to move (slice 6's in slice
+	// 5's turn), through two rounds and the start of a third.
+	other := 2*moveSlices + 1
+	for i := range other {
+		room := int64(2*moveSlices + i%moveSlices)
+		if sliceOf(room) == 5 {
+			room++
+		}
+		commitTo(t, st, room, fmt.Sprint("o", i))
+		moveDue(st, moveEvery, i%moveSlices)
+		err := st.Tidy(ctx)
+		if (i%moveSlices == 5) != (err != nil) {
+			t.Fatalf("move of slice %d: %v", i%moveSlices, err)
+		}
+	}
+	if n := waiting(st); n != 1 {
+		t.Fatalf("%d messages wait to move, want only the one whose move failed", n)
+	}
+	block(`DELETE FROM messages WHERE room = ? AND from_user = 8`, stuck)
+	abandon(t, st)
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	readsOnce(t, st, map[int64][]int64{stuck: {1}})
+	var moved int
+	if err := st.db.QueryRow(`SELECT COUNT(*) FROM messages WHERE room >= ?`, 2*moveSlices).Scan(&moved); err != nil || moved != other {
+		t.Fatalf("%d of the other slices' %d messages read after the restart (%v)", moved, other, err)
+	}
+}
+
+// TestAnEarlierVersionsLogMovesAtStart: a database an earlier version
+// left with messages in its log table (between the journal and the
+// messages table then) reads them all after the start, which drops the
+// table.
+func TestAnEarlierVersionsLogMovesAtStart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenSQLite(dir, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitTo(t, st, 1, "a")
+	if err := st.settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.write(ctx, "an old log", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE log (room INTEGER NOT NULL, seq INTEGER NOT NULL, from_user INTEGER NOT NULL,
+			cid TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, msg BLOB NOT NULL)`); err != nil {
+			return err
+		}
+		// Seq 1 copied already (in both tables), seq 2 not yet.
+		_, err := tx.ExecContext(ctx, `INSERT INTO log SELECT room, seq, from_user, cid, ts, body, msg FROM messages;
+			INSERT INTO log SELECT room, 2, from_user, 'b', ts, body, msg FROM messages`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var tables int
+	if err := st.db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'log'`).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("the log table is still there after the start (%d, %v)", tables, err)
+	}
+	if n, err := st.Count(ctx, 1); err != nil || n != 2 {
+		t.Fatalf("room 1 counts %d messages (%v), want 2", n, err)
+	}
+	if got := commitTo(t, st, 1, "b")[0]; got != (chatlog.Accepted{Seq: 2, TS: 42, Dup: true}) {
+		t.Errorf("a retried cid moved from the old log got %+v, want seq 2 again", got)
+	}
 }
 
 // TestCommitOfManyFindsEveryRetry: a commit runs its inserts and cid
