@@ -50,6 +50,12 @@ func TestSendAckDeliverInOrder(t *testing.T) {
 	room := alice.createRoom(map[string]any{"name": "Club", "member_ids": []int64{bob.id}})
 	wa, wb, wc := n.connect(alice), n.connect(bob), n.connect(carol)
 	wa2 := n.connect(alice) // a second device
+	// A sync answered means the connection has joined its rooms and hears
+	// every later message live (docs/PROTOCOL.md, section 1).
+	for _, w := range []*wsClient{wb, wa2} {
+		w.send(map[string]any{"type": "sync", "rooms": map[string]int64{fmt.Sprint(room.ID): 0}})
+		w.await("synced")
+	}
 
 	for i := 1; i <= 20; i++ {
 		ack := wa.say(room.ID, fmt.Sprintf("c%d", i), fmt.Sprintf("안녕 %d", i))
