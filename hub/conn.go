@@ -24,14 +24,16 @@ type Conn struct {
 	raw   rawConn
 	hub   *Hub
 
-	// Read side: touched only by the one worker the poller hands c to.
-	// readMu is never contended (one-shot epoll hands c to one worker at a
-	// time); it tells the race detector and the memory model that the
-	// next worker sees what the last one left.
+	// Read side: touched only by the one goroutine handling c's
+	// readiness (a worker, or the poller's own: handleHere). readMu is
+	// never contended (one-shot epoll hands c to one at a time); it tells
+	// the race detector and the memory model that the next one sees what
+	// the last one left.
 	readMu  sync.Mutex
 	rsys    syscalls
-	pending []byte // a partial frame; nil when idle
-	message []byte // fragments of a message being reassembled
+	pending []byte   // a partial frame, or frames left to a worker; nil when idle
+	later   *inbound // a message the poller's goroutine left to a worker
+	message []byte   // fragments of a message being reassembled
 	inFrag  bool
 	bucket  tokenBucket
 

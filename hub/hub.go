@@ -223,7 +223,11 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		stop()
 		return nil, err
 	}
-	p, err := newPoller(cfg.Workers, h.handle)
+	var here func(c *Conn) bool
+	if _, ok := broker.(pipeliner); ok {
+		here = h.handleHere
+	}
+	p, err := newPoller(cfg.Workers, h.handle, here)
 	if err != nil {
 		stop()
 		broker.close()

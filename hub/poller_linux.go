@@ -24,7 +24,11 @@ type poller struct {
 	mu    sync.RWMutex
 	conns map[uint64]*Conn
 	work  chan readable
-	wake  int // eventfd that interrupts epoll_wait on close
+	// here, when set, handles the last connection of each readiness
+	// batch on the loop's own goroutine and says whether to hand it to a
+	// worker after all (Hub.handleHere).
+	here func(c *Conn) bool
+	wake int // eventfd that interrupts epoll_wait on close
 	// ep is epfd in Go's own network poller: the loop parks there, as a
 	// goroutine waiting for a socket does, instead of holding a thread in
 	// epoll_wait that must win a processor back when it returns.
@@ -39,7 +43,7 @@ type readable struct {
 	at time.Time
 }
 
-func newPoller(workers int, handle func(c *Conn, waited time.Duration)) (*poller, error) {
+func newPoller(workers int, handle func(c *Conn, waited time.Duration), here func(c *Conn) bool) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("hub: epoll_create: %w", err)
@@ -54,7 +58,7 @@ func newPoller(workers int, handle func(c *Conn, waited time.Duration)) (*poller
 		unix.Close(wake)
 		return nil, fmt.Errorf("hub: epoll non-blocking: %w", err)
 	}
-	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan readable, workers*64), wake: wake}
+	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan readable, workers*64), here: here, wake: wake}
 	p.f = os.NewFile(uintptr(epfd), "epoll")
 	if p.ep, err = p.f.SyscallConn(); err != nil {
 		p.closeFDs()
@@ -107,7 +111,14 @@ func (p *poller) loop() {
 			p.mu.RLock()
 			c := p.conns[id]
 			p.mu.RUnlock()
-			if c != nil {
+			switch {
+			case c == nil:
+			case i == n-1 && p.here != nil:
+				// The others are with workers already, on the other cores.
+				if p.here(c) {
+					p.work <- readable{c, time.Now()}
+				}
+			default:
 				p.work <- readable{c, now}
 			}
 		}

@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -14,30 +15,70 @@ import (
 // handle runs on a worker when c is readable: it reads what arrived,
 // handles every complete frame, keeps a partial one, and re-arms c.
 // waited is how long c waited for the worker since the poller found it
-// readable, which admission counts (observeWait).
+// readable, which admission counts (observeWait). A message the poller's
+// goroutine parsed and left to a worker (handleHere) comes first.
 func (h *Hub) handle(c *Conn, waited time.Duration) {
 	h.adm.observeWait(waited)
 	c.readMu.Lock()
-	if h.readFrames(c) {
-		c.readMu.Unlock()
-		h.rearm(c)
-		return
+	resume := c.later != nil
+	if resume {
+		in := c.later
+		c.later = nil
+		h.dispatch(c, in)
 	}
+	got := h.readFrames(c, false, resume)
 	c.readMu.Unlock()
+	if got == framesRead {
+		h.rearm(c)
+	}
 }
 
-// readFrames handles what is readable on c and reports whether c stays open.
-func (h *Hub) readFrames(c *Conn) bool {
+// handleHere is handle on the poller's own goroutine, for the last
+// connection of each readiness batch on a broker whose sends do not wait
+// (pipeliner): a send or a ping, the common frames, is handled there,
+// without waking a worker for it (a goroutine readied and a thread woken,
+// a tenth of the node's CPU at 1000 × 1000: docs/BENCHMARKS.md, "Session
+// 24"). At the first frame that may wait (a read position, a sync, a
+// send with a mention or an attachment) the rest is left to a worker;
+// it reports whether to hand c to one.
+func (h *Hub) handleHere(c *Conn) bool {
+	c.readMu.Lock()
+	got := h.readFrames(c, true, false)
+	c.readMu.Unlock()
+	switch got {
+	case framesRead:
+		h.rearm(c)
+	case framesLeft:
+		return true
+	}
+	return false
+}
+
+// framesRead, framesLeft and connClosed are what readFrames did: read
+// every complete frame (c is to be re-armed), left the rest to a worker
+// (c.later, c.pending), or closed c.
+const (
+	framesRead = iota
+	framesLeft
+	connClosed
+)
+
+// readFrames handles what is readable on c; here (the poller's goroutine)
+// it stops at the first message that may wait. resume handles what a
+// hand-off left in c.pending though nothing new is readable.
+func (h *Hub) readFrames(c *Conn, here, resume bool) int {
 	bp := h.scratch.Get().(*[]byte)
 	defer h.scratch.Put(bp)
 	buf := *bp
 	n, err := c.readSome(buf)
 	switch {
+	case err == errWouldBlock && resume:
+		n = 0
 	case err == errWouldBlock:
-		return true
+		return framesRead
 	case err != nil || n == 0:
 		h.drop(c, err)
-		return false
+		return connClosed
 	}
 	data := buf[:n]
 	if c.pending != nil {
@@ -52,19 +93,25 @@ func (h *Hub) readFrames(c *Conn) bool {
 		var ce *closeError
 		if errors.As(err, &ce) {
 			h.closeConn(c, ce.code, ce.reason)
-			return false
+			return connClosed
 		}
 		data = data[used:]
 		c.lastRead.Store(time.Now().UnixNano())
 		h.metrics.framesIn.Inc()
-		if !h.frame(c, hd, payload) {
-			return false
+		switch h.frame(c, hd, payload, here) {
+		case connClosed:
+			return connClosed
+		case framesLeft:
+			if len(data) > 0 {
+				c.pending = append([]byte(nil), data...)
+			}
+			return framesLeft
 		}
 	}
 	if len(data) > 0 {
 		c.pending = append([]byte(nil), data...)
 	}
-	return true
+	return framesRead
 }
 
 func (h *Hub) rearm(c *Conn) {
@@ -73,86 +120,103 @@ func (h *Hub) rearm(c *Conn) {
 	}
 }
 
-// frame handles one frame; false means the connection was closed.
-func (h *Hub) frame(c *Conn, hd ws.Header, payload []byte) bool {
+// frame handles one frame and says what became of c (readFrames); here,
+// a message that may wait is parsed and left in c.later.
+func (h *Hub) frame(c *Conn, hd ws.Header, payload []byte, here bool) int {
 	switch hd.OpCode {
 	case ws.OpPing:
 		c.write(compile(ws.OpPong, payload))
-		return true
+		return framesRead
 	case ws.OpPong:
-		return true
+		return framesRead
 	case ws.OpClose:
 		code, _ := ws.ParseCloseFrameData(payload)
 		if !echoable(code) {
 			code = ws.StatusNormalClosure
 		}
 		h.closeConn(c, code, "")
-		return false
+		return connClosed
 	case ws.OpBinary:
 		h.closeConn(c, ws.StatusUnsupportedData, "binary frames are not supported; send JSON text")
-		return false
+		return connClosed
 	case ws.OpText:
 		if c.inFrag {
 			h.closeConn(c, ws.StatusProtocolError, "new message before the last one ended")
-			return false
+			return connClosed
 		}
 		if !hd.Fin {
 			c.inFrag = true
 			c.message = append(c.message[:0], payload...)
-			return true
+			return framesRead
 		}
-		return h.message(c, payload)
+		return h.message(c, payload, here)
 	case ws.OpContinuation:
 		if !c.inFrag {
 			h.closeConn(c, ws.StatusProtocolError, "continuation without a message")
-			return false
+			return connClosed
 		}
 		if len(c.message)+len(payload) > MaxMessage {
 			h.closeConn(c, ws.StatusMessageTooBig, "message larger than 64 KiB")
-			return false
+			return connClosed
 		}
 		c.message = append(c.message, payload...)
 		if !hd.Fin {
-			return true
+			return framesRead
 		}
 		msg := c.message
 		c.inFrag, c.message = false, nil
-		return h.message(c, msg)
+		return h.message(c, msg, here)
 	}
 	h.closeConn(c, ws.StatusProtocolError, "unknown opcode")
-	return false
+	return connClosed
 }
 
-// message handles one complete text message.
-func (h *Hub) message(c *Conn, msg []byte) bool {
+// message handles one complete text message; here, one that may wait is
+// left in c.later for a worker.
+func (h *Hub) message(c *Conn, msg []byte, here bool) int {
 	if !utf8.Valid(msg) {
 		h.closeConn(c, ws.StatusInvalidFramePayloadData, "text is not valid UTF-8")
-		return false
+		return connClosed
 	}
 	var in inbound
 	if err := api.Unmarshal(msg, &in); err != nil { // strict: no duplicate or case-folded keys
 		h.fail(c, "bad_request", "frame is not a protocol v1 JSON object", "", 0)
-		return true
+		return framesRead
 	}
+	if here && !waitsNot(&in) {
+		c.later = &in
+		return framesLeft
+	}
+	h.dispatch(c, &in)
+	return framesRead
+}
+
+// waitsNot reports whether handling in never waits (handleHere): a ping,
+// or a send with neither a mention to look up nor an attachment to check.
+func waitsNot(in *inbound) bool {
+	return in.Type == "ping" || (in.Type == "send" && in.Attachment == "" && !strings.Contains(in.Body, "@"))
+}
+
+// dispatch handles one parsed message.
+func (h *Hub) dispatch(c *Conn, in *inbound) {
 	switch in.Type {
 	case "send":
-		h.send(c, &in)
+		h.send(c, in)
 	case "sync":
-		h.sync(c, &in)
+		h.sync(c, in)
 	case "read":
-		h.read(c, &in)
+		h.read(c, in)
 	case "typing":
-		h.typing(c, &in)
+		h.typing(c, in)
 	case "delete":
-		h.delete(c, &in)
+		h.delete(c, in)
 	case "edit":
-		h.edit(c, &in)
+		h.edit(c, in)
 	case "ping":
 		c.write(pongEvent)
 	default:
 		h.fail(c, "bad_request", "unknown type "+strconv.Quote(in.Type), in.CID, 0)
 	}
-	return true
 }
 
 // echoable reports whether a client's close code may be sent back (RFC
