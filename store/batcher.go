@@ -74,7 +74,62 @@ func NewBatcher(cfg BatcherConfig, rdb redis.UniversalClient, keys chatlog.Keys,
 	}
 	b := &Batcher{cfg: cfg, rdb: rdb, keys: keys, store: st, log: log}
 	b.metrics = newBatcherMetrics(reg, b)
+	if j, ok := st.(journaler); ok {
+		j.SetConflictHandler(b.conflicted)
+	}
 	return b
+}
+
+// journaler is a store that takes the batcher's messages into a journal
+// and moves them into its tables beside the batcher (SQLite).
+type journaler interface {
+	Journal(ctx context.Context, msgs []chatlog.Entry) error
+	Tidy(ctx context.Context) error
+	SetConflictHandler(f func([]Conflict))
+}
+
+// conflicted counts and logs messages the store refused: two messages
+// acknowledged under one seq.
+func (b *Batcher) conflicted(cs []Conflict) {
+	b.metrics.conflicts.Add(float64(len(cs)))
+	b.log.Error("two messages acknowledged under one seq; the second is refused and kept in the store's conflicts", "err", &ConflictError{Conflicts: cs})
+}
+
+// insert stores msgs: into a journaling store's journal, else Insert.
+func (b *Batcher) insert(ctx context.Context, msgs []chatlog.Entry) error {
+	if j, ok := b.store.(journaler); ok {
+		return j.Journal(ctx, msgs)
+	}
+	err := b.store.Insert(ctx, msgs)
+	var ce *ConflictError
+	if errors.As(err, &ce) {
+		b.conflicted(ce.Conflicts)
+		return nil
+	}
+	return err
+}
+
+// offerMoves is how often a journaling store is offered its moves; it
+// makes them only once due (SQLite: a slice of rooms every 1/128 s).
+const offerMoves = 4 * time.Millisecond
+
+// moves runs a journaling store's moves until ctx ends. A failed move is
+// retried at its slice's next turn and logged at most once a second.
+func (b *Batcher) moves(ctx context.Context, j journaler) {
+	t := time.NewTicker(offerMoves)
+	defer t.Stop()
+	var logged time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := j.Tidy(ctx); err != nil && time.Since(logged) > time.Second {
+			logged = time.Now()
+			b.log.Warn("batcher: move journaled messages", "err", err)
+		}
+	}
 }
 
 func (b *Batcher) streams() []string {
@@ -104,6 +159,14 @@ func (b *Batcher) Run(ctx context.Context) error {
 		return err
 	}
 	go b.watch(ctx, streams)
+	if j, ok := b.store.(journaler); ok {
+		moved := make(chan struct{})
+		go func() {
+			defer close(moved)
+			b.moves(ctx, j)
+		}()
+		defer func() { <-moved }()
+	}
 	// First what this consumer read before a crash or restart.
 	for {
 		n, err := b.round(ctx, ctx, streams, "0")
@@ -244,13 +307,7 @@ func (b *Batcher) flush(run context.Context, batch []redis.XStream) bool {
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		start := time.Now()
-		err := b.store.Insert(ctx, msgs)
-		var ce *ConflictError
-		if errors.As(err, &ce) {
-			b.metrics.conflicts.Add(float64(len(ce.Conflicts)))
-			b.log.Error("two messages acknowledged under one seq; the second is refused and kept in the store's conflicts", "err", err)
-			err = nil
-		}
+		err := b.insert(ctx, msgs)
 		// Edits after the messages they edit (an edit's entry always
 		// follows its message's in the shard) and before deletions, so a
 		// message edited then deleted stays deleted.

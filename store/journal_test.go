@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,4 +192,85 @@ func waiting(st *SQLite) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.left[0] + st.left[1]
+}
+
+// TestTheBatchersMessagesGoThroughTheJournal: messages the batcher read
+// (Journal) are kept once the call returns, through a kill; a replayed
+// batch is stored once; a different message under a stored seq, and one
+// under a seq given in the same batch, are refused by the moves, kept in
+// the conflicts table and reported; an edit and a deletion find their
+// messages though they were still journaled.
+func TestTheBatchersMessagesGoThroughTheJournal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenSQLite(dir, SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []chatlog.Entry{entry(1, 1, 7, "a", "one"), entry(1, 2, 7, "b", "two"), entry(2, 1, 7, "c", "three")}
+	if err := st.Journal(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if n := waiting(st); n != 3 {
+		t.Fatalf("%d messages wait in the journal, want 3", n)
+	}
+	abandon(t, st)
+	if st, err = OpenSQLite(dir, SyncNormal); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var refused []Conflict
+	st.SetConflictHandler(func(cs []Conflict) { refused = append(refused, cs...) })
+	if n, err := st.Count(ctx, 1); err != nil || n != 2 {
+		t.Fatalf("room 1 counts %d messages after the kill (%v), want 2", n, err)
+	}
+
+	// The batch again (the batcher re-reads what it did not ack), a
+	// clash with a stored message and one inside the batch.
+	again := append(batch, entry(1, 2, 9, "x", "impostor"), entry(2, 2, 7, "d", "four"), entry(2, 2, 9, "y", "twin"))
+	if err := st.Journal(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	for slice := range moveSlices {
+		moveDue(st, moveEvery, slice)
+		if err := st.Tidy(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := waiting(st); n != 0 {
+		t.Fatalf("%d messages still wait after a round of moves", n)
+	}
+	want := []string{"1/2 9/x", "2/2 9/y"}
+	var got []string
+	for _, c := range refused {
+		got = append(got, fmt.Sprintf("%d/%d %s", c.Room, c.Seq, c.Refused))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("moves refused %v, want %v", got, want)
+	}
+	var kept int
+	if err := st.db.QueryRow(`SELECT COUNT(*) FROM conflicts`).Scan(&kept); err != nil || kept != 2 {
+		t.Fatalf("conflicts table holds %d rows (%v), want 2", kept, err)
+	}
+	for room, n := range map[int64]int64{1: 2, 2: 2} {
+		if c, err := st.Count(ctx, room); err != nil || c != n {
+			t.Fatalf("room %d counts %d messages (%v), want %d", room, c, err, n)
+		}
+	}
+
+	if err := st.Journal(ctx, []chatlog.Entry{entry(3, 1, 7, "e", "five"), entry(3, 2, 7, "f", "six")}); err != nil {
+		t.Fatal(err)
+	}
+	edited := entry(3, 1, 7, "e", "five, edited")
+	edited.Edited = true
+	if err := st.Edit(ctx, []chatlog.Entry{edited}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Tombstone(ctx, 3, []int64{2}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := st.After(ctx, 3, 0, 10)
+	if err != nil || len(msgs) != 2 || !strings.Contains(string(msgs[0]), "five, edited") || !strings.Contains(string(msgs[1]), `"deleted":true`) {
+		t.Fatalf("room 3 reads %q (%v), want the edit and the deletion", msgs, err)
+	}
 }

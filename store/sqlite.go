@@ -73,6 +73,8 @@ type SQLite struct {
 	pending   [moveSlices][]logRow
 	settling  []logRow
 	journaled map[cidKey]chatlog.Accepted
+	// conflicted hears of the journaled messages a move refused (Journal).
+	conflicted func([]Conflict)
 	// cids spares new messages their lookup by cid (see cidFilter),
 	// filled by a scan that begins with the first Commit (fill).
 	cids *cidFilter
@@ -499,6 +501,9 @@ func (s *SQLite) move(ctx context.Context, slice int, b *chatlog.Batch) error {
 			}
 		}
 	}
+	if len(c.refused) > 0 && s.conflicted != nil {
+		s.conflicted(c.refused)
+	}
 	return nil
 }
 
@@ -516,7 +521,7 @@ func (s *SQLite) moveTx(ctx context.Context, rows []logRow, b *chatlog.Batch, c 
 	if err != nil {
 		return err
 	}
-	err = s.insertRows(ctx, tx, rows)
+	c.refused, err = s.insertRows(ctx, tx, rows)
 	if err == nil && b != nil {
 		err = s.apply(ctx, tx, b, c)
 	}
@@ -552,9 +557,11 @@ func (s *SQLite) apply(ctx context.Context, tx *sql.Tx, b *chatlog.Batch, c *com
 	if err != nil {
 		return err
 	}
-	if err := s.insertRows(ctx, tx, draftRows(b, fresh)); err != nil {
+	refused, err := s.insertRows(ctx, tx, draftRows(b, fresh))
+	if err != nil {
 		return err
 	}
+	c.refused = append(c.refused, refused...)
 	for i, e := range b.Edits {
 		n, err := editRow(ctx, tx, e.Room, e.Seq, e.Body, e.Msg)
 		if err != nil {
@@ -582,17 +589,25 @@ func (s *SQLite) appendDrafts(ctx context.Context, b *chatlog.Batch) error {
 	if err != nil {
 		return fmt.Errorf("store: commit %d messages: %w", len(b.Drafts), err)
 	}
-	rows := draftRows(b, fresh)
-	if len(rows) > 0 {
-		if err := s.jr[s.cur].append(rows); err != nil {
-			return err
-		}
+	if err := s.journal(draftRows(b, fresh)); err != nil {
+		return err
 	}
 	for room, seq := range c.given {
 		s.top[room] = seq
 	}
 	for k, acc := range c.added {
 		s.journaled[k] = acc
+	}
+	return nil
+}
+
+// journal appends rows to the journal and to what waits to move.
+func (s *SQLite) journal(rows []logRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := s.jr[s.cur].append(rows); err != nil {
+		return err
 	}
 	for _, r := range rows {
 		r.file = s.cur
@@ -639,8 +654,9 @@ func sliceOf(room int64) int { return int(uint64(room) % moveSlices) }
 // commit is what one transaction gave out, applied to the SQLite's maps
 // only once it commits.
 type commit struct {
-	given map[int64]int64
-	added map[cidKey]chatlog.Accepted
+	given   map[int64]int64
+	added   map[cidKey]chatlog.Accepted
+	refused []Conflict
 }
 
 // chunks are the row counts of the prepared insert and byCID statements,
@@ -652,7 +668,7 @@ var chunks = [...]int{64, 16, 4, 1}
 func prepareChunks(w *sql.DB) (insert, byCID map[int]*sql.Stmt, err error) {
 	insert = map[int]*sql.Stmt{}
 	for _, n := range chunks {
-		if insert[n], err = w.Prepare(insertMessage + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)); err != nil {
+		if insert[n], err = w.Prepare(insertMessage + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1) + ` ON CONFLICT DO NOTHING`); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -782,17 +798,44 @@ func draftRows(b *chatlog.Batch, fresh []int) []logRow {
 }
 
 // insertRows inserts rows into the messages table, a chunk of rows per
-// statement.
-func (s *SQLite) insertRows(ctx context.Context, tx *sql.Tx, rows []logRow) error {
+// statement, and returns those refused (see refuse): the batcher's
+// journaled messages may be replays, or clash after Redis lost its data.
+func (s *SQLite) insertRows(ctx context.Context, tx *sql.Tx, rows []logRow) ([]Conflict, error) {
+	var conflicts []Conflict
 	args := make([]any, 0, 7*min(len(rows), chunks[0]))
-	return forChunks(len(rows), func(from, size int) error {
+	err := forChunks(len(rows), func(from, size int) error {
 		args = args[:0]
-		for _, r := range rows[from : from+size] {
+		chunk := rows[from : from+size]
+		for _, r := range chunk {
 			args = append(args, r.room, r.seq, r.from, r.cid, r.ts, r.body, r.msg)
 		}
-		_, err := tx.StmtContext(ctx, s.insert[size]).ExecContext(ctx, args...)
-		return err
+		res, err := tx.StmtContext(ctx, s.insert[size]).ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == int64(size) {
+			return nil
+		}
+		for _, r := range chunk {
+			// Each row again, alone: the ones stored now are stored.
+			res, err := tx.ExecContext(ctx, insertMessage+` ON CONFLICT DO NOTHING`, r.room, r.seq, r.from, r.cid, r.ts, r.body, r.msg)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				continue
+			}
+			c, err := refuse(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				conflicts = append(conflicts, *c)
+			}
+		}
+		return nil
 	})
+	return conflicts, err
 }
 
 // storedCIDs finds which of keys name a message in the messages table,
@@ -891,25 +934,13 @@ func (s *SQLite) Insert(ctx context.Context, entries []chatlog.Entry) error {
 			if n, _ := res.RowsAffected(); n == 1 {
 				continue
 			}
-			var from int64
-			var cid string
-			err = tx.QueryRowContext(ctx, `SELECT from_user, cid FROM messages WHERE room = ? AND seq = ?`, m.Room, m.Seq).Scan(&from, &cid)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if err == nil && from == m.From && cid == m.CID {
-				continue // a replayed batch
-			}
+			c, err := refuse(ctx, tx, entryRow(e))
 			if err != nil {
-				// The seq is free but (from, cid) is stored under another
-				// seq: the message was acknowledged twice.
-				from, cid = m.From, m.CID
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO conflicts (room, seq, msg, at) VALUES (?, ?, ?, ?)`,
-				m.Room, m.Seq, e.Raw, time.Now().UnixMilli()); err != nil {
 				return err
 			}
-			conflicts = append(conflicts, Conflict{Room: m.Room, Seq: m.Seq, Stored: sender(from, cid), Refused: sender(m.From, m.CID)})
+			if c != nil {
+				conflicts = append(conflicts, *c)
+			}
 		}
 		return nil
 	})
@@ -920,6 +951,67 @@ func (s *SQLite) Insert(ctx context.Context, entries []chatlog.Entry) error {
 		return &ConflictError{Conflicts: conflicts}
 	}
 	return nil
+}
+
+// Journal stores messages the batcher read as Insert does, through the
+// journal instead of a transaction of their own: they are durable when it
+// returns, as a commit with synchronous=NORMAL is (fsynced with
+// SyncFull), and move into the messages table with the moves, which the
+// caller runs (Tidy) beside it, a slice of rooms at a time. A batch of a
+// second's messages inserted at once took tens of milliseconds of a core
+// and was the Redis path's p99 (docs/BENCHMARKS.md); a move takes a
+// 128th of it. A conflict (see Insert) is found by the move and reported
+// to the handler SetConflictHandler set.
+func (s *SQLite) Journal(ctx context.Context, entries []chatlog.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: journal %d messages: %w", len(entries), err)
+	}
+	rows := make([]logRow, len(entries))
+	for i, e := range entries {
+		rows[i] = entryRow(e)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.journal(rows)
+}
+
+// SetConflictHandler makes the moves report the journaled messages they
+// refuse (Journal) to f, after their transaction commits.
+func (s *SQLite) SetConflictHandler(f func([]Conflict)) {
+	s.mu.Lock()
+	s.conflicted = f
+	s.mu.Unlock()
+}
+
+// entryRow is the row of a message the batcher read.
+func entryRow(e chatlog.Entry) logRow {
+	m := e.Message
+	return logRow{room: m.Room, seq: m.Seq, from: m.From, ts: m.TS, cid: m.CID, body: m.Body, msg: e.Raw}
+}
+
+// refuse is the verdict on r, which its insert did not store: nil when
+// the same message is stored (a replay); else a conflict, kept in the
+// conflicts table.
+func refuse(ctx context.Context, tx *sql.Tx, r logRow) (*Conflict, error) {
+	var from int64
+	var cid string
+	err := tx.QueryRowContext(ctx, `SELECT from_user, cid FROM messages WHERE room = ? AND seq = ?`, r.room, r.seq).Scan(&from, &cid)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	if err == nil && from == r.from && cid == r.cid {
+		return nil, nil // a replayed batch
+	}
+	if err != nil {
+		// The seq is free but (from, cid) is stored under another seq:
+		// the message was acknowledged twice.
+		from, cid = r.from, r.cid
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO conflicts (room, seq, msg, at) VALUES (?, ?, ?, ?)`,
+		r.room, r.seq, r.msg, time.Now().UnixMilli()); err != nil {
+		return nil, err
+	}
+	return &Conflict{Room: r.room, Seq: r.seq, Stored: sender(from, cid), Refused: sender(r.from, r.cid)}, nil
 }
 
 // editRow replaces a message that is not deleted and reports how many
@@ -934,6 +1026,9 @@ func editRow(ctx context.Context, tx *sql.Tx, room, seq int64, body string, msg 
 
 // Edit replaces edited messages the batcher read.
 func (s *SQLite) Edit(ctx context.Context, edits []chatlog.Entry) error {
+	if err := s.settle(ctx); err != nil { // they find their messages in the table
+		return err
+	}
 	return s.write(ctx, fmt.Sprintf("edit %d messages", len(edits)), func(tx *sql.Tx) error {
 		for _, e := range edits {
 			if _, err := editRow(ctx, tx, e.Room, e.Seq, e.Message.Body, e.Raw); err != nil {
@@ -945,6 +1040,9 @@ func (s *SQLite) Edit(ctx context.Context, edits []chatlog.Entry) error {
 }
 
 func (s *SQLite) Tombstone(ctx context.Context, room int64, seqs []int64) error {
+	if err := s.settle(ctx); err != nil { // they find their messages in the table
+		return err
+	}
 	return s.write(ctx, fmt.Sprintf("tombstone %d messages of room %d", len(seqs), room), func(tx *sql.Tx) error {
 		for _, seq := range seqs {
 			if _, err := tx.ExecContext(ctx, `UPDATE messages SET deleted = 1 WHERE room = ? AND seq = ?`, room, seq); err != nil {
