@@ -447,12 +447,12 @@ func (n *node) rebuildMirror(ctx context.Context, m rooms.Mirror) error {
 // startBatcher drains the Redis persistence streams into the message
 // store until close.
 func (n *node) startBatcher(keys chatlog.Keys, reg *prometheus.Registry) {
+	// The batcher's wait, 100 ms, suits a node's own SQLite too: its batch
+	// is one journal write (store.SQLite.Journal). A second's batch, which
+	// SQLite once took more cheaply in one transaction, read a second of
+	// entries from Redis at once and held the sends' scripts behind it
+	// (docs/BENCHMARKS.md, "Session 24").
 	cfg := store.BatcherConfig{Consumer: n.cfg.NodeID, ClaimIdle: n.cfg.ClaimIdle}
-	if n.backends.sqliteLog != nil {
-		// A second's batch is one journal write (store.SQLite.Journal),
-		// where one of 100 ms was ten, and as many reads and acks.
-		cfg.Linger = time.Second
-	}
 	n.batcher = store.NewBatcher(cfg, n.backends.redis, keys, n.backends.msgs, reg, n.log)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})

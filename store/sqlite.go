@@ -112,12 +112,12 @@ const (
 // the writer, after a commit, a checkpoint of SQLite's default 1,000
 // pages took 7–13 ms (two fsyncs and the copy), holding every ack queued
 // behind it, twice a second at 1,000 messages a second: that was the
-// p99 of the zero-setup node (docs/BENCHMARKS.md). Every 100 ms leaves
+// p99 of the zero-setup node (docs/BENCHMARKS.md). Every 250 ms leaves
 // little to copy each time; each checkpoint also syncs the log and then
 // the file, and every 25 ms those 80 fsyncs a second took 5–8 % of the
-// node's CPU at 1,000 messages a second (docs/BENCHMARKS.md, "Session
-// 24").
-const checkpointEvery = 100 * time.Millisecond
+// node's CPU at 1,000 messages a second, every 100 ms a few percent more
+// than 250 with the batcher's moves (docs/BENCHMARKS.md, "Session 24").
+const checkpointEvery = 250 * time.Millisecond
 
 // autoCheckpoint is the write-ahead log's size in pages past which the
 // writer checkpoints itself after a commit. The checkpointer, on another
