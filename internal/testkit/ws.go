@@ -18,10 +18,16 @@ type WS struct {
 	*apiclient.Conn
 	// User is the connection's user id.
 	User int64
+	// held are frames that came while Connect waited for its pong, read
+	// before any later one.
+	held []apiclient.Frame
 }
 
 // Connect opens c's WebSocket with o, waits for "ready" for c's user and
-// closes the socket when the test ends.
+// then for the answer to a ping, and closes the socket when the test
+// ends. The node sends "ready" before the connection joins its rooms and
+// reads its frames only once it has (docs/PROTOCOL.md, section 1): a
+// test that went on at "ready" could miss a message sent right after.
 func (c *Client) Connect(o apiclient.DialOptions) *WS {
 	c.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -36,7 +42,27 @@ func (c *Client) Connect(o apiclient.DialOptions) *WS {
 	if f, err := conn.AwaitReady(); err != nil || f.User != c.ID {
 		c.T.Fatalf("user %d: %+v %v, want ready", c.ID, f, err)
 	}
-	return w
+	w.Send(map[string]any{"type": "ping"})
+	for {
+		f, err := conn.ReadFrame()
+		if err != nil {
+			c.T.Fatalf("user %d: waiting for the pong after ready: %v", c.ID, err)
+		}
+		if f.Type == "pong" {
+			return w
+		}
+		w.held = append(w.held, f)
+	}
+}
+
+// ReadFrame reads the next frame, the held ones first.
+func (w *WS) ReadFrame() (apiclient.Frame, error) {
+	if len(w.held) > 0 {
+		f := w.held[0]
+		w.held = w.held[1:]
+		return f, nil
+	}
+	return w.Conn.ReadFrame()
 }
 
 // Send writes v as one JSON text frame.
