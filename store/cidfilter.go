@@ -20,7 +20,8 @@ import (
 // on the ack's path (docs/BENCHMARKS.md, "Session 23"). It may answer
 // "maybe" for a key the table lacks (under 1 % of keys), never "no" for
 // one it holds: every key the store writes to the messages table is
-// added before it leaves the store's memory (tail, journaled), and the
+// added before it leaves the store's memory (journaled) or as its
+// transaction commits, and the
 // keys of earlier runs are read in by a scan at start, in chunks, each a
 // read transaction of its own; until that scan is done, every key is a
 // "maybe".

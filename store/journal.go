@@ -13,10 +13,12 @@ import (
 // messages appended to a file of their own with one write, which, in the
 // OS's page cache once the call returns, survives the process being
 // killed as a SQLite commit in WAL mode with synchronous=NORMAL does, for
-// a few hundred bytes a message instead of a transaction's pages. The
-// messages move into SQLite's log table in batches, with its moves (see
-// SQLite.Tidy); the journal is emptied once they are committed there, and
-// what it still holds when the node starts is written to SQLite first.
+// a few hundred bytes a message instead of a transaction's pages (the
+// batcher's messages go the same way, SQLite.Journal). The messages move
+// into SQLite's messages table a slice of rooms at a time (SQLite.Tidy);
+// a journal is emptied once all of its messages are committed there (see
+// SQLite.rotate), and what it still holds when the node starts is
+// written to SQLite first.
 //
 // The file is a series of frames, one per append: the payload's length
 // and CRC-32C (little endian, four bytes each), then the rows. A frame
@@ -29,7 +31,7 @@ type journal struct {
 	buf  []byte
 }
 
-// logRow is one message as the log table holds it.
+// logRow is one message as a journal and the messages table hold it.
 type logRow struct {
 	room, seq, from, ts int64
 	cid, body           string
