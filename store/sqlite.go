@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -904,51 +903,29 @@ func (s *SQLite) write(ctx context.Context, what string, f func(tx *sql.Tx) erro
 	return nil
 }
 
-// insertYield is how many rows Insert writes between yields of its
-// processor.
-const insertYield = 32
-
-// Insert stores messages the batcher read. A (room, seq) or (room, from,
-// cid) already stored is a replay when it is the same message; otherwise
-// the message is refused, kept in the conflicts table and reported.
+// Insert stores messages the batcher read, in one transaction of its
+// own, as a move does (insertRows). A (room, seq) or (room, from, cid)
+// already stored is a replay when it is the same message; otherwise the
+// message is refused, kept in the conflicts table and reported.
 func (s *SQLite) Insert(ctx context.Context, entries []chatlog.Entry) error {
-	var conflicts []Conflict
+	rows := make([]logRow, len(entries))
+	for i, e := range entries {
+		rows[i] = entryRow(e)
+	}
+	var refused []Conflict
 	err := s.write(ctx, fmt.Sprintf("insert %d messages", len(entries)), func(tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, insertMessage+` ON CONFLICT DO NOTHING`)
-		if err != nil {
-			return err
+		for _, r := range rows { // under mu, as the filter's start wants
+			s.cids.add(cidKey{r.room, r.from, r.cid}) // a false "maybe" if this fails
 		}
-		defer ins.Close()
-		for i, e := range entries {
-			if i%insertYield == insertYield-1 {
-				// A batch of a second's messages is tens of milliseconds
-				// of CPU; deliveries waiting for a processor go first.
-				runtime.Gosched()
-			}
-			m := e.Message
-			s.cids.add(cidKey{m.Room, m.From, m.CID}) // a false "maybe" if this fails
-			res, err := ins.ExecContext(ctx, m.Room, m.Seq, m.From, m.CID, m.TS, m.Body, e.Raw)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				continue
-			}
-			c, err := refuse(ctx, tx, entryRow(e))
-			if err != nil {
-				return err
-			}
-			if c != nil {
-				conflicts = append(conflicts, *c)
-			}
-		}
-		return nil
+		var err error
+		refused, err = s.insertRows(ctx, tx, rows)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	if len(conflicts) > 0 {
-		return &ConflictError{Conflicts: conflicts}
+	if len(refused) > 0 {
+		return &ConflictError{Conflicts: refused}
 	}
 	return nil
 }
