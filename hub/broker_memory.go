@@ -80,6 +80,15 @@ type MemoryBroker struct {
 	stopped <-chan struct{}
 	failing atomic.Pointer[error] // the last commit's error, nil after a success
 
+	// pipe is held by whoever commits: the commit loop from a batch's
+	// commit until apply has it, or a sender committing and applying its
+	// own message when nothing else is in the pipeline (acceptThen).
+	pipe sync.Mutex
+	// queued counts operations handed to ops and not yet applied: while
+	// it is 0 and pipe is free, nothing is committed ahead of a new send
+	// or waits to be applied, so the sender may do both itself.
+	queued atomic.Int64
+
 	mu    sync.Mutex
 	rooms map[int64]*memRoom
 	// present is the users with a connection here (one node: the hub's own
@@ -210,6 +219,7 @@ func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
 		defer h.done.Done()
 		for cb := range b.committed {
 			b.apply(cb)
+			b.queued.Add(-int64(len(cb.ops)))
 		}
 	}()
 	return nil
@@ -245,7 +255,9 @@ func (b *MemoryBroker) commitLoop(ctx context.Context) {
 			b.refuse()
 			return
 		}
+		b.pipe.Lock()
 		b.committed <- b.commit(batch)
+		b.pipe.Unlock()
 	}
 }
 
@@ -286,6 +298,7 @@ func (b *MemoryBroker) refuse() {
 	for {
 		select {
 		case op := <-b.ops:
+			b.queued.Add(-1)
 			op.err = errShuttingDown
 			op.finish()
 		default:
@@ -377,9 +390,11 @@ func (b *MemoryBroker) apply(cb committedBatch) {
 // run queues one operation for the next commit and waits for it.
 func (b *MemoryBroker) run(ctx context.Context, op *memOp) error {
 	op.done = make(chan struct{})
+	b.queued.Add(1)
 	select {
 	case b.ops <- op:
 	case <-ctx.Done():
+		b.queued.Add(-1)
 		return ctx.Err()
 	}
 	select {
@@ -487,7 +502,11 @@ func (b *MemoryBroker) accept(ctx context.Context, d *chatlog.Draft) (chatlog.Ac
 // and then hears the outcome once it is committed (or failed), after the
 // message is readable and queued for delivery, on the goroutine that
 // applies commits. Sends of one caller are answered in the order they
-// were made. It waits only while the commit queue is full.
+// were made. It waits only while the commit queue is full — or, when
+// nothing is queued or being committed, for its own commit: then the
+// caller commits and applies the message itself, sparing the two
+// goroutine wake-ups of the pipeline (at 1,000 messages a second most
+// sends find it empty).
 func (b *MemoryBroker) acceptThen(d *chatlog.Draft, then func(chatlog.Accepted, error)) {
 	if d.From != 0 && !b.members.Has(d.Room, d.From) {
 		then(chatlog.Accepted{}, errNotMember)
@@ -500,11 +519,37 @@ func (b *MemoryBroker) acceptThen(d *chatlog.Draft, then func(chatlog.Accepted, 
 		}
 		then(acc, err)
 	}
+	if b.commitHere(op) {
+		return
+	}
+	b.queued.Add(1)
 	select {
 	case b.ops <- op:
 	case <-b.stopped:
+		b.queued.Add(-1)
 		then(chatlog.Accepted{}, errShuttingDown)
 	}
+}
+
+// commitHere commits and applies op on the caller's goroutine if the
+// pipeline is empty, and says whether it did. Holding pipe with queued
+// at 0 means every operation queued before op is applied (so a caller's
+// earlier sends keep their order) and none can be committed until op is.
+func (b *MemoryBroker) commitHere(op *memOp) bool {
+	if b.queued.Load() != 0 || !b.pipe.TryLock() {
+		return false
+	}
+	defer b.pipe.Unlock()
+	if b.queued.Load() != 0 {
+		return false
+	}
+	select {
+	case <-b.stopped:
+		return false
+	default:
+	}
+	b.apply(b.commit([]*memOp{op}))
+	return true
 }
 
 func (b *MemoryBroker) recent(ctx context.Context, room, after int64, limit int) ([][]byte, bool, error) {
