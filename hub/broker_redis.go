@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,12 +96,14 @@ type RedisConfig struct {
 // RedisBroker keeps the chat log's live state in Redis and delivers room
 // events over pub/sub, so any number of nodes share it.
 type RedisBroker struct {
-	rdb       redis.UniversalClient
-	keys      chatlog.Keys
-	cfg       RedisConfig
-	seqs      SeqStore
-	subs      *subscriptions
-	reqs      chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
+	rdb  redis.UniversalClient
+	keys chatlog.Keys
+	cfg  RedisConfig
+	seqs SeqStore
+	subs *subscriptions
+	reqs chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
+	// sending counts send script calls between runSend's start and end.
+	sending   atomic.Int64
 	roundTrip prometheus.Observer
 	gaps      prometheus.Counter
 	restores  prometheus.Counter

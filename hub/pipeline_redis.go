@@ -124,9 +124,17 @@ func anyNoScript(cmds []*redis.Cmd) bool {
 	return false
 }
 
-// runSend queues one send script call and waits for its reply.
+// runSend queues one send script call and waits for its reply. A call
+// that finds no other under way runs it itself: at low rates a batch is
+// one send anyway, and the caller waiting on its own round trip spares
+// the hand-offs to a pipeline loop and back.
 func (b *RedisBroker) runSend(ctx context.Context, keys []string, args ...any) ([]string, error) {
 	r := &sendReq{keys: keys, args: args, done: make(chan struct{})}
+	defer b.sending.Add(-1)
+	if b.sending.Add(1) == 1 {
+		b.runBatch([]*sendReq{r})
+		return r.res, r.err
+	}
 	select {
 	case b.reqs <- r:
 	case <-ctx.Done():
