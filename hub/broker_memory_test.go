@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -23,9 +24,9 @@ func (everyoneMember) Has(int64, int64) bool { return true }
 // paths by turns (others' sends and read positions keep the pipeline busy
 // now and then) must still see their messages committed, answered and
 // kept in the order they sent them: each sender has a room of its own, so
-// its i-th message must get seq i and be answered i-th. It fails when a
-// sender may commit its message itself while its earlier one waits in
-// the pipeline.
+// its i-th message must get seq i and be answered i-th. When a sender
+// may commit its message itself while its earlier one waits in the
+// pipeline, it failed in 7 of 10 runs, and in 3 of 3 with -race.
 func TestASendersMessagesKeepTheirOrderOnEitherPath(t *testing.T) {
 	log, err := store.OpenSQLite(t.TempDir(), store.SyncNormal)
 	if err != nil {
@@ -44,7 +45,7 @@ func TestASendersMessagesKeepTheirOrderOnEitherPath(t *testing.T) {
 		h.done.Wait()
 	})
 
-	const senders, sends = 8, 1500
+	const senders, sends = 16, 1000
 	var wg sync.WaitGroup
 	errs := make(chan error, senders*sends)
 	for s := range senders {
@@ -66,10 +67,14 @@ func TestASendersMessagesKeepTheirOrderOnEitherPath(t *testing.T) {
 						close(answered)
 					}
 				})
-				if i%50 == 0 {
-					// A read position waits for its commit: the pipeline
-					// is busy meanwhile for every other sender.
-					if _, err := b.markRead(ctx, 100+room, room, 1); err != nil {
+				// Others' inline commits start and end between this
+				// sender's sends.
+				runtime.Gosched()
+				if i%50 == 49 {
+					// A read position (up to what is committed so far)
+					// waits for its commit: the pipeline is busy
+					// meanwhile for every other sender.
+					if _, err := b.markRead(ctx, room, room, int64(i)); err != nil {
 						errs <- err
 					}
 				}
