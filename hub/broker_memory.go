@@ -105,8 +105,9 @@ type memOp struct {
 	acc   chatlog.Accepted
 	err   error
 	// Exactly one of done and then is set: run waits on done; a pipelined
-	// send (acceptThen) is answered by then, on the goroutine that applies
-	// commits, in commit order.
+	// send (acceptThen) is answered by then, in commit order, on the
+	// goroutine that applies commits or, when it committed the send
+	// itself (commitHere), on the sender's.
 	done chan struct{}
 	then func(chatlog.Accepted, error)
 }

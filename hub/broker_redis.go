@@ -96,18 +96,18 @@ type RedisConfig struct {
 // RedisBroker keeps the chat log's live state in Redis and delivers room
 // events over pub/sub, so any number of nodes share it.
 type RedisBroker struct {
-	rdb  redis.UniversalClient
-	keys chatlog.Keys
-	cfg  RedisConfig
-	seqs SeqStore
-	subs *subscriptions
-	reqs chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
-	// sending counts send script calls between runSend's start and end.
-	sending   atomic.Int64
+	rdb       redis.UniversalClient
+	keys      chatlog.Keys
+	cfg       RedisConfig
+	seqs      SeqStore
+	subs      *subscriptions
+	reqs      chan *sendReq // sends waiting for a pipeline (pipeline_redis.go)
 	roundTrip prometheus.Observer
 	gaps      prometheus.Counter
 	restores  prometheus.Counter
 	log       *slog.Logger
+	// sending counts send script calls between runSend's start and end.
+	sending atomic.Int64
 	// ahead holds the rooms whose next block this node is reserving in
 	// the background.
 	ahead sync.Map

@@ -21,10 +21,9 @@ import (
 // "maybe" for a key the table lacks (under 1 % of keys), never "no" for
 // one it holds: every key the store writes to the messages table is
 // added before it leaves the store's memory (journaled) or as its
-// transaction commits, and the
-// keys of earlier runs are read in by a scan at start, in chunks, each a
-// read transaction of its own; until that scan is done, every key is a
-// "maybe".
+// transaction commits, and the keys of earlier runs are read in by a
+// scan at start, in chunks, each a read transaction of its own; until
+// that scan is done, every key is a "maybe".
 type cidFilter struct {
 	seed maphash.Seed
 	// first is the first part's capacity in keys (bloomFirst).
