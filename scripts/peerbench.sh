@@ -27,7 +27,10 @@
 # nodes' default and only choice: one FerretDB, scripts/ferretdb, the
 # MongoDB-wire stand-in every node shares). loadgen spreads the users
 # round-robin over the N nodes and measures the CPU of every server
-# process: the nodes, redis-server and, for Moim, FerretDB. PPROF=1 gives
+# process: the nodes, redis-server and, for Moim, FerretDB; a second table
+# splits each server's CPU by process and lists what redis-server ran per
+# message sent (INFO commandstats, zeroed before each server's run and
+# saved after it in OUT/NAME.commandstats). PPROF=1 gives
 # each Moim node MOIM_PPROF_ADDR on a free port (printed).
 #
 # Centrifugo is a benchmark peer, never vendored or imported; get it with
@@ -140,6 +143,18 @@ if [ "$engine" = redis ]; then
 fi
 join() { local IFS=,; echo "$*"; }
 
+# redis_stats reset|save NAME: on the Redis path, zeroes redis-server's
+# per-command counters before a server's run and saves them after it
+# (NAME.commandstats), for the table of Redis work per message below.
+redis_stats() {
+	[ "$engine" = redis ] || return 0
+	if [ "$1" = reset ]; then
+		redis-cli -u "$MOIM_TEST_REDIS_URL" CONFIG RESETSTAT >/dev/null
+	else
+		redis-cli -u "$MOIM_TEST_REDIS_URL" INFO commandstats >"$out/$2.commandstats"
+	fi
+}
+
 # Moim: the zero-setup node (or NODES nodes on the Redis path), with the
 # load-test settings loadgen's doc comment gives (cheap bcrypt, a send
 # limit above one message a second per user, no sign-up or upgrade limits
@@ -166,8 +181,10 @@ echo "peerbench: moim on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load 
 status=0
 moim_flags=()
 [ -n "${RECONNECT:-}" ] && moim_flags=(-reconnect)
+redis_stats reset
 "$out/loadgen" -url "$(join "${urls[@]}")" -pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${moim_flags[@]}" "${extra[@]}" \
 	>"$out/moim.out" 2>"$out/moim.loadgen.log" || status=1
+redis_stats save moim
 for i in $(seq 1 "$nodes"); do stop_pid "$out/moim$i.pid"; done
 
 # Centrifugo: memory engine (Redis engine on the same redis-server with
@@ -192,9 +209,11 @@ for i in $(seq 1 "$nodes"); do
 	urls+=("http://127.0.0.1:$port") pids+=("$(cat "$out/centrifugo$i.pid")")
 done
 echo "peerbench: centrifugo on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+redis_stats reset
 "$out/loadgen" -target centrifugo -centrifugo-secret "$secret" -url "$(join "${urls[@]}")" \
 	-pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${extra[@]}" \
 	>"$out/centrifugo.out" 2>"$out/centrifugo.loadgen.log" || status=1
+redis_stats save centrifugo
 for i in $(seq 1 "$nodes"); do stop_pid "$out/centrifugo$i.pid"; done
 
 for t in moim centrifugo; do
@@ -215,7 +234,7 @@ if [ "$engine" = redis ]; then
 else
 	names="Moim zero-setup|Centrifugo memory"
 fi
-python3 - "$out/moim.out" "$out/centrifugo.out" "$names" <<'EOF'
+python3 - "$out/moim.out" "$out/centrifugo.out" "$names" "$engine" "$out" <<'EOF'
 import json, sys
 
 def ms(v):
@@ -245,5 +264,38 @@ for name, r in rows:
         r["lost"], r["duplicates"], errs, ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"]), ms(ack["p99"]),
         proc.get("cpu_percent", 0), proc.get("cpu_ms_per_1000_deliveries", 0), proc.get("peak_rss_kib", 0) / 1024,
         r["loadgen_cpu_seconds"], r["host"].get("busy_percent", 0), r["host"].get("other_cpu_seconds", 0)))
+
+if sys.argv[4] != "redis":
+    sys.exit(0)
+# Where each server's CPU went (per process) and what Redis did per
+# message sent: counted from just before its loadgen run to just after,
+# so the stages' setup (sign-ups, rooms) is in it too. A script's time
+# includes that of the commands it calls, which are also counted alone.
+print()
+print("| server | CPU per 1000 deliveries, by process | Redis commands per message sent: calls (µs per call) |")
+print("| --- | --- | --- |")
+for t, name in zip(("moim", "centrifugo"), sys.argv[3].split("|")):
+    sent = sum(r["sent"] for n, r in rows if n == name)
+    by_stage = []
+    for n, r in rows:
+        if n == name:
+            procs = {}
+            for p in r.get("procs") or []:
+                procs[p.get("name", "?")] = procs.get(p.get("name", "?"), 0) + p.get("cpu_ms_per_1000_deliveries", 0)
+            by_stage.append("%d × %g: %s" % (r["users"], r["target_rate"], ", ".join("%s %.1f" % kv for kv in procs.items())))
+    by_proc = "; ".join(by_stage)
+    stats = []
+    try:
+        for line in open("%s/%s.commandstats" % (sys.argv[5], t)):
+            if line.startswith("cmdstat_"):
+                cmd, fields = line.strip()[len("cmdstat_"):].split(":", 1)
+                f = dict(kv.split("=") for kv in fields.split(","))
+                stats.append((int(f["usec"]), cmd, int(f["calls"]), float(f["usec_per_call"])))
+    except OSError:
+        pass
+    stats.sort(reverse=True)
+    per = lambda v: v / sent if sent else 0
+    calls = ", ".join("%s %.2f (%.1f)" % (cmd, per(n), upc) for usec, cmd, n, upc in stats[:6])
+    print("| %s | %s | %s |" % (name, by_proc, calls))
 EOF
 exit $status
