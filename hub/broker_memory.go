@@ -89,11 +89,6 @@ type MemoryBroker struct {
 	// or waits to be applied, so the sender may do both itself.
 	queued atomic.Int64
 
-	// tidyNow asks tidyLoop to offer the log its deferred work now
-	// (offerTidy); tidied is when it last did, in unix nanoseconds.
-	tidyNow chan struct{}
-	tidied  atomic.Int64
-
 	mu    sync.Mutex
 	rooms map[int64]*memRoom
 	// present is the users with a connection here (one node: the hub's own
@@ -186,7 +181,7 @@ func NewMemoryBroker(log Log, members Members, cfg MemoryConfig) *MemoryBroker {
 		cfg.Deliverers = 4 * runtime.GOMAXPROCS(0)
 	}
 	return &MemoryBroker{log: log, members: members, cfg: cfg, ops: make(chan *memOp, 4*cfg.MaxBatch),
-		committed: make(chan committedBatch), tidyNow: make(chan struct{}, 1), rooms: map[int64]*memRoom{}, present: map[int64]bool{}}
+		committed: make(chan committedBatch), rooms: map[int64]*memRoom{}, present: map[int64]bool{}}
 }
 
 func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
@@ -267,49 +262,28 @@ func (b *MemoryBroker) commitLoop(ctx context.Context) {
 	}
 }
 
-// tidyEvery is how often, at most, the log is offered its deferred work;
-// the log does it only once due (SQLite: a slice of rooms every 1/128 s).
-// A send the node was not too busy to commit on its own goroutine
-// (commitHere) makes the offer once it is delivered and acknowledged
-// (offerTidy): the node is then furthest from the next send, and the
-// sender's goroutine wakes the mover where a timer woke an idle node 250
-// times a second (8–12 % of the node's CPU per delivery at 1000 × 1000,
-// docs/BENCHMARKS.md, "Sessions 26–27"). Otherwise an offer comes
-// tidyIdle after the last one ended: a busy node's moves run beside its
-// commits as before, and the last messages of a burst still move.
-const (
-	tidyEvery = 4 * time.Millisecond
-	tidyIdle  = 2 * tidyEvery
-)
+// tidyEvery is how long after its last offer ended the log is offered
+// its deferred work again; the log does it only once due (SQLite: a
+// slice of rooms 1/128 s after its last move ended, so counting from the
+// end lets each offer find its slice due). A 4 ms ticker offered it
+// twice as often; halving the offers took a tenth off the node's CPU per
+// delivery at 1000 × 1000 (docs/BENCHMARKS.md, "Sessions 26–27").
+const tidyEvery = 8 * time.Millisecond
 
 // tidyLoop lets the log do its deferred work beside the commit loop, so
 // a send does not wait for it (SQLite: its moves run while new messages
 // go into its journal).
 func (b *MemoryBroker) tidyLoop(ctx context.Context) {
-	t := time.NewTimer(tidyIdle)
+	t := time.NewTimer(tidyEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-b.tidyNow:
 		case <-t.C:
 		}
-		b.tidied.Store(time.Now().UnixNano())
 		b.tidy()
-		t.Reset(tidyIdle)
-	}
-}
-
-// offerTidy asks tidyLoop for an offer now, unless it began one less
-// than tidyEvery ago.
-func (b *MemoryBroker) offerTidy() {
-	if time.Now().UnixNano()-b.tidied.Load() < int64(tidyEvery) {
-		return
-	}
-	select {
-	case b.tidyNow <- struct{}{}:
-	default:
+		t.Reset(tidyEvery)
 	}
 }
 
@@ -581,7 +555,6 @@ func (b *MemoryBroker) commitHere(op *memOp) bool {
 	default:
 	}
 	b.apply(b.commit([]*memOp{op}))
-	b.offerTidy()
 	return true
 }
 

@@ -109,14 +109,17 @@ func (b *Batcher) insert(ctx context.Context, msgs []chatlog.Entry) error {
 	return err
 }
 
-// offerMoves is how often a journaling store is offered its moves; it
-// makes them only once due (SQLite: a slice of rooms every 1/128 s).
-const offerMoves = 4 * time.Millisecond
+// offerMoves is how long after its last offer ended a journaling store
+// is offered its moves again; it makes them only once due (SQLite: a
+// slice of rooms 1/128 s after its last move ended, so counting from the
+// end lets each offer find its slice due). A 4 ms ticker offered them
+// twice as often (docs/BENCHMARKS.md, "Sessions 26–27").
+const offerMoves = 8 * time.Millisecond
 
 // moves runs a journaling store's moves until ctx ends. A failed move is
 // retried at its slice's next turn and logged at most once a second.
 func (b *Batcher) moves(ctx context.Context, j journaler) {
-	t := time.NewTicker(offerMoves)
+	t := time.NewTimer(offerMoves)
 	defer t.Stop()
 	var logged time.Time
 	for {
@@ -129,6 +132,7 @@ func (b *Batcher) moves(ctx context.Context, j journaler) {
 			logged = time.Now()
 			b.log.Warn("batcher: move journaled messages", "err", err)
 		}
+		t.Reset(offerMoves)
 	}
 }
 
