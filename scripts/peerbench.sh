@@ -247,7 +247,7 @@ for path, name in zip(sys.argv[1:3], sys.argv[3].split("|")):
         if line.startswith("{"):
             rows.append((name, json.loads(line)))
 rows.sort(key=lambda r: r[1]["stage"])
-print("| stage (users × msg/s) | server | sent / acked | deliveries expected / received | lost, dup, errors | delivery p50 / p99 / max | ack p99 | server CPU (ms per 1000 deliveries) | peak RSS | generator CPU | host busy (CPU of other work) |")
+print("| stage (users × msg/s) | server | sent / acked | deliveries expected / received | lost, dup, errors | delivery p50 / p99 / max | ack p99 | server CPU (ms per 1000 deliveries) | peak RSS | generator CPU | host busy (CPU of other work; stolen) |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for name, r in rows:
     lat, ack = r["latency_ms"], r["ack_latency_ms"]
@@ -259,11 +259,11 @@ for name, r in rows:
     stage = "%d × %g" % (r["users"], r["target_rate"])
     if r.get("failure"):
         stage += " (failed: %s)" % r["failure"]
-    print("| %s | %s | %d / %d | %d / %d | %d, %d, %s | %s / **%s** / %s ms | %s ms | %.0f %% (%.1f) | %.0f MiB | %.1f s | %.0f %% (%.1f core-s) |" % (
+    print("| %s | %s | %d / %d | %d / %d | %d, %d, %s | %s / **%s** / %s ms | %s ms | %.0f %% (%.1f) | %.0f MiB | %.1f s | %.0f %% (%.1f core-s; %.1f %%) |" % (
         stage, name, r["sent"], r["acked"], r["expected_deliveries"], r["received_deliveries"],
         r["lost"], r["duplicates"], errs, ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"]), ms(ack["p99"]),
         proc.get("cpu_percent", 0), proc.get("cpu_ms_per_1000_deliveries", 0), proc.get("peak_rss_kib", 0) / 1024,
-        r["loadgen_cpu_seconds"], r["host"].get("busy_percent", 0), r["host"].get("other_cpu_seconds", 0)))
+        r["loadgen_cpu_seconds"], r["host"].get("busy_percent", 0), r["host"].get("other_cpu_seconds", 0), r["host"].get("steal_percent", 0)))
 
 if sys.argv[4] != "redis":
     sys.exit(0)

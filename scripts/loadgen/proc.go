@@ -68,28 +68,46 @@ func readProc(pid int) (procSample, error) {
 	return s, nil
 }
 
-// hostCPU reads the aggregate line of /proc/stat: busy and total ticks.
-func hostCPU() (busy, total int64, err error) {
+// hostTicks are the machine's CPU ticks from /proc/stat's aggregate line:
+// busy (neither idle, waiting for I/O nor stolen), steal (time the
+// hypervisor ran something else while this machine's CPUs had work: a
+// stall every process here sees, however idle it looks) and the total.
+type hostTicks struct{ busy, steal, total int64 }
+
+// hostCPU reads the aggregate line of /proc/stat.
+func hostCPU() (hostTicks, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0, err
+		return hostTicks{}, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
+	return parseHostCPU(line)
+}
+
+// parseHostCPU parses /proc/stat's aggregate line.
+func parseHostCPU(line string) (hostTicks, error) {
+	var t hostTicks
 	f := strings.Fields(line)
 	if len(f) < 5 || f[0] != "cpu" {
-		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+		return t, fmt.Errorf("/proc/stat: unexpected first line %q", line)
 	}
-	for i, v := range f[1:] {
+	// user nice system idle iowait irq softirq steal; guest time, after
+	// them, is counted in user and nice already.
+	for i, v := range f[1:min(len(f), 9)] {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/stat: %q: %v", line, err)
+			return t, fmt.Errorf("/proc/stat: %q: %v", line, err)
 		}
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
+		t.total += n
+		switch i {
+		case 3, 4: // idle, iowait
+		case 7:
+			t.steal += n
+		default:
+			t.busy += n
 		}
 	}
-	return busy, total, nil
+	return t, nil
 }
 
 // procName is the command name of pid, for the report.
@@ -123,9 +141,9 @@ type procWatch struct {
 	errs  []error
 	self  procSample
 	// host CPU ticks at the start, to tell how busy the machine was
-	hostBusy, hostTotal int64
-	stop                chan struct{}
-	done                chan struct{}
+	ticks hostTicks
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 func startProcWatch(pids []int) *procWatch {
@@ -138,7 +156,7 @@ func startProcWatch(pids []int) *procWatch {
 		w.peak[i] = w.start[i].rssKiB
 	}
 	w.self, _ = readProc(0)
-	w.hostBusy, w.hostTotal, _ = hostCPU()
+	w.ticks, _ = hostCPU()
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(time.Second)
@@ -178,6 +196,9 @@ func (w *procWatch) sample() []procSample {
 type hostUsage struct {
 	Cores       int     `json:"cores"`
 	BusyPercent float64 `json:"busy_percent"` // of all cores
+	// StealPercent is the share of all cores' time the hypervisor took
+	// while they had work: latency no server here could help.
+	StealPercent float64 `json:"steal_percent"`
 	// OtherCPUS is CPU time used by processes other than the -pid ones
 	// and the generator, in core-seconds.
 	OtherCPUS float64 `json:"other_cpu_seconds"`
@@ -185,13 +206,17 @@ type hostUsage struct {
 
 // host reports the machine's load over the stage; call after finish.
 func (w *procWatch) host(procs []procResult, selfCPU float64) hostUsage {
-	busy, total, err := hostCPU()
-	if err != nil || total <= w.hostTotal {
+	t, err := hostCPU()
+	if err != nil || t.total <= w.ticks.total {
 		return hostUsage{}
 	}
-	cores := runtime.NumCPU()
-	u := hostUsage{Cores: cores, BusyPercent: round2(float64(busy-w.hostBusy) / float64(total-w.hostTotal) * 100)}
-	other := float64(busy-w.hostBusy)/clockTicks - selfCPU
+	total := float64(t.total - w.ticks.total)
+	u := hostUsage{
+		Cores:        runtime.NumCPU(),
+		BusyPercent:  round2(float64(t.busy-w.ticks.busy) / total * 100),
+		StealPercent: round2(float64(t.steal-w.ticks.steal) / total * 100),
+	}
+	other := float64(t.busy-w.ticks.busy)/clockTicks - selfCPU
 	for _, p := range procs {
 		other -= p.CPUSeconds
 	}

@@ -354,7 +354,7 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 		if len(r.Procs) > 0 && h.OtherCPUS > 0.1*r.DurationS {
 			note = "  (other work shared the host: figures may be skewed)"
 		}
-		fmt.Fprintf(tw, "host CPU\t%.0f%% busy of %d cores; %.1f core-seconds outside the generator and -pid processes%s\n", h.BusyPercent, h.Cores, h.OtherCPUS, note)
+		fmt.Fprintf(tw, "host CPU\t%.0f%% busy of %d cores, %.1f%% stolen by the hypervisor; %.1f core-seconds outside the generator and -pid processes%s\n", h.BusyPercent, h.Cores, h.StealPercent, h.OtherCPUS, note)
 	}
 	if h := r.History; h != nil {
 		switch {
