@@ -33,6 +33,14 @@
 # saved after it in OUT/NAME.commandstats). PPROF=1 gives
 # each Moim node MOIM_PPROF_ADDR on a free port (printed).
 #
+# ROUNDS=N (N > 1) runs both servers N times, each round with fresh
+# processes and state, alternating which goes first (odd rounds Moim,
+# even rounds the peer), and ends with a table per stage: each side's p99
+# in every round, the rounds in which Moim's was at most the peer's, and
+# the medians of p99 and of the CPU ratio. On a shared host whose
+# neighbours come and go, one run's verdict can be the host's, and a
+# fixed order gives the later server the later host.
+#
 # Centrifugo is a benchmark peer, never vendored or imported; get it with
 #   GOBIN=/tmp/peerbin go install github.com/centrifugal/centrifugo/v6@v6.9.1
 # Environment: CENTRIFUGO_BIN (default /tmp/peerbin/centrifugo), DURATION
@@ -57,6 +65,7 @@ extra=("$@")
 duration=${DURATION:-30s}
 room_size=${ROOM_SIZE:-10}
 drain=${DRAIN:-5s}
+rounds=${ROUNDS:-1}
 cf_bin=${CENTRIFUGO_BIN:-/tmp/peerbin/centrifugo}
 out=${OUT:-$(mktemp -d /tmp/peerbench.XXXXXX)}
 mkdir -p "$out"
@@ -120,6 +129,7 @@ common=(-stages "$stages" -room-size "$room_size" -duration "$duration" -drain "
 # STORE=ferretdb.
 redis_env=()
 store_pids=()
+mongo=""
 if [ "$engine" = redis ]; then
 	"$here/services.sh" start "$out/svc" >"$out/svc.env"
 	# shellcheck disable=SC1091
@@ -136,7 +146,6 @@ if [ "$engine" = redis ]; then
 		for _ in $(seq 1 300); do grep -qs '^ready ' "$out/ferretdb.out" && break; sleep 0.2; done
 		mongo=$(sed -n 's/^ready //p' "$out/ferretdb.out")
 		[ -n "$mongo" ] || { echo "peerbench: FerretDB did not start; see $out/ferretdb.log" >&2; exit 1; }
-		redis_env+=(MOIM_MONGO_URI="${mongo%/}/moim")
 		store_pids+=("$(cat "$out/ferretdb.pid")")
 		echo "peerbench: FerretDB $mongo (pid ${store_pids[1]})" >&2
 	fi
@@ -155,70 +164,103 @@ redis_stats() {
 	fi
 }
 
-# Moim: the zero-setup node (or NODES nodes on the Redis path), with the
-# load-test settings loadgen's doc comment gives (cheap bcrypt, a send
-# limit above one message a second per user, no sign-up or upgrade limits
-# per address).
-urls=() pids=()
-for i in $(seq 1 "$nodes"); do
-	port=$(free_port)
-	pprof=()
-	if [ -n "${PPROF:-}" ]; then
-		pprof=(MOIM_PPROF_ADDR="127.0.0.1:$(free_port)")
-		echo "peerbench: moim$i ${pprof[0]}" >&2
-	fi
-	(
-		raise_nofile
-		exec env MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 MOIM_SEND_LIMIT=off \
-			MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off MOIM_INVITE_RULE=anyone MOIM_NODE_ID="n$i" \
-			MOIM_DATA_DIR="$out/moim-data$i" MOIM_ADDR="127.0.0.1:$port" "${redis_env[@]}" "${pprof[@]}" "$out/moim"
-	) >"$out/moim$i.log" 2>&1 &
-	echo $! >"$out/moim$i.pid"
-	wait_http "http://127.0.0.1:$port/readyz" "$out/moim$i.pid"
-	urls+=("http://127.0.0.1:$port") pids+=("$(cat "$out/moim$i.pid")")
-done
-echo "peerbench: moim on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+# fresh_state: on the Redis path, an empty redis-server and Moim database
+# before each server's run, so every round starts alike.
+fresh_state() {
+	[ "$engine" = redis ] || return 0
+	redis-cli -u "$MOIM_TEST_REDIS_URL" FLUSHALL >/dev/null
+	mariadb --socket="$out/svc/mysql.sock" -uroot -e 'DROP DATABASE IF EXISTS moim; CREATE DATABASE moim'
+}
+
+# run_moim SUFFIX: the zero-setup node (or NODES nodes on the Redis path),
+# with the load-test settings loadgen's doc comment gives (cheap bcrypt, a
+# send limit above one message a second per user, no sign-up or upgrade
+# limits per address), one loadgen run into moimSUFFIX.out, then stopped.
+# Each round gets fresh data directories (and FerretDB database).
+run_moim() {
+	local sfx=$1 urls=() pids=() env=("${redis_env[@]}") i port pprof
+	[ -n "$mongo" ] && env+=(MOIM_MONGO_URI="${mongo%/}/moim${sfx//./_}")
+	fresh_state
+	for i in $(seq 1 "$nodes"); do
+		port=$(free_port)
+		pprof=()
+		if [ -n "${PPROF:-}" ]; then
+			pprof=(MOIM_PPROF_ADDR="127.0.0.1:$(free_port)")
+			echo "peerbench: moim$i ${pprof[0]}" >&2
+		fi
+		(
+			raise_nofile
+			exec env MOIM_BCRYPT_COST=4 MOIM_SEND_RATE=1000 MOIM_SEND_BURST=1000 MOIM_SEND_LIMIT=off \
+				MOIM_SIGNUP_LIMIT=off MOIM_UPGRADE_LIMIT=off MOIM_INVITE_RULE=anyone MOIM_NODE_ID="n$i" \
+				MOIM_DATA_DIR="$out/moim-data$i$sfx" MOIM_ADDR="127.0.0.1:$port" "${env[@]}" "${pprof[@]}" "$out/moim"
+		) >"$out/moim$i$sfx.log" 2>&1 &
+		echo $! >"$out/moim$i.pid"
+		wait_http "http://127.0.0.1:$port/readyz" "$out/moim$i.pid"
+		urls+=("http://127.0.0.1:$port") pids+=("$(cat "$out/moim$i.pid")")
+	done
+	echo "peerbench: moim on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+	redis_stats reset
+	"$out/loadgen" -url "$(join "${urls[@]}")" -pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${moim_flags[@]}" "${extra[@]}" \
+		>"$out/moim$sfx.out" 2>"$out/moim$sfx.loadgen.log" || status=1
+	redis_stats save "moim$sfx"
+	for i in $(seq 1 "$nodes"); do stop_pid "$out/moim$i.pid"; done
+}
+
+# run_peer SUFFIX: Centrifugo, memory engine (Redis engine on the same
+# redis-server with NODES), port and token key from the environment over
+# scripts/centrifugo.json; one loadgen run into centrifugoSUFFIX.out.
+run_peer() {
+	local sfx=$1 urls=() pids=() i port secret
+	secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+	fresh_state
+	for i in $(seq 1 "$nodes"); do
+		port=$(free_port)
+		(
+			raise_nofile
+			exec env CENTRIFUGO_HTTP_SERVER_PORT=$port CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY=$secret "${cf_env[@]}" \
+				"$cf_bin" --config "$here/centrifugo.json"
+		) >"$out/centrifugo$i$sfx.log" 2>&1 &
+		echo $! >"$out/centrifugo$i.pid"
+		wait_http "http://127.0.0.1:$port/health" "$out/centrifugo$i.pid"
+		urls+=("http://127.0.0.1:$port") pids+=("$(cat "$out/centrifugo$i.pid")")
+	done
+	echo "peerbench: centrifugo on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+	redis_stats reset
+	"$out/loadgen" -target centrifugo -centrifugo-secret "$secret" -url "$(join "${urls[@]}")" \
+		-pid "$(join "${pids[@]}" "${peer_pids[@]}")" "${common[@]}" "${extra[@]}" \
+		>"$out/centrifugo$sfx.out" 2>"$out/centrifugo$sfx.loadgen.log" || status=1
+	redis_stats save "centrifugo$sfx"
+	for i in $(seq 1 "$nodes"); do stop_pid "$out/centrifugo$i.pid"; done
+}
+
 status=0
 moim_flags=()
 [ -n "${RECONNECT:-}" ] && moim_flags=(-reconnect)
-redis_stats reset
-"$out/loadgen" -url "$(join "${urls[@]}")" -pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${moim_flags[@]}" "${extra[@]}" \
-	>"$out/moim.out" 2>"$out/moim.loadgen.log" || status=1
-redis_stats save moim
-for i in $(seq 1 "$nodes"); do stop_pid "$out/moim$i.pid"; done
-
-# Centrifugo: memory engine (Redis engine on the same redis-server with
-# NODES), port and token key from the environment over
-# scripts/centrifugo.json.
-secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-cf_env=()
+cf_env=() peer_pids=()
 if [ "$engine" = redis ]; then
 	cf_env=(CENTRIFUGO_ENGINE_TYPE=redis CENTRIFUGO_ENGINE_REDIS_ADDRESS="$MOIM_TEST_REDIS_URL")
-	store_pids=("${store_pids[0]}")
+	peer_pids=("${store_pids[0]}")
 fi
-urls=() pids=()
-for i in $(seq 1 "$nodes"); do
-	port=$(free_port)
-	(
-		raise_nofile
-		exec env CENTRIFUGO_HTTP_SERVER_PORT=$port CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY=$secret "${cf_env[@]}" \
-			"$cf_bin" --config "$here/centrifugo.json"
-	) >"$out/centrifugo$i.log" 2>&1 &
-	echo $! >"$out/centrifugo$i.pid"
-	wait_http "http://127.0.0.1:$port/health" "$out/centrifugo$i.pid"
-	urls+=("http://127.0.0.1:$port") pids+=("$(cat "$out/centrifugo$i.pid")")
+# One round: the plain file names, as before rounds; more: NAME.rR.
+suffixes=()
+for r in $(seq 1 "$rounds"); do
+	sfx=""
+	[ "$rounds" -gt 1 ] && sfx=".r$r"
+	suffixes+=("$sfx")
+	if [ $((r % 2)) -eq 1 ]; then
+		run_moim "$sfx"
+		run_peer "$sfx"
+	else
+		run_peer "$sfx"
+		run_moim "$sfx"
+	fi
 done
-echo "peerbench: centrifugo on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-redis_stats reset
-"$out/loadgen" -target centrifugo -centrifugo-secret "$secret" -url "$(join "${urls[@]}")" \
-	-pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${extra[@]}" \
-	>"$out/centrifugo.out" 2>"$out/centrifugo.loadgen.log" || status=1
-redis_stats save centrifugo
-for i in $(seq 1 "$nodes"); do stop_pid "$out/centrifugo$i.pid"; done
 
-for t in moim centrifugo; do
-	echo "===== $t ====="
-	cat "$out/$t.out"
+for sfx in "${suffixes[@]}"; do
+	for t in moim centrifugo; do
+		echo "===== $t${sfx:+ (round ${sfx#.r})} ====="
+		cat "$out/$t$sfx.out"
+	done
 done
 echo
 echo "Side by side (rooms of $room_size, $duration per stage; logs in $out):"
@@ -234,25 +276,43 @@ if [ "$engine" = redis ]; then
 else
 	names="Moim zero-setup|Centrifugo memory"
 fi
-python3 - "$out/moim.out" "$out/centrifugo.out" "$names" "$engine" "$out" <<'EOF'
-import json, sys
+python3 - "$names" "$engine" "$out" "$rounds" <<'EOF'
+import json, statistics, sys
+
+names, engine, out, rounds = sys.argv[1].split("|"), sys.argv[2], sys.argv[3], int(sys.argv[4])
 
 def ms(v):
     # as loadgen's tables: three significant digits or so
     return "%.0f" % v if v >= 100 else "%.1f" % v if v >= 10 else "%.2f" % v
 
-rows = []
-for path, name in zip(sys.argv[1:3], sys.argv[3].split("|")):
-    for line in open(path):
-        if line.startswith("{"):
-            rows.append((name, json.loads(line)))
-rows.sort(key=lambda r: r[1]["stage"])
+def suffix(rnd):
+    return ".r%d" % rnd if rounds > 1 else ""
+
+def label(name, rnd, t):
+    # which round, and whether this server ran first in it (odd rounds: Moim)
+    if rounds == 1:
+        return name
+    first = (t == "moim") == (rnd % 2 == 1)
+    return "%s, round %d (%s)" % (name, rnd, "first" if first else "second")
+
+def cpu(r, key="cpu_ms_per_1000_deliveries"):
+    return sum(p.get(key, 0) for p in r.get("procs") or [])
+
+def p99(r):
+    return r["latency_ms"]["p99"]
+
+rows = []  # (stage, round, server: 0 Moim 1 peer, label, loadgen's JSON line)
+for rnd in range(1, rounds + 1):
+    for k, (t, name) in enumerate(zip(("moim", "centrifugo"), names)):
+        for line in open("%s/%s%s.out" % (out, t, suffix(rnd))):
+            if line.startswith("{"):
+                r = json.loads(line)
+                rows.append((r["stage"], rnd, k, label(name, rnd, t), r))
+rows.sort(key=lambda x: x[:3])
 print("| stage (users × msg/s) | server | sent / acked | deliveries expected / received | lost, dup, errors | delivery p50 / p99 / max | ack p99 | server CPU (ms per 1000 deliveries) | peak RSS | generator CPU | host busy (CPU of other work; stolen) |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-for name, r in rows:
+for _, _, _, name, r in rows:
     lat, ack = r["latency_ms"], r["ack_latency_ms"]
-    procs = r.get("procs") or [{}]
-    proc = {k: sum(p.get(k, 0) for p in procs) for k in ("cpu_percent", "cpu_ms_per_1000_deliveries", "peak_rss_kib")}
     errs = r["errors_total"]
     if r.get("errors"):
         errs = "%d (%s)" % (errs, ", ".join("%s=%d" % kv for kv in sorted(r["errors"].items())))
@@ -262,10 +322,30 @@ for name, r in rows:
     print("| %s | %s | %d / %d | %d / %d | %d, %d, %s | %s / **%s** / %s ms | %s ms | %.0f %% (%.1f) | %.0f MiB | %.1f s | %.0f %% (%.1f core-s; %.1f %%) |" % (
         stage, name, r["sent"], r["acked"], r["expected_deliveries"], r["received_deliveries"],
         r["lost"], r["duplicates"], errs, ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"]), ms(ack["p99"]),
-        proc.get("cpu_percent", 0), proc.get("cpu_ms_per_1000_deliveries", 0), proc.get("peak_rss_kib", 0) / 1024,
+        cpu(r, "cpu_percent"), cpu(r), cpu(r, "peak_rss_kib") / 1024,
         r["loadgen_cpu_seconds"], r["host"].get("busy_percent", 0), r["host"].get("other_cpu_seconds", 0), r["host"].get("steal_percent", 0)))
 
-if sys.argv[4] != "redis":
+if rounds > 1:
+    # Per stage over the rounds: how often one run's verdict would go
+    # each way, and the medians.
+    print()
+    print("| stage | Moim p99 by round (ms) | peer p99 by round (ms) | rounds with Moim's p99 ≤ the peer's | median p99, Moim / peer | median CPU per 1000, Moim / peer (median ratio) | lost, Moim / peer |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for stage in sorted({x[0] for x in rows}):
+        by = {(x[1], x[2]): x[4] for x in rows if x[0] == stage}
+        both = [(by[(rnd, 0)], by[(rnd, 1)]) for rnd in range(1, rounds + 1) if (rnd, 0) in by and (rnd, 1) in by]
+        if not both:
+            continue
+        m, c = [a for a, _ in both], [b for _, b in both]
+        ratios = [cpu(a) / cpu(b) for a, b in both if cpu(b) > 0]
+        print("| %d × %g | %s | %s | %d of %d | %s / %s ms | %.1f / %.1f (%.2f×) | %d / %d |" % (
+            m[0]["users"], m[0]["target_rate"], ", ".join(ms(p99(a)) for a in m), ", ".join(ms(p99(b)) for b in c),
+            sum(p99(a) <= p99(b) for a, b in both), len(both),
+            ms(statistics.median(map(p99, m))), ms(statistics.median(map(p99, c))),
+            statistics.median(map(cpu, m)), statistics.median(map(cpu, c)), statistics.median(ratios) if ratios else 0,
+            sum(a["lost"] for a in m), sum(b["lost"] for b in c)))
+
+if engine != "redis":
     sys.exit(0)
 # Where each server's CPU went (per process) and what Redis did per
 # message sent: counted from just before its loadgen run to just after,
@@ -274,28 +354,28 @@ if sys.argv[4] != "redis":
 print()
 print("| server | CPU per 1000 deliveries, by process | Redis commands per message sent: calls (µs per call) |")
 print("| --- | --- | --- |")
-for t, name in zip(("moim", "centrifugo"), sys.argv[3].split("|")):
-    sent = sum(r["sent"] for n, r in rows if n == name)
-    by_stage = []
-    for n, r in rows:
-        if n == name:
+for rnd in range(1, rounds + 1):
+    for k, (t, name) in enumerate(zip(("moim", "centrifugo"), names)):
+        mine = [x[4] for x in rows if x[1] == rnd and x[2] == k]
+        sent = sum(r["sent"] for r in mine)
+        by_stage = []
+        for r in mine:
             procs = {}
             for p in r.get("procs") or []:
                 procs[p.get("name", "?")] = procs.get(p.get("name", "?"), 0) + p.get("cpu_ms_per_1000_deliveries", 0)
             by_stage.append("%d × %g: %s" % (r["users"], r["target_rate"], ", ".join("%s %.1f" % kv for kv in procs.items())))
-    by_proc = "; ".join(by_stage)
-    stats = []
-    try:
-        for line in open("%s/%s.commandstats" % (sys.argv[5], t)):
-            if line.startswith("cmdstat_"):
-                cmd, fields = line.strip()[len("cmdstat_"):].split(":", 1)
-                f = dict(kv.split("=") for kv in fields.split(","))
-                stats.append((int(f["usec"]), cmd, int(f["calls"]), float(f["usec_per_call"])))
-    except OSError:
-        pass
-    stats.sort(reverse=True)
-    per = lambda v: v / sent if sent else 0
-    calls = ", ".join("%s %.2f (%.1f)" % (cmd, per(n), upc) for usec, cmd, n, upc in stats[:6])
-    print("| %s | %s | %s |" % (name, by_proc, calls))
+        stats = []
+        try:
+            for line in open("%s/%s%s.commandstats" % (out, t, suffix(rnd))):
+                if line.startswith("cmdstat_"):
+                    cmd, fields = line.strip()[len("cmdstat_"):].split(":", 1)
+                    f = dict(kv.split("=") for kv in fields.split(","))
+                    stats.append((int(f["usec"]), cmd, int(f["calls"]), float(f["usec_per_call"])))
+        except OSError:
+            pass
+        stats.sort(reverse=True)
+        per = lambda v: v / sent if sent else 0
+        calls = ", ".join("%s %.2f (%.1f)" % (cmd, per(n), upc) for usec, cmd, n, upc in stats[:6])
+        print("| %s | %s | %s |" % (label(name, rnd, t), "; ".join(by_stage), calls))
 EOF
 exit $status
