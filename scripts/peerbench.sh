@@ -76,6 +76,10 @@ if [ ! -x "$cf_bin" ]; then
 	exit 2
 fi
 
+case "$rounds" in
+''|*[!0-9]*|0) echo "peerbench: ROUNDS is a number of rounds, 1 or more, not '$rounds'" >&2; exit 2 ;;
+esac
+
 nodes=${NODES:-1}
 engine=${ENGINE:-$([ "$nodes" -gt 1 ] && echo redis || echo memory)}
 if [ "$nodes" -gt 1 ] && [ "$engine" != redis ]; then
