@@ -176,6 +176,21 @@ fresh_state() {
 	mariadb --socket="$out/svc/mysql.sock" -uroot -e 'DROP DATABASE IF EXISTS moim; CREATE DATABASE moim'
 }
 
+# measure NAME SUFFIX URLS PIDS [LOADGEN FLAGS]: one loadgen run against
+# the started NAME processes (PIDS: theirs and their stores'), into
+# NAMESUFFIX.out, with Redis's command counters around it; then stops
+# them.
+measure() {
+	local name=$1 sfx=$2 urls=$3 pids=$4 i
+	shift 4
+	echo "peerbench: $name on $urls (pids $pids), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+	redis_stats reset
+	"$out/loadgen" -url "$urls" -pid "$pids" "${common[@]}" "$@" "${extra[@]}" \
+		>"$out/$name$sfx.out" 2>"$out/$name$sfx.loadgen.log" || status=1
+	redis_stats save "$name$sfx"
+	for i in $(seq 1 "$nodes"); do stop_pid "$out/$name$i.pid"; done
+}
+
 # run_moim SUFFIX: the zero-setup node (or NODES nodes on the Redis path),
 # with the load-test settings loadgen's doc comment gives (cheap bcrypt, a
 # send limit above one message a second per user, no sign-up or upgrade
@@ -202,12 +217,7 @@ run_moim() {
 		wait_http "http://127.0.0.1:$port/readyz" "$out/moim$i.pid"
 		urls+=("http://127.0.0.1:$port") pids+=("$(cat "$out/moim$i.pid")")
 	done
-	echo "peerbench: moim on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-	redis_stats reset
-	"$out/loadgen" -url "$(join "${urls[@]}")" -pid "$(join "${pids[@]}" "${store_pids[@]}")" "${common[@]}" "${moim_flags[@]}" "${extra[@]}" \
-		>"$out/moim$sfx.out" 2>"$out/moim$sfx.loadgen.log" || status=1
-	redis_stats save "moim$sfx"
-	for i in $(seq 1 "$nodes"); do stop_pid "$out/moim$i.pid"; done
+	measure moim "$sfx" "$(join "${urls[@]}")" "$(join "${pids[@]}" "${store_pids[@]}")" "${moim_flags[@]}"
 }
 
 # run_peer SUFFIX: Centrifugo, memory engine (Redis engine on the same
@@ -228,13 +238,7 @@ run_peer() {
 		wait_http "http://127.0.0.1:$port/health" "$out/centrifugo$i.pid"
 		urls+=("http://127.0.0.1:$port") pids+=("$(cat "$out/centrifugo$i.pid")")
 	done
-	echo "peerbench: centrifugo on $(join "${urls[@]}") (pids $(join "${pids[@]}")), load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-	redis_stats reset
-	"$out/loadgen" -target centrifugo -centrifugo-secret "$secret" -url "$(join "${urls[@]}")" \
-		-pid "$(join "${pids[@]}" "${peer_pids[@]}")" "${common[@]}" "${extra[@]}" \
-		>"$out/centrifugo$sfx.out" 2>"$out/centrifugo$sfx.loadgen.log" || status=1
-	redis_stats save "centrifugo$sfx"
-	for i in $(seq 1 "$nodes"); do stop_pid "$out/centrifugo$i.pid"; done
+	measure centrifugo "$sfx" "$(join "${urls[@]}")" "$(join "${pids[@]}" "${peer_pids[@]}")" -target centrifugo -centrifugo-secret "$secret"
 }
 
 status=0
