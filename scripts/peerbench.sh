@@ -37,7 +37,8 @@
 # processes and state, alternating which goes first (odd rounds Moim,
 # even rounds the peer), and ends with a table per stage: each side's p99
 # in every round, the rounds in which Moim's was at most the peer's, and
-# the medians of p99 and of the CPU ratio. On a shared host whose
+# the medians of p99 and of the CPU ratio; each round's files in OUT are
+# named NAME.rR.* (NAME.* with one round). On a shared host whose
 # neighbours come and go, one run's verdict can be the host's, and a
 # fixed order gives the later server the later host.
 #
