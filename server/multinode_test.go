@@ -222,8 +222,9 @@ func TestNodesStartTogetherOnAFreshDatabase(t *testing.T) {
 	// one after another under -race on a busy host took longer.
 	base.StartupTimeout = time.Minute
 	if base.MongoURI == "" {
-		// One store for all, as in production (several embedded FerretDBs
-		// starting at once in one process race inside FerretDB itself).
+		// One store for all, as in production: without MOIM_MONGO_URI
+		// each node would keep the messages it stores in its own SQLite,
+		// and no node's history would hold them all.
 		newStandaloneStore(t, &base)
 	}
 	const count = 6

@@ -92,10 +92,11 @@ Backends (each in a database of its own, -db, dropped at the end unless
                    (room_id, seq), multi-row INSERT, LIKE for search
   -mongo URI       a real MongoDB (or any MongoDB-wire server) through
                    Moim's store package
-  -ferret LIST     FerretDB 1.24 embedded in this process (as the server
-                   embeds it) on sqlite and/or pg (PostgreSQL). FerretDB is
-                   not MongoDB: its figures show the driver path and
-                   schema, not MongoDB's storage engine
+  -ferret LIST     FerretDB 1.24 embedded in this process (as
+                   scripts/ferretdb runs it) on sqlite and/or pg
+                   (PostgreSQL). FerretDB is not MongoDB: its figures
+                   show the driver path and schema, not MongoDB's
+                   storage engine
 With -ferret pg and no -pg, a private PostgreSQL cluster is started on a
 loopback port in a temporary directory and stopped by PID at the end.
 

@@ -1,7 +1,8 @@
-// Command ferretdb runs FerretDB v1 on SQLite as a process of its own:
-// the same embedded store a node starts when MOIM_MONGO_URI is empty
-// (server/backends.go), but shareable by several nodes and restartable
-// on its own, which the chaos runs (scripts/chaos) need.
+// Command ferretdb runs FerretDB v1 on SQLite as a process of its own: a
+// MongoDB-wire server for the store's tests, the multi-node tests and
+// the chaos runs (scripts/chaos) here, where no MongoDB package exists.
+// Several nodes share it as they share MongoDB in production, and it
+// restarts on its own. The server never embeds it.
 //
 //	go run ./scripts/ferretdb -addr 127.0.0.1:27017 -dir /tmp/moim-store
 //	MOIM_MONGO_URI=mongodb://127.0.0.1:27017/moim …
