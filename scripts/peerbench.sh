@@ -15,7 +15,9 @@
 # scripts/centrifugo.json (memory engine, history and recovery on every
 # channel) and runs the same stages with -target centrifugo. It prints
 # loadgen's tables and JSON lines for each, then one Markdown table of
-# both. Every process it starts is stopped by its PID on exit.
+# both ("(drain timed out)" beside a lost count: the drain ran out before
+# everything arrived, so part of that count may have been in flight). Every
+# process it starts is stopped by its PID on exit.
 #
 # NODES=N (N > 1), or ENGINE=redis with any N, measures the Redis path instead: it starts one
 # redis-server and MariaDB (scripts/services.sh), then N Moim nodes on
@@ -328,9 +330,12 @@ for _, _, _, name, r in rows:
     stage = "%d × %g" % (r["users"], r["target_rate"])
     if r.get("failure"):
         stage += " (failed: %s)" % r["failure"]
-    print("| %s | %s | %d / %d | %d / %d | %d, %d, %s | %s / **%s** / %s ms | %s ms | %.0f %% (%.1f) | %.0f MiB | %.1f s | %.0f %% (%.1f core-s; %.1f %%) |" % (
+    lost = str(r["lost"])
+    if r.get("drain_timed_out") and r["lost"] > r.get("lost_to_dropped_connections", 0):
+        lost += " (drain timed out)"
+    print("| %s | %s | %d / %d | %d / %d | %s, %d, %s | %s / **%s** / %s ms | %s ms | %.0f %% (%.1f) | %.0f MiB | %.1f s | %.0f %% (%.1f core-s; %.1f %%) |" % (
         stage, name, r["sent"], r["acked"], r["expected_deliveries"], r["received_deliveries"],
-        r["lost"], r["duplicates"], errs, ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"]), ms(ack["p99"]),
+        lost, r["duplicates"], errs, ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"]), ms(ack["p99"]),
         cpu(r, "cpu_percent"), cpu(r), cpu(r, "peak_rss_kib") / 1024,
         r["loadgen_cpu_seconds"], r["host"].get("busy_percent", 0), r["host"].get("other_cpu_seconds", 0), r["host"].get("steal_percent", 0)))
 

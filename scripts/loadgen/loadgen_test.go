@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,45 @@ func TestVerdicts(t *testing.T) {
 	}
 	if strings.Contains(judged(func(*result) {}).jsonLine(), "\n") {
 		t.Error("the JSON result spans several lines")
+	}
+}
+
+// TestADrainThatRunsOutSaysSo: a stage whose last send is never answered
+// waits out -drain and is reported as timed out, in the JSON line and in
+// the table beside the lost count, so a load tester reads its "lost" as
+// possibly in flight; one with every send answered and delivered is not.
+func TestADrainThatRunsOutSaysSo(t *testing.T) {
+	lg := &loadgen{o: &options{roomSize: 2, bodySize: 100, drain: 100 * time.Millisecond}, runID: "run"}
+	lg.tgt = newCentrifugoTarget(lg)
+	accts, _ := lg.tgt.accounts(context.Background(), 2)
+	st := newStage(context.Background(), lg, 1, stageSpec{2, 1}, accts, nil)
+	st.sendEnd.Store(time.Now().UnixNano())
+	st.sent.Store(2)
+	st.acked.Store(1)
+	st.expectedLive.Store(2)
+	st.delivered.Store(2)
+
+	waited, drained := st.drain(context.Background())
+	if drained || waited < 50*time.Millisecond {
+		t.Fatalf("one send unanswered: drained %v after %v, want a timeout after about 100ms", drained, waited)
+	}
+	r := &result{Sent: 2, Acked: 1, Lost: 1, DrainS: round2(waited.Seconds()), DrainTimedOut: !drained}
+	var out strings.Builder
+	r.print(&out, nil)
+	if !strings.Contains(out.String(), "the drain timed out: some may still have been in flight") || !strings.Contains(out.String(), "timed out before every send was answered") {
+		t.Errorf("the table does not say the drain timed out:\n%s", out.String())
+	}
+	if !strings.Contains(r.jsonLine(), `"drain_timed_out":true`) {
+		t.Errorf("the JSON line does not say the drain timed out: %s", r.jsonLine())
+	}
+
+	st.acked.Store(2)
+	st.sendEnd.Store(time.Now().UnixNano())
+	if _, drained := st.drain(context.Background()); !drained {
+		t.Error("every send answered and delivered: the drain timed out")
+	}
+	r = &result{Sent: 2, Acked: 2}
+	if strings.Contains(r.jsonLine(), "drain_timed_out") {
+		t.Errorf("a drain that finished is reported as timed out: %s", r.jsonLine())
 	}
 }

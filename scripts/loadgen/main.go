@@ -24,8 +24,11 @@
 // message into each new room (-warmup: a room's first message makes the
 // node restore its seq counter from the message store), waits -settle,
 // sends for -duration, waits up to -drain for stragglers, closes
-// everything and counts. Messages carry their send time (unix nanoseconds) in the body,
-// so latency is measured at every recipient, the sender included; the
+// everything and counts; a drain that ran out before every send was
+// answered and every acked message delivered is reported as timed out
+// (drain_timed_out), as what was still in flight counts as lost.
+// Messages carry their send time (unix nanoseconds) in the body, so
+// latency is measured at every recipient, the sender included; the
 // generator and the node must share a clock (run them on one host).
 //
 // -url takes several nodes, comma-separated: users are spread over them
@@ -566,7 +569,8 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	st.sendStart = time.Now()
 	go st.progress(stopProgress, progressDone)
 	st.pace(ctx)
-	res.DrainS = round2(st.drain(ctx).Seconds())
+	waited, drained := st.drain(ctx)
+	res.DrainS, res.DrainTimedOut = round2(waited.Seconds()), !drained
 	// Before the connections close: from then on every user is away.
 	if lg.sink != nil {
 		if o.pushWait > 0 {

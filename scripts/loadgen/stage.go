@@ -314,21 +314,30 @@ func (st *stage) progress(stop <-chan struct{}, done chan<- struct{}) {
 }
 
 // drain waits up to -drain for stragglers: until every send is answered
-// (ack or error) and every acked message reached every member.
-func (st *stage) drain(ctx context.Context) time.Duration {
+// (ack or error) and every acked message reached every member. It reports
+// how long it waited and whether it got there: what a drain that ran
+// out left in flight, the stage counts as lost.
+func (st *stage) drain(ctx context.Context) (time.Duration, bool) {
 	start := time.Now()
 	deadline := st.sendEndTime().Add(st.o.drain)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if st.o.reconnect {
-			if st.caughtUp() {
-				break
-			}
-		} else if st.acked.Load()+st.failedSends.Load() >= st.sent.Load() && st.delivered.Load() >= st.expectedLive.Load() {
-			break
+	for {
+		if st.drained() {
+			return time.Since(start), true
+		}
+		if !time.Now().Before(deadline) || ctx.Err() != nil {
+			return time.Since(start), false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return time.Since(start)
+}
+
+// drained reports whether every send is answered and every acked message
+// reached every member (reference clients: caughtUp).
+func (st *stage) drained() bool {
+	if st.o.reconnect {
+		return st.caughtUp()
+	}
+	return st.acked.Load()+st.failedSends.Load() >= st.sent.Load() && st.delivered.Load() >= st.expectedLive.Load()
 }
 
 // caughtUp reports whether every reference client is connected, has no

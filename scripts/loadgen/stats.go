@@ -240,7 +240,10 @@ type result struct {
 	Timeline []timelinePoint `json:"timeline,omitempty"`
 	SetupS   float64         `json:"setup_seconds"`
 	DrainS   float64         `json:"drain_seconds"`
-	Failure  string          `json:"failure,omitempty"`
+	// DrainTimedOut says the drain ran out before every send was answered
+	// and every acked message delivered: part of Lost may be in flight.
+	DrainTimedOut bool   `json:"drain_timed_out,omitempty"`
+	Failure       string `json:"failure,omitempty"`
 }
 
 // recoveryResult is what the reference clients did to recover.
@@ -313,11 +316,14 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 	fmt.Fprintf(tw, "acked\t%d\n", r.Acked)
 	fmt.Fprintf(tw, "expected deliveries\t%d\n", r.Expected)
 	fmt.Fprintf(tw, "received deliveries\t%d\n", r.Received)
+	lost := ""
 	if r.LostDropped > 0 {
-		fmt.Fprintf(tw, "lost\t%d (%d of them to connections that ended during the stage)\n", r.Lost, r.LostDropped)
-	} else {
-		fmt.Fprintf(tw, "lost\t%d\n", r.Lost)
+		lost = fmt.Sprintf(" (%d of them to connections that ended during the stage)", r.LostDropped)
 	}
+	if r.DrainTimedOut && r.Lost > r.LostDropped {
+		lost += " (the drain timed out: some may still have been in flight)"
+	}
+	fmt.Fprintf(tw, "lost\t%d%s\n", r.Lost, lost)
 	fmt.Fprintf(tw, "duplicates\t%d\n", r.Duplicates)
 	if r.DuplicateMessages > 0 || r.OutOfOrder > 0 || r.Recovery != nil {
 		fmt.Fprintf(tw, "duplicate messages\t%d (client ids under two seqs)\n", r.DuplicateMessages)
@@ -339,7 +345,11 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 	if p := r.Push; p != nil {
 		fmt.Fprintf(tw, "pushes\t%s\n", p)
 	}
-	fmt.Fprintf(tw, "drain\t%.1fs\n", r.DrainS)
+	if r.DrainTimedOut {
+		fmt.Fprintf(tw, "drain\t%.1fs, timed out before every send was answered and every acked message delivered\n", r.DrainS)
+	} else {
+		fmt.Fprintf(tw, "drain\t%.1fs\n", r.DrainS)
+	}
 	for _, p := range r.Procs {
 		if p.Err != "" {
 			fmt.Fprintf(tw, "pid %d\t%s\n", p.PID, p.Err)
