@@ -16,7 +16,9 @@
 # channel) and runs the same stages with -target centrifugo. It prints
 # loadgen's tables and JSON lines for each, then one Markdown table of
 # both ("(drain timed out)" beside a lost count: the drain ran out before
-# everything arrived, so part of that count may have been in flight). Every
+# everything arrived, so part of that count may have been in flight; "p99
+# at the socket": the delivery p99 up to the kernel's receive time in the
+# generator's socket, without the generator's own wait to read). Every
 # process it starts is stopped by its PID on exit.
 #
 # NODES=N (N > 1), or ENGINE=redis with any N, measures the Redis path instead: it starts one
@@ -320,10 +322,12 @@ for rnd in range(1, rounds + 1):
                 r = json.loads(line)
                 rows.append((r["stage"], rnd, k, label(name, rnd, t), r))
 rows.sort(key=lambda x: x[:3])
-print("| stage (users × msg/s) | server | sent / acked | deliveries expected / received | lost, dup, errors | delivery p50 / p99 / max | ack p99 | server CPU (ms per 1000 deliveries) | peak RSS | generator CPU | host busy (CPU of other work; stolen) |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| stage (users × msg/s) | server | sent / acked | deliveries expected / received | lost, dup, errors | delivery p50 / p99 / max | p99 at the socket | ack p99 | server CPU (ms per 1000 deliveries) | peak RSS | generator CPU | host busy (CPU of other work; stolen) |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for _, _, _, name, r in rows:
     lat, ack = r["latency_ms"], r["ack_latency_ms"]
+    sock = r.get("socket_latency_ms")
+    sock = ms(sock["p99"]) + " ms" if sock else "—"
     errs = r["errors_total"]
     if r.get("errors"):
         errs = "%d (%s)" % (errs, ", ".join("%s=%d" % kv for kv in sorted(r["errors"].items())))
@@ -333,9 +337,9 @@ for _, _, _, name, r in rows:
     lost = str(r["lost"])
     if r.get("drain_timed_out") and r["lost"] > r.get("lost_to_dropped_connections", 0):
         lost += " (drain timed out)"
-    print("| %s | %s | %d / %d | %d / %d | %s, %d, %s | %s / **%s** / %s ms | %s ms | %.0f %% (%.1f) | %.0f MiB | %.1f s | %.0f %% (%.1f core-s; %.1f %%) |" % (
+    print("| %s | %s | %d / %d | %d / %d | %s, %d, %s | %s / **%s** / %s ms | %s | %s ms | %.0f %% (%.1f) | %.0f MiB | %.1f s | %.0f %% (%.1f core-s; %.1f %%) |" % (
         stage, name, r["sent"], r["acked"], r["expected_deliveries"], r["received_deliveries"],
-        lost, r["duplicates"], errs, ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"]), ms(ack["p99"]),
+        lost, r["duplicates"], errs, ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"]), sock, ms(ack["p99"]),
         cpu(r, "cpu_percent"), cpu(r), cpu(r, "peak_rss_kib") / 1024,
         r["loadgen_cpu_seconds"], r["host"].get("busy_percent", 0), r["host"].get("other_cpu_seconds", 0), r["host"].get("steal_percent", 0)))
 

@@ -45,8 +45,14 @@ func TestBusyRefusalsAreResentAndAcked(t *testing.T) {
 			Resends int64
 		}
 		History *struct{ Complete bool }
+		Latency latencySummary  `json:"latency_ms"`
+		Socket  *latencySummary `json:"socket_latency_ms"`
 	}
 	lastResult(t, out, &res)
+	// Connections redialed after refusals keep their receive times too.
+	if s := res.Socket; s == nil || s.Count != res.Latency.Count || s.P50 > res.Latency.P50 || s.Max > res.Latency.Max {
+		t.Errorf("latency at the socket %+v beside delivery latency %+v: want one for every delivery timed, never later than its read", s, res.Latency)
+	}
 	if res.Recovery.Busy == 0 || res.Errors["busy"] != res.Recovery.Busy || res.Recovery.Resends < res.Recovery.Busy {
 		t.Errorf("busy refusals %d (errors %v), resends %d: want refusals, each resent", res.Recovery.Busy, res.Errors, res.Recovery.Resends)
 	}

@@ -494,6 +494,9 @@ func (c *client) delivered(room, seq, sent int64, cid []byte, now int64) {
 	if sent > 0 {
 		lat := now - sent
 		c.st.lat.record(lat)
+		if at := receivedAt(c.conn); at > 0 {
+			c.st.socketLat.record(at - sent)
+		}
 		c.st.live.Load().record(lat)
 		c.st.faultRecord(sent, lat)
 	}

@@ -29,7 +29,11 @@
 // (drain_timed_out), as what was still in flight counts as lost.
 // Messages carry their send time (unix nanoseconds) in the body, so
 // latency is measured at every recipient, the sender included; the
-// generator and the node must share a clock (run them on one host).
+// generator and the node must share a clock (run them on one host). On
+// Linux each delivery is also timed up to the kernel's receive time in
+// the recipient's socket (socket_latency_ms, "latency (at the socket)"):
+// the rest is the generator's own wait to read, which grows when it
+// shares saturated cores with the server.
 //
 // -url takes several nodes, comma-separated: users are spread over them
 // round-robin. With -reconnect every user runs the protocol's reference
@@ -638,6 +642,10 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	res.ErrorsTotal = st.errs.total.Load()
 	res.Latency = st.lat.summary()
 	res.AckLatency = st.ackLat.summary()
+	if st.socketLat.n.Load() > 0 {
+		sl := st.socketLat.summary()
+		res.SocketLatency = &sl
+	}
 	if neg := st.lat.neg.Load(); neg > 0 {
 		logf("stage %d: %d deliveries arrived before they were sent (clock step?); counted as 0 ms", n, neg)
 	}

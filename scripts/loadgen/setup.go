@@ -268,11 +268,12 @@ func (lg *loadgen) dial(ctx context.Context, c *client, node int) (net.Conn, *bu
 	if err != nil {
 		return nil, nil, err
 	}
+	// The server's first frames may have come with the handshake: br,
+	// when not nil, holds them, and the reader returned starts with them.
+	conn, br = stampReads(conn, br)
 	if br == nil {
 		br = bufio.NewReaderSize(conn, 4096)
 	}
-	// else: the server's first frames came with the handshake; br holds
-	// them and keeps reading conn after them.
 	dl, _ := ctx.Deadline()
 	_ = conn.SetDeadline(dl)
 	if err := lg.tgt.greet(c, conn, br); err != nil {

@@ -58,8 +58,10 @@ type stage struct {
 	warmLat       *histogram
 
 	lat, ackLat *histogram
-	live        atomic.Pointer[histogram] // this second's delivery latencies
-	spare       *histogram
+	// socketLat is lat up to the generator's socket (receivedAt).
+	socketLat *histogram
+	live      atomic.Pointer[histogram] // this second's delivery latencies
+	spare     *histogram
 
 	sendStart time.Time    // set before pace and progress start
 	sendEnd   atomic.Int64 // unix nanoseconds; 0 while sending
@@ -75,7 +77,7 @@ type stage struct {
 func newStage(ctx context.Context, lg *loadgen, n int, spec stageSpec, accts, away []*account) *stage {
 	o := lg.o
 	st := &stage{n: n, spec: spec, o: o, lg: lg, ctx: ctx, stopped: make(chan struct{}),
-		lat: newHistogram(), ackLat: newHistogram(), spare: newHistogram(), warmLat: newHistogram(), logged: map[string]int{}}
+		lat: newHistogram(), ackLat: newHistogram(), socketLat: newHistogram(), spare: newHistogram(), warmLat: newHistogram(), logged: map[string]int{}}
 	st.fault.lat = newHistogram()
 	st.live.Store(newHistogram())
 	st.clients = make([]*client, len(accts))

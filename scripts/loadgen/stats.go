@@ -218,14 +218,19 @@ type result struct {
 	// UnackedReceived counts deliveries of messages whose ack never came.
 	UnackedReceived int64 `json:"unacked_received"`
 	// Foreign counts msg frames for rooms outside this stage (ignored).
-	Foreign     int64             `json:"foreign"`
-	Errors      map[string]int64  `json:"errors"`
-	ErrorsTotal int64             `json:"errors_total"`
-	Latency     latencySummary    `json:"latency_ms"`
-	AckLatency  latencySummary    `json:"ack_latency_ms"`
-	Verdicts    map[string]string `json:"verdicts"`
-	Pass        bool              `json:"pass"`
-	Procs       []procResult      `json:"procs,omitempty"`
+	Foreign     int64            `json:"foreign"`
+	Errors      map[string]int64 `json:"errors"`
+	ErrorsTotal int64            `json:"errors_total"`
+	Latency     latencySummary   `json:"latency_ms"`
+	AckLatency  latencySummary   `json:"ack_latency_ms"`
+	// SocketLatency is Latency up to the generator's socket: from the
+	// send to the kernel's receive time of the last packet read with the
+	// message (Linux only). Latency less this is the generator's own wait
+	// to read, which grows when it shares saturated cores with the server.
+	SocketLatency *latencySummary   `json:"socket_latency_ms,omitempty"`
+	Verdicts      map[string]string `json:"verdicts"`
+	Pass          bool              `json:"pass"`
+	Procs         []procResult      `json:"procs,omitempty"`
 	// LoadgenCPUS is the generator's own CPU time over the same window.
 	LoadgenCPUS float64        `json:"loadgen_cpu_seconds"`
 	Host        hostUsage      `json:"host"`
@@ -338,6 +343,9 @@ func (r *result) print(w io.Writer, limits []time.Duration) {
 	}
 	fmt.Fprintf(tw, "errors\t%d%s\n", r.ErrorsTotal, formatErrors(r.Errors))
 	fmt.Fprintf(tw, "latency (delivery)\t%s\n", r.Latency)
+	if r.SocketLatency != nil {
+		fmt.Fprintf(tw, "latency (at the socket)\t%s\n", r.SocketLatency)
+	}
 	fmt.Fprintf(tw, "latency (ack)\t%s\n", r.AckLatency)
 	if f := r.Fault; f != nil {
 		fmt.Fprintf(tw, "fault window\t%.1fs–%.1fs: %d sent, %d error frames; delivery %s\n", f.StartS, f.EndS, f.Sent, f.Errors, f.Latency)
