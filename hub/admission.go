@@ -152,11 +152,22 @@ func (a *admission) run(ctx context.Context) {
 // does not park every sender for long after it ends.
 const maxRetryAfter = 10 * time.Second
 
+// retryScale is how many times the limit divided by the share a refused
+// client is told to wait. A refusal is not free (a frame read, parsed
+// and answered, then its retry): told the limit divided by the share,
+// 10,000 reference clients past capacity came back so often that
+// refusing them took the CPU the deliveries needed, and the acked
+// messages' p99 was 1.8 s; told eight times that, the node refused a
+// fraction as many, took more and delivered at p99 under half a second
+// (docs/BENCHMARKS.md, "Session 31").
+const retryScale = 8
+
 // judge adapts the share of sends taken after a window whose worst lag
-// was lag, and the wait told to refused clients: the limit divided by
-// the share (at least a window, at most maxRetryAfter). The fewer sends
-// the node takes, the longer refused clients stay away, so their
-// retries do not grow into more work than the sends they stand for.
+// was lag, and the wait told to refused clients: retryScale times the
+// limit divided by the share (at least a window, at most
+// maxRetryAfter). The fewer sends the node takes, the longer refused
+// clients stay away, so their retries do not grow into more work than
+// the sends they stand for.
 func (a *admission) judge(lag time.Duration) {
 	a.lag.Set(lag.Seconds())
 	switch {
@@ -166,7 +177,7 @@ func (a *admission) judge(lag time.Duration) {
 		a.share = min(a.share+shareStep, 1)
 	}
 	a.taken.Set(a.share)
-	wait := time.Duration(float64(a.limit) / a.share)
+	wait := time.Duration(retryScale * float64(a.limit) / a.share)
 	a.retry.Store(min(max(wait, admissionWindow), maxRetryAfter).Milliseconds())
 	a.gate.Store(uint64(a.share * gateAll))
 }

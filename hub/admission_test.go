@@ -79,3 +79,30 @@ func TestAdmissionCountsAStandingQueueNotABurst(t *testing.T) {
 		a.observeWait(2 * time.Second)
 	}
 }
+
+// A refused client is told to stay away for eight times the limit over
+// the share taken, spread to twice that: past capacity, clients told the
+// limit over the share came back often enough that answering their
+// refusals took the CPU the deliveries needed (docs/BENCHMARKS.md,
+// "Session 31").
+func TestRefusedClientsStayAwayLongerTheFewerSendsAreTaken(t *testing.T) {
+	a := newAdmission(100*time.Millisecond, prometheus.NewRegistry())
+	for _, share := range []float64{0.5, 0.25} {
+		a.judge(time.Second) // behind: the share halves
+		want := time.Duration(8 * float64(100*time.Millisecond) / share)
+		refused := 0
+		for range 1000 {
+			w := a.busy()
+			if w == 0 {
+				continue
+			}
+			refused++
+			if w < want || w >= 2*want {
+				t.Fatalf("share %.2f: retry after %v, want from %v to twice that", share, w, want)
+			}
+		}
+		if lo, hi := int(1000*(1-share))-100, int(1000*(1-share))+100; refused < lo || refused > hi {
+			t.Errorf("share %.2f: %d of 1000 sends refused, want about %d", share, refused, int(1000*(1-share)))
+		}
+	}
+}
