@@ -157,8 +157,8 @@ const maxRetryAfter = 10 * time.Second
 // and answered, then its retry): told the limit divided by the share,
 // 10,000 reference clients past capacity came back so often that
 // refusing them took the CPU the deliveries needed, and the acked
-// messages' p99 was 1.8 s; told eight times that, the node refused a
-// fraction as many, took more and delivered at p99 under half a second
+// messages' p99 was 1.8–2.8 s; told eight times that, the node refused
+// a fraction as many, took more and delivered them at p99 0.45–0.75 s
 // (docs/BENCHMARKS.md, "Session 31").
 const retryScale = 8
 
