@@ -195,6 +195,28 @@ func (a *admission) busy() time.Duration {
 	return time.Duration(base+rand.Int64N(base)) * time.Millisecond
 }
 
+// busyTurn is busy for a WebSocket send, whose connection keeps turn:
+// when its last busy refusal's wait ends (unix ns, 0 for none). A send
+// at or after that is taken however few sends the node takes, once;
+// one before it is refused again and told a new wait. Past capacity,
+// sends that came back when told and were refused again as often as new
+// ones came back again and again, and answering those retries was much
+// of the node's work: on one node on the Redis path, a send was refused
+// five times on average before it was acked, and the acked messages'
+// p99 was over a second; given their turn, about one refusal per
+// message and 0.76–0.81 s (docs/BENCHMARKS.md, "Session 32"). A wait
+// told is whole milliseconds and a client counts it from when the
+// refusal reaches it, so one that waits as told is never early.
+func (a *admission) busyTurn(turn *int64, now time.Time) time.Duration {
+	wait := a.busy()
+	if wait > 0 && (*turn == 0 || now.UnixNano() < *turn) {
+		*turn = now.Add(wait).UnixNano()
+		return wait
+	}
+	*turn = 0
+	return 0
+}
+
 // busyMessage is what a refused client reads.
 const busyMessage = "server busy; nothing stored, resend the same cid after retry_after_ms"
 

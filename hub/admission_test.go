@@ -106,3 +106,47 @@ func TestRefusedClientsStayAwayLongerTheFewerSendsAreTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestARefusedSendIsTakenOnItsTurn: at the floor share (2 % of sends
+// taken), a connection refused as busy that sends again when its wait is
+// over is taken, every time and once; one that sends before that is
+// refused again and its turn moves to the new wait's end.
+func TestARefusedSendIsTakenOnItsTurn(t *testing.T) {
+	a := newAdmission(100*time.Millisecond, prometheus.NewRegistry())
+	for range 10 {
+		a.judge(time.Second)
+	}
+	now := time.Now()
+	refused, early, again := 0, 0, 0
+	for range 1000 {
+		var turn int64
+		wait := a.busyTurn(&turn, now)
+		if wait == 0 {
+			continue
+		}
+		refused++
+		if turn != now.Add(wait).UnixNano() {
+			t.Fatalf("refused with a wait of %v, turn at %d, want %d", wait, turn, now.Add(wait).UnixNano())
+		}
+		before := now.Add(wait - time.Millisecond)
+		w := a.busyTurn(&turn, before)
+		if w == 0 {
+			continue // taken early by the share
+		}
+		early++
+		if turn != before.Add(w).UnixNano() {
+			t.Fatalf("refused early with a wait of %v, turn at %d, want %d", w, turn, before.Add(w).UnixNano())
+		}
+		due := time.Unix(0, turn)
+		if w = a.busyTurn(&turn, due); w > 0 || turn != 0 {
+			t.Fatalf("sent on its turn: refused for %v (turn left at %d), want taken", w, turn)
+		}
+		if a.busyTurn(&turn, due) > 0 {
+			again++
+		}
+	}
+	// Each count is about 98 % of its trials; 90 % leaves room for chance.
+	if refused < 900 || early < 9*refused/10 || again < 9*refused/10 {
+		t.Errorf("of 1000 sends %d refused; of those, %d refused again when sent early and %d when sent again after the turn was used, want about 98 %% each", refused, early, again)
+	}
+}

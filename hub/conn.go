@@ -36,6 +36,7 @@ type Conn struct {
 	message []byte   // fragments of a message being reassembled
 	inFrag  bool
 	bucket  tokenBucket
+	turn    int64 // admission's busyTurn: when a busy refusal's wait ends
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
 

@@ -27,7 +27,7 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		h.fail(c, "rate_limited", "sending too fast; slow down", in.CID, in.Room)
 		return
 	}
-	if wait := h.adm.busy(); wait > 0 {
+	if wait := h.adm.busyTurn(&c.turn, time.Now()); wait > 0 {
 		h.refuseBusy(c, in.CID, in.Room, wait)
 		return
 	}
