@@ -198,13 +198,13 @@ func (a *admission) busy() time.Duration {
 // busyTurn is busy for a WebSocket send, whose connection keeps turn:
 // when its last busy refusal's wait ends (unix ns, 0 for none). A send
 // at or after that is taken however few sends the node takes, once;
-// one before it is refused again and told a new wait. Past capacity,
-// sends that came back when told and were refused again as often as new
-// ones came back again and again, and answering those retries was much
-// of the node's work: on one node on the Redis path, a send was refused
-// five times on average before it was acked, and the acked messages'
-// p99 was over a second; given their turn, about one refusal per
-// message and 0.76–0.81 s (docs/BENCHMARKS.md, "Session 32"). A wait
+// one before it is refused again and moves the turn to its new wait's
+// end. Without turns a resend was refused as often as a new send, and
+// answering the same messages again and again was much of the node's
+// work past capacity: one node on the Redis path at 10000 × 10000
+// answered 2.5–4.2 refusals per acked send (p99 1.16–1.42 s); with
+// turns 1.1–1.4 (p99 0.76–0.81 s) when that stage ran alone
+// (docs/BENCHMARKS.md, "Session 32", with the variants tried). A wait
 // told is whole milliseconds and a client counts it from when the
 // refusal reaches it, so one that waits as told is never early.
 func (a *admission) busyTurn(turn *int64, now time.Time) time.Duration {
