@@ -202,8 +202,8 @@ func (a *admission) busy() time.Duration {
 // end. Without turns a resend was refused as often as a new send, and
 // answering the same messages again and again was much of the node's
 // work past capacity: one node on the Redis path at 10000 × 10000
-// answered 2.5–4.2 refusals per acked send (p99 1.16–1.42 s); with
-// turns 1.1–1.4 (p99 0.76–0.81 s) when that stage ran alone
+// answered 2.5–5.1 refusals per acked send (p99 1.16–1.70 s); with
+// turns 1.1–3.0 (p99 0.76–1.38 s) when that stage ran alone
 // (docs/BENCHMARKS.md, "Session 32", with the variants tried). A wait
 // told is whole milliseconds and a client counts it from when the
 // refusal reaches it, so one that waits as told is never early.

@@ -16,8 +16,9 @@ import (
 // busy. A refused send carries retry_after_ms (REST: 503 and
 // Retry-After), is not stored, and resent with the same cid after that
 // wait it is acked (over WebSocket, on that first resend: it is the
-// connection's turn however busy the node is); in the end every cid is in the room once under one
-// seq, and the other member got each exactly once, in seq order.
+// connection's turn however busy the node is); in the end every cid is
+// in the room once under one seq, and the other member got each exactly
+// once, in seq order.
 func TestBusyNodeRefusesSendsThenTakesTheirRetries(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.BusyLag = time.Nanosecond
@@ -38,9 +39,10 @@ func TestBusyNodeRefusesSendsThenTakesTheirRetries(t *testing.T) {
 	var cids []string
 	refusedWS := 0
 	// Each send is answered before the next; a refusal is resent with
-	// the same cid after its wait, and must be acked then. Enough sends that some land in a busy
-	// window (every ack makes the next window busy): a fast node acked
-	// 200 within admission's first window, before any was judged.
+	// the same cid after its wait, and must be acked then. Enough sends
+	// that some land in a busy window (every ack makes the next window
+	// busy): a fast node acked 200 within admission's first window,
+	// before any was judged.
 	for i := 0; refusedWS < 3; i++ {
 		if i == 5000 {
 			t.Fatalf("5000 sends and only %d busy refusals", refusedWS)
