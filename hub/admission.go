@@ -182,6 +182,11 @@ func (a *admission) judge(lag time.Duration) {
 	a.gate.Store(uint64(a.share * gateAll))
 }
 
+// behind reports whether the node takes fewer than all sends: it was
+// behind within the last few seconds (each window within the limit adds
+// shareStep back).
+func (a *admission) behind() bool { return a.gate.Load() < gateAll }
+
 // busy is the wait to tell a client whose send is refused, 0 when the
 // send is taken. While the node is behind each send is taken with the
 // probability of the share; the wait is spread over [base, 2·base) so

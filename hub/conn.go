@@ -40,11 +40,16 @@ type Conn struct {
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
 
-	// Write side. One writer at a time: either the caller of write, when
-	// nothing is queued, or the flusher goroutine of a slow connection.
-	mu       sync.Mutex
-	wsys     syscalls
-	queue    [][]byte
+	// Write side. One writer at a time: the caller of write when nothing
+	// is held or queued, the gatherer for what is held, or the flusher
+	// goroutine of a slow connection. Nothing is held while flushing.
+	mu   sync.Mutex
+	wsys syscalls
+	// held is what write kept back while the node is behind, for the
+	// gatherer to write in one go; nil when nothing is held.
+	held  [][]byte
+	queue [][]byte
+	// queued counts the bytes held or queued.
 	queued   int
 	flushing bool
 	closed   bool
@@ -56,14 +61,17 @@ const statusTryAgainLater ws.StatusCode = 1013
 
 // write sends one compiled frame. It never blocks on a slow client: what
 // the socket does not take is queued for a flusher goroutine, and a client
-// whose queue passes the limit is closed with 1013.
+// whose queue passes the limit is closed with 1013. While the node is
+// behind, and after, until what it held is written, the frame is held for
+// the gatherer instead (gatherDelay).
 func (c *Conn) write(frame []byte) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	if !c.flushing {
+	hold := !c.flushing && (c.held != nil || c.hub.adm.behind())
+	if !c.flushing && !hold {
 		n, err := c.writeNow(frame)
 		if err != nil {
 			c.mu.Unlock()
@@ -82,11 +90,20 @@ func (c *Conn) write(frame []byte) {
 		c.hub.closeConn(c, statusTryAgainLater, "too slow reading messages")
 		return
 	}
-	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
-	if !c.flushing {
-		c.flushing = true
-		go c.flush()
+	switch {
+	case hold:
+		if c.held == nil {
+			c.hub.gather.add(c, time.Now())
+		}
+		c.held = append(c.held, frame)
+		c.hub.metrics.framesHeld.Inc()
+	default:
+		c.queue = append(c.queue, frame)
+		if !c.flushing {
+			c.flushing = true
+			go c.flush()
+		}
 	}
 	c.mu.Unlock()
 }

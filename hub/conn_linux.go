@@ -19,17 +19,27 @@ var errWouldBlock error = unix.EAGAIN
 // per connection: a closure per call would escape to the heap on every
 // write, three allocations per recipient in a fan-out.
 type syscalls struct {
-	buf     []byte
-	n       int
-	err     error
-	readFn  func(fd uintptr) bool
-	writeFn func(fd uintptr) bool
+	buf      []byte
+	bufs     [][]byte
+	n        int
+	err      error
+	readFn   func(fd uintptr) bool
+	writeFn  func(fd uintptr) bool
+	writevFn func(fd uintptr) bool
 }
 
 func (s *syscalls) init() {
 	s.readFn = func(fd uintptr) bool {
 		for {
 			s.n, s.err = unix.Read(int(fd), s.buf)
+			if s.err != unix.EINTR {
+				return true
+			}
+		}
+	}
+	s.writevFn = func(fd uintptr) bool {
+		for {
+			s.n, s.err = unix.Writev(int(fd), s.bufs)
 			if s.err != unix.EINTR {
 				return true
 			}
@@ -63,11 +73,24 @@ func (c *Conn) readSome(buf []byte) (int, error) {
 // writeNow writes as much of b as the socket takes without blocking.
 // Callers hold c.mu.
 func (c *Conn) writeNow(b []byte) (int, error) {
+	c.wsys.buf = b
+	n, err := c.rawWrite(c.wsys.writeFn)
+	c.wsys.buf = nil
+	return n, err
+}
+
+// writevNow is writeNow for several buffers, in one writev (at most
+// iovMax).
+func (c *Conn) writevNow(bs [][]byte) (int, error) {
+	c.wsys.bufs = bs
+	n, err := c.rawWrite(c.wsys.writevFn)
+	c.wsys.bufs = nil
+	return n, err
+}
+
+func (c *Conn) rawWrite(fn func(fd uintptr) bool) (int, error) {
 	s := &c.wsys
-	s.buf = b
-	err := c.raw.Write(s.writeFn)
-	s.buf = nil
-	if err != nil {
+	if err := c.raw.Write(fn); err != nil {
 		return 0, err
 	}
 	if s.err == unix.EAGAIN {

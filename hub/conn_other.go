@@ -38,6 +38,15 @@ func (c *Conn) writeNow(b []byte) (int, error) {
 	return n, err
 }
 
+// writevNow is writeNow for several buffers, copied into one.
+func (c *Conn) writevNow(bs [][]byte) (int, error) {
+	var all []byte
+	for _, b := range bs {
+		all = append(all, b...)
+	}
+	return c.writeNow(all)
+}
+
 // newConn takes over an upgraded socket.
 func (h *Hub) newConn(tcp *net.TCPConn, user int64, name string) (*Conn, error) {
 	raw, err := tcp.SyscallConn()

@@ -155,6 +155,7 @@ type Hub struct {
 	files   Attachments
 	metrics *metrics
 	adm     *admission
+	gather  *gatherer
 	// upgrades bounds the WebSocket upgrades in progress.
 	upgrades upgradeGate
 	poller   *poller
@@ -178,7 +179,8 @@ type Hub struct {
 
 	scratch sync.Pool
 	stop    context.CancelFunc
-	// done counts the broker's delivery goroutines, keepalive and admission.
+	// done counts the broker's delivery goroutines, keepalive, admission
+	// and the gatherer.
 	done sync.WaitGroup
 	// announcing counts presence updates still running, so Close waits
 	// for the last goodbyes before Redis goes away; annMu orders each Add
@@ -217,6 +219,7 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 
 		tokensChanged: map[int64]time.Time{},
 	}
+	h.gather = newGatherer(h.adm)
 	h.scratch.New = func() any { b := make([]byte, MaxMessage+maxHeader); return &b }
 	broker.register(reg)
 	if err := broker.start(ctx, h); err != nil {
@@ -234,7 +237,7 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 		return nil, err
 	}
 	h.poller = p
-	h.done.Add(3)
+	h.done.Add(4)
 	go h.keepalive(ctx)
 	go func() {
 		defer h.done.Done()
@@ -243,6 +246,10 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 	go func() {
 		defer h.done.Done()
 		h.adm.run(ctx)
+	}()
+	go func() {
+		defer h.done.Done()
+		h.gather.run(ctx)
 	}()
 	return h, nil
 }
