@@ -15,7 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// gatherHub is a hub with admission and a running gatherer, and one
+// gatherHub is a hub with admission, a running gatherer and a poller, and one
 // connection of it over real loopback TCP; it returns the client's end.
 func gatherHub(t *testing.T) (*Hub, *Conn, *net.TCPConn) {
 	t.Helper()
@@ -47,6 +47,12 @@ func gatherHub(t *testing.T) (*Hub, *Conn, *net.TCPConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	h.poller = p
 	c, err := h.newConn(srv.(*net.TCPConn), 1, "a")
 	if err != nil {
 		t.Fatal(err)
@@ -147,5 +153,25 @@ func TestHeldFramesPastOneWritevAllArrive(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("frame %d: got %.20q, want %.20q", i, got[i], want[i])
 		}
+	}
+}
+
+// A connection closed while it holds frames gets them before the close
+// frame, as it would have had the node not been behind.
+func TestCloseWritesHeldFramesFirst(t *testing.T) {
+	h, c, client := gatherHub(t)
+	h.adm.judge(time.Second)
+	frames, want := numbered(0, 2, 10)
+	for _, f := range frames {
+		c.write(f)
+	}
+	h.closeConn(c, ws.StatusGoingAway, "bye")
+	r := bufio.NewReader(client)
+	if got := readText(t, r, client, 2, 10*time.Second); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	f, err := ws.ReadFrame(r)
+	if err != nil || f.Header.OpCode != ws.OpClose {
+		t.Fatalf("after the held frames: %+v, %v; want the close frame", f.Header, err)
 	}
 }

@@ -645,7 +645,8 @@ func (h *Hub) watch(c *Conn) error {
 	return h.poller.add(c)
 }
 
-// closeConn sends a close frame with code and closes the socket.
+// closeConn sends a close frame with code, after any frames c holds,
+// and closes the socket.
 func (h *Hub) closeConn(c *Conn, code ws.StatusCode, reason string) {
 	c.mu.Lock()
 	if c.closed {
@@ -654,7 +655,13 @@ func (h *Hub) closeConn(c *Conn, code ws.StatusCode, reason string) {
 	}
 	c.closed = true
 	if !c.flushing {
-		_, _ = c.writeNow(closeFrame(code, reason))
+		// What c holds goes first, as it would have without the gatherer.
+		out := [][]byte{closeFrame(code, reason)}
+		if len(c.held) < iovMax {
+			out = append(c.held, out[0])
+		}
+		_, _ = c.writevNow(out)
+		c.held = nil
 	}
 	c.mu.Unlock()
 	h.finish(c)
