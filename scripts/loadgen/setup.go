@@ -314,7 +314,7 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage, conc int) error {
 		go c.readLoop()
 		if st.storm != nil {
 			// Its answer says when the node reads this connection's frames.
-			if err := c.writeRaw(appendClientFrame(nil, ws.OpText, []byte(`{"type":"ping"}`))); err != nil {
+			if err := c.writeRaw(appendClientFrame(nil, ws.OpText, pingPayload)); err != nil {
 				st.errs.add("write")
 			}
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -89,15 +90,31 @@ func (t moimTarget) wsURL(c *client, node int) string {
 	return t.lg.o.wsBases[node%len(t.lg.o.wsBases)] + url.QueryEscape(c.acct.token)
 }
 
-// greet waits for the node's "ready" for c's user: from then on the node
-// delivers the user's rooms live.
+// greet waits for the node's "ready" for c's user, then, except in a
+// connection storm (which measures that wait itself), for the answer to a
+// ping: the node reads a connection's frames only once it has joined the
+// user's rooms (docs/PROTOCOL.md section 1), so from then on every message
+// of the rooms reaches c live. Without it a message sent by another
+// member right after this ready could be published before the join, and
+// counted lost. Frames before the answer are handled as the reader would.
 func (moimTarget) greet(c *client, conn net.Conn, br *bufio.Reader) error {
+	ready := false
 	for {
 		fin, op, payload, err := readFrame(br, &c.buf)
 		if err != nil {
-			return fmt.Errorf("read first frame: %w", err)
+			return fmt.Errorf("read first frames: %w", err)
 		}
 		if op == ws.OpPing || op == ws.OpPong {
+			continue
+		}
+		if ready {
+			if op != ws.OpText || !fin {
+				return fmt.Errorf("frame %v before the pong, want whole text frames", op)
+			}
+			if bytes.HasPrefix(payload, pongStart) {
+				return nil
+			}
+			c.st.lg.tgt.handle(c, payload)
 			continue
 		}
 		var f frame
@@ -107,9 +124,20 @@ func (moimTarget) greet(c *client, conn net.Conn, br *bufio.Reader) error {
 		if f.User != c.acct.id {
 			return fmt.Errorf("ready for user %d, want %d", f.User, c.acct.id)
 		}
-		return nil
+		if c.st.storm != nil {
+			return nil
+		}
+		if _, err := conn.Write(appendClientFrame(nil, ws.OpText, pingPayload)); err != nil {
+			return fmt.Errorf("ping after ready: %w", err)
+		}
+		ready = true
 	}
 }
+
+var (
+	pingPayload = []byte(`{"type":"ping"}`)
+	pongStart   = []byte(`{"type":"pong"`)
+)
 
 func (moimTarget) appendSend(dst []byte, c *client, cid, body []byte) []byte {
 	dst = append(dst, `{"type":"send","room":`...)

@@ -4,7 +4,8 @@
 // gets the file as a download chip; Alice deletes her photo (by keyboard,
 // after a confirm) and Bob sees it gone at once and after a reload; Alice
 // spends from the fund with a receipt photo, which the ledger and the fee
-// card link. axe-core checks the chat and the confirm.
+// card link, pressing Spend as Bob's payment reloads her panel. axe-core
+// checks the chat and the confirm.
 //
 //   node photos.mjs BASE_URL OUT_DIR
 import {
@@ -126,9 +127,29 @@ async function run() {
   await spend.locator("input[maxlength='200']").fill("간식 snacks");
   await alice.getByTestId("receipt-input").setInputFiles({ name: "receipt.png", mimeType: "image/png", buffer: png(120, 240) });
   await expectText(alice.getByTestId("receipt-state"), "receipt.png");
-  await alice.getByTestId("spend-submit").click();
+  // Alice presses Spend as Bob pays his dues on his phone: the payment's
+  // fee event reloads her panel under the press, and her click still
+  // counts (a panel rebuilt between press and release lost it).
+  const submit = alice.getByTestId("spend-submit");
+  await submit.scrollIntoViewIfNeeded();
+  const at = await submit.boundingBox();
+  await alice.mouse.move(at.x + at.width / 2, at.y + at.height / 2);
+  await alice.mouse.down();
+  const reloaded = alice.waitForResponse(async (r) => r.url().endsWith("/dues/status") &&
+    (await r.json()).members.every((m) => m.state === "paid"));
+  await bob.getByTestId("open-dues").click();
+  await bob.getByTestId("topup-amount").fill("30000");
+  await bob.getByTestId("topup").click();
+  await expectText(bob.getByTestId("wallet-balance"), "30,000");
+  await bob.getByTestId("pay-dues").click();
+  await bob.getByTestId("pay-dialog").getByTestId("confirm-ok").click();
+  await reloaded;
+  // The panel's reload ends with that answer; a beat for it to show.
+  await alice.waitForTimeout(100);
+  await alice.mouse.up();
   await alice.getByTestId("confirm-ok").click();
-  await expectText(alice.getByTestId("fund-balance"), "18,000");
+  await expectText(alice.getByTestId("fund-balance"), "48,000");
+  await bob.getByTestId("close-dues").click();
   await alice.getByTestId("ledger-receipt").first().click();
   await loaded(alice.getByTestId("attachment-full"));
   await shot(alice, "photos-receipt-desktop.png");

@@ -64,8 +64,25 @@ export function mountDues(el, room) {
     d.status = d.dues && d.dues.current ? await api.duesStatus(room).catch(() => null) : null;
     if (!alive || !latest()) return;
     data = d;
-    render();
+    if (pressed) renderOnRelease = true;
+    else render();
   }
+
+  // A render waits while a pointer is pressed in the panel: rebuilt under
+  // a press, the button pressed is detached and the browser drops the
+  // click (a member's payment arriving as the treasurer presses Spend).
+  // The render runs after the release's click.
+  let pressed = false;
+  let renderOnRelease = false;
+  body.addEventListener("pointerdown", () => (pressed = true));
+  const released = () => {
+    pressed = false;
+    if (!renderOnRelease) return;
+    renderOnRelease = false;
+    setTimeout(() => alive && render());
+  };
+  document.addEventListener("pointerup", released, true);
+  document.addEventListener("pointercancel", released, true);
 
   function render() {
     const admin = isAdmin(room);
@@ -375,6 +392,8 @@ export function mountDues(el, room) {
   return () => {
     alive = false;
     off();
+    document.removeEventListener("pointerup", released, true);
+    document.removeEventListener("pointercancel", released, true);
     clearTimeout(timer);
   };
 }
