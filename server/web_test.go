@@ -64,7 +64,7 @@ func TestWebServesTheClient(t *testing.T) {
 // TestWebClientInChromium runs web/e2e/flow.mjs: Alice and Bob use the
 // web client in Debian's Chromium (driven by Playwright) against a real
 // node: sign up, chat, reconnect without losing or doubling anything, and
-// pay dues.
+// pay dues; a room tapped as a new message reorders the list opens.
 func TestWebClientInChromium(t *testing.T) {
 	runBrowserFlow(t, "flow.mjs", testConfig(t), "chat-desktop.png", "chat-phone.png", "dues-desktop.png", "dues-phone.png")
 }

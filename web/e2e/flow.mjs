@@ -1,6 +1,7 @@
 // The browser end-to-end flow of Moim's web client, in Debian's Chromium
 // driven by Playwright: two people (Alice on a desktop, Bob on a phone)
-// sign up, chat, lose and regain their connection, and pay dues.
+// sign up, chat, lose and regain their connection, and pay dues; a room
+// pressed as a message reorders the list still opens.
 //
 //   node flow.mjs BASE_URL OUT_DIR
 //
@@ -287,8 +288,17 @@ async function run() {
   // By its last message too: the secret room's last line names Bob (he joined).
   const direct = alice.getByTestId("room-item").filter({ hasText: users.bob.display }).filter({ hasText: "1:1 — 회비 보냈어요!" });
   await direct.waitFor();
-  await direct.click();
-  await body(alice, "1:1 — 회비 보냈어요!").waitFor();
+  // Alice presses the chat as Bob's next line reorders her list: rebuilt
+  // under the press, the list lost the tap; now it still opens the chat.
+  const at = await direct.boundingBox();
+  await alice.mouse.move(at.x + at.width / 2, at.y + at.height / 2);
+  await alice.mouse.down();
+  await say(bob, "지금 보여요?");
+  // A beat for the line to reach Alice's page while she holds the press.
+  await alice.waitForTimeout(500);
+  await alice.mouse.up();
+  await expectText(alice.getByTestId("chat-title"), users.bob.display);
+  await body(alice, "지금 보여요?").waitFor();
   // Bob's transfer is a card in their 1:1 chat, in Alice's language.
   await alice.locator("[data-testid=fee-card][data-event=transfer]").filter({ hasText: "5,000" }).waitFor();
 

@@ -5,7 +5,7 @@
 // a fee event arrives in the room, so every member sees a payment at once.
 import { api } from "./api.js";
 import { state, listen, isAdmin } from "./state.js";
-import { h, confirm, toast, errorText, won, uuid, period, calendarDay, date, keeper, newest } from "./ui.js";
+import { h, confirm, toast, errorText, won, uuid, period, calendarDay, date, keeper, newest, heldWhilePressed } from "./ui.js";
 import { t } from "./i18n.js";
 import { upload } from "./files.js";
 import { deskSection } from "./desk.js";
@@ -64,26 +64,11 @@ export function mountDues(el, room) {
     d.status = d.dues && d.dues.current ? await api.duesStatus(room).catch(() => null) : null;
     if (!alive || !latest()) return;
     data = d;
-    if (pressed) renderOnRelease = true;
-    else render();
+    shown.render();
   }
 
-  // A render waits while a pointer is pressed in the panel: rebuilt under
-  // a press, the button pressed is detached and the browser drops the
-  // click (a member's payment arriving as the treasurer presses Spend).
-  // The render runs after the release's click.
-  let pressed = false;
-  let renderOnRelease = false;
-  body.addEventListener("pointerdown", () => (pressed = true));
-  const released = () => {
-    pressed = false;
-    if (!renderOnRelease) return;
-    renderOnRelease = false;
-    setTimeout(() => alive && render());
-  };
-  document.addEventListener("pointerup", released, true);
-  document.addEventListener("pointercancel", released, true);
-
+  // A reload under a press renders after the release (heldWhilePressed).
+  const shown = heldWhilePressed(body, render);
   function render() {
     const admin = isAdmin(room);
     const current = data.dues && data.dues.current;
@@ -392,8 +377,7 @@ export function mountDues(el, room) {
   return () => {
     alive = false;
     off();
-    document.removeEventListener("pointerup", released, true);
-    document.removeEventListener("pointercancel", released, true);
+    shown.off();
     clearTimeout(timer);
   };
 }

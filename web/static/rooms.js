@@ -3,7 +3,7 @@
 // manage contacts and open 1:1 chats.
 import { api } from "./api.js";
 import { state, listen, unread } from "./state.js";
-import { h, icon, modal, toast, errorText, clock, initial, langToggle } from "./ui.js";
+import { h, icon, modal, toast, errorText, clock, initial, langToggle, heldWhilePressed } from "./ui.js";
 import { t } from "./i18n.js";
 import { mountInvitations, systemText } from "./club.js";
 import { pushButton } from "./push.js";
@@ -51,9 +51,12 @@ export function mountSidebar(el, { logout, refresh }) {
           n ? h("span", { class: "badge", "data-testid": "unread", "aria-label": t("rooms.unread", n) }, n > 999 ? "999+" : String(n)) : null)));
     }));
   }
+  // A message reorders the list; one arriving under a press renders
+  // after the release, so the room tapped opens (heldWhilePressed).
+  const shown = heldWhilePressed(list, render);
   const off = listen({
-    rooms: render,
-    route: render,
+    rooms: shown.render,
+    route: shown.render,
     status: (online) => {
       status.classList.toggle("online", online);
       status.title = online ? t("online") : t("offline");
@@ -62,6 +65,7 @@ export function mountSidebar(el, { logout, refresh }) {
   render();
   return () => {
     off();
+    shown.off();
     offInvitations();
   };
 }

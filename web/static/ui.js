@@ -62,6 +62,34 @@ export function newest() {
   };
 }
 
+// heldWhilePressed wraps render, which rebuilds el's contents, so that a
+// render asked for while a pointer is pressed inside el waits until it is
+// released: rebuilt under a press, the element pressed is detached and
+// the browser drops its click (a room tapped as a message reorders the
+// list, Spend pressed as a member's payment reloads the dues panel). The
+// held render runs after the release's click. off removes its listeners.
+export function heldWhilePressed(el, render) {
+  let pressed = false;
+  let due = false;
+  el.addEventListener("pointerdown", () => (pressed = true));
+  const released = () => {
+    pressed = false;
+    if (!due) return;
+    due = false;
+    setTimeout(render);
+  };
+  document.addEventListener("pointerup", released, true);
+  document.addEventListener("pointercancel", released, true);
+  return {
+    render: () => (pressed ? (due = true) : render()),
+    off: () => {
+      due = false;
+      document.removeEventListener("pointerup", released, true);
+      document.removeEventListener("pointercancel", released, true);
+    },
+  };
+}
+
 export function uuid() {
   const b = crypto.getRandomValues(new Uint8Array(16));
   b[6] = (b[6] & 0x0f) | 0x40;
