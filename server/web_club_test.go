@@ -4,7 +4,8 @@ import "testing"
 
 // TestWebClubInChromium runs web/e2e/club.mjs: the club features of
 // issue 20 in the web client, on a desktop and a phone: user search,
-// invitations accepted live, invite links (made, copied, listed, joined,
+// invitations accepted live (an Accept pressed as another invitation
+// arrives still counts), invite links (made, copied, listed, joined,
 // revoked), system lines in each reader's language, the notice banner,
 // editing, the mention highlight and badge, and the member-invite setting.
 func TestWebClubInChromium(t *testing.T) {

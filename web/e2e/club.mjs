@@ -1,7 +1,8 @@
 // The browser flow of the club features (issue 20): Alice (desktop,
 // English) and Bob (phone, Korean). Bob finds Alice by username and adds
 // her, so her room takes him in at once; Carol, who has not added Alice,
-// gets an invitation live and accepts it; Alice makes an invite link,
+// gets an invitation live and accepts it (pressed as a second one arrives,
+// which she declines); Alice makes an invite link,
 // Dan opens it and joins, and a revoked link refuses Eve; system lines
 // render in each reader's language; Alice pins a notice and edits a
 // message; Bob's list shows an unread-mention badge that clears when he
@@ -9,7 +10,7 @@
 //
 //   node club.mjs BASE_URL OUT_DIR
 import {
-  DESKTOP, PHONE, browser, body, check, expectCount, expectText, open, runFlow, say, shot, signup, step, user,
+  DESKTOP, PHONE, browser, body, check, expectCount, expectText, open, runFlow, say, shot, signup, step, user, userId,
 } from "./kit.mjs";
 
 const users = {
@@ -59,8 +60,29 @@ async function run() {
   await alice.getByTestId("invite-send").click();
   await carol.getByTestId("invitation").waitFor();
   await shot(carol, "club-invitation-desktop.png");
-  await carol.getByTestId("invitation-accept").click();
+  // Carol presses Accept as a second invitation arrives (a room Alice makes
+  // over the API, so her own view stays): the box repaints after the
+  // release, and the press still accepts (a repaint under it lost it).
+  const carolId = await userId(carol);
+  const accept = carol.getByTestId("invitation-accept");
+  const at = await accept.boundingBox();
+  await carol.mouse.move(at.x + at.width / 2, at.y + at.height / 2);
+  await carol.mouse.down();
+  await alice.evaluate(async (id) => {
+    const r = await fetch("/api/rooms", {
+      method: "POST",
+      headers: { Authorization: "Bearer " + localStorage.getItem("moim.token"), "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "Photo Walk", member_ids: [id] }),
+    });
+    if (r.status !== 201) throw new Error("create Photo Walk: " + r.status);
+  }, carolId);
+  // A beat for the invitation to reach Carol's page while she holds the press.
+  await carol.waitForTimeout(500);
+  await carol.mouse.up();
   await expectText(carol.getByTestId("chat-title"), "Hiking Club");
+  await expectText(carol.getByTestId("invitation"), "Photo Walk");
+  await carol.getByTestId("invitation-decline").click();
+  await expectCount(carol.getByTestId("invitation"), 0);
 
   step("Alice makes an invite link; Dan opens it and joins");
   await alice.getByTestId("link-create").click();

@@ -3,7 +3,7 @@
 // page, the notice banner, editing one's own messages and mentions.
 import { api } from "./api.js";
 import { state, memberName, isAdmin } from "./state.js";
-import { h, modal, toast, errorText, won, date } from "./ui.js";
+import { h, modal, toast, errorText, won, date, heldWhilePressed } from "./ui.js";
 import { t } from "./i18n.js";
 
 // systemText renders a system message from its structured fields; the
@@ -218,13 +218,18 @@ export function mountInvitations(el, refresh) {
     invs = list;
     paint();
   }, (e) => toast(errorText(e), "error"));
+  // One arriving under a press repaints after the release (heldWhilePressed).
+  const shown = heldWhilePressed(el, paint);
   const onInvitation = (e) => {
     invs = invs.filter((x) => x.id !== e.detail.id).concat(e.detail);
-    paint();
+    shown.render();
   };
   window.addEventListener("moim:invitation", onInvitation);
   paint();
-  return () => window.removeEventListener("moim:invitation", onInvitation);
+  return () => {
+    window.removeEventListener("moim:invitation", onInvitation);
+    shown.off();
+  };
 }
 
 // joinPage is #/invite/{code}: join the link's room, or say why not.
