@@ -390,8 +390,9 @@ func (s *SQLite) Tidy(ctx context.Context) error {
 	}
 	slice := s.slice
 	if s.jr[s.cur].size >= journalCap {
-		// Moves have fallen behind by megabytes: this one empties the
-		// journals, and no new message goes in while it runs.
+		// Moves have fallen behind by megabytes: this one takes every
+		// slice's messages (new ones go on into the journal meanwhile,
+		// see move).
 		slice = allSlices
 	}
 	err := s.move(ctx, slice, nil)
@@ -409,7 +410,7 @@ func (s *SQLite) Tidy(ctx context.Context) error {
 }
 
 // journalCap is the journal's size past which a move takes every slice's
-// messages and holds new ones until it has emptied the journals.
+// messages, so that the journals empty.
 const journalCap = 16 << 20
 
 // due reports that a slice's turn to move has come and some message
