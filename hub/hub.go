@@ -655,7 +655,9 @@ func (h *Hub) closeConn(c *Conn, code ws.StatusCode, reason string) {
 	}
 	c.closed = true
 	if !c.flushing {
-		// What c holds goes first, as it would have without the gatherer.
+		// What c holds goes first, as it would have without the gatherer;
+		// past one writev's buffers only the close frame goes, and the
+		// client's sync after reconnecting fetches the rest.
 		out := [][]byte{closeFrame(code, reason)}
 		if len(c.held) < iovMax {
 			out = append(c.held, out[0])

@@ -10,7 +10,7 @@
 //
 //   node club.mjs BASE_URL OUT_DIR
 import {
-  DESKTOP, PHONE, browser, body, check, expectCount, expectText, open, runFlow, say, shot, signup, step, user, userId,
+  DESKTOP, PHONE, browser, body, check, expectCount, expectText, open, pressOn, runFlow, say, shot, signup, step, user, userId,
 } from "./kit.mjs";
 
 const users = {
@@ -64,10 +64,7 @@ async function run() {
   // over the API, so her own view stays): the box repaints after the
   // release, and the press still accepts (a repaint under it lost it).
   const carolId = await userId(carol);
-  const accept = carol.getByTestId("invitation-accept");
-  const at = await accept.boundingBox();
-  await carol.mouse.move(at.x + at.width / 2, at.y + at.height / 2);
-  await carol.mouse.down();
+  await pressOn(carol, carol.getByTestId("invitation-accept"));
   await alice.evaluate(async (id) => {
     const r = await fetch("/api/rooms", {
       method: "POST",

@@ -8,7 +8,7 @@
 // kit.mjs holds what every flow shares (see there).
 import {
   DESKTOP, PHONE, addContact, browser, body, check, cuttable, deliver, expectAttr, expectCount, expectText,
-  login, open, runFlow, say, shot, signup, step, tag, timings, until, user, userId,
+  login, open, pressOn, runFlow, say, shot, signup, step, tag, timings, until, user, userId,
 } from "./kit.mjs";
 import { readFileSync } from "node:fs";
 
@@ -290,9 +290,7 @@ async function run() {
   await direct.waitFor();
   // Alice presses the chat as Bob's next line reorders her list: rebuilt
   // under the press, the list lost the tap; now it still opens the chat.
-  const at = await direct.boundingBox();
-  await alice.mouse.move(at.x + at.width / 2, at.y + at.height / 2);
-  await alice.mouse.down();
+  await pressOn(alice, direct);
   await say(bob, "지금 보여요?");
   // A beat for the line to reach Alice's page while she holds the press.
   await alice.waitForTimeout(500);

@@ -145,6 +145,16 @@ export async function userId(page) {
   });
 }
 
+// pressOn presses the mouse in the middle of what locator finds and
+// holds it there; page.mouse.up() releases it. The flows use it to make a
+// live update land between a press and its release.
+export async function pressOn(page, locator) {
+  await locator.scrollIntoViewIfNeeded();
+  const at = await locator.boundingBox();
+  await page.mouse.move(at.x + at.width / 2, at.y + at.height / 2);
+  await page.mouse.down();
+}
+
 export async function say(page, text) {
   await page.getByTestId("composer").fill(text);
   await page.getByTestId("composer").press("Enter");

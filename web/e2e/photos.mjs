@@ -9,7 +9,7 @@
 //
 //   node photos.mjs BASE_URL OUT_DIR
 import {
-  DESKTOP, PHONE, addContact, axe, browser, body, check, expectCount, expectText, open, runFlow, say, shot, signup, step, until, user,
+  DESKTOP, PHONE, addContact, axe, browser, body, check, expectCount, expectText, open, pressOn, runFlow, say, shot, signup, step, until, user,
 } from "./kit.mjs";
 import { deflateSync } from "node:zlib";
 
@@ -130,11 +130,7 @@ async function run() {
   // Alice presses Spend as Bob pays his dues on his phone: the payment's
   // fee event reloads her panel under the press, and her click still
   // counts (a panel rebuilt between press and release lost it).
-  const submit = alice.getByTestId("spend-submit");
-  await submit.scrollIntoViewIfNeeded();
-  const at = await submit.boundingBox();
-  await alice.mouse.move(at.x + at.width / 2, at.y + at.height / 2);
-  await alice.mouse.down();
+  await pressOn(alice, alice.getByTestId("spend-submit"));
   const reloaded = alice.waitForResponse(async (r) => r.url().endsWith("/dues/status") &&
     (await r.json()).members.every((m) => m.state === "paid"));
   await bob.getByTestId("open-dues").click();
