@@ -95,13 +95,6 @@ type Config struct {
 	// that an acknowledged message's delivery stays well under a second
 	// past capacity (docs/BENCHMARKS.md).
 	BusyLag time.Duration
-	// OneProcUnder is the CPU use, in cores, under which the node runs its
-	// Go code on one processor and past which on all (procs.go). Default
-	// 0.8: at 1,000 messages a second on Redis a node used 0.4 of a core
-	// on one processor and 0.5 on two, the difference all threads woken to
-	// find nothing to do; at 0.8 one processor is still far from full.
-	// 0 (off) keeps every processor, as does GOMAXPROCS in the environment.
-	OneProcUnder float64
 	// Roles restricts what this node does: any of api (REST), hub
 	// (WebSocket) and batcher (drains Redis into the store). Default all
 	// three; operators may split them across processes.
@@ -270,7 +263,6 @@ func (c *Config) settings() []setting {
 		{"MOIM_SEND_RATE", "20", "", "Messages per second one WebSocket may send (token bucket).", positive(&c.SendRate)},
 		{"MOIM_SEND_BURST", "40", "", "Burst of that bucket. Load tests raise both.", integer(&c.SendBurst, 1, math.MaxInt)},
 		{"MOIM_BUSY_LAG", "250ms", "", "Overload: while this node's lag (a message's acceptance to its delivery, a send's wait for its ack, or the shortest wait of a readable connection for a worker, worst of the last 100 ms; `moim_hub_lag_seconds`) is past this, a share of new sends (halved every 100 ms while it stays past) is refused at once with error `busy` and `retry_after_ms` (REST: 503 with `Retry-After`) and nothing of them is stored; clients resend the same cid later (docs/PROTOCOL.md). 250ms is far above a node within its capacity; past it (8,000 and 10,000 msg/s on 2 cores, docs/BENCHMARKS.md, session 31) acknowledged messages were delivered at p99 448 and 747 ms.", duration(&c.BusyLag)},
-		{"MOIM_ONE_PROC_UNDER", "0.8", "", "CPU use, in cores, under which the node runs on one processor (GOMAXPROCS 1) and past which (over 100 ms) on all; it goes back to one when a second's mean on all is under three quarters of this. A second processor idle most of the time costs a thread woken for every event: a fifth of the node's CPU at 1,000 msg/s on Redis (docs/BENCHMARKS.md, session 35). `off` keeps every processor, as does `GOMAXPROCS` in the environment. `moim_node_procs` says which.", offOrPositive(&c.OneProcUnder)},
 		{"MOIM_ROLES", "api,hub,batcher", "", "What this node runs: REST (`api`), WebSocket (`hub`), the Redis→MongoDB batcher (`batcher`).", listOf(&c.Roles, "api", "hub", "batcher")},
 		{"MOIM_CLAIM_IDLE", "30s", "", "How long a batcher's unstored entries wait before another batcher claims them.", duration(&c.ClaimIdle)},
 		{"MOIM_TOKEN_CHECK", "1m", "", "How often open WebSockets' tokens are read again, closing those of deleted users and expired tokens (logouts and password changes close theirs at once).", duration(&c.TokenCheck)},
@@ -530,21 +522,6 @@ func positive(p *float64) func(string) error {
 			return errors.New("must be a positive number")
 		}
 		*p = f
-		return nil
-	}
-}
-
-// offOrPositive is a positive number, or off (0).
-func offOrPositive(p *float64) func(string) error {
-	number := positive(p)
-	return func(v string) error {
-		if strings.TrimSpace(v) == "off" {
-			*p = 0
-			return nil
-		}
-		if number(v) != nil {
-			return errors.New("must be a positive number or off")
-		}
 		return nil
 	}
 }

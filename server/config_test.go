@@ -172,8 +172,6 @@ func TestConfigRejectsBadSettings(t *testing.T) {
 		{map[string]string{"MOIM_REDIS_PREFIX": "a{b}"}, "MOIM_REDIS_PREFIX"},
 		{map[string]string{"MOIM_JWT_SECRET": secret, "MOIM_DATA_DIR": " "}, "MOIM_DATA_DIR"},
 		{map[string]string{"MOIM_PAYMENTS": "paypal"}, "MOIM_PAYMENTS"},
-		{map[string]string{"MOIM_ONE_PROC_UNDER": "-1"}, "MOIM_ONE_PROC_UNDER"},
-		{map[string]string{"MOIM_ONE_PROC_UNDER": "never"}, "MOIM_ONE_PROC_UNDER"},
 		{map[string]string{"MOIM_PAYMENTS": "toss", "MOIM_TOSS_CLIENT_KEY": "test_ck_x"}, "MOIM_PAYMENTS"},
 		{map[string]string{"MOIM_PAYMENTS": "toss", "MOIM_TOSS_SECRET_KEY": "test_sk_x", "MOIM_TOSS_CLIENT_KEY": "test_ck_x", "MOIM_TOSS_API": "ftp://x"}, "MOIM_TOSS_API"},
 	}

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -89,9 +88,6 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		}
 		defer stopProfiles()
 	}
-	if n.procs != nil && getenv("GOMAXPROCS") == "" {
-		go n.procs.run(ctx)
-	}
 	if err := n.serve(ctx, ln); err != nil {
 		log.Error("stopped with error", "err", err)
 		return 1
@@ -118,9 +114,6 @@ type node struct {
 	push *push.Notifier
 	// acceptErrors counts temporary accept failures (steadyListener).
 	acceptErrors prometheus.Counter
-	// procs tunes GOMAXPROCS once run starts it (nil: off); tests, which
-	// run several nodes in one process, never start it.
-	procs *procs
 }
 
 // startNode opens the backends, migrates the schema and builds the HTTP
@@ -173,7 +166,6 @@ func (n *node) build(ctx context.Context) error {
 	rms.LimitJoins(lim, rooms.JoinLimits{PerUser: n.cfg.JoinLimit, PerAddress: n.cfg.JoinAddressLimit})
 	reg := newRegistry()
 	n.acceptErrors = newAcceptErrors(reg)
-	n.procs = newProcs(runtime.GOMAXPROCS(0), n.cfg.OneProcUnder, processCPU, runtimeWaits, setProcs, reg)
 	money := fees.New(n.backends.sql, directory{acc, rms}, n.cfg.MaxAmount, n.cfg.provider(), reg)
 	money.UsePINCost(n.cfg.BcryptCost)
 	files, err := n.attachments(directory{acc, rms})
