@@ -287,8 +287,9 @@ func TestEmbeddedNodeKeepsDataAcrossRestart(t *testing.T) {
 	if alice.kit().Roles()[room.ID] != "owner" || bob.kit().Roles()[room.ID] != "member" {
 		t.Fatal("the room did not survive the restart")
 	}
-	// The embedded Redis starts empty; the membership mirror is rebuilt,
-	// and the message written before the stop comes from the store.
+	// The in-process engine starts empty; the membership mirror is rebuilt
+	// from SQL, and the message written before the stop comes from the
+	// store.
 	second.mirrored(t, room.ID, map[int64]bool{alice.id: true, bob.id: true})
 	var l messageList
 	bob.must(200, "GET", urlf("/api/rooms/%d/messages", room.ID), nil, &l)
