@@ -284,10 +284,13 @@ export function mountDues(el, room) {
     const refundAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount"), "data-testid": "refund-amount" });
     const refundMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo"), "data-testid": "refund-memo" });
 
-    // Open while there is something to set up, folded away after.
-    const setUp = !data.fund || !(data.dues && data.dues.current);
-    return h("details", { class: "box admin", open: setUp || adminOpen, ontoggle: (e) => (adminOpen = e.target.open) },
-      h("summary", { "data-testid": "admin-tools" }, t("dues.admin")),
+    // Open while there is something to set up and after (the treasurer is
+    // still at it), otherwise as the treasurer last left it. The click on
+    // the summary records that, not the toggle event: that comes a task
+    // later, when a reload may already have drawn the section anew, closed.
+    if (!data.fund || !(data.dues && data.dues.current)) adminOpen = true;
+    const section = h("details", { class: "box admin", open: adminOpen },
+      h("summary", { "data-testid": "admin-tools", onclick: () => (adminOpen = !section.open) }, t("dues.admin")),
       h("form", {
         class: "stack",
         onsubmit: (e) => {
@@ -350,6 +353,7 @@ export function mountDues(el, room) {
           type: "button", class: "btn", "data-testid": "remind",
           onclick: () => act(() => api.remind(room), t("dues.reminded")),
         }, t("dues.remind"))) : null);
+    return section;
   }
 
   // act runs a change, says how it went and shows the new state.
