@@ -39,6 +39,11 @@ async function run() {
   // --- three people sign up; axe on the log-in screen of each language ---
   step("sign up: treasurer (desktop, en), member (phone, ko), newcomer (desktop, ko)");
   const tCtx = await browser.newContext(DESKTOP);
+  // A click on the tools' summary fires its toggle event a task later, so
+  // a reload can draw the panel anew first (CI saw it once). Here no toggle
+  // event reaches the page at all, and the tools opened below must still
+  // stay open across the reloads that follow.
+  await tCtx.addInitScript(() => window.addEventListener("toggle", (e) => e.stopImmediatePropagation(), true));
   const treasurer = await open(tCtx, "treasurer");
   await axe(treasurer, "log-in (en)");
   await signup(treasurer, users.treasurer);
