@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"testing"
+	"time"
+
+	"github.com/gobwas/ws/wsutil"
 )
 
 func TestStampBodyKeepsTheCID(t *testing.T) {
@@ -60,5 +65,44 @@ func TestBusyRefusalsAreResentAndAcked(t *testing.T) {
 		res.Received != res.Expected || res.History == nil || !res.History.Complete {
 		t.Errorf("%s", fmt.Sprintf("sent %d acked %d lost %d duplicates %d (messages %d) deliveries %d of %d history %+v: want every send acked once, delivered once to every member, in the history",
 			res.Sent, res.Acked, res.Lost, res.Duplicates, res.DuplicateMessages, res.Received, res.Expected, res.History))
+	}
+}
+
+// TestBusyHoldsTheUserUntilTheResendIsOut: a user whose send was refused
+// as busy gets no new sends from the pacer until the refused one has been
+// written again, even past the wait, so the resend is the connection's
+// first send after the wait and takes the connection's turn. The
+// connection is a pipe, whose write waits for this test to read it.
+func TestBusyHoldsTheUserUntilTheResendIsOut(t *testing.T) {
+	near, far := net.Pipe()
+	defer near.Close()
+	defer far.Close()
+	c := &client{st: &stage{}, conn: near, ref: newRefState()}
+	c.ref.addPending("a", []byte(`{"type":"send","room":1,"cid":"a","body":"x"}`))
+
+	if !c.ref.refused(c, frame{Type: "error", Code: "busy", CID: "a", Room: 1, RetryAfterMS: 20}) {
+		t.Fatal("a busy refusal of a pending send was not taken as the reference client's")
+	}
+	if !c.held(time.Now().UnixNano()) {
+		t.Fatal("not held right after a busy refusal")
+	}
+	time.Sleep(100 * time.Millisecond) // the wait is over; the resend blocks on the pipe
+	if !c.held(time.Now().UnixNano()) {
+		t.Fatal("held no more past the wait though the refused send has not gone again: a new send would take its turn")
+	}
+	_ = far.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _, err := wsutil.ReadClientData(far)
+	if err != nil || !bytes.Contains(got, []byte(`"cid":"a"`)) {
+		t.Fatalf("resend %q, %v: want the refused send again", got, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.held(time.Now().UnixNano()) {
+		if time.Now().After(deadline) {
+			t.Fatal("still held after the refused send went again")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := c.st.resends.Load(); got != 1 {
+		t.Errorf("resends %d, want 1", got)
 	}
 }

@@ -32,8 +32,15 @@ type refState struct {
 	// (reader only).
 	gaps [][2]int64
 
-	// holdUntil is when a busy refusal's wait ends (unix ns).
+	// holdUntil is when a busy refusal's wait ends (unix ns), and
+	// busyDue counts the sends refused as busy not yet resent: the
+	// client sends nothing new while either holds, so each resend is the
+	// connection's first send after its wait, which the server takes on
+	// its turn. A new send slipping in first (the pacer finding the user
+	// free before the resend's timer fired) took that turn and left the
+	// resend to be refused again.
 	holdUntil atomic.Int64
+	busyDue   atomic.Int32
 
 	smu      sync.Mutex
 	syncing  bool
@@ -130,7 +137,8 @@ func (r *refState) synced(c *client, seq int64) {
 // refused handles an error frame; it reports whether the frame is dealt
 // with: a send refused as busy is resent with the same cid after the
 // retry_after_ms the server named, and the client sends nothing new
-// until then (a node past its capacity takes no more from it); one
+// until it has been (a node past its capacity takes no more from it,
+// and takes the resend on its turn, docs/PROTOCOL.md); one
 // refused as unavailable or rate_limited is resent after half a second;
 // a failed sync is retried after a second. Other refusals of a send are
 // final.
@@ -147,13 +155,18 @@ func (r *refState) refused(c *client, f frame) bool {
 			return false
 		}
 		c.st.refused.Add(1)
-		wait := 500 * time.Millisecond
-		if f.Code == "busy" {
-			c.st.busy.Add(1)
-			wait = time.Duration(max(f.RetryAfterMS, 1)) * time.Millisecond
-			r.holdUntil.Store(time.Now().Add(wait).UnixNano())
+		if f.Code != "busy" {
+			time.AfterFunc(500*time.Millisecond, func() { c.resend(f.CID, false) })
+			return true
 		}
-		time.AfterFunc(wait, func() { c.resend(f.CID, f.Code == "busy") })
+		c.st.busy.Add(1)
+		wait := time.Duration(max(f.RetryAfterMS, 1)) * time.Millisecond
+		r.busyDue.Add(1)
+		r.holdUntil.Store(time.Now().Add(wait).UnixNano())
+		time.AfterFunc(wait, func() {
+			c.resend(f.CID, true)
+			r.busyDue.Add(-1)
+		})
 		return true
 	}
 	if f.Room == c.room.id {
@@ -169,8 +182,11 @@ func (r *refState) refused(c *client, f frame) bool {
 }
 
 // held reports whether the server told this client to wait (busy) and
-// the wait is not over: the pacer gives its sends to other users.
-func (c *client) held(now int64) bool { return c.ref != nil && c.ref.holdUntil.Load() > now }
+// the wait is not over or a refused send is still to be resent: the
+// pacer gives its sends to other users.
+func (c *client) held(now int64) bool {
+	return c.ref != nil && (c.ref.holdUntil.Load() > now || c.ref.busyDue.Load() > 0)
+}
 
 // requestSync asks for the room from lastSeq unless a sync is in flight.
 // A write that fails leaves the drop to the reader, whose reconnect syncs.

@@ -21,7 +21,18 @@ export class Socket {
     this.lastSeq = new Map(); // room -> every seq 1..lastSeq applied
     this.buffered = new Map(); // room -> Map(seq -> msg) past a gap
     this.syncing = new Map(); // room -> from of the sync in flight
-    this.pending = new Map(); // cid -> {frame, at}
+    this.pending = new Map(); // cid -> {frame, at, held}
+    // Past its capacity the node refuses sends as busy and takes a
+    // connection's first send after the wait it named (PROTOCOL.md, error
+    // busy). From the first refusal until nothing is held any more, sends
+    // wait their turn (held, shown as sending) and go one at a time, the
+    // oldest first: the next only once the one out (probe) is answered,
+    // and after a refusal not before busyUntil, the end of the longest
+    // wait named.
+    this.busy = false;
+    this.busyUntil = 0;
+    this.busyTimer = null;
+    this.probe = null;
     this.pendingKey = `moim.pending.${me.id}`;
     this.attempt = 0;
     this.ws = null;
@@ -134,16 +145,52 @@ export class Socket {
       frame.attachment_name = name;
       frame.local = { attachment: { id, name, type, size, kind, width, height } };
     }
-    this.pending.set(frame.cid, { frame, at: Date.now() });
+    this.pending.set(frame.cid, { frame, at: Date.now(), held: this.busy });
     this.savePending();
-    this.out(frame);
+    if (!this.busy) this.out(frame);
     return frame;
+  }
+
+  // refusedBusy holds a send the node refused as busy and the sends after
+  // it until wait (ms) has passed.
+  refusedBusy(p, wait) {
+    const now = Date.now();
+    p.held = true;
+    p.at = now;
+    if (this.probe === p.frame.cid) this.probe = null;
+    this.busy = true;
+    this.busyUntil = Math.max(this.busyUntil, now + wait);
+    clearTimeout(this.busyTimer);
+    this.busyTimer = setTimeout(() => {
+      this.busyTimer = null;
+      this.nextHeld();
+    }, this.busyUntil - now);
+  }
+
+  // nextHeld sends the oldest held send once no wait is on and nothing
+  // else is out; with none left the busy spell is over.
+  nextHeld() {
+    if (!this.busy || this.busyTimer || this.probe) return;
+    for (const p of this.pending.values()) {
+      if (!p.held) continue;
+      if (this.out(p.frame)) {
+        p.held = false;
+        p.at = Date.now();
+        this.probe = p.frame.cid;
+      }
+      return; // offline: ready sends everything
+    }
+    this.busy = false;
   }
 
   // discard forgets a send the user gave up on.
   discard(cid) {
     this.pending.delete(cid);
     this.savePending();
+    if (cid === this.probe) {
+      this.probe = null;
+      this.nextHeld();
+    }
   }
 
   pendingIn(room) {
@@ -211,8 +258,15 @@ export class Socket {
         this.open = true;
         this.on.status(true);
         this.sync([...this.lastSeq.keys()]);
+        // A new connection owes nothing to the old one's busy spell.
+        this.busy = false;
+        this.busyUntil = 0;
+        clearTimeout(this.busyTimer);
+        this.busyTimer = null;
+        this.probe = null;
         for (const p of this.pending.values()) {
           p.at = Date.now();
+          p.held = false;
           this.out(p.frame);
         }
         break;
@@ -220,6 +274,10 @@ export class Socket {
         this.onMsg(ev);
         break;
       case "ack": {
+        if (ev.cid === this.probe) {
+          this.probe = null;
+          this.nextHeld();
+        }
         const p = this.pending.get(ev.cid);
         if (!p) break;
         this.pending.delete(ev.cid);
@@ -247,16 +305,18 @@ export class Socket {
           const p = this.pending.get(ev.cid);
           // Resend once the wait a rate_limited error names is over.
           if (ev.code === "rate_limited") p.at = Date.now() - ACK_TIMEOUT + (ev.retry_after_ms || 0);
-          else if (ev.code === "busy") {
-            // The server is behind and stored nothing: the message stays
-            // shown as sending and goes again, same cid, after the wait.
-            p.at = Date.now();
-            setTimeout(() => this.resend(ev.cid), ev.retry_after_ms || 1000);
-          } else if (ev.code === "unavailable") p.at = 0;
+          // Busy: the server is behind and stored nothing; the message
+          // stays shown as sending and goes again, same cid, after the wait.
+          else if (ev.code === "busy") this.refusedBusy(p, ev.retry_after_ms || 1000);
+          else if (ev.code === "unavailable") p.at = 0;
           else {
             this.pending.delete(ev.cid);
             this.savePending();
             this.on.failed(p.frame, ev);
+          }
+          if (ev.code !== "busy" && ev.cid === this.probe) {
+            this.probe = null;
+            this.nextHeld();
           }
         } else if (ev.room && this.syncing.has(ev.room)) {
           this.syncing.delete(ev.room);
@@ -287,19 +347,18 @@ export class Socket {
   }
 
   // tick resends sends with no ack after ACK_TIMEOUT (or marked for a
-  // retry by rate_limited/unavailable), with the same cid; busy ones go
-  // again at their own time (resend).
+  // retry by rate_limited/unavailable), with the same cid; in a busy
+  // spell, whose sends go one at a time (nextHeld), only the one out.
   tick() {
     const now = Date.now();
+    if (this.busy) {
+      const p = this.pending.get(this.probe);
+      if (p && now - p.at > ACK_TIMEOUT && this.out(p.frame)) p.at = now;
+      return;
+    }
     for (const p of this.pending.values()) {
       if (now - p.at > ACK_TIMEOUT && this.out(p.frame)) p.at = now;
     }
-  }
-
-  // resend writes one pending send again, if it is still unacknowledged.
-  resend(cid) {
-    const p = this.pending.get(cid);
-    if (p && this.out(p.frame)) p.at = Date.now();
   }
 
   keepalive() {
