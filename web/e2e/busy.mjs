@@ -10,7 +10,10 @@
 //   node busy.mjs BASE_URL OUT_DIR
 //
 // kit.mjs holds what every flow shares (see there).
-import { DESKTOP, PHONE, addContact, body, browser, check, expectCount, open, runFlow, say, shot, signup, step, until, user } from "./kit.mjs";
+import {
+  DESKTOP, PHONE, addContact, body, browser, check, createRoom, expectCount, open, runFlow, say, shot, signup,
+  step, until, user,
+} from "./kit.mjs";
 
 const users = {
   alice: user("alice", "앨리스 Alice"),
@@ -46,11 +49,7 @@ async function run() {
   await signup(bob, users.bob);
   await addContact(bob, users.alice);
   await addContact(alice, users.bob);
-  await alice.getByTestId("new-room").click();
-  await alice.getByTestId("room-name").fill("Busy night");
-  await alice.getByTestId(`member-${users.bob.username}`).check();
-  await alice.getByTestId("create-room").click();
-  await alice.getByTestId("chat-title").filter({ hasText: "Busy night" }).waitFor();
+  await createRoom(alice, "Busy night", users.bob);
 
   step("Alice types message after message while the node refuses sends as busy");
   const texts = [];

@@ -10,7 +10,8 @@
 //
 //   node club.mjs BASE_URL OUT_DIR
 import {
-  DESKTOP, PHONE, browser, body, check, expectCount, expectText, open, pressOn, runFlow, say, shot, signup, step, user, userId,
+  DESKTOP, PHONE, body, browser, check, createRoom, expectCount, expectText, open, pressOn, runFlow, say, shot,
+  signup, step, user, userId,
 } from "./kit.mjs";
 
 const users = {
@@ -48,11 +49,7 @@ async function run() {
   }
   await expectText(alice.getByTestId("contact-list").locator("li", { hasText: users.bob.display }), "has you too");
   await alice.keyboard.press("Escape");
-  await alice.getByTestId("new-room").click();
-  await alice.getByTestId("room-name").fill("Hiking Club");
-  await alice.getByTestId(`member-${users.bob.username}`).check();
-  await alice.getByTestId("create-room").click();
-  await expectText(alice.getByTestId("chat-title"), "Hiking Club");
+  await createRoom(alice, "Hiking Club", users.bob);
 
   step("Alice invites Carol, who does not have her as a contact: Carol gets it live and accepts");
   await alice.getByTestId("open-invite").click();

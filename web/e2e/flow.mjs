@@ -7,8 +7,8 @@
 //
 // kit.mjs holds what every flow shares (see there).
 import {
-  DESKTOP, PHONE, addContact, browser, body, check, cuttable, deliver, expectAttr, expectCount, expectText,
-  login, open, pressOn, runFlow, say, shot, signup, step, tag, timings, until, user, userId,
+  DESKTOP, PHONE, addContact, body, browser, check, createRoom, cuttable, deliver, expectAttr, expectCount,
+  expectText, login, open, pressOn, runFlow, say, shot, signup, step, tag, timings, until, user, userId,
 } from "./kit.mjs";
 import { readFileSync } from "node:fs";
 
@@ -40,11 +40,7 @@ async function run() {
   // --- Alice adds Bob as a contact and creates a room with him ---
   step('Alice adds Bob as a contact and creates a room with him');
   await addContact(alice, users.bob);
-  await alice.getByTestId("new-room").click();
-  await alice.getByTestId("room-name").fill("등산 모임 Hiking Club");
-  await alice.getByTestId(`member-${users.bob.username}`).check();
-  await alice.getByTestId("create-room").click();
-  await expectText(alice.getByTestId("chat-title"), "등산 모임 Hiking Club");
+  await createRoom(alice, "등산 모임 Hiking Club", users.bob);
 
   // --- they exchange messages, each arriving within a second ---
   step('they exchange messages, each arriving within a second');

@@ -131,6 +131,17 @@ export async function addContact(page, u) {
   await page.keyboard.press("Escape");
 }
 
+// createRoom has the user on page create a room named name with
+// members (user descriptions, each among the user's contacts) and waits
+// until it is open.
+export async function createRoom(page, name, ...members) {
+  await page.getByTestId("new-room").click();
+  await page.getByTestId("room-name").fill(name);
+  for (const m of members) await page.getByTestId(`member-${m.username}`).check();
+  await page.getByTestId("create-room").click();
+  await expectText(page.getByTestId("chat-title"), name);
+}
+
 export async function login(page, u) {
   await page.getByTestId("auth-username").fill(u.username);
   await page.getByTestId("auth-password").fill(u.password);

@@ -15,7 +15,10 @@
 // (nothing pending). He then leaves a second checkout without finishing
 // it: his wallet lists it pending, and he cancels it from there. Any console error fails the flow,
 // so a Content-Security-Policy that blocked the SDK would too.
-import { DESKTOP, PHONE, addContact, axe, base, browser, check, expectCount, expectText, open, runFlow, shot, signup, step, user } from "./kit.mjs";
+import {
+  DESKTOP, PHONE, addContact, axe, base, browser, check, createRoom, expectCount, expectText, open, runFlow,
+  shot, signup, step, user,
+} from "./kit.mjs";
 
 const users = {
   alice: user("alice", "앨리스 Alice"),
@@ -38,11 +41,7 @@ async function run() {
   await signup(bob, users.bob);
   await addContact(bob, users.alice);
   await addContact(alice, users.bob);
-  await alice.getByTestId("new-room").click();
-  await alice.getByTestId("room-name").fill("등산 모임 Hiking");
-  await alice.getByTestId(`member-${users.bob.username}`).check();
-  await alice.getByTestId("create-room").click();
-  await expectText(alice.getByTestId("chat-title"), "등산 모임 Hiking");
+  await createRoom(alice, "등산 모임 Hiking", users.bob);
   const roomId = /#\/room\/(\d+)/.exec(alice.url())[1];
 
   step("Alice tops up 30,000 through Toss's checkout");

@@ -5,7 +5,9 @@
 //   node money.mjs BASE_URL OUT_DIR
 //
 // kit.mjs holds what every flow shares (see there).
-import { DESKTOP, PHONE, addContact, browser, check, expectText, open, runFlow, shot, signup, step, user } from "./kit.mjs";
+import {
+  DESKTOP, PHONE, addContact, browser, check, createRoom, expectText, open, runFlow, shot, signup, step, user,
+} from "./kit.mjs";
 
 const users = {
   alice: user("alice", "앨리스 Alice"),
@@ -30,11 +32,7 @@ async function run() {
   step("Bob adds Alice as a contact; Alice creates a club room with him");
   await addContact(bob, users.alice);
   await addContact(alice, users.bob);
-  await alice.getByTestId("new-room").click();
-  await alice.getByTestId("room-name").fill("테니스 동호회 Tennis");
-  await alice.getByTestId(`member-${users.bob.username}`).check();
-  await alice.getByTestId("create-room").click();
-  await expectText(alice.getByTestId("chat-title"), "테니스 동호회 Tennis");
+  await createRoom(alice, "테니스 동호회 Tennis", users.bob);
 
   step("Alice hands the room over to Bob from the dues panel");
   await alice.getByTestId("open-dues").click();

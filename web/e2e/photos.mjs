@@ -9,7 +9,8 @@
 //
 //   node photos.mjs BASE_URL OUT_DIR
 import {
-  DESKTOP, PHONE, addContact, axe, browser, body, check, expectCount, expectText, open, pressOn, runFlow, say, shot, signup, step, until, user,
+  DESKTOP, PHONE, addContact, axe, body, browser, check, createRoom, expectCount, expectText, open, pressOn,
+  runFlow, say, shot, signup, step, until, user,
 } from "./kit.mjs";
 import { deflateSync } from "node:zlib";
 
@@ -31,11 +32,7 @@ async function run() {
   await signup(bob, users.bob);
   await addContact(bob, users.alice);
   await addContact(alice, users.bob);
-  await alice.getByTestId("new-room").click();
-  await alice.getByTestId("room-name").fill("사진 모임 Photo Club");
-  await alice.getByTestId(`member-${users.bob.username}`).check();
-  await alice.getByTestId("create-room").click();
-  await expectText(alice.getByTestId("chat-title"), "사진 모임 Photo Club");
+  await createRoom(alice, "사진 모임 Photo Club", users.bob);
   await say(alice, "사진 올릴게요");
   const bobRoom = bob.getByTestId("room-item").filter({ hasText: "사진 모임" });
   await bobRoom.waitFor();
