@@ -128,9 +128,9 @@ func runBrowserFlow(t *testing.T, flow string, cfg Config, screenshots ...string
 }
 
 // TestWebBusyInChromium runs web/e2e/busy.mjs against a node that refuses
-// sends as busy whenever anything lags: the web client resends each
-// refused message after its wait, before anything typed meanwhile, and
-// every message ends up sent once.
+// sends as busy whenever anything lags: the web client sends refused
+// messages again after the wait, and them and anything typed meanwhile
+// one at a time, oldest first; every message ends up sent once.
 func TestWebBusyInChromium(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.BusyLag = time.Nanosecond

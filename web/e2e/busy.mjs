@@ -2,10 +2,10 @@
 // error busy): the node under test refuses sends as busy whenever
 // anything lags (MOIM_BUSY_LAG of 1 ns). Alice types messages in quick
 // succession; each refused one stays shown as sending and goes again,
-// same cid, once its retry_after_ms has passed, as the connection's first
-// send after the wait (the one the node takes on its turn): what she
-// types meanwhile waits behind it. In the end every message is shown
-// once, sent, to her and to Bob.
+// same cid, once the longest wait named has passed, as the connection's
+// first send after it (the one the node takes on its turn); refused ones
+// and what she types meanwhile go one at a time, oldest first. In the
+// end every message is shown once, sent, to her and to Bob.
 //
 //   node busy.mjs BASE_URL OUT_DIR
 //
