@@ -83,11 +83,11 @@ func TestBusyHoldsTheUserUntilTheResendIsOut(t *testing.T) {
 	if !c.ref.refused(c, frame{Type: "error", Code: "busy", CID: "a", Room: 1, RetryAfterMS: 20}) {
 		t.Fatal("a busy refusal of a pending send was not taken as the reference client's")
 	}
-	if !c.held(time.Now().UnixNano()) {
+	if !c.held() {
 		t.Fatal("not held right after a busy refusal")
 	}
 	time.Sleep(100 * time.Millisecond) // the wait is over; the resend blocks on the pipe
-	if !c.held(time.Now().UnixNano()) {
+	if !c.held() {
 		t.Fatal("held no more past the wait though the refused send has not gone again: a new send would take its turn")
 	}
 	_ = far.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -96,7 +96,7 @@ func TestBusyHoldsTheUserUntilTheResendIsOut(t *testing.T) {
 		t.Fatalf("resend %q, %v: want the refused send again", got, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for c.held(time.Now().UnixNano()) {
+	for c.held() {
 		if time.Now().After(deadline) {
 			t.Fatal("still held after the refused send went again")
 		}

@@ -32,15 +32,14 @@ type refState struct {
 	// (reader only).
 	gaps [][2]int64
 
-	// holdUntil is when a busy refusal's wait ends (unix ns), and
-	// busyDue counts the sends refused as busy not yet resent: the
-	// client sends nothing new while either holds, so each resend is the
-	// connection's first send after its wait, which the server takes on
-	// its turn. A new send slipping in first (the pacer finding the user
-	// free before the resend's timer fired) took that turn and left the
-	// resend to be refused again.
-	holdUntil atomic.Int64
-	busyDue   atomic.Int32
+	// busyDue counts the sends refused as busy and not yet resent (their
+	// waits, then their writes): the client sends nothing new while any
+	// is, so each resend is the connection's first send after its wait,
+	// which the server takes on its turn. A new send slipping in first
+	// (the pacer finding the user free once the wait ended, before the
+	// resend's timer fired) took that turn and left the resend to be
+	// refused again.
+	busyDue atomic.Int32
 
 	smu      sync.Mutex
 	syncing  bool
@@ -162,7 +161,6 @@ func (r *refState) refused(c *client, f frame) bool {
 		c.st.busy.Add(1)
 		wait := time.Duration(max(f.RetryAfterMS, 1)) * time.Millisecond
 		r.busyDue.Add(1)
-		r.holdUntil.Store(time.Now().Add(wait).UnixNano())
 		time.AfterFunc(wait, func() {
 			c.resend(f.CID, true)
 			r.busyDue.Add(-1)
@@ -181,12 +179,9 @@ func (r *refState) refused(c *client, f frame) bool {
 	return false
 }
 
-// held reports whether the server told this client to wait (busy) and
-// the wait is not over or a refused send is still to be resent: the
-// pacer gives its sends to other users.
-func (c *client) held(now int64) bool {
-	return c.ref != nil && (c.ref.holdUntil.Load() > now || c.ref.busyDue.Load() > 0)
-}
+// held reports whether a send of this client refused as busy is still
+// to be resent: the pacer gives its sends to other users.
+func (c *client) held() bool { return c.ref != nil && c.ref.busyDue.Load() > 0 }
 
 // requestSync asks for the room from lastSeq unless a sync is in flight.
 // A write that fails leaves the drop to the reader, whose reconnect syncs.

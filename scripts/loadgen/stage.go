@@ -184,11 +184,10 @@ func (st *stage) pace(ctx context.Context) {
 	// pick is the next user who is connected and not told to wait
 	// (busy); nil when there is none.
 	pick := func() *client {
-		now := time.Now().UnixNano()
 		for range len(order) {
 			c := st.clients[order[next]]
 			next = (next + 1) % len(order)
-			if !c.dead.Load() && !c.held(now) {
+			if !c.dead.Load() && !c.held() {
 				return c
 			}
 		}
