@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -383,8 +382,8 @@ func (c *client) handle(p []byte) {
 		}
 		return
 	}
-	var f frame
-	if err := json.Unmarshal(p, &f); err != nil {
+	f, err := decodeFrame(p)
+	if err != nil {
 		c.st.errs.add("bad_frame")
 		c.st.logOnce("bad_frame", "user %s: frame %.120q is not JSON: %v", c.acct.name, p, err)
 		return

@@ -138,6 +138,9 @@ type options struct {
 	alsoMembers []int64
 	storeURI    string
 	timeline    bool
+	// cpuProfile names the files the generator's own CPU profile of each
+	// stage's sending and drain goes to (PREFIX.stageN.pprof); "": none.
+	cpuProfile string
 	// target is the server's kind: "moim" or "centrifugo" (the peer
 	// measured beside Moim, centrifugo.go); cfSecret is the peer's HMAC
 	// key, to sign its connection tokens.
@@ -265,6 +268,7 @@ Flags:
 	reconnect := fs.Bool("reconnect", false, "run every client as the protocol's reference client (docs/PROTOCOL.md section 5): after a dropped connection redial the next -url after a short jittered backoff, sync the room from the last contiguous seq, resend unacked sends with the same cid; fill gaps with sync; resend sends refused as unavailable or rate_limited, and those refused as busy after the retry_after_ms the node names (sending nothing new from that user meanwhile: the pacer gives the due sends to users not told to wait, and counts them not sent when every user is). Drops and those refusals are then reported but do not fail the verdict; a lost acked message still does")
 	alsoMembers := fs.String("also-members", "", "comma-separated user ids added to every room the generator creates (e.g. a slow consumer driven by another tool); they are not generator clients and are not measured")
 	storeCheck := fs.String("store-check", "", "MongoDB URI of the message store (database in the path, default moim): after the drain, poll it until every acked seq of every room is stored, and report stored messages and any client id stored under two seqs (times out after -history-timeout)")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile over each stage's sending and drain to PREFIX.stageN.pprof (go tool pprof reads it): where a generator that shares the cores with the server spends them")
 	timeline := fs.Bool("timeline", false, "add a per-second timeline (sent, acked, deliveries, errors, delivery p99) to the JSON line")
 	tgt := fs.String("target", "moim", "the server -url points at: moim, or centrifugo (the peer Moim is measured against: the same users, rooms, pacing and bodies over Centrifugo's JSON client protocol, each room a channel with history and recovery; no REST set-up, connection tokens signed with -centrifugo-secret)")
 	cfSecret := fs.String("centrifugo-secret", "", "with -target centrifugo: the peer's client.token.hmac_secret_key, to sign each user's HS256 connection token")
@@ -287,7 +291,7 @@ Flags:
 		prefix: *prefix, password: *password, bodySize: *bodySize, sources: *sources,
 		dialConc: *dialConc, setupConc: *setupConc, senders: *senders,
 		warmup: *warmup, warmupConc: *warmupConc, historyCheck: *historyCheck, historyTimeout: *historyTimeout,
-		reconnect: *reconnect, storeURI: *storeCheck, timeline: *timeline,
+		reconnect: *reconnect, storeURI: *storeCheck, timeline: *timeline, cpuProfile: *cpuProfile,
 		target: *tgt, cfSecret: []byte(*cfSecret),
 		storm: *storm, stormProbe: *stormProbe, stormLimit: *stormLimit,
 		pushSubs: *pushSubs, pushAway: *pushAway, mentions: *mentions, pushSink: *pushSink, pushWait: *pushWait,
@@ -568,6 +572,7 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	}
 
 	watch := startProcWatch(o.pids)
+	stopProfile := lg.profileStage(n)
 	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
 	logf("stage %d: sending", n)
 	st.sendStart = time.Now()
@@ -588,6 +593,7 @@ func (lg *loadgen) runStage(ctx context.Context, n int, spec stageSpec) *result 
 	}
 	close(stopProgress)
 	<-progressDone
+	stopProfile()
 	st.closeAll()
 	res.Procs, res.LoadgenCPUS = watch.finish(st.delivered.Load())
 	res.Host = watch.host(res.Procs, res.LoadgenCPUS)

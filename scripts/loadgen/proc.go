@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,3 +261,30 @@ func (w *procWatch) finish(received int64) ([]procResult, float64) {
 }
 
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
+
+// profileStage starts the generator's CPU profile of stage n when
+// -cpuprofile asks for one, and returns what stops it and writes it.
+func (lg *loadgen) profileStage(n int) (stop func()) {
+	if lg.o.cpuProfile == "" {
+		return func() {}
+	}
+	name := fmt.Sprintf("%s.stage%d.pprof", lg.o.cpuProfile, n)
+	f, err := os.Create(name)
+	if err != nil {
+		logf("stage %d: no CPU profile: %v", n, err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		logf("stage %d: no CPU profile: %v", n, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			logf("stage %d: CPU profile: %v", n, err)
+			return
+		}
+		logf("stage %d: the generator's CPU profile is in %s", n, name)
+	}
+}
