@@ -79,51 +79,101 @@ func (c *client) install(conn net.Conn, br *bufio.Reader) bool {
 
 var errFrameTooBig = errors.New("server frame larger than 1 MiB")
 
+// frameHeader is a server frame's header (RFC 6455 5.2).
+type frameHeader struct {
+	fin    bool
+	op     ws.OpCode
+	masked bool
+	mask   [4]byte
+	size   uint64
+}
+
+// headerLen is the length of the header starting with b's two bytes.
+func headerLen(b []byte) int {
+	n := 2
+	switch b[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b[1]&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// parseHeader reads the header at the start of b, which holds at least
+// headerLen(b) bytes.
+func parseHeader(b []byte) (h frameHeader, err error) {
+	h.fin = b[0]&0x80 != 0
+	h.op = ws.OpCode(b[0] & 0x0f)
+	h.masked = b[1]&0x80 != 0
+	h.size = uint64(b[1] & 0x7f)
+	i := 2
+	switch h.size {
+	case 126:
+		h.size, i = uint64(binary.BigEndian.Uint16(b[2:4])), 4
+	case 127:
+		h.size, i = binary.BigEndian.Uint64(b[2:10]), 10
+	}
+	if h.masked {
+		copy(h.mask[:], b[i:i+4])
+	}
+	if h.size > maxFrame {
+		err = errFrameTooBig
+	}
+	return h, err
+}
+
 // readFrame reads one server frame into *buf (unmasking it should the
 // server mask it), without allocating once buf is big enough.
 func readFrame(br *bufio.Reader, buf *[]byte) (fin bool, op ws.OpCode, payload []byte, err error) {
-	var hd [2]byte
-	if _, err = io.ReadFull(br, hd[:]); err != nil {
+	b, err := br.Peek(2)
+	if err != nil {
 		return
 	}
-	fin = hd[0]&0x80 != 0
-	op = ws.OpCode(hd[0] & 0x0f)
-	masked := hd[1]&0x80 != 0
-	n := uint64(hd[1] & 0x7f)
-	var ext [8]byte
-	switch n {
-	case 126:
-		if _, err = io.ReadFull(br, ext[:2]); err != nil {
-			return
-		}
-		n = uint64(binary.BigEndian.Uint16(ext[:2]))
-	case 127:
-		if _, err = io.ReadFull(br, ext[:8]); err != nil {
-			return
-		}
-		n = binary.BigEndian.Uint64(ext[:8])
-	}
-	var mask [4]byte
-	if masked {
-		if _, err = io.ReadFull(br, mask[:]); err != nil {
-			return
-		}
-	}
-	if n > maxFrame {
-		err = errFrameTooBig
+	if b, err = br.Peek(headerLen(b)); err != nil {
 		return
 	}
-	if uint64(cap(*buf)) < n {
-		*buf = make([]byte, n, max(n, 512))
+	h, err := parseHeader(b)
+	if err != nil {
+		return
 	}
-	payload = (*buf)[:n]
+	_, _ = br.Discard(len(b))
+	if uint64(cap(*buf)) < h.size {
+		*buf = make([]byte, h.size, max(h.size, 512))
+	}
+	payload = (*buf)[:h.size]
 	if _, err = io.ReadFull(br, payload); err != nil {
 		return
 	}
-	if masked {
-		ws.Cipher(payload, mask, 0)
+	if h.masked {
+		ws.Cipher(payload, h.mask, 0)
 	}
-	return
+	return h.fin, h.op, payload, nil
+}
+
+// parseFrame reads the server frame at the start of b, unmasking it in
+// place should the server mask it; n is the frame's length in b, 0 when b
+// holds only part of it.
+func parseFrame(b []byte) (fin bool, op ws.OpCode, payload []byte, n int, err error) {
+	if len(b) < 2 || len(b) < headerLen(b) {
+		return
+	}
+	h, err := parseHeader(b)
+	if err != nil {
+		return
+	}
+	hl := headerLen(b)
+	if uint64(len(b)-hl) < h.size {
+		return
+	}
+	payload = b[hl : hl+int(h.size)]
+	if h.masked {
+		ws.Cipher(payload, h.mask, 0)
+	}
+	return h.fin, h.op, payload, hl + int(h.size), nil
 }
 
 // appendClientFrame appends a masked client frame (RFC 6455 5.3) to dst.
@@ -202,66 +252,78 @@ type closedError struct {
 
 func (e *closedError) Error() string { return fmt.Sprintf("closed with %d %q", e.code, e.reason) }
 
-// readLoop reads the client's frames until the stage closes it; a
-// connection that ends before is counted and, with -reconnect, redialed.
+// readLoop reads the client's frames on a goroutine of its own until the
+// stage closes it (where no rxLoop can: see stage.read).
 func (c *client) readLoop() {
 	defer c.st.readers.Done()
-	for {
-		err := c.readConn()
-		c.dead.Store(true)
-		if c.st.closing.Load() {
-			return
-		}
-		c.dropped.Store(true)
-		if ce, ok := err.(*closedError); ok {
-			key := fmt.Sprintf("closed_%d", ce.code)
-			c.st.errs.add(key)
-			c.st.logOnce(key, "user %s: server closed the connection with %d %q", c.acct.name, ce.code, ce.reason)
-		} else {
-			c.st.errs.add("conn_lost")
-			c.st.logOnce("conn_lost", "user %s: connection lost: %v", c.acct.name, err)
-		}
-		if c.ref == nil || !c.reconnect() {
-			return
-		}
+	for c.ended(c.readConn()) {
 	}
+}
+
+// ended handles the end of a connection's reading with err: counted
+// unless the stage closed it and, with -reconnect, redialed. It reports
+// whether a new connection is installed, to read in turn.
+func (c *client) ended(err error) bool {
+	c.dead.Store(true)
+	if c.st.closing.Load() {
+		return false
+	}
+	c.dropped.Store(true)
+	if ce, ok := err.(*closedError); ok {
+		key := fmt.Sprintf("closed_%d", ce.code)
+		c.st.errs.add(key)
+		c.st.logOnce(key, "user %s: server closed the connection with %d %q", c.acct.name, ce.code, ce.reason)
+	} else {
+		c.st.errs.add("conn_lost")
+		c.st.logOnce("conn_lost", "user %s: connection lost: %v", c.acct.name, err)
+	}
+	return c.ref != nil && c.reconnect()
 }
 
 // readConn reads frames from the current connection until it ends.
 func (c *client) readConn() error {
-	inFrag := false
+	var inFrag bool
 	for {
 		fin, op, payload, err := readFrame(c.br, &c.buf)
 		if err != nil {
 			return err
 		}
-		switch op {
-		case ws.OpPing:
-			pong := appendClientFrame(nil, ws.OpPong, payload)
-			if err := c.writeRaw(pong); err != nil && !c.st.closing.Load() {
-				c.st.errs.add("write")
-			}
-		case ws.OpClose:
-			code, reason := ws.ParseCloseFrameData(payload)
-			return &closedError{code, reason}
-		case ws.OpText:
-			if !fin {
-				c.frag = append(c.frag[:0], payload...)
-				inFrag = true
-				continue
-			}
-			c.st.lg.tgt.handle(c, payload)
-		case ws.OpContinuation:
-			if !inFrag {
-				continue
-			}
-			c.frag = append(c.frag, payload...)
-			if fin {
-				inFrag = false
-				c.st.lg.tgt.handle(c, c.frag)
-			}
+		if err := c.onFrame(fin, op, payload, &inFrag); err != nil {
+			return err
 		}
 	}
+}
+
+// onFrame handles one server frame; *inFrag says whether a fragmented
+// message is being reassembled. A close frame ends the connection.
+func (c *client) onFrame(fin bool, op ws.OpCode, payload []byte, inFrag *bool) error {
+	switch op {
+	case ws.OpPing:
+		pong := appendClientFrame(nil, ws.OpPong, payload)
+		if err := c.writeRaw(pong); err != nil && !c.st.closing.Load() {
+			c.st.errs.add("write")
+		}
+	case ws.OpClose:
+		code, reason := ws.ParseCloseFrameData(payload)
+		return &closedError{code, reason}
+	case ws.OpText:
+		if !fin {
+			c.frag = append(c.frag[:0], payload...)
+			*inFrag = true
+			return nil
+		}
+		c.st.lg.tgt.handle(c, payload)
+	case ws.OpContinuation:
+		if !*inFrag {
+			return nil
+		}
+		c.frag = append(c.frag, payload...)
+		if fin {
+			*inFrag = false
+			c.st.lg.tgt.handle(c, c.frag)
+		}
+	}
+	return nil
 }
 
 // frame is any server frame the generator reads.

@@ -29,12 +29,14 @@ type stampedConn struct {
 	// recvmsg's arguments and results, kept between reads: x/sys/unix's
 	// Recvmsg allocates a sockaddr a call, and a closure per call would
 	// allocate too.
-	msg    unix.Msghdr
-	iov    unix.Iovec
-	oob    [oobSize]byte
-	n      int
-	errno  syscall.Errno
-	readFn func(fd uintptr) bool
+	msg   unix.Msghdr
+	iov   unix.Iovec
+	oob   [oobSize]byte
+	n     int
+	errno syscall.Errno
+	// waitFn waits in Go's poller while the socket is empty (Read);
+	// tryFn does not (readNow).
+	waitFn, tryFn func(fd uintptr) bool
 }
 
 // oobSize is a control message holding one timespec: a 16-byte cmsghdr
@@ -65,16 +67,25 @@ func stampReads(conn net.Conn, br *bufio.Reader) (net.Conn, *bufio.Reader) {
 		s.pre, _ = br.Peek(br.Buffered())
 		s.pre = append([]byte(nil), s.pre...)
 	}
-	s.readFn = func(fd uintptr) bool {
-		for {
-			n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&s.msg)), 0)
-			s.n, s.errno = int(n), errno
-			if errno != unix.EINTR {
-				return errno != unix.EAGAIN
-			}
-		}
+	s.waitFn = func(fd uintptr) bool {
+		s.recvmsg(fd)
+		return s.errno != unix.EAGAIN
+	}
+	s.tryFn = func(fd uintptr) bool {
+		s.recvmsg(fd)
+		return true
 	}
 	return s, bufio.NewReaderSize(s, 4096)
+}
+
+func (s *stampedConn) recvmsg(fd uintptr) {
+	for {
+		n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&s.msg)), 0)
+		s.n, s.errno = int(n), errno
+		if errno != unix.EINTR {
+			return
+		}
+	}
 }
 
 // Read is recvmsg through Go's poller (deadlines hold), noting the
@@ -85,6 +96,14 @@ func (s *stampedConn) Read(p []byte) (int, error) {
 		s.pre = s.pre[n:]
 		return n, nil
 	}
+	return s.read(p, s.waitFn)
+}
+
+// readNow is one recvmsg that never waits: unix.EAGAIN when the socket
+// is empty. For a reader that learns from epoll when to read (rxloop).
+func (s *stampedConn) readNow(p []byte) (int, error) { return s.read(p, s.tryFn) }
+
+func (s *stampedConn) read(p []byte, fn func(fd uintptr) bool) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -94,7 +113,7 @@ func (s *stampedConn) Read(p []byte) (int, error) {
 	s.msg.SetIovlen(1)
 	s.msg.Control = &s.oob[0]
 	s.msg.SetControllen(len(s.oob))
-	err := s.raw.Read(s.readFn)
+	err := s.raw.Read(fn)
 	s.iov.Base = nil // not to keep p alive
 	switch {
 	case err != nil:

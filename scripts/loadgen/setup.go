@@ -311,7 +311,7 @@ func (lg *loadgen) dialAll(ctx context.Context, st *stage, conc int) error {
 			return fmt.Errorf("user %s: %w", c.acct.name, err)
 		}
 		st.readers.Add(1)
-		go c.readLoop()
+		st.read(c)
 		if st.storm != nil {
 			// Its answer says when the node reads this connection's frames.
 			if err := c.writeRaw(appendClientFrame(nil, ws.OpText, pingPayload)); err != nil {

@@ -23,6 +23,10 @@ type stage struct {
 	rooms   []*room
 
 	readers sync.WaitGroup
+	// rx are the loops that read the clients' sockets (stage.read), made
+	// once by rxOnce; nil where there are none.
+	rx      []*rxLoop
+	rxOnce  sync.Once
 	closing atomic.Bool
 	stopped chan struct{} // closed with closing, ends reconnect backoffs
 
@@ -131,6 +135,7 @@ func (st *stage) closeAll() {
 		}
 		c.wmu.Unlock()
 	}
+	st.closeReaders()
 	st.readers.Wait()
 }
 
