@@ -46,26 +46,11 @@ func parseFlat(p []byte, f *frame) bool {
 		if i >= len(p) {
 			return false
 		}
-		if p[i] == '"' {
-			s, n, ok := flatString(p, i)
-			if !ok {
-				return false
-			}
-			if !f.setString(key, s) {
-				return false
-			}
-			i = n
-		} else {
-			v, n, ok := flatInt(p, i)
-			if !ok {
-				return false
-			}
-			if !f.setInt(key, v) {
-				return false
-			}
-			i = n
+		n, ok = f.set(key, p, i)
+		if !ok {
+			return false
 		}
-		i = skipSpace(p, i)
+		i = skipSpace(p, n)
 		if i >= len(p) {
 			return false
 		}
@@ -126,50 +111,63 @@ func flatInt(p []byte, i int) (int64, int, bool) {
 	return v, i, true
 }
 
-// setString sets the string field key names, if any; false when key
-// names an integer field (encoding/json would refuse the frame).
-func (f *frame) setString(key, v []byte) bool {
-	switch string(key) {
-	case "type":
-		f.Type = string(v)
-	case "body":
-		f.Body = string(v)
-	case "cid":
-		f.CID = string(v)
-	case "code":
-		f.Code = string(v)
-	case "message":
-		f.Message = string(v)
-	case "room", "seq", "user", "retry_after_ms", "from", "to":
-		return false
-	default:
-		return !foldsToField(key)
+// set reads the value at p[i], a plain string or an integer, into the
+// field key names and returns the index after it; false when it is
+// neither, or not the kind that field holds (encoding/json would refuse
+// the frame), or key names a field in other case.
+func (f *frame) set(key, p []byte, i int) (int, bool) {
+	str, num := f.field(key)
+	if str == nil && num == nil && foldsToField(key) {
+		return 0, false
 	}
-	return true
+	if p[i] == '"' {
+		v, end, ok := flatString(p, i)
+		if !ok || num != nil {
+			return 0, false
+		}
+		if str != nil {
+			*str = string(v)
+		}
+		return end, true
+	}
+	v, end, ok := flatInt(p, i)
+	if !ok || str != nil {
+		return 0, false
+	}
+	if num != nil {
+		*num = v
+	}
+	return end, true
 }
 
-// setInt sets the integer field key names, if any; false when key names
-// a string field.
-func (f *frame) setInt(key []byte, v int64) bool {
+// field is the string or the integer field key names exactly; both nil
+// for any other key.
+func (f *frame) field(key []byte) (*string, *int64) {
 	switch string(key) {
+	case "type":
+		return &f.Type, nil
+	case "body":
+		return &f.Body, nil
+	case "cid":
+		return &f.CID, nil
+	case "code":
+		return &f.Code, nil
+	case "message":
+		return &f.Message, nil
 	case "room":
-		f.Room = v
+		return nil, &f.Room
 	case "seq":
-		f.Seq = v
+		return nil, &f.Seq
 	case "user":
-		f.User = v
+		return nil, &f.User
 	case "retry_after_ms":
-		f.RetryAfterMS = v
+		return nil, &f.RetryAfterMS
 	case "from":
-		f.From = v
+		return nil, &f.From
 	case "to":
-		f.To = v
-	case "type", "body", "cid", "code", "message":
-		return false
-	default:
-		return !foldsToField(key)
+		return nil, &f.To
 	}
-	return true
+	return nil, nil
 }
 
 var frameFields = [][]byte{

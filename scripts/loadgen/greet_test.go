@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"net"
 	"testing"
 	"time"
@@ -17,19 +16,8 @@ import (
 // at ready: it pings, keeps reading until the pong, and counts what came
 // before it as delivered.
 func TestGreetWaitsUntilTheNodeReadsFrames(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	pinged := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := scriptedNode(t, func(c net.Conn) {
 		_ = wsutil.WriteServerText(c, []byte(`{"type":"ready","user":42,"node":"n"}`))
 		// Joining: the member's message is published before the join
 		// completes and the client's ping is read.
@@ -43,17 +31,8 @@ func TestGreetWaitsUntilTheNodeReadsFrames(t *testing.T) {
 		pinged <- string(p)
 		_ = wsutil.WriteServerText(c, []byte(`{"type":"pong"}`))
 		time.Sleep(time.Second)
-	}()
-	lg := &loadgen{o: &options{roomSize: 2}}
-	lg.tgt = moimTarget{lg}
-	st := newStage(context.Background(), lg, 1, stageSpec{}, []*account{{id: 42}, {id: 43}}, nil)
-	c := st.clients[0]
-	c.room.id = 7
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	})
+	lg, _, c := roomOfTwo()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := lg.tgt.greet(c, conn, bufio.NewReader(conn)); err != nil {
 		t.Fatalf("greet: %v", err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -22,24 +21,13 @@ import (
 // the server's close ends the connection, counted with its code, and the
 // client's reading.
 func TestLoopReadsFramesAsTheyComeInPieces(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	msg := func(seq int, pad int) []byte {
 		return fmt.Appendf(nil, `{"type":"msg","room":7,"seq":%d,"from":43,"body":"lg 1 lg-1-%d %s","cid":"lg-1-%d","ts":1}`,
 			seq, seq, strings.Repeat("x", pad), seq)
 	}
 	first := make(chan struct{})
 	ponged := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := scriptedNode(t, func(c net.Conn) {
 		_ = wsutil.WriteServerText(c, msg(1, 0))
 		<-first
 		for _, b := range ws.MustCompileFrame(ws.NewTextFrame(msg(2, 0))) {
@@ -71,17 +59,9 @@ func TestLoopReadsFramesAsTheyComeInPieces(t *testing.T) {
 		ponged <- string(ws.UnmaskFrame(f).Payload)
 		_ = ws.WriteFrame(c, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")))
 		time.Sleep(time.Second)
-	}()
-	lg := &loadgen{o: &options{roomSize: 2}}
-	lg.tgt = moimTarget{lg}
-	st := newStage(context.Background(), lg, 1, stageSpec{}, []*account{{id: 42}, {id: 43}}, nil)
+	})
+	_, st, c := roomOfTwo()
 	defer st.closeAll()
-	c := st.clients[0]
-	c.room.id = 7
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	hs := bufio.NewReader(conn)
 	if _, err := hs.Peek(1); err != nil {
 		t.Fatal(err)

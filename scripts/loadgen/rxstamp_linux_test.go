@@ -11,19 +11,9 @@ import (
 // A message the generator reads late keeps the time it reached the
 // socket; what the handshake's reader held is read first.
 func TestReceiveTimesSplitTheGeneratorsWait(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	written := make(chan [2]int64, 1)
 	stamping := make(chan struct{})
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	conn := scriptedNode(t, func(c net.Conn) {
 		_, _ = c.Write([]byte("hello"))
 		<-stamping
 		// The kernel starts stamping a moment after the first socket
@@ -33,12 +23,7 @@ func TestReceiveTimesSplitTheGeneratorsWait(t *testing.T) {
 		_, _ = c.Write([]byte("world"))
 		written <- [2]int64{before, time.Now().UnixNano()}
 		time.Sleep(time.Second)
-	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	})
 	hs := bufio.NewReader(conn)
 	if b, err := hs.ReadByte(); err != nil || b != 'h' {
 		t.Fatalf("first byte %q, %v", b, err)
