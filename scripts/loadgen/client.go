@@ -25,8 +25,9 @@ const maxFrame = 1 << 20
 // by seq; rooms are fresh each run, so their seqs start at 1.
 const maxSeqIndex = 1 << 22
 
-// client is one user's WebSocket during a stage. Its reader goroutine
-// alone touches recv, extra, acks and maxSeen until the stage closes it;
+// client is one user's WebSocket during a stage. Its reader (a loop or a
+// goroutine of its own: stage.read) alone touches recv, extra, acks and
+// maxSeen until the stage closes it;
 // conn changes (a reconnect) under wmu.
 type client struct {
 	st     *stage
@@ -158,14 +159,17 @@ func readFrame(br *bufio.Reader, buf *[]byte) (fin bool, op ws.OpCode, payload [
 // place should the server mask it; n is the frame's length in b, 0 when b
 // holds only part of it.
 func parseFrame(b []byte) (fin bool, op ws.OpCode, payload []byte, n int, err error) {
-	if len(b) < 2 || len(b) < headerLen(b) {
+	if len(b) < 2 {
+		return
+	}
+	hl := headerLen(b)
+	if len(b) < hl {
 		return
 	}
 	h, err := parseHeader(b)
 	if err != nil {
 		return
 	}
-	hl := headerLen(b)
 	if uint64(len(b)-hl) < h.size {
 		return
 	}

@@ -18,8 +18,8 @@ import (
 // an epoll set which have bytes, as the node's own loop does. A
 // goroutine per socket, parked in Go's poller, costs a wake-up, a second
 // recvmsg that finds the socket empty and a park for every frame the
-// node writes; at tens of thousands of deliveries a second, on the cores
-// the server it measures runs on, that was a sixth of the generator.
+// node writes, on the cores the server being measured runs on
+// (docs/BENCHMARKS.md, "Session 38").
 type rxLoop struct {
 	epfd int
 	f    *os.File        // epfd, to park on
