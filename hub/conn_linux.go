@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"moim/internal/rawio"
 )
 
 type rawConn = syscall.RawConn
@@ -21,6 +23,7 @@ var errWouldBlock error = unix.EAGAIN
 type syscalls struct {
 	buf      []byte
 	bufs     [][]byte
+	iovs     []unix.Iovec
 	n        int
 	err      error
 	readFn   func(fd uintptr) bool
@@ -31,7 +34,7 @@ type syscalls struct {
 func (s *syscalls) init() {
 	s.readFn = func(fd uintptr) bool {
 		for {
-			s.n, s.err = unix.Read(int(fd), s.buf)
+			s.n, s.err = rawio.Read(fd, s.buf)
 			if s.err != unix.EINTR {
 				return true
 			}
@@ -39,7 +42,7 @@ func (s *syscalls) init() {
 	}
 	s.writevFn = func(fd uintptr) bool {
 		for {
-			s.n, s.err = unix.Writev(int(fd), s.bufs)
+			s.n, s.iovs, s.err = rawio.Writev(fd, s.bufs, s.iovs)
 			if s.err != unix.EINTR {
 				return true
 			}
@@ -47,7 +50,7 @@ func (s *syscalls) init() {
 	}
 	s.writeFn = func(fd uintptr) bool {
 		for {
-			s.n, s.err = unix.Write(int(fd), s.buf)
+			s.n, s.err = rawio.Write(fd, s.buf)
 			if s.err != unix.EINTR {
 				return true
 			}

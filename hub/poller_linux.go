@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"moim/internal/rawio"
 )
 
 // poller owns idle connections: one epoll instance watched by one
@@ -87,7 +89,7 @@ func (p *poller) loop() {
 		var n int
 		var err error
 		rerr := p.ep.Read(func(fd uintptr) bool {
-			n, err = unix.EpollWait(int(fd), events, 0)
+			n, err = rawio.EpollWait(fd, events)
 			return n > 0 || err != nil
 		})
 		if errors.Is(err, unix.EINTR) {
@@ -151,7 +153,7 @@ func (p *poller) add(c *Conn) error {
 
 // rearm asks for the next readiness of c after a worker handled it.
 func (p *poller) rearm(c *Conn) error {
-	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, eventFor(c.id))
+	return rawio.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, eventFor(c.id))
 }
 
 // remove stops watching c; it must be called before c's socket closes.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"gorm.io/gorm"
 
+	"moim/internal/rawio"
 	"moim/sqldb"
 	"moim/store"
 )
@@ -119,6 +121,9 @@ func dialRedis(url string) (redis.UniversalClient, string, error) {
 		if opts.PoolSize == 0 {
 			opts.PoolSize = redisPoolSize
 		}
+		if opts.TLSConfig == nil && opts.Network == "tcp" {
+			opts.Dialer = rawDialer(opts.DialTimeout)
+		}
 		return redis.NewClient(opts), fmt.Sprintf("%s db %d", opts.Addr, opts.DB), nil
 	}
 	// go-redis spells a cluster as redis://first?addr=second&addr=third.
@@ -149,7 +154,27 @@ func dialRedis(url string) (redis.UniversalClient, string, error) {
 	// reload (default 60 s); a dead master answers nothing, so until the
 	// reload every send and subscription of its slots failed.
 	opts.ClusterStateReloadInterval = clusterReload
+	if opts.TLSConfig == nil {
+		opts.Dialer = rawDialer(opts.DialTimeout)
+	}
 	return redis.NewClusterClient(opts), "cluster " + strings.Join(opts.Addrs, ","), nil
+}
+
+// rawDialer dials Redis over TCP as go-redis would (its keep-alive
+// policy) into connections whose reads and writes are raw system calls
+// (internal/rawio: each command's write and reply would otherwise wake the
+// runtime's monitor). TLS connections keep go-redis's own dialer.
+func rawDialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = 5 * time.Second // go-redis's default
+	}
+	d := &net.Dialer{
+		Timeout:         timeout,
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3},
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return rawio.Dial(ctx, d, network, addr)
+	}
 }
 
 func (b *backends) openMessages(ctx context.Context, cfg Config, log *slog.Logger) error {
