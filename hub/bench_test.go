@@ -147,7 +147,7 @@ func BenchmarkParseFrame(b *testing.B) {
 func benchHub(b *testing.B) *Hub {
 	cfg := Config{NodeID: "bench"}
 	cfg.defaults()
-	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil)
+	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil, socketIO(true))
 	if err != nil {
 		b.Fatal(err)
 	}

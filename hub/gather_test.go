@@ -47,7 +47,7 @@ func gatherHub(t *testing.T) (*Hub, *Conn, *net.TCPConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil)
+	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil, socketIO(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,6 +159,7 @@ type Hub struct {
 	// upgrades bounds the WebSocket upgrades in progress.
 	upgrades upgradeGate
 	poller   *poller
+	sockIO   *sockIO // how its sockets enter the kernel (Broker.rawSyscalls)
 	nextID   atomic.Uint64
 	// live keeps the broker subscribed to the rooms in rooms, off mu.
 	live *liveRooms
@@ -230,7 +231,8 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 	if _, ok := broker.(pipeliner); ok {
 		here = h.handleHere
 	}
-	p, err := newPoller(cfg.Workers, h.handle, here)
+	h.sockIO = socketIO(broker.rawSyscalls())
+	p, err := newPoller(cfg.Workers, h.handle, here, h.sockIO)
 	if err != nil {
 		stop()
 		broker.close()

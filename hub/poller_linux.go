@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"moim/internal/rawio"
 )
 
 // poller owns idle connections: one epoll instance watched by one
@@ -36,6 +34,7 @@ type poller struct {
 	// epoll_wait that must win a processor back when it returns.
 	ep syscall.RawConn
 	f  *os.File
+	io *sockIO
 }
 
 // readable is a connection the loop found readable, and when: the
@@ -45,7 +44,7 @@ type readable struct {
 	at time.Time
 }
 
-func newPoller(workers int, handle func(c *Conn, waited time.Duration), here func(c *Conn) bool) (*poller, error) {
+func newPoller(workers int, handle func(c *Conn, waited time.Duration), here func(c *Conn) bool, io *sockIO) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("hub: epoll_create: %w", err)
@@ -60,7 +59,7 @@ func newPoller(workers int, handle func(c *Conn, waited time.Duration), here fun
 		unix.Close(wake)
 		return nil, fmt.Errorf("hub: epoll non-blocking: %w", err)
 	}
-	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan readable, workers*64), here: here, wake: wake}
+	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan readable, workers*64), here: here, wake: wake, io: io}
 	p.f = os.NewFile(uintptr(epfd), "epoll")
 	if p.ep, err = p.f.SyscallConn(); err != nil {
 		p.closeFDs()
@@ -89,7 +88,7 @@ func (p *poller) loop() {
 		var n int
 		var err error
 		rerr := p.ep.Read(func(fd uintptr) bool {
-			n, err = rawio.EpollWait(fd, events)
+			n, err = p.io.epollWait(fd, events)
 			return n > 0 || err != nil
 		})
 		if errors.Is(err, unix.EINTR) {
@@ -153,7 +152,7 @@ func (p *poller) add(c *Conn) error {
 
 // rearm asks for the next readiness of c after a worker handled it.
 func (p *poller) rearm(c *Conn) error {
-	return rawio.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, eventFor(c.id))
+	return p.io.epollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, eventFor(c.id))
 }
 
 // remove stops watching c; it must be called before c's socket closes.
