@@ -9,22 +9,17 @@ import (
 )
 
 // Read is read(2) on a nonblocking descriptor.
-func Read(fd uintptr, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(p), uintptr(len(b)))
-	return result(n, e)
-}
+func Read(fd uintptr, b []byte) (int, error) { return transfer(unix.SYS_READ, fd, b) }
 
 // Write is write(2) on a nonblocking descriptor.
-func Write(fd uintptr, b []byte) (int, error) {
+func Write(fd uintptr, b []byte) (int, error) { return transfer(unix.SYS_WRITE, fd, b) }
+
+func transfer(trap, fd uintptr, b []byte) (int, error) {
 	var p unsafe.Pointer
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(p), uintptr(len(b)))
+	n, _, e := unix.RawSyscall(trap, fd, uintptr(p), uintptr(len(b)))
 	return result(n, e)
 }
 
