@@ -237,7 +237,7 @@ func (b *MemoryBroker) workers() int { return 512 }
 // package syscall and wakes the runtime's monitor anyway, so raw socket
 // calls save nothing and only keep a processor through each fan-out's
 // writes from the monitor, which would hand it to another thread: the
-// p99 rose in each of four pairs at 1000 x 1000 (docs/BENCHMARKS.md,
+// p99 rose in each of six pairs at 1000 x 1000 (docs/BENCHMARKS.md,
 // "Session 39").
 func (b *MemoryBroker) rawSyscalls() bool { return false }
 
