@@ -20,8 +20,7 @@ import (
 // addresses are the TCPConn's. It does not offer SyscallConn, so a
 // client that would peek at the socket through package syscall (go-redis's
 // health check of a pooled connection, a system call per command) goes
-// without: a connection Redis dropped fails its next command, which the
-// client retries on a new one.
+// without: a connection the server dropped fails its next command.
 type Conn struct {
 	tcp   *net.TCPConn
 	raw   syscall.RawConn
