@@ -143,7 +143,7 @@ func (p *poller) add(c *Conn) error {
 	p.mu.Lock()
 	p.conns[c.id] = c
 	p.mu.Unlock()
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, eventFor(c.id)); err != nil {
+	if err := p.io.epollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, eventFor(c.id)); err != nil {
 		p.remove(c)
 		return fmt.Errorf("hub: epoll add: %w", err)
 	}
@@ -160,7 +160,7 @@ func (p *poller) remove(c *Conn) {
 	p.mu.Lock()
 	delete(p.conns, c.id)
 	p.mu.Unlock()
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	_ = p.io.epollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }
 
 // close stops the loop and the workers.
