@@ -147,15 +147,13 @@ func BenchmarkParseFrame(b *testing.B) {
 func benchHub(b *testing.B) *Hub {
 	cfg := Config{NodeID: "bench"}
 	cfg.defaults()
-	io := socketIO(true)
-	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil, io)
+	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(p.close)
 	return &Hub{
 		cfg:     cfg,
-		sockIO:  io,
 		adm:     newAdmission(250*time.Millisecond, prometheus.NewRegistry()),
 		log:     slog.New(slog.DiscardHandler),
 		metrics: newMetrics(prometheus.NewRegistry()),

@@ -23,10 +23,6 @@ type Broker interface {
 	// workers is how many handler goroutines suit this broker when the
 	// hub's Config leaves Workers unset; 0 takes the hub's default.
 	workers() int
-	// rawSyscalls is whether the hub's sockets should make raw system
-	// calls (internal/rawio): worth it only when nothing else on the
-	// send path enters the kernel through package syscall.
-	rawSyscalls() bool
 	// register adds the broker's own metrics to reg.
 	register(reg prometheus.Registerer)
 

@@ -233,14 +233,6 @@ func (b *MemoryBroker) close() {}
 // does, so many workers let those join one commit instead of queueing.
 func (b *MemoryBroker) workers() int { return 512 }
 
-// rawSyscalls is false: every commit's write to the journal goes through
-// package syscall and wakes the runtime's monitor anyway, so raw socket
-// calls save nothing and only keep a processor through each fan-out's
-// writes from the monitor, which would hand it to another thread: the
-// p99 rose in each of six pairs at 1000 x 1000 (docs/BENCHMARKS.md,
-// "Session 39").
-func (b *MemoryBroker) rawSyscalls() bool { return false }
-
 func (b *MemoryBroker) register(prometheus.Registerer) {}
 
 func (b *MemoryBroker) healthy() error {

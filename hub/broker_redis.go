@@ -200,10 +200,6 @@ func (b *RedisBroker) healthy() error {
 
 func (b *RedisBroker) workers() int { return 0 }
 
-// rawSyscalls is true: with go-redis's connections raw too (the server's
-// dialer), a send enters the kernel through package syscall nowhere.
-func (b *RedisBroker) rawSyscalls() bool { return true }
-
 func (b *RedisBroker) register(reg prometheus.Registerer) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "moim_hub_pubsub_silent_shards", Help: "Pub/sub shards whose probe has not come back for three intervals (deliveries on them are stalled).",

@@ -31,10 +31,10 @@ type syscalls struct {
 	writevFn func(fd uintptr) bool
 }
 
-func (s *syscalls) init(io *sockIO) {
+func (s *syscalls) init() {
 	s.readFn = func(fd uintptr) bool {
 		for {
-			s.n, s.err = io.read(fd, s.buf)
+			s.n, s.err = rawio.Read(fd, s.buf)
 			if s.err != unix.EINTR {
 				return true
 			}
@@ -42,7 +42,7 @@ func (s *syscalls) init(io *sockIO) {
 	}
 	s.writevFn = func(fd uintptr) bool {
 		for {
-			s.n, s.iovs, s.err = io.writev(fd, s.bufs, s.iovs)
+			s.n, s.iovs, s.err = rawio.Writev(fd, s.bufs, s.iovs)
 			if s.err != unix.EINTR {
 				return true
 			}
@@ -50,44 +50,12 @@ func (s *syscalls) init(io *sockIO) {
 	}
 	s.writeFn = func(fd uintptr) bool {
 		for {
-			s.n, s.err = io.write(fd, s.buf)
+			s.n, s.err = rawio.Write(fd, s.buf)
 			if s.err != unix.EINTR {
 				return true
 			}
 		}
 	}
-}
-
-// sockIO is how the hub's sockets and epoll set enter the kernel.
-type sockIO struct {
-	read      func(fd uintptr, b []byte) (int, error)
-	write     func(fd uintptr, b []byte) (int, error)
-	writev    func(fd uintptr, bufs [][]byte, iovs []unix.Iovec) (int, []unix.Iovec, error)
-	epollWait func(epfd uintptr, events []unix.EpollEvent) (int, error)
-	epollCtl  func(epfd, op, fd int, ev *unix.EpollEvent) error
-}
-
-// rawSockIO makes raw system calls (internal/rawio), runtimeSockIO goes
-// through package syscall; Broker.rawSyscalls says which suits a broker.
-var (
-	rawSockIO     = sockIO{rawio.Read, rawio.Write, rawio.Writev, rawio.EpollWait, rawio.EpollCtl}
-	runtimeSockIO = sockIO{
-		read:  func(fd uintptr, b []byte) (int, error) { return unix.Read(int(fd), b) },
-		write: func(fd uintptr, b []byte) (int, error) { return unix.Write(int(fd), b) },
-		writev: func(fd uintptr, bufs [][]byte, iovs []unix.Iovec) (int, []unix.Iovec, error) {
-			n, err := unix.Writev(int(fd), bufs)
-			return n, iovs, err
-		},
-		epollWait: func(epfd uintptr, events []unix.EpollEvent) (int, error) { return unix.EpollWait(int(epfd), events, 0) },
-		epollCtl:  unix.EpollCtl,
-	}
-)
-
-func socketIO(raw bool) *sockIO {
-	if raw {
-		return &rawSockIO
-	}
-	return &runtimeSockIO
 }
 
 // readSome reads what the socket has without blocking. Go's poller already
@@ -145,8 +113,8 @@ func (h *Hub) newConn(tcp *net.TCPConn, user int64, name string) (*Conn, error) 
 		return nil, fmt.Errorf("hub: descriptor: %w", err)
 	}
 	c := &Conn{id: h.nextID.Add(1), fd: fd, user: user, name: name, tcp: tcp, raw: raw, hub: h}
-	c.rsys.init(h.sockIO)
-	c.wsys.init(h.sockIO)
+	c.rsys.init()
+	c.wsys.init()
 	c.lastRead.Store(time.Now().UnixNano())
 	return c, nil
 }

@@ -21,12 +21,7 @@ var errWouldBlock = errors.New("hub: would block")
 // syscalls is empty off Linux; reads and writes go through net.Conn.
 type syscalls struct{}
 
-func (*syscalls) init(*sockIO) {}
-
-// sockIO is empty off Linux: net.Conn makes the calls.
-type sockIO struct{}
-
-func socketIO(bool) *sockIO { return &sockIO{} }
+func (*syscalls) init() {}
 
 // readSome blocks in the connection's own goroutine until bytes arrive.
 func (c *Conn) readSome(buf []byte) (int, error) { return c.tcp.Read(buf) }

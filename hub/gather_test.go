@@ -19,7 +19,7 @@ import (
 // connection of it over real loopback TCP; it returns the client's end.
 func gatherHub(t *testing.T) (*Hub, *Conn, *net.TCPConn) {
 	t.Helper()
-	h := &Hub{cfg: Config{WriteQueueBytes: 8 << 20, WriteTimeout: 10 * time.Second}, log: slog.New(slog.DiscardHandler), sockIO: socketIO(true),
+	h := &Hub{cfg: Config{WriteQueueBytes: 8 << 20, WriteTimeout: 10 * time.Second}, log: slog.New(slog.DiscardHandler),
 		metrics: newMetrics(prometheus.NewRegistry()), adm: newAdmission(250*time.Millisecond, prometheus.NewRegistry())}
 	h.gather = newGatherer(h.adm)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -47,7 +47,7 @@ func gatherHub(t *testing.T) (*Hub, *Conn, *net.TCPConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil, h.sockIO)
+	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

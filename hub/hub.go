@@ -159,7 +159,6 @@ type Hub struct {
 	// upgrades bounds the WebSocket upgrades in progress.
 	upgrades upgradeGate
 	poller   *poller
-	sockIO   *sockIO // how its sockets enter the kernel (Broker.rawSyscalls)
 	nextID   atomic.Uint64
 	// live keeps the broker subscribed to the rooms in rooms, off mu.
 	live *liveRooms
@@ -231,8 +230,7 @@ func New(cfg Config, broker Broker, dir Directory, history History, reg promethe
 	if _, ok := broker.(pipeliner); ok {
 		here = h.handleHere
 	}
-	h.sockIO = socketIO(broker.rawSyscalls())
-	p, err := newPoller(cfg.Workers, h.handle, here, h.sockIO)
+	p, err := newPoller(cfg.Workers, h.handle, here)
 	if err != nil {
 		stop()
 		broker.close()

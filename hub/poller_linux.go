@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"moim/internal/rawio"
 )
 
 // poller owns idle connections: one epoll instance watched by one
@@ -34,7 +36,6 @@ type poller struct {
 	// epoll_wait that must win a processor back when it returns.
 	ep syscall.RawConn
 	f  *os.File
-	io *sockIO
 }
 
 // readable is a connection the loop found readable, and when: the
@@ -44,7 +45,7 @@ type readable struct {
 	at time.Time
 }
 
-func newPoller(workers int, handle func(c *Conn, waited time.Duration), here func(c *Conn) bool, io *sockIO) (*poller, error) {
+func newPoller(workers int, handle func(c *Conn, waited time.Duration), here func(c *Conn) bool) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("hub: epoll_create: %w", err)
@@ -59,7 +60,7 @@ func newPoller(workers int, handle func(c *Conn, waited time.Duration), here fun
 		unix.Close(wake)
 		return nil, fmt.Errorf("hub: epoll non-blocking: %w", err)
 	}
-	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan readable, workers*64), here: here, wake: wake, io: io}
+	p := &poller{epfd: epfd, conns: map[uint64]*Conn{}, work: make(chan readable, workers*64), here: here, wake: wake}
 	p.f = os.NewFile(uintptr(epfd), "epoll")
 	if p.ep, err = p.f.SyscallConn(); err != nil {
 		p.closeFDs()
@@ -88,7 +89,7 @@ func (p *poller) loop() {
 		var n int
 		var err error
 		rerr := p.ep.Read(func(fd uintptr) bool {
-			n, err = p.io.epollWait(fd, events)
+			n, err = rawio.EpollWait(fd, events)
 			return n > 0 || err != nil
 		})
 		if errors.Is(err, unix.EINTR) {
@@ -143,7 +144,7 @@ func (p *poller) add(c *Conn) error {
 	p.mu.Lock()
 	p.conns[c.id] = c
 	p.mu.Unlock()
-	if err := p.io.epollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, eventFor(c.id)); err != nil {
+	if err := rawio.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, eventFor(c.id)); err != nil {
 		p.remove(c)
 		return fmt.Errorf("hub: epoll add: %w", err)
 	}
@@ -152,7 +153,7 @@ func (p *poller) add(c *Conn) error {
 
 // rearm asks for the next readiness of c after a worker handled it.
 func (p *poller) rearm(c *Conn) error {
-	return p.io.epollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, eventFor(c.id))
+	return rawio.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, eventFor(c.id))
 }
 
 // remove stops watching c; it must be called before c's socket closes.
@@ -160,7 +161,7 @@ func (p *poller) remove(c *Conn) {
 	p.mu.Lock()
 	delete(p.conns, c.id)
 	p.mu.Unlock()
-	_ = p.io.epollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	_ = rawio.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }
 
 // close stops the loop and the workers.

@@ -20,7 +20,7 @@ func TestPollerReportsTheWaitForAWorker(t *testing.T) {
 	p, err := newPoller(1, func(c *Conn, waited time.Duration) {
 		got <- handled{c, waited}
 		time.Sleep(hold) // the one worker is busy with this connection
-	}, nil, socketIO(true))
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

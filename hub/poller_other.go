@@ -10,7 +10,7 @@ type poller struct {
 	handle func(c *Conn, waited time.Duration)
 }
 
-func newPoller(_ int, handle func(c *Conn, waited time.Duration), _ func(c *Conn) bool, _ *sockIO) (*poller, error) {
+func newPoller(_ int, handle func(c *Conn, waited time.Duration), _ func(c *Conn) bool) (*poller, error) {
 	return &poller{handle: handle}, nil
 }
 

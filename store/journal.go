@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"os"
+
+	"moim/internal/rawio"
 )
 
 // journal is what a single node's send waits for: the group commit's new
@@ -91,7 +93,7 @@ func (j *journal) append(rows []logRow) error {
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-frameHeader))
 	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b[frameHeader:], castagnoli))
 	j.buf = b
-	if _, err := j.f.WriteAt(b, j.size); err != nil {
+	if _, err := rawio.WriteAt(j.f, b, j.size); err != nil {
 		return fmt.Errorf("store: append %d messages to the journal: %w", len(rows), err)
 	}
 	if j.sync {

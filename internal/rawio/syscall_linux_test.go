@@ -1,7 +1,10 @@
 package rawio
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -72,5 +75,43 @@ func TestEpollWaitReportsReadiness(t *testing.T) {
 	}
 	if err := EpollCtl(ep, unix.EPOLL_CTL_MOD, 12345, &unix.EpollEvent{}); !errors.Is(err, unix.EBADF) {
 		t.Fatalf("epoll_ctl of a closed descriptor: %v, want EBADF", err)
+	}
+}
+
+// WriteAt writes all of b at the offset, over what was there and past the
+// end (leaving a hole), large writes whole, and reports a descriptor it
+// cannot write with os's error.
+func TestWriteAtWritesAtTheOffset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	for _, w := range []struct {
+		b   string
+		off int64
+	}{{"journal", 0}, {"NAL!", 4}, {"x", 12}, {string(big), 13}} {
+		if n, err := WriteAt(f, []byte(w.b), w.off); n != len(w.b) || err != nil {
+			t.Fatalf("write of %d bytes at %d: %d, %v", len(w.b), w.off, n, err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append([]byte("jourNAL!\x00\x00\x00\x00x"), big...); !bytes.Equal(got, want) {
+		t.Fatalf("file holds %q... (%d bytes), want %q... (%d)", got[:16], len(got), want[:16], len(want))
+	}
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	n, err := WriteAt(ro, []byte("no"), 0)
+	var pe *os.PathError
+	if n != 0 || !errors.As(err, &pe) || !errors.Is(err, unix.EBADF) {
+		t.Fatalf("write to a read-only file: %d, %v", n, err)
 	}
 }
