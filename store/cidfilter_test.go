@@ -45,9 +45,10 @@ func TestTheFilterNeverLosesAKey(t *testing.T) {
 // TestRetriedCIDsAreFoundPastTheFilter: with the filter ready, a retried
 // cid whose message is in the messages table, not in the store's memory,
 // still gets its seq: one stored by an earlier run (read in by the scan
-// at start), one moved by its slice's move, one moved with every slice
-// by a deletion's transaction, and one a transaction wrote straight into
-// the table (a batch with a read position).
+// at start), one moved by its slice's move, one moved with its slice by
+// a deletion's transaction in another room of the slice, and one a
+// transaction wrote straight into the table (a batch with a read
+// position).
 func TestRetriedCIDsAreFoundPastTheFilter(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -93,11 +94,12 @@ func TestRetriedCIDsAreFoundPastTheFilter(t *testing.T) {
 	}
 	retried(3, "e", own[0])
 
-	// A deletion's transaction moves every slice's messages first.
+	// A deletion's transaction moves its room's slice's messages first.
 	last := commitTo(t, st, 5, "g")
-	del := &chatlog.Batch{Deletes: []chatlog.Deletion{{Room: 1, Seq: 1, By: 7}}}
+	commitTo(t, st, 5+moveSlices, "x")
+	del := &chatlog.Batch{Deletes: []chatlog.Deletion{{Room: 5 + moveSlices, Seq: 1, By: 7}}}
 	if err := st.Commit(ctx, del); err != nil || !del.Deletes[0].Done {
-		t.Fatalf("deleting seq 1 of room 1: done %v, %v", del.Deletes[0].Done, err)
+		t.Fatalf("deleting seq 1 of room %d: done %v, %v", 5+moveSlices, del.Deletes[0].Done, err)
 	}
 	retried(5, "g", last[0])
 

@@ -100,11 +100,22 @@ type cidKey struct {
 // moveSlices), one slice every moveEvery/moveSlices: a second of messages
 // moved at once held every ack queued behind it for tens of milliseconds
 // at 1,000 messages a second; a 128th of it, about a room's, takes a
-// fraction of a millisecond, beside the commits (Tidy).
+// fraction of a millisecond, beside the commits (Tidy). Each move is a
+// transaction, whose begin and commit cost more than its rows at a room's
+// few messages a second: every 4 s instead of every second took a
+// sixteenth off the node's CPU at 1,000 messages a second, its p99 the
+// same (docs/BENCHMARKS.md, "Session 40"). Once a journal holds
+// journalBusy bytes the rounds take moveEveryBusy, so the journals stay
+// well under journalCap at any rate the node keeps up with.
 const (
-	moveEvery  = time.Second
-	moveSlices = 128
+	moveEvery     = 4 * time.Second
+	moveEveryBusy = time.Second
+	moveSlices    = 128
 )
+
+// journalBusy is the journal's size past which rounds of moves take
+// moveEveryBusy: 4 s of messages at about 2,500 a second.
+const journalBusy = 4 << 20
 
 // checkpointEvery is how often the checkpointer copies what the
 // write-ahead log holds into the database file, beside the writer: in
@@ -128,11 +139,30 @@ const checkpointEvery = 250 * time.Millisecond
 // few seconds at 1,000 messages a second instead of twice a second.
 const autoCheckpoint = 10000
 
-// allSlices and noSlice ask move for every slice's messages and for none.
-const (
-	allSlices = -1
-	noSlice   = -2
-)
+// sliceSet is a set of slices of rooms, a bit each: which slices' journaled
+// messages a move takes. A read of a room, an edit or a deletion needs its
+// room's messages in the table, so it moves its room's slice only.
+type sliceSet [moveSlices / 64]uint64
+
+// everySlice and noSlice ask move for every slice's messages and for none.
+var everySlice, noSlice = sliceSet{^uint64(0), ^uint64(0)}, sliceSet{}
+
+// slicesOf is the set of the slices rooms fall in.
+func slicesOf(rooms ...int64) sliceSet {
+	var set sliceSet
+	for _, r := range rooms {
+		set = set.with(sliceOf(r))
+	}
+	return set
+}
+
+// with is set and slice i.
+func (set sliceSet) with(i int) sliceSet {
+	set[i/64] |= 1 << (i % 64)
+	return set
+}
+
+func (set sliceSet) has(i int) bool { return set[i/64]&(1<<(i%64)) != 0 }
 
 // journalNames are the journals' files in the data directory; the first
 // is the one journal of earlier versions.
@@ -319,7 +349,7 @@ func (s *SQLite) Close() error {
 	close(s.stop)
 	s.done.Wait()
 	// A node stopped cleanly leaves its journals empty.
-	settleErr := s.settle(context.Background())
+	settleErr := s.settle(context.Background(), everySlice)
 	for _, st := range s.insert {
 		_ = st.Close()
 	}
@@ -343,8 +373,8 @@ const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body
 // read positions rise. Nothing of a failed batch is kept. A batch of new
 // messages only goes to the journal (appendDrafts), from which Tidy
 // moves them into the messages table; any other is one transaction,
-// which first moves every journaled message when it edits or deletes
-// (those find their messages in the table).
+// which first moves the journaled messages of the slices of the rooms it
+// edits or deletes in (those find their messages in the table).
 func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	s.fill.Do(s.fillCIDs)
 	if err := ctx.Err(); err != nil {
@@ -359,11 +389,14 @@ func (s *SQLite) Commit(ctx context.Context, b *chatlog.Batch) error {
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slice := noSlice
-	if len(b.Edits)+len(b.Deletes) > 0 {
-		slice = allSlices
+	set := noSlice
+	for _, e := range b.Edits {
+		set = set.with(sliceOf(e.Room))
 	}
-	if err := s.move(ctx, slice, b); err != nil {
+	for _, d := range b.Deletes {
+		set = set.with(sliceOf(d.Room))
+	}
+	if err := s.move(ctx, set, b); err != nil {
 		return fmt.Errorf("store: commit %d messages, %d edits, %d deletions, %d read positions: %w", len(b.Drafts), len(b.Edits), len(b.Deletes), len(b.Reads), err)
 	}
 	return nil
@@ -389,13 +422,14 @@ func (s *SQLite) Tidy(ctx context.Context) error {
 		return nil
 	}
 	slice := s.slice
+	set := noSlice.with(slice)
 	if s.jr[s.cur].size >= journalCap {
 		// Moves have fallen behind by megabytes: this one takes every
 		// slice's messages (new ones go on into the journal meanwhile,
 		// see move).
-		slice = allSlices
+		set = everySlice
 	}
-	err := s.move(ctx, slice, nil)
+	err := s.move(ctx, set, nil)
 	// A slice whose move failed waits for its next turn, its messages in
 	// their journal (see rotate); the others go on moving meanwhile.
 	s.moved = time.Now()
@@ -416,7 +450,11 @@ const journalCap = 16 << 20
 // due reports that a slice's turn to move has come and some message
 // waits to move.
 func (s *SQLite) due() bool {
-	return time.Since(s.moved) >= moveEvery/moveSlices && s.left != [2]int{}
+	every := moveEvery
+	if s.jr[s.cur].size >= journalBusy {
+		every = moveEveryBusy
+	}
+	return time.Since(s.moved) >= every/moveSlices && s.left != [2]int{}
 }
 
 // rotate, at the end of each round of moves (every slice moved once),
@@ -439,22 +477,18 @@ func (s *SQLite) rotate() error {
 	return nil
 }
 
-// move writes the journaled messages of slice (allSlices: every slice's;
-// noSlice: none) into the messages table and commits b (nil: nothing
+// move writes the journaled messages of the slices in set into the
+// messages table and commits b (nil: nothing
 // more), in one transaction. It is called with wmu and mu held; when b
 // has no new messages to give seqs to, mu is released while the
 // transaction runs, and commits go on into the journal meanwhile.
-func (s *SQLite) move(ctx context.Context, slice int, b *chatlog.Batch) error {
+func (s *SQLite) move(ctx context.Context, set sliceSet, b *chatlog.Batch) error {
 	var rows []logRow
-	switch slice {
-	case noSlice:
-	case allSlices:
-		for i := range s.pending {
+	for i := range s.pending {
+		if set.has(i) {
 			rows = append(rows, s.pending[i]...)
 			s.pending[i] = nil
 		}
-	default:
-		rows, s.pending[slice] = s.pending[slice], nil
 	}
 	if len(rows) == 0 && b == nil {
 		return nil
@@ -618,9 +652,10 @@ func (s *SQLite) journal(rows []logRow) error {
 	return nil
 }
 
-// settle moves every journaled message into the messages table, so a
-// read of the database sees every acknowledged message.
-func (s *SQLite) settle(ctx context.Context) error {
+// settle moves the journaled messages of the slices in set into the
+// messages table, so a read of their rooms sees every acknowledged
+// message.
+func (s *SQLite) settle(ctx context.Context, set sliceSet) error {
 	s.mu.Lock()
 	waiting := s.left != [2]int{} // a move's messages count until it commits
 	s.mu.Unlock()
@@ -631,7 +666,7 @@ func (s *SQLite) settle(ctx context.Context) error {
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.move(ctx, allSlices, nil); err != nil {
+	if err := s.move(ctx, set, nil); err != nil {
 		return fmt.Errorf("store: move the journaled messages: %w", err)
 	}
 	return nil
@@ -1004,7 +1039,11 @@ func editRow(ctx context.Context, tx *sql.Tx, room, seq int64, body string, msg 
 
 // Edit replaces edited messages the batcher read.
 func (s *SQLite) Edit(ctx context.Context, edits []chatlog.Entry) error {
-	if err := s.settle(ctx); err != nil { // they find their messages in the table
+	set := noSlice
+	for _, e := range edits {
+		set = set.with(sliceOf(e.Room))
+	}
+	if err := s.settle(ctx, set); err != nil { // they find their messages in the table
 		return err
 	}
 	return s.write(ctx, fmt.Sprintf("edit %d messages", len(edits)), func(tx *sql.Tx) error {
@@ -1018,7 +1057,7 @@ func (s *SQLite) Edit(ctx context.Context, edits []chatlog.Entry) error {
 }
 
 func (s *SQLite) Tombstone(ctx context.Context, room int64, seqs []int64) error {
-	if err := s.settle(ctx); err != nil { // they find their messages in the table
+	if err := s.settle(ctx, slicesOf(room)); err != nil { // they find their messages in the table
 		return err
 	}
 	return s.write(ctx, fmt.Sprintf("tombstone %d messages of room %d", len(seqs), room), func(tx *sql.Tx) error {
@@ -1055,14 +1094,14 @@ func (s *SQLite) ReadPositions(ctx context.Context, room int64) (map[int64]int64
 }
 
 func (s *SQLite) After(ctx context.Context, room, after int64, limit int) ([][]byte, error) {
-	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`, room, after, limit)
+	return s.messages(ctx, room, `SELECT msg, deleted FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`, after, limit)
 }
 
 func (s *SQLite) Before(ctx context.Context, room, before int64, limit int) ([][]byte, error) {
 	if before <= 0 {
 		before = 1 << 62
 	}
-	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, room, before, limit)
+	return s.messages(ctx, room, `SELECT msg, deleted FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, before, limit)
 }
 
 // likeEscaper quotes LIKE's wildcards so q is always plain text.
@@ -1071,15 +1110,16 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 // Search finds messages of room whose body contains q (case-insensitively
 // for ASCII letters, as SQLite's LIKE does), newest first.
 func (s *SQLite) Search(ctx context.Context, room int64, q string, limit int) ([][]byte, error) {
-	return s.messages(ctx, `SELECT msg, deleted FROM messages WHERE room = ? AND deleted = 0 AND body LIKE ? ESCAPE '\' ORDER BY seq DESC LIMIT ?`,
-		room, "%"+likeEscaper.Replace(q)+"%", limit)
+	return s.messages(ctx, room, `SELECT msg, deleted FROM messages WHERE room = ? AND deleted = 0 AND body LIKE ? ESCAPE '\' ORDER BY seq DESC LIMIT ?`,
+		"%"+likeEscaper.Replace(q)+"%", limit)
 }
 
-func (s *SQLite) messages(ctx context.Context, query string, args ...any) ([][]byte, error) {
-	if err := s.settle(ctx); err != nil {
+// messages runs query, whose first argument is room, the rest args.
+func (s *SQLite) messages(ctx context.Context, room int64, query string, args ...any) ([][]byte, error) {
+	if err := s.settle(ctx, slicesOf(room)); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.db.QueryContext(ctx, query, append([]any{room}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: find: %w", err)
 	}
@@ -1104,7 +1144,7 @@ func (s *SQLite) messages(ctx context.Context, query string, args ...any) ([][]b
 
 func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
 	var n int64
-	if err := s.settle(ctx); err != nil {
+	if err := s.settle(ctx, slicesOf(room)); err != nil {
 		return 0, err
 	}
 	if err := s.db.QueryRowContext(ctx, maxSeq, room).Scan(&n); err != nil {
@@ -1115,7 +1155,7 @@ func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
 
 func (s *SQLite) Count(ctx context.Context, room int64) (int64, error) {
 	var n int64
-	if err := s.settle(ctx); err != nil {
+	if err := s.settle(ctx, slicesOf(room)); err != nil {
 		return 0, err
 	}
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
@@ -1160,7 +1200,7 @@ func (s *SQLite) Gaps(ctx context.Context, room, from, to int64) ([]chatlog.Gap,
 
 func (s *SQLite) FindCID(ctx context.Context, room, from int64, cid string) (chatlog.Accepted, bool, error) {
 	var acc chatlog.Accepted
-	if err := s.settle(ctx); err != nil {
+	if err := s.settle(ctx, slicesOf(room)); err != nil {
 		return acc, false, err
 	}
 	err := s.db.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ? AND from_user = ? AND cid = ?`, room, from, cid).Scan(&acc.Seq, &acc.TS)

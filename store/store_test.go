@@ -281,7 +281,7 @@ func TestCommitsReachTheDatabaseFileWhileTheWriterGoesOn(t *testing.T) {
 		}
 	}
 	// Moves take the journal's messages into the messages table.
-	if err := st.settle(ctx); err != nil {
+	if err := st.settle(ctx, everySlice); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -452,6 +452,54 @@ func TestTidyMovesOneSliceWhenItsTurnComes(t *testing.T) {
 		t.Fatalf("Tidy with slice 1's move due moved %d of its messages, want 2", o)
 	}
 	readsOnce(t, st, map[int64][]int64{room: {1, 2}, other: {1, 2}})
+}
+
+// TestReadsAndDeletionsMoveOnlyTheirRoomsSlice: a read of a room and a
+// deletion need their room's messages in the table, not every room's:
+// they move their room's slice only, and the other rooms' messages wait
+// in the journal for their turn.
+func TestReadsAndDeletionsMoveOnlyTheirRoomsSlice(t *testing.T) {
+	ctx := context.Background()
+	st := openSliced(t)
+	roomA, roomB, roomC := int64(moveSlices), int64(moveSlices+1), int64(moveSlices+2) // slices 0, 1, 2
+	commitTo(t, st, roomA, "a1", "a2")
+	commitTo(t, st, roomB, "b1")
+	commitTo(t, st, roomC, "c1")
+	if n, err := st.Count(ctx, roomA); err != nil || n != 2 {
+		t.Fatalf("count of roomA: %d, %v; want 2", n, err)
+	}
+	if a, b, c := rowsIn(t, st, roomA), rowsIn(t, st, roomB), rowsIn(t, st, roomC); a != 2 || b != 0 || c != 0 {
+		t.Fatalf("after reading roomA the table holds %d, %d, %d messages of rooms A, B, C; want 2, 0, 0", a, b, c)
+	}
+	del := &chatlog.Batch{Deletes: []chatlog.Deletion{{Room: roomC, Seq: 1, By: 7}}}
+	if err := st.Commit(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	if !del.Deletes[0].Done {
+		t.Fatal("the deletion of roomC's message did not find it")
+	}
+	if b, c := rowsIn(t, st, roomB), rowsIn(t, st, roomC); b != 0 || c != 1 {
+		t.Fatalf("after deleting in roomC the table holds %d, %d messages of rooms B, C; want 0, 1", b, c)
+	}
+	readsOnce(t, st, map[int64][]int64{roomA: {1, 2}, roomB: {1}})
+}
+
+// TestMovesQuickenOnceAJournalIsBusy: a slice's turn comes every
+// moveEvery/moveSlices, and every moveEveryBusy/moveSlices once the
+// journal appended to holds journalBusy bytes.
+func TestMovesQuickenOnceAJournalIsBusy(t *testing.T) {
+	st := openSliced(t)
+	commitTo(t, st, 1, "a")
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.moved = time.Now().Add(-moveEveryBusy / moveSlices)
+	quiet := st.due()
+	st.jr[st.cur].size += journalBusy
+	busy := st.due()
+	st.jr[st.cur].size -= journalBusy
+	if quiet || !busy {
+		t.Fatalf("a move %v after the last: due %v with a small journal (want false), %v with a busy one (want true)", moveEveryBusy/moveSlices, quiet, busy)
+	}
 }
 
 // openSliced opens a SQLite store of the test's own for the tests of
@@ -685,7 +733,7 @@ func TestAnEarlierVersionsLogMovesAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	commitTo(t, st, 1, "a")
-	if err := st.settle(ctx); err != nil {
+	if err := st.settle(ctx, everySlice); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.write(ctx, "an old log", func(tx *sql.Tx) error {
