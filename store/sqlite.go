@@ -144,17 +144,17 @@ const autoCheckpoint = 10000
 // room's messages in the table, so it moves its room's slice only.
 type sliceSet [moveSlices / 64]uint64
 
-// everySlice and noSlice ask move for every slice's messages and for none.
-var everySlice, noSlice = sliceSet{^uint64(0), ^uint64(0)}, sliceSet{}
-
-// slicesOf is the set of the slices rooms fall in.
-func slicesOf(rooms ...int64) sliceSet {
-	var set sliceSet
-	for _, r := range rooms {
-		set = set.with(sliceOf(r))
+// noSlice and everySlice ask move for no slice's messages and for every
+// slice's.
+var noSlice, everySlice = sliceSet{}, func() (set sliceSet) {
+	for i := range set {
+		set[i] = ^uint64(0)
 	}
 	return set
-}
+}()
+
+// roomSlice is the set of room's slice.
+func roomSlice(room int64) sliceSet { return noSlice.with(sliceOf(room)) }
 
 // with is set and slice i.
 func (set sliceSet) with(i int) sliceSet {
@@ -478,10 +478,10 @@ func (s *SQLite) rotate() error {
 }
 
 // move writes the journaled messages of the slices in set into the
-// messages table and commits b (nil: nothing
-// more), in one transaction. It is called with wmu and mu held; when b
-// has no new messages to give seqs to, mu is released while the
-// transaction runs, and commits go on into the journal meanwhile.
+// messages table and commits b (nil: nothing more), in one transaction.
+// It is called with wmu and mu held; when b has no new messages to give
+// seqs to, mu is released while the transaction runs, and commits go on
+// into the journal meanwhile.
 func (s *SQLite) move(ctx context.Context, set sliceSet, b *chatlog.Batch) error {
 	var rows []logRow
 	for i := range s.pending {
@@ -1057,7 +1057,7 @@ func (s *SQLite) Edit(ctx context.Context, edits []chatlog.Entry) error {
 }
 
 func (s *SQLite) Tombstone(ctx context.Context, room int64, seqs []int64) error {
-	if err := s.settle(ctx, slicesOf(room)); err != nil { // they find their messages in the table
+	if err := s.settle(ctx, roomSlice(room)); err != nil { // they find their messages in the table
 		return err
 	}
 	return s.write(ctx, fmt.Sprintf("tombstone %d messages of room %d", len(seqs), room), func(tx *sql.Tx) error {
@@ -1116,7 +1116,7 @@ func (s *SQLite) Search(ctx context.Context, room int64, q string, limit int) ([
 
 // messages runs query, whose first argument is room, the rest args.
 func (s *SQLite) messages(ctx context.Context, room int64, query string, args ...any) ([][]byte, error) {
-	if err := s.settle(ctx, slicesOf(room)); err != nil {
+	if err := s.settle(ctx, roomSlice(room)); err != nil {
 		return nil, err
 	}
 	rows, err := s.db.QueryContext(ctx, query, append([]any{room}, args...)...)
@@ -1144,7 +1144,7 @@ func (s *SQLite) messages(ctx context.Context, room int64, query string, args ..
 
 func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
 	var n int64
-	if err := s.settle(ctx, slicesOf(room)); err != nil {
+	if err := s.settle(ctx, roomSlice(room)); err != nil {
 		return 0, err
 	}
 	if err := s.db.QueryRowContext(ctx, maxSeq, room).Scan(&n); err != nil {
@@ -1155,7 +1155,7 @@ func (s *SQLite) MaxSeq(ctx context.Context, room int64) (int64, error) {
 
 func (s *SQLite) Count(ctx context.Context, room int64) (int64, error) {
 	var n int64
-	if err := s.settle(ctx, slicesOf(room)); err != nil {
+	if err := s.settle(ctx, roomSlice(room)); err != nil {
 		return 0, err
 	}
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE room = ?`, room).Scan(&n); err != nil {
@@ -1200,7 +1200,7 @@ func (s *SQLite) Gaps(ctx context.Context, room, from, to int64) ([]chatlog.Gap,
 
 func (s *SQLite) FindCID(ctx context.Context, room, from int64, cid string) (chatlog.Accepted, bool, error) {
 	var acc chatlog.Accepted
-	if err := s.settle(ctx, slicesOf(room)); err != nil {
+	if err := s.settle(ctx, roomSlice(room)); err != nil {
 		return acc, false, err
 	}
 	err := s.db.QueryRowContext(ctx, `SELECT seq, ts FROM messages WHERE room = ? AND from_user = ? AND cid = ?`, room, from, cid).Scan(&acc.Seq, &acc.TS)
