@@ -196,6 +196,7 @@ func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
 		go func() {
 			defer h.done.Done()
 			f := &fanout{h: h}
+			defer f.closeRing()
 			for {
 				select {
 				case <-ctx.Done():
@@ -222,6 +223,11 @@ func (b *MemoryBroker) start(ctx context.Context, h *Hub) error {
 			b.apply(cb)
 			b.queued.Add(-int64(len(cb.ops)))
 		}
+		// commitHere applies under pipe too: once this holds it, no
+		// commit is left to deliver.
+		b.pipe.Lock()
+		b.fan.closeRing()
+		b.pipe.Unlock()
 	}()
 	return nil
 }

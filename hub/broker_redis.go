@@ -158,6 +158,7 @@ func (b *RedisBroker) start(ctx context.Context, h *Hub) error {
 		go func() {
 			defer h.done.Done()
 			f := &fanout{h: h}
+			defer f.closeRing()
 			subs.receive(ctx, i, func(channel, payload string) {
 				if room, ok := roomOf(channel); ok {
 					f.deliverFrame(room, textFrame(payload))

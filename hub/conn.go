@@ -73,17 +73,29 @@ func (c *Conn) write(frame []byte) {
 	hold := !c.flushing && (c.held != nil || c.hub.adm.behind())
 	if !c.flushing && !hold {
 		n, err := c.writeNow(frame)
-		if err != nil {
-			c.mu.Unlock()
-			c.hub.drop(c, err)
-			return
-		}
-		if n == len(frame) {
-			c.mu.Unlock()
-			return
-		}
-		frame = frame[n:]
+		c.wrote(frame, n, err)
+		return
 	}
+	c.enqueue(frame, hold)
+}
+
+// wrote finishes a write of which the socket took n bytes: the rest is
+// queued for the flusher. Callers hold c.mu; wrote releases it.
+func (c *Conn) wrote(frame []byte, n int, err error) {
+	if err != nil {
+		c.mu.Unlock()
+		c.hub.drop(c, err)
+		return
+	}
+	if n == len(frame) {
+		c.mu.Unlock()
+		return
+	}
+	c.enqueue(frame[n:], false)
+}
+
+// enqueue holds or queues frame. Callers hold c.mu; enqueue releases it.
+func (c *Conn) enqueue(frame []byte, hold bool) {
 	if c.queued+len(frame) > c.hub.cfg.WriteQueueBytes {
 		c.mu.Unlock()
 		c.hub.metrics.slowCloses.Inc()

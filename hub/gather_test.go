@@ -19,7 +19,23 @@ import (
 // connection of it over real loopback TCP; it returns the client's end.
 func gatherHub(t *testing.T) (*Hub, *Conn, *net.TCPConn) {
 	t.Helper()
-	h := &Hub{cfg: Config{WriteQueueBytes: 8 << 20, WriteTimeout: 10 * time.Second}, log: slog.New(slog.DiscardHandler),
+	h, conns, clients := loopbackHub(t, Config{}, 1)
+	return h, conns[0], clients[0]
+}
+
+// loopbackHub is a hub with cfg (an 8 MiB write queue and a 10 s write
+// timeout unless cfg says otherwise), admission, a running gatherer and
+// a poller, and n connections of it over real loopback TCP, with their
+// clients' ends.
+func loopbackHub(t *testing.T, cfg Config, n int) (*Hub, []*Conn, []*net.TCPConn) {
+	t.Helper()
+	if cfg.WriteQueueBytes == 0 {
+		cfg.WriteQueueBytes = 8 << 20
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	h := &Hub{cfg: cfg, log: slog.New(slog.DiscardHandler),
 		metrics: newMetrics(prometheus.NewRegistry()), adm: newAdmission(250*time.Millisecond, prometheus.NewRegistry())}
 	h.gather = newGatherer(h.adm)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -37,27 +53,33 @@ func gatherHub(t *testing.T) (*Hub, *Conn, *net.TCPConn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	srv, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 	p, err := newPoller(1, func(*Conn, time.Duration) {}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.close)
 	h.poller = p
-	c, err := h.newConn(srv.(*net.TCPConn), 1, "a")
-	if err != nil {
-		t.Fatal(err)
+	var conns []*Conn
+	var clients []*net.TCPConn
+	for i := range n {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		srv, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		c, err := h.newConn(srv.(*net.TCPConn), int64(i+1), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		clients = append(clients, client.(*net.TCPConn))
 	}
-	return h, c, client.(*net.TCPConn)
+	return h, conns, clients
 }
 
 // readText reads n text frames from the client's end within d.

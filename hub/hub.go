@@ -37,6 +37,11 @@ type Config struct {
 	WriteQueueBytes int
 	// WriteTimeout bounds a blocked write to a slow client [10s].
 	WriteTimeout time.Duration
+	// PlainWrites writes an event to its room's sockets one write(2) each
+	// instead of one io_uring call for all of them [false: the ring, where
+	// the kernel allows it; it took a fifth off the node's CPU per
+	// delivery on the project's VM, docs/BENCHMARKS.md "Session 41"].
+	PlainWrites bool
 	// PingInterval is how often the server pings [30s]; IdleTimeout closes
 	// a connection silent for that long [75s, two missed pings and slack].
 	PingInterval, IdleTimeout time.Duration
@@ -156,6 +161,8 @@ type Hub struct {
 	metrics *metrics
 	adm     *admission
 	gather  *gatherer
+	// ringless logs once that io_uring could not be set up.
+	ringless sync.Once
 	// upgrades bounds the WebSocket upgrades in progress.
 	upgrades upgradeGate
 	poller   *poller
@@ -527,46 +534,6 @@ var (
 	tsField   = []byte(`"ts":`)
 	msgPrefix = []byte(`{"type":"msg"`)
 )
-
-// fanout delivers the room events one pub/sub shard receives. Each shard
-// has its own, on its receiving goroutine: a room's channel lives on one
-// shard, so its events stay in order, and no hand-off to another
-// goroutine sits between Redis and the sockets.
-type fanout struct {
-	h       *Hub
-	targets []*Conn
-}
-
-// deliver frames an event once and writes the same bytes to every local
-// connection in the room.
-func (f *fanout) deliver(room int64, payload []byte) {
-	f.deliverFrame(room, textFrame(payload))
-}
-
-// deliverFrame writes an event's text frame to every local connection in
-// the room.
-func (f *fanout) deliverFrame(room int64, frame []byte) {
-	h := f.h
-	payload := framePayload(frame)
-	h.mu.RLock()
-	f.targets = f.targets[:0]
-	for c := range h.rooms[room] {
-		f.targets = append(f.targets, c)
-	}
-	h.mu.RUnlock()
-	for _, c := range f.targets {
-		c.write(frame)
-	}
-	h.metrics.framesOut.Add(float64(len(f.targets)))
-	if bytes.HasPrefix(payload, msgPrefix) {
-		h.metrics.deliveries.Add(float64(len(f.targets)))
-		if ts := acceptedAt(payload); ts > 0 {
-			lag := time.Since(time.UnixMilli(ts))
-			h.metrics.latency.Observe(lag.Seconds())
-			h.adm.observe(lag)
-		}
-	}
-}
 
 func acceptedAt(payload []byte) int64 { return intField(payload, tsField) }
 

@@ -209,6 +209,7 @@ func (n *node) build(ctx context.Context) error {
 		SendRate:       n.cfg.SendRate,
 		SendBurst:      n.cfg.SendBurst,
 		BusyLag:        n.cfg.BusyLag,
+		PlainWrites:    !n.cfg.IOURing,
 		TokenCheck:     n.cfg.TokenCheck,
 		Budget:         hub.Budget{Limiter: lim, Send: n.cfg.SendLimit, Sync: n.cfg.SyncLimit, Events: n.cfg.EventLimit},
 		ProbeInterval:  n.cfg.PubSubProbe,

@@ -1,0 +1,148 @@
+package hub
+
+import (
+	"bytes"
+	"syscall"
+	"time"
+
+	"moim/internal/rawio"
+)
+
+// fanout delivers room events, on one goroutine at a time. On Redis each
+// pub/sub shard has its own, on its receiving goroutine: a room's channel
+// lives on one shard, so its events stay in order, and no hand-off to
+// another goroutine sits between Redis and the sockets. On the
+// single-node engine each deliverer has one, and the committer one.
+type fanout struct {
+	h       *Hub
+	targets []*Conn
+	// ring writes an event to the sockets that take it at once in one
+	// system call (rawio.Ring); nil until the first event for two or more
+	// sockets, and for good once it could not be set up or failed.
+	ring   *rawio.Ring
+	noRing bool
+	// Scratch for write: the connections whose locks it holds, their
+	// descriptors, and those left to Conn.write.
+	batch []*Conn
+	fds   []int32
+	later []*Conn
+}
+
+// deliver frames an event once and writes the same bytes to every local
+// connection in the room.
+func (f *fanout) deliver(room int64, payload []byte) {
+	f.deliverFrame(room, textFrame(payload))
+}
+
+// deliverFrame writes an event's text frame to every local connection in
+// the room.
+func (f *fanout) deliverFrame(room int64, frame []byte) {
+	h := f.h
+	payload := framePayload(frame)
+	h.mu.RLock()
+	f.targets = f.targets[:0]
+	for c := range h.rooms[room] {
+		f.targets = append(f.targets, c)
+	}
+	h.mu.RUnlock()
+	f.write(frame)
+	h.metrics.framesOut.Add(float64(len(f.targets)))
+	if bytes.HasPrefix(payload, msgPrefix) {
+		h.metrics.deliveries.Add(float64(len(f.targets)))
+		if ts := acceptedAt(payload); ts > 0 {
+			lag := time.Since(time.UnixMilli(ts))
+			h.metrics.latency.Observe(lag.Seconds())
+			h.adm.observe(lag)
+		}
+	}
+}
+
+// write writes frame to f.targets: to each connection free to take it
+// at once (not flushing, nothing held, the node not behind), through the
+// ring, RingSize at a time, holding their locks meanwhile; to the others,
+// and to any whose lock another writer holds, one by one as Conn.write
+// does. TryLock keeps two fanouts that share connections from waiting on
+// each other's locks while holding their own.
+func (f *fanout) write(frame []byte) {
+	if len(f.targets) < 2 || !f.ringReady() {
+		for _, c := range f.targets {
+			c.write(frame)
+		}
+		return
+	}
+	behind := f.h.adm.behind()
+	for rest := f.targets; len(rest) > 0; {
+		batch, fds, later := f.batch[:0], f.fds[:0], f.later[:0]
+		for len(rest) > 0 && len(batch) < rawio.RingSize {
+			c := rest[0]
+			rest = rest[1:]
+			if c.mu.TryLock() {
+				if !c.closed && !c.flushing && c.held == nil && !behind {
+					batch = append(batch, c)
+					fds = append(fds, int32(c.fd))
+					continue
+				}
+				c.mu.Unlock()
+			}
+			later = append(later, c)
+		}
+		res, err := f.ring.Send(fds, frame)
+		if err != nil {
+			f.h.log.Warn("io_uring failed; writing sockets one by one", "err", err)
+			f.closeRing()
+		}
+		for i, c := range batch {
+			if err != nil {
+				// What the failed call sent is unknown: a socket may hold
+				// part of the frame, so no later frame could follow it.
+				c.wrote(frame, 0, err)
+				continue
+			}
+			var n int
+			var werr error
+			switch r := res[i]; {
+			case r >= 0:
+				n = int(r)
+			case r != -int32(syscall.EAGAIN):
+				werr = syscall.Errno(-r)
+			}
+			c.wrote(frame, n, werr)
+		}
+		for _, c := range later {
+			c.write(frame)
+		}
+		clear(batch)
+		clear(later)
+		f.batch, f.fds, f.later = batch[:0], fds[:0], later[:0]
+	}
+}
+
+// ringReady sets up f's ring on first use and says whether f has one.
+func (f *fanout) ringReady() bool {
+	if f.ring != nil {
+		return true
+	}
+	if f.noRing || f.h.cfg.PlainWrites {
+		return false
+	}
+	r, err := rawio.NewRing()
+	if err != nil {
+		f.noRing = true
+		f.h.ringless.Do(func() {
+			f.h.log.Info("io_uring unavailable; socket writes go one by one", "err", err)
+		})
+		return false
+	}
+	f.ring = r
+	return true
+}
+
+// closeRing releases f's ring, if any, for good: call it when f's
+// goroutine ends.
+func (f *fanout) closeRing() {
+	if f.ring != nil {
+		_ = f.ring.Close()
+		f.ring = nil
+	}
+	f.noRing = true
+}
