@@ -271,26 +271,36 @@ func (fp *fanoutPool) check(b *testing.B) {
 }
 
 // BenchmarkFanout measures what deliver does per event once it has the
-// room's connections: frame the payload once, then Conn.write the same
-// bytes to every recipient. ns/delivery is the time per recipient.
+// room's connections: frame the payload once, then write the same bytes
+// to every recipient, through the ring (one io_uring call for them all)
+// or a write(2) each (plain). ns/delivery is the time per recipient.
 func BenchmarkFanout(b *testing.B) {
 	payload := benchPayload()
 	for _, n := range []int{10, 100, 1000} {
 		h := benchHub(b)
 		fp := newFanoutPool(b, h, n)
-		b.Run(fmt.Sprintf("recipients=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				frame := textFrame(payload)
-				for _, c := range fp.conns {
-					c.write(frame)
-				}
+		for _, plain := range []bool{false, true} {
+			mode := "ring"
+			if plain {
+				mode = "plain"
 			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
-			fp.check(b)
-		})
+			b.Run(fmt.Sprintf("recipients=%d/%s", n, mode), func(b *testing.B) {
+				h.cfg.PlainWrites = plain
+				f := &fanout{h: h, targets: fp.conns}
+				defer f.closeRing()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					f.write(textFrame(payload))
+				}
+				b.StopTimer()
+				if !plain && f.ring == nil {
+					b.Skip("io_uring is not allowed here")
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+				fp.check(b)
+			})
+		}
 		fp.close()
 	}
 }
