@@ -191,7 +191,7 @@ type Config struct {
 	TrustedProxies []string
 	// IOURing writes each event to its room's sockets on this node in one
 	// io_uring call rather than a write(2) per socket. Default true: on
-	// the project's VM it took a fifth off the CPU per delivery
+	// the project's VM a node on Redis spent a sixth less CPU per delivery
 	// (docs/BENCHMARKS.md, "Session 41"); where the kernel refuses
 	// io_uring (seccomp, kernel.io_uring_disabled) the node writes one by
 	// one by itself, and false forces that, to compare or to rule it out.
