@@ -135,18 +135,22 @@ func (r *Ring) mapRings(p *ringParams) error {
 // Send writes b to each of fds (at most RingSize) and returns, for each,
 // what write(2) would have: the bytes the socket took, or -errno (EAGAIN
 // when it took none). The slice is the Ring's, valid until the next
-// Send. An error means the ring failed as a whole (the results are not
-// known, the ring is unusable): callers write those sockets one by one.
+// Send. An error means the ring failed as a whole and is unusable: what
+// reached each socket is not known.
 func (r *Ring) Send(fds []int32, b []byte) ([]int32, error) {
 	if r.broken != nil {
 		return nil, r.broken
 	}
 	n := uint32(len(fds))
-	if n == 0 || len(b) == 0 {
-		return r.res[:0], nil
-	}
 	if n > RingSize {
 		return nil, fmt.Errorf("rawio: %d sockets for one send, more than %d", n, RingSize)
+	}
+	r.res = r.res[:0]
+	for range fds {
+		r.res = append(r.res, 0)
+	}
+	if n == 0 || len(b) == 0 {
+		return r.res, nil
 	}
 	tail := atomic.LoadUint32(r.sqTail)
 	for i, fd := range fds {
@@ -154,10 +158,6 @@ func (r *Ring) Send(fds []int32, b []byte) ([]int32, error) {
 			addr: uint64(uintptr(unsafe.Pointer(&b[0]))), len: uint32(len(b)), msgFlags: sendFlags, userData: uint64(i)}
 	}
 	atomic.StoreUint32(r.sqTail, tail+n)
-	r.res = r.res[:0]
-	for range fds {
-		r.res = append(r.res, 0)
-	}
 	submit, got := n, uint32(0)
 	for got < n {
 		done, _, e := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(submit), uintptr(n-got), enterGetEvents, 0, 0)

@@ -56,6 +56,17 @@ func TestRingSendsOneBufferToEverySocket(t *testing.T) {
 	}
 }
 
+// An empty buffer is written to nobody and answers 0 for each socket,
+// as write(2) of nothing does.
+func TestRingSendOfNothingAnswersZeroEach(t *testing.T) {
+	r := newRing(t)
+	a, b := socketpair(t)
+	res, err := r.Send([]int32{int32(a), int32(b)}, nil)
+	if err != nil || len(res) != 2 || res[0] != 0 || res[1] != 0 {
+		t.Fatalf("Send of nothing: %v, %v; want [0 0]", res, err)
+	}
+}
+
 // A socket that takes no more answers at once, as write(2) does: part
 // of the buffer, then EAGAIN, never a wait; what it took arrives whole.
 func TestRingSendToAFullSocketIsPartialThenEAGAIN(t *testing.T) {
