@@ -72,6 +72,12 @@ func (f *fanout) write(frame []byte) {
 	}
 	behind := f.h.adm.behind()
 	for rest := f.targets; len(rest) > 0; {
+		if f.ring == nil { // it failed on an earlier batch
+			for _, c := range rest {
+				c.write(frame)
+			}
+			return
+		}
 		batch, fds, later := f.batch[:0], f.fds[:0], f.later[:0]
 		for len(rest) > 0 && len(batch) < rawio.RingSize {
 			c := rest[0]
@@ -88,7 +94,7 @@ func (f *fanout) write(frame []byte) {
 		}
 		res, err := f.ring.Send(fds, frame)
 		if err != nil {
-			f.h.log.Warn("io_uring failed; writing sockets one by one", "err", err)
+			f.h.log.Warn("io_uring failed: its batch's connections are dropped, and this fanout writes one by one from now on", "err", err)
 			f.closeRing()
 		}
 		for i, c := range batch {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"moim/internal/rawio"
 )
 
 // A room's frames reach every member in order, through the ring or one
@@ -99,4 +101,50 @@ func readAll(conn net.Conn, n int) ([]string, error) {
 		got = append(got, string(f.Payload))
 	}
 	return got, nil
+}
+
+// A ring whose call fails mid-broadcast costs that batch's connections
+// (what reached their sockets is unknown, so no later frame could follow
+// it: they are closed, having got nothing of the frame), and the fanout
+// writes the rest of the room, and every later event, one by one.
+func TestFanoutWhoseRingFailsDropsThatBatchAndGoesOnWithout(t *testing.T) {
+	const room, members = 7, rawio.RingSize + 6
+	h, conns, clients := loopbackHub(t, Config{}, members)
+	h.rooms = map[int64]map[*Conn]struct{}{room: {}}
+	for _, c := range conns {
+		h.rooms[room][c] = struct{}{}
+	}
+	f := &fanout{h: h}
+	if !f.ringReady() {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no io_uring ring: the ring's path went untested")
+		}
+		t.Skip("io_uring is not allowed here")
+	}
+	_ = f.ring.Close() // every call on it fails from now on
+	frames, want := numbered(0, 2, 10)
+	f.deliverFrame(room, frames[0])
+	if f.ring != nil || !f.noRing {
+		t.Fatal("the fanout kept its failed ring")
+	}
+	f.deliverFrame(room, frames[1])
+	dropped := 0
+	for i, c := range conns {
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		got, err := readAll(clients[i], len(want))
+		switch {
+		case closed:
+			dropped++
+			if len(got) != 0 || err == nil {
+				t.Fatalf("member %d, dropped, read %q (%v); want nothing before the end", i, got, err)
+			}
+		case err != nil || got[0] != want[0] || got[1] != want[1]:
+			t.Fatalf("member %d read %q (%v); want %q", i, got, err, want)
+		}
+	}
+	if dropped != rawio.RingSize {
+		t.Fatalf("%d members dropped, want the failed batch's %d", dropped, rawio.RingSize)
+	}
 }
