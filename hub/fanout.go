@@ -57,70 +57,73 @@ func (f *fanout) deliverFrame(room int64, frame []byte) {
 	}
 }
 
-// write writes frame to f.targets: to each connection free to take it
-// at once (not flushing, nothing held, the node not behind), through the
-// ring, RingSize at a time, holding their locks meanwhile; to the others,
-// and to any whose lock another writer holds, one by one as Conn.write
-// does. TryLock keeps two fanouts that share connections from waiting on
-// each other's locks while holding their own.
+// write writes frame to f.targets: through the ring while f has one,
+// RingSize at a time (writeBatch), and one by one as Conn.write does
+// otherwise, or once the ring failed.
 func (f *fanout) write(frame []byte) {
-	if len(f.targets) < 2 || !f.ringReady() {
-		for _, c := range f.targets {
-			c.write(frame)
+	rest := f.targets
+	if len(rest) > 1 && f.ringReady() {
+		behind := f.h.adm.behind()
+		for len(rest) > 0 && f.ring != nil {
+			rest = f.writeBatch(frame, rest, behind)
 		}
-		return
 	}
-	behind := f.h.adm.behind()
-	for rest := f.targets; len(rest) > 0; {
-		if f.ring == nil { // it failed on an earlier batch
-			for _, c := range rest {
-				c.write(frame)
-			}
-			return
-		}
-		batch, fds, later := f.batch[:0], f.fds[:0], f.later[:0]
-		for len(rest) > 0 && len(batch) < rawio.RingSize {
-			c := rest[0]
-			rest = rest[1:]
-			if c.mu.TryLock() {
-				if !c.closed && !c.flushing && c.held == nil && !behind {
-					batch = append(batch, c)
-					fds = append(fds, int32(c.fd))
-					continue
-				}
-				c.mu.Unlock()
-			}
-			later = append(later, c)
-		}
-		res, err := f.ring.Send(fds, frame)
-		if err != nil {
-			f.h.log.Warn("io_uring failed: its batch's connections are dropped, and this fanout writes one by one from now on", "err", err)
-			f.closeRing()
-		}
-		for i, c := range batch {
-			if err != nil {
-				// What the failed call sent is unknown: a socket may hold
-				// part of the frame, so no later frame could follow it.
-				c.wrote(frame, 0, err)
+	for _, c := range rest {
+		c.write(frame)
+	}
+}
+
+// writeBatch writes frame to the first RingSize connections of targets
+// and returns the others. Those free to take it at once (not flushing,
+// nothing held, the node not behind) get it through the ring, their
+// locks held meanwhile; the rest, and any whose lock another writer
+// holds, through Conn.write after them. TryLock keeps two fanouts that
+// share connections from waiting on each other's locks while holding
+// their own.
+func (f *fanout) writeBatch(frame []byte, targets []*Conn, behind bool) []*Conn {
+	batch, fds, later := f.batch[:0], f.fds[:0], f.later[:0]
+	for len(targets) > 0 && len(batch) < rawio.RingSize {
+		c := targets[0]
+		targets = targets[1:]
+		if c.mu.TryLock() {
+			if !c.closed && !c.flushing && c.held == nil && !behind {
+				batch = append(batch, c)
+				fds = append(fds, int32(c.fd))
 				continue
 			}
-			var n int
-			var werr error
-			switch r := res[i]; {
-			case r >= 0:
-				n = int(r)
-			case r != -int32(syscall.EAGAIN):
-				werr = syscall.Errno(-r)
-			}
-			c.wrote(frame, n, werr)
+			c.mu.Unlock()
 		}
-		for _, c := range later {
-			c.write(frame)
-		}
-		clear(batch)
-		clear(later)
-		f.batch, f.fds, f.later = batch[:0], fds[:0], later[:0]
+		later = append(later, c)
 	}
+	res, err := f.ring.Send(fds, frame)
+	if err != nil {
+		f.h.log.Warn("io_uring failed: its batch's connections are dropped, and this fanout writes one by one from now on", "err", err)
+		f.closeRing()
+	}
+	for i, c := range batch {
+		if err != nil {
+			// What the failed call sent is unknown: a socket may hold
+			// part of the frame, so no later frame could follow it.
+			c.wrote(frame, 0, err)
+			continue
+		}
+		var n int
+		var werr error
+		switch r := res[i]; {
+		case r >= 0:
+			n = int(r)
+		case r != -int32(syscall.EAGAIN):
+			werr = syscall.Errno(-r)
+		}
+		c.wrote(frame, n, werr)
+	}
+	for _, c := range later {
+		c.write(frame)
+	}
+	clear(batch)
+	clear(later)
+	f.batch, f.fds, f.later = batch[:0], fds[:0], later[:0]
+	return targets
 }
 
 // ringReady sets up f's ring on first use and says whether f has one.

@@ -39,8 +39,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// PlainWrites writes an event to its room's sockets one write(2) each
 	// instead of one io_uring call for all of them [false: the ring, where
-	// the kernel allows it; on the project's VM the node on Redis spent a
-	// sixth less CPU per delivery, docs/BENCHMARKS.md "Session 41"].
+	// the kernel allows it; on the project's VM the node on Redis spent
+	// 14 % less CPU per delivery, docs/BENCHMARKS.md "Session 41"].
 	PlainWrites bool
 	// PingInterval is how often the server pings [30s]; IdleTimeout closes
 	// a connection silent for that long [75s, two missed pings and slack].

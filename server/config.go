@@ -191,7 +191,7 @@ type Config struct {
 	TrustedProxies []string
 	// IOURing writes each event to its room's sockets on this node in one
 	// io_uring call rather than a write(2) per socket. Default true: on
-	// the project's VM a node on Redis spent a sixth less CPU per delivery
+	// the project's VM a node on Redis spent 14 % less CPU per delivery
 	// (docs/BENCHMARKS.md, "Session 41"); where the kernel refuses
 	// io_uring (seccomp, kernel.io_uring_disabled) the node writes one by
 	// one by itself, and false forces that, to compare or to rule it out.
@@ -297,7 +297,7 @@ func (c *Config) settings() []setting {
 		{"MOIM_UPGRADE_LIMIT", "120/1m", "", "WebSocket upgrades per client address (429 before the handshake). Load tests from one host set `off`.", rule(&c.UpgradeLimit)},
 		{"MOIM_MAX_CONNS", "auto", "", "Most WebSocket connections one node holds; past it upgrades get 503 with `Retry-After` and `/readyz` reports the node full. `auto` is the open-file limit less a tenth (at least 256) kept for Redis, SQL, the store and files.", autoOrCount(&c.MaxConns)},
 		{"MOIM_TRUSTED_PROXIES", "", "(none)", "Load balancers (IPs or CIDRs) whose `X-Forwarded-For` names the client address for these limits; others' headers are ignored.", list(&c.TrustedProxies)},
-		{"MOIM_IO_URING", "true", "", "Write each message to a room's sockets on this node in one io_uring system call instead of one `write(2)` per socket (docs/ARCHITECTURE.md, \"Raw system calls\"). Where the kernel refuses io_uring (a seccomp profile, `kernel.io_uring_disabled`) the node logs it once and writes one by one; `false` forces that.", boolean(&c.IOURing)},
+		{"MOIM_IO_URING", "true", "", "Write each message to a room's sockets on this node in one io_uring system call instead of one `write(2)` per socket (docs/ARCHITECTURE.md, \"One system call per broadcast\"). Where the kernel refuses io_uring (a seccomp profile, `kernel.io_uring_disabled`) the node logs it once and writes one by one; `false` forces that.", boolean(&c.IOURing)},
 		{"MOIM_PPROF_ADDR", "", "(off)", "Serve Go's `/debug/pprof` profiles on this address (a listener of its own, e.g. `127.0.0.1:6060`); never on the public port.", text(&c.PprofAddr)},
 		{"MOIM_STARTUP_TIMEOUT", "15s", "", "How long start-up retries an unreachable backend.", duration(&c.StartupTimeout)},
 		{"MOIM_VAPID_PUBLIC_KEY", "", "(generated)", "Web Push VAPID public key, base64url P-256 (as `npx web-push generate-vapid-keys` prints it). Unset: a pair is generated on first start and kept in `DATA_DIR/vapid.json`, which suits one node; several nodes must share one pair.", text(&c.VAPIDPublicKey)},
