@@ -291,7 +291,8 @@ func BenchmarkFanout(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for range b.N {
-					f.write(textFrame(payload))
+					own := parseOwn(1, payload)
+					f.write(textFrame(payload), &own)
 				}
 				b.StopTimer()
 				if !plain && f.ring == nil {

@@ -53,6 +53,8 @@ type Conn struct {
 	queued   int
 	flushing bool
 	closed   bool
+	// sends are this connection's sends awaiting their ack (ack.go).
+	sends []*pendingSend
 }
 
 // statusTryAgainLater (1013) closes a client that reads too slowly; gobwas
@@ -70,6 +72,23 @@ func (c *Conn) write(frame []byte) {
 		c.mu.Unlock()
 		return
 	}
+	c.writeLocked(frame)
+}
+
+// writeOwn writes the user's own msg to c, with the ack of the send it
+// answers when that is pending on c (ack.go).
+func (c *Conn) writeOwn(frame []byte, m *ownMsg) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.writeLocked(c.ownCopy(frame, m))
+}
+
+// writeLocked is write for a caller holding c.mu on an open c; it
+// releases c.mu.
+func (c *Conn) writeLocked(frame []byte) {
 	hold := !c.flushing && (c.held != nil || c.hub.adm.behind())
 	if !c.flushing && !hold {
 		n, err := c.writeNow(frame)

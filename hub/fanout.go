@@ -22,9 +22,10 @@ type fanout struct {
 	ring   *rawio.Ring
 	noRing bool
 	// Scratch for write: the connections whose locks it holds, their
-	// descriptors, and those left to Conn.write.
+	// descriptors and what each gets, and those left to Conn.write.
 	batch []*Conn
 	fds   []int32
+	bufs  [][]byte
 	later []*Conn
 }
 
@@ -45,7 +46,8 @@ func (f *fanout) deliverFrame(room int64, frame []byte) {
 		f.targets = append(f.targets, c)
 	}
 	h.mu.RUnlock()
-	f.write(frame)
+	own := parseOwn(room, payload)
+	f.write(frame, &own)
 	h.metrics.framesOut.Add(float64(len(f.targets)))
 	if bytes.HasPrefix(payload, msgPrefix) {
 		h.metrics.deliveries.Add(float64(len(f.targets)))
@@ -59,18 +61,29 @@ func (f *fanout) deliverFrame(room int64, frame []byte) {
 
 // write writes frame to f.targets: through the ring while f has one,
 // RingSize at a time (writeBatch), and one by one as Conn.write does
-// otherwise, or once the ring failed.
-func (f *fanout) write(frame []byte) {
+// otherwise, or once the ring failed. A msg's sender gets the ack of the
+// send on the same write (ack.go).
+func (f *fanout) write(frame []byte, own *ownMsg) {
 	rest := f.targets
 	if len(rest) > 1 && f.ringReady() {
 		behind := f.h.adm.behind()
 		for len(rest) > 0 && f.ring != nil {
-			rest = f.writeBatch(frame, rest, behind)
+			rest = f.writeBatch(frame, own, rest, behind)
 		}
 	}
 	for _, c := range rest {
-		c.write(frame)
+		writeTo(c, frame, own)
 	}
+}
+
+// writeTo writes frame to c as Conn.write does, with its ack for the
+// sender's connection.
+func writeTo(c *Conn, frame []byte, own *ownMsg) {
+	if own.from != 0 && c.user == own.from {
+		c.writeOwn(frame, own)
+		return
+	}
+	c.write(frame)
 }
 
 // writeBatch writes frame to the first RingSize connections of targets
@@ -80,8 +93,8 @@ func (f *fanout) write(frame []byte) {
 // holds, through Conn.write after them. TryLock keeps two fanouts that
 // share connections from waiting on each other's locks while holding
 // their own.
-func (f *fanout) writeBatch(frame []byte, targets []*Conn, behind bool) []*Conn {
-	batch, fds, later := f.batch[:0], f.fds[:0], f.later[:0]
+func (f *fanout) writeBatch(frame []byte, own *ownMsg, targets []*Conn, behind bool) []*Conn {
+	batch, fds, bufs, later := f.batch[:0], f.fds[:0], f.bufs[:0], f.later[:0]
 	for len(targets) > 0 && len(batch) < rawio.RingSize {
 		c := targets[0]
 		targets = targets[1:]
@@ -89,13 +102,18 @@ func (f *fanout) writeBatch(frame []byte, targets []*Conn, behind bool) []*Conn 
 			if !c.closed && !c.flushing && c.held == nil && !behind {
 				batch = append(batch, c)
 				fds = append(fds, int32(c.fd))
+				b := frame
+				if own.from != 0 && c.user == own.from {
+					b = c.ownCopy(frame, own)
+				}
+				bufs = append(bufs, b)
 				continue
 			}
 			c.mu.Unlock()
 		}
 		later = append(later, c)
 	}
-	res, err := f.ring.Send(fds, frame)
+	res, err := f.ring.Send(fds, bufs)
 	if err != nil {
 		f.h.log.Warn("io_uring failed: its batch's connections are dropped, and this fanout writes one by one from now on", "err", err)
 		f.closeRing()
@@ -104,7 +122,7 @@ func (f *fanout) writeBatch(frame []byte, targets []*Conn, behind bool) []*Conn 
 		if err != nil {
 			// What the failed call sent is unknown: a socket may hold
 			// part of the frame, so no later frame could follow it.
-			c.wrote(frame, 0, err)
+			c.wrote(bufs[i], 0, err)
 			continue
 		}
 		var n int
@@ -115,14 +133,15 @@ func (f *fanout) writeBatch(frame []byte, targets []*Conn, behind bool) []*Conn 
 		case r != -int32(syscall.EAGAIN):
 			werr = syscall.Errno(-r)
 		}
-		c.wrote(frame, n, werr)
+		c.wrote(bufs[i], n, werr)
 	}
 	for _, c := range later {
-		c.write(frame)
+		writeTo(c, frame, own)
 	}
 	clear(batch)
+	clear(bufs)
 	clear(later)
-	f.batch, f.fds, f.later = batch[:0], fds[:0], later[:0]
+	f.batch, f.fds, f.bufs, f.later = batch[:0], fds[:0], bufs[:0], later[:0]
 	return targets
 }
 

@@ -163,6 +163,8 @@ type Hub struct {
 	gather  *gatherer
 	// ringless logs once that io_uring could not be set up.
 	ringless sync.Once
+	// parked are acks waiting to go out with their msg (ack.go).
+	parked parkedAcks
 	// upgrades bounds the WebSocket upgrades in progress.
 	upgrades upgradeGate
 	poller   *poller
@@ -622,12 +624,20 @@ func (h *Hub) closeConn(c *Conn, code ws.StatusCode, reason string) {
 	}
 	c.closed = true
 	if !c.flushing {
-		// What c holds goes first, as it would have without the gatherer;
-		// past one writev's buffers only the close frame goes, and the
-		// client's sync after reconnecting fetches the rest.
-		out := [][]byte{closeFrame(code, reason)}
-		if len(c.held) < iovMax {
-			out = append(c.held, out[0])
+		// What c holds goes first, as it would have without the gatherer,
+		// and acks parked for their msg (ack.go); past one writev's
+		// buffers only the close frame goes, and the client's sync after
+		// reconnecting fetches the rest (a send whose ack is lost is
+		// resent with its cid and acked again).
+		out := c.held
+		for _, p := range c.sends {
+			if p.ack != nil {
+				out = append(out, p.ack)
+			}
+		}
+		out = append(out, closeFrame(code, reason))
+		if len(out) > iovMax {
+			out = out[len(out)-1:]
 		}
 		_, _ = c.writevNow(out)
 		c.held = nil

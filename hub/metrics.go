@@ -12,6 +12,9 @@ type metrics struct {
 	errors      *prometheus.CounterVec
 	slowCloses  prometheus.Counter
 	framesHeld  prometheus.Counter
+	// acks counts WebSocket acks by how they went: with the sender's own
+	// msg in one write, or alone (ack.go).
+	acks *prometheus.CounterVec
 	// redisRTT is the ack latency: queueing for a pipeline plus its round
 	// trip. roundTrip is the round trip alone, so the two tell a busy
 	// pipeline from a slow Redis.
@@ -42,6 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		errors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moim_hub_errors_total", Help: "Error events sent to clients, by code."}, []string{"code"}),
 		slowCloses: prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_slow_consumer_closes_total", Help: "Connections closed with 1013 because their write queue overflowed."}),
 		framesHeld: prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_frames_held_total", Help: "Frames held up to 150 ms while this node is behind (moim_hub_send_share below 1), to be written with the connection's others in one writev."}),
+		acks:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moim_hub_acks_total", Help: "Acks of WebSocket sends, by how they were written: with the sender's own copy of the msg in one write (with_msg), or alone (alone: a duplicate send, or its msg did not come within 2 ms)."}, []string{"written"}),
 		redisRTT: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "moim_hub_redis_send_seconds",
 			Help:    "Ack latency of a send: from handing it to the Redis pipeline to the send script's answer (queueing plus round trip); the ack is written right after.",
@@ -56,6 +60,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gaps:         prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_seq_gaps_total", Help: "Seq ranges recorded as gaps: a restored counter skipped reserved seqs that may have named messages Redis lost before they were stored."}),
 		restores:     prometheus.NewCounter(prometheus.CounterOpts{Name: "moim_hub_seq_restores_total", Help: "Room seq counters restored from the message store (each reads it) because Redis lost them or came back with older data: once per active room after a Redis restart or failover, never for a new room."}),
 	}
-	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.framesHeld, m.redisRTT, m.roundTrip, m.resubscribes, m.gaps, m.restores)
+	reg.MustRegister(m.connections, m.framesIn, m.framesOut, m.accepted, m.deliveries, m.latency, m.errors, m.slowCloses, m.framesHeld, m.acks, m.redisRTT, m.roundTrip, m.resubscribes, m.gaps, m.restores)
 	return m
 }

@@ -50,18 +50,19 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		}
 	}
 	cid, room := in.CID, in.Room
+	ps := c.expect(room, cid)
 	if p, ok := h.broker.(pipeliner); ok {
 		// The worker moves on to the next readable socket; the ack is
 		// written once the group commit holding the message is done.
 		start := h.starting()
 		p.acceptThen(d, func(acc chatlog.Accepted, err error) {
 			h.accepted(d, acc, err, start)
-			h.answerSend(c, cid, room, acc, err)
+			h.answerSend(c, ps, cid, room, acc, err)
 		})
 		return
 	}
 	acc, err := h.accept(d)
-	h.answerSend(c, cid, room, acc, err)
+	h.answerSend(c, ps, cid, room, acc, err)
 }
 
 // pipeliner is a broker that takes a send without holding the caller
@@ -70,17 +71,19 @@ type pipeliner interface {
 	acceptThen(d *chatlog.Draft, then func(chatlog.Accepted, error))
 }
 
-// answerSend acks a send, or says why it was not accepted.
-func (h *Hub) answerSend(c *Conn, cid string, room int64, acc chatlog.Accepted, err error) {
-	switch {
-	case errors.Is(err, errNotMember):
-		h.fail(c, "not_member", "you are not a member of this room", cid, room)
-	case err != nil:
-		h.log.Warn("send failed", "room", room, "err", err)
-		h.fail(c, "unavailable", "message not stored; retry with the same cid", cid, room)
-	default:
-		c.write(textFrame(encode(ackEvent{Type: "ack", CID: cid, Room: room, Seq: acc.Seq, TS: acc.TS})))
+// answerSend acks a send (settle), or says why it was not accepted.
+func (h *Hub) answerSend(c *Conn, p *pendingSend, cid string, room int64, acc chatlog.Accepted, err error) {
+	if err == nil {
+		h.settle(c, p, acc.Seq, acc.TS, acc.Dup)
+		return
 	}
+	c.forget(p)
+	if errors.Is(err, errNotMember) {
+		h.fail(c, "not_member", "you are not a member of this room", cid, room)
+		return
+	}
+	h.log.Warn("send failed", "room", room, "err", err)
+	h.fail(c, "unavailable", "message not stored; retry with the same cid", cid, room)
 }
 
 // accept stores a draft through the broker and counts it.

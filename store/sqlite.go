@@ -368,6 +368,14 @@ func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) 
 
 const insertMessage = `INSERT INTO messages (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
+// insertIgnoring starts the insert of many rows that skips the ones
+// breaking a constraint, for insertRows to judge one by one. Unlike ON
+// CONFLICT DO NOTHING, which leaves NOT NULL's ABORT in place, OR IGNORE
+// lets no row abort the statement, so SQLite keeps no statement journal
+// for it: a copy of every page the statement changes, a sixth of a
+// batch insert's CPU in BenchmarkInsert.
+const insertIgnoring = `INSERT OR IGNORE INTO messages (room, seq, from_user, cid, ts, body, msg) VALUES (?, ?, ?, ?, ?, ?, ?)`
+
 // Commit commits a batch: each new draft gets its room's next seq, a
 // retried (user, cid) gets its original seq and ts, deletions tombstone,
 // read positions rise. Nothing of a failed batch is kept. A batch of new
@@ -703,7 +711,7 @@ var chunks = [...]int{64, 16, 4, 1}
 func prepareChunks(w *sql.DB) (insert, byCID map[int]*sql.Stmt, err error) {
 	insert = map[int]*sql.Stmt{}
 	for _, n := range chunks {
-		if insert[n], err = w.Prepare(insertMessage + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1) + ` ON CONFLICT DO NOTHING`); err != nil {
+		if insert[n], err = w.Prepare(insertIgnoring + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -132,30 +132,35 @@ func (r *Ring) mapRings(p *ringParams) error {
 	return nil
 }
 
-// Send writes b to each of fds (at most RingSize) and returns, for each,
-// what write(2) would have: the bytes the socket took, or -errno (EAGAIN
-// when it took none). The slice is the Ring's, valid until the next
-// Send. An error means the ring failed as a whole and is unusable: what
-// reached each socket is not known.
-func (r *Ring) Send(fds []int32, b []byte) ([]int32, error) {
+// Send writes bufs[i] to fds[i] for each of fds (at most RingSize) and
+// returns, for each, what write(2) would have: the bytes the socket
+// took, or -errno (EAGAIN when it took none). The slice is the Ring's,
+// valid until the next Send. An error means the ring failed as a whole
+// and is unusable: what reached each socket is not known.
+func (r *Ring) Send(fds []int32, bufs [][]byte) ([]int32, error) {
 	if r.broken != nil {
 		return nil, r.broken
 	}
-	n := uint32(len(fds))
-	if n > RingSize {
-		return nil, fmt.Errorf("rawio: %d sockets for one send, more than %d", n, RingSize)
+	if len(fds) > RingSize || len(bufs) != len(fds) {
+		return nil, fmt.Errorf("rawio: %d sockets and %d buffers for one send, at most %d", len(fds), len(bufs), RingSize)
 	}
 	r.res = r.res[:0]
 	for range fds {
 		r.res = append(r.res, 0)
 	}
-	if n == 0 || len(b) == 0 {
-		return r.res, nil
-	}
 	tail := atomic.LoadUint32(r.sqTail)
+	n := uint32(0)
 	for i, fd := range fds {
-		r.sqes[(tail+uint32(i))&r.sqMask] = ringSQE{opcode: opSend, fd: fd,
+		b := bufs[i]
+		if len(b) == 0 {
+			continue
+		}
+		r.sqes[(tail+n)&r.sqMask] = ringSQE{opcode: opSend, fd: fd,
 			addr: uint64(uintptr(unsafe.Pointer(&b[0]))), len: uint32(len(b)), msgFlags: sendFlags, userData: uint64(i)}
+		n++
+	}
+	if n == 0 {
+		return r.res, nil
 	}
 	atomic.StoreUint32(r.sqTail, tail+n)
 	submit, got := n, uint32(0)
@@ -165,7 +170,7 @@ func (r *Ring) Send(fds []int32, b []byte) ([]int32, error) {
 			// Entries left unsubmitted would go out with a later call,
 			// to descriptors that may name other sockets by then.
 			r.broken = fmt.Errorf("rawio: io_uring_enter: %w", e)
-			runtime.KeepAlive(b)
+			runtime.KeepAlive(bufs)
 			return nil, r.broken
 		}
 		if e == 0 {
@@ -179,7 +184,7 @@ func (r *Ring) Send(fds []int32, b []byte) ([]int32, error) {
 		}
 		atomic.StoreUint32(r.cqHead, head)
 	}
-	runtime.KeepAlive(b)
+	runtime.KeepAlive(bufs)
 	return r.res, nil
 }
 

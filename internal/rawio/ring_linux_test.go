@@ -24,9 +24,10 @@ func newRing(t *testing.T) *Ring {
 	return r
 }
 
-// One Send puts the same bytes in every socket, and the ring serves the
-// next Send as well.
-func TestRingSendsOneBufferToEverySocket(t *testing.T) {
+// One Send puts each socket's buffer in it (a fanout's frame for most,
+// the frame and an ack for the sender), and the ring serves the next
+// Send as well.
+func TestRingSendsEachSocketItsBuffer(t *testing.T) {
 	r := newRing(t)
 	var fds []int32
 	var peers []int
@@ -36,34 +37,47 @@ func TestRingSendsOneBufferToEverySocket(t *testing.T) {
 		peers = append(peers, b)
 	}
 	for round, msg := range []string{"first frame", "second, longer frame"} {
-		res, err := r.Send(fds[round:], []byte(msg))
+		bufs := make([][]byte, len(fds)-round)
+		for i := range bufs {
+			bufs[i] = []byte(msg)
+		}
+		bufs[1] = []byte(msg + " and its ack")
+		res, err := r.Send(fds[round:], bufs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res) != len(fds)-round {
-			t.Fatalf("round %d: %d results for %d sockets", round, len(res), len(fds)-round)
+		if len(res) != len(bufs) {
+			t.Fatalf("round %d: %d results for %d sockets", round, len(res), len(bufs))
 		}
 		for i, n := range res {
-			if int(n) != len(msg) {
-				t.Fatalf("round %d, socket %d: sent %d of %d bytes", round, i, n, len(msg))
+			if int(n) != len(bufs[i]) {
+				t.Fatalf("round %d, socket %d: sent %d of %d bytes", round, i, n, len(bufs[i]))
 			}
 			buf := make([]byte, 64)
 			got, err := unix.Read(peers[round+i], buf)
-			if err != nil || string(buf[:got]) != msg {
-				t.Fatalf("round %d, socket %d read %q, %v; want %q", round, i, buf[:max(got, 0)], err, msg)
+			if err != nil || string(buf[:got]) != string(bufs[i]) {
+				t.Fatalf("round %d, socket %d read %q, %v; want %q", round, i, buf[:max(got, 0)], err, bufs[i])
 			}
 		}
 	}
 }
 
-// An empty buffer is written to nobody and answers 0 for each socket,
-// as write(2) of nothing does.
-func TestRingSendOfNothingAnswersZeroEach(t *testing.T) {
+// An empty buffer is written to nobody and answers 0, as write(2) of
+// nothing does, beside a socket that gets bytes.
+func TestRingSendOfNothingAnswersZero(t *testing.T) {
 	r := newRing(t)
 	a, b := socketpair(t)
-	res, err := r.Send([]int32{int32(a), int32(b)}, nil)
-	if err != nil || len(res) != 2 || res[0] != 0 || res[1] != 0 {
-		t.Fatalf("Send of nothing: %v, %v; want [0 0]", res, err)
+	c, d := socketpair(t)
+	res, err := r.Send([]int32{int32(a), int32(c), int32(b)}, [][]byte{nil, []byte("x"), {}})
+	if err != nil || len(res) != 3 || res[0] != 0 || res[1] != 1 || res[2] != 0 {
+		t.Fatalf("Send of nothing beside one byte: %v, %v; want [0 1 0]", res, err)
+	}
+	buf := make([]byte, 4)
+	if n, err := unix.Read(d, buf); err != nil || string(buf[:n]) != "x" {
+		t.Fatalf("the socket given one byte read %q, %v", buf[:max(n, 0)], err)
+	}
+	if n, err := unix.Read(b, buf); err != unix.EAGAIN {
+		t.Fatalf("a socket given nothing read %d bytes (%v)", n, err)
 	}
 }
 
@@ -81,7 +95,7 @@ func TestRingSendToAFullSocketIsPartialThenEAGAIN(t *testing.T) {
 		if i > 1000 {
 			t.Fatalf("a 4 KiB send buffer took %d bytes and still no EAGAIN", len(took))
 		}
-		res, err := r.Send([]int32{int32(a)}, chunk)
+		res, err := r.Send([]int32{int32(a)}, [][]byte{chunk})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +141,7 @@ func TestRingSendReportsEachSocketsError(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, d := socketpair(t)
-	res, err := r.Send([]int32{int32(a), int32(c)}, []byte("hello"))
+	res, err := r.Send([]int32{int32(a), int32(c)}, [][]byte{[]byte("hello"), []byte("hello")})
 	if err != nil {
 		t.Fatal(err)
 	}

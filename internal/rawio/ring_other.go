@@ -16,7 +16,7 @@ const RingSize = 64
 func NewRing() (*Ring, error) { return nil, errors.ErrUnsupported }
 
 // Send is never reached without a Ring.
-func (r *Ring) Send([]int32, []byte) ([]int32, error) { return nil, errors.ErrUnsupported }
+func (r *Ring) Send([]int32, [][]byte) ([]int32, error) { return nil, errors.ErrUnsupported }
 
 // Close does nothing.
 func (r *Ring) Close() error { return nil }
