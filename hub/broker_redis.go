@@ -138,7 +138,7 @@ func (b *RedisBroker) start(ctx context.Context, h *Hub) error {
 	b.gaps = h.metrics.gaps
 	b.restores = h.metrics.restores
 	b.log = h.log
-	b.startPipeline(ctx, 2, h.metrics.roundTrip)
+	b.startPipeline(ctx, h.metrics.roundTrip)
 	subs := b.subs
 	subs.interval.Store(int64(h.cfg.ProbeInterval))
 	subs.onResubscribe = func(shard, rooms int) {

@@ -21,17 +21,19 @@ type sendReq struct {
 	done chan struct{}
 }
 
-// startPipeline runs the loops that batch concurrent sends: workers that
+// startPipeline runs the loop that batches concurrent sends: workers that
 // send at the same moment share one Redis round trip instead of queueing
 // for a connection each, which is what bounds throughput at high rates.
-// At low rates a batch is one send and adds no wait. Each round trip is
+// At low rates a batch is one send and adds no wait. One loop, not more:
+// what overlaps its round trip waits for the next, so batches grow with
+// the load, where two loops split them into twice the round trips, each
+// a read and a write for both sides (redis-server spent 6 % more per
+// delivery with two, BENCHMARKS.md "Session 42"). Each round trip is
 // observed by roundTrip.
-func (b *RedisBroker) startPipeline(ctx context.Context, loops int, roundTrip prometheus.Observer) {
+func (b *RedisBroker) startPipeline(ctx context.Context, roundTrip prometheus.Observer) {
 	b.reqs = make(chan *sendReq, 4*maxPipeline)
 	b.roundTrip = roundTrip
-	for range loops {
-		go b.pipeLoop(ctx)
-	}
+	go b.pipeLoop(ctx)
 }
 
 func (b *RedisBroker) pipeLoop(ctx context.Context) {
