@@ -63,6 +63,9 @@ func parseOwn(room int64, payload []byte) ownMsg {
 	return ownMsg{from: from, room: room, seq: seqOf(payload), ts: acceptedAt(payload), cid: payload[i+len(cidField):]}
 }
 
+// sentBy says whether c is a connection of the msg's sender.
+func (m *ownMsg) sentBy(c *Conn) bool { return m.from != 0 && c.user == m.from }
+
 // ackFrame is the ack of a send as a text frame.
 func ackFrame(cid []byte, room, seq, ts int64) []byte {
 	b := make([]byte, 0, 64+len(cid))
@@ -121,7 +124,6 @@ func (c *Conn) ownCopy(frame []byte, m *ownMsg) []byte {
 // its ack with the msg already, else the ack now for a duplicate (no msg
 // follows), else the ack parked for the msg.
 func (h *Hub) settle(c *Conn, p *pendingSend, seq, ts int64, dup bool) {
-	ack := ackFrame(p.cid, p.room, seq, ts)
 	c.mu.Lock()
 	switch {
 	case c.closed || !slices.Contains(c.sends, p):
@@ -129,9 +131,9 @@ func (h *Hub) settle(c *Conn, p *pendingSend, seq, ts int64, dup bool) {
 	case dup:
 		c.take(p)
 		h.metrics.acks.WithLabelValues("alone").Inc()
-		c.writeLocked(ack)
+		c.writeLocked(ackFrame(p.cid, p.room, seq, ts))
 	default:
-		p.ack = ack
+		p.ack = ackFrame(p.cid, p.room, seq, ts)
 		c.mu.Unlock()
 		h.parked.add(c, p)
 	}

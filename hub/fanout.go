@@ -79,7 +79,7 @@ func (f *fanout) write(frame []byte, own *ownMsg) {
 // writeTo writes frame to c as Conn.write does, with its ack for the
 // sender's connection.
 func writeTo(c *Conn, frame []byte, own *ownMsg) {
-	if own.from != 0 && c.user == own.from {
+	if own.sentBy(c) {
 		c.writeOwn(frame, own)
 		return
 	}
@@ -103,7 +103,7 @@ func (f *fanout) writeBatch(frame []byte, own *ownMsg, targets []*Conn, behind b
 				batch = append(batch, c)
 				fds = append(fds, int32(c.fd))
 				b := frame
-				if own.from != 0 && c.user == own.from {
+				if own.sentBy(c) {
 					b = c.ownCopy(frame, own)
 				}
 				bufs = append(bufs, b)
