@@ -77,6 +77,10 @@ type Draft struct {
 	Head []byte // JSON up to and including `"seq":`
 	Tail []byte // JSON after the seq
 	TS   int64  // accept time, unix ms
+	// Resend marks a send whose cid may have been accepted before (its
+	// answer never came): on the Redis path a cid Redis no longer
+	// remembers is looked up in the store before it is taken as new.
+	Resend bool
 }
 
 // NewDraft encodes a message around its seq, once, for every recipient.

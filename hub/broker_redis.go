@@ -83,7 +83,13 @@ type RedisConfig struct {
 	// continues past the reserved block, and the unstored part of it is
 	// reported as a gap.
 	SeqBlock int64
-	// DedupeTTL is how long Redis remembers a (user, cid) send [24h].
+	// DedupeTTL is how long Redis remembers a (user, cid) send [10m]:
+	// long enough for a client's ordinary retries (a timeout, a reconnect,
+	// an outage of minutes), short enough that the keys fit in memory at
+	// thousands of messages a second (about 200 bytes each: a day's would
+	// be 17 GB at 1,000 a second). A send marked as a resend whose cid
+	// Redis no longer knows is looked up in the message store, so it gets
+	// its original seq however late it comes.
 	DedupeTTL time.Duration
 	// CheckWindow is how long after Redis lost a room's data whole a send
 	// whose cid Redis does not know is first looked up in the store [1h]:
@@ -126,7 +132,7 @@ func NewRedisBroker(rdb redis.UniversalClient, keys chatlog.Keys, seqs SeqStore,
 		cfg.SeqBlock = 10000
 	}
 	if cfg.DedupeTTL <= 0 {
-		cfg.DedupeTTL = 24 * time.Hour
+		cfg.DedupeTTL = 10 * time.Minute
 	}
 	if cfg.CheckWindow <= 0 {
 		cfg.CheckWindow = time.Hour
@@ -261,12 +267,21 @@ func (b *RedisBroker) accept(ctx context.Context, d *chatlog.Draft) (chatlog.Acc
 	return chatlog.Accepted{}, fmt.Errorf("hub: room %d: send not settled after 5 attempts", d.Room)
 }
 
+// resendArg is the send script's ARGV[12]: "1" when a cid Redis does not
+// know is to be looked up in the store first.
+func resendArg(d *chatlog.Draft) string {
+	if d.Resend {
+		return "1"
+	}
+	return "0"
+}
+
 func (b *RedisBroker) send(ctx context.Context, d *chatlog.Draft, checked string) ([]string, error) {
 	k := b.keys
 	keys := []string{k.Members(d.Room), k.Seq(d.Room), k.Dedupe(d.Room, d.From, d.CID), k.Recent(d.Room),
 		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room), k.Instance(k.Shard(d.Room)), k.SeqInstance(d.Room), k.FirstInstance(k.Shard(d.Room))}
 	res, err := b.runSend(ctx, keys, d.From, d.Head, d.Tail, b.cfg.RecentLen, int(b.cfg.DedupeTTL.Seconds()),
-		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock/2)
+		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock/2, resendArg(d))
 	if err != nil {
 		return nil, fmt.Errorf("hub: send script for room %d: %w", d.Room, err)
 	}

@@ -152,6 +152,8 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 		ReplyTo int64  `json:"reply_to"`
 		// Attachment is the id of an upload to this room by the sender.
 		Attachment string `json:"attachment"`
+		// Resend marks a retry of a cid whose answer never came.
+		Resend bool `json:"resend"`
 	}
 	if err := api.Decode(c, &req); err != nil {
 		return err
@@ -170,6 +172,7 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 		return err
 	}
 	d := chatlog.NewDraft(room, user, name, req.Body, req.CID, chatlog.KindText, req.ReplyTo, time.Now().UnixMilli())
+	d.Resend = req.Resend
 	h.withMentions(c.UserContext(), room, req.Body, d.WithMentions)
 	if err := h.attach(c.UserContext(), d, req.Attachment); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 // the change stands.
 func (h *Hub) Announce(ctx context.Context, room int64, body, idem string, system json.RawMessage) {
 	d := chatlog.NewDraft(room, 0, "", body, idem, chatlog.KindSystem, 0, time.Now().UnixMilli())
+	d.Resend = true // as Post's
 	d.WithSystem(system)
 	if _, err := h.accept(d); err != nil {
 		h.log.Warn("system message not posted", "room", room, "idem", idem, "err", err)

@@ -19,6 +19,8 @@ type inbound struct {
 	Rooms   map[string]int64 `json:"rooms"`
 	// Attachment is the id of an upload to attach to a message.
 	Attachment string `json:"attachment"`
+	// Resend marks a send of a cid sent before whose answer never came.
+	Resend bool `json:"resend"`
 }
 
 // Limits of a chat message.

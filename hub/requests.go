@@ -35,6 +35,7 @@ func (h *Hub) send(c *Conn, in *inbound) {
 		return
 	}
 	d := chatlog.NewDraft(in.Room, c.user, c.name, in.Body, in.CID, chatlog.KindText, in.ReplyTo, time.Now().UnixMilli())
+	d.Resend = in.Resend
 	if strings.Contains(in.Body, "@") { // the common body costs no context or lookup
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		h.withMentions(ctx, in.Room, in.Body, d.WithMentions)
@@ -125,6 +126,10 @@ func (h *Hub) accepted(d *chatlog.Draft, acc chatlog.Accepted, err error, start 
 // (kind system) or "fee" field.
 func (h *Hub) Post(ctx context.Context, room int64, kind, body, idem string, fields json.RawMessage) (int64, error) {
 	d := chatlog.NewDraft(room, 0, "", body, idem, kind, 0, time.Now().UnixMilli())
+	// Its producer may retry after an outage of any length (the fee
+	// relay), past Redis's dedupe window: on Redis an unknown idem is
+	// looked up in the store, a query per server-side message.
+	d.Resend = true
 	switch {
 	case fields == nil:
 	case kind == chatlog.KindSystem:

@@ -16,13 +16,16 @@
 -- ARGV[10] "1" when the store was already asked about this cid
 -- ARGV[11] runway: when fewer reserved seqs than this are left, the reply
 --          asks for the next block to be reserved ahead
+-- ARGV[12] "1" for a resend: a cid Redis does not know (its key expired)
+--          may name a stored message
 --
 -- Returns {"ok", seq, ts} | {"ok", seq, ts, "low"} | {"dup", seq, ts}
 -- | {"not_member"} | {"noseq"}
 -- | {"reserve", seq} (reserve a block reaching seq in the store first)
 -- | {"check", flag} (the room was restored: flag "h:<seq>" asks for the
 --   dedupe keys of stored messages past seq to be written back first,
---   any other flag for the cid to be looked up in the store).
+--   any other flag for the cid to be looked up in the store; "resend"
+--   for a resend's cid to be looked up in the store).
 if ARGV[1] ~= '0' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
   return {'not_member'}
 end
@@ -50,11 +53,15 @@ if inst then
     return {'noseq'}
   end
 end
--- After a restore, a cid Redis forgot may name a stored message.
+-- After a restore, a cid Redis forgot may name a stored message; so may
+-- a resend's, once its key expired.
 if ARGV[10] ~= '1' then
   local flag = redis.call('GET', KEYS[7])
   if flag then
     return {'check', flag}
+  end
+  if ARGV[12] == '1' then
+    return {'check', 'resend'}
   end
 end
 local seq = tonumber(cur) + 1

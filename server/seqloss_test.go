@@ -140,6 +140,58 @@ func TestRetriedCidAfterRedisLostDataKeepsItsSeq(t *testing.T) {
 	waitStored(t, n, room.ID, 21)
 }
 
+var _ = alsoOn(onCluster, TestResendPastTheDedupeWindowKeepsItsSeq)
+
+// TestResendPastTheDedupeWindowKeepsItsSeq: Redis remembers a sent cid
+// for the dedupe window only (1 s here); a send marked as a resend whose
+// cid Redis has forgotten gets its original seq from the store, over the
+// WebSocket and REST, and is not delivered again. An unmarked send of a
+// forgotten cid is taken as new (the window is all Redis promises
+// without the mark), as is a marked resend of a cid never sent.
+func TestResendPastTheDedupeWindowKeepsItsSeq(t *testing.T) {
+	cfg := redisConfig(t)
+	cfg.DedupeWindow = time.Second
+	n := startTestNode(t, cfg)
+	owner, member := n.user(t, "Owner"), n.user(t, "Member")
+	room := owner.createRoom(map[string]any{"name": "Late", "member_ids": []int64{member.id}})
+	w, m := n.connect(owner), n.connect(member)
+	first := w.say(room.ID, "c1", "before the window ended")
+	second := w.say(room.ID, "c2", "before the window ended")
+	third := w.say(room.ID, "c3", "before the window ended")
+	waitStored(t, n, room.ID, 3)
+	keys := chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, cid := range []string{"c1", "c2", "c3"} {
+		for n.backends.redis.Exists(context.Background(), keys.Dedupe(room.ID, owner.id, cid)).Val() == 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the dedupe key of %s outlived its 1-s window", cid)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	w.send(map[string]any{"type": "send", "room": room.ID, "cid": "c1", "body": "before the window ended", "resend": true})
+	if ack := w.await("ack"); ack.CID != "c1" || ack.Seq != first.Seq || ack.TS != first.TS {
+		t.Fatalf("resent c1 acked %+v, want its original seq %d and ts %d", ack, first.Seq, first.TS)
+	}
+	var rest struct{ Seq, TS int64 }
+	owner.must(200, "POST", urlf("/api/rooms/%d/messages", room.ID), map[string]any{"cid": "c2", "body": "before the window ended", "resend": true}, &rest)
+	if rest.Seq != second.Seq || rest.TS != second.TS {
+		t.Fatalf("resent c2 over REST got seq %d ts %d, want %d %d", rest.Seq, rest.TS, second.Seq, second.TS)
+	}
+	if ack := w.say(room.ID, "c3", "before the window ended"); ack.Seq != third.Seq+1 {
+		t.Fatalf("c3 sent unmarked past the window acked as seq %d, want a new message %d", ack.Seq, third.Seq+1)
+	}
+	w.send(map[string]any{"type": "send", "room": room.ID, "cid": "never-sent", "body": "new", "resend": true})
+	if ack := w.await("ack"); ack.CID != "never-sent" || ack.Seq != third.Seq+2 {
+		t.Fatalf("a marked resend of a cid never sent acked %+v, want new seq %d", ack, third.Seq+2)
+	}
+	for want := first.Seq; want <= third.Seq+2; want++ {
+		if got := m.await("msg"); got.Seq != want {
+			t.Fatalf("the member got seq %d, want %d: a resend past the window was delivered again", got.Seq, want)
+		}
+	}
+}
+
 // TestSecondMessageUnderOneSeqIsSurfaced: a persistence entry naming a
 // stored (room, seq) with a different message, as two messages acked
 // under one seq would produce, is refused by the store, logged, counted

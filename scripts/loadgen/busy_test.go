@@ -26,6 +26,25 @@ func TestStampBodyKeepsTheCID(t *testing.T) {
 	}
 }
 
+// TestAResendAfterADropIsMarked: what the reference client resends on a
+// new connection is the same send, marked as a resend.
+func TestAResendAfterADropIsMarked(t *testing.T) {
+	cid := []byte("lg-1718000000123456789-2s")
+	body := appendBody(nil, 1718000000123456789, cid, []byte("xxxx"), 60)
+	p := moimTarget{}.appendSend(nil, &client{room: &room{id: 7}}, cid, body)
+	var f struct {
+		Type, CID, Body string
+		Room            int64
+		Resend          bool
+	}
+	if err := json.Unmarshal(markedResend(p), &f); err != nil {
+		t.Fatalf("marked resend %s: %v", markedResend(p), err)
+	}
+	if f.Type != "send" || f.Room != 7 || f.CID != string(cid) || f.Body != string(body) || !f.Resend {
+		t.Errorf("marked resend %+v, want the send of %s with resend true", f, p)
+	}
+}
+
 // TestBusyRefusalsAreResentAndAcked runs the generator as the reference
 // client (-reconnect) against a real zero-setup node told to refuse
 // sends whenever anything lags (MOIM_BUSY_LAG=1ns): sends are refused as

@@ -233,6 +233,14 @@ func (c *client) resend(cid string, restamp bool) {
 	_ = c.writeRaw(p)
 }
 
+// markedResend is a pending send's JSON marked as a resend: it went out
+// on a connection that dropped before its answer came, so it may have
+// been accepted, and the server looks its cid up in the message store
+// once Redis has forgotten it (docs/PROTOCOL.md, idempotent sends).
+func markedResend(p []byte) []byte {
+	return append([]byte(`{"resend":true,`), p[1:]...)
+}
+
 // stampBody overwrites the send time in a generator send's body
 // ("body":"lg <unixNano> …) with now, in place, when both have the same
 // number of digits (always, until the year 2286).
@@ -283,7 +291,7 @@ func (c *client) reconnect() bool {
 	r.pmu.Lock()
 	frames := make([][]byte, 0, len(r.pending))
 	for _, p := range r.pending {
-		frames = append(frames, appendClientFrame(nil, ws.OpText, p))
+		frames = append(frames, appendClientFrame(nil, ws.OpText, markedResend(p)))
 	}
 	r.pmu.Unlock()
 	for _, f := range frames {

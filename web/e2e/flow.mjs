@@ -126,6 +126,8 @@ async function run() {
   await expectCount(body(bob, retried), 1);
   await bob.getByTestId("pending").waitFor({ state: "detached" });
   await check(cut.sends(cid) >= 2, `the send was retried with the same cid (${cut.sends(cid)} frames with cid ${cid})`);
+  const marks = cut.marks(cid);
+  await check(!marks[0] && marks.slice(1).every(Boolean), `the first send went unmarked and each retry marked "resend" (marks ${marks})`);
   for (const text of [...five, ...during]) await expectCount(body(bob, text), 1);
 
   // --- dues: Alice opens the fund and sets dues; Bob tops up and pays ---

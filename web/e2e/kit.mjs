@@ -194,7 +194,7 @@ export async function cuttable(ctx) {
   let lostCid = "";
   let onLost = () => {};
   let lostPromise = null;
-  const sent = new Map(); // cid -> send frames seen
+  const sent = new Map(); // cid -> each send frame's resend mark, in order
   await ctx.routeWebSocket(/\/ws\?/, (ws) => {
     if (blocked) {
       ws.close({ code: 4000, reason: "network down (test)" });
@@ -210,7 +210,7 @@ export async function cuttable(ctx) {
     conn.drop = drop;
     ws.onMessage((m) => {
       const f = JSON.parse(m);
-      if (f.type === "send") sent.set(f.cid, (sent.get(f.cid) || 0) + 1);
+      if (f.type === "send") sent.set(f.cid, [...(sent.get(f.cid) || []), f.resend === true]);
       if (loseText && f.type === "send" && f.body === loseText) lostCid = f.cid;
       server.send(m);
     });
@@ -244,7 +244,9 @@ export async function cuttable(ctx) {
       lostPromise = new Promise((resolve) => (onLost = resolve));
     },
     lost: () => lostPromise,
-    sends: (cid) => sent.get(cid) || 0,
+    sends: (cid) => (sent.get(cid) || []).length,
+    // marks is each send frame's resend mark, in order.
+    marks: (cid) => sent.get(cid) || [],
   };
 }
 

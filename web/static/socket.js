@@ -21,7 +21,7 @@ export class Socket {
     this.lastSeq = new Map(); // room -> every seq 1..lastSeq applied
     this.buffered = new Map(); // room -> Map(seq -> msg) past a gap
     this.syncing = new Map(); // room -> from of the sync in flight
-    this.pending = new Map(); // cid -> {frame, at, held}
+    this.pending = new Map(); // cid -> {frame, at, held, out}
     // Past its capacity the node refuses sends as busy and takes a
     // connection's first send after the wait it named (PROTOCOL.md, error
     // busy). From the first refusal until nothing is held any more, sends
@@ -130,6 +130,17 @@ export class Socket {
     return true;
   }
 
+  // write sends a pending send's frame. One already out whose answer
+  // never came (a lost connection, a timeout, a reload) goes marked as a
+  // resend, so the server finds its cid in the message store even once
+  // Redis has forgotten it (docs/PROTOCOL.md, idempotent sends).
+  write(p) {
+    if (p.out) p.frame.resend = true;
+    if (!this.out(p.frame)) return false;
+    p.out = true;
+    return true;
+  }
+
   // send posts a message; it is kept (across reloads too) and resent with
   // the same cid until the server acknowledges it.
   // attachment, when set, is an upload's metadata; the frame names its id
@@ -145,9 +156,10 @@ export class Socket {
       frame.attachment_name = name;
       frame.local = { attachment: { id, name, type, size, kind, width, height } };
     }
-    this.pending.set(frame.cid, { frame, at: Date.now(), held: this.busy });
+    const p = { frame, at: Date.now(), held: this.busy, out: false };
+    this.pending.set(frame.cid, p);
     this.savePending();
-    if (!this.busy) this.out(frame);
+    if (!this.busy) this.write(p);
     return frame;
   }
 
@@ -173,7 +185,7 @@ export class Socket {
     if (!this.busy || this.busyTimer || this.probe) return;
     for (const p of this.pending.values()) {
       if (!p.held) continue;
-      if (this.out(p.frame)) {
+      if (this.write(p)) {
         p.held = false;
         p.at = Date.now();
         this.probe = p.frame.cid;
@@ -267,7 +279,7 @@ export class Socket {
         for (const p of this.pending.values()) {
           p.at = Date.now();
           p.held = false;
-          this.out(p.frame);
+          this.write(p);
         }
         break;
       case "msg":
@@ -303,6 +315,7 @@ export class Socket {
       case "error":
         if (ev.cid && this.pending.has(ev.cid)) {
           const p = this.pending.get(ev.cid);
+          p.out = false; // answered: this attempt was not taken
           // Resend once the wait a rate_limited error names is over.
           if (ev.code === "rate_limited") p.at = Date.now() - ACK_TIMEOUT + (ev.retry_after_ms || 0);
           // Busy: the server is behind and stored nothing; the message
@@ -353,11 +366,11 @@ export class Socket {
     const now = Date.now();
     if (this.busy) {
       const p = this.pending.get(this.probe);
-      if (p && now - p.at > ACK_TIMEOUT && this.out(p.frame)) p.at = now;
+      if (p && now - p.at > ACK_TIMEOUT && this.write(p)) p.at = now;
       return;
     }
     for (const p of this.pending.values()) {
-      if (now - p.at > ACK_TIMEOUT && this.out(p.frame)) p.at = now;
+      if (now - p.at > ACK_TIMEOUT && this.write(p)) p.at = now;
     }
   }
 
@@ -373,7 +386,7 @@ export class Socket {
   loadPending() {
     try {
       for (const frame of JSON.parse(localStorage.getItem(this.pendingKey) || "[]")) {
-        this.pending.set(frame.cid, { frame, at: 0 });
+        this.pending.set(frame.cid, { frame, at: 0, out: true }); // it may have gone out before the reload
       }
     } catch {
       localStorage.removeItem(this.pendingKey);
