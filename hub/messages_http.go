@@ -182,7 +182,7 @@ func (h *Hub) handlePost(c *fiber.Ctx, room, user int64) error {
 		return api.NotMember()
 	}
 	if err != nil {
-		return api.Errorf(fiber.StatusServiceUnavailable, "unavailable", "message not stored; retry with the same cid")
+		return api.Errorf(fiber.StatusServiceUnavailable, "unavailable", "message not acknowledged; retry with the same cid and resend true")
 	}
 	status := fiber.StatusCreated
 	if acc.Dup {

@@ -84,7 +84,7 @@ func (h *Hub) answerSend(c *Conn, p *pendingSend, cid string, room int64, acc ch
 		return
 	}
 	h.log.Warn("send failed", "room", room, "err", err)
-	h.fail(c, "unavailable", "message not stored; retry with the same cid", cid, room)
+	h.fail(c, "unavailable", "message not acknowledged; retry with the same cid and resend true", cid, room)
 }
 
 // accept stores a draft through the broker and counts it.

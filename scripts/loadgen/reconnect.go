@@ -155,14 +155,14 @@ func (r *refState) refused(c *client, f frame) bool {
 		}
 		c.st.refused.Add(1)
 		if f.Code != "busy" {
-			time.AfterFunc(500*time.Millisecond, func() { c.resend(f.CID, false) })
+			time.AfterFunc(500*time.Millisecond, func() { c.resend(f.CID, f.Code) })
 			return true
 		}
 		c.st.busy.Add(1)
 		wait := time.Duration(max(f.RetryAfterMS, 1)) * time.Millisecond
 		r.busyDue.Add(1)
 		time.AfterFunc(wait, func() {
-			c.resend(f.CID, true)
+			c.resend(f.CID, f.Code)
 			r.busyDue.Add(-1)
 		})
 		return true
@@ -211,16 +211,21 @@ func (c *client) requestSync() {
 	}
 }
 
-// resend writes a pending send again, same cid, if it is still pending.
-// A send refused as busy was not stored, so its body's send time is set
-// to now: recipients then measure the delivery of the send the server
-// took, while the ack's latency (from the cid's time) still counts the
-// whole wait.
-func (c *client) resend(cid string, restamp bool) {
+// resend writes a pending send again, same cid, if it is still pending,
+// after a refusal with code. A send refused as busy was not stored, so
+// its body's send time is set to now: recipients then measure the
+// delivery of the send the server took, while the ack's latency (from
+// the cid's time) still counts the whole wait. One answered unavailable
+// may have been stored all the same (Redis failed mid-call), so it goes
+// marked as a resend.
+func (c *client) resend(cid, code string) {
 	c.ref.pmu.Lock()
 	p, ok := c.ref.pending[cid]
-	if ok && restamp {
+	if ok && code == "busy" {
 		stampBody(p, time.Now().UnixNano())
+	}
+	if ok && code == "unavailable" {
+		p = markedResend(p)
 	}
 	if ok {
 		p = appendClientFrame(nil, ws.OpText, p)
@@ -233,10 +238,11 @@ func (c *client) resend(cid string, restamp bool) {
 	_ = c.writeRaw(p)
 }
 
-// markedResend is a pending send's JSON marked as a resend: it went out
-// on a connection that dropped before its answer came, so it may have
-// been accepted, and the server looks its cid up in the message store
-// once Redis has forgotten it (docs/PROTOCOL.md, idempotent sends).
+// markedResend is a pending send's JSON marked as a resend: its earlier
+// attempt may have been accepted (the connection dropped before the
+// answer came, or the answer was unavailable), and the server looks its
+// cid up in the message store once Redis has forgotten it
+// (docs/PROTOCOL.md, idempotent sends).
 func markedResend(p []byte) []byte {
 	return append([]byte(`{"resend":true,`), p[1:]...)
 }

@@ -315,7 +315,9 @@ export class Socket {
       case "error":
         if (ev.cid && this.pending.has(ev.cid)) {
           const p = this.pending.get(ev.cid);
-          p.out = false; // answered: this attempt was not taken
+          // Refused before anything was stored; unavailable may have
+          // been stored all the same (Redis failed mid-call).
+          if (ev.code === "busy" || ev.code === "rate_limited") p.out = false;
           // Resend once the wait a rate_limited error names is over.
           if (ev.code === "rate_limited") p.at = Date.now() - ACK_TIMEOUT + (ev.retry_after_ms || 0);
           // Busy: the server is behind and stored nothing; the message
