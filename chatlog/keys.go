@@ -30,10 +30,21 @@ func (k Keys) Seq(roomID int64) string { return k.room(roomID, "seq") }
 // "<seq>-0", so a range read after a seq is one XRANGE.
 func (k Keys) Recent(roomID int64) string { return k.room(roomID, "recent") }
 
-// Dedupe remembers the seq given to one (user, client id) send, so a
-// retried send is acknowledged again instead of stored twice.
-func (k Keys) Dedupe(roomID, userID int64, cid string) string {
-	return k.room(roomID, "cid:"+strconv.FormatInt(userID, 10)+":"+cid)
+// CIDs is a hash of the room's sends accepted in one time bucket (accept
+// time in ms divided by the dedupe window): CIDField → "<seq>:<ts>", so a
+// retried send is acknowledged again instead of stored twice. One hash per
+// room and bucket rather than one key per send: a key per message made
+// every other key's lookup slower (millions of keys and expiries in the
+// main dictionaries) and cost Redis 201 bytes a message
+// (docs/BENCHMARKS.md, "Session 44").
+func (k Keys) CIDs(roomID, bucket int64) string {
+	return k.room(roomID, "cids:"+strconv.FormatInt(bucket, 10))
+}
+
+// CIDField names one (user, client id) send in a CIDs hash; client ids
+// have no ':' (hub/protocol.go), so the name is unambiguous.
+func CIDField(userID int64, cid string) string {
+	return strconv.FormatInt(userID, 10) + ":" + cid
 }
 
 // Reads is a hash of user id → highest seq the user has read.

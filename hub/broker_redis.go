@@ -83,19 +83,21 @@ type RedisConfig struct {
 	// continues past the reserved block, and the unstored part of it is
 	// reported as a gap.
 	SeqBlock int64
-	// DedupeTTL is how long Redis remembers a (user, cid) send [10m]:
-	// long enough for a client's ordinary retries (a timeout, a reconnect,
-	// an outage of minutes), short enough that the keys fit in memory at
-	// thousands of messages a second (about 200 bytes each: a day's would
-	// be 17 GB at 1,000 a second). A send marked as a resend whose cid
-	// Redis no longer knows is looked up in the message store, so it gets
-	// its original seq however late it comes.
+	// DedupeTTL is how long Redis at least remembers a (user, cid) send
+	// [10m]: long enough for a client's ordinary retries (a timeout, a
+	// reconnect, an outage of minutes), short enough that the cids fit in
+	// memory at thousands of messages a second (a day's would be gigabytes
+	// at 1,000 a second). Sends are kept in one hash per room and window
+	// (chatlog.Keys.CIDs), the current and the previous one looked in, so
+	// a cid is remembered for one to two windows. A send marked as a
+	// resend whose cid Redis no longer knows is looked up in the message
+	// store, so it gets its original seq however late it comes.
 	DedupeTTL time.Duration
 	// CheckWindow is how long after Redis lost a room's data whole a send
 	// whose cid Redis does not know is first looked up in the store [1h]:
 	// a client retrying a message acknowledged before the loss gets its
-	// original seq. (When Redis came back with older data, the dedupe keys
-	// it lost are written back instead: reseedCIDs.)
+	// original seq. (When Redis came back with older data, the cids it
+	// lost are written back instead: reseedCIDs.)
 	CheckWindow time.Duration
 }
 
@@ -117,7 +119,7 @@ type RedisBroker struct {
 	// ahead holds the rooms whose next block this node is reserving in
 	// the background.
 	ahead sync.Map
-	// reseeding holds the rooms whose lost dedupe keys this node is
+	// reseeding holds the rooms whose lost cids this node is
 	// writing back (*reseedCall).
 	reseeding sync.Map
 }
@@ -278,14 +280,39 @@ func resendArg(d *chatlog.Draft) string {
 
 func (b *RedisBroker) send(ctx context.Context, d *chatlog.Draft, checked string) ([]string, error) {
 	k := b.keys
-	keys := []string{k.Members(d.Room), k.Seq(d.Room), k.Dedupe(d.Room, d.From, d.CID), k.Recent(d.Room),
-		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room), k.Instance(k.Shard(d.Room)), k.SeqInstance(d.Room), k.FirstInstance(k.Shard(d.Room))}
-	res, err := b.runSend(ctx, keys, d.From, d.Head, d.Tail, b.cfg.RecentLen, int(b.cfg.DedupeTTL.Seconds()),
-		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock/2, resendArg(d))
+	bucket := b.cidBucket(d.TS)
+	keys := []string{k.Members(d.Room), k.Seq(d.Room), k.CIDs(d.Room, bucket), k.Recent(d.Room),
+		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room), k.Instance(k.Shard(d.Room)), k.SeqInstance(d.Room), k.FirstInstance(k.Shard(d.Room)),
+		k.CIDs(d.Room, bucket-1)}
+	res, err := b.runSend(ctx, keys, d.From, d.Head, d.Tail, b.cfg.RecentLen, b.cidExpiry(bucket),
+		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock/2, resendArg(d), chatlog.CIDField(d.From, d.CID))
 	if err != nil {
 		return nil, fmt.Errorf("hub: send script for room %d: %w", d.Room, err)
 	}
 	return res, nil
+}
+
+// cidBucket is the cids hash a send accepted at ts (unix ms) is kept in.
+func (b *RedisBroker) cidBucket(ts int64) int64 { return ts / b.cfg.DedupeTTL.Milliseconds() }
+
+// cidExpiry is when bucket's hash expires (unix ms): at the end of the
+// next bucket, the last one whose sends look in it.
+func (b *RedisBroker) cidExpiry(bucket int64) int64 {
+	return (bucket + 2) * b.cfg.DedupeTTL.Milliseconds()
+}
+
+// rememberCID queues on pipe the (user, cid) send of room that got seq
+// and ts, in the bucket of at (unix ms); nothing once that bucket's hash
+// would have expired.
+func (b *RedisBroker) rememberCID(ctx context.Context, pipe redis.Pipeliner, room, user int64, cid string, seq, ts, at int64) {
+	bucket := b.cidBucket(at)
+	until := b.cidExpiry(bucket)
+	if until <= time.Now().UnixMilli() {
+		return
+	}
+	key := b.keys.CIDs(room, bucket)
+	pipe.HSet(ctx, key, chatlog.CIDField(user, cid), strconv.FormatInt(seq, 10)+":"+strconv.FormatInt(ts, 10))
+	pipe.PExpireAt(ctx, key, time.UnixMilli(until))
 }
 
 // reserve makes seqs up to at least need (and a block beyond) durable in
@@ -325,7 +352,7 @@ func (b *RedisBroker) reserveAhead(room, seq int64) {
 // still hold may have named acknowledged messages that are gone: they are
 // recorded as a gap, logged and counted. Read positions come back from
 // the store. Cids: restore.lua flags the room, and when Redis came back
-// with older data its next send first writes back the dedupe keys Redis
+// with older data its next send first writes back the cids Redis
 // lost (reseed); when it lost everything (or more than reseedLimit
 // stored messages), sends of cids Redis does not know are looked up in
 // the store first, for CheckWindow.
@@ -386,16 +413,16 @@ func (b *RedisBroker) restore(ctx context.Context, room int64) error {
 // CheckWindow instead.
 const reseedLimit = 10000
 
-// reseedCall is one write-back of a room's dedupe keys in flight.
+// reseedCall is one write-back of a room's cids in flight.
 type reseedCall struct {
 	done chan struct{}
 	err  error
 }
 
-// reseed writes back, once per room at a time on this node, the dedupe
-// keys a Redis that came back with older data lost: those of the room's
-// stored messages past held (flag "h:<held>", restore.lua; the keys up to
-// it survived with the counter). A client retrying one of them gets its
+// reseed writes back, once per room at a time on this node, the cids a
+// Redis that came back with older data lost: those of the room's stored
+// messages past held (flag "h:<held>", restore.lua; the cids up to it
+// survived with the counter), those still within the dedupe window. A client retrying one of them gets its
 // stored seq. The sends that find the room flagged meanwhile wait for the
 // write-back instead of each asking the store about its cid, which on a
 // busy room after a failover queued the store and the node behind it.
@@ -426,7 +453,7 @@ func (b *RedisBroker) reseedCIDs(ctx context.Context, room int64, held string) e
 		return fmt.Errorf("hub: restored flag of room %d: %w", room, err)
 	}
 	pipe := b.rdb.Pipeline()
-	now, n, outcome := time.Now().UnixMilli(), 0, "done"
+	n, outcome := 0, "done"
 	for {
 		page, err := b.seqs.After(ctx, room, after, 500)
 		if err != nil {
@@ -441,8 +468,8 @@ func (b *RedisBroker) reseedCIDs(ctx context.Context, room int64, held string) e
 				return fmt.Errorf("hub: stored message of room %d: %w", room, err)
 			}
 			after = m.Seq
-			if ttl := b.cfg.DedupeTTL - time.Duration(now-m.TS)*time.Millisecond; m.CID != "" && ttl > 0 {
-				pipe.Set(ctx, b.keys.Dedupe(room, m.From, m.CID), strconv.FormatInt(m.Seq, 10)+":"+strconv.FormatInt(m.TS, 10), ttl)
+			if m.CID != "" {
+				b.rememberCID(ctx, pipe, room, m.From, m.CID, m.Seq, m.TS, m.TS)
 			}
 		}
 		if n += len(page); n > reseedLimit {
@@ -467,8 +494,9 @@ func (b *RedisBroker) findCID(ctx context.Context, d *chatlog.Draft) (chatlog.Ac
 		return acc, found, err
 	}
 	acc.Dup = true
-	val := strconv.FormatInt(acc.Seq, 10) + ":" + strconv.FormatInt(acc.TS, 10)
-	if err := b.rdb.Set(ctx, b.keys.Dedupe(d.Room, d.From, d.CID), val, b.cfg.DedupeTTL).Err(); err != nil {
+	pipe := b.rdb.Pipeline()
+	b.rememberCID(ctx, pipe, d.Room, d.From, d.CID, acc.Seq, acc.TS, d.TS)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return acc, false, fmt.Errorf("hub: remember cid of room %d: %w", d.Room, err)
 	}
 	return acc, true, nil

@@ -34,7 +34,7 @@ func validCID(cid string) bool {
 		return false
 	}
 	for i := 0; i < len(cid); i++ {
-		// Printable ASCII without ':' keeps the dedupe key unambiguous.
+		// Printable ASCII without ':' keeps the cids hash field (user:cid) unambiguous.
 		if c := cid[i]; c < 0x21 || c > 0x7e || c == ':' {
 			return false
 		}

@@ -1,4 +1,4 @@
--- Ends the write-back of a restored room's dedupe keys (RedisBroker.reseed).
+-- Ends the write-back of a restored room's cids (RedisBroker.reseed).
 -- KEYS[1] restored flag
 -- ARGV[1] the flag the write-back started from ("h:<seq>")
 -- ARGV[2] "done": the keys are back, unknown cids are new; "partial": too

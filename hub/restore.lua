@@ -12,9 +12,9 @@
 -- ARGV[3] how long the restored flag lasts (s)
 --
 -- A room that ever had a seq is flagged restored (for ARGV[3] at most),
--- so that no send of a cid Redis does not know is taken before the
--- dedupe keys Redis lost are back: when the counter was there, the flag
--- is "h:<seq>", the highest seq Redis still held (the keys up to it
+-- so that no send of a cid Redis does not know is taken before the cids
+-- Redis lost are back: when the counter was there, the flag is
+-- "h:<seq>", the highest seq Redis still held (the cids up to it
 -- survived with the counter), and the first send writes back those of the
 -- stored messages past it (reseed.lua ends it); when the counter was
 -- missing (Redis lost everything) the flag is "1" and unknown cids are

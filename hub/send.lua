@@ -1,35 +1,40 @@
 -- Accepts one chat message in one round trip: membership check, dedupe by
--- (user, client id), next gap-free seq within the durably reserved block,
+-- (user, client id) in the room's cids hashes of this dedupe window and
+-- the one before, next gap-free seq within the durably reserved block,
 -- append to the room's recent stream and to the persistence stream
 -- (fields as in chatlog/entry.go), publish for delivery.
 --
--- KEYS[1] members set   KEYS[2] seq counter   KEYS[3] dedupe key
+-- KEYS[1] members set   KEYS[2] seq counter
+-- KEYS[3] this bucket's cids hash   KEYS[11] the previous bucket's
 -- KEYS[4] recent stream KEYS[5] persistence stream
 -- KEYS[6] reserved seq high mark   KEYS[7] restored flag
 -- KEYS[8] shard's Redis instance    KEYS[9] counter's Redis instance
 -- KEYS[10] shard's first Redis instance
 -- ARGV[1] user id (0 skips the membership check: server-side producers)
 -- ARGV[2] JSON before the seq   ARGV[3] JSON after the seq
--- ARGV[4] recent stream length  ARGV[5] dedupe TTL (s)  ARGV[6] channel
+-- ARGV[4] recent stream length  ARGV[5] when this bucket's hash expires
+--   (unix ms: the end of the next bucket, so a cid is remembered for one
+--   to two windows)  ARGV[6] channel
 -- ARGV[7] room id               ARGV[8] accept time (unix ms)
 -- ARGV[9] PUBLISH, or SPUBLISH on a Redis Cluster (sharded pub/sub)
 -- ARGV[10] "1" when the store was already asked about this cid
 -- ARGV[11] runway: when fewer reserved seqs than this are left, the reply
 --          asks for the next block to be reserved ahead
--- ARGV[12] "1" for a resend: a cid Redis does not know (its key expired)
+-- ARGV[12] "1" for a resend: a cid Redis does not know (its window ended)
 --          may name a stored message
+-- ARGV[13] the send's field in the cids hashes (user:cid)
 --
 -- Returns {"ok", seq, ts} | {"ok", seq, ts, "low"} | {"dup", seq, ts}
 -- | {"not_member"} | {"noseq"}
 -- | {"reserve", seq} (reserve a block reaching seq in the store first)
 -- | {"check", flag} (the room was restored: flag "h:<seq>" asks for the
---   dedupe keys of stored messages past seq to be written back first,
+--   cids of stored messages past seq to be written back first,
 --   any other flag for the cid to be looked up in the store; "resend"
 --   for a resend's cid to be looked up in the store).
 if ARGV[1] ~= '0' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
   return {'not_member'}
 end
-local prev = redis.call('GET', KEYS[3])
+local prev = redis.call('HGET', KEYS[3], ARGV[13]) or redis.call('HGET', KEYS[11], ARGV[13])
 if prev then
   local sep = string.find(prev, ':', 1, true)
   return {'dup', string.sub(prev, 1, sep - 1), string.sub(prev, sep + 1)}
@@ -73,7 +78,8 @@ redis.call('SET', KEYS[2], seq)
 local msg = ARGV[2] .. seq .. ARGV[3]
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'm', msg)
 redis.call('XADD', KEYS[5], '*', 'r', ARGV[7], 's', seq, 'm', msg)
-redis.call('SET', KEYS[3], seq .. ':' .. ARGV[8], 'EX', ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[13], seq .. ':' .. ARGV[8])
+redis.call('PEXPIREAT', KEYS[3], ARGV[5])
 redis.call(ARGV[9], ARGV[6], msg)
 if hi - seq < tonumber(ARGV[11]) then
   return {'ok', tostring(seq), ARGV[8], 'low'}

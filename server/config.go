@@ -103,11 +103,11 @@ type Config struct {
 	// batcher before another claims it. Default 30s: far above a normal
 	// batch write, short enough that a dead node's backlog moves soon.
 	ClaimIdle time.Duration
-	// DedupeWindow is how long Redis remembers each sent (room, user, cid).
-	// Default 10m: a client's ordinary retries come within it, and the
-	// keys (about 200 bytes each) fit in memory at thousands of messages
-	// a second; a resend marked as one is looked up in the message store
-	// past it.
+	// DedupeWindow is how long Redis at least remembers each sent (room,
+	// user, cid); it forgets it within two. Default 10m: a client's
+	// ordinary retries come within it, and the cids (about 55 bytes each)
+	// fit in memory at thousands of messages a second; a resend marked as
+	// one is looked up in the message store past it.
 	DedupeWindow time.Duration
 	// TokenCheck is how often a node checks the token of every open
 	// WebSocket again, to close those of deleted users and expired
@@ -278,7 +278,7 @@ func (c *Config) settings() []setting {
 		{"MOIM_BUSY_LAG", "250ms", "", "Overload: while this node's lag (a message's acceptance to its delivery, a send's wait for its ack, or the shortest wait of a readable connection for a worker, worst of the last 100 ms; `moim_hub_lag_seconds`) is past this, a share of new sends (halved every 100 ms while it stays past) is refused at once with error `busy` and `retry_after_ms` (REST: 503 with `Retry-After`) and nothing of them is stored; clients resend the same cid later (docs/PROTOCOL.md). 250ms is far above a node within its capacity; past it (8,000 and 10,000 msg/s on 2 cores, docs/BENCHMARKS.md, session 31) acknowledged messages were delivered at p99 448 and 747 ms.", duration(&c.BusyLag)},
 		{"MOIM_ROLES", "api,hub,batcher", "", "What this node runs: REST (`api`), WebSocket (`hub`), the Redis→MongoDB batcher (`batcher`).", listOf(&c.Roles, "api", "hub", "batcher")},
 		{"MOIM_CLAIM_IDLE", "30s", "", "How long a batcher's unstored entries wait before another batcher claims them.", duration(&c.ClaimIdle)},
-		{"MOIM_DEDUPE_WINDOW", "10m", "", "How long Redis remembers each sent cid, so a resend gets the original seq; a resend marked `\"resend\": true` whose cid Redis forgot is looked up in the message store (docs/PROTOCOL.md). Redis holds about 200 bytes per message for it: 10m at 1,000 msg/s is 120 MB.", duration(&c.DedupeWindow)},
+		{"MOIM_DEDUPE_WINDOW", "10m", "", "How long Redis remembers each sent cid, so a resend gets the original seq; a resend marked `\"resend\": true` whose cid Redis forgot is looked up in the message store (docs/PROTOCOL.md). Redis keeps a sent cid for one to two windows, about 55 bytes each: 10m at 1,000 msg/s is 33–66 MB.", duration(&c.DedupeWindow)},
 		{"MOIM_TOKEN_CHECK", "1m", "", "How often open WebSockets' tokens are read again, closing those of deleted users and expired tokens (logouts and password changes close theirs at once).", duration(&c.TokenCheck)},
 		{"MOIM_INVITE_RULE", "contacts", "", "Who room creation's `member_ids` and `POST /api/rooms/{id}/members` add at once. `contacts`: users who have the inviter among their contacts; everyone else gets an invitation to accept or decline. `anyone`: everyone is added (load tests that build rooms of strangers: k6, `scripts/loadgen`, `scripts/chaos`).", oneOf(&c.InviteRule, "contacts", "anyone")},
 		{"MOIM_MAX_AMOUNT", "100000000", "", "Largest single money transfer, in won.", integer(&c.MaxAmount, 1, math.MaxInt64)},

@@ -160,11 +160,15 @@ func TestResendPastTheDedupeWindowKeepsItsSeq(t *testing.T) {
 	third := w.say(room.ID, "c3", "before the window ended")
 	waitStored(t, n, room.ID, 3)
 	keys := chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, cid := range []string{"c1", "c2", "c3"} {
-		for n.backends.redis.Exists(context.Background(), keys.Dedupe(room.ID, owner.id, cid)).Val() == 1 {
+	// The cids are kept in one hash per room and second; a bucket's hash
+	// lasts until the end of the next one.
+	window := cfg.DedupeWindow.Milliseconds()
+	last := third.TS / window
+	deadline := time.UnixMilli((last+2)*window + 500)
+	for b := first.TS / window; b <= last; b++ {
+		for n.backends.redis.Exists(context.Background(), keys.CIDs(room.ID, b)).Val() == 1 {
 			if time.Now().After(deadline) {
-				t.Fatalf("the dedupe key of %s outlived its 1-s window", cid)
+				t.Fatalf("the cids hash of bucket %d outlived the next bucket", b)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

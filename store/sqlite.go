@@ -114,8 +114,12 @@ const (
 )
 
 // journalBusy is the journal's size past which rounds of moves take
-// moveEveryBusy: 4 s of messages at about 2,500 a second.
-const journalBusy = 4 << 20
+// moveEveryBusy: 4 s of messages at about 10,000 a second (about 400
+// bytes each). Up to there a move writes 4 s of a room's messages at
+// once: at 5,000 messages a second over 500 rooms that took a quarter
+// off the moves' CPU per message and halved their write calls against
+// 1-s rounds (BenchmarkMoves, docs/BENCHMARKS.md "Session 44").
+const journalBusy = 16 << 20
 
 // checkpointEvery is how often the checkpointer copies what the
 // write-ahead log holds into the database file, beside the writer: in
@@ -452,8 +456,9 @@ func (s *SQLite) Tidy(ctx context.Context) error {
 }
 
 // journalCap is the journal's size past which a move takes every slice's
-// messages, so that the journals empty.
-const journalCap = 16 << 20
+// messages, so that the journals empty: four times journalBusy, which
+// 1-s rounds reach only far past what the node keeps up with.
+const journalCap = 64 << 20
 
 // due reports that a slice's turn to move has come and some message
 // waits to move.

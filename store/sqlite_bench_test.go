@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,4 +147,58 @@ func benchInsert(b *testing.B, n int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(msgs)/1000, "µs/msg")
 	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(msgs)/1000, "cpu-µs/msg")
 	b.ReportMetric(float64(writeCalls()-c0)/float64(msgs), "write-calls/msg")
+}
+
+// BenchmarkMoves is the journal and its moves into the messages table at
+// the rates of the benchmarks' top stage: 500 rooms, each slice of rooms
+// moved in turn, with per messages of each room in each move (a round of
+// 1 s at 5,000 messages a second is 10, of 4 s 40): the more of a room's
+// messages a move writes at once, the fewer pages per message it writes.
+//
+//	go test -run '^$' -bench Moves -benchtime 8x ./store
+func BenchmarkMoves(b *testing.B) {
+	for _, per := range []int{10, 40} {
+		b.Run(fmt.Sprintf("per-room=%d", per), func(b *testing.B) { benchMoves(b, per) })
+	}
+}
+
+func benchMoves(b *testing.B, per int) {
+	st, err := OpenSQLite(b.TempDir(), SyncNormal)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	const rooms = 500
+	rounds := make([][]chatlog.Entry, b.N) // built first: decoding entries is not the write
+	for r := range rounds {
+		for i := range per {
+			for room := int64(1); room <= rooms; room++ {
+				seq := int64(r*per + i + 1)
+				rounds[r] = append(rounds[r], entry(room, seq, 7, fmt.Sprint("c", room, "-", seq), "오늘 저녁 7시 강남역 2번 출구에서 만나요! Bring the slides"))
+			}
+		}
+	}
+	cpu0, c0 := cpuTime(), writeCalls()
+	b.ResetTimer()
+	for _, round := range rounds {
+		for batch := range slices.Chunk(round, 50) {
+			if err := st.Journal(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		st.wmu.Lock()
+		st.mu.Lock()
+		for slice := range moveSlices {
+			if err := st.move(ctx, noSlice.with(slice), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		st.mu.Unlock()
+		st.wmu.Unlock()
+	}
+	b.StopTimer()
+	msgs := float64(b.N * per * rooms)
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/msgs/1000, "cpu-µs/msg")
+	b.ReportMetric(float64(writeCalls()-c0)/msgs, "write-calls/msg")
 }
