@@ -292,6 +292,7 @@ func checkCommon(t *testing.T, p *problems, s stack, nodes []string, mongo strin
 	// A full Redis must refuse writes, never evict unstored messages, and
 	// fill below its container's limit (the rest is the AOF rewrite's).
 	p.check(flag(redis.Command, "--maxmemory-policy") == "noeviction", "redis runs %q, want --maxmemory-policy noeviction", redis.Command)
+	p.check(flag(redis.Command, "--lazyfree-lazy-expire") == "yes", "redis runs %q, want --lazyfree-lazy-expire yes (a busy room's cids hash freed in the background)", redis.Command)
 	if max := flag(redis.Command, "--maxmemory"); max == "" {
 		p.check(false, "redis runs %q without --maxmemory", redis.Command)
 	} else {
