@@ -26,9 +26,10 @@ type Conn struct {
 
 	// Read side: touched only by the one goroutine handling c's
 	// readiness (a worker, or the poller's own: handleHere). readMu is
-	// never contended (one-shot epoll hands c to one at a time); it tells
-	// the race detector and the memory model that the next one sees what
-	// the last one left.
+	// never contended (claim hands c to one at a time); it tells the race
+	// detector and the memory model that the next one sees what the last
+	// one left.
+	ready   atomic.Int32 // readIdle, readHandled or readAgain
 	readMu  sync.Mutex
 	rsys    syscalls
 	pending []byte   // a partial frame, or frames left to a worker; nil when idle
@@ -183,5 +184,43 @@ func (b *tokenBucket) allow(now time.Time, rate float64, burst int) bool {
 		return false
 	}
 	b.tokens--
+	return true
+}
+
+// What Conn.ready says of a connection's readiness: no goroutine handles
+// it; one does; one does and more bytes arrived since it began.
+const (
+	readIdle int32 = iota
+	readHandled
+	readAgain
+)
+
+// claim says whether the caller, told that c is readable, is the one to
+// handle it; if another goroutine handles it already, claim tells that
+// one to read again before letting c go (release).
+func (c *Conn) claim() bool {
+	for {
+		switch c.ready.Load() {
+		case readIdle:
+			if c.ready.CompareAndSwap(readIdle, readHandled) {
+				return true
+			}
+		case readHandled:
+			if c.ready.CompareAndSwap(readHandled, readAgain) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// release lets c go after its handler drained it, unless bytes arrived
+// meanwhile: then it says to read again, and c stays the caller's.
+func (c *Conn) release() bool {
+	if c.ready.CompareAndSwap(readHandled, readIdle) {
+		return false
+	}
+	c.ready.Store(readHandled)
 	return true
 }

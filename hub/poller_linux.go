@@ -17,10 +17,13 @@ import (
 
 // poller owns idle connections: one epoll instance watched by one
 // goroutine, which hands a readable connection to a bounded pool of
-// workers. Registration is level-triggered and one-shot: a connection
-// reports readiness once, is handled by exactly one worker, and is re-armed
-// when that worker is done; bytes left in the socket fire it again, so
-// nothing is lost and no connection is read by two workers at once.
+// workers. Registration is edge-triggered: a connection is reported when
+// new bytes arrive, and handed to a worker only if none has it (Conn.claim);
+// otherwise the one that has it reads again before letting it go
+// (Conn.release), so nothing is lost and no connection is read by two
+// workers at once. One-shot registration did the same with an epoll_ctl
+// to re-arm after every frame, one system call per message received
+// (docs/BENCHMARKS.md, "Session 44").
 type poller struct {
 	epfd  int
 	mu    sync.RWMutex
@@ -114,7 +117,7 @@ func (p *poller) loop() {
 			c := p.conns[id]
 			p.mu.RUnlock()
 			switch {
-			case c == nil:
+			case c == nil || !c.claim():
 			case i == n-1 && p.here != nil:
 				// The others are with workers already, on the other cores.
 				if p.here(c) {
@@ -133,7 +136,7 @@ func eventID(ev *unix.EpollEvent) uint64 { return uint64(uint32(ev.Fd)) | uint64
 
 func eventFor(id uint64) *unix.EpollEvent {
 	return &unix.EpollEvent{
-		Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
+		Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET,
 		Fd:     int32(uint32(id)),
 		Pad:    int32(uint32(id >> 32)),
 	}
@@ -149,11 +152,6 @@ func (p *poller) add(c *Conn) error {
 		return fmt.Errorf("hub: epoll add: %w", err)
 	}
 	return nil
-}
-
-// rearm asks for the next readiness of c after a worker handled it.
-func (p *poller) rearm(c *Conn) error {
-	return rawio.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, eventFor(c.id))
 }
 
 // remove stops watching c; it must be called before c's socket closes.

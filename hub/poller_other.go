@@ -23,12 +23,13 @@ func (p *poller) add(c *Conn) error {
 			if closed {
 				return
 			}
-			p.handle(c, 0) // its own goroutine: no wait for a worker
+			if c.claim() {
+				p.handle(c, 0) // its own goroutine: no wait for a worker
+			}
 		}
 	}()
 	return nil
 }
 
-func (p *poller) rearm(*Conn) error { return nil }
-func (p *poller) remove(*Conn)      {}
-func (p *poller) close()            {}
+func (p *poller) remove(*Conn) {}
+func (p *poller) close()       {}

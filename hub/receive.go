@@ -13,23 +13,26 @@ import (
 )
 
 // handle runs on a worker when c is readable: it reads what arrived,
-// handles every complete frame, keeps a partial one, and re-arms c.
-// waited is how long c waited for the worker since the poller found it
-// readable, which admission counts (observeWait). A message the poller's
-// goroutine parsed and left to a worker (handleHere) comes first.
+// handles every complete frame, keeps a partial one, and lets c go
+// (release), reading again if more arrived meanwhile. waited is how long
+// c waited for the worker since the poller found it readable, which
+// admission counts (observeWait). A message the poller's goroutine
+// parsed and left to a worker (handleHere) comes first.
 func (h *Hub) handle(c *Conn, waited time.Duration) {
 	h.adm.observeWait(waited)
-	c.readMu.Lock()
-	resume := c.later != nil
-	if resume {
-		in := c.later
-		c.later = nil
-		h.dispatch(c, in)
-	}
-	got := h.readFrames(c, false, resume)
-	c.readMu.Unlock()
-	if got == framesRead {
-		h.rearm(c)
+	for {
+		c.readMu.Lock()
+		resume := c.later != nil
+		if resume {
+			in := c.later
+			c.later = nil
+			h.dispatch(c, in)
+		}
+		got := h.readFrames(c, false, resume)
+		c.readMu.Unlock()
+		if got != framesRead || !c.release() {
+			return
+		}
 	}
 }
 
@@ -42,20 +45,21 @@ func (h *Hub) handle(c *Conn, waited time.Duration) {
 // send with a mention or an attachment) the rest is left to a worker;
 // it reports whether to hand c to one.
 func (h *Hub) handleHere(c *Conn) bool {
-	c.readMu.Lock()
-	got := h.readFrames(c, true, false)
-	c.readMu.Unlock()
-	switch got {
-	case framesRead:
-		h.rearm(c)
-	case framesLeft:
-		return true
+	for {
+		c.readMu.Lock()
+		got := h.readFrames(c, true, false)
+		c.readMu.Unlock()
+		switch {
+		case got == framesLeft:
+			return true
+		case got == connClosed || !c.release():
+			return false
+		}
 	}
-	return false
 }
 
 // framesRead, framesLeft and connClosed are what readFrames did: read
-// every complete frame (c is to be re-armed), left the rest to a worker
+// every complete frame (c is to be released), left the rest to a worker
 // (c.later, c.pending), or closed c.
 const (
 	framesRead = iota
@@ -66,57 +70,60 @@ const (
 // readFrames handles what is readable on c; here (the poller's goroutine)
 // it stops at the first message that may wait. resume handles what a
 // hand-off left in c.pending though nothing new is readable.
+//
+// It reads until the socket is drained: the poller reports a connection
+// again only when new bytes arrive (edge-triggered), and a read that
+// fills less than the buffer took everything the socket had.
 func (h *Hub) readFrames(c *Conn, here, resume bool) int {
 	bp := h.scratch.Get().(*[]byte)
 	defer h.scratch.Put(bp)
 	buf := *bp
-	n, err := c.readSome(buf)
-	switch {
-	case err == errWouldBlock && resume:
-		n = 0
-	case err == errWouldBlock:
-		return framesRead
-	case err != nil || n == 0:
-		h.drop(c, err)
-		return connClosed
-	}
-	data := buf[:n]
-	if c.pending != nil {
-		data = append(c.pending, data...)
-		c.pending = nil
-	}
 	for {
-		hd, payload, used, err := parseFrame(data)
-		if err == errIncomplete {
-			break
-		}
-		var ce *closeError
-		if errors.As(err, &ce) {
-			h.closeConn(c, ce.code, ce.reason)
+		n, err := c.readSome(buf)
+		switch {
+		case err == errWouldBlock && resume:
+			n = 0
+		case err == errWouldBlock:
+			return framesRead
+		case err != nil || n == 0:
+			h.drop(c, err)
 			return connClosed
 		}
-		data = data[used:]
-		c.lastRead.Store(time.Now().UnixNano())
-		h.metrics.framesIn.Inc()
-		switch h.frame(c, hd, payload, here) {
-		case connClosed:
-			return connClosed
-		case framesLeft:
-			if len(data) > 0 {
-				c.pending = append([]byte(nil), data...)
+		resume = false
+		data := buf[:n]
+		if c.pending != nil {
+			data = append(c.pending, data...)
+			c.pending = nil
+		}
+		for {
+			hd, payload, used, err := parseFrame(data)
+			if err == errIncomplete {
+				break
 			}
-			return framesLeft
+			var ce *closeError
+			if errors.As(err, &ce) {
+				h.closeConn(c, ce.code, ce.reason)
+				return connClosed
+			}
+			data = data[used:]
+			c.lastRead.Store(time.Now().UnixNano())
+			h.metrics.framesIn.Inc()
+			switch h.frame(c, hd, payload, here) {
+			case connClosed:
+				return connClosed
+			case framesLeft:
+				if len(data) > 0 {
+					c.pending = append([]byte(nil), data...)
+				}
+				return framesLeft
+			}
 		}
-	}
-	if len(data) > 0 {
-		c.pending = append([]byte(nil), data...)
-	}
-	return framesRead
-}
-
-func (h *Hub) rearm(c *Conn) {
-	if err := h.poller.rearm(c); err != nil {
-		h.drop(c, err)
+		if len(data) > 0 {
+			c.pending = append([]byte(nil), data...)
+		}
+		if n < len(buf) {
+			return framesRead
+		}
 	}
 }
 
