@@ -71,9 +71,10 @@ const (
 // it stops at the first message that may wait. resume handles what a
 // hand-off left in c.pending though nothing new is readable.
 //
-// It reads until the socket is drained: the poller reports a connection
-// again only when new bytes arrive (edge-triggered), and a read that
-// fills less than the buffer took everything the socket had.
+// It reads until the socket is drained (here, until a read fills the
+// buffer: a worker reads the rest): the poller reports a connection again
+// only when new bytes arrive (edge-triggered), and a read that fills less
+// than the buffer took everything the socket had.
 func (h *Hub) readFrames(c *Conn, here, resume bool) int {
 	bp := h.scratch.Get().(*[]byte)
 	defer h.scratch.Put(bp)
@@ -121,8 +122,11 @@ func (h *Hub) readFrames(c *Conn, here, resume bool) int {
 		if len(data) > 0 {
 			c.pending = append([]byte(nil), data...)
 		}
-		if n < len(buf) {
+		switch {
+		case n < len(buf):
 			return framesRead
+		case here:
+			return framesLeft // a worker reads on; the poller's goroutine has others
 		}
 	}
 }
