@@ -119,8 +119,8 @@ type RedisBroker struct {
 	// ahead holds the rooms whose next block this node is reserving in
 	// the background.
 	ahead sync.Map
-	// reseeding holds the rooms whose lost cids this node is
-	// writing back (*reseedCall).
+	// reseeding holds the rooms whose lost cids this node is writing back
+	// (*reseedCall).
 	reseeding sync.Map
 }
 
@@ -422,10 +422,11 @@ type reseedCall struct {
 // reseed writes back, once per room at a time on this node, the cids a
 // Redis that came back with older data lost: those of the room's stored
 // messages past held (flag "h:<held>", restore.lua; the cids up to it
-// survived with the counter), those still within the dedupe window. A client retrying one of them gets its
-// stored seq. The sends that find the room flagged meanwhile wait for the
-// write-back instead of each asking the store about its cid, which on a
-// busy room after a failover queued the store and the node behind it.
+// survived with the counter) still within the dedupe window. A client
+// retrying one of them gets its stored seq. The sends that find the room
+// flagged meanwhile wait for the write-back instead of each asking the
+// store about its cid, which on a busy room after a failover queued the
+// store and the node behind it.
 // The store is read after the counter was restored, so what the batcher
 // stored meanwhile is included.
 func (b *RedisBroker) reseed(ctx context.Context, room int64, held string) error {
