@@ -161,9 +161,20 @@ export async function userId(page) {
 // live update land between a press and its release.
 export async function pressOn(page, locator) {
   await locator.scrollIntoViewIfNeeded();
-  const at = await locator.boundingBox();
-  await page.mouse.move(at.x + at.width / 2, at.y + at.height / 2);
-  await page.mouse.down();
+  // The press must land on the element: a render still settling may move
+  // it between measuring and pressing, and a press beside it counts for
+  // nothing.
+  for (let tries = 0; tries < 40; tries++) {
+    const at = await locator.boundingBox();
+    const x = at.x + at.width / 2, y = at.y + at.height / 2;
+    await page.mouse.move(x, y);
+    if (await locator.evaluate((el, [x, y]) => el.contains(document.elementFromPoint(x, y)), [x, y])) {
+      await page.mouse.down();
+      return;
+    }
+    await page.waitForTimeout(50);
+  }
+  throw new Error("pressOn: the element never stayed under the pointer");
 }
 
 export async function say(page, text) {
