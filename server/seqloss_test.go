@@ -143,14 +143,15 @@ func TestRetriedCidAfterRedisLostDataKeepsItsSeq(t *testing.T) {
 var _ = alsoOn(onCluster, TestResendPastTheDedupeWindowKeepsItsSeq)
 
 // TestResendPastTheDedupeWindowKeepsItsSeq: Redis remembers a sent cid
-// for the dedupe window only (1 s here); a send marked as a resend whose
+// for one to two dedupe windows (2 s here): a resend in the next window
+// still gets the original seq unmarked; a send marked as a resend whose
 // cid Redis has forgotten gets its original seq from the store, over the
 // WebSocket and REST, and is not delivered again. An unmarked send of a
 // forgotten cid is taken as new (the window is all Redis promises
 // without the mark), as is a marked resend of a cid never sent.
 func TestResendPastTheDedupeWindowKeepsItsSeq(t *testing.T) {
 	cfg := redisConfig(t)
-	cfg.DedupeWindow = time.Second
+	cfg.DedupeWindow = 2 * time.Second
 	n := startTestNode(t, cfg)
 	owner, member := n.user(t, "Owner"), n.user(t, "Member")
 	room := owner.createRoom(map[string]any{"name": "Late", "member_ids": []int64{member.id}})
@@ -160,10 +161,14 @@ func TestResendPastTheDedupeWindowKeepsItsSeq(t *testing.T) {
 	third := w.say(room.ID, "c3", "before the window ended")
 	waitStored(t, n, room.ID, 3)
 	keys := chatlog.Keys{Prefix: cfg.RedisPrefix, Shards: cfg.StreamShards}
-	// The cids are kept in one hash per room and second; a bucket's hash
-	// lasts until the end of the next one.
+	// The cids are kept in one hash per room and window; a window's hash
+	// lasts until the end of the next one, whose sends look in it too.
 	window := cfg.DedupeWindow.Milliseconds()
 	last := third.TS / window
+	time.Sleep(time.Until(time.UnixMilli((last + 1) * window)))
+	if ack := w.say(room.ID, "c3", "before the window ended"); ack.Seq != third.Seq || ack.TS != third.TS {
+		t.Fatalf("c3 resent unmarked in the next window acked as seq %d ts %d, want its original %d %d", ack.Seq, ack.TS, third.Seq, third.TS)
+	}
 	deadline := time.UnixMilli((last+2)*window + 500)
 	for b := first.TS / window; b <= last; b++ {
 		for n.backends.redis.Exists(context.Background(), keys.CIDs(room.ID, b)).Val() == 1 {
