@@ -71,17 +71,19 @@ if ARGV[10] ~= '1' then
 end
 local seq = tonumber(cur) + 1
 local hi = tonumber(redis.call('GET', KEYS[6]) or '0')
+-- The seq as text once: each use of the number formats it anew.
+local s = tostring(seq)
 if seq > hi then
-  return {'reserve', tostring(seq)}
+  return {'reserve', s}
 end
-redis.call('SET', KEYS[2], seq)
-local msg = ARGV[2] .. seq .. ARGV[3]
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'm', msg)
-redis.call('XADD', KEYS[5], '*', 'r', ARGV[7], 's', seq, 'm', msg)
-redis.call('HSET', KEYS[3], ARGV[13], seq .. ':' .. ARGV[8])
+redis.call('SET', KEYS[2], s)
+local msg = ARGV[2] .. s .. ARGV[3]
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], s .. '-0', 'm', msg)
+redis.call('XADD', KEYS[5], '*', 'r', ARGV[7], 's', s, 'm', msg)
+redis.call('HSET', KEYS[3], ARGV[13], s .. ':' .. ARGV[8])
 redis.call('PEXPIREAT', KEYS[3], ARGV[5])
 redis.call(ARGV[9], ARGV[6], msg)
 if hi - seq < tonumber(ARGV[11]) then
-  return {'ok', tostring(seq), ARGV[8], 'low'}
+  return {'ok', s, ARGV[8], 'low'}
 end
-return {'ok', tostring(seq), ARGV[8]}
+return {'ok', s, ARGV[8]}

@@ -109,6 +109,12 @@ type Config struct {
 	// fit in memory at thousands of messages a second; a resend marked as
 	// one is looked up in the message store past it.
 	DedupeWindow time.Duration
+	// RedisLinger is how long, at most, a node's pipeline of sends to
+	// Redis waits for more sends once they arrive four or more to a round
+	// trip. Default 2ms: at 5,000 msg/s on 2 cores it took a fifth off
+	// redis-server's CPU per delivery (docs/BENCHMARKS.md, session 45),
+	// a small part of the p99 there, and slower rates never wait.
+	RedisLinger time.Duration
 	// TokenCheck is how often a node checks the token of every open
 	// WebSocket again, to close those of deleted users and expired
 	// tokens. Default 1m: one SQL query per token a minute; logouts and
@@ -279,6 +285,7 @@ func (c *Config) settings() []setting {
 		{"MOIM_ROLES", "api,hub,batcher", "", "What this node runs: REST (`api`), WebSocket (`hub`), the Redis→MongoDB batcher (`batcher`).", listOf(&c.Roles, "api", "hub", "batcher")},
 		{"MOIM_CLAIM_IDLE", "30s", "", "How long a batcher's unstored entries wait before another batcher claims them.", duration(&c.ClaimIdle)},
 		{"MOIM_DEDUPE_WINDOW", "10m", "", "How long Redis remembers each sent cid, so a resend gets the original seq; a resend marked `\"resend\": true` whose cid Redis forgot is looked up in the message store (docs/PROTOCOL.md). Redis keeps a sent cid for one to two windows, about 55 bytes each: 10m at 1,000 msg/s is 33–66 MB.", duration(&c.DedupeWindow)},
+		{"MOIM_REDIS_LINGER", "2ms", "", "Redis path: once sends arrive four or more to a round trip, each round trip to Redis waits up to this long (counting the last one's time) for up to 32 sends, since Redis spends much of a send's CPU per round trip; `0` sends what is queued at once; at most 100ms. At 5,000 msg/s on 2 cores 2ms took a fifth off redis-server's CPU per delivery (docs/BENCHMARKS.md, session 45); below ~2,000 msg/s nothing waits.", shortWait(&c.RedisLinger, 100*time.Millisecond)},
 		{"MOIM_TOKEN_CHECK", "1m", "", "How often open WebSockets' tokens are read again, closing those of deleted users and expired tokens (logouts and password changes close theirs at once).", duration(&c.TokenCheck)},
 		{"MOIM_INVITE_RULE", "contacts", "", "Who room creation's `member_ids` and `POST /api/rooms/{id}/members` add at once. `contacts`: users who have the inviter among their contacts; everyone else gets an invitation to accept or decline. `anyone`: everyone is added (load tests that build rooms of strangers: k6, `scripts/loadgen`, `scripts/chaos`).", oneOf(&c.InviteRule, "contacts", "anyone")},
 		{"MOIM_MAX_AMOUNT", "100000000", "", "Largest single money transfer, in won.", integer(&c.MaxAmount, 1, math.MaxInt64)},
@@ -501,6 +508,18 @@ func duration(p *time.Duration) func(string) error {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil || d <= 0 {
 			return fmt.Errorf("%q is not a positive duration such as 15s or 24h", v)
+		}
+		*p = d
+		return nil
+	}
+}
+
+// shortWait is a duration from 0 (none) to max.
+func shortWait(p *time.Duration, max time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < 0 || d > max {
+			return fmt.Errorf("%q is not a duration from 0 to %s such as 2ms", v, max)
 		}
 		*p = d
 		return nil

@@ -125,6 +125,16 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	if cfg.Addr != ":9999" || cfg.NodeID != "n1" || cfg.BcryptCost != 4 {
 		t.Fatalf("flags must override env, env must override defaults: %+v", cfg)
 	}
+	// A linger of 0 turns the wait off; it is not refused as a zero duration.
+	for v, want := range map[string]time.Duration{"": 2 * time.Millisecond, "0": 0, "500us": 500 * time.Microsecond} {
+		e := map[string]string{}
+		if v != "" {
+			e["MOIM_REDIS_LINGER"] = v
+		}
+		if cfg, err := loadConfig(nil, env(e), &bytes.Buffer{}); err != nil || cfg.RedisLinger != want {
+			t.Errorf("MOIM_REDIS_LINGER=%q: %v, %v; want %v", v, cfg.RedisLinger, err, want)
+		}
+	}
 }
 
 // The sandbox's test money is the default only where a node is plainly a
@@ -168,6 +178,8 @@ func TestConfigRejectsBadSettings(t *testing.T) {
 		{map[string]string{"MOIM_BCRYPT_COST": "ten"}, "MOIM_BCRYPT_COST"},
 		{map[string]string{"MOIM_TOKEN_TTL": "forever"}, "MOIM_TOKEN_TTL"},
 		{map[string]string{"MOIM_STARTUP_TIMEOUT": "-1s"}, "MOIM_STARTUP_TIMEOUT"},
+		{map[string]string{"MOIM_REDIS_LINGER": "-1ms"}, "MOIM_REDIS_LINGER"},
+		{map[string]string{"MOIM_REDIS_LINGER": "2s"}, "MOIM_REDIS_LINGER"},
 		{map[string]string{"MOIM_LOG_LEVEL": "loud"}, "MOIM_LOG_LEVEL"},
 		{map[string]string{"MOIM_REDIS_PREFIX": "a{b}"}, "MOIM_REDIS_PREFIX"},
 		{map[string]string{"MOIM_JWT_SECRET": secret, "MOIM_DATA_DIR": " "}, "MOIM_DATA_DIR"},

@@ -191,7 +191,7 @@ func (n *node) build(ctx context.Context) error {
 	var broker hub.Broker
 	if n.backends.redis != nil {
 		n.watchMirror(mirror)
-		broker = hub.NewRedisBroker(n.backends.redis, keys, n.backends.msgs, hub.RedisConfig{Node: n.cfg.NodeID, DedupeTTL: n.cfg.DedupeWindow})
+		broker = hub.NewRedisBroker(n.backends.redis, keys, n.backends.msgs, hub.RedisConfig{Node: n.cfg.NodeID, DedupeTTL: n.cfg.DedupeWindow, Linger: n.cfg.RedisLinger})
 		if n.cfg.hasRole("batcher") {
 			n.startBatcher(keys, reg)
 		}
