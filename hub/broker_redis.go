@@ -93,11 +93,10 @@ type RedisConfig struct {
 	// resend whose cid Redis no longer knows is looked up in the message
 	// store, so it gets its original seq however late it comes.
 	DedupeTTL time.Duration
-	// Linger is how long, at most, a round trip of the send pipeline
-	// waits for more sends once they arrive several to a round trip
-	// (pipeline_redis.go) [none: each round trip takes what is queued].
-	// The server's default is 2ms, a small part of the p99 at the rates
-	// where it applies.
+	// Linger is how often, at most, the send pipeline's round trips start
+	// while sends come fast (pipeline_redis.go) [none: each round trip
+	// takes what is queued]. The server's default is 2ms, a small part of
+	// the p99 at the rates where it applies.
 	Linger time.Duration
 	// CheckWindow is how long after Redis lost a room's data whole a send
 	// whose cid Redis does not know is first looked up in the store [1h]:
@@ -122,6 +121,9 @@ type RedisBroker struct {
 	log       *slog.Logger
 	// sending counts send script calls between runSend's start and end.
 	sending atomic.Int64
+	// lingering is set while sends come fast enough for the pipeline's
+	// round trips to wait for more (pipeLoop).
+	lingering atomic.Bool
 	// ahead holds the rooms whose next block this node is reserving in
 	// the background.
 	ahead sync.Map

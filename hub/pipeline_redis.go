@@ -36,17 +36,21 @@ func (b *RedisBroker) startPipeline(ctx context.Context, roundTrip prometheus.Ob
 	go b.pipeLoop(ctx)
 }
 
-// While sends arrive several to a round trip, a round trip waits for more
-// (RedisConfig.Linger): redis-server spends much of a send's CPU per round
-// trip rather than per send (reading the pipeline, writing its replies and
-// the publishes, waking up), and so does the node. At 5,000 msg/s on this
-// project's 2-core VM batches grew from 2.4 sends to about 10, and
-// redis-server spent a fifth less per delivery, the node a twentieth
-// (docs/BENCHMARKS.md, "Session 45"); below ~2,000 msg/s batches stay
-// under lingerFrom and nothing waits.
+// While sends come fast, a round trip waits for more (RedisConfig.Linger):
+// redis-server spends much of a send's CPU per round trip rather than per
+// send (reading the pipeline, writing its replies and the publishes,
+// waking up), and so does the node. The rate is counted over the round
+// trips of the last lingerWindow, so a chance pair of sends at a low rate
+// does not make the next one wait. At 5,000 msg/s on this project's
+// 2-core VM a round trip carried about 13 sends instead of 2.4, and
+// redis-server spent a fifth less per delivery, the node a twentieth, the
+// p99 the same (docs/BENCHMARKS.md, "Session 45"); at 1,000 msg/s nothing
+// waits.
 const (
-	// lingerFrom is the batch size from which the next batch waits.
-	lingerFrom = 4
+	// lingerRate is the send rate (a second) from which round trips wait.
+	lingerRate = 2500
+	// lingerWindow is how often the rate is judged.
+	lingerWindow = 10 * time.Millisecond
 	// lingerFill ends the wait.
 	lingerFill = 32
 )
@@ -55,20 +59,24 @@ func (b *RedisBroker) pipeLoop(ctx context.Context) {
 	batch := make([]*sendReq, 0, maxPipeline)
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
-	var last time.Time // when the last round trip started
-	busy := false
+	var last, counted time.Time // the last round trip's start; the rate's since
+	sent := 0                   // sends since counted
 	for {
 		var ok bool
 		if batch, ok = nextBatch(ctx, b.reqs, batch, maxPipeline); !ok {
 			return
 		}
-		if busy && len(batch) < lingerFill {
+		if b.lingering.Load() && len(batch) < lingerFill {
 			// Round trips at most every Linger: what the last one took
 			// counts towards the wait.
 			batch = fillBatch(b.reqs, batch, lingerFill, last.Add(b.cfg.Linger), wait)
 		}
-		busy = b.cfg.Linger > 0 && len(batch) >= lingerFrom
 		last = time.Now()
+		sent += len(batch)
+		if d := last.Sub(counted); d >= lingerWindow {
+			b.lingering.Store(b.cfg.Linger > 0 && float64(sent) >= lingerRate*d.Seconds())
+			counted, sent = last, 0
+		}
 		b.runBatch(batch)
 	}
 }
@@ -153,13 +161,15 @@ func anyNoScript(cmds []*redis.Cmd) bool {
 }
 
 // runSend queues one send script call and waits for its reply. A call
-// that finds no other under way runs it itself: at low rates a batch is
-// one send anyway, and the caller waiting on its own round trip spares
-// the hand-offs to a pipeline loop and back.
+// that finds no other under way runs it itself, unless the pipeline
+// lingers: at low rates a batch is one send anyway, and the caller
+// waiting on its own round trip spares the hand-offs to a pipeline loop
+// and back; at high rates it would be a round trip for one send (one in
+// two round trips at 5,000 msg/s).
 func (b *RedisBroker) runSend(ctx context.Context, keys []string, args ...any) ([]string, error) {
 	r := &sendReq{keys: keys, args: args, done: make(chan struct{})}
 	defer b.sending.Add(-1)
-	if b.sending.Add(1) == 1 {
+	if b.sending.Add(1) == 1 && !b.lingering.Load() {
 		b.runBatch([]*sendReq{r})
 		return r.res, r.err
 	}

@@ -110,10 +110,10 @@ type Config struct {
 	// one is looked up in the message store past it.
 	DedupeWindow time.Duration
 	// RedisLinger is how long, at most, a node's pipeline of sends to
-	// Redis waits for more sends once they arrive four or more to a round
-	// trip. Default 2ms: at 5,000 msg/s on 2 cores it took a fifth off
+	// Redis waits for more sends while they come at 2,500 a second or
+	// more. Default 2ms: at 5,000 msg/s on 2 cores it took a fifth off
 	// redis-server's CPU per delivery (docs/BENCHMARKS.md, session 45),
-	// a small part of the p99 there, and slower rates never wait.
+	// the p99 the same, and slower rates never wait.
 	RedisLinger time.Duration
 	// TokenCheck is how often a node checks the token of every open
 	// WebSocket again, to close those of deleted users and expired
@@ -285,7 +285,7 @@ func (c *Config) settings() []setting {
 		{"MOIM_ROLES", "api,hub,batcher", "", "What this node runs: REST (`api`), WebSocket (`hub`), the Redis→MongoDB batcher (`batcher`).", listOf(&c.Roles, "api", "hub", "batcher")},
 		{"MOIM_CLAIM_IDLE", "30s", "", "How long a batcher's unstored entries wait before another batcher claims them.", duration(&c.ClaimIdle)},
 		{"MOIM_DEDUPE_WINDOW", "10m", "", "How long Redis remembers each sent cid, so a resend gets the original seq; a resend marked `\"resend\": true` whose cid Redis forgot is looked up in the message store (docs/PROTOCOL.md). Redis keeps a sent cid for one to two windows, about 55 bytes each: 10m at 1,000 msg/s is 33–66 MB.", duration(&c.DedupeWindow)},
-		{"MOIM_REDIS_LINGER", "2ms", "", "Redis path: once sends arrive four or more to a round trip, each round trip to Redis waits up to this long (counting the last one's time) for up to 32 sends, since Redis spends much of a send's CPU per round trip; `0` sends what is queued at once; at most 100ms. At 5,000 msg/s on 2 cores 2ms took a fifth off redis-server's CPU per delivery (docs/BENCHMARKS.md, session 45); below ~2,000 msg/s nothing waits.", shortWait(&c.RedisLinger, 100*time.Millisecond)},
+		{"MOIM_REDIS_LINGER", "2ms", "", "Redis path: while a node's sends come at 2,500 a second or more, its round trips to Redis start at most this often (unless 32 sends wait), since Redis spends much of a send's CPU per round trip; `0` sends what is queued at once; at most 100ms. At 5,000 msg/s on 2 cores 2ms took a fifth off redis-server's CPU per delivery, the p99 the same (docs/BENCHMARKS.md, session 45); slower rates never wait.", shortWait(&c.RedisLinger, 100*time.Millisecond)},
 		{"MOIM_TOKEN_CHECK", "1m", "", "How often open WebSockets' tokens are read again, closing those of deleted users and expired tokens (logouts and password changes close theirs at once).", duration(&c.TokenCheck)},
 		{"MOIM_INVITE_RULE", "contacts", "", "Who room creation's `member_ids` and `POST /api/rooms/{id}/members` add at once. `contacts`: users who have the inviter among their contacts; everyone else gets an invitation to accept or decline. `anyone`: everyone is added (load tests that build rooms of strangers: k6, `scripts/loadgen`, `scripts/chaos`).", oneOf(&c.InviteRule, "contacts", "anyone")},
 		{"MOIM_MAX_AMOUNT", "100000000", "", "Largest single money transfer, in won.", integer(&c.MaxAmount, 1, math.MaxInt64)},

@@ -1,0 +1,113 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"moim/chatlog"
+)
+
+// pipelineRoom is a room on the real redis-server (MOIM_TEST_REDIS_URL)
+// that the send script takes messages into from users 1..members, with a
+// broker whose pipeline runs until the test ends.
+func pipelineRoom(t *testing.T, linger time.Duration, members int) (*RedisBroker, *atomic.Int64) {
+	t.Helper()
+	rdb := testRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	keys := chatlog.Keys{Prefix: fmt.Sprintf("linger%d", time.Now().UnixNano()), Shards: 1}
+	t.Cleanup(func() {
+		cancel()
+		if found, err := rdb.Keys(context.Background(), keys.Prefix+":*").Result(); err == nil && len(found) > 0 {
+			rdb.Del(context.Background(), found...)
+		}
+	})
+	for u := 1; u <= members; u++ {
+		if err := rdb.SAdd(ctx, keys.Members(1), u).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.MSet(ctx, keys.Seq(1), 0, keys.SeqHi(1), 1_000_000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := NewRedisBroker(rdb, keys, nil, RedisConfig{Linger: linger})
+	var trips atomic.Int64
+	b.startPipeline(ctx, prometheus.ObserverFunc(func(float64) { trips.Add(1) }))
+	return b, &trips
+}
+
+// sendOne runs the send script for user's n-th message and wants it
+// accepted within 10 s.
+func sendOne(t *testing.T, b *RedisBroker, user int64, n int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d := chatlog.NewDraft(1, user, "u", "hello", fmt.Sprintf("c-%d-%d", user, n), chatlog.KindText, 0, time.Now().UnixMilli())
+	res, err := b.send(ctx, d, "0")
+	if err != nil || res[0] != "ok" {
+		t.Errorf("send %d of user %d: %v %v", n, user, res, err)
+	}
+}
+
+// Sends at a low rate never wait for others, however long the linger: a
+// wait would be a minute here.
+func TestSendPipelineDoesNotLingerAtALowRate(t *testing.T) {
+	b, _ := pipelineRoom(t, time.Minute, 2)
+	// Two users send together, so the pipeline loop, not only a send
+	// running itself, carries some of them: 400 sends a second.
+	for n := range 25 {
+		var wg sync.WaitGroup
+		for u := range int64(2) {
+			wg.Go(func() { sendOne(t, b, u+1, n) })
+		}
+		wg.Wait()
+		time.Sleep(5 * time.Millisecond)
+	}
+	if b.lingering.Load() {
+		t.Error("lingering at a low rate")
+	}
+}
+
+// Under a fast load the pipeline lingers and its round trips carry
+// batches; once the load is gone, it stops.
+func TestSendPipelineLingersWhileSendsComeFast(t *testing.T) {
+	const senders, each = 64, 40
+	b, trips := pipelineRoom(t, 20*time.Millisecond, senders)
+	var lingered atomic.Bool
+	var wg sync.WaitGroup
+	for u := range senders {
+		wg.Go(func() {
+			for n := range each {
+				sendOne(t, b, int64(u+1), n)
+				if b.lingering.Load() {
+					lingered.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if !lingered.Load() {
+		t.Fatalf("%d sends by %d senders at once never made the pipeline linger", senders*each, senders)
+	}
+	if got := trips.Load(); got > senders*each/4 {
+		t.Errorf("%d round trips for %d sends: lingering did not gather them", got, senders*each)
+	}
+	// The rate is judged over the round trips since the last judgement,
+	// so the first lone send may still count the load's tail: it waits
+	// at most a linger, and the next one judged turns lingering off.
+	start := time.Now()
+	for n := 0; n < 5 && (n < 2 || b.lingering.Load()); n++ {
+		time.Sleep(2 * lingerWindow)
+		sendOne(t, b, 1, each+n)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("lone sends after the load took %v", took)
+	}
+	if b.lingering.Load() {
+		t.Error("still lingering once the load is gone")
+	}
+}
