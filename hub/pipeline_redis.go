@@ -39,12 +39,12 @@ func (b *RedisBroker) startPipeline(ctx context.Context, roundTrip prometheus.Ob
 // While sends come fast, a round trip waits for more (RedisConfig.Linger):
 // redis-server spends much of a send's CPU per round trip rather than per
 // send (reading the pipeline, writing its replies and the publishes,
-// waking up), and so does the node. The rate is counted over the round
-// trips of the last lingerWindow, so a chance pair of sends at a low rate
+// waking up), and so does the node. The rate is judged over at least
+// lingerWindow of round trips, so a chance pair of sends at a low rate
 // does not make the next one wait. At 5,000 msg/s on this project's
 // 2-core VM a round trip carried about 13 sends instead of 2.4, and
-// redis-server spent a fifth less per delivery, the node a twentieth, the
-// p99 the same (docs/BENCHMARKS.md, "Session 45"); at 1,000 msg/s nothing
+// redis-server spent 14–29 % less per delivery, the node 4–10 %, the p99
+// the same (docs/BENCHMARKS.md, "Session 45"); at 1,000 msg/s nothing
 // waits.
 const (
 	// lingerRate is the send rate (a second) from which round trips wait.
