@@ -114,13 +114,18 @@ async function run() {
   await alice.getByTestId("topup-amount").fill("50000");
   await alice.getByTestId("topup").click();
   await expectText(alice.getByTestId("wallet-balance"), "50,000");
-  await alice.getByTestId("pay-dues").click();
-  await alice.getByTestId("pay-dialog").getByTestId("confirm-ok").click();
-  await expectText(alice.getByTestId("fund-balance"), "30,000");
   const tools = alice.locator("details:has([data-testid=admin-tools])");
   if (!(await tools.evaluate((d) => d.open))) await alice.getByTestId("admin-tools").click();
   const spend = alice.locator("form:has([data-testid=spend-submit])");
-  await spend.locator("input[type=number]").fill("12000");
+  await alice.getByTestId("pay-dues").click();
+  await alice.getByTestId("pay-dialog").getByTestId("confirm-ok").click();
+  // Alice types the spend's amount as her payment's answer and its fee
+  // event reload the panel around the field: every digit lands.
+  await spend.locator("input[type=number]").click();
+  await alice.keyboard.type("12000", { delay: 150 });
+  await expectText(alice.getByTestId("fund-balance"), "30,000");
+  const typed = await spend.locator("input[type=number]").inputValue();
+  if (typed !== "12000") throw new Error(`the spend's amount reads ${JSON.stringify(typed)} after reloads under typing, want "12000"`);
   await spend.locator("input[maxlength='200']").fill("간식 snacks");
   await alice.getByTestId("receipt-input").setInputFiles({ name: "receipt.png", mimeType: "image/png", buffer: png(120, 240) });
   await expectText(alice.getByTestId("receipt-state"), "receipt.png");

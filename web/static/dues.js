@@ -5,7 +5,7 @@
 // a fee event arrives in the room, so every member sees a payment at once.
 import { api } from "./api.js";
 import { state, listen, isAdmin } from "./state.js";
-import { h, confirm, toast, errorText, won, uuid, period, calendarDay, date, keeper, newest, heldWhilePressed } from "./ui.js";
+import { h, confirm, toast, errorText, won, uuid, period, calendarDay, date, keeper, newest, heldWhilePressed, keepingFocus } from "./ui.js";
 import { t } from "./i18n.js";
 import { upload } from "./files.js";
 import { deskSection } from "./desk.js";
@@ -72,7 +72,7 @@ export function mountDues(el, room) {
   function render() {
     const admin = isAdmin(room);
     const current = data.dues && data.dues.current;
-    body.replaceChildren(...[
+    keepingFocus(body, () => body.replaceChildren(...[
       fundSection(admin),
       periodSection(),
       admin ? adminSection() : null,
@@ -80,7 +80,7 @@ export function mountDues(el, room) {
       walletSection(),
       data.fund ? autopay(admin, current) : null,
       data.fund ? ledgerSection(room) : null,
-    ].filter(Boolean));
+    ].filter(Boolean)));
   }
 
   // What is typed into the admin forms and the desk's filters, kept

@@ -90,6 +90,26 @@ export function heldWhilePressed(el, render) {
   };
 }
 
+// keepingFocus runs rebuild, which redraws el's contents, and gives the
+// focus back to the field that had it when rebuild put that same field
+// back into el (a panel's fields live across its renders): moved out and
+// back in, a field loses the focus, and what is typed next goes nowhere
+// (a treasurer typing a spend's amount as a member's payment reloads the
+// dues panel).
+export function keepingFocus(el, rebuild) {
+  const had = el.contains(document.activeElement) ? document.activeElement : null;
+  let sel = null;
+  try {
+    sel = had && had.selectionStart != null ? [had.selectionStart, had.selectionEnd] : null;
+  } catch {
+    sel = null; // inputs such as type=number have no selection
+  }
+  rebuild();
+  if (!had || had === document.activeElement || !el.contains(had)) return;
+  had.focus({ preventScroll: true });
+  if (sel) had.setSelectionRange(sel[0], sel[1]);
+}
+
 export function uuid() {
   const b = crypto.getRandomValues(new Uint8Array(16));
   b[6] = (b[6] & 0x0f) | 0x40;
