@@ -309,9 +309,29 @@ async function run() {
   await alice.getByTestId("delete-room").click();
   await alice.getByTestId("delete-dialog").getByTestId("confirm-ok").click();
   await alice.locator(".toast.error").filter({ hasText: "30,000" }).waitFor(); // 409 fund_not_empty
-  await alice.getByTestId("refund-who").selectOption(String(await userId(bob)));
-  await alice.getByTestId("refund-amount").fill("30000");
-  await alice.getByTestId("refund-memo").fill("모임 해산 정산");
+  // Alice fills the refund in as her reminder's answer and its fee event
+  // reload the panel, which draws the form anew: what she chose and typed
+  // stays, and so does her place in it (keystrokes after a reload went
+  // nowhere, and the form came back empty).
+  const reloads = [];
+  const countReload = (r) => { if (/\/api\/rooms\/\d+\/fund$/.test(r.url())) reloads.push(r.url()); };
+  const bobId = String(await userId(bob));
+  await alice.getByTestId("remind").click();
+  alice.on("request", countReload);
+  await alice.getByTestId("refund-who").selectOption(bobId);
+  await alice.getByTestId("refund-amount").click();
+  await alice.keyboard.type("30000", { delay: 150 });
+  await alice.keyboard.press("Tab");
+  await alice.keyboard.type("모임 해산 정산", { delay: 150 });
+  alice.off("request", countReload);
+  await check(reloads.length > 0, "the dues panel reloaded while Alice typed the refund");
+  const refundTyped = [
+    await alice.getByTestId("refund-who").inputValue(),
+    await alice.getByTestId("refund-amount").inputValue(),
+    await alice.getByTestId("refund-memo").inputValue(),
+  ];
+  await check(JSON.stringify(refundTyped) === JSON.stringify([bobId, "30000", "모임 해산 정산"]),
+    `the refund form reads ${JSON.stringify(refundTyped)} after ${reloads.length} reloads under typing`);
   await alice.getByTestId("refund").click();
   await alice.getByTestId("confirm-ok").click();
   await expectText(alice.getByTestId("fund-balance"), /^\D*0\D*$/); // ₩0 / 0원

@@ -283,6 +283,9 @@ export function mountDues(el, room) {
     const refundWho = h("select", { "aria-label": t("dues.member"), "data-testid": "refund-who" }, members.map((m) => h("option", { value: m.user_id }, m.display_name)));
     const refundAmount = h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", required: true, "aria-label": t("dues.amount"), "data-testid": "refund-amount" });
     const refundMemo = h("input", { required: true, maxlength: 200, placeholder: t("dues.memo"), "aria-label": t("dues.memo"), "data-testid": "refund-memo" });
+    kept(refundWho);
+    kept(refundAmount);
+    kept(refundMemo);
 
     // Open while there is something to set up and after (the treasurer is
     // still at it), otherwise as the treasurer last left it. The click on
@@ -330,7 +333,10 @@ export function mountDues(el, room) {
           const n = Number(refundAmount.value);
           const who = refundWho.selectedOptions[0].textContent;
           if (!(await confirm(t("dues.refund"), t("dues.refundConfirm", won(n), who, refundMemo.value), t("dues.refund")))) return;
-          act(() => api.refund(room, Number(refundWho.value), n, refundMemo.value, keyFor("refund")), t("dues.refunded", won(n)), "refund");
+          act(async () => {
+            await api.refund(room, Number(refundWho.value), n, refundMemo.value, keyFor("refund"));
+            forget(refundWho, refundAmount, refundMemo);
+          }, t("dues.refunded", won(n)), "refund");
         },
       }, h("h4", {}, t("dues.refund")), h("div", { class: "row wrap" }, refundWho, refundAmount, refundMemo), h("button", { type: "submit", class: "btn", "data-testid": "refund" }, t("dues.refund"))) : null,
       state.rooms.get(room).role === "owner" ? deleteRoomBox({

@@ -27,8 +27,6 @@ function append(el, children) {
   }
 }
 
-// uuid is a random v4 UUID. crypto.randomUUID exists only in secure
-// contexts, and a club may well open the app over plain http on a LAN.
 // keeper keeps what is typed into a form's fields in view, an object that
 // outlives a re-render, keyed by each field's data-testid: a panel that
 // reloads (a fee event) rebuilds its forms without losing what a user was
@@ -38,7 +36,13 @@ export function keeper(view) {
   return {
     kept(el) {
       const key = el.dataset.testid;
-      if (view[key] !== undefined) el.value = view[key];
+      if (view[key] !== undefined) {
+        const own = el.value;
+        el.value = view[key];
+        // A choice no longer offered (a member who left) gives way to
+        // the form's own.
+        if (el.tagName === "SELECT" && el.selectedIndex < 0) el.value = own;
+      }
       const follow = () => (view[key] = el.value);
       el.addEventListener("input", follow);
       el.addEventListener("change", follow);
@@ -91,11 +95,13 @@ export function heldWhilePressed(el, render) {
 }
 
 // keepingFocus runs rebuild, which redraws el's contents, and gives the
-// focus back to the field that had it when rebuild put that same field
-// back into el (a panel's fields live across its renders): moved out and
-// back in, a field loses the focus, and what is typed next goes nowhere
-// (a treasurer typing a spend's amount as a member's payment reloads the
-// dues panel).
+// focus back to the field that had it, with its selection: to that same
+// field when rebuild put it back into el (a field that lives across the
+// renders), or else to the one field rebuild made with its data-testid
+// (a form drawn anew, its typed values kept by keeper). Moved out of the
+// page or replaced, a field loses the focus, and what is typed next goes
+// nowhere (a treasurer typing a spend or a refund as a member's payment
+// reloads the dues panel).
 export function keepingFocus(el, rebuild) {
   const had = el.contains(document.activeElement) ? document.activeElement : null;
   let sel = null;
@@ -105,11 +111,24 @@ export function keepingFocus(el, rebuild) {
     sel = null; // inputs such as type=number have no selection
   }
   rebuild();
-  if (!had || had === document.activeElement || !el.contains(had)) return;
-  had.focus({ preventScroll: true });
-  if (sel) had.setSelectionRange(sel[0], sel[1]);
+  if (!had || had === document.activeElement) return;
+  const now = el.contains(had) ? had : sameField(el, had);
+  if (!now) return;
+  now.focus({ preventScroll: true });
+  if (sel && now.value.length >= sel[1]) now.setSelectionRange(sel[0], sel[1]);
 }
 
+// sameField is the field el holds in place of old, drawn anew: the one
+// with old's data-testid, null when there is none or more than one.
+function sameField(el, old) {
+  const id = old.dataset.testid;
+  if (!id) return null;
+  const found = el.querySelectorAll(`[data-testid="${CSS.escape(id)}"]`);
+  return found.length === 1 ? found[0] : null;
+}
+
+// uuid is a random v4 UUID. crypto.randomUUID exists only in secure
+// contexts, and a club may well open the app over plain http on a LAN.
 export function uuid() {
   const b = crypto.getRandomValues(new Uint8Array(16));
   b[6] = (b[6] & 0x0f) | 0x40;
