@@ -183,8 +183,15 @@ async function run() {
   // --- a reminder ---
   step("reminder");
   if (!(await tools.evaluate((d) => d.open))) await treasurer.getByTestId("admin-tools").click();
+  // The treasurer has picked whom to hand the club over to when the
+  // reminder's fee event redraws the panel: the pick stays.
+  await treasurer.getByTestId("owner-who").selectOption(String(ids.newcomer));
+  const picked = await treasurer.getByTestId("owner-who").elementHandle();
   await treasurer.getByTestId("remind").click();
   await member.locator("[data-testid=fee-card][data-event=reminder]").waitFor({ state: "attached" });
+  await until("the dues panel redrawn after the reminder", async () => ({ ok: !(await picked.evaluate((e) => e.isConnected)) }));
+  const pick = await treasurer.getByTestId("owner-who").inputValue();
+  await check(pick === String(ids.newcomer), `the hand-over pick reads ${pick} after the panel's reload, want the newcomer's ${ids.newcomer}`);
 
   // --- auto-pay: the member sets up and cancels their own; the treasurer sees them ---
   step("auto-pay: the member's own orders, the treasurer's view of all");

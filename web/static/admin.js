@@ -184,11 +184,14 @@ export function deleteRoomBox({ room, balance, onStart = () => {}, onFail = () =
 // handOverBox lets the owner give the room to another member (a treasurer
 // handing over) after a confirm; the old owner stays on as an admin. act
 // runs the change and shows the panel again (both panels have one); null
-// when there is nobody to hand it to.
-export function handOverBox(room, members, act) {
+// when there is nobody to hand it to. keep, given by a panel that draws
+// the box anew on each reload (the dues panel's keeper), keeps the member
+// chosen across them.
+export function handOverBox(room, members, act, keep) {
   const others = members.filter((m) => m.user_id !== state.me.id);
   if (!others.length) return null;
   const who = h("select", { "aria-label": t("owner.to"), "data-testid": "owner-who" }, others.map((m) => h("option", { value: m.user_id }, m.display_name)));
+  if (keep) keep.kept(who);
   return h("form", {
     class: "stack", "data-testid": "owner-box",
     onsubmit: async (e) => {
@@ -197,6 +200,7 @@ export function handOverBox(room, members, act) {
       if (!(await confirm(t("owner.title"), t("owner.confirm", name), t("owner.title"), { testid: "owner-dialog" }))) return;
       await act(async () => {
         await api.transferOwner(room, Number(who.value));
+        if (keep) keep.forget(who);
         state.rooms.get(room).role = "admin";
         emit("rooms");
       }, t("owner.done", name));

@@ -351,7 +351,7 @@ export function mountDues(el, room) {
         },
         onFail: () => (deleting = false),
       }) : null,
-      state.rooms.get(room).role === "owner" ? handOverBox(room, members, act) : null,
+      state.rooms.get(room).role === "owner" ? handOverBox(room, members, act, { kept, forget }) : null,
       data.status ? h("div", { class: "stack" },
         h("h4", {}, t("dues.remind")),
         h("p", { class: "muted small" }, t("dues.remindHint")),
