@@ -125,7 +125,7 @@ async function run() {
   await alice.keyboard.type("12000", { delay: 150 });
   await expectText(alice.getByTestId("fund-balance"), "30,000");
   const typed = await spend.locator("input[type=number]").inputValue();
-  if (typed !== "12000") throw new Error(`the spend's amount reads ${JSON.stringify(typed)} after reloads under typing, want "12000"`);
+  await check(typed === "12000", `the spend's amount reads ${JSON.stringify(typed)} after reloads under typing, want "12000"`);
   await spend.locator("input[maxlength='200']").fill("간식 snacks");
   await alice.getByTestId("receipt-input").setInputFiles({ name: "receipt.png", mimeType: "image/png", buffer: png(120, 240) });
   await expectText(alice.getByTestId("receipt-state"), "receipt.png");
