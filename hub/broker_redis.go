@@ -121,6 +121,12 @@ type RedisBroker struct {
 	log       *slog.Logger
 	// sending counts send script calls between runSend's start and end.
 	sending atomic.Int64
+	// rate counts sends since a moment, to judge lingering.
+	rate struct {
+		sync.Mutex
+		since time.Time
+		sent  int
+	}
 	// lingering is set while sends come fast enough for the pipeline's
 	// round trips to wait for more (pipeLoop).
 	lingering atomic.Bool
@@ -292,8 +298,15 @@ func (b *RedisBroker) send(ctx context.Context, d *chatlog.Draft, checked string
 	keys := []string{k.Members(d.Room), k.Seq(d.Room), k.CIDs(d.Room, bucket), k.Recent(d.Room),
 		k.Persist(k.Shard(d.Room)), k.SeqHi(d.Room), k.Restored(d.Room), k.Instance(k.Shard(d.Room)), k.SeqInstance(d.Room), k.FirstInstance(k.Shard(d.Room)),
 		k.CIDs(d.Room, bucket-1)}
-	res, err := b.runSend(ctx, keys, d.From, d.Head, d.Tail, b.cfg.RecentLen, b.cidExpiry(bucket),
-		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock/2, resendArg(d), chatlog.CIDField(d.From, d.CID))
+	args := []any{d.From, d.Head, d.Tail, b.cfg.RecentLen, b.cidExpiry(bucket),
+		k.Channel(d.Room), d.Room, d.TS, b.subs.publishCommand(), checked, b.cfg.SeqBlock / 2, resendArg(d), chatlog.CIDField(d.From, d.CID)}
+	var res []string
+	var err error
+	if c := b.subs.sendConn(d.Room); c != nil && !b.lingering.Load() {
+		res, err = b.sendOn(ctx, c, keys, args...)
+	} else {
+		res, err = b.runSend(ctx, keys, args...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hub: send script for room %d: %w", d.Room, err)
 	}

@@ -47,7 +47,8 @@ func (b *RedisBroker) startPipeline(ctx context.Context, roundTrip prometheus.Ob
 // the same (docs/BENCHMARKS.md, "Session 45"); at 1,000 msg/s nothing
 // waits.
 const (
-	// lingerRate is the send rate (a second) from which round trips wait.
+	// lingerRate is the send rate (a second, every send counted) from
+	// which round trips wait.
 	lingerRate = 2500
 	// lingerWindow is how often the rate is judged.
 	lingerWindow = 10 * time.Millisecond
@@ -59,8 +60,7 @@ func (b *RedisBroker) pipeLoop(ctx context.Context) {
 	batch := make([]*sendReq, 0, maxPipeline)
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
-	var last, counted time.Time // the last round trip's start; the rate's since
-	sent := 0                   // sends since counted
+	var last time.Time // the last round trip's start
 	for {
 		var ok bool
 		if batch, ok = nextBatch(ctx, b.reqs, batch, maxPipeline); !ok {
@@ -72,12 +72,47 @@ func (b *RedisBroker) pipeLoop(ctx context.Context) {
 			batch = fillBatch(b.reqs, batch, lingerFill, last.Add(b.cfg.Linger), wait)
 		}
 		last = time.Now()
-		sent += len(batch)
-		if d := last.Sub(counted); d >= lingerWindow {
-			b.lingering.Store(b.cfg.Linger > 0 && float64(sent) >= lingerRate*d.Seconds())
-			counted, sent = last, 0
-		}
+		b.countSends(len(batch))
 		b.runBatch(batch)
+	}
+}
+
+// countSends adds n sends to the rate that decides whether round trips
+// linger, judged every lingerWindow.
+func (b *RedisBroker) countSends(n int) {
+	now := time.Now()
+	b.rate.Lock()
+	defer b.rate.Unlock()
+	b.rate.sent += n
+	if d := now.Sub(b.rate.since); d >= lingerWindow {
+		b.lingering.Store(b.cfg.Linger > 0 && float64(b.rate.sent) >= lingerRate*d.Seconds())
+		b.rate.since, b.rate.sent = now, 0
+	}
+}
+
+// sendOn runs the send script on the shard connection that carries the
+// room's messages (subscriptions.sendConn): Redis writes the publish and
+// the reply together, and the reply is read once the message was handed
+// to delivery. A Redis that does not know the script gets it loaded as
+// runBatch does, and the call is made once more.
+func (b *RedisBroker) sendOn(ctx context.Context, c *shardConn, keys []string, args ...any) ([]string, error) {
+	b.countSends(1)
+	call := make([]any, 0, 3+len(keys)+len(args))
+	call = append(call, "EVALSHA", sendScript.Hash(), len(keys))
+	for _, k := range keys {
+		call = append(call, k)
+	}
+	call = append(call, args...)
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		res, err := c.do(ctx, call...)
+		b.roundTrip.Observe(time.Since(start).Seconds())
+		if attempt > 0 || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return res, err
+		}
+		if err := b.loadSendScript(ctx); err != nil {
+			return nil, err
+		}
 	}
 }
 

@@ -29,7 +29,9 @@ import (
 // rooms spread over them by persistence shard: a connection per
 // persistence shard there would split the same traffic into more, smaller
 // socket writes in Redis, reads and goroutine wake-ups in the node, with
-// no more cores to run them on.
+// no more cores to run them on. There each shard connection is the
+// node's own (ownLink), which also carries its rooms' sends while they
+// come one at a time (sendConn).
 type subscriptions struct {
 	rdb     redis.UniversalClient
 	keys    chatlog.Keys
@@ -50,13 +52,13 @@ func (s *subscriptions) every() time.Duration { return time.Duration(s.interval.
 // shardSub is one shard's subscription and what it should carry.
 type shardSub struct {
 	mu    sync.Mutex
-	ps    *redis.PubSub
+	ps    shardLink
 	rooms map[int64]struct{}
 	// prev is the connection ps replaced, read until it carries mark (a
 	// probe published once ps was subscribed): it alone holds what was
 	// published before that, and closing it at once would drop whatever
 	// it had not yet delivered — under load, a backlog.
-	prev *redis.PubSub
+	prev shardLink
 	mark string
 	// heard is when this node last received its own probe on the shard
 	// (unix ns); the connection is healthy while that is recent.
@@ -112,12 +114,21 @@ func (s *subscriptions) open(ctx context.Context) error {
 	return nil
 }
 
-// subscribe opens a shard connection carrying its probe channel and rooms.
-func (s *subscriptions) subscribe(ctx context.Context, shard int, rooms map[int64]struct{}) (*redis.PubSub, error) {
+// subscribe opens a shard connection carrying its probe channel and
+// rooms: go-redis's PubSub on a cluster, the node's own connection, which
+// also carries the shard's sends, on a single Redis.
+func (s *subscriptions) subscribe(ctx context.Context, shard int, rooms map[int64]struct{}) (shardLink, error) {
 	chs := make([]string, 0, 1+len(rooms))
 	chs = append(chs, s.keys.Probe(shard)) // first: a cluster client picks the slot's node by it
 	for r := range rooms {
 		chs = append(chs, s.keys.Channel(r))
+	}
+	if c, ok := s.rdb.(*redis.Client); ok {
+		l, err := dialOwnLink(ctx, c.Options(), chs)
+		if err != nil {
+			return nil, fmt.Errorf("hub: subscribe shard %d: %w", shard, err)
+		}
+		return l, nil
 	}
 	var ps *redis.PubSub
 	if s.sharded {
@@ -129,7 +140,23 @@ func (s *subscriptions) subscribe(ctx context.Context, shard int, rooms map[int6
 		_ = ps.Close()
 		return nil, fmt.Errorf("hub: subscribe shard %d: %w", shard, err)
 	}
-	return ps, nil
+	return &pubsubLink{ps: ps, sharded: s.sharded}, nil
+}
+
+// sendConn is the connection that carries room's sends along with its
+// messages, or nil for go-redis's pipeline: on a cluster, while the
+// shard's connection is down, and while a replaced one is drained (its
+// replies would wait behind the old connection's reads).
+func (s *subscriptions) sendConn(room int64) *shardConn {
+	sh := s.shards[s.keys.Shard(room)%len(s.shards)]
+	sh.mu.Lock()
+	l, ok := sh.ps.(*ownLink)
+	draining := sh.prev != nil
+	sh.mu.Unlock()
+	if !ok || draining {
+		return nil
+	}
+	return l.live()
 }
 
 func (s *subscriptions) close() {
@@ -139,10 +166,10 @@ func (s *subscriptions) close() {
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 		if sh.ps != nil {
-			_ = sh.ps.Close()
+			_ = sh.ps.close()
 		}
 		if sh.prev != nil {
-			_ = sh.prev.Close()
+			_ = sh.prev.close()
 		}
 		sh.mu.Unlock()
 	}
@@ -193,9 +220,9 @@ func (s *subscriptions) change(ctx context.Context, rooms []int64, on bool) erro
 		// meanwhile too (it is subscribed first). Its errors are not the
 		// caller's: prev is being retired, and given up on if it fails.
 		if sh.prev != nil {
-			_ = s.subscribeOn(ctx, sh.prev, chs, on)
+			_ = sh.prev.subscribe(ctx, chs, on)
 		}
-		err := s.subscribeOn(ctx, sh.ps, chs, on)
+		err := sh.ps.subscribe(ctx, chs, on)
 		if err == nil && on {
 			var done chan struct{}
 			done, err = sh.ping(ctx)
@@ -227,7 +254,7 @@ func (sh *shardSub) ping(ctx context.Context) (chan struct{}, error) {
 	if sh.prev != nil {
 		on = sh.prev
 	}
-	if err := on.Ping(ctx, pingPrefix+strconv.FormatUint(p.n, 10)); err != nil {
+	if err := on.ping(ctx, pingPrefix+strconv.FormatUint(p.n, 10)); err != nil {
 		return nil, fmt.Errorf("hub: confirm subscription: %w", err)
 	}
 	sh.pings = append(sh.pings, p)
@@ -268,33 +295,13 @@ func (sh *shardSub) reping(ctx context.Context, warn func(error)) {
 }
 
 // next reads from's next message, settling pings on the way.
-func (sh *shardSub) next(ctx context.Context, from *redis.PubSub) (*redis.Message, error) {
+func (sh *shardSub) next(ctx context.Context, from shardLink) (shardEvent, error) {
 	for {
-		v, err := from.Receive(ctx)
-		if err != nil {
-			return nil, err
+		ev, err := from.next(ctx)
+		if err != nil || !ev.pong {
+			return ev, err
 		}
-		switch v := v.(type) {
-		case *redis.Message:
-			return v, nil
-		case *redis.Pong:
-			sh.pong(v.Payload)
-		}
-	}
-}
-
-// subscribeOn subscribes (on) or unsubscribes channels on ps, with
-// sharded pub/sub on a cluster.
-func (s *subscriptions) subscribeOn(ctx context.Context, ps *redis.PubSub, chs []string, on bool) error {
-	switch {
-	case on && s.sharded:
-		return ps.SSubscribe(ctx, chs...)
-	case on:
-		return ps.Subscribe(ctx, chs...)
-	case s.sharded:
-		return ps.SUnsubscribe(ctx, chs...)
-	default:
-		return ps.Unsubscribe(ctx, chs...)
+		sh.pong(ev.payload)
 	}
 }
 
@@ -330,14 +337,14 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 	// catchUp, those messages are held instead, to be sorted out at the
 	// mark against the last one delivered.
 	skip, catchUp := "", false
-	var held []*redis.Message
-	var last redis.Message
+	var held []shardEvent
+	var last shardEvent
 	// endSkip delivers what of held the old connection did not, and
 	// stops skipping.
 	endSkip := func() {
 		for _, m := range notDelivered(held, last) {
-			deliver(m.Channel, m.Payload)
-			last = *m
+			deliver(m.channel, m.payload)
+			last = m
 		}
 		skip, catchUp, held = "", false, held[:0]
 	}
@@ -358,7 +365,7 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			mark := sh.mark
 			sh.mu.Unlock()
 			if replaced {
-				_ = from.Close()
+				_ = from.close()
 				skip, catchUp, held = mark, mark != "", held[:0]
 				sh.reping(ctx, warn)
 				continue
@@ -379,19 +386,19 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			endSkip()
 			sleep(ctx, 100*time.Millisecond)
 			sh.reping(ctx, warn) // go-redis resubscribes before it
-		case msg.Channel != probe && catchUp:
+		case msg.channel != probe && catchUp:
 			held = append(held, msg)
-		case msg.Channel != probe:
+		case msg.channel != probe:
 			if skip == "" {
-				deliver(msg.Channel, msg.Payload)
-				last = *msg
+				deliver(msg.channel, msg.payload)
+				last = msg
 			}
-		case msg.Payload == s.node:
+		case msg.payload == s.node:
 			sh.heard.Store(time.Now().UnixNano())
-		case skip != "" && msg.Payload == skip:
+		case skip != "" && msg.payload == skip:
 			endSkip() // what follows, the old connection did not see
-		case sh.handedOver(from, msg.Payload):
-			skip = msg.Payload
+		case sh.handedOver(from, msg.payload):
+			skip = msg.payload
 			sh.reping(ctx, warn)
 		}
 	}
@@ -402,9 +409,9 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 // held begins with what the old connection also carried, in the same
 // order, so only what follows last is new; when last is not in held, the
 // old connection delivered none of them.
-func notDelivered(held []*redis.Message, last redis.Message) []*redis.Message {
+func notDelivered(held []shardEvent, last shardEvent) []shardEvent {
 	for i := len(held) - 1; i >= 0; i-- {
-		if held[i].Channel == last.Channel && held[i].Payload == last.Payload {
+		if held[i] == last {
 			return held[i+1:]
 		}
 	}
@@ -413,7 +420,7 @@ func notDelivered(held []*redis.Message, last redis.Message) []*redis.Message {
 
 // handedOver reports whether payload, read on from, is the mark that ends
 // the drain of from, and if so retires from.
-func (sh *shardSub) handedOver(from *redis.PubSub, payload string) bool {
+func (sh *shardSub) handedOver(from shardLink, payload string) bool {
 	sh.mu.Lock()
 	done := sh.prev == from && sh.mark == payload
 	if done {
@@ -421,7 +428,7 @@ func (sh *shardSub) handedOver(from *redis.PubSub, payload string) bool {
 	}
 	sh.mu.Unlock()
 	if done {
-		_ = from.Close()
+		_ = from.close()
 	}
 	return done
 }
@@ -452,7 +459,7 @@ func (s *subscriptions) probe(ctx context.Context, every time.Duration, warn fun
 			sh.mu.Lock()
 			draining := sh.prev != nil
 			if draining && ago(&sh.read) > 3*every {
-				_ = sh.prev.Close() // receive then reads the new one
+				_ = sh.prev.close() // receive then reads the new one
 				sh.prev = nil
 			}
 			sh.mu.Unlock()
@@ -482,7 +489,7 @@ func (s *subscriptions) resubscribe(ctx context.Context, shard int, warn func(er
 		// Without the mark the drain would never end: give the old
 		// connection up now.
 		warn(fmt.Errorf("hub: shard %d handover: %w", shard, err))
-		_ = sh.prev.Close()
+		_ = sh.prev.close()
 		sh.prev, sh.mark = nil, ""
 	}
 	s.onResubscribe(shard, len(sh.rooms))

@@ -222,7 +222,7 @@ func TestSilentShardIsReplaced(t *testing.T) {
 	publishSeqs(t, rdb, channel, 10, func(int) {})
 	checkSeqs(t, c, 10)
 	s.shards[0].mu.Lock()
-	err := s.shards[0].ps.Unsubscribe(ctx)
+	err := s.shards[0].ps.subscribe(ctx, []string{s.keys.Probe(0), channel}, false)
 	s.shards[0].mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +269,7 @@ func TestOldConnectionFailingMidDrainRepeatsNothing(t *testing.T) {
 	c.mu.Lock()
 	c.then = func(p string) {
 		if p == "150" {
-			_ = old.Close() // the old connection fails before its mark
+			_ = old.close() // the old connection fails before its mark
 		}
 	}
 	c.mu.Unlock()
