@@ -60,6 +60,9 @@ type shardSub struct {
 	// it had not yet delivered — under load, a backlog.
 	prev shardLink
 	mark string
+	// direct is ps while it is the node's own connection and no prev is
+	// drained: the connection sends may take (sendConn), read without mu.
+	direct atomic.Pointer[ownLink]
 	// heard is when this node last received its own probe on the shard
 	// (unix ns); the connection is healthy while that is recent.
 	heard atomic.Int64
@@ -108,7 +111,7 @@ func (s *subscriptions) open(ctx context.Context) error {
 			s.close()
 			return err
 		}
-		sh.ps = ps
+		sh.set(ps, nil)
 		sh.heard.Store(now)
 	}
 	return nil
@@ -125,10 +128,15 @@ func (s *subscriptions) subscribe(ctx context.Context, shard int, rooms map[int6
 	}
 	if c, ok := s.rdb.(*redis.Client); ok {
 		l, err := dialOwnLink(ctx, c.Options(), chs)
-		if err != nil {
+		var refused redis.Error
+		switch {
+		case err == nil:
+			return l, nil
+		case !errors.As(err, &refused):
 			return nil, fmt.Errorf("hub: subscribe shard %d: %w", shard, err)
 		}
-		return l, nil
+		// A Redis before 6 answers HELLO 3 with an error: go-redis's
+		// PubSub speaks RESP2 to it, and sends take its pipeline.
 	}
 	var ps *redis.PubSub
 	if s.sharded {
@@ -148,15 +156,22 @@ func (s *subscriptions) subscribe(ctx context.Context, shard int, rooms map[int6
 // shard's connection is down, and while a replaced one is drained (its
 // replies would wait behind the old connection's reads).
 func (s *subscriptions) sendConn(room int64) *shardConn {
-	sh := s.shards[s.keys.Shard(room)%len(s.shards)]
-	sh.mu.Lock()
-	l, ok := sh.ps.(*ownLink)
-	draining := sh.prev != nil
-	sh.mu.Unlock()
-	if !ok || draining {
+	l := s.shards[s.keys.Shard(room)%len(s.shards)].direct.Load()
+	if l == nil {
 		return nil
 	}
 	return l.live()
+}
+
+// set makes ps the shard's connection and prev the one being drained
+// (nil: none); call it under sh.mu.
+func (sh *shardSub) set(ps, prev shardLink) {
+	sh.ps, sh.prev = ps, prev
+	l, own := ps.(*ownLink)
+	if !own || prev != nil {
+		l = nil
+	}
+	sh.direct.Store(l)
 }
 
 func (s *subscriptions) close() {
@@ -360,7 +375,7 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			sh.mu.Lock()
 			replaced := from != sh.ps
 			if replaced && sh.prev == from {
-				sh.prev = nil
+				sh.set(sh.ps, nil)
 			}
 			mark := sh.mark
 			sh.mu.Unlock()
@@ -381,11 +396,11 @@ func (s *subscriptions) receive(ctx context.Context, shard int, deliver func(cha
 			return // closing
 		case err != nil:
 			warn(err)
-			// go-redis reconnects the connection on the next read, which
-			// may lose the mark: stop waiting for it.
+			// The link reconnects on the next read (or ping), which may
+			// lose the mark: stop waiting for it.
 			endSkip()
 			sleep(ctx, 100*time.Millisecond)
-			sh.reping(ctx, warn) // go-redis resubscribes before it
+			sh.reping(ctx, warn) // the link resubscribes before it
 		case msg.channel != probe && catchUp:
 			held = append(held, msg)
 		case msg.channel != probe:
@@ -424,7 +439,7 @@ func (sh *shardSub) handedOver(from shardLink, payload string) bool {
 	sh.mu.Lock()
 	done := sh.prev == from && sh.mark == payload
 	if done {
-		sh.prev = nil
+		sh.set(sh.ps, nil)
 	}
 	sh.mu.Unlock()
 	if done {
@@ -460,7 +475,7 @@ func (s *subscriptions) probe(ctx context.Context, every time.Duration, warn fun
 			draining := sh.prev != nil
 			if draining && ago(&sh.read) > 3*every {
 				_ = sh.prev.close() // receive then reads the new one
-				sh.prev = nil
+				sh.set(sh.ps, nil)
 			}
 			sh.mu.Unlock()
 			if !draining && ago(&sh.heard) > 3*every && ago(&sh.replaced) > 3*every {
@@ -482,7 +497,7 @@ func (s *subscriptions) resubscribe(ctx context.Context, shard int, warn func(er
 		return
 	}
 	now := time.Now().UnixNano()
-	sh.prev, sh.ps = sh.ps, ps
+	sh.set(ps, sh.ps)
 	sh.mark = s.node + "/handover/" + strconv.FormatInt(now, 10)
 	sh.replaced.Store(now)
 	if err := s.publish(ctx, s.rdb, s.keys.Probe(shard), sh.mark).Err(); err != nil {
@@ -490,7 +505,8 @@ func (s *subscriptions) resubscribe(ctx context.Context, shard int, warn func(er
 		// connection up now.
 		warn(fmt.Errorf("hub: shard %d handover: %w", shard, err))
 		_ = sh.prev.close()
-		sh.prev, sh.mark = nil, ""
+		sh.set(sh.ps, nil)
+		sh.mark = ""
 	}
 	s.onResubscribe(shard, len(sh.rooms))
 }

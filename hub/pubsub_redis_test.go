@@ -263,7 +263,8 @@ func TestOldConnectionFailingMidDrainRepeatsNothing(t *testing.T) {
 	}
 	sh.mu.Lock()
 	old := sh.ps
-	sh.prev, sh.ps, sh.mark = old, ps, "node-a/handover/test"
+	sh.set(ps, old)
+	sh.mark = "node-a/handover/test"
 	sh.mu.Unlock()
 	publishRange(t, rdb, channel, 101, 200, func(int) {}) // both carry these
 	c.mu.Lock()

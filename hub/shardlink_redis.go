@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -73,6 +74,10 @@ type ownLink struct {
 	conn   *shardConn
 	chans  map[string]struct{}
 	closed bool
+	// cur is conn for sends, read without mu: a redial holds mu for as
+	// long as it takes, and a send then takes go-redis's pipeline instead
+	// of waiting.
+	cur atomic.Pointer[shardConn]
 }
 
 // dialOwnLink opens a link carrying chs, confirmed by Redis.
@@ -102,17 +107,17 @@ func (l *ownLink) dial(ctx context.Context) error {
 		return err
 	}
 	l.conn = c
+	l.cur.Store(c)
 	return nil
 }
 
 // live is the connection while it works, for a send; nil otherwise.
 func (l *ownLink) live() *shardConn {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.conn == nil || l.conn.failed() {
+	c := l.cur.Load()
+	if c == nil || c.failed() {
 		return nil
 	}
-	return l.conn
+	return c
 }
 
 func (l *ownLink) subscribe(_ context.Context, chs []string, on bool) error {
@@ -169,6 +174,7 @@ func (l *ownLink) next(ctx context.Context) (shardEvent, error) {
 		l.mu.Lock()
 		if l.conn == c {
 			l.conn = nil
+			l.cur.Store(nil)
 		}
 		if l.closed {
 			err = redis.ErrClosed
@@ -182,6 +188,7 @@ func (l *ownLink) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
+	l.cur.Store(nil)
 	if l.conn == nil {
 		return nil
 	}
