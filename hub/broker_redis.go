@@ -153,7 +153,9 @@ func NewRedisBroker(rdb redis.UniversalClient, keys chatlog.Keys, seqs SeqStore,
 	if cfg.CheckWindow <= 0 {
 		cfg.CheckWindow = time.Hour
 	}
-	return &RedisBroker{rdb: rdb, keys: keys, cfg: cfg, seqs: seqs, subs: newSubscriptions(rdb, keys, cfg.Node)}
+	// The hub's logger replaces slog's default at start; a broker whose
+	// pipeline runs before (its tests) still has one to warn with.
+	return &RedisBroker{rdb: rdb, keys: keys, cfg: cfg, seqs: seqs, subs: newSubscriptions(rdb, keys, cfg.Node), log: slog.Default()}
 }
 
 func (b *RedisBroker) start(ctx context.Context, h *Hub) error {

@@ -21,7 +21,7 @@ import (
 // its message in one socket write, the publish first, and the node reads
 // both at once: on go-redis's pair of connections (a command connection
 // and a PubSub) each send cost two writes in Redis and two reads and
-// wake-ups in the node; one connection took 11 % off the node's and
+// wake-ups in the node; one connection took 10 % off the node's and
 // Redis's CPU per delivery at 1000 × 1000 (docs/BENCHMARKS.md, "Session
 // 47"). One goroutine reads it (next), delivering messages and settling
 // replies in the order Redis sends them; any goroutine may call do.
@@ -72,17 +72,12 @@ func (shardError) RedisError() {}
 
 var errShardClosed = errors.New("hub: shard connection closed")
 
-// dialShard connects with opts's dialer, address, credentials and
-// database, switches the connection to RESP3 and subscribes chs (with
-// SSUBSCRIBE when sharded), returning once Redis confirmed them: what
-// they carry from then on is next's to read.
-func dialShard(ctx context.Context, opts *redis.Options, chs []string, sharded bool) (*shardConn, error) {
-	dial := opts.Dialer
-	if dial == nil {
-		d := &net.Dialer{}
-		dial = d.DialContext
-	}
-	nc, err := dial(ctx, opts.Network, opts.Addr)
+// dialShard connects with the dialer, address, credentials and database
+// of a go-redis Client's opts, switches the connection to RESP3 and
+// subscribes chs, returning once Redis confirmed them: what they carry
+// from then on is next's to read.
+func dialShard(ctx context.Context, opts *redis.Options, chs []string) (*shardConn, error) {
+	nc, err := opts.Dialer(ctx, opts.Network, opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("hub: dial %s: %w", opts.Addr, err)
 	}
@@ -100,21 +95,21 @@ func dialShard(ctx context.Context, opts *redis.Options, chs []string, sharded b
 		calls = append(calls, []any{"SELECT", opts.DB})
 	}
 	if len(chs) > 0 {
-		calls = append(calls, subscribeArgs(chs, true, sharded))
+		calls = append(calls, subscribeArgs(chs, true))
 	}
 	calls = append(calls, []any{"PING"})
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(deadline)
 	}
-	fail := func(what any, err error) (*shardConn, error) {
+	fail := func(err error) (*shardConn, error) {
 		_ = nc.Close()
-		return nil, fmt.Errorf("hub: %s to %s: %w", what, opts.Addr, err)
+		return nil, fmt.Errorf("hub: set up a shard connection to %s: %w", opts.Addr, err)
 	}
 	for _, call := range calls {
 		c.buf = appendCommand(c.buf, call)
 	}
 	if _, err := nc.Write(c.buf); err != nil {
-		return fail("set-up", err)
+		return fail(err)
 	}
 	c.buf = c.buf[:0]
 	want := len(calls) // replies; the PING's is the last
@@ -124,11 +119,11 @@ func dialShard(ctx context.Context, opts *redis.Options, chs []string, sharded b
 	for want > 0 {
 		var v shardValue
 		if err := c.read(&v); err != nil {
-			return fail("set-up", err)
+			return fail(err)
 		}
 		switch {
 		case v.err != nil:
-			return fail("set-up", v.err)
+			return fail(v.err)
 		case v.push:
 			if ev, ok := messageEvent(v); ok {
 				c.early = append(c.early, ev)
@@ -142,15 +137,10 @@ func dialShard(ctx context.Context, opts *redis.Options, chs []string, sharded b
 }
 
 // subscribeArgs is the command that subscribes (on) or unsubscribes chs.
-func subscribeArgs(chs []string, on, sharded bool) []any {
+func subscribeArgs(chs []string, on bool) []any {
 	cmd := "SUBSCRIBE"
-	switch {
-	case !on && sharded:
-		cmd = "SUNSUBSCRIBE"
-	case !on:
+	if !on {
 		cmd = "UNSUBSCRIBE"
-	case sharded:
-		cmd = "SSUBSCRIBE"
 	}
 	args := make([]any, 0, 1+len(chs))
 	args = append(args, cmd)
@@ -162,7 +152,7 @@ func subscribeArgs(chs []string, on, sharded bool) []any {
 
 // messageEvent is the pub/sub message a push carries, if it is one.
 func messageEvent(v shardValue) (shardEvent, bool) {
-	if len(v.strs) == 3 && (v.strs[0] == "message" || v.strs[0] == "smessage") {
+	if len(v.strs) == 3 && v.strs[0] == "message" {
 		return shardEvent{channel: v.strs[1], payload: v.strs[2]}, true
 	}
 	return shardEvent{}, false
@@ -190,8 +180,8 @@ func (c *shardConn) ping(payload string) error {
 
 // subscribe sends the command that subscribes (on) or unsubscribes chs;
 // Redis answers it with pushes only.
-func (c *shardConn) subscribe(chs []string, on, sharded bool) error {
-	return c.write(subscribeArgs(chs, on, sharded), nil, false)
+func (c *shardConn) subscribe(chs []string, on bool) error {
+	return c.write(subscribeArgs(chs, on), nil, false)
 }
 
 // write appends a command to the connection's buffer and, with answered,

@@ -41,7 +41,7 @@ func dialTestShard(t *testing.T, rdb *redis.Client) *shardConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := dialShard(ctx, rdb.Options(), nil, false)
+	c, err := dialShard(ctx, rdb.Options(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestShardConnPublishComesBeforeTheReply(t *testing.T) {
 	msgs := shardReader(t, c)
 	ctx := context.Background()
 	channel := fmt.Sprintf("test:shardconn:%d", time.Now().UnixNano())
-	if err := c.subscribe([]string{channel}, true, false); err != nil {
+	if err := c.subscribe([]string{channel}, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.do(ctx, "PING"); err != nil {
@@ -92,7 +92,7 @@ func TestShardConnRepliesInOrderUnderConcurrency(t *testing.T) {
 	msgs := shardReader(t, c)
 	ctx := context.Background()
 	channel := fmt.Sprintf("test:shardconn:%d", time.Now().UnixNano())
-	if err := c.subscribe([]string{channel}, true, false); err != nil {
+	if err := c.subscribe([]string{channel}, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.do(ctx, "PING"); err != nil {

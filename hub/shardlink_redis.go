@@ -102,7 +102,7 @@ func (l *ownLink) dial(ctx context.Context) error {
 	for ch := range l.chans {
 		chs = append(chs, ch)
 	}
-	c, err := dialShard(ctx, l.opts, chs, false)
+	c, err := dialShard(ctx, l.opts, chs)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (l *ownLink) subscribe(_ context.Context, chs []string, on bool) error {
 	if l.conn == nil {
 		return nil // the next dial subscribes them
 	}
-	return l.conn.subscribe(chs, on, false)
+	return l.conn.subscribe(chs, on)
 }
 
 // ping dials first if the connection is down: the receive loop pings
