@@ -354,3 +354,36 @@ func TestSubscriptionsShareConnections(t *testing.T) {
 		}
 	}
 }
+
+// On a single Redis the shard connection is the node's own; when Redis
+// drops it, the receive loop dials it again with its channels, and what
+// is published from then on arrives, with no resubscribe by the probe.
+// Sends meanwhile take go-redis's pipeline (sendConn is nil).
+func TestOwnShardConnectionIsDialledAgainAfterADrop(t *testing.T) {
+	rdb := testRedis(t)
+	s, c, channel := startShard(t, rdb)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	publishSeqs(t, rdb, channel, 10, func(int) {})
+	checkSeqs(t, c, 10)
+	dropped := s.sendConn(7)
+	if dropped == nil {
+		t.Fatal("no shard connection of the node's own to send on")
+	}
+	id, err := dropped.do(ctx, "CLIENT", "ID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", id[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the shard connection to be dialled again", func() bool {
+		now := s.sendConn(7)
+		return now != nil && now != dropped
+	})
+	c.mu.Lock()
+	c.got = nil
+	c.mu.Unlock()
+	publishSeqs(t, rdb, channel, 10, func(int) {})
+	checkSeqs(t, c, 10)
+}

@@ -37,15 +37,24 @@ func shardReader(t *testing.T, c *shardConn) <-chan [2]string {
 	return out
 }
 
-func dialTestShard(t *testing.T, rdb *redis.Client) *shardConn {
+func dialTestShard(t *testing.T, rdb *redis.Client, chs ...string) *shardConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := dialShard(ctx, rdb.Options(), nil)
+	c, err := dialShard(ctx, rdb.Options(), chs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// subscribedShard dials a shard connection subscribed to a channel of
+// its own and reads its messages until the test ends.
+func subscribedShard(t *testing.T, rdb *redis.Client) (*shardConn, <-chan [2]string, string) {
+	t.Helper()
+	channel := fmt.Sprintf("test:shardconn:%d", time.Now().UnixNano())
+	c := dialTestShard(t, rdb, channel)
+	return c, shardReader(t, c), channel
 }
 
 // A script's publish to the connection's own channel is read before the
@@ -53,16 +62,8 @@ func dialTestShard(t *testing.T, rdb *redis.Client) *shardConn {
 // to the reader, so a node delivers a send before it acks it.
 func TestShardConnPublishComesBeforeTheReply(t *testing.T) {
 	rdb := testRedis(t)
-	c := dialTestShard(t, rdb)
-	msgs := shardReader(t, c)
+	c, msgs, channel := subscribedShard(t, rdb)
 	ctx := context.Background()
-	channel := fmt.Sprintf("test:shardconn:%d", time.Now().UnixNano())
-	if err := c.subscribe([]string{channel}, true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.do(ctx, "PING"); err != nil {
-		t.Fatal(err)
-	}
 	const script = `redis.call('PUBLISH', KEYS[1], ARGV[1]); return {'ok', ARGV[1]}`
 	for i := range 50 {
 		body := fmt.Sprint("m", i)
@@ -88,16 +89,8 @@ func TestShardConnPublishComesBeforeTheReply(t *testing.T) {
 // published by another client reach the subscriber in between.
 func TestShardConnRepliesInOrderUnderConcurrency(t *testing.T) {
 	rdb := testRedis(t)
-	c := dialTestShard(t, rdb)
-	msgs := shardReader(t, c)
+	c, msgs, channel := subscribedShard(t, rdb)
 	ctx := context.Background()
-	channel := fmt.Sprintf("test:shardconn:%d", time.Now().UnixNano())
-	if err := c.subscribe([]string{channel}, true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.do(ctx, "PING"); err != nil {
-		t.Fatal(err)
-	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for g := range 16 {
