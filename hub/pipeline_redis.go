@@ -47,8 +47,10 @@ func (b *RedisBroker) startPipeline(ctx context.Context, roundTrip prometheus.Ob
 // the same (docs/BENCHMARKS.md, "Session 45"); at 1,000 msg/s nothing
 // waits.
 const (
-	// lingerRate is the send rate (a second, every send counted) from
-	// which round trips wait.
+	// lingerRate is the send rate (a second) from which round trips
+	// wait, counting the sends of the pipeline loop and the shard
+	// connections (sendOn), not those that run their round trip
+	// themselves (runSend, a Cluster's at low rates).
 	lingerRate = 2500
 	// lingerWindow is how often the rate is judged.
 	lingerWindow = 10 * time.Millisecond
