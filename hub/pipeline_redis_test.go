@@ -3,12 +3,14 @@ package hub
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"moim/chatlog"
 )
@@ -110,4 +112,57 @@ func TestSendPipelineLingersWhileSendsComeFast(t *testing.T) {
 	if b.lingering.Load() {
 		t.Error("still lingering once the load is gone")
 	}
+}
+
+// At a low rate a send's script call goes on the shard connection that
+// carries its room, so Redis writes the publish and the reply in one
+// write and the node reads both at once: after the sends, Redis names
+// EVALSHA as that connection's last command, and each message arrived
+// on it.
+func TestLowRateSendsTakeTheirRoomsShardConnection(t *testing.T) {
+	b, _ := pipelineRoom(t, time.Minute, 1)
+	rdb := b.rdb.(*redis.Client)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := b.subs.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.subs.receive(ctx, 0, c.deliver, func(err error) { t.Logf("pub/sub: %v", err) })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		b.subs.close()
+		<-done
+	})
+	if err := b.subs.add(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	const sends = 20
+	for n := range sends {
+		sendOne(t, b, 1, n)
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, "the messages", func() bool { return c.count() == sends })
+	sc := b.subs.sendConn(1)
+	if sc == nil {
+		t.Fatal("no shard connection for sends on a single Redis")
+	}
+	addr := sc.nc.LocalAddr().String()
+	clients, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(clients) {
+		if !strings.Contains(line, " addr="+addr+" ") {
+			continue
+		}
+		if !strings.Contains(line, " cmd=evalsha ") {
+			t.Fatalf("the room's shard connection did not carry the sends: %s", line)
+		}
+		return
+	}
+	t.Fatalf("no client at %s in CLIENT LIST:\n%s", addr, clients)
 }
