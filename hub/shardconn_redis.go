@@ -72,8 +72,8 @@ func (shardError) RedisError() {}
 
 var errShardClosed = errors.New("hub: shard connection closed")
 
-// dialShard connects with the dialer, address, credentials and database
-// of a go-redis Client's opts, switches the connection to RESP3 and
+// dialShard connects with the dialer, address, credentials, database and
+// client name of a go-redis Client's opts, switches the connection to RESP3 and
 // subscribes chs, returning once Redis confirmed them: what they carry
 // from then on is next's to read.
 func dialShard(ctx context.Context, opts *redis.Options, chs []string) (*shardConn, error) {
@@ -89,6 +89,9 @@ func dialShard(ctx context.Context, opts *redis.Options, chs []string) (*shardCo
 			user = "default"
 		}
 		hello = append(hello, "AUTH", user, opts.Password)
+	}
+	if opts.ClientName != "" {
+		hello = append(hello, "SETNAME", opts.ClientName)
 	}
 	calls := [][]any{hello}
 	if opts.DB != 0 {

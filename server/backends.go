@@ -91,7 +91,7 @@ func (b *backends) openRedis(ctx context.Context, cfg Config, log *slog.Logger) 
 		log.Info("redis: none; the single-node engine runs in process")
 		return nil
 	}
-	rdb, desc, err := dialRedis(cfg.RedisURL)
+	rdb, desc, err := dialRedis(cfg.RedisURL, cfg.NodeID)
 	if err != nil {
 		return &configError{"MOIM_REDIS_URL", err.Error()}
 	}
@@ -109,8 +109,10 @@ func (b *backends) openRedis(ctx context.Context, cfg Config, log *slog.Logger) 
 // dialRedis makes a client for url: redis://host:port/db (or rediss://)
 // for one Redis, redis+cluster://host1:port,host2:port/ (rediss+cluster://
 // with TLS; user, password and go-redis options as in a redis:// URL) for
-// a Redis Cluster, reached through any of the listed nodes.
-func dialRedis(url string) (redis.UniversalClient, string, error) {
+// a Redis Cluster, reached through any of the listed nodes. Its
+// connections are named for node (clientName) unless the URL names them
+// (client_name).
+func dialRedis(url, node string) (redis.UniversalClient, string, error) {
 	scheme, rest, _ := strings.Cut(url, "://")
 	plain, cluster := strings.CutSuffix(scheme, "+cluster")
 	if !cluster {
@@ -120,6 +122,9 @@ func dialRedis(url string) (redis.UniversalClient, string, error) {
 		}
 		if opts.PoolSize == 0 {
 			opts.PoolSize = redisPoolSize
+		}
+		if opts.ClientName == "" {
+			opts.ClientName = clientName(node)
 		}
 		if opts.TLSConfig == nil && opts.Network == "tcp" {
 			opts.Dialer = rawDialer(opts.DialTimeout)
@@ -150,6 +155,9 @@ func dialRedis(url string) (redis.UniversalClient, string, error) {
 	if opts.PoolSize == 0 {
 		opts.PoolSize = redisPoolSize
 	}
+	if opts.ClientName == "" {
+		opts.ClientName = clientName(node)
+	}
 	// go-redis learns a failover only from a MOVED reply or this periodic
 	// reload (default 60 s); a dead master answers nothing, so until the
 	// reload every send and subscription of its slots failed.
@@ -158,6 +166,20 @@ func dialRedis(url string) (redis.UniversalClient, string, error) {
 		opts.Dialer = rawDialer(opts.DialTimeout)
 	}
 	return redis.NewClusterClient(opts), "cluster " + strings.Join(opts.Addrs, ","), nil
+}
+
+// clientName is what a node's Redis connections are called in CLIENT
+// LIST, so an operator sees which node holds which: "moim-" and the node's
+// name, each byte Redis refuses in a name (spaces, controls, non-ASCII)
+// an underscore, since a refused name would fail every connection.
+func clientName(node string) string {
+	b := []byte("moim-" + node)
+	for i, c := range b {
+		if c < '!' || c > '~' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // rawDialer dials Redis over TCP as go-redis would (its keep-alive

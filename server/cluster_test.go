@@ -38,7 +38,7 @@ func clusterConfig(t *testing.T) Config {
 func moveSlot(t *testing.T, url, key string) {
 	t.Helper()
 	ctx := context.Background()
-	rdb, _, err := dialRedis(url)
+	rdb, _, err := dialRedis(url, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -275,7 +275,7 @@ func (c *Config) settings() []setting {
 		{"MOIM_MYSQL_DSN", "", "empty = SQLite", "`user:pass@tcp(host:3306)/moim` (MySQL 8 or MariaDB 10.11).", text(&c.MySQLDSN)},
 		{"MOIM_JWT_SECRET", "", "generated when nothing is configured", "At least 32 bytes. Required (exit 2 without it) when any backend is external, since every node must share it.", secret(&c.JWTSecret, 32)},
 		{"MOIM_TOKEN_TTL", "24h", "", "How long a login token lasts.", duration(&c.TokenTTL)},
-		{"MOIM_NODE_ID", "", "hostname", "This node's name in logs, metrics and Redis.", orHostname(&c.NodeID)},
+		{"MOIM_NODE_ID", "", "hostname", "This node's name in logs, metrics and Redis (its connections are `moim-<name>` in `CLIENT LIST`, bytes Redis refuses in a name as `_`, unless `MOIM_REDIS_URL` sets `client_name`).", orHostname(&c.NodeID)},
 		{"MOIM_BCRYPT_COST", "10", "", "Hashing cost of passwords, room passwords and wallet PINs, 4–31; load tests use 4.", integer(&c.BcryptCost, 4, 31)},
 		{"MOIM_STREAM_SHARDS", "16", "", "Persistence stream shards (and hash-tag groups of room keys) in Redis; fixed once data exists.", integer(&c.StreamShards, 1, 1024)},
 		{"MOIM_ALLOWED_ORIGINS", "", "same host; any when nothing is configured", "Comma-separated browser origins allowed to open `/ws`.", list(&c.AllowedOrigins)},

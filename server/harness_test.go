@@ -109,7 +109,7 @@ func closeDB(db *gorm.DB) {
 }
 
 func dropRedisPrefix(t testing.TB, url, prefix string) {
-	rdb, _, err := dialRedis(url)
+	rdb, _, err := dialRedis(url, "test")
 	if err != nil {
 		return
 	}
