@@ -73,9 +73,9 @@ func (shardError) RedisError() {}
 var errShardClosed = errors.New("hub: shard connection closed")
 
 // dialShard connects with the dialer, address, credentials, database and
-// client name of a go-redis Client's opts, switches the connection to RESP3 and
-// subscribes chs, returning once Redis confirmed them: what they carry
-// from then on is next's to read.
+// client name of a go-redis Client's opts, switches the connection to
+// RESP3 and subscribes chs, returning once Redis confirmed them: what
+// they carry from then on is next's to read.
 func dialShard(ctx context.Context, opts *redis.Options, chs []string) (*shardConn, error) {
 	nc, err := opts.Dialer(ctx, opts.Network, opts.Addr)
 	if err != nil {
