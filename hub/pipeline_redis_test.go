@@ -75,28 +75,35 @@ func TestSendPipelineDoesNotLingerAtALowRate(t *testing.T) {
 }
 
 // Under a fast load the pipeline lingers and its round trips carry
-// batches; once the load is gone, it stops.
+// batches; once the load is gone, it stops. The sends come paced, 8 a
+// millisecond whatever their replies take, as users' sends do: a round
+// trip that did not wait would carry the few that came during the last
+// one (about 5 here), where one that waits carries up to lingerFill.
 func TestSendPipelineLingersWhileSendsComeFast(t *testing.T) {
-	const senders, each = 64, 40
-	b, trips := pipelineRoom(t, 20*time.Millisecond, senders)
+	const users, ticks = 8, 300
+	b, trips := pipelineRoom(t, 20*time.Millisecond, users)
 	var lingered atomic.Bool
 	var wg sync.WaitGroup
-	for u := range senders {
-		wg.Go(func() {
-			for n := range each {
-				sendOne(t, b, int64(u+1), n)
+	tick := time.NewTicker(time.Millisecond)
+	for n := range ticks {
+		<-tick.C
+		for u := range int64(users) {
+			wg.Go(func() {
+				sendOne(t, b, u+1, n)
 				if b.lingering.Load() {
 					lingered.Store(true)
 				}
-			}
-		})
+			})
+		}
 	}
+	tick.Stop()
 	wg.Wait()
+	const sent = users * ticks
 	if !lingered.Load() {
-		t.Fatalf("%d sends by %d senders at once never made the pipeline linger", senders*each, senders)
+		t.Fatalf("%d sends at 8,000 a second never made the pipeline linger", sent)
 	}
-	if got := trips.Load(); got > senders*each/4 {
-		t.Errorf("%d round trips for %d sends: lingering did not gather them", got, senders*each)
+	if got := trips.Load(); got > sent/10 {
+		t.Errorf("%d round trips for %d sends: lingering did not gather them", got, sent)
 	}
 	// The rate is judged over the round trips since the last judgement,
 	// so the first lone send may still count the load's tail: it waits
@@ -104,7 +111,7 @@ func TestSendPipelineLingersWhileSendsComeFast(t *testing.T) {
 	start := time.Now()
 	for n := 0; n < 5 && (n < 2 || b.lingering.Load()); n++ {
 		time.Sleep(2 * lingerWindow)
-		sendOne(t, b, 1, each+n)
+		sendOne(t, b, 1, ticks+n)
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("lone sends after the load took %v", took)
